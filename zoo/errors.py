@@ -1,0 +1,17 @@
+"""Errors that Zoo Studio raises for bad input; each message says what was wrong and how to fix it."""
+
+
+class ZooError(ValueError):
+    """Bad input or state a user can fix; the message is one sentence meant for them."""
+
+
+class DataError(ZooError):
+    """A dataset file or dataset parameter is unusable."""
+
+
+class ModelStoreError(ZooError):
+    """A model directory in the local zoo is missing, corrupt or foreign."""
+
+
+class RunError(ZooError):
+    """A run id or run request is unusable."""

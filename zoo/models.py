@@ -1,0 +1,113 @@
+"""The two teaching architectures, exactly as the articles build them, and their configurable forms.
+
+Keras 3 API only (no ``tf.*``), so the JAX and PyTorch backends work too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    import keras
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+MNIST_INPUT_SHAPE = (28, 28, 1)
+NUM_DIGITS = 10
+
+
+def build_mnist_cnn(
+    conv_filters: tuple[int, ...] = (32, 64, 64),
+    dense_units: tuple[int, ...] = (64,),
+    activation: str = "relu",
+) -> keras.Model:
+    """Build the article's MNIST CNN (defaults: 93,322 parameters).
+
+    Conv2D(32,3x3) - MaxPool(2) - Conv2D(64,3x3) - MaxPool(2) - Conv2D(64,3x3) - Flatten -
+    Dense(64) - Dense(10, softmax). A max-pool follows every convolution but the last.
+    The softmax output stays float32 so the model also trains under mixed precision.
+    """
+    import keras
+
+    _check_activation(activation)
+    if not conv_filters or any(f < 1 for f in conv_filters) or len(conv_filters) > 3:
+        raise ZooError(
+            f"conv_filters={conv_filters!r}: give 1 to 3 positive filter counts, e.g. (32, 64, 64)."
+        )
+    layers: list = [keras.Input(shape=MNIST_INPUT_SHAPE, name="image")]
+    for index, filters in enumerate(conv_filters):
+        layers.append(
+            keras.layers.Conv2D(filters, (3, 3), activation=activation, name=f"conv{index + 1}")
+        )
+        if index < len(conv_filters) - 1:
+            layers.append(keras.layers.MaxPooling2D((2, 2), name=f"pool{index + 1}"))
+    layers.append(keras.layers.Flatten(name="flatten"))
+    layers += _dense_stack(dense_units, activation)
+    layers.append(
+        keras.layers.Dense(NUM_DIGITS, activation="softmax", dtype="float32", name="digit")
+    )
+    return keras.Sequential(layers, name="mnist_cnn")
+
+
+def build_binary_classifier(
+    hidden_units: tuple[int, ...] = (3,), activation: str = "sigmoid"
+) -> keras.Model:
+    """Build the article's binary classifier: 2 inputs - Dense(3, sigmoid) - Dense(1, sigmoid)."""
+    import keras
+
+    _check_activation(activation)
+    layers = [keras.Input(shape=(2,), name="point"), *_dense_stack(hidden_units, activation)]
+    layers.append(keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability"))
+    return keras.Sequential(layers, name="binary_classifier")
+
+
+def make_optimizer(name: str = "adam", learning_rate: float = 0.001, momentum: float = 0.9):
+    """Return a fresh Keras optimizer: ``sgd``, ``momentum`` (SGD with momentum), ``rmsprop`` or ``adam``."""
+    import keras
+
+    if not learning_rate > 0:
+        raise ZooError(
+            f"learning_rate={learning_rate!r}: it must be a positive number, e.g. 0.001."
+        )
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate)
+    if name == "momentum":
+        if not 0 <= momentum < 1:
+            raise ZooError(f"momentum={momentum!r}: it must be in [0, 1), e.g. 0.9.")
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=learning_rate)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    raise ZooError(f"optimizer {name!r} is unknown: choose one of {', '.join(OPTIMIZERS)}.")
+
+
+def compile_classifier(model: keras.Model, optimizer, *, steps_per_execution: int = 1) -> None:
+    """Compile with the article's loss for the model's output: softmax -> categorical, sigmoid -> binary."""
+    loss = "binary_crossentropy" if model.output_shape[-1] == 1 else "categorical_crossentropy"
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+
+
+def _dense_stack(units: tuple[int, ...], activation: str) -> list:
+    import keras
+
+    if not units or any(u < 1 for u in units) or len(units) > 6:
+        raise ZooError(f"hidden units {units!r}: give 1 to 6 positive layer sizes, e.g. (3,).")
+    return [
+        keras.layers.Dense(size, activation=activation, name=f"hidden{index + 1}")
+        for index, size in enumerate(units)
+    ]
+
+
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ZooError(
+            f"activation {activation!r} is unknown: choose one of {', '.join(ACTIVATIONS)}."
+        )

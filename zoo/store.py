@@ -1,0 +1,295 @@
+"""The local zoo: one directory per trained model, written atomically and loaded safely.
+
+A model directory holds ``model.keras`` (Keras 3 format, loaded with ``safe_mode=True``),
+``config.json`` (kind, training spec, data source, run id, origin), ``metrics.json``
+(evaluation) and ``history.csv`` (per-epoch metrics).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ModelStoreError
+from zoo.paths import models_directory
+
+if TYPE_CHECKING:
+    import keras
+
+FORMAT = "zoo-studio-model/1"
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+MODEL_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
+KIND_SHAPES = {"cnn": ((28, 28, 1), (10,)), "binary": ((2,), (1,))}
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model directory in the local zoo, described by its config and metrics."""
+
+    name: str
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+    def summary(self) -> dict[str, Any]:
+        """One flat row for tables and ``--json`` listings."""
+        origin = self.config.get("origin") or {}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "created_at": self.config.get("created_at"),
+            "accuracy": self.metrics.get("accuracy"),
+            "data_source": self.config.get("data_source"),
+            "run_id": self.config.get("run_id"),
+            "origin": origin.get("repo_id"),
+            "revision": origin.get("commit"),
+        }
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded from the local zoo with its entry and per-epoch history."""
+
+    entry: ModelEntry
+    model: keras.Model
+    history: list[dict[str, float]]
+
+
+def check_model_name(name: str) -> str:
+    """Return ``name`` if it can name a model directory.
+
+    Raises:
+        ModelStoreError: it is empty, too long, or has characters other than letters,
+            digits, '.', '_' and '-'.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ModelStoreError(
+            f"model name {name!r} is not allowed: use 1-80 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, e.g. mnist-cnn-1."
+        )
+    return name
+
+
+def check_model_shapes(model: keras.Model, kind: str, origin: str) -> None:
+    """Check that ``model`` takes and returns what a ``kind`` model must.
+
+    Raises:
+        ModelStoreError: naming ``origin``, the shapes found and the shapes expected.
+    """
+    expected_input, expected_output = KIND_SHAPES[kind]
+    input_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    output_shape = tuple(model.output_shape[1:]) if hasattr(model, "output_shape") else None
+    if input_shape != expected_input or output_shape != expected_output:
+        raise ModelStoreError(
+            f"{origin}: the model maps {input_shape} to {output_shape}, but a {kind} model must map "
+            f"{expected_input} to {expected_output}."
+        )
+
+
+class ModelStore:
+    """The local zoo rooted at ``root`` (default: ``$ZOO_HOME/models``)."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else models_directory()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def save(
+        self,
+        model: keras.Model,
+        name: str,
+        *,
+        config: dict[str, Any],
+        metrics: dict[str, Any] | None = None,
+        history: list[dict[str, float]] | None = None,
+        overwrite: bool = False,
+    ) -> ModelEntry:
+        """Write a model directory atomically: all files go to a hidden temporary directory
+        that is renamed into place, so readers never see half a model.
+
+        ``config`` must name the ``kind`` (``cnn`` or ``binary``); the store adds the format
+        marker and the creation time.
+
+        Raises:
+            ModelStoreError: bad name or kind, or ``name`` exists and ``overwrite`` is false.
+        """
+        check_model_name(name)
+        kind = config.get("kind")
+        if kind not in KIND_SHAPES:
+            raise ModelStoreError(f"config kind {kind!r} is unknown: use 'cnn' or 'binary'.")
+        check_model_shapes(model, kind, f"model {name!r}")
+        target = self.root / name
+        if target.exists() and not overwrite:
+            raise ModelStoreError(
+                f"a model named {name!r} already exists in {self.root}; choose another name "
+                "or delete the old one first."
+            )
+        full_config = {
+            **config,
+            "format": FORMAT,
+            "created_at": config.get("created_at") or time.time(),
+        }
+        temporary = self.root / f".tmp-{uuid.uuid4().hex}"
+        temporary.mkdir()
+        try:
+            model.save(temporary / MODEL_FILE)
+            _write_json(temporary / CONFIG_FILE, full_config)
+            _write_json(temporary / METRICS_FILE, metrics or {})
+            _write_history(temporary / HISTORY_FILE, history or [])
+            self._move_into_place(temporary, target)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        return self.entry(name)
+
+    def _move_into_place(self, temporary: Path, target: Path) -> None:
+        if not target.exists():
+            os.rename(temporary, target)
+            return
+        retired = self.root / f".old-{uuid.uuid4().hex}"
+        os.rename(target, retired)
+        os.rename(temporary, target)
+        shutil.rmtree(retired, ignore_errors=True)
+
+    def entries(self) -> list[ModelEntry]:
+        """Every valid model in the zoo, newest first; foreign or corrupt directories are skipped."""
+        found = []
+        for path in self.root.iterdir():
+            if path.is_dir() and not path.name.startswith("."):
+                try:
+                    found.append(self.entry(path.name))
+                except ModelStoreError:
+                    continue
+        return sorted(found, key=lambda entry: entry.config.get("created_at", 0), reverse=True)
+
+    def entry(self, name: str) -> ModelEntry:
+        """Read and validate a model directory's description (not its weights).
+
+        Raises:
+            ModelStoreError: no such model, or its files are missing or not Zoo Studio's.
+        """
+        path = self.root / check_model_name(name)
+        if not path.is_dir():
+            known = ", ".join(
+                sorted(p.name for p in self.root.iterdir() if not p.name.startswith("."))
+            )
+            raise ModelStoreError(
+                f"no model named {name!r} in {self.root}; known models: {known or 'none yet'}."
+            )
+        missing = [file for file in (MODEL_FILE, CONFIG_FILE) if not (path / file).is_file()]
+        if missing:
+            raise ModelStoreError(
+                f"{path} is not a Zoo Studio model: {', '.join(missing)} missing."
+            )
+        config = _read_json(path / CONFIG_FILE)
+        if config.get("format") != FORMAT or config.get("kind") not in KIND_SHAPES:
+            raise ModelStoreError(
+                f"{path / CONFIG_FILE} is not a Zoo Studio model config (format {FORMAT} with kind "
+                "'cnn' or 'binary' expected)."
+            )
+        metrics_path = path / METRICS_FILE
+        metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
+        return ModelEntry(name=name, path=path, config=config, metrics=metrics)
+
+    def load(self, name: str) -> LoadedModel:
+        """Load a model with ``safe_mode=True`` and check its input and output shapes.
+
+        Raises:
+            ModelStoreError: the directory or ``model.keras`` is corrupt, unsafe or the wrong shape.
+        """
+        entry = self.entry(name)
+        model = load_keras_file(entry.model_file)
+        check_model_shapes(model, entry.kind, str(entry.path))
+        history_path = entry.path / HISTORY_FILE
+        return LoadedModel(entry=entry, model=model, history=_read_history(history_path))
+
+    def delete(self, name: str) -> None:
+        """Remove a model directory (renamed away first, so it vanishes in one step)."""
+        path = self.entry(name).path
+        retired = self.root / f".old-{uuid.uuid4().hex}"
+        os.rename(path, retired)
+        shutil.rmtree(retired, ignore_errors=True)
+
+    def unique_name(self, base: str) -> str:
+        """Return ``base``, or ``base-2``, ``base-3``... whichever is not taken yet."""
+        check_model_name(base)
+        candidate, number = base, 1
+        while (self.root / candidate).exists():
+            number += 1
+            candidate = f"{base}-{number}"
+        return candidate
+
+
+def load_keras_file(path: Path) -> keras.Model:
+    """Load a ``.keras`` file with ``safe_mode=True``; any failure becomes one clear error.
+
+    Raises:
+        ModelStoreError: the file is corrupt, not a Keras model, or needs unsafe
+            deserialization (e.g. a Lambda layer), which is refused.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types for bad files; all mean "unusable"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "safe_mode" in str(error) or "unsafe" in str(error).lower():
+            reason = (
+                "it needs unsafe deserialization (e.g. a Lambda layer), which Zoo Studio refuses"
+            )
+        raise ModelStoreError(
+            f"{path} cannot be loaded as a Keras model: {reason[:300]}."
+        ) from None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelStoreError(
+            f"{path} is not valid JSON ({error}); the model directory is corrupt."
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelStoreError(f"{path} must hold a JSON object; the model directory is corrupt.")
+    return data
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    columns = sorted({key for row in history for key in row}, key=lambda key: (key != "epoch", key))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {key: float(value) for key, value in row.items() if value != ""}
+            for row in csv.DictReader(handle)
+        ]
