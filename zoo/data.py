@@ -85,29 +85,21 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise DataError(f"{origin}: x_{split} has shape {images.shape}; expected (N, 28, 28).")
         if images.dtype != np.uint8:
-            raise DataError(
-                f"{origin}: x_{split} has dtype {images.dtype}; expected uint8 pixels 0-255."
-            )
+            raise DataError(f"{origin}: x_{split} has dtype {images.dtype}; expected uint8 pixels 0-255.")
         if len(images) == 0:
-            raise DataError(
-                f"{origin}: x_{split} is empty; the file needs at least one image per split."
-            )
+            raise DataError(f"{origin}: x_{split} is empty; the file needs at least one image per split.")
         if labels.shape != (len(images),):
             raise DataError(
-                f"{origin}: y_{split} has shape {labels.shape}; expected ({len(images)},), one label per image."
+                f"{origin}: y_{split} has shape {labels.shape}; expected ({len(images)},)."
             )
         if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
-            raise DataError(
-                f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9."
-            )
+            raise DataError(f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9.")
 
 
 @functools.lru_cache(maxsize=4)
 def _load_mnist_file(path: str) -> MnistData:
     if not Path(path).is_file():
-        raise DataError(
-            f"MNIST file {path} does not exist; give the path of a Keras mnist.npz file."
-        )
+        raise DataError(f"MNIST file {path} does not exist; give the path of a Keras mnist.npz file.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files if key in MNIST_KEYS}
@@ -205,9 +197,7 @@ def make_points(
     if name == "moons":
         points, labels = datasets.make_moons(num_samples, noise=noise, random_state=seed)
     elif name == "circles":
-        points, labels = datasets.make_circles(
-            num_samples, noise=noise * 0.5, factor=0.5, random_state=seed
-        )
+        points, labels = datasets.make_circles(num_samples, noise=noise * 0.5, factor=0.5, random_state=seed)
     elif name == "gaussians":
         points, labels = datasets.make_blobs(
             num_samples,

@@ -38,22 +38,16 @@ def build_mnist_cnn(
         )
     layers: list = [keras.Input(shape=MNIST_INPUT_SHAPE, name="image")]
     for index, filters in enumerate(conv_filters):
-        layers.append(
-            keras.layers.Conv2D(filters, (3, 3), activation=activation, name=f"conv{index + 1}")
-        )
+        layers.append(keras.layers.Conv2D(filters, (3, 3), activation=activation, name=f"conv{index + 1}"))
         if index < len(conv_filters) - 1:
             layers.append(keras.layers.MaxPooling2D((2, 2), name=f"pool{index + 1}"))
     layers.append(keras.layers.Flatten(name="flatten"))
     layers += _dense_stack(dense_units, activation)
-    layers.append(
-        keras.layers.Dense(NUM_DIGITS, activation="softmax", dtype="float32", name="digit")
-    )
+    layers.append(keras.layers.Dense(NUM_DIGITS, activation="softmax", dtype="float32", name="digit"))
     return keras.Sequential(layers, name="mnist_cnn")
 
 
-def build_binary_classifier(
-    hidden_units: tuple[int, ...] = (3,), activation: str = "sigmoid"
-) -> keras.Model:
+def build_binary_classifier(hidden_units: tuple[int, ...] = (3,), activation: str = "sigmoid") -> keras.Model:
     """Build the article's binary classifier: 2 inputs - Dense(3, sigmoid) - Dense(1, sigmoid)."""
     import keras
 
@@ -68,9 +62,7 @@ def make_optimizer(name: str = "adam", learning_rate: float = 0.001, momentum: f
     import keras
 
     if not learning_rate > 0:
-        raise ZooError(
-            f"learning_rate={learning_rate!r}: it must be a positive number, e.g. 0.001."
-        )
+        raise ZooError(f"learning_rate={learning_rate!r}: it must be a positive number, e.g. 0.001.")
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate)
     if name == "momentum":
@@ -108,6 +100,4 @@ def _dense_stack(units: tuple[int, ...], activation: str) -> list:
 
 def _check_activation(activation: str) -> None:
     if activation not in ACTIVATIONS:
-        raise ZooError(
-            f"activation {activation!r} is unknown: choose one of {', '.join(ACTIVATIONS)}."
-        )
+        raise ZooError(f"activation {activation!r} is unknown: choose one of {', '.join(ACTIVATIONS)}.")

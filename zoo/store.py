@@ -189,17 +189,13 @@ class ModelStore:
         """
         path = self.root / check_model_name(name)
         if not path.is_dir():
-            known = ", ".join(
-                sorted(p.name for p in self.root.iterdir() if not p.name.startswith("."))
-            )
+            known = ", ".join(sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".")))
             raise ModelStoreError(
                 f"no model named {name!r} in {self.root}; known models: {known or 'none yet'}."
             )
         missing = [file for file in (MODEL_FILE, CONFIG_FILE) if not (path / file).is_file()]
         if missing:
-            raise ModelStoreError(
-                f"{path} is not a Zoo Studio model: {', '.join(missing)} missing."
-            )
+            raise ModelStoreError(f"{path} is not a Zoo Studio model: {', '.join(missing)} missing.")
         config = _read_json(path / CONFIG_FILE)
         if config.get("format") != FORMAT or config.get("kind") not in KIND_SHAPES:
             raise ModelStoreError(
@@ -253,12 +249,8 @@ def load_keras_file(path: Path) -> keras.Model:
     except Exception as error:  # Keras raises many types for bad files; all mean "unusable"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "safe_mode" in str(error) or "unsafe" in str(error).lower():
-            reason = (
-                "it needs unsafe deserialization (e.g. a Lambda layer), which Zoo Studio refuses"
-            )
-        raise ModelStoreError(
-            f"{path} cannot be loaded as a Keras model: {reason[:300]}."
-        ) from None
+            reason = "it needs unsafe deserialization (e.g. a Lambda layer), which Zoo Studio refuses"
+        raise ModelStoreError(f"{path} cannot be loaded as a Keras model: {reason[:300]}.") from None
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -290,6 +282,5 @@ def _read_history(path: Path) -> list[dict[str, float]]:
         return []
     with path.open(newline="") as handle:
         return [
-            {key: float(value) for key, value in row.items() if value != ""}
-            for row in csv.DictReader(handle)
+            {key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)
         ]
