@@ -89,9 +89,7 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
         if len(images) == 0:
             raise DataError(f"{origin}: x_{split} is empty; the file needs at least one image per split.")
         if labels.shape != (len(images),):
-            raise DataError(
-                f"{origin}: y_{split} has shape {labels.shape}; expected ({len(images)},)."
-            )
+            raise DataError(f"{origin}: y_{split} has shape {labels.shape}; expected ({len(images)},).")
         if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
             raise DataError(f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9.")
 
