@@ -1,0 +1,114 @@
+"""Evaluation of a classifier's predictions: accuracy, per-class and macro precision/recall/F1,
+confusion matrix, ROC/AUC for the binary classifier, and the misclassified examples.
+
+The arithmetic is scikit-learn's (well tested, and the reference users compare against);
+this module fixes the conventions: every class is reported even when absent, a zero
+division counts as 0, a binary prediction is "1" at probability >= 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All the numbers the Evaluate views show, for one set of predictions."""
+
+    accuracy: float
+    labels: list[int]
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    confusion_matrix: list[list[int]]  # rows: true label, columns: predicted label
+    predicted: list[int]
+    confidence: list[float]  # the probability of the predicted class
+    misclassified: list[int]  # indices into the evaluated examples
+    roc: dict[str, list[float]] | None = None  # binary only: fpr, tpr, thresholds
+    auc: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (per-example lists left out): what metrics.json and run records keep."""
+        summary = {
+            "accuracy": self.accuracy,
+            "macro_precision": self.macro_precision,
+            "macro_recall": self.macro_recall,
+            "macro_f1": self.macro_f1,
+            "per_class": {
+                str(label): {"precision": p, "recall": r, "f1": f, "support": s}
+                for label, p, r, f, s in zip(
+                    self.labels, self.precision, self.recall, self.f1, self.support, strict=True
+                )
+            },
+            "confusion_matrix": self.confusion_matrix,
+            "num_examples": len(self.predicted),
+            "num_misclassified": len(self.misclassified),
+        }
+        if self.auc is not None:
+            summary["auc"] = self.auc
+        return summary
+
+
+def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray) -> Evaluation:
+    """Evaluate class probabilities against integer labels.
+
+    Args:
+        y_true: (N,) integer labels (digits 0-9, or 0/1).
+        probabilities: (N, 10) softmax outputs, or (N,) / (N, 1) probabilities of class 1.
+
+    Raises:
+        ZooError: the shapes do not match, or there is nothing to evaluate.
+    """
+    from sklearn import metrics
+
+    y_true = np.asarray(y_true).astype(int).reshape(-1)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    binary = probabilities.ndim == 1 or probabilities.shape[-1] == 1
+    if len(y_true) == 0 or len(probabilities) != len(y_true):
+        raise ZooError(
+            f"cannot evaluate {len(probabilities)} predictions against {len(y_true)} labels: "
+            "give one prediction per label, at least one."
+        )
+    if binary:
+        positive = probabilities.reshape(-1)
+        predicted = (positive >= 0.5).astype(int)
+        confidence = np.where(predicted == 1, positive, 1 - positive)
+        labels = [0, 1]
+    else:
+        predicted = probabilities.argmax(axis=1)
+        confidence = probabilities.max(axis=1)
+        labels = list(range(probabilities.shape[1]))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        y_true, predicted, labels=labels, zero_division=0
+    )
+    roc, auc = None, None
+    if binary and len(np.unique(y_true)) == 2:
+        fpr, tpr, thresholds = metrics.roc_curve(y_true, positive)
+        roc = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": np.clip(thresholds, 0, 1).tolist()}
+        auc = float(metrics.roc_auc_score(y_true, positive))
+    return Evaluation(
+        accuracy=float(metrics.accuracy_score(y_true, predicted)),
+        labels=labels,
+        precision=precision.tolist(),
+        recall=recall.tolist(),
+        f1=f1.tolist(),
+        support=support.astype(int).tolist(),
+        macro_precision=float(precision.mean()),
+        macro_recall=float(recall.mean()),
+        macro_f1=float(f1.mean()),
+        confusion_matrix=metrics.confusion_matrix(y_true, predicted, labels=labels).tolist(),
+        predicted=predicted.tolist(),
+        confidence=confidence.tolist(),
+        misclassified=np.flatnonzero(predicted != y_true).tolist(),
+        roc=roc,
+        auc=auc,
+    )

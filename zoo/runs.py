@@ -1,0 +1,435 @@
+"""The run store: SQLite (WAL), the single source of truth for every run's status and progress.
+
+A worker process writes; pages, other browser tabs and the CLI read. Each operation opens
+its own short connection, so one store object can be shared across Streamlit's threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import RunError
+from zoo.paths import runs_database_path
+from zoo.training import TrainSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
+HEARTBEAT_TIMEOUT_SECONDS = 120.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    device TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    worker_pid INTEGER,
+    heartbeat_at REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    data_source TEXT,
+    environment TEXT,
+    progress TEXT,
+    final_metrics TEXT,
+    model_name TEXT,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_queue ON runs(device, status, created_at);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    wall_time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS surfaces (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run as the store knows it."""
+
+    id: str
+    kind: str
+    status: str
+    spec: TrainSpec
+    device: str
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    worker_pid: int | None
+    data_source: str | None
+    environment: dict[str, Any]
+    progress: dict[str, float]
+    final_metrics: dict[str, Any]
+    model_name: str | None
+    message: str | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    def summary(self) -> dict[str, Any]:
+        """One flat row for tables and ``--json`` listings."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "model": self.kind,
+            "dataset": self.spec.dataset,
+            "data_source": self.data_source,
+            "device": self.device,
+            "created_at": self.created_at,
+            "duration_seconds": self.duration_seconds,
+            "epochs": self.spec.num_epochs,
+            "test_accuracy": self.final_metrics.get("accuracy"),
+            "model_name": self.model_name,
+            "message": self.message,
+        }
+
+
+class RunStore:
+    """Runs, their metrics streams and events, in one SQLite file (default ``$ZOO_HOME/runs.sqlite3``)."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else runs_database_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    # --- writing: the caller that submits, and the worker -------------------------------------
+
+    def create_run(self, spec: TrainSpec, device: str) -> str:
+        """Record a new queued run and return its id."""
+        run_id = uuid.uuid4().hex[:12]
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT INTO runs (id, kind, status, spec, device, created_at, model_name) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    spec.model,
+                    "queued",
+                    json.dumps(spec.to_dict()),
+                    device,
+                    time.time(),
+                    spec.model_name,
+                ),
+            )
+        return run_id
+
+    def set_worker(self, run_id: str, pid: int) -> None:
+        """Record the process that executes the run (used to detect a worker that died)."""
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE runs SET worker_pid = ?, heartbeat_at = ? WHERE id = ?", (pid, time.time(), run_id)
+            )
+
+    def try_claim(self, run_id: str) -> bool:
+        """Start ``run_id`` if it is first in its device's queue and the device is free."""
+        self.reconcile()
+        with self._transaction() as connection:
+            row = connection.execute("SELECT device, status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row["status"] != "queued":
+                return False
+            busy = connection.execute(
+                "SELECT 1 FROM runs WHERE device = ? AND status = 'running'", (row["device"],)
+            ).fetchone()
+            first = connection.execute(
+                "SELECT id FROM runs WHERE device = ? AND status = 'queued' "
+                "ORDER BY created_at, rowid LIMIT 1",
+                (row["device"],),
+            ).fetchone()
+            if busy or first["id"] != run_id:
+                return False
+            now = time.time()
+            connection.execute(
+                "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ? WHERE id = ?",
+                (now, now, run_id),
+            )
+            return True
+
+    def set_started(self, run_id: str, data_source: str, environment: dict[str, Any]) -> None:
+        """Record the data source and the devices/versions the run trains with."""
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE runs SET data_source = ?, environment = ? WHERE id = ?",
+                (data_source, json.dumps(environment), run_id),
+            )
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Mark the worker alive; return whether a stop was requested."""
+        with self._connect() as connection:
+            connection.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time(), run_id))
+            row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def log_metrics(
+        self, run_id: str, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]
+    ) -> None:
+        """Append metric values (one row each) and replace the run's progress, in one transaction."""
+        now = time.time()
+        rows = [(run_id, step, epoch, name, value, now) for name, value in metrics.items()]
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT INTO metrics (run_id, step, epoch, name, value, wall_time) VALUES (?,?,?,?,?,?)", rows
+            )
+            connection.execute(
+                "UPDATE runs SET progress = ?, heartbeat_at = ? WHERE id = ?",
+                (json.dumps(progress), now, run_id),
+            )
+
+    def save_surface(self, run_id: str, step: int, epoch: int, surface: dict[str, Any]) -> None:
+        """Keep the latest decision surface of a binary run (older ones are replaced)."""
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO surfaces (run_id, step, epoch, payload) VALUES (?,?,?,?)",
+                (run_id, step, epoch, json.dumps(surface)),
+            )
+
+    def add_event(self, run_id: str, kind: str, message: str) -> None:
+        """Append a line to the run's event log (data source, warnings, failures)."""
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT INTO events (run_id, time, kind, message) VALUES (?,?,?,?)",
+                (run_id, time.time(), kind, message),
+            )
+
+    def finish(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        message: str | None = None,
+        final_metrics: dict[str, Any] | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        """Close a run with its final status; a run that already ended is left as it is."""
+        if status not in FINAL_STATUSES:
+            raise RunError(f"status {status!r} is not final: use one of {', '.join(FINAL_STATUSES)}.")
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, message = ?, final_metrics = ?, "
+                "model_name = COALESCE(?, model_name) WHERE id = ? AND status IN ('queued', 'running')",
+                (status, time.time(), message, json.dumps(final_metrics or {}), model_name, run_id),
+            )
+        self.add_event(run_id, status, message or status)
+
+    def request_stop(self, run_id: str) -> Run:
+        """Ask a run to stop: a queued run stops at once, a running one after its current batch."""
+        self.get(run_id)
+        with self._connect() as connection:
+            connection.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+            connection.execute(
+                "UPDATE runs SET status = 'stopped', ended_at = ?, message = ? "
+                "WHERE id = ? AND status = 'queued'",
+                (time.time(), "stopped before it started", run_id),
+            )
+        return self.get(run_id)
+
+    def delete(self, run_id: str) -> None:
+        """Delete a finished run with its metrics and events (an active run must be stopped first)."""
+        run = self.get(run_id)
+        if run.is_active:
+            raise RunError(f"run {run_id} is {run.status}; stop it before deleting it.")
+        with self._connect() as connection:
+            connection.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run:
+        """Return one run, after marking it failed if its worker died.
+
+        Raises:
+            RunError: there is no run with that id.
+        """
+        self.reconcile()
+        with self._connect() as connection:
+            row = connection.execute("SELECT * FROM runs WHERE id = ?", (str(run_id),)).fetchone()
+        if row is None:
+            raise RunError(f"there is no run {run_id!r}; `python -m zoo runs` lists the run ids.")
+        return _run_from_row(row)
+
+    def list_runs(self, limit: int = 500) -> list[Run]:
+        """Runs, newest first."""
+        self.reconcile()
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_run_from_row(row) for row in rows]
+
+    def active_runs(self) -> list[Run]:
+        """Queued and running runs, oldest first."""
+        return sorted((run for run in self.list_runs() if run.is_active), key=lambda run: run.created_at)
+
+    def queue_position(self, run_id: str) -> int | None:
+        """How many runs are ahead of a queued run on its device, the running one included.
+
+        Returns None when the run is not queued.
+        """
+        run = self.get(run_id)
+        if run.status != "queued":
+            return None
+        with self._connect() as connection:
+            (ahead,) = connection.execute(
+                "SELECT COUNT(*) FROM runs WHERE device = ? AND (status = 'running' OR "
+                "(status = 'queued' AND (created_at < ? OR (created_at = ? AND id < ?))))",
+                (run.device, run.created_at, run.created_at, run.id),
+            ).fetchone()
+        return int(ahead)
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._connect() as connection:
+            row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def metrics_frame(self, run_id: str, since_id: int = 0) -> pd.DataFrame:
+        """Metric rows of a run (id, step, epoch, name, value, wall_time), oldest first.
+
+        ``since_id`` returns only rows newer than a previous read, for cheap live updates.
+        """
+        import pandas as pd
+
+        with self._connect() as connection:
+            return pd.read_sql_query(
+                "SELECT id, step, epoch, name, value, wall_time FROM metrics "
+                "WHERE run_id = ? AND id > ? ORDER BY id",
+                connection,
+                params=(run_id, since_id),
+            )
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's event log, oldest first."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT time, kind, message FROM events WHERE run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def surface(self, run_id: str) -> dict[str, Any] | None:
+        """The latest decision surface of a binary run with its ``step`` and ``epoch``, or None."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT * FROM surfaces WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return {"step": row["step"], "epoch": row["epoch"], **json.loads(row["payload"])}
+
+    def reconcile(self) -> None:
+        """Mark active runs whose worker process is gone (killed, out of memory) or silent as failed."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT id, status, worker_pid, heartbeat_at FROM runs WHERE status IN ('queued', 'running') "
+                "AND worker_pid IS NOT NULL"
+            ).fetchall()
+        for row in rows:
+            reason = _worker_failure(row["worker_pid"], row["heartbeat_at"], row["status"])
+            if reason:
+                self.finish(row["id"], "failed", message=reason)
+
+
+def _worker_failure(pid: int, heartbeat_at: float | None, status: str) -> str | None:
+    if not process_alive(pid):
+        return (
+            f"the worker process {pid} ended without finishing the run (killed, or out of memory); "
+            "start the run again, with a smaller batch size if memory was short."
+        )
+    if status == "running" and heartbeat_at and time.time() - heartbeat_at > HEARTBEAT_TIMEOUT_SECONDS:
+        return (
+            f"the worker process {pid} stopped reporting for over {HEARTBEAT_TIMEOUT_SECONDS:.0f} s; "
+            "it is treated as hung. Start the run again."
+        )
+    return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists and is not a zombie (an exited child not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        spec=TrainSpec.from_dict(json.loads(row["spec"])),
+        device=row["device"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        worker_pid=row["worker_pid"],
+        data_source=row["data_source"],
+        environment=json.loads(row["environment"] or "{}"),
+        progress=json.loads(row["progress"] or "{}"),
+        final_metrics=json.loads(row["final_metrics"] or "{}"),
+        model_name=row["model_name"],
+        message=row["message"],
+    )

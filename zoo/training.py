@@ -1,0 +1,475 @@
+"""One training run: the spec, the data it names, the model it builds, and a fit that reports progress.
+
+Nothing here knows about processes or storage: ``fit`` reports through a ``ProgressReporter``
+and asks ``should_stop`` whether to stop; ``zoo.jobs`` connects both to the run store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from zoo import data as datasets
+from zoo.errors import ZooError
+from zoo.models import ACTIVATIONS, OPTIMIZERS
+
+if TYPE_CHECKING:
+    import keras
+
+MODEL_KINDS = ("cnn", "binary")
+DEVICES = ("auto", "cpu")
+REPORT_INTERVAL_SECONDS = 0.25
+SURFACE_RESOLUTION = 40
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything that defines a run: model, data, hyperparameters and seed.
+
+    Build one with ``TrainSpec.cnn(...)`` or ``TrainSpec.binary(...)``: they start from the
+    articles' configurations and validate the result.
+    """
+
+    model: str = "cnn"
+    dataset: str = "mnist"
+    mnist_source: str = "auto"  # "auto", "embedded" or the path of a Keras mnist.npz
+    max_train_samples: int | None = None
+    num_samples: int = 400
+    noise: float = 0.2
+    test_fraction: float = 0.3
+    conv_filters: tuple[int, ...] = (32, 64, 64)
+    hidden_units: tuple[int, ...] = (64,)
+    activation: str = "relu"
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    momentum: float = 0.9
+    batch_size: int = 128
+    num_epochs: int = 10
+    validation_split: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: bool = False
+    model_name: str | None = None
+
+    @classmethod
+    def cnn(cls, **overrides: Any) -> TrainSpec:
+        """The article's MNIST CNN: Adam 0.001, batch 128, 10 epochs, validation split 0.1."""
+        return cls.from_dict({"model": "cnn", **overrides})
+
+    @classmethod
+    def binary(cls, **overrides: Any) -> TrainSpec:
+        """The article's 2-3-1 sigmoid classifier: BCE, Adam lr 0.001, on 2-D points."""
+        defaults = {
+            "model": "binary",
+            "dataset": "moons",
+            "hidden_units": (3,),
+            "activation": "sigmoid",
+            "batch_size": 32,
+            "num_epochs": 100,
+            "validation_split": 0.0,
+        }
+        return cls.from_dict({**defaults, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainSpec:
+        """Build and validate a spec from plain values (JSON, query parameters, CLI options).
+
+        Raises:
+            ZooError: an unknown field or a value outside its range.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ZooError(
+                f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
+        cleaned = dict(values)
+        for name in ("conv_filters", "hidden_units"):
+            if name in cleaned:
+                cleaned[name] = _int_tuple(name, cleaned[name])
+        spec = cls(**cleaned)
+        spec.validate()
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    def validate(self) -> None:
+        """Raise ``ZooError`` naming the first option outside its range and the range."""
+        checks = [
+            (self.model in MODEL_KINDS, f"model {self.model!r}: choose 'cnn' or 'binary'"),
+            (self.activation in ACTIVATIONS, f"activation {self.activation!r}: choose one of {ACTIVATIONS}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r}: choose one of {OPTIMIZERS}"),
+            (
+                self.device in DEVICES,
+                f"device {self.device!r}: choose 'auto' (GPU when there is one) or 'cpu'",
+            ),
+            (
+                _is_number(self.learning_rate) and 0 < self.learning_rate <= 10,
+                f"learning_rate={self.learning_rate!r}: choose a value in (0, 10], e.g. 0.001",
+            ),
+            (
+                _is_number(self.momentum) and 0 <= self.momentum < 1,
+                f"momentum={self.momentum!r}: choose in [0, 1)",
+            ),
+            (
+                _is_int(self.batch_size) and 1 <= self.batch_size <= 8192,
+                f"batch_size={self.batch_size!r}: choose an integer from 1 to 8192",
+            ),
+            (
+                _is_int(self.num_epochs) and 1 <= self.num_epochs <= 10_000,
+                f"num_epochs={self.num_epochs!r}: choose an integer from 1 to 10000",
+            ),
+            (
+                _is_number(self.validation_split) and 0 <= self.validation_split <= 0.5,
+                f"validation_split={self.validation_split!r}: choose a fraction in [0, 0.5]",
+            ),
+            (
+                _is_int(self.seed) and 0 <= self.seed < 2**31,
+                f"seed={self.seed!r}: choose an integer from 0 to 2^31-1",
+            ),
+            (
+                self.max_train_samples is None
+                or (_is_int(self.max_train_samples) and self.max_train_samples >= 10),
+                f"max_train_samples={self.max_train_samples!r}: choose at least 10, or none for all",
+            ),
+        ]
+        if self.model == "cnn":
+            checks.append((self.dataset == "mnist", f"dataset {self.dataset!r}: the CNN trains on 'mnist'"))
+        else:
+            checks.append(
+                (
+                    self.dataset in datasets.POINT_DATASETS,
+                    f"dataset {self.dataset!r}: choose one of {datasets.POINT_DATASETS}",
+                )
+            )
+        for passed, message in checks:
+            if not passed:
+                raise ZooError(message + ".")
+        if self.model_name is not None:
+            from zoo.store import check_model_name
+
+            check_model_name(self.model_name)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Arrays ready for Keras, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray  # integer labels (digits, or 0/1)
+    source: str
+
+
+def load_training_data(spec: TrainSpec) -> TrainingData:
+    """Load the data ``spec`` names, scaled for the model (pixels to [0,1], one-hot digit labels)."""
+    if spec.model == "binary":
+        points = datasets.make_points(
+            spec.dataset, spec.num_samples, spec.noise, spec.test_fraction, spec.seed
+        )
+        return TrainingData(
+            points.x_train, points.y_train, points.x_test, points.y_test.astype(int), points.source
+        )
+    if spec.mnist_source == "embedded":
+        mnist = datasets.load_embedded_mnist()
+    else:
+        mnist = datasets.load_mnist(None if spec.mnist_source == "auto" else spec.mnist_source)
+    x_train, y_train = mnist.x_train, mnist.y_train
+    source = mnist.source
+    if spec.max_train_samples is not None and spec.max_train_samples < len(x_train):
+        x_train, y_train = x_train[: spec.max_train_samples], y_train[: spec.max_train_samples]
+        source += f"; first {spec.max_train_samples:,} training images"
+    return TrainingData(
+        scale_digits(x_train),
+        np.eye(10, dtype=np.float32)[y_train],
+        scale_digits(mnist.x_test),
+        mnist.y_test.astype(int),
+        source,
+    )
+
+
+def scale_digits(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], as the article feeds the CNN."""
+    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def build_model(spec: TrainSpec) -> keras.Model:
+    """Build and compile the model ``spec`` describes."""
+    from zoo import models
+
+    if spec.model == "cnn":
+        model = models.build_mnist_cnn(spec.conv_filters, spec.hidden_units, spec.activation)
+    else:
+        model = models.build_binary_classifier(spec.hidden_units, spec.activation)
+    models.compile_classifier(model, models.make_optimizer(spec.optimizer, spec.learning_rate, spec.momentum))
+    return model
+
+
+class ProgressReporter(Protocol):
+    """Where ``fit`` sends progress; ``zoo.jobs`` writes it to the run store."""
+
+    def batch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None: ...
+
+    def epoch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None: ...
+
+    def surface(self, step: int, epoch: int, surface: dict[str, Any]) -> None: ...
+
+    def event(self, kind: str, message: str) -> None: ...
+
+
+@dataclass
+class FitResult:
+    """How a fit ended, with the model as it stands at that point."""
+
+    model: keras.Model
+    status: str  # completed, stopped or diverged
+    history: list[dict[str, float]] = field(default_factory=list)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    diverged_step: int | None = None
+    message: str = ""
+
+
+def fit(spec: TrainSpec, reporter: ProgressReporter, should_stop: Callable[[], bool]) -> FitResult:
+    """Train the model ``spec`` describes, reporting progress and honouring stop requests.
+
+    A stop request ends training after the current batch; a loss that is NaN or infinite
+    ends it as diverged. The test set is evaluated whenever the weights are usable.
+    """
+    import keras
+
+    from zoo.evaluation import evaluate_predictions
+
+    keras.utils.set_random_seed(spec.seed)
+    data = load_training_data(spec)
+    reporter.event("data", data.source)
+    with distribution_scope(spec, reporter):
+        model = build_model(spec)
+    validation = {"validation_split": spec.validation_split} if spec.validation_split else {}
+    if spec.model == "binary":
+        validation = {"validation_data": (data.x_test, data.y_test.astype(np.float32))}
+    train_size = len(data.x_train) * (1 - spec.validation_split)
+    callback = make_progress_callback(
+        reporter,
+        should_stop,
+        steps_per_epoch=max(1, math.ceil(math.floor(train_size) / spec.batch_size)),
+        num_epochs=spec.num_epochs,
+        batch_size=spec.batch_size,
+        surface_points=data.x_train if spec.model == "binary" else None,
+    )
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=spec.batch_size,
+        epochs=spec.num_epochs,
+        verbose=0,
+        shuffle=True,
+        callbacks=[callback],
+        **validation,
+    )
+    rows = [
+        {"epoch": index + 1, **{name: float(values[index]) for name, values in history.history.items()}}
+        for index in range(len(history.epoch))
+    ]
+    if callback.diverged_step is not None:
+        return FitResult(
+            model,
+            "diverged",
+            rows,
+            diverged_step=callback.diverged_step,
+            message=(
+                f"the loss became {callback.diverged_loss} at step {callback.diverged_step}: the learning "
+                f"rate {spec.learning_rate:g} is too large for this model; try one 10 times smaller."
+            ),
+        )
+    probabilities = predict_in_batches(model, data.x_test)
+    evaluation = evaluate_predictions(data.y_test, probabilities).to_dict()
+    status = "stopped" if callback.stopped else "completed"
+    return FitResult(model, status, rows, evaluation=evaluation)
+
+
+def predict_in_batches(model: keras.Model, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Model outputs for many inputs, one compiled call per batch (faster than ``predict`` here)."""
+    outputs = [
+        np.asarray(model(inputs[start : start + batch_size], training=False))
+        for start in range(0, len(inputs), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, *model.output_shape[1:]), np.float32)
+
+
+def make_progress_callback(
+    reporter: ProgressReporter,
+    should_stop: Callable[[], bool],
+    *,
+    steps_per_epoch: int,
+    num_epochs: int,
+    batch_size: int,
+    surface_points: np.ndarray | None,
+) -> keras.callbacks.Callback:
+    """A Keras callback that reports progress, checks for stop requests after every batch and
+    ends the fit as diverged when the loss is not finite. (Defined here so that importing this
+    module does not import Keras.)"""
+    import keras
+
+    class ProgressCallback(keras.callbacks.Callback):
+        """Reports batch metrics at most every ``REPORT_INTERVAL_SECONDS``, and every epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.reporter, self.should_stop = reporter, should_stop
+            self.steps_per_epoch, self.num_epochs, self.batch_size = steps_per_epoch, num_epochs, batch_size
+            self.surface_points = surface_points
+            self.stopped = False
+            self.diverged_step: int | None = None
+            self.diverged_loss = ""
+            self.epoch_index = 0
+            self.last_report = 0.0
+            self.last_surface = 0.0
+
+        def on_train_begin(self, logs=None):
+            self.start_time = time.perf_counter()
+            self.reporter.event("started", f"{self.num_epochs} epochs x {self.steps_per_epoch} steps")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_index = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = self.epoch_index * self.steps_per_epoch + batch + 1
+            metrics = {name: float(value) for name, value in (logs or {}).items()}
+            loss = metrics.get("loss", 0.0)
+            if not math.isfinite(loss):
+                self.diverged_step, self.diverged_loss = step, str(loss)
+                self.model.stop_training = True
+                return
+            if self.should_stop():
+                self.stopped = True
+                self.model.stop_training = True
+            now = time.perf_counter()
+            if now - self.last_report >= REPORT_INTERVAL_SECONDS or self.stopped:
+                self.last_report = now
+                self.reporter.batch(step, self.epoch_index + 1, metrics, self._progress(step, now))
+
+        def on_epoch_end(self, epoch, logs=None):
+            step = (epoch + 1) * self.steps_per_epoch
+            metrics = {name: float(value) for name, value in (logs or {}).items()}
+            if self.diverged_step is None:
+                self.reporter.epoch(step, epoch + 1, metrics, self._progress(step, time.perf_counter()))
+            now = time.perf_counter()
+            last_epoch = epoch + 1 == self.num_epochs or self.model.stop_training
+            if self.surface_points is not None and (
+                now - self.last_surface >= REPORT_INTERVAL_SECONDS or last_epoch
+            ):
+                self.last_surface = now
+                self.reporter.surface(step, epoch + 1, decision_surface(self.model, self.surface_points))
+
+        def _progress(self, step: int, now: float) -> dict[str, float]:
+            elapsed = max(now - self.start_time, 1e-9)
+            total_steps = self.steps_per_epoch * self.num_epochs
+            steps_per_second = step / elapsed
+            return {
+                "step": step,
+                "total_steps": total_steps,
+                "epoch": self.epoch_index + 1,
+                "num_epochs": self.num_epochs,
+                "samples_per_second": steps_per_second * self.batch_size,
+                "eta_seconds": max(total_steps - step, 0) / steps_per_second if steps_per_second else 0.0,
+                "elapsed_seconds": elapsed,
+            }
+
+    return ProgressCallback()
+
+
+def decision_surface(
+    model: keras.Model, points: np.ndarray, resolution: int = SURFACE_RESOLUTION
+) -> dict[str, Any]:
+    """The classifier's probability and every hidden unit's activation over a grid around ``points``.
+
+    Returns a JSON-ready dict: ``x`` and ``y`` (grid coordinates), ``probability``
+    (resolution x resolution) and ``hidden`` (per layer, per unit, a resolution x resolution grid).
+    """
+    import keras
+
+    low, high = points.min(axis=0) - 0.5, points.max(axis=0) + 0.5
+    xs, ys = np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
+    hidden_layers = [layer for layer in model.layers if layer.name.startswith("hidden")]
+    probe = keras.Model(model.inputs, [layer.output for layer in hidden_layers] + [model.outputs[0]])
+    *hidden_outputs, probability = (np.asarray(output) for output in probe(grid, training=False))
+    shape = (resolution, resolution)
+    return {
+        "x": np.round(xs, 4).tolist(),
+        "y": np.round(ys, 4).tolist(),
+        "probability": np.round(probability.reshape(shape), 4).tolist(),
+        "hidden": [
+            [np.round(output[:, unit].reshape(shape), 4).tolist() for unit in range(output.shape[1])]
+            for output in hidden_outputs
+        ],
+    }
+
+
+def distribution_scope(spec: TrainSpec, reporter: ProgressReporter):
+    """The scope to build the model in: MirroredStrategy over several GPUs, the default otherwise.
+
+    Mixed precision is turned on only on a GPU; asked for on a CPU, it is reported and skipped.
+    """
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if spec.mixed_precision:
+        if gpus:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        else:
+            reporter.event("mixed_precision", "mixed precision needs a GPU; this run trains in float32")
+    if len(gpus) > 1:
+        reporter.event("strategy", f"MirroredStrategy over {len(gpus)} GPUs")
+        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus]).scope()
+    return tf.distribute.get_strategy().scope()
+
+
+def describe_environment() -> dict[str, Any]:
+    """The devices TensorFlow sees and the library versions, recorded with every run."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "devices": [
+            {"name": device.name, "type": device.device_type} for device in tf.config.list_logical_devices()
+        ],
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
+        "host": platform.node(),
+    }
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    try:
+        return tuple(int(part) for part in value)
+    except (TypeError, ValueError):
+        raise ZooError(f"{name}={value!r}: give whole numbers such as 32,64,64.") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool) and math.isfinite(value)
