@@ -112,3 +112,26 @@ def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray) -> Evalu
         roc=roc,
         auc=auc,
     )
+
+
+def evaluate_saved_model(name: str, store: Any = None) -> tuple[Evaluation, str]:
+    """Evaluate a model of the local zoo on the test set of the data it was trained on.
+
+    Returns the evaluation and a sentence naming the data source. A model without a
+    training spec (e.g. pulled from the Hub) is evaluated on the default data for its kind.
+
+    Raises:
+        ModelStoreError: no such model, or it cannot be loaded.
+    """
+    from zoo.store import ModelStore
+    from zoo.training import TrainSpec, load_training_data, predict_in_batches
+
+    loaded = (store or ModelStore()).load(name)
+    recorded = loaded.entry.config.get("spec")
+    if recorded:
+        spec = TrainSpec.from_dict(recorded)
+    else:
+        spec = TrainSpec.cnn() if loaded.entry.kind == "cnn" else TrainSpec.binary()
+    data = load_training_data(spec)
+    evaluation = evaluate_predictions(data.y_test, predict_in_batches(loaded.model, data.x_test))
+    return evaluation, data.source

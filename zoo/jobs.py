@@ -67,7 +67,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     run_id = store.create_run(spec, device)
     log_directory = zoo_home() / "logs"
     log_directory.mkdir(exist_ok=True)
-    environment = {**os.environ, "ZOO_HOME": str(zoo_home()), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment = {**os.environ, "ZOO_HOME": str(zoo_home()), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if device == "cpu":
         environment["CUDA_VISIBLE_DEVICES"] = ""
     with (log_directory / f"{run_id}.log").open("ab") as log:

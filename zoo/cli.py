@@ -1,0 +1,259 @@
+"""``python -m zoo``: train, evaluate and list models and runs without a browser.
+
+Every command prints for people by default and JSON with ``--json``. Bad input prints one
+line on stderr and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from zoo.errors import ZooError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+PROGRESS_WIDTH = 24
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see `python -m zoo {self.prog.split()[-1]} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m zoo`` argument parser with every sub-command."""
+    parser = OneLineParser(prog="zoo", description="Zoo Studio on the command line.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    train = commands.add_parser("train", help="train a model in the background and follow its progress")
+    train.add_argument("model", choices=["cnn", "binary"], help="the MNIST CNN or the 2-D binary classifier")
+    train.add_argument("--epochs", type=int, dest="num_epochs")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--optimizer", choices=["sgd", "momentum", "rmsprop", "adam"])
+    train.add_argument("--momentum", type=float)
+    train.add_argument("--activation", choices=["sigmoid", "tanh", "relu"])
+    train.add_argument("--hidden", dest="hidden_units", help="hidden layer sizes, e.g. 3 or 8,8")
+    train.add_argument("--filters", dest="conv_filters", help="CNN convolution filters, e.g. 32,64,64")
+    train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--data", dest="mnist_source", help="MNIST: auto (default), embedded, or a mnist.npz path"
+    )
+    train.add_argument("--max-train-samples", type=int, help="train on the first N training images only")
+    train.add_argument("--validation-split", type=float)
+    train.add_argument("--dataset", help="binary: moons, circles, xor, gaussians or spiral")
+    train.add_argument("--samples", type=int, dest="num_samples", help="binary: number of points")
+    train.add_argument("--noise", type=float, help="binary: noise of the points")
+    train.add_argument("--test-fraction", type=float, help="binary: share of points held out for testing")
+    train.add_argument("--device", choices=["auto", "cpu"])
+    train.add_argument(
+        "--mixed-precision", action="store_true", default=None, help="float16 compute (GPU only)"
+    )
+    train.add_argument("--name", dest="model_name", help="name of the model in the local zoo")
+    train.add_argument("--json", action="store_true", help="print the finished run as JSON")
+    train.set_defaults(handler=command_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a model of the local zoo on its test set")
+    evaluate.add_argument("model_name", metavar="MODEL")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=command_evaluate)
+
+    runs = commands.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(handler=command_runs)
+
+    models = commands.add_parser("models", help="list the models in the local zoo")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(handler=command_models)
+
+    stop = commands.add_parser("stop", help="ask a queued or running run to stop")
+    stop.add_argument("run_id", metavar="RUN_ID")
+    stop.set_defaults(handler=command_stop)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the process exit code."""
+    arguments = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = arguments.handler
+    try:
+        return handler(arguments)
+    except ZooError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def command_train(arguments: argparse.Namespace) -> int:
+    from zoo import jobs
+    from zoo.runs import RunStore
+    from zoo.training import TrainSpec
+
+    option_names = (
+        "num_epochs", "batch_size", "learning_rate", "optimizer", "momentum", "activation", "hidden_units",
+        "conv_filters", "seed", "mnist_source", "max_train_samples", "validation_split", "dataset",
+        "num_samples", "noise", "test_fraction", "device", "mixed_precision", "model_name",
+    )  # fmt: skip
+    options = {
+        name: getattr(arguments, name) for name in option_names if getattr(arguments, name) is not None
+    }
+    spec = TrainSpec.cnn(**options) if arguments.model == "cnn" else TrainSpec.binary(**options)
+    store = RunStore()
+    run_id = jobs.submit(spec, store)
+    print(f"run {run_id}: {spec.model} queued on {jobs.detect_device()}", file=sys.stderr)
+    run = follow_run(store, run_id)
+    if arguments.json:
+        print(json.dumps(run.summary(), indent=2))
+    else:
+        print(describe_finished_run(run))
+    if run.status in ("completed", "stopped"):
+        return 0
+    print(f"error: run {run.id} {run.status}: {run.message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
+    """Draw a progress bar on stderr until the run ends; Ctrl-C asks the run to stop."""
+    interactive = sys.stderr.isatty()
+    last_line = ""
+    while True:
+        try:
+            run = store.get(run_id)
+            if not run.is_active:
+                break
+            line = progress_line(run, store)
+            if line != last_line and (interactive or line.split(" [")[0] != last_line.split(" [")[0]):
+                print(f"\r{line}" if interactive else line, end="" if interactive else "\n", file=sys.stderr)
+                last_line = line
+            time.sleep(poll_seconds)
+        except KeyboardInterrupt:
+            print("\nstopping after the current batch...", file=sys.stderr)
+            store.request_stop(run_id)
+    if interactive and last_line:
+        print(file=sys.stderr)
+    return run
+
+
+def progress_line(run: Any, store: Any) -> str:
+    """One line: epoch, a bar, step, images/s, ETA and the latest loss/accuracy."""
+    if run.status == "queued":
+        return f"queued: {store.queue_position(run.id)} run(s) ahead on {run.device}"
+    progress = run.progress
+    if not progress:
+        return "starting (loading TensorFlow and the data)..."
+    done = progress["step"] / max(progress["total_steps"], 1)
+    filled = int(done * PROGRESS_WIDTH)
+    bar = "=" * filled + (">" if filled < PROGRESS_WIDTH else "") + " " * (PROGRESS_WIDTH - filled - 1)
+    metrics = store.metrics_frame(run.id, since_id=0).groupby("name")["value"].last()
+    loss = metrics.get("batch/loss", float("nan"))
+    accuracy = metrics.get("batch/accuracy", float("nan"))
+    return (
+        f"epoch {progress['epoch']}/{progress['num_epochs']} [{bar}]"
+        f" step {progress['step']}/{progress['total_steps']}"
+        f"  {progress['samples_per_second']:,.0f} samples/s  ETA {format_seconds(progress['eta_seconds'])}"
+        f"  loss {loss:.4f}  accuracy {accuracy:.4f}"
+    )
+
+
+def format_seconds(seconds: float) -> str:
+    """``75.4`` -> ``1:15``."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def describe_finished_run(run: Any) -> str:
+    accuracy = run.final_metrics.get("accuracy")
+    scored = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
+    saved = f"; model saved as {run.model_name!r} (python -m zoo models)" if run.model_name else ""
+    return f"run {run.id} {run.status}{scored}{saved}\ndata: {run.data_source}"
+
+
+def command_evaluate(arguments: argparse.Namespace) -> int:
+    from zoo.evaluation import evaluate_saved_model
+
+    evaluation, source = evaluate_saved_model(arguments.model_name)
+    summary = {"model": arguments.model_name, "data_source": source, **evaluation.to_dict()}
+    if arguments.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{arguments.model_name} on {source}")
+    print(
+        f"accuracy {evaluation.accuracy:.4f}  macro precision {evaluation.macro_precision:.4f}  "
+        f"macro recall {evaluation.macro_recall:.4f}  macro F1 {evaluation.macro_f1:.4f}"
+        + (f"  AUC {evaluation.auc:.4f}" if evaluation.auc is not None else "")
+    )
+    print(f"{'class':>5} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for label, precision, recall, f1, support in zip(
+        evaluation.labels,
+        evaluation.precision,
+        evaluation.recall,
+        evaluation.f1,
+        evaluation.support,
+        strict=True,
+    ):
+        print(f"{label:>5} {precision:>9.4f} {recall:>9.4f} {f1:>9.4f} {support:>8}")
+    print(f"misclassified: {len(evaluation.misclassified)} of {len(evaluation.predicted)}")
+    return 0
+
+
+def command_runs(arguments: argparse.Namespace) -> int:
+    from zoo.runs import RunStore
+
+    rows = [run.summary() for run in RunStore().list_runs()]
+    print_rows(
+        rows,
+        arguments.json,
+        ["id", "status", "model", "dataset", "epochs", "test_accuracy", "model_name"],
+        empty="no runs yet: start one with `python -m zoo train cnn` or `python -m zoo train binary`",
+    )
+    return 0
+
+
+def command_models(arguments: argparse.Namespace) -> int:
+    from zoo.store import ModelStore
+
+    rows = [entry.summary() for entry in ModelStore().entries()]
+    print_rows(
+        rows,
+        arguments.json,
+        ["name", "kind", "accuracy", "origin", "data_source"],
+        empty="no models yet: train one with `python -m zoo train cnn`",
+    )
+    return 0
+
+
+def command_stop(arguments: argparse.Namespace) -> int:
+    from zoo.runs import RunStore
+
+    run = RunStore().request_stop(arguments.run_id)
+    print(f"run {run.id}: {run.status} (stop requested)")
+    return 0
+
+
+def print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str], empty: str) -> None:
+    """Print rows as JSON, or as an aligned table of ``columns`` (``empty`` when there are none)."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(empty)
+        return
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
+    print("  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)))
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
