@@ -7,6 +7,7 @@ line on stderr and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", dest="hidden_units", help="hidden layer sizes, e.g. 3 or 8,8")
     train.add_argument("--filters", dest="conv_filters", help="CNN convolution filters, e.g. 32,64,64")
     train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--steps-per-execution",
+        type=int,
+        help="batches per compiled call (faster; a stop lands within N batches)",
+    )
     train.add_argument(
         "--data", dest="mnist_source", help="MNIST: auto (default), embedded, or a mnist.npz path"
     )
@@ -95,13 +101,9 @@ def command_train(arguments: argparse.Namespace) -> int:
     from zoo.runs import RunStore
     from zoo.training import TrainSpec
 
-    option_names = (
-        "num_epochs", "batch_size", "learning_rate", "optimizer", "momentum", "activation", "hidden_units",
-        "conv_filters", "seed", "mnist_source", "max_train_samples", "validation_split", "dataset",
-        "num_samples", "noise", "test_fraction", "device", "mixed_precision", "model_name",
-    )  # fmt: skip
+    fields = (field.name for field in dataclasses.fields(TrainSpec) if field.name != "model")
     options = {
-        name: getattr(arguments, name) for name in option_names if getattr(arguments, name) is not None
+        name: getattr(arguments, name) for name in fields if getattr(arguments, name, None) is not None
     }
     spec = TrainSpec.cnn(**options) if arguments.model == "cnn" else TrainSpec.binary(**options)
     store = RunStore()

@@ -54,6 +54,7 @@ class TrainSpec:
     num_epochs: int = 10
     validation_split: float = 0.1
     seed: int = 0
+    steps_per_execution: int = 1  # >1 runs that many batches per compiled call: faster, coarser stop
     device: str = "auto"
     mixed_precision: bool = False
     model_name: str | None = None
@@ -214,7 +215,8 @@ def build_model(spec: TrainSpec) -> keras.Model:
         model = models.build_mnist_cnn(spec.conv_filters, spec.hidden_units, spec.activation)
     else:
         model = models.build_binary_classifier(spec.hidden_units, spec.activation)
-    models.compile_classifier(model, models.make_optimizer(spec.optimizer, spec.learning_rate, spec.momentum))
+    optimizer = models.make_optimizer(spec.optimizer, spec.learning_rate, spec.momentum)
+    models.compile_classifier(model, optimizer, steps_per_execution=spec.steps_per_execution)
     return model
 
 

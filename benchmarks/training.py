@@ -1,0 +1,111 @@
+"""Training throughput: the article's plain Keras script against a Zoo Studio run with live metrics.
+
+Both train the article's CNN (Adam, categorical cross-entropy, batch 128, validation split 0.1)
+on the same data on this machine, one after the other. Throughput is measured in the steady
+state: training images per second from the end of epoch 1 to the end of the last epoch, so
+start-up and compilation are left out of both. The zoo run also reports how often its live
+metrics reached the run store (the largest gap between two writes).
+
+    python benchmarks/training.py --data ../shared/data/mnist.npz --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FAST_STEPS_PER_EXECUTION = 8
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def plain_article_script(data_path: str, epochs: int) -> float:
+    """The article's script, written as it is there; returns steady-state images/s."""
+    import keras
+    from keras import layers, models
+
+    with np.load(data_path) as mnist:
+        train_images, train_labels = mnist["x_train"], mnist["y_train"]
+    train_images = train_images.reshape((60000, 28, 28, 1)).astype("float32") / 255
+    train_labels = keras.utils.to_categorical(train_labels)
+
+    model = models.Sequential()
+    model.add(keras.Input(shape=(28, 28, 1)))
+    model.add(layers.Conv2D(32, (3, 3), activation="relu"))
+    model.add(layers.MaxPooling2D((2, 2)))
+    model.add(layers.Conv2D(64, (3, 3), activation="relu"))
+    model.add(layers.MaxPooling2D((2, 2)))
+    model.add(layers.Conv2D(64, (3, 3), activation="relu"))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(64, activation="relu"))
+    model.add(layers.Dense(10, activation="softmax"))
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+
+    epoch_ends: list[float] = []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: epoch_ends.append(time.perf_counter())
+    )
+    model.fit(
+        train_images,
+        train_labels,
+        epochs=epochs,
+        batch_size=128,
+        validation_split=0.1,
+        verbose=0,
+        callbacks=[timer],
+    )
+    images_per_epoch = int(60000 * 0.9)
+    return images_per_epoch * (epochs - 1) / (epoch_ends[-1] - epoch_ends[0])
+
+
+def zoo_run(data_path: str, epochs: int, steps_per_execution: int) -> tuple[float, float, str]:
+    """A Zoo Studio run through the background worker; returns images/s, the largest metrics gap, status."""
+    from zoo import jobs
+    from zoo.runs import RunStore
+    from zoo.training import TrainSpec
+
+    store = RunStore()
+    run_id = jobs.submit(
+        TrainSpec.cnn(mnist_source=data_path, num_epochs=epochs, steps_per_execution=steps_per_execution),
+        store,
+    )
+    run = jobs.wait(run_id, timeout=3600, store=store)
+    metrics = store.metrics_frame(run_id)
+    epoch_times = metrics[metrics.name == "epoch/loss"].wall_time.to_numpy()
+    batch_times = np.unique(metrics[metrics.name.str.startswith("batch/")].wall_time.to_numpy())
+    first_epoch_end = epoch_times[0]
+    steady = batch_times[batch_times > first_epoch_end]
+    largest_gap = float(np.diff(steady).max()) if len(steady) > 1 else float("nan")
+    images_per_epoch = int(60000 * 0.9)
+    return images_per_epoch * (epochs - 1) / (epoch_times[-1] - epoch_times[0]), largest_gap, run.status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="the full MNIST in Keras' mnist.npz layout")
+    parser.add_argument("--epochs", type=int, default=3, help="at least 2 (the first epoch is warm-up)")
+    arguments = parser.parse_args()
+    if arguments.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is left out as warm-up")
+    os.environ.setdefault("ZOO_HOME", tempfile.mkdtemp(prefix="zoo-bench-"))
+
+    plain_speed = plain_article_script(arguments.data, arguments.epochs)
+    zoo_runs = {n: zoo_run(arguments.data, arguments.epochs, n) for n in (1, FAST_STEPS_PER_EXECUTION)}
+    print(f"machine: {os.cpu_count()} CPU cores; {arguments.epochs} epochs each, steady state = epochs 2..")
+    print(f"{'trainer':<44} {'images/s':>9} {'vs article':>10} {'largest metrics gap':>20}")
+    print(f"{'article script (model.fit, verbose=0)':<44} {plain_speed:>9,.0f} {'1.00x':>10} {'-':>20}")
+    for steps, (speed, gap, status) in zoo_runs.items():
+        label = f"zoo run, live metrics, steps_per_execution={steps}"
+        print(f"{label:<44} {speed:>9,.0f} {speed / plain_speed:>9.2f}x {gap:>18.2f} s  ({status})")
+
+
+if __name__ == "__main__":
+    main()
