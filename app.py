@@ -2,10 +2,46 @@
 
 import streamlit as st
 
+from zoo import ui
+from zoo.data import describe_mnist_source
+from zoo.errors import DataError
+
 st.set_page_config(page_title="Zoo Studio", page_icon="🧠", layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/playground.py", title="Playground", icon="🎛️"),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
+    st.Page("pages/runs.py", title="Runs", icon="📋"),
+    # Learn, Draw and Hub follow here, in that order.
+    st.Page("pages/draw.py", title="Draw", icon="✏️"),
 ]
+PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}
 
-st.navigation(PAGES).run()
+
+def live_runs_panel(live: bool) -> bool:
+    """The live runs (running or queued) with their progress, each linked to the page that follows it."""
+    active = ui.run_store().active_runs()
+    if not active:
+        st.caption("No live run. Start one on Train or Playground.")
+    for run in active:
+        st.page_link(
+            PAGE_OF_KIND[run.kind],
+            label=f"Live: {run.kind} run {run.id}",
+            icon="⏳",
+            query_params={ui.RUN_QUERY_KEY: run.id},
+        )
+        ui.show_progress(run, "images" if run.kind == "cnn" else "points")
+    return bool(active)
+
+
+navigation = st.navigation(PAGES)
+with st.sidebar:
+    st.caption(f"**Device:** {ui.device_description()}")
+    try:
+        source = describe_mnist_source()
+        st.caption(f"**MNIST:** {source.description}.")
+    except DataError as error:
+        st.caption(f"**MNIST:** {error}")
+    ui.live_fragment(live_runs_panel, live=bool(ui.run_store().active_runs()), key="sidebar-live-runs")()
+navigation.run()

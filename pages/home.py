@@ -1,6 +1,87 @@
-"""Home: what the studio does, and where to go next."""
+"""Home: what the studio does, where to go next, recent runs and the models in the local zoo.
+
+Renders without TensorFlow: it reads the run store and the model directories only.
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
+from zoo import ui
+
+PAGE_GUIDE = [
+    (
+        "playground.py",
+        "Playground",
+        "🎛️",
+        "Train the article's 2-3-1 binary classifier on 2-D points and watch "
+        "its decision boundary and every hidden unit change as it learns.",
+    ),
+    (
+        "train.py",
+        "Train",
+        "🏋️",
+        "Train the article's MNIST CNN with live loss and accuracy curves, then look "
+        "at its confusion matrix and its mistakes.",
+    ),
+    ("runs.py", "Runs", "📋", "Every run, side by side: compare curves, download metrics, clean up."),
+    ("learn.py", "Learn", "📐", "The formulas behind the networks, as live pictures."),
+    ("draw.py", "Draw", "✏️", "Draw a digit and see a trained CNN read it, layer by layer."),
+    ("hub.py", "Hub", "🤗", "Share models through the Hugging Face Hub, or pull someone else's."),
+]
+PAGES_DIRECTORY = Path(__file__).parent
+
 st.title("Zoo Studio")
-st.write("Train a real neural network in your browser, watch it learn, look at the maths, draw a digit.")
+st.write(
+    "See how neural networks learn. Train the two networks of the articles — a convolutional network "
+    "that reads handwritten digits and a tiny binary classifier — on this machine, watch them learn "
+    "live, measure how good they are, and keep the results in your local zoo."
+)
+
+columns = st.columns(3)
+for index, (file, title, icon, blurb) in enumerate(
+    entry for entry in PAGE_GUIDE if (PAGES_DIRECTORY / entry[0]).is_file()
+):
+    with columns[index % 3].container(border=True):
+        st.page_link(f"pages/{file}", label=title, icon=icon)
+        st.caption(blurb)
+
+runs_column, models_column = st.columns(2)
+with runs_column:
+    st.subheader("Recent runs")
+    runs = ui.run_store().list_runs(limit=8)
+    if runs:
+        from zoo.charts.training import runs_table
+
+        table = runs_table(runs, ui.model_names_by_run())
+        st.dataframe(
+            table[["run", "status", "model", "test accuracy", "duration (s)", "started"]],
+            hide_index=True,
+            column_config={"test accuracy": st.column_config.NumberColumn(format="percent")},
+        )
+        st.page_link("pages/runs.py", label="All runs", icon="📋")
+    else:
+        st.info("No runs yet. Start one on **Playground** (seconds) or **Train** (the MNIST CNN).")
+
+with models_column:
+    st.subheader("Models in the local zoo")
+    entries = ui.model_store().entries()
+    if entries:
+        st.dataframe(
+            [
+                {
+                    "name": e.name,
+                    "kind": e.kind,
+                    "accuracy": e.metrics.get("accuracy"),
+                    "from": e.config.get("data_source"),
+                }
+                for e in entries
+            ],
+            hide_index=True,
+            column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+        )
+    else:
+        st.info(
+            "The local zoo is empty. Every finished run saves its model here; "
+            "train one, or pull one from the Hub."
+        )

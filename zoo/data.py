@@ -68,6 +68,44 @@ def load_mnist(path: str | os.PathLike | None = None, *, allow_download: bool = 
     return load_embedded_mnist()
 
 
+FULL_MNIST_HINT = (
+    "for the full 60,000 digits, set ZOO_MNIST to a Keras mnist.npz, or put one in Keras' "
+    "dataset cache (~/.keras/datasets/mnist.npz)"
+)
+
+
+@dataclass(frozen=True)
+class MnistSource:
+    """Which MNIST ``load_mnist`` would use, described without loading it."""
+
+    kind: str  # "file", "keras" or "embedded"
+    description: str  # a sentence for people
+
+
+def describe_mnist_source(path: str | os.PathLike | None = None) -> MnistSource:
+    """Say which MNIST source ``load_mnist(path)`` would pick, without loading or downloading.
+
+    Offline-safe and fast: the Keras download is not probed, so without a file or a cached copy
+    the answer is the embedded subset (what an offline machine trains on).
+
+    Raises:
+        DataError: ``path`` (or ``ZOO_MNIST``) names a file that does not exist.
+    """
+    explicit = path or os.environ.get("ZOO_MNIST")
+    if explicit:
+        resolved = Path(explicit).expanduser().resolve()
+        if not resolved.is_file():
+            raise DataError(f"MNIST file {resolved} does not exist; give the path of a Keras mnist.npz file.")
+        return MnistSource("file", f"MNIST from {resolved}")
+    if _keras_mnist_cached():
+        return MnistSource("keras", "full MNIST from Keras' dataset cache (60,000 train / 10,000 test)")
+    return MnistSource(
+        "embedded",
+        "embedded MNIST subset (4,000 train / 1,000 test) unless Keras can download the full set; "
+        + FULL_MNIST_HINT,
+    )
+
+
 def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
     """Check MNIST arrays: the four keys, 28x28 uint8 images, labels 0-9, matching lengths.
 

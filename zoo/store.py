@@ -225,6 +225,21 @@ class ModelStore:
         os.rename(path, retired)
         shutil.rmtree(retired, ignore_errors=True)
 
+    def rename(self, name: str, new_name: str) -> ModelEntry:
+        """Give a model a new name (its directory is renamed in one step).
+
+        Raises:
+            ModelStoreError: no model ``name``, ``new_name`` is not allowed, or it is taken.
+        """
+        path = self.entry(name).path
+        target = self.root / check_model_name(new_name)
+        if target.exists():
+            raise ModelStoreError(
+                f"a model named {new_name!r} already exists in {self.root}; choose another name."
+            )
+        os.rename(path, target)
+        return self.entry(new_name)
+
     def unique_name(self, base: str) -> str:
         """Return ``base``, or ``base-2``, ``base-3``... whichever is not taken yet."""
         check_model_name(base)

@@ -1,13 +1,270 @@
-"""The only zoo module that imports streamlit: session keys and cached shared resources."""
+"""The only zoo module that imports streamlit: session keys, cached shared resources, and the few
+pieces every page shows the same way (a run's progress, a run's outcome).
+
+``st.cache_resource`` lives as long as the server process, so cached stores are keyed by their
+path: a test (or a server) with another ``ZOO_HOME`` gets its own store, never a stale one.
+"""
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
+from zoo.errors import ModelStoreError, RunError
+from zoo.paths import models_directory, runs_database_path, zoo_home
+from zoo.runs import Run, RunStore
 from zoo.store import ModelStore
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
-@st.cache_resource
+    from zoo.data import PointsData
+    from zoo.evaluation import Evaluation
+    from zoo.training import TrainSpec
+
+RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
+LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
+SIDEBAR_REFRESH_SECONDS = 1.0
+_METRICS_CACHE_KEY = "zoo.metrics_cache"
+FAILURE_HINTS = {
+    "failed": "Check the settings the message names and start the run again.",
+    "diverged": "Start again with a learning rate 10 times smaller, or the Adam optimizer.",
+}
+
+
+# --- cached shared resources ----------------------------------------------------------------
+
+
 def model_store() -> ModelStore:
-    """The local zoo, shared by every session of this server."""
-    return ModelStore()
+    """The local zoo of this ``ZOO_HOME``, shared by every session of this server."""
+    return _model_store(str(models_directory()))
+
+
+@st.cache_resource(show_spinner=False)
+def _model_store(root: str) -> ModelStore:
+    return ModelStore(root)
+
+
+def run_store() -> RunStore:
+    """The run store of this ``ZOO_HOME`` (each call opens its own SQLite connection: thread-safe)."""
+    return _run_store(str(runs_database_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def _run_store(path: str) -> RunStore:
+    return RunStore(path)
+
+
+@st.cache_resource(show_spinner=False)
+def device_description() -> str:
+    """Which GPU(s) this host trains on, or its CPU (asks nvidia-smi once per server)."""
+    from zoo.jobs import describe_device
+
+    return describe_device()
+
+
+@st.cache_resource(show_spinner=False)
+def default_device() -> str:
+    """``gpu`` or ``cpu``: where a run with device "auto" trains."""
+    from zoo.jobs import detect_device
+
+    return detect_device()
+
+
+def points(spec: TrainSpec) -> PointsData:
+    """The 2-D points a binary spec trains and tests on (the same ones the worker makes)."""
+    return _points(spec.dataset, spec.num_samples, spec.noise, spec.test_fraction, spec.seed)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _points(dataset: str, num_samples: int, noise: float, test_fraction: float, seed: int) -> PointsData:
+    from zoo.data import make_points
+
+    return make_points(dataset, num_samples, noise, test_fraction, seed)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _saved_model_evaluation(root: str, name: str, created_at: float) -> tuple[Evaluation, str]:
+    from zoo.evaluation import evaluate_saved_model
+
+    return evaluate_saved_model(name, ModelStore(root))
+
+
+def saved_model_evaluation(name: str) -> tuple[Evaluation, str]:
+    """Per-example evaluation of a local-zoo model on its test set (loads TensorFlow; cached
+    per model version, so a re-saved model is evaluated again)."""
+    entry = model_store().entry(name)
+    return _saved_model_evaluation(str(model_store().root), name, float(entry.config.get("created_at", 0)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def mnist_test_set(mnist_source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 test digits and their labels for a CNN run's data source (``auto``,
+    ``embedded`` or a path), as the worker and ``evaluate_saved_model`` load them."""
+    from zoo import data
+
+    if mnist_source == "embedded":
+        mnist = data.load_embedded_mnist()
+    else:
+        mnist = data.load_mnist(None if mnist_source == "auto" else mnist_source)
+    return mnist.x_test, mnist.y_test
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def followed_run(kind: str) -> Run | None:
+    """The run whose id is in the URL (``?run=...``), if it exists here and is a ``kind`` run.
+
+    A stale or foreign id is dropped from the URL with a warning, so the page starts clean.
+    """
+    run_id = st.query_params.get(RUN_QUERY_KEY)
+    if not run_id:
+        return None
+    try:
+        run = run_store().get(run_id)
+    except RunError:
+        st.warning(f"The run {run_id!r} in the link is not in this studio's run store (deleted?).")
+        del st.query_params[RUN_QUERY_KEY]
+        return None
+    if run.kind != kind:
+        st.warning(f"The run {run_id!r} in the link trains a {run.kind} model; open it from the Runs page.")
+        del st.query_params[RUN_QUERY_KEY]
+        return None
+    return run
+
+
+def follow_run(run_id: str | None) -> None:
+    """Put ``run_id`` in the URL (or take it out), so a reload or a second tab follows the same run."""
+    if run_id:
+        st.query_params[RUN_QUERY_KEY] = run_id
+    elif RUN_QUERY_KEY in st.query_params:
+        del st.query_params[RUN_QUERY_KEY]
+
+
+def metrics_frame(run_id: str) -> pd.DataFrame:
+    """A run's metric rows, read incrementally: each call fetches only rows newer than the last.
+
+    The rows read so far live in this session's state, so a live refresh costs one small query.
+    """
+    import pandas as pd
+
+    store = run_store()
+    cache = st.session_state.setdefault(_METRICS_CACHE_KEY, {})
+    key = (str(store.path), run_id)
+    frame = cache.get(key)
+    last_id = int(frame["id"].iloc[-1]) if frame is not None and len(frame) else 0
+    new_rows = store.metrics_frame(run_id, since_id=last_id)
+    if frame is None or not len(frame):
+        frame = new_rows
+    elif len(new_rows):
+        frame = pd.concat([frame, new_rows], ignore_index=True)
+    cache[key] = frame
+    return frame
+
+
+def model_names_by_run() -> dict[str, str]:
+    """The local-zoo model each run produced, by run id (follows renames, unlike ``Run.model_name``)."""
+    return {
+        entry.config["run_id"]: entry.name for entry in model_store().entries() if entry.config.get("run_id")
+    }
+
+
+def model_of_run(run: Run) -> str | None:
+    """The name the run's model has in the local zoo now, or None if it is gone (or never saved)."""
+    return model_names_by_run().get(run.id)
+
+
+# --- what every page shows the same way -----------------------------------------------------
+
+
+def format_seconds(seconds: float | None) -> str:
+    """12 s, 3 min 04 s, 1 h 02 min."""
+    if seconds is None:
+        return "–"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def show_progress(run: Run, unit: str = "images") -> None:
+    """A progress bar with epoch, step, throughput and ETA, or where a queued run waits."""
+    if run.status == "queued":
+        ahead = run_store().queue_position(run.id)
+        st.info(
+            f"Queued on the {run.device.upper()}: {ahead or 0} run(s) ahead. "
+            "It starts by itself when the device is free; stop it to cancel."
+        )
+        return
+    progress = run.progress
+    if not progress:
+        st.progress(0.0, text="Starting: loading TensorFlow and the data…")
+        return
+    total = max(int(progress.get("total_steps", 1)), 1)
+    step = int(progress.get("step", 0))
+    text = (
+        f"Epoch {int(progress.get('epoch', 0))}/{int(progress.get('num_epochs', 0))} · "
+        f"step {step}/{total} · {progress.get('samples_per_second', 0):,.0f} {unit}/s · "
+        f"ETA {format_seconds(progress.get('eta_seconds'))}"
+    )
+    st.progress(min(step / total, 1.0), text=text)
+
+
+def show_run_outcome(run: Run) -> None:
+    """How an ended run ended: a success line, or why it stopped and what to try (never a traceback)."""
+    duration = format_seconds(run.duration_seconds)
+    accuracy = run.final_metrics.get("accuracy")
+    scored = f" Test accuracy {accuracy:.1%}." if accuracy is not None else ""
+    if run.status == "completed":
+        st.success(f"Run {run.id} completed in {duration}.{scored}")
+    elif run.status == "stopped":
+        st.warning(f"Run {run.id} stopped after {duration}: {run.message or 'stopped on request'}.{scored}")
+    elif run.status in FAILURE_HINTS:
+        log = zoo_home() / "logs" / f"{run.id}.log"
+        st.error(
+            f"Run {run.id} {run.status}: {run.message or 'no reason was recorded'}\n\n"
+            f"**What to try:** {FAILURE_HINTS[run.status]} The worker's log is {log}."
+        )
+
+
+def stop_run(run: Run) -> None:
+    """Ask a live run to stop (it ends after its current batch) and say so."""
+    run_store().request_stop(run.id)
+    st.toast(f"Stopping run {run.id} after its current batch.")
+
+
+def keep_model_form(model_name: str, key: str) -> str:
+    """A name field that renames the run's model in the local zoo; returns its current name."""
+    with st.form(key):
+        new_name = st.text_input("Keep the model in the local zoo as", value=model_name, max_chars=80)
+        if st.form_submit_button("Save under this name"):
+            try:
+                if new_name != model_name:
+                    model_name = model_store().rename(model_name, new_name).name
+                st.success(f"Saved in the local zoo as **{model_name}**.")
+            except ModelStoreError as error:
+                st.error(str(error))
+    return model_name
+
+
+def live_fragment(render, *, live: bool, key: str):
+    """Wrap ``render(live)`` as a fragment that reruns every ``LIVE_REFRESH_SECONDS`` while ``live``.
+
+    ``render`` returns whether the run is still active; when a live run has ended, the whole
+    page reruns once, so it shows the results and stops polling.
+    """
+
+    def body() -> None:
+        started = time.perf_counter()
+        still_active = render(live)
+        st.session_state[f"zoo.refresh_seconds.{key}"] = time.perf_counter() - started
+        if live and not still_active:
+            st.rerun()
+
+    return st.fragment(body, run_every=LIVE_REFRESH_SECONDS if live else None, key=key)

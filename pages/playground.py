@@ -1,0 +1,193 @@
+"""Playground: the article's binary classifier on 2-D points, with its decision boundary and
+every hidden unit drawn live. Every setting is bound to the URL, so a link reproduces the experiment."""
+
+import streamlit as st
+
+from zoo import jobs, ui
+from zoo.charts import training as charts
+from zoo.data import POINT_DATASETS
+from zoo.errors import ZooError
+from zoo.models import ACTIVATIONS
+from zoo.training import TrainSpec
+
+# The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
+# needs ~10x the epochs) lets the boundary visibly form in a run of 10-20 s on a laptop CPU.
+DEFAULTS = TrainSpec.binary(learning_rate=0.01)
+MAX_LAYERS, MAX_UNITS = 4, 8
+LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "rmsprop": "RMSprop", "adam": "Adam"}
+SETTING_DEFAULTS = {
+    "dataset": DEFAULTS.dataset,
+    "noise": DEFAULTS.noise,
+    "num_samples": DEFAULTS.num_samples,
+    "test_fraction": DEFAULTS.test_fraction,
+    "seed": DEFAULTS.seed,
+    "hidden_layers": len(DEFAULTS.hidden_units),
+    **{f"units_{layer}": DEFAULTS.hidden_units[0] for layer in range(1, MAX_LAYERS + 1)},
+    "activation": DEFAULTS.activation,
+    "optimizer": DEFAULTS.optimizer,
+    "learning_rate": DEFAULTS.learning_rate,
+    "batch_size": DEFAULTS.batch_size,
+    "num_epochs": DEFAULTS.num_epochs,
+}
+BOUND = {"bind": "query-params"}
+
+
+def restore_defaults() -> None:
+    st.session_state.update(SETTING_DEFAULTS)
+
+
+st.title("Playground: a binary classifier")
+st.caption(
+    "Like TensorFlow Playground, on the article's own Keras network: two inputs, a hidden layer of "
+    "three sigmoid units, one sigmoid output. Change anything; the URL keeps your settings."
+)
+
+data_column, network_column, training_column = st.columns(3)
+with data_column.container(border=True):
+    st.markdown("**Data**")
+    dataset = st.selectbox("Dataset", POINT_DATASETS, key="dataset", **BOUND)
+    noise = st.slider("Noise", 0.0, 1.0, DEFAULTS.noise, 0.05, key="noise", **BOUND)
+    num_samples = st.slider(
+        "Number of points", 50, 2000, DEFAULTS.num_samples, 50, key="num_samples", **BOUND
+    )
+    test_fraction = st.slider(
+        "Share of points held out for testing",
+        0.1,
+        0.9,
+        DEFAULTS.test_fraction,
+        0.05,
+        key="test_fraction",
+        **BOUND,
+    )
+    seed = st.number_input("Seed", 0, 99_999, DEFAULTS.seed, key="seed", **BOUND)
+with network_column.container(border=True):
+    st.markdown("**Network**")
+    hidden_layers = st.number_input("Hidden layers", 1, MAX_LAYERS, 1, key="hidden_layers", **BOUND)
+    unit_columns = st.columns(2)
+    hidden_units = tuple(
+        unit_columns[(layer - 1) % 2].number_input(
+            f"Units in layer {layer}", 1, MAX_UNITS, DEFAULTS.hidden_units[0], key=f"units_{layer}", **BOUND
+        )
+        for layer in range(1, hidden_layers + 1)
+    )
+    activation = st.selectbox("Activation", ACTIVATIONS, key="activation", **BOUND)
+with training_column.container(border=True):
+    st.markdown("**Training**")
+    optimizer = st.selectbox(
+        "Optimizer",
+        tuple(OPTIMIZER_NAMES),
+        index=tuple(OPTIMIZER_NAMES).index(DEFAULTS.optimizer),
+        format_func=OPTIMIZER_NAMES.get,
+        key="optimizer",
+        **BOUND,
+    )
+    learning_rate = st.select_slider(
+        "Learning rate", LEARNING_RATES, DEFAULTS.learning_rate, key="learning_rate", **BOUND
+    )
+    batch_size = st.select_slider("Batch size", BATCH_SIZES, DEFAULTS.batch_size, key="batch_size", **BOUND)
+    num_epochs = st.number_input("Epochs", 1, 1000, DEFAULTS.num_epochs, 10, key="num_epochs", **BOUND)
+
+try:
+    spec = TrainSpec.binary(
+        dataset=dataset,
+        noise=noise,
+        num_samples=num_samples,
+        test_fraction=test_fraction,
+        seed=seed,
+        hidden_units=hidden_units,
+        activation=activation,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        num_epochs=num_epochs,
+    )
+except ZooError as error:
+    st.error(str(error))
+    st.stop()
+
+run = ui.followed_run("binary")
+start_column, stop_column, reset_column, defaults_column = st.columns(4)
+if start_column.button("Start training", type="primary", icon="▶️", width="stretch"):
+    if run is not None and run.is_active:
+        ui.run_store().request_stop(run.id)
+    try:
+        run = ui.run_store().get(jobs.submit(spec, ui.run_store()))
+        ui.follow_run(run.id)
+    except ZooError as error:
+        st.error(str(error))
+live = run is not None and run.is_active
+if stop_column.button("Stop", icon="⏹️", disabled=not live, width="stretch"):
+    ui.stop_run(run)
+if reset_column.button("Reset", icon="🔄", width="stretch", help="Stop the run and clear the plane."):
+    if live:
+        ui.run_store().request_stop(run.id)
+    ui.follow_run(None)
+    run, live = None, False
+defaults_column.button("Default settings", width="stretch", on_click=restore_defaults)
+
+
+def show_training(live: bool) -> bool:
+    """The plane, the loss curves and the hidden units of the followed run (or the bare data)."""
+    current = ui.run_store().get(run.id) if run is not None else None
+    shown_spec = current.spec if current is not None else spec
+    data = ui.points(shown_spec)
+    surface = ui.run_store().surface(current.id) if current is not None else None
+    if current is not None and current.is_active:
+        ui.show_progress(current, "points")
+    plane_column, curves_column = st.columns([3, 2])
+    plane_column.plotly_chart(
+        charts.decision_boundary(surface, data.x_train, data.y_train, data.x_test, data.y_test),
+        key="boundary",
+    )
+    with curves_column:
+        if current is None:
+            st.info(
+                "Press **Start training** to watch the boundary form. The points are the data it will learn."
+            )
+            return False
+        st.plotly_chart(charts.loss_curves(ui.metrics_frame(current.id)), key="loss")
+        if surface is not None:
+            st.plotly_chart(charts.hidden_unit_maps(surface), key="hidden_units")
+            st.caption("What each hidden unit computes: its activation at every point of the plane.")
+    return current.is_active
+
+
+ui.live_fragment(show_training, live=live, key="playground-live")()
+
+if run is not None and not live:
+    run = ui.run_store().get(run.id)
+    if run.spec != spec:
+        st.caption("The settings above differ from this run's; press **Start training** to train with them.")
+    ui.show_run_outcome(run)
+    metrics = run.final_metrics
+    if metrics:
+        positive = metrics["per_class"]["1"]
+        columns = st.columns(5)
+        for column, (label, value) in zip(
+            columns,
+            [
+                ("Accuracy", metrics["accuracy"]),
+                ("Precision", positive["precision"]),
+                ("Recall", positive["recall"]),
+                ("F1", positive["f1"]),
+                ("AUC", metrics.get("auc")),
+            ],
+            strict=True,
+        ):
+            column.metric(label, "–" if value is None else f"{value:.3f}")
+        st.caption("On the test points; precision, recall and F1 of class 1.")
+    model_name = ui.model_of_run(run)
+    if model_name:
+        roc_column, matrix_column = st.columns(2)
+        with roc_column, st.spinner("Scoring the test points (loads TensorFlow the first time)…"):
+            evaluation, _ = ui.saved_model_evaluation(model_name)
+            if evaluation.roc is not None:
+                st.plotly_chart(
+                    charts.roc_figure(evaluation.roc["fpr"], evaluation.roc["tpr"], evaluation.auc), key="roc"
+                )
+        matrix_column.plotly_chart(
+            charts.confusion_matrix_figure(metrics["confusion_matrix"], [0, 1]), key="confusion"
+        )
+        ui.keep_model_form(model_name, key="playground-keep-model")

@@ -1,0 +1,79 @@
+"""Runs: every run in one table; overlay the curves of the chosen runs, delete runs, download CSVs."""
+
+import streamlit as st
+
+from zoo import ui
+from zoo.charts import training as charts
+from zoo.errors import ZooError
+
+st.title("Runs")
+runs = ui.run_store().list_runs()
+if not runs:
+    st.info("No runs yet. Train the MNIST CNN on **Train**, or a binary classifier on **Playground**.")
+    left, right = st.columns(2)
+    left.page_link("pages/train.py", label="Train the CNN", icon="🏋️")
+    right.page_link("pages/playground.py", label="Open the Playground", icon="🎛️")
+    st.stop()
+
+table = charts.runs_table(runs, ui.model_names_by_run())
+st.caption("Choose rows (the boxes on the left) to compare their curves, download or delete them.")
+selection = st.dataframe(
+    table,
+    hide_index=True,
+    key="runs.table",
+    on_select="rerun",
+    selection_mode="multi-row",
+    column_config={
+        "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "macro F1": st.column_config.NumberColumn(format="%.3f"),
+        "AUC": st.column_config.NumberColumn(format="%.3f"),
+        "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+    },
+)
+st.download_button(
+    "Download this table (CSV)", table.to_csv(index=False), file_name="zoo-runs.csv", mime="text/csv"
+)
+
+chosen = [runs[row] for row in selection.selection.rows]
+if not chosen:
+    st.info("Choose one or more runs in the table to overlay their curves and download their metrics.")
+    st.stop()
+
+frames = {f"{run.kind} {run.id}": ui.metrics_frame(run.id) for run in chosen}
+names = sorted({name for frame in frames.values() for name in frame["name"].unique()})
+if names:
+    default = "epoch/val_accuracy" if "epoch/val_accuracy" in names else names[0]
+    metric = st.selectbox("Metric to compare", names, index=names.index(default))
+    st.plotly_chart(charts.overlay_curves(frames, metric), key="runs.overlay")
+else:
+    st.info("The chosen runs have not logged any metric yet.")
+
+for run in chosen:
+    if run.status in ("failed", "diverged"):
+        ui.show_run_outcome(run)
+
+download_column, delete_column = st.columns(2)
+with download_column:
+    run_to_download = st.selectbox("Metrics of run", [run.id for run in chosen])
+    st.download_button(
+        "Download its metrics (CSV)",
+        ui.metrics_frame(run_to_download).drop(columns="id").to_csv(index=False),
+        file_name=f"zoo-run-{run_to_download}-metrics.csv",
+        mime="text/csv",
+    )
+with delete_column:
+    also_models = st.checkbox("Also delete their saved models from the local zoo")
+    if st.button(f"Delete {len(chosen)} run(s)", icon="🗑️"):
+        model_names, errors = ui.model_names_by_run(), []
+        for run in chosen:
+            try:
+                ui.run_store().delete(run.id)
+                if also_models and run.id in model_names:
+                    ui.model_store().delete(model_names[run.id])
+            except ZooError as error:
+                errors.append(str(error))
+        for error in errors:
+            st.error(error)
+        if not errors:
+            del st.session_state["runs.table"]  # the rows it chose are gone
+            st.rerun()

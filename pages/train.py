@@ -1,0 +1,231 @@
+"""Train: the article's MNIST CNN with live curves, then its test accuracy, confusion matrix,
+per-class scores and mistakes. The run id lives in the URL, so a reload or a second tab follows it."""
+
+import numpy as np
+import streamlit as st
+
+from zoo import jobs, ui
+from zoo.charts import training as charts
+from zoo.data import describe_mnist_source
+from zoo.errors import ZooError
+from zoo.models import ACTIVATIONS
+from zoo.training import TrainSpec
+
+ARTICLE = TrainSpec.cnn()
+SOURCES = {
+    "auto": "Automatic: the full MNIST when this machine has it, else the embedded subset",
+    "embedded": "Embedded subset: 4,000 train / 1,000 test digits (fast, offline)",
+    "file": "A Keras mnist.npz file on the server",
+}
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "rmsprop": "RMSprop", "adam": "Adam"}
+GALLERY_SIZE = 24
+CELL_KEYS = ("train.true_digit", "train.predicted_digit")
+
+
+def select_cell() -> None:
+    """A click on the confusion matrix chooses the cell whose digits are shown below it."""
+    for point in st.session_state["train.confusion"].selection.points:
+        if point.get("customdata"):  # the cell markers carry [true, predicted]; the heatmap does not
+            st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]] = map(int, point["customdata"])
+            return
+
+
+def show_digits(images: np.ndarray, captions: list[str]) -> None:
+    st.image([charts.enlarge_digit(image) for image in images], caption=captions, width=84)
+
+
+st.title("Train the MNIST CNN")
+st.caption(
+    "The article's network: three 3x3 convolutions (32, 64, 64 filters) with max-pooling, a dense "
+    "layer of 64 and a softmax over the ten digits, trained with Adam. Defaults are the article's."
+)
+run = ui.followed_run("cnn")
+
+with st.form("hyperparameters"):
+    architecture, optimisation, data_and_device = st.columns(3)
+    with architecture:
+        st.markdown("**Architecture**")
+        filter_columns = st.columns(3)
+        conv_filters = tuple(
+            filter_columns[index].number_input(f"Conv {index + 1} filters", 1, 256, filters)
+            for index, filters in enumerate(ARTICLE.conv_filters)
+        )
+        dense_units = st.number_input("Dense units", 1, 1024, ARTICLE.hidden_units[0])
+        activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(ARTICLE.activation))
+        seed = st.number_input("Seed", 0, 99_999, ARTICLE.seed)
+    with optimisation:
+        st.markdown("**Optimisation**")
+        optimizer = st.selectbox(
+            "Optimizer",
+            tuple(OPTIMIZER_NAMES),
+            index=tuple(OPTIMIZER_NAMES).index(ARTICLE.optimizer),
+            format_func=OPTIMIZER_NAMES.get,
+        )
+        learning_rate = st.number_input(
+            "Learning rate", 0.00001, 1.0, ARTICLE.learning_rate, 0.0005, format="%.5f"
+        )
+        momentum = st.number_input("Momentum (SGD + momentum only)", 0.0, 0.99, ARTICLE.momentum, 0.05)
+        batch_size = st.number_input("Batch size", 8, 2048, ARTICLE.batch_size, 32)
+        num_epochs = st.number_input("Epochs", 1, 100, ARTICLE.num_epochs)
+        validation_split = st.slider("Validation split", 0.0, 0.5, ARTICLE.validation_split, 0.05)
+    with data_and_device:
+        st.markdown("**Data and device**")
+        source = st.radio("MNIST source", tuple(SOURCES), format_func=SOURCES.get)
+        path = st.text_input("Path of mnist.npz (for a file source)", placeholder="/data/mnist.npz")
+        max_train_samples = st.number_input(
+            "Training images to use (0 = all)", 0, 60_000, 0, 1000, help="A few thousand train in seconds."
+        )
+        device = st.radio(
+            "Device",
+            ("auto", "cpu"),
+            format_func=lambda choice: f"Auto: {ui.device_description()}" if choice == "auto" else "CPU",
+        )
+        mixed_precision = st.checkbox(
+            "Mixed precision (GPU only)", help="On a CPU the run uses float32 and says so."
+        )
+        model_name = st.text_input("Model name (optional)", placeholder="mnist-cnn", max_chars=80)
+    submitted = st.form_submit_button("Start training", type="primary", icon="▶️")
+
+if submitted:
+    try:
+        mnist_source = path.strip() if source == "file" else source
+        if source == "file":
+            describe_mnist_source(mnist_source)  # a missing file is said here, not after a worker starts
+        spec = TrainSpec.cnn(
+            conv_filters=conv_filters,
+            hidden_units=(dense_units,),
+            activation=activation,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            momentum=momentum,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
+            validation_split=validation_split,
+            seed=seed,
+            mnist_source=mnist_source,
+            max_train_samples=max_train_samples or None,
+            device=device,
+            mixed_precision=mixed_precision,
+            model_name=model_name.strip() or None,
+        )
+        run = ui.run_store().get(jobs.submit(spec, ui.run_store()))
+        ui.follow_run(run.id)
+        for key in CELL_KEYS:
+            st.session_state.pop(key, None)
+    except ZooError as error:
+        st.error(str(error))
+
+if run is None:
+    if not submitted:
+        st.info(
+            "No run yet on this page. Press **Start training**: with the embedded digits and one epoch "
+            "it takes a few seconds; the article's 10 epochs on the full MNIST take minutes on a CPU."
+        )
+    st.stop()
+
+live = run.is_active
+if live and st.button("Stop", icon="⏹️", help="The run stops after its current batch; the model is kept."):
+    ui.stop_run(run)
+
+
+def show_run(live: bool) -> bool:
+    """The followed run's status line, progress bar and live curves."""
+    current = ui.run_store().get(run.id)
+    st.markdown(
+        f"**Run {current.id}** · {current.status} · {current.device.upper()} · "
+        f"{current.data_source or 'data loading…'}"
+    )
+    if current.is_active or current.progress:
+        ui.show_progress(current)
+    frame = ui.metrics_frame(current.id)
+    st.plotly_chart(charts.batch_curves(frame), key="batch_curves")
+    st.plotly_chart(charts.epoch_curves(frame), key="epoch_curves")
+    return current.is_active
+
+
+ui.live_fragment(show_run, live=live, key="train-live")()
+if live:
+    st.stop()
+
+ui.show_run_outcome(run)
+metrics = run.final_metrics
+if not metrics:
+    st.stop()
+
+st.subheader("On the test set")
+columns = st.columns(5)
+for column, (label, value) in zip(
+    columns,
+    [
+        ("Test accuracy", f"{metrics['accuracy']:.2%}"),
+        ("Macro precision", f"{metrics['macro_precision']:.3f}"),
+        ("Macro recall", f"{metrics['macro_recall']:.3f}"),
+        ("Macro F1", f"{metrics['macro_f1']:.3f}"),
+        ("Misclassified", f"{metrics['num_misclassified']:,} of {metrics['num_examples']:,}"),
+    ],
+    strict=True,
+):
+    column.metric(label, value)
+
+matrix = np.asarray(metrics["confusion_matrix"])
+if CELL_KEYS[0] not in st.session_state:  # start on the most frequent confusion
+    off_diagonal = matrix - np.diag(np.diag(matrix))
+    st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]] = (
+        int(index) for index in np.unravel_index(off_diagonal.argmax(), matrix.shape)
+    )
+cell = (st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]])
+matrix_column, table_column = st.columns([3, 2])
+matrix_column.plotly_chart(
+    charts.confusion_matrix_figure(matrix, range(10), selected=cell),
+    key="train.confusion",
+    on_select=select_cell,
+    selection_mode="points",
+)
+with table_column:
+    st.markdown("**Per class**")
+    st.dataframe(
+        charts.per_class_table(metrics["per_class"]),
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "F1")
+        },
+    )
+
+model_name = ui.model_of_run(run)
+if model_name is None:
+    st.info("This run's model is no longer in the local zoo, so its test digits cannot be shown.")
+    st.stop()
+
+st.subheader("Test digits by cell")
+st.caption("Click a cell of the confusion matrix, or choose one here.")
+true_column, predicted_column = st.columns(2)
+true_digit = true_column.selectbox("True digit", range(10), key=CELL_KEYS[0])
+predicted_digit = predicted_column.selectbox("Predicted digit", range(10), key=CELL_KEYS[1])
+with st.spinner("Scoring the test digits with the saved model (loads TensorFlow the first time)…"):
+    try:
+        evaluation, _ = ui.saved_model_evaluation(model_name)
+        images, labels = ui.mnist_test_set(run.spec.mnist_source)
+    except ZooError as error:
+        st.error(f"The test digits cannot be shown: {error}")
+        st.stop()
+predicted = np.asarray(evaluation.predicted)
+confidence = np.asarray(evaluation.confidence)
+chosen = np.flatnonzero((labels == true_digit) & (predicted == predicted_digit))
+st.write(f"{len(chosen):,} test digits are {true_digit} and were read as {predicted_digit}.")
+if len(chosen):
+    shown = chosen[:GALLERY_SIZE]
+    show_digits(images[shown], [f"{confidence[index]:.0%}" for index in shown])
+
+st.subheader("Misclassified digits")
+mistakes = np.asarray(evaluation.misclassified, dtype=int)
+if len(mistakes):
+    st.caption(f"The {min(GALLERY_SIZE, len(mistakes))} most confident mistakes of {len(mistakes):,}.")
+    shown = mistakes[np.argsort(-confidence[mistakes])][:GALLERY_SIZE]
+    show_digits(
+        images[shown],
+        [f"true {labels[index]} → {predicted[index]} ({confidence[index]:.0%})" for index in shown],
+    )
+else:
+    st.success("No test digit is misclassified.")
+
+ui.keep_model_form(model_name, key="train-keep-model")

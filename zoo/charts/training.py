@@ -1,0 +1,370 @@
+"""Plotly figures (and table data) for training and evaluation: live curves, the decision boundary
+with its hidden units, confusion matrix, ROC, per-class scores and runs side by side.
+
+Pure functions: data in (metric frames from ``RunStore.metrics_frame``, surfaces from
+``RunStore.surface``, evaluation summaries), figures out. Arrays are passed to Plotly as numpy
+arrays so they travel to the browser base64-encoded, which keeps a live refresh cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from zoo.runs import Run
+
+TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
+CLASS_COLORS = ("#d62728", "#1f77b4")  # class 0, class 1
+BOUNDARY_COLORSCALE = [[0.0, "#f4a6a6"], [0.5, "#f7f7f7"], [1.0, "#9ecae1"]]
+MAX_CURVE_POINTS = 1500
+CHART_MARGIN = {"l": 50, "r": 20, "t": 40, "b": 40}
+
+
+def metric_values(frame: pd.DataFrame, name: str, max_points: int = MAX_CURVE_POINTS) -> pd.DataFrame:
+    """The rows of one metric (step, epoch, value), thinned to at most ``max_points`` evenly
+    spaced rows (the last row always kept), so long histories stay cheap to draw."""
+    rows = frame[frame["name"] == name]
+    if len(rows) > max_points:
+        keep = np.unique(np.linspace(0, len(rows) - 1, max_points).round().astype(int))
+        rows = rows.iloc[keep]
+    return rows
+
+
+def _line(rows: pd.DataFrame, x: str, label: str, color: str | None, **options: Any) -> go.Scatter:
+    return go.Scatter(
+        x=rows[x].to_numpy(),
+        y=rows["value"].to_numpy(),
+        mode=options.pop("mode", "lines"),
+        name=label,
+        line={"color": color, **options.pop("line", {})},
+        **options,
+    )
+
+
+def batch_curves(frame: pd.DataFrame) -> go.Figure:
+    """Batch loss and batch accuracy against the training step, side by side."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Batch loss", "Batch accuracy"))
+    figure.add_trace(_line(metric_values(frame, "batch/loss"), "step", "loss", TRAIN_COLOR), 1, 1)
+    figure.add_trace(_line(metric_values(frame, "batch/accuracy"), "step", "accuracy", TRAIN_COLOR), 1, 2)
+    figure.update_xaxes(title_text="step")
+    figure.update_yaxes(rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_layout(height=300, showlegend=False, margin=CHART_MARGIN)
+    return figure
+
+
+def epoch_curves(frame: pd.DataFrame) -> go.Figure:
+    """Training and validation loss and accuracy per epoch, side by side."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch"))
+    for column, metric in ((1, "loss"), (2, "accuracy")):
+        for prefix, label, color in (
+            ("epoch/", "train", TRAIN_COLOR),
+            ("epoch/val_", "validation", TEST_COLOR),
+        ):
+            rows = metric_values(frame, f"{prefix}{metric}")
+            figure.add_trace(
+                _line(
+                    rows,
+                    "epoch",
+                    label,
+                    color,
+                    mode="lines+markers",
+                    showlegend=column == 1,
+                    legendgroup=label,
+                ),
+                1,
+                column,
+            )
+    figure.update_xaxes(title_text="epoch", rangemode="tozero")
+    figure.update_layout(height=300, margin=CHART_MARGIN, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def loss_curves(frame: pd.DataFrame) -> go.Figure:
+    """The binary classifier's train and test loss per epoch (its validation set is the test set)."""
+    figure = go.Figure(
+        [
+            _line(metric_values(frame, "epoch/loss"), "epoch", "train loss", TRAIN_COLOR),
+            _line(metric_values(frame, "epoch/val_loss"), "epoch", "test loss", TEST_COLOR),
+        ]
+    )
+    figure.update_layout(
+        title="Loss",
+        height=300,
+        margin=CHART_MARGIN,
+        xaxis_title="epoch",
+        yaxis_rangemode="tozero",
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return figure
+
+
+def decision_boundary(
+    surface: Mapping[str, Any] | None,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+) -> go.Figure:
+    """P(class 1) over the plane as a heatmap, with the train points (filled) and test points (open).
+
+    ``surface`` is ``None`` before the first one arrives: the figure then shows the points only.
+    """
+    traces: list[Any] = []
+    if surface is not None:
+        traces.append(
+            go.Heatmap(
+                x=np.asarray(surface["x"]),
+                y=np.asarray(surface["y"]),
+                z=np.asarray(surface["probability"], dtype=np.float32),
+                zmin=0,
+                zmax=1,
+                colorscale=BOUNDARY_COLORSCALE,
+                colorbar={"title": {"text": "P(1)"}, "thickness": 12},
+                hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>P(1)=%{z:.2f}<extra></extra>",
+            )
+        )
+        traces.append(
+            go.Contour(
+                x=np.asarray(surface["x"]),
+                y=np.asarray(surface["y"]),
+                z=np.asarray(surface["probability"], dtype=np.float32),
+                contours={"start": 0.5, "end": 0.5, "size": 1, "coloring": "none"},
+                line={"color": "black", "width": 2},
+                showscale=False,
+                hoverinfo="skip",
+                name="P(1) = 0.5",
+            )
+        )
+    for points, labels, split, symbol in (
+        (x_train, y_train, "train", "circle"),
+        (x_test, y_test, "test", "circle-open"),
+    ):
+        labels = np.asarray(labels).astype(int)
+        for label in (0, 1):
+            chosen = points[labels == label]
+            traces.append(
+                go.Scatter(
+                    x=chosen[:, 0],
+                    y=chosen[:, 1],
+                    mode="markers",
+                    name=f"{split} · class {label}",
+                    marker={
+                        "color": CLASS_COLORS[label],
+                        "symbol": symbol,
+                        "size": 7,
+                        "line": {
+                            "width": 1.5 if split == "test" else 0.5,
+                            "color": "white" if split == "train" else CLASS_COLORS[label],
+                        },
+                    },
+                )
+            )
+    figure = go.Figure(traces)
+    title = "Decision boundary" + (f" · epoch {surface['epoch']}" if surface and "epoch" in surface else "")
+    figure.update_layout(
+        title=title,
+        height=460,
+        margin=CHART_MARGIN,
+        legend={"orientation": "h", "y": -0.12},
+        yaxis={"scaleanchor": "x"},
+    )
+    return figure
+
+
+def hidden_unit_maps(surface: Mapping[str, Any]) -> go.Figure:
+    """What each hidden unit computes: its activation over the plane, one small heatmap per unit
+    (one row per layer)."""
+    layers = surface["hidden"]
+    columns = max(len(units) for units in layers)
+    figure = make_subplots(
+        rows=len(layers),
+        cols=columns,
+        subplot_titles=[
+            f"layer {layer + 1} · unit {unit + 1}" if unit < len(layers[layer]) else ""
+            for layer in range(len(layers))
+            for unit in range(columns)
+        ],
+        horizontal_spacing=0.03,
+        vertical_spacing=0.12 if len(layers) > 1 else 0.0,
+    )
+    x, y = np.asarray(surface["x"]), np.asarray(surface["y"])
+    for layer, units in enumerate(layers):
+        for unit, grid in enumerate(units):
+            figure.add_trace(
+                go.Heatmap(
+                    x=x,
+                    y=y,
+                    z=np.asarray(grid, dtype=np.float32),
+                    colorscale="RdBu",
+                    showscale=False,
+                    hovertemplate=f"layer {layer + 1} unit {unit + 1}: %{{z:.2f}}<extra></extra>",
+                ),
+                layer + 1,
+                unit + 1,
+            )
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.update_annotations(font_size=11)
+    figure.update_layout(height=150 * len(layers) + 40, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
+
+
+def confusion_matrix_figure(
+    matrix: Sequence[Sequence[int]], labels: Sequence[Any], selected: tuple[int, int] | None = None
+) -> go.Figure:
+    """Counts of (true, predicted) pairs as a heatmap, rows = true label, columns = predicted.
+
+    Each cell carries a transparent marker whose ``customdata`` is ``[true, predicted]``, so a
+    click on the cell selects it (``st.plotly_chart(on_select=...)`` reports the marker).
+    """
+    counts = np.asarray(matrix, dtype=int)
+    names = [str(label) for label in labels]
+    true_index, predicted_index = np.meshgrid(range(len(names)), range(len(names)), indexing="ij")
+    figure = go.Figure(
+        [
+            go.Heatmap(
+                x=names,
+                y=names,
+                z=np.log1p(counts),
+                text=counts,
+                texttemplate="%{text}",
+                colorscale="Blues",
+                showscale=False,
+                hoverinfo="skip",
+            ),
+            go.Scatter(
+                x=[names[j] for j in predicted_index.ravel()],
+                y=[names[i] for i in true_index.ravel()],
+                customdata=np.stack([true_index.ravel(), predicted_index.ravel()], axis=1),
+                mode="markers",
+                marker={"size": 28, "symbol": "square", "opacity": 0.01, "color": "black"},
+                hovertemplate="true %{y}, predicted %{x}: %{text}<extra>click to show these</extra>",
+                text=counts.ravel(),
+                showlegend=False,
+            ),
+        ]
+    )
+    if selected is not None:
+        figure.add_shape(
+            type="rect",
+            x0=selected[1] - 0.5,
+            x1=selected[1] + 0.5,
+            y0=selected[0] - 0.5,
+            y1=selected[0] + 0.5,
+            line={"color": "#ff7f0e", "width": 3},
+        )
+    figure.update_xaxes(title_text="predicted", type="category", side="top")
+    figure.update_yaxes(title_text="true", type="category", autorange="reversed", scaleanchor="x")
+    figure.update_layout(title="Confusion matrix", height=460, margin={"l": 50, "r": 10, "t": 80, "b": 10})
+    return figure
+
+
+def roc_figure(
+    false_positive_rate: Sequence[float], true_positive_rate: Sequence[float], auc: float
+) -> go.Figure:
+    """The ROC curve with its area, and the diagonal of a classifier that guesses."""
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=np.asarray(false_positive_rate),
+                y=np.asarray(true_positive_rate),
+                mode="lines",
+                name=f"ROC (AUC {auc:.3f})",
+                line={"color": TRAIN_COLOR, "width": 2},
+            ),
+            go.Scatter(
+                x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "gray", "dash": "dash"}
+            ),
+        ]
+    )
+    figure.update_layout(
+        title=f"ROC curve · AUC {auc:.3f}",
+        height=360,
+        margin=CHART_MARGIN,
+        xaxis={"title": "false positive rate", "range": [0, 1]},
+        yaxis={"title": "true positive rate", "range": [0, 1.02], "scaleanchor": "x"},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return figure
+
+
+def per_class_table(per_class: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class, one row each (from an evaluation summary)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "class": label,
+                "precision": scores["precision"],
+                "recall": scores["recall"],
+                "F1": scores["f1"],
+                "support": int(scores["support"]),
+            }
+            for label, scores in per_class.items()
+        ]
+    )
+
+
+def overlay_curves(frames: Mapping[str, pd.DataFrame], metric: str) -> go.Figure:
+    """One metric of several runs on one chart, one line per run (x: epoch or step)."""
+    x = "epoch" if metric.startswith("epoch/") else "step"
+    figure = go.Figure()
+    for label, frame in frames.items():
+        figure.add_trace(
+            _line(
+                metric_values(frame, metric),
+                x,
+                label,
+                None,
+                mode="lines+markers" if x == "epoch" else "lines",
+            )
+        )
+    figure.update_layout(
+        title=metric, height=380, margin=CHART_MARGIN, xaxis_title=x, legend={"orientation": "h", "y": -0.2}
+    )
+    return figure
+
+
+def runs_table(runs: Sequence[Run], model_names: Mapping[str, str]) -> pd.DataFrame:
+    """One row per run: status, model, data source, device, duration and final metrics.
+
+    ``model_names`` maps run ids to their model's current name in the local zoo.
+    """
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        metrics = run.final_metrics
+        rows.append(
+            {
+                "run": run.id,
+                "status": run.status,
+                "model": run.kind,
+                "dataset": run.spec.dataset,
+                "data source": run.data_source or "",
+                "device": run.device,
+                "started": pd.Timestamp(run.created_at, unit="s").floor("s"),
+                "duration (s)": round(run.duration_seconds, 1) if run.duration_seconds is not None else None,
+                "epochs": run.spec.num_epochs,
+                "test accuracy": metrics.get("accuracy"),
+                "macro F1": metrics.get("macro_f1"),
+                "AUC": metrics.get("auc"),
+                "saved model": model_names.get(run.id, ""),
+                "message": run.message or "",
+            }
+        )
+    return pd.DataFrame(rows, columns=None if rows else ["run", "status", "model"])
+
+
+def enlarge_digit(image: np.ndarray, factor: int = 3) -> np.ndarray:
+    """Scale a small image up by repeating pixels, so the browser shows crisp squares, not a blur."""
+    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
