@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model of the local zoo on its test set")
     evaluate.add_argument("model_name", metavar="MODEL")
+    evaluate.add_argument("--data", dest="mnist_source", help="CNN: auto, embedded, or a mnist.npz path")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -82,7 +83,57 @@ def build_parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("stop", help="ask a queued or running run to stop")
     stop.add_argument("run_id", metavar="RUN_ID")
     stop.set_defaults(handler=command_stop)
+    add_hub_commands(commands)
     return parser
+
+
+def add_hub_commands(commands: Any) -> None:
+    """``push``, ``pull`` and ``hub list|revisions|compare|tag``. The token comes from HF_TOKEN or
+    `hf auth login`, never from an argument (arguments end up in shell history and process lists)."""
+    push = commands.add_parser("push", help="push a model of the local zoo to a Hugging Face Hub repo")
+    push.add_argument("model_name", metavar="MODEL")
+    push.add_argument("repo_id", metavar="REPO_ID", help="namespace/name, e.g. alice/mnist-cnn")
+    push.add_argument("--private", action="store_true", help="create the repo as private (when it is new)")
+    push.add_argument("--message", help="commit message")
+    push.add_argument("--tag", help="tag the new commit, e.g. v1")
+    push.add_argument("--json", action="store_true")
+    push.set_defaults(handler=command_push)
+
+    pull = commands.add_parser("pull", help="pull a model from the Hub into the local zoo")
+    pull.add_argument("repo_id", metavar="REPO_ID")
+    pull.add_argument("--revision", help="branch, tag or commit id (default: main)")
+    pull.add_argument("--name", help="name in the local zoo (default: the repo's name)")
+    pull.add_argument(
+        "--max-download-mb", type=float, help="download limit (default: ZOO_HUB_MAX_DOWNLOAD_MB or 500)"
+    )
+    pull.add_argument("--json", action="store_true")
+    pull.set_defaults(handler=command_pull)
+
+    hub = commands.add_parser("hub", help="browse, compare and tag models on the Hub")
+    hub_commands = hub.add_subparsers(dest="hub_command", required=True, parser_class=OneLineParser)
+    hub_list = hub_commands.add_parser("list", help="models tagged zoo-studio, with their card metrics")
+    hub_list.add_argument("--author")
+    hub_list.add_argument("--search", help="text the repo id contains")
+    hub_list.add_argument("--json", action="store_true")
+    hub_list.set_defaults(handler=command_hub_list)
+
+    revisions = hub_commands.add_parser("revisions", help="branches, tags and commits of a repo")
+    revisions.add_argument("repo_id", metavar="REPO_ID")
+    revisions.add_argument("--json", action="store_true")
+    revisions.set_defaults(handler=command_hub_revisions)
+
+    compare = hub_commands.add_parser("compare", help="two revisions' metrics side by side")
+    compare.add_argument("repo_id", metavar="REPO_ID")
+    compare.add_argument("first", metavar="REVISION")
+    compare.add_argument("second", metavar="OTHER_REVISION")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(handler=command_hub_compare)
+
+    tag = hub_commands.add_parser("tag", help="tag a revision, e.g. v1")
+    tag.add_argument("repo_id", metavar="REPO_ID")
+    tag.add_argument("tag", metavar="TAG")
+    tag.add_argument("--revision", default="main", help="branch, tag or commit id (default: main)")
+    tag.set_defaults(handler=command_hub_tag)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,7 +230,7 @@ def describe_finished_run(run: Any) -> str:
 def command_evaluate(arguments: argparse.Namespace) -> int:
     from zoo.evaluation import evaluate_saved_model
 
-    evaluation, source = evaluate_saved_model(arguments.model_name)
+    evaluation, source = evaluate_saved_model(arguments.model_name, mnist_source=arguments.mnist_source)
     summary = {"model": arguments.model_name, "data_source": source, **evaluation.to_dict()}
     if arguments.json:
         print(json.dumps(summary, indent=2))
@@ -235,6 +286,89 @@ def command_stop(arguments: argparse.Namespace) -> int:
 
     run = RunStore().request_stop(arguments.run_id)
     print(f"run {run.id}: {run.status} (stop requested)")
+    return 0
+
+
+def command_push(arguments: argparse.Namespace) -> int:
+    from zoo import hub
+
+    result = hub.push(
+        arguments.model_name,
+        arguments.repo_id,
+        private=arguments.private,
+        message=arguments.message,
+        tag=arguments.tag,
+    )
+    if arguments.json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+        return 0
+    tagged = f" (tagged {result.tag})" if result.tag else ""
+    print(f"pushed {arguments.model_name} to {result.repo_id}: commit {result.commit}{tagged}")
+    print(result.repo_url)
+    return 0
+
+
+def command_pull(arguments: argparse.Namespace) -> int:
+    from zoo import hub
+
+    limit = None if arguments.max_download_mb is None else int(arguments.max_download_mb * 1_000_000)
+    result = hub.pull(
+        arguments.repo_id, revision=arguments.revision, name=arguments.name, max_download_bytes=limit
+    )
+    if arguments.json:
+        print(json.dumps({**result.entry.summary(), "made_by": result.made_by}, indent=2, default=str))
+        return 0
+    print(
+        f"pulled {result.repo_id} at {result.revision} (commit {result.commit}) into the local zoo as "
+        f"{result.entry.name!r} ({result.entry.kind}); the Draw page can use it now"
+    )
+    return 0
+
+
+def command_hub_list(arguments: argparse.Namespace) -> int:
+    from zoo import hub
+
+    rows = [model.summary() for model in hub.list_models(author=arguments.author, search=arguments.search)]
+    print_rows(
+        rows,
+        arguments.json,
+        ["repo_id", "kind", "accuracy", "macro_f1", "last_modified"],
+        empty="no zoo-studio models match on the Hub",
+    )
+    return 0
+
+
+def command_hub_revisions(arguments: argparse.Namespace) -> int:
+    from zoo import hub
+
+    rows = [revision.summary() for revision in hub.list_revisions(arguments.repo_id)]
+    print_rows(rows, arguments.json, ["kind", "name", "commit", "date", "title"], empty="no revisions")
+    return 0
+
+
+def command_hub_compare(arguments: argparse.Namespace) -> int:
+    from zoo import hub
+
+    comparison = hub.compare_revisions(arguments.repo_id, arguments.first, arguments.second)
+    if not arguments.json:
+        print(
+            f"first: {comparison.first.revision} ({comparison.first.commit[:8]})  "
+            f"second: {comparison.second.revision} ({comparison.second.commit[:8]})"
+        )
+    print_rows(
+        comparison.rows(),
+        arguments.json,
+        ["metric", "first", "second", "change"],
+        empty="neither revision's model card declares metrics",
+    )
+    return 0
+
+
+def command_hub_tag(arguments: argparse.Namespace) -> int:
+    from zoo import hub
+
+    commit = hub.tag_revision(arguments.repo_id, arguments.tag, revision=arguments.revision)
+    print(f"tagged {arguments.repo_id} commit {commit} as {arguments.tag}")
     return 0
 
 

@@ -8,6 +8,7 @@ division counts as 0, a binary prediction is "1" at probability >= 0.5.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,11 +115,15 @@ def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray) -> Evalu
     )
 
 
-def evaluate_saved_model(name: str, store: Any = None) -> tuple[Evaluation, str]:
+def evaluate_saved_model(
+    name: str, store: Any = None, mnist_source: str | None = None
+) -> tuple[Evaluation, str]:
     """Evaluate a model of the local zoo on the test set of the data it was trained on.
 
     Returns the evaluation and a sentence naming the data source. A model without a
-    training spec (e.g. pulled from the Hub) is evaluated on the default data for its kind.
+    training spec (e.g. pulled from the Hub) is evaluated on the default data for its kind;
+    ``mnist_source`` ("auto", "embedded" or a file) overrides where a CNN's MNIST comes from,
+    e.g. when the file it was trained from is not on this machine.
 
     Raises:
         ModelStoreError: no such model, or it cannot be loaded.
@@ -132,6 +137,8 @@ def evaluate_saved_model(name: str, store: Any = None) -> tuple[Evaluation, str]
         spec = TrainSpec.from_dict(recorded)
     else:
         spec = TrainSpec.cnn() if loaded.entry.kind == "cnn" else TrainSpec.binary()
+    if mnist_source and spec.model == "cnn":
+        spec = dataclasses.replace(spec, mnist_source=mnist_source)
     data = load_training_data(spec)
     evaluation = evaluate_predictions(data.y_test, predict_in_batches(loaded.model, data.x_test))
     return evaluation, data.source
