@@ -1,0 +1,472 @@
+"""Plotly figures for the Learn page: pure functions, numbers from ``zoo.formulas`` in, ``go.Figure`` out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from zoo.charts import digit_heatmap
+from zoo.formulas import OPTIMIZER_TITLES, BackpropTrace, ConvolutionStep, NetworkWeights, Trajectory
+
+ACTIVATION_TITLES = {"sigmoid": "Sigmoid σ(z)", "relu": "ReLU max(0, z)", "tanh": "tanh(z)"}
+LOSS_TITLES = {
+    "mse": "MSE",
+    "binary_crossentropy": "Binary cross-entropy",
+    "categorical_crossentropy": "Categorical cross-entropy",
+}
+OPTIMIZER_COLORS = {"gd": "#d62728", "momentum": "#1f77b4", "adam": "#2ca02c"}
+MAX_RACE_FRAMES = 60
+
+
+def neuron_figure(
+    z_grid: np.ndarray, curve: np.ndarray, z: float, a: float, activation_name: str
+) -> go.Figure:
+    """The activation curve with the neuron's current (z, a) marked on it."""
+    figure = go.Figure(go.Scatter(x=z_grid, y=curve, mode="lines", name=activation_name))
+    figure.add_trace(
+        go.Scatter(
+            x=[z, z, z_grid[0]],
+            y=[float(np.min(curve)), a, a],
+            mode="lines",
+            line={"dash": "dot", "color": "grey"},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[z],
+            y=[a],
+            mode="markers+text",
+            marker={"size": 14, "color": "#d62728"},
+            text=[f"z={z:.3f}, a={a:.3f}"],
+            textposition="top left",
+            name="this neuron",
+        )
+    )
+    figure.update_layout(
+        xaxis_title="z (weighted sum)",
+        yaxis_title="a = activation(z)",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        showlegend=False,
+    )
+    return figure
+
+
+def activations_figure(
+    z_grid: np.ndarray,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    saturation: dict[str, list[tuple[float, float]]],
+) -> go.Figure:
+    """One panel per activation: the function, its derivative (dashed) and shaded saturated regions."""
+    names = list(curves)
+    figure = make_subplots(rows=1, cols=len(names), subplot_titles=[ACTIVATION_TITLES[n] for n in names])
+    shapes: list[dict] = []
+    annotations: list[dict] = []
+    for column, name in enumerate(names, start=1):
+        values, derivative = curves[name]
+        figure.add_trace(
+            go.Scatter(x=z_grid, y=values, name="f(z)", line={"color": "#1f77b4"}, showlegend=column == 1),
+            row=1,
+            col=column,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=z_grid,
+                y=derivative,
+                name="f′(z)",
+                line={"color": "#ff7f0e", "dash": "dash"},
+                showlegend=column == 1,
+            ),
+            row=1,
+            col=column,
+        )
+        axis = "x" if column == 1 else f"x{column}"
+        for start, end in saturation[name]:
+            # Shapes and annotations go in as one batch: plotly's add_vrect copies the layout each time.
+            shapes.append(
+                {
+                    "type": "rect",
+                    "xref": axis,
+                    "yref": f"y{'' if column == 1 else column} domain",
+                    "x0": start,
+                    "x1": end,
+                    "y0": 0,
+                    "y1": 1,
+                    "fillcolor": "grey",
+                    "opacity": 0.15,
+                    "line": {"width": 0},
+                }
+            )
+            annotations.append(
+                {
+                    "xref": axis,
+                    "yref": f"y{'' if column == 1 else column} domain",
+                    "x": (start + end) / 2,
+                    "y": 0.98,
+                    "text": "saturated",
+                    "showarrow": False,
+                    "font": {"size": 10, "color": "grey"},
+                }
+            )
+    figure.update_layout(shapes=shapes, annotations=[*figure.layout.annotations, *annotations])
+    figure.update_xaxes(title_text="z")
+    figure.update_layout(height=330, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    return figure
+
+
+def losses_figure(
+    predictions: np.ndarray,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    label: float,
+    chosen_prediction: float,
+) -> go.Figure:
+    """Each loss (left) and its gradient dL/dp (right) against the predicted probability p of the label."""
+    figure = make_subplots(
+        rows=1, cols=2, subplot_titles=(f"Loss for label y = {label:g}", "Gradient dL/dp (clipped to ±20)")
+    )
+    colors = ("#1f77b4", "#d62728", "#2ca02c")
+    for color, (name, (values, gradients)) in zip(colors, curves.items(), strict=False):
+        figure.add_trace(
+            go.Scatter(x=predictions, y=values, name=LOSS_TITLES[name], line={"color": color}), row=1, col=1
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=predictions,
+                y=np.clip(gradients, -20, 20),
+                name=LOSS_TITLES[name],
+                line={"color": color, "dash": "dash"},
+                showlegend=False,
+            ),
+            row=1,
+            col=2,
+        )
+    for column in (1, 2):
+        figure.add_vline(x=chosen_prediction, line={"dash": "dot", "color": "grey"}, row=1, col=column)
+    figure.update_xaxes(title_text="p = predicted probability of class 1", range=[0, 1])
+    figure.update_yaxes(range=[0, 8], row=1, col=1)
+    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    return figure
+
+
+def backprop_network_figure(weights: NetworkWeights, trace: BackpropTrace) -> go.Figure:
+    """The 2-3-1 network: nodes show activations, edges the weights; colour = sign of dL/dw, width = |dL/dw|.
+
+    Hover an edge for its weight, gradient and updated weight.
+    """
+    inputs = trace.inputs[0]
+    hidden = trace.hidden_a[0]
+    output = trace.output_a[0, 0]
+    positions: dict = {("x", 0): (0.0, 0.75), ("x", 1): (0.0, 0.25)}
+    positions |= {("h", j): (1.0, 0.9 - 0.4 * j) for j in range(3)}
+    positions[("o", 0)] = (2.0, 0.5)
+    edges = [
+        (
+            ("x", i),
+            ("h", j),
+            weights.hidden_kernel[i, j],
+            trace.gradients.hidden_kernel[i, j],
+            trace.updated.hidden_kernel[i, j],
+            f"w¹[{i + 1},{j + 1}]",
+        )
+        for i in range(2)
+        for j in range(3)
+    ] + [
+        (
+            ("h", j),
+            ("o", 0),
+            weights.output_kernel[j, 0],
+            trace.gradients.output_kernel[j, 0],
+            trace.updated.output_kernel[j, 0],
+            f"w²[{j + 1}]",
+        )
+        for j in range(3)
+    ]
+    largest = max(abs(edge[3]) for edge in edges) or 1.0
+    figure = go.Figure()
+    for start, end, weight, gradient, updated, name in edges:
+        (x0, y0), (x1, y1) = positions[start], positions[end]
+        hover = f"{name} = {weight:.4f}<br>∂L/∂w = {gradient:.6f}<br>after update: {updated:.4f}"
+        figure.add_trace(
+            go.Scatter(
+                x=[x0, (x0 + x1) / 2, x1],
+                y=[y0, (y0 + y1) / 2, y1],
+                mode="lines",
+                line={"width": 1 + 7 * abs(gradient) / largest, "color": _sign_color(gradient)},
+                hovertext=[hover] * 3,
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
+    node_labels = [f"x{i + 1} = {inputs[i]:.3f}" for i in range(2)]
+    node_labels += [f"a¹{j + 1} = {hidden[j]:.3f}<br>z = {trace.hidden_z[0, j]:.3f}" for j in range(3)]
+    node_labels.append(f"ŷ = {output:.4f}<br>z = {trace.output_z[0, 0]:.3f}")
+    node_positions = list(positions.values())
+    figure.add_trace(
+        go.Scatter(
+            x=[p[0] for p in node_positions],
+            y=[p[1] for p in node_positions],
+            mode="markers+text",
+            marker={"size": 34, "color": "white", "line": {"width": 2, "color": "black"}},
+            text=node_labels,
+            textposition="bottom center",
+            hoverinfo="text",
+            showlegend=False,
+        )
+    )
+    figure.update_xaxes(visible=False, range=[-0.4, 2.4])
+    figure.update_yaxes(visible=False, range=[-0.05, 1.05])
+    figure.update_layout(
+        height=360,
+        margin={"l": 4, "r": 4, "t": 30, "b": 4},
+        title=f"Loss L = {trace.loss:.6f} (red edge: ∂L/∂w > 0, blue: < 0; width ∝ |∂L/∂w|)",
+    )
+    return figure
+
+
+def _race_frame_indices(num_points: int) -> list[int]:
+    if num_points <= MAX_RACE_FRAMES:
+        return list(range(1, num_points + 1))
+    return sorted({round(i) for i in np.linspace(1, num_points, MAX_RACE_FRAMES)})
+
+
+def optimizer_race_figure(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    values: np.ndarray,
+    trajectories: dict[str, Trajectory],
+    minimum: Sequence[float],
+    title: str = "",
+) -> go.Figure:
+    """Contours of a 2-D loss surface with each optimizer's path, animated (Play) step by step.
+
+    ``values`` is the surface on the grid (rows follow ``ys``); contours use log(1 + f - min f) so
+    steep and flat regions both show.
+    """
+    levels = np.log1p(values - values.min())
+    figure = go.Figure(
+        go.Contour(
+            x=xs,
+            y=ys,
+            z=levels,
+            colorscale="Greys",
+            showscale=False,
+            ncontours=30,
+            opacity=0.6,
+            contours={"coloring": "heatmap"},
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[minimum[0]],
+            y=[minimum[1]],
+            mode="markers",
+            marker={"symbol": "star", "size": 16, "color": "gold"},
+            name="minimum",
+        )
+    )
+    longest = max(len(t.points) for t in trajectories.values())
+    frame_ends = _race_frame_indices(longest)
+    for name, trajectory in trajectories.items():
+        label = OPTIMIZER_TITLES[name] + (" (diverged)" if trajectory.diverged else "")
+        figure.add_trace(
+            go.Scatter(
+                x=trajectory.points[:, 0],
+                y=trajectory.points[:, 1],
+                mode="lines+markers",
+                name=label,
+                line={"color": OPTIMIZER_COLORS[name], "width": 2},
+                marker={"size": 4},
+            )
+        )
+    moving = list(range(2, 2 + len(trajectories)))
+    # Frames as plain dicts: plotly validates them once, when they join the figure.
+    figure.frames = [
+        {
+            "name": str(end - 1),
+            "traces": moving,
+            "data": [
+                {"type": "scatter", "x": t.points[:end, 0], "y": t.points[:end, 1]}
+                for t in trajectories.values()
+            ],
+        }
+        for end in frame_ends
+    ]
+    frame_names = [str(end - 1) for end in frame_ends]
+    play = {"frame": {"duration": 60, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    figure.update_layout(
+        title=title or None,
+        height=480,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        xaxis={"range": [float(xs[0]), float(xs[-1])], "title": "x"},
+        yaxis={"range": [float(ys[0]), float(ys[-1])], "title": "y"},
+        legend={"orientation": "h", "y": -0.15},
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": 1.12,
+                "xanchor": "left",
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [frame_names, play]},
+                    {
+                        "label": "⏸ Pause",
+                        "method": "animate",
+                        "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
+                    },
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "currentvalue": {"prefix": "step "},
+                "pad": {"t": 40},
+                "active": len(frame_names) - 1,
+                "steps": [
+                    {
+                        "label": name,
+                        "method": "animate",
+                        "args": [[name], {"mode": "immediate", "frame": {"duration": 0, "redraw": False}}],
+                    }
+                    for name in frame_names
+                ],
+            }
+        ],
+    )
+    return figure
+
+
+def loss_over_steps_figure(trajectories: dict[str, Trajectory]) -> go.Figure:
+    """Loss per step for each optimizer of the race (log scale when all losses are positive)."""
+    figure = go.Figure()
+    for name, trajectory in trajectories.items():
+        figure.add_trace(
+            go.Scatter(
+                y=trajectory.losses,
+                mode="lines",
+                name=OPTIMIZER_TITLES[name],
+                line={"color": OPTIMIZER_COLORS[name]},
+            )
+        )
+    positive = all(np.all(t.losses > 0) for t in trajectories.values())
+    figure.update_yaxes(type="log" if positive else "linear", title_text="f(x, y)")
+    figure.update_xaxes(title_text="step")
+    figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h"})
+    return figure
+
+
+def kernel_figure(kernel: np.ndarray, title: str = "kernel") -> go.Figure:
+    """A small matrix (kernel, window, products) as a heatmap with each value written in its cell."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    figure = digit_heatmap(kernel, title, colorscale="RdBu", size=200)
+    bound = float(np.max(np.abs(kernel))) or 1.0
+    figure.update_traces(
+        zmin=-bound, zmax=bound, text=np.round(kernel, 2), texttemplate="%{text}", textfont={"size": 13}
+    )
+    return figure
+
+
+def convolution_figures(
+    image: np.ndarray, step: ConvolutionStep, full_output: np.ndarray
+) -> tuple[go.Figure, go.Figure]:
+    """The digit with the kernel's current window outlined, and the output feature map filled in so far."""
+    kernel_rows, kernel_columns = step.window.shape
+    digit = digit_heatmap(image, f"input: kernel at row {step.row}, column {step.column}", size=320)
+    digit.add_shape(
+        type="rect",
+        x0=step.column - 0.5,
+        x1=step.column + kernel_columns - 0.5,
+        y0=step.row - 0.5,
+        y1=step.row + kernel_rows - 0.5,
+        line={"color": "#d62728", "width": 3},
+    )
+    bound = float(np.max(np.abs(full_output))) or 1.0
+    output = digit_heatmap(
+        step.partial_output,
+        f"feature map: {step.step} of {full_output.size} filled",
+        colorscale="RdBu",
+        size=320,
+    )
+    output.update_traces(zmin=-bound, zmax=bound, zmid=0)
+    output.add_shape(
+        type="rect",
+        x0=step.column - 0.5,
+        x1=step.column + 0.5,
+        y0=step.row - 0.5,
+        y1=step.row + 0.5,
+        line={"color": "#d62728", "width": 3},
+    )
+    return digit, output
+
+
+def pipeline_figure(steps: Sequence[tuple[str, str, str]]) -> go.Figure:
+    """The pipeline as a row of boxes joined by arrows; each box's title links to ``url`` (a page path).
+
+    ``steps``: (title, what happens there, url) per box, in order.
+    """
+    width, gap = 1.0, 0.35
+    shapes, annotations = [], []
+    for index, (title, caption, url) in enumerate(steps):
+        left = index * (width + gap)
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": left,
+                "x1": left + width,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#1f77b4", "width": 2},
+                "fillcolor": "rgba(31,119,180,0.08)",
+            }
+        )
+        annotations.append(
+            {
+                "x": left + width / 2,
+                "y": 0.68,
+                "text": f'<a href="{url}" target="_self"><b>{title}</b></a>',
+                "showarrow": False,
+                "font": {"size": 14},
+            }
+        )
+        annotations.append(
+            {
+                "x": left + width / 2,
+                "y": 0.3,
+                "text": caption,
+                "showarrow": False,
+                "font": {"size": 10, "color": "grey"},
+            }
+        )
+        if index:
+            annotations.append(
+                {
+                    "x": left,
+                    "y": 0.5,
+                    "ax": left - gap,
+                    "ay": 0.5,
+                    "axref": "x",
+                    "ayref": "y",
+                    "text": "",
+                    "showarrow": True,
+                    "arrowhead": 3,
+                    "arrowsize": 1.5,
+                    "arrowwidth": 2,
+                }
+            )
+    figure = go.Figure(layout={"shapes": shapes, "annotations": annotations})
+    total = len(steps) * width + (len(steps) - 1) * gap
+    figure.update_xaxes(visible=False, range=[-0.05, total + 0.05])
+    figure.update_yaxes(visible=False, range=[-0.05, 1.05])
+    figure.update_layout(height=170, margin={"l": 4, "r": 4, "t": 4, "b": 4}, plot_bgcolor="white")
+    return figure
+
+
+def _sign_color(value: float) -> str:
+    return "#d62728" if value > 0 else "#1f77b4"
