@@ -250,6 +250,32 @@ class ModelStore:
         return candidate
 
 
+STARTER_DIRECTORY = Path(__file__).resolve().parent / "starter"
+
+
+def install_starter_models(store: ModelStore | None = None, source: Path = STARTER_DIRECTORY) -> list[str]:
+    """Copy the models shipped with Zoo Studio (``zoo/starter/NAME/``, complete model directories)
+    into the local zoo when it holds none of them yet, so a fresh machine always has one.
+
+    Each is copied to a hidden directory and renamed into place, as ``save`` does. Returns the
+    names copied (empty when the zoo already has a starter or none is shipped).
+    """
+    store = store or ModelStore()
+    shipped = sorted(p for p in source.iterdir() if (p / MODEL_FILE).is_file()) if source.is_dir() else []
+    if any((store.root / path.name).exists() for path in shipped):
+        return []
+    installed = []
+    for path in shipped:
+        temporary = store.root / f".tmp-{uuid.uuid4().hex}"
+        shutil.copytree(path, temporary)
+        try:
+            os.rename(temporary, store.root / path.name)
+            installed.append(path.name)
+        except OSError:  # another session installed it at the same moment
+            shutil.rmtree(temporary, ignore_errors=True)
+    return installed
+
+
 def load_keras_file(path: Path) -> keras.Model:
     """Load a ``.keras`` file with ``safe_mode=True``; any failure becomes one clear error.
 

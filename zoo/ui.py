@@ -15,7 +15,7 @@ import streamlit as st
 from zoo.errors import ModelStoreError, RunError
 from zoo.paths import models_directory, runs_database_path, zoo_home
 from zoo.runs import Run, RunStore
-from zoo.store import ModelStore
+from zoo.store import ModelEntry, ModelStore, install_starter_models
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from zoo.data import PointsData
     from zoo.evaluation import Evaluation
+    from zoo.inference import Predictor
     from zoo.training import TrainSpec
 
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
@@ -111,6 +112,26 @@ def mnist_test_set(mnist_source: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         mnist = data.load_mnist(None if mnist_source == "auto" else mnist_source)
     return mnist.x_test, mnist.y_test
+
+
+def cnn_models() -> list[ModelEntry]:
+    """The local zoo's CNNs, newest first; the shipped starter is copied in when the zoo has none of it."""
+    store = model_store()
+    install_starter_models(store)
+    return [entry for entry in store.entries() if entry.kind == "cnn"]
+
+
+def predictor(entry: ModelEntry) -> Predictor:
+    """The compiled, warmed-up predictor of a local-zoo CNN, shared by every session and cached
+    per model file and modification time (a model re-saved under the same name is reloaded)."""
+    return _predictor(str(entry.model_file), entry.model_file.stat().st_mtime_ns)
+
+
+@st.cache_resource(show_spinner="Loading the model and compiling it…", max_entries=4)
+def _predictor(model_file: str, modified_ns: int) -> Predictor:  # modified_ns: part of the cache key
+    from zoo.inference import Predictor
+
+    return Predictor.from_file(model_file)
 
 
 # --- runs -----------------------------------------------------------------------------------
