@@ -9,12 +9,13 @@ from zoo.errors import DataError
 st.set_page_config(page_title="Zoo Studio", page_icon="🧠", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/playground.py", title="Playground", icon="🎛️"),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/runs.py", title="Runs", icon="📋"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/playground.py", title="Playground", icon=":material/tune:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
     # Learn, Draw and Hub follow here, in that order.
-    st.Page("pages/draw.py", title="Draw", icon="✏️"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/functions:"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
 ]
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}
 
@@ -28,7 +29,7 @@ def live_runs_panel(live: bool) -> bool:
         st.page_link(
             PAGE_OF_KIND[run.kind],
             label=f"Live: {run.kind} run {run.id}",
-            icon="⏳",
+            icon=":material/progress_activity:",
             query_params={ui.RUN_QUERY_KEY: run.id},
         )
         ui.show_progress(run, "images" if run.kind == "cnn" else "points")

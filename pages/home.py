@@ -13,24 +13,35 @@ PAGE_GUIDE = [
     (
         "playground.py",
         "Playground",
-        "🎛️",
+        ":material/tune:",
         "Train the article's 2-3-1 binary classifier on 2-D points and watch "
         "its decision boundary and every hidden unit change as it learns.",
     ),
     (
         "train.py",
         "Train",
-        "🏋️",
+        ":material/model_training:",
         "Train the article's MNIST CNN with live loss and accuracy curves, then look "
         "at its confusion matrix and its mistakes.",
     ),
-    ("runs.py", "Runs", "📋", "Every run, side by side: compare curves, download metrics, clean up."),
-    ("learn.py", "Learn", "📐", "The formulas behind the networks, as live pictures."),
-    ("draw.py", "Draw", "✏️", "Draw a digit and see a trained CNN read it, layer by layer."),
-    ("hub.py", "Hub", "🤗", "Share models through the Hugging Face Hub, or pull someone else's."),
+    (
+        "runs.py",
+        "Runs",
+        ":material/table_rows:",
+        "Every run, side by side: compare curves, download metrics, clean up.",
+    ),
+    ("learn.py", "Learn", ":material/functions:", "The formulas behind the networks, as live pictures."),
+    ("draw.py", "Draw", ":material/draw:", "Draw a digit and see a trained CNN read it, layer by layer."),
+    (
+        "hub.py",
+        "Hub",
+        ":material/cloud_sync:",
+        "Share models through the Hugging Face Hub, or pull someone else's.",
+    ),
 ]
 PAGES_DIRECTORY = Path(__file__).parent
 
+ui.run_through_app()
 st.title("Zoo Studio")
 st.write(
     "See how neural networks learn. Train the two networks of the articles — a convolutional network "
@@ -59,7 +70,7 @@ with runs_column:
             hide_index=True,
             column_config={"test accuracy": st.column_config.NumberColumn(format="percent")},
         )
-        st.page_link("pages/runs.py", label="All runs", icon="📋")
+        st.page_link("pages/runs.py", label="All runs", icon=":material/table_rows:")
     else:
         st.info("No runs yet. Start one on **Playground** (seconds) or **Train** (the MNIST CNN).")
 

@@ -38,6 +38,7 @@ def restore_defaults() -> None:
     st.session_state.update(SETTING_DEFAULTS)
 
 
+ui.run_through_app()
 st.title("Playground: a binary classifier")
 st.caption(
     "Like TensorFlow Playground, on the article's own Keras network: two inputs, a hidden layer of "
@@ -109,7 +110,7 @@ except ZooError as error:
 
 run = ui.followed_run("binary")
 start_column, stop_column, reset_column, defaults_column = st.columns(4)
-if start_column.button("Start training", type="primary", icon="▶️", width="stretch"):
+if start_column.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch"):
     if run is not None and run.is_active:
         ui.run_store().request_stop(run.id)
     try:
@@ -118,9 +119,11 @@ if start_column.button("Start training", type="primary", icon="▶️", width="s
     except ZooError as error:
         st.error(str(error))
 live = run is not None and run.is_active
-if stop_column.button("Stop", icon="⏹️", disabled=not live, width="stretch"):
+if stop_column.button("Stop", icon=":material/stop:", disabled=not live, width="stretch"):
     ui.stop_run(run)
-if reset_column.button("Reset", icon="🔄", width="stretch", help="Stop the run and clear the plane."):
+if reset_column.button(
+    "Reset", icon=":material/restart_alt:", width="stretch", help="Stop the run and clear the plane."
+):
     if live:
         ui.run_store().request_stop(run.id)
     ui.follow_run(None)

@@ -6,13 +6,14 @@ from zoo import ui
 from zoo.charts import training as charts
 from zoo.errors import ZooError
 
+ui.run_through_app()
 st.title("Runs")
 runs = ui.run_store().list_runs()
 if not runs:
     st.info("No runs yet. Train the MNIST CNN on **Train**, or a binary classifier on **Playground**.")
     left, right = st.columns(2)
-    left.page_link("pages/train.py", label="Train the CNN", icon="🏋️")
-    right.page_link("pages/playground.py", label="Open the Playground", icon="🎛️")
+    left.page_link("pages/train.py", label="Train the CNN", icon=":material/model_training:")
+    right.page_link("pages/playground.py", label="Open the Playground", icon=":material/tune:")
     st.stop()
 
 table = charts.runs_table(runs, ui.model_names_by_run())
@@ -63,7 +64,7 @@ with download_column:
     )
 with delete_column:
     also_models = st.checkbox("Also delete their saved models from the local zoo")
-    if st.button(f"Delete {len(chosen)} run(s)", icon="🗑️"):
+    if st.button(f"Delete {len(chosen)} run(s)", icon=":material/delete:"):
         model_names, errors = ui.model_names_by_run(), []
         for run in chosen:
             try:

@@ -34,6 +34,7 @@ def show_digits(images: np.ndarray, captions: list[str]) -> None:
     st.image([charts.enlarge_digit(image) for image in images], caption=captions, width=84)
 
 
+ui.run_through_app()
 st.title("Train the MNIST CNN")
 st.caption(
     "The article's network: three 3x3 convolutions (32, 64, 64 filters) with max-pooling, a dense "
@@ -84,7 +85,7 @@ with st.form("hyperparameters"):
             "Mixed precision (GPU only)", help="On a CPU the run uses float32 and says so."
         )
         model_name = st.text_input("Model name (optional)", placeholder="mnist-cnn", max_chars=80)
-    submitted = st.form_submit_button("Start training", type="primary", icon="▶️")
+    submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
 
 if submitted:
     try:
@@ -124,7 +125,9 @@ if run is None:
     st.stop()
 
 live = run.is_active
-if live and st.button("Stop", icon="⏹️", help="The run stops after its current batch; the model is kept."):
+if live and st.button(
+    "Stop", icon=":material/stop:", help="The run stops after its current batch; the model is kept."
+):
     ui.stop_run(run)
 
 
@@ -161,7 +164,7 @@ for column, (label, value) in zip(
         ("Macro precision", f"{metrics['macro_precision']:.3f}"),
         ("Macro recall", f"{metrics['macro_recall']:.3f}"),
         ("Macro F1", f"{metrics['macro_f1']:.3f}"),
-        ("Misclassified", f"{metrics['num_misclassified']:,} of {metrics['num_examples']:,}"),
+        ("Misclassified", f"{metrics['num_misclassified']:,} / {metrics['num_examples']:,}"),
     ],
     strict=True,
 ):

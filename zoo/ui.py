@@ -36,6 +36,21 @@ FAILURE_HINTS = {
 }
 
 
+def run_through_app() -> None:
+    """Make sure this page runs inside app.py's ``st.navigation`` (call it first in every page).
+
+    Streamlit treats a folder named pages/ as a legacy multipage app until app.py has called
+    ``st.navigation`` once: the first request of a fresh server to a page URL (a shared link)
+    would run that page alone, without the sidebar and the page list. Leave that mode and rerun;
+    the rerun goes through app.py to the same page, with the same query parameters.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 # --- cached shared resources ----------------------------------------------------------------
 
 
