@@ -16,6 +16,7 @@ PAGES = [
     # Learn, Draw and Hub follow here, in that order.
     st.Page("pages/learn.py", title="Learn", icon=":material/functions:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("pages/hub.py", title="Hub", icon=":material/cloud_sync:"),
 ]
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}
 

@@ -276,8 +276,9 @@ def install_starter_models(store: ModelStore | None = None, source: Path = START
     return installed
 
 
-def load_keras_file(path: Path) -> keras.Model:
-    """Load a ``.keras`` file with ``safe_mode=True``; any failure becomes one clear error.
+def load_keras_file(path: Path, origin: str | None = None) -> keras.Model:
+    """Load a ``.keras`` file (or Keras model folder) with ``safe_mode=True``; any failure becomes
+    one clear error naming ``origin`` (default: the path).
 
     Raises:
         ModelStoreError: the file is corrupt, not a Keras model, or needs unsafe
@@ -291,7 +292,9 @@ def load_keras_file(path: Path) -> keras.Model:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "safe_mode" in str(error) or "unsafe" in str(error).lower():
             reason = "it needs unsafe deserialization (e.g. a Lambda layer), which Zoo Studio refuses"
-        raise ModelStoreError(f"{path} cannot be loaded as a Keras model: {reason[:300]}.") from None
+        raise ModelStoreError(
+            f"{origin or path} cannot be loaded as a Keras model: {reason[:300]}."
+        ) from None
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

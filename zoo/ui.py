@@ -304,3 +304,28 @@ def live_fragment(render, *, live: bool, key: str):
             st.rerun()
 
     return st.fragment(body, run_every=LIVE_REFRESH_SECONDS if live else None, key=key)
+
+
+# --- the Hub token --------------------------------------------------------------------------
+
+_HUB_TOKEN_KEY = "zoo.hub_token"
+HUB_TOKEN_FIELD_KEY = "zoo.hub_token_field"
+
+
+def hub_token_field() -> str | None:
+    """A password field for a Hugging Face token; returns it, or None when empty (then HF_TOKEN or
+    huggingface_hub's login applies).
+
+    The token lives only in this browser session's ``st.session_state`` (kept while the person
+    visits other pages) and is never written, logged or shown by Zoo Studio.
+    """
+    if HUB_TOKEN_FIELD_KEY not in st.session_state:  # Streamlit drops a widget's state on other pages
+        st.session_state[HUB_TOKEN_FIELD_KEY] = st.session_state.get(_HUB_TOKEN_KEY, "")
+    token = st.text_input(
+        "Hugging Face token",
+        type="password",
+        key=HUB_TOKEN_FIELD_KEY,
+        help="Kept only in this browser session. Leave empty to use HF_TOKEN or `hf auth login`.",
+    ).strip()
+    st.session_state[_HUB_TOKEN_KEY] = token
+    return token or None

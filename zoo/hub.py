@@ -1,0 +1,812 @@
+"""The hosted zoo: push, pull, browse, tag and compare models on the Hugging Face Hub.
+
+A Zoo Studio repo holds Keras' own folder layout (``config.json``, ``metadata.json``,
+``model.weights.h5``: the members of a ``.keras`` file), so plain
+``keras.saving.load_model("hf://ns/name")`` loads it, plus Zoo Studio's description
+(``zoo.json``), ``metrics.json``, ``history.csv`` and a model card (``README.md``).
+Pull also takes repos written by plain ``model.save("hf://ns/name")``.
+
+The Hub is ``HF_ENDPOINT`` (read at call time; huggingface.co by default) and the token comes
+from the caller, ``HF_TOKEN`` or huggingface_hub's login. Our code never writes, logs or shows
+the token; every failure is a one-line ``HubError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import __version__
+from zoo.errors import ModelStoreError, ZooError
+from zoo.store import (
+    HISTORY_FILE,
+    KIND_SHAPES,
+    METRICS_FILE,
+    ModelEntry,
+    ModelStore,
+    _read_history,
+    _write_json,
+    check_model_name,
+    check_model_shapes,
+    load_keras_file,
+)
+
+if TYPE_CHECKING:
+    import keras
+    from huggingface_hub import HfApi, ModelCard
+
+HUB_FORMAT = "zoo-studio-hub/1"
+ZOO_CONFIG_FILE = "zoo.json"  # not config.json: that name belongs to Keras' model config
+CARD_FILE = "README.md"
+KERAS_CONFIG_FILE = "config.json"
+KERAS_WEIGHTS_FILE = "model.weights.h5"
+KERAS_ARCHIVE_MEMBERS = (KERAS_CONFIG_FILE, "metadata.json", KERAS_WEIGHTS_FILE)
+PULLED_FILES = (*KERAS_ARCHIVE_MEMBERS, ZOO_CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
+ZOO_TAG = "zoo-studio"
+TASKS = {"cnn": "image-classification", "binary": "tabular-classification"}
+KIND_DESCRIPTIONS = {
+    "cnn": "MNIST digit classifier (convolutional network, 28x28x1 image -> 10 digit probabilities)",
+    "binary": "2-D binary classifier (dense network, 2 coordinates -> probability of class 1)",
+}
+# (our metrics.json key, the Hub's metric type, the label shown)
+CARD_METRICS = (
+    ("accuracy", "accuracy", "Accuracy"),
+    ("macro_precision", "precision", "Macro precision"),
+    ("macro_recall", "recall", "Macro recall"),
+    ("macro_f1", "f1", "Macro F1"),
+    ("auc", "roc_auc", "ROC AUC"),
+)
+CARD_BEGIN = "<!-- zoo-studio:begin (generated: Zoo Studio replaces this section on every push) -->"
+CARD_END = "<!-- zoo-studio:end -->"
+DEFAULT_MAX_DOWNLOAD_MB = 500.0
+DEFAULT_TIMEOUT_SECONDS = 30.0
+MAX_CURVE_ROWS = 25
+REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+REPO_ID_PATTERN = re.compile(rf"{REPO_PART}/{REPO_PART}")
+TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class HubError(ZooError):
+    """A Hub operation failed; the message says why in one line and never contains the token."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """Where a push landed: the repo, the new commit and their URLs."""
+
+    repo_id: str
+    commit: str
+    commit_url: str
+    repo_url: str
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """A pulled model, registered in the local zoo, and the exact commit it came from."""
+
+    entry: ModelEntry
+    repo_id: str
+    commit: str
+    revision: str
+    made_by: str  # "zoo-studio" or "keras" (a plain model.save("hf://...") repo)
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A model of the hosted zoo as listings show it, with the metrics from its card."""
+
+    repo_id: str
+    author: str | None
+    kind: str | None
+    private: bool
+    last_modified: str | None
+    metrics: dict[str, float]
+
+    def summary(self) -> dict[str, Any]:
+        """One flat row for tables and ``--json``."""
+        return {
+            "repo_id": self.repo_id,
+            "kind": self.kind,
+            "accuracy": self.metrics.get("accuracy"),
+            "macro_f1": self.metrics.get("macro_f1"),
+            "private": self.private,
+            "last_modified": self.last_modified,
+        }
+
+
+@dataclass(frozen=True)
+class HubRevision:
+    """A branch, tag or commit of a repo."""
+
+    kind: str  # "branch", "tag" or "commit"
+    name: str
+    commit: str
+    title: str = ""
+    date: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "commit": self.commit,
+            "title": self.title,
+            "date": self.date,
+        }
+
+
+@dataclass(frozen=True)
+class RevisionMetrics:
+    """The metrics a repo's card declares at one revision."""
+
+    revision: str
+    commit: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RevisionComparison:
+    """Two revisions' metrics side by side."""
+
+    repo_id: str
+    first: RevisionMetrics
+    second: RevisionMetrics
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per metric either revision has: ``metric``, ``first``, ``second`` and ``change``
+        (second - first, None when one of them lacks the metric)."""
+        names = [key for key, _, _ in CARD_METRICS if key in self.first.metrics or key in self.second.metrics]
+        rows = []
+        for name in names:
+            first, second = self.first.metrics.get(name), self.second.metrics.get(name)
+            change = second - first if first is not None and second is not None else None
+            rows.append({"metric": name, "first": first, "second": second, "change": change})
+        return rows
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+
+def hub_endpoint() -> str:
+    """The Hub's base URL: ``HF_ENDPOINT`` when set (self-hosted hubs, mirrors), else huggingface_hub's."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def default_max_download_bytes() -> int:
+    """The largest download ``pull`` accepts: ``ZOO_HUB_MAX_DOWNLOAD_MB`` (default 500 MB)."""
+    return int(_positive_setting("ZOO_HUB_MAX_DOWNLOAD_MB", DEFAULT_MAX_DOWNLOAD_MB) * 1_000_000)
+
+
+def timeout_seconds() -> float:
+    """How long to wait for the Hub to answer: ``ZOO_HUB_TIMEOUT`` seconds (default 30)."""
+    return _positive_setting("ZOO_HUB_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
+
+
+def token_source(token: str | None = None) -> str:
+    """Where the token in use comes from, for people: never the token itself."""
+    from huggingface_hub import get_token
+
+    if token:
+        return "the token entered in this session"
+    if os.environ.get("HF_TOKEN"):
+        return "HF_TOKEN"
+    if get_token():
+        return "huggingface_hub's login (hf auth login)"
+    return "no token (public repos only; set HF_TOKEN or run `hf auth login` to push)"
+
+
+def check_repo_id(repo_id: str) -> str:
+    """Return ``repo_id`` if it names a Hub repo as ``namespace/name``.
+
+    Raises:
+        HubError: it is empty, has no namespace, or has characters the Hub does not allow.
+    """
+    if (
+        not isinstance(repo_id, str)
+        or not REPO_ID_PATTERN.fullmatch(repo_id)
+        or ".." in repo_id
+        or "--" in repo_id
+    ):
+        raise HubError(
+            f"repo id {repo_id!r} is not valid: use namespace/name with letters, digits, '.', '_' or '-' "
+            "(no '--' or '..'), e.g. alice/mnist-cnn."
+        )
+    return repo_id
+
+
+# ---- operations ----------------------------------------------------------------------------
+
+
+def push(
+    model_name: str,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    message: str | None = None,
+    tag: str | None = None,
+    store: ModelStore | None = None,
+) -> PushResult:
+    """Upload a model of the local zoo to ``repo_id`` in one commit, with a generated model card.
+
+    The repo is created when missing (``private`` applies then). A card that already exists keeps
+    its hand-written text; only its metadata and the generated section are replaced.
+
+    Raises:
+        HubError: bad repo id or tag, no or bad token, no write access, hub unreachable.
+        ModelStoreError: no such local model, or its files are corrupt.
+    """
+    check_repo_id(repo_id)
+    if tag is not None:
+        _check_tag(tag)
+    entry = (store or ModelStore()).entry(model_name)
+    token = _require_token(token, f"push to {repo_id}")
+    api = _api(token)
+    with tempfile.TemporaryDirectory(prefix="zoo-push-") as temporary:
+        folder = Path(temporary)
+        _extract_keras_archive(entry.model_file, folder)
+        for name in (METRICS_FILE, HISTORY_FILE):
+            if (entry.path / name).is_file():
+                shutil.copyfile(entry.path / name, folder / name)
+        _write_json(
+            folder / ZOO_CONFIG_FILE, {**entry.config, "format": HUB_FORMAT, "model_name": entry.name}
+        )
+        with _hub_errors(f"push to {repo_id}", token):
+            repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+            card = build_model_card(entry, repo_id, _existing_card(api, repo_id))
+            (folder / CARD_FILE).write_text(str(card.content))
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=message or f"Push {entry.name} from Zoo Studio",
+                commit_description=f"Zoo Studio {__version__}: {entry.kind} model {entry.name!r}.",
+            )
+            if tag is not None:
+                api.create_tag(repo_id, tag=tag, revision=commit.oid, tag_message=message)
+    return PushResult(repo_id, commit.oid, commit.commit_url, str(repo_url), tag)
+
+
+def pull(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    name: str | None = None,
+    max_download_bytes: int | None = None,
+    store: ModelStore | None = None,
+) -> PullResult:
+    """Download a repo at ``revision`` (branch, tag or commit id; default ``main``), check it,
+    load it with ``safe_mode=True`` and register it in the local zoo with its origin.
+
+    Sizes are checked from the Hub's file listing before anything is downloaded; the local zoo
+    gets the model atomically or not at all.
+
+    Raises:
+        HubError: bad repo id; repo or revision not found; bad token; hub unreachable; no model
+            in the repo; download over ``max_download_bytes``; corrupt or unsafe model; shapes
+            that do not fit a Zoo Studio model.
+    """
+    from huggingface_hub import snapshot_download
+
+    check_repo_id(repo_id)
+    revision = revision or "main"
+    store = store or ModelStore()
+    if name is not None and (store.root / check_model_name(name)).exists():
+        raise HubError(f"a model named {name!r} is already in the local zoo; choose another name.")
+    limit = default_max_download_bytes() if max_download_bytes is None else max_download_bytes
+    token = resolve_token(token)
+    api = _api(token)
+    where = f"{repo_id} at {revision}"
+    with _hub_errors(f"pull {where}", token):
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+    sizes = {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or []}
+    missing = [file for file in (KERAS_CONFIG_FILE, KERAS_WEIGHTS_FILE) if file not in sizes]
+    if missing:
+        raise HubError(
+            f"{where} holds no Keras model: {', '.join(missing)} missing (a repo pushed by Zoo Studio "
+            "or by Keras' model.save('hf://...') has config.json and model.weights.h5)."
+        )
+    wanted = [file for file in PULLED_FILES if file in sizes]
+    total = sum(sizes[file] for file in wanted)
+    if total > limit:
+        raise HubError(
+            f"{where}: the model files are {total / 1e6:,.1f} MB, over the download limit of "
+            f"{limit / 1e6:,.1f} MB; raise it (--max-download-mb or ZOO_HUB_MAX_DOWNLOAD_MB) "
+            "if you trust this repo."
+        )
+    with _hub_errors(f"download {where}", token):
+        folder = Path(
+            snapshot_download(
+                repo_id, revision=info.sha, allow_patterns=wanted, endpoint=hub_endpoint(), token=token
+            )
+        )
+    origin = f"{repo_id} at {info.sha[:8]}"
+    zoo_config = _read_repo_json(folder / ZOO_CONFIG_FILE, origin) if ZOO_CONFIG_FILE in wanted else None
+    try:
+        model = load_keras_file(folder, origin=origin)
+    except ModelStoreError as error:
+        raise HubError(str(error)) from None
+    kind = _model_kind(model, zoo_config, origin)
+    metrics = _read_repo_json(folder / METRICS_FILE, origin) if METRICS_FILE in wanted else {}
+    history = _read_history(folder / HISTORY_FILE)
+    config = {
+        key: value
+        for key, value in (zoo_config or {}).items()
+        if key in ("spec", "data_source", "run_id", "status")
+    }
+    config.update(
+        kind=kind,
+        origin={"repo_id": repo_id, "commit": info.sha, "revision": revision, "endpoint": hub_endpoint()},
+    )
+    entry = store.save(
+        model,
+        name or store.unique_name(repo_id.split("/")[1]),
+        config=config,
+        metrics=metrics,
+        history=history,
+    )
+    return PullResult(entry, repo_id, info.sha, revision, "zoo-studio" if zoo_config else "keras")
+
+
+def list_models(
+    *, author: str | None = None, search: str | None = None, token: str | None = None, limit: int = 100
+) -> list[HubModel]:
+    """The hosted zoo: models tagged ``zoo-studio``, filtered by author and search text, with the
+    metrics their cards declare.
+
+    Raises:
+        HubError: bad token or hub unreachable.
+    """
+    token = resolve_token(token)
+    api = _api(token)
+    with _hub_errors("list the models on the Hub", token):
+        infos = list(
+            api.list_models(
+                filter=ZOO_TAG, author=author or None, search=search or None, cardData=True, limit=limit
+            )
+        )
+    return [
+        HubModel(
+            repo_id=info.id,
+            author=info.author,
+            kind=next((kind for kind in KIND_SHAPES if f"{ZOO_TAG}-{kind}" in (info.tags or [])), None),
+            private=bool(info.private),
+            last_modified=info.last_modified.isoformat() if info.last_modified else None,
+            metrics=card_metrics(info.card_data),
+        )
+        for info in infos
+    ]
+
+
+def list_revisions(repo_id: str, *, token: str | None = None) -> list[HubRevision]:
+    """A repo's branches, tags and the commits of ``main``, newest commit first.
+
+    Raises:
+        HubError: bad repo id, repo not found, bad token, hub unreachable.
+    """
+    check_repo_id(repo_id)
+    token = resolve_token(token)
+    api = _api(token)
+    with _hub_errors(f"list the revisions of {repo_id}", token):
+        refs = api.list_repo_refs(repo_id)
+        commits = api.list_repo_commits(repo_id)
+    return [
+        *(HubRevision("branch", ref.name, ref.target_commit) for ref in refs.branches),
+        *(HubRevision("tag", ref.name, ref.target_commit) for ref in refs.tags),
+        *(
+            HubRevision(
+                "commit", commit.commit_id[:8], commit.commit_id, commit.title, commit.created_at.isoformat()
+            )
+            for commit in commits
+        ),
+    ]
+
+
+def revision_metrics(repo_id: str, revision: str, *, token: str | None = None) -> RevisionMetrics:
+    """The metrics the card declares at ``revision`` (empty when it declares none).
+
+    Raises:
+        HubError: bad repo id, repo or revision not found, bad token, hub unreachable.
+    """
+    check_repo_id(repo_id)
+    token = resolve_token(token)
+    with _hub_errors(f"read {repo_id} at {revision}", token):
+        info = _api(token).model_info(repo_id, revision=revision)
+    return RevisionMetrics(revision, info.sha, card_metrics(info.card_data))
+
+
+def compare_revisions(
+    repo_id: str, first: str, second: str, *, token: str | None = None
+) -> RevisionComparison:
+    """Two revisions' metrics side by side (see ``RevisionComparison.rows``)."""
+    return RevisionComparison(
+        repo_id,
+        revision_metrics(repo_id, first, token=token),
+        revision_metrics(repo_id, second, token=token),
+    )
+
+
+def tag_revision(
+    repo_id: str, tag: str, *, revision: str = "main", token: str | None = None, message: str | None = None
+) -> str:
+    """Tag ``revision`` (e.g. ``v1``) and return the commit id the tag points at.
+
+    Raises:
+        HubError: bad repo id or tag name, the tag exists, revision not found, no write access.
+    """
+    check_repo_id(repo_id)
+    _check_tag(tag)
+    token = _require_token(token, f"tag {repo_id}")
+    api = _api(token)
+    with _hub_errors(f"tag {repo_id} at {revision}", token):
+        commit = api.model_info(repo_id, revision=revision).sha
+        if tag in {ref.name for ref in api.list_repo_refs(repo_id).tags}:
+            raise HubError(f"tag {tag!r} already exists in {repo_id}: choose another name, e.g. {tag}.1.")
+        api.create_tag(repo_id, tag=tag, revision=commit, tag_message=message)
+    return commit
+
+
+def hub_user(token: str | None = None) -> str:
+    """The user name the token belongs to.
+
+    Raises:
+        HubError: no token, bad token, hub unreachable.
+    """
+    token = _require_token(token, "check the token")
+    with _hub_errors("check the token", token):
+        return _api(token).whoami()["name"]
+
+
+def resolve_token(token: str | None = None) -> str | None:
+    """The token to use: the one given, else ``HF_TOKEN``, else huggingface_hub's login, else None."""
+    from huggingface_hub import get_token
+
+    return (token or "").strip() or get_token()
+
+
+# ---- model card ----------------------------------------------------------------------------
+
+
+def build_model_card(entry: ModelEntry, repo_id: str, existing: ModelCard | None = None) -> ModelCard:
+    """The card for ``entry`` in ``repo_id``: Hub metadata (library, tags, datasets, model-index)
+    and a generated section, keeping any metadata and text a person added to ``existing``."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    kind, task = entry.kind, TASKS[entry.kind]
+    metadata = existing.data.to_dict() if existing is not None else {}
+    metadata.pop("model-index", None)
+    metadata.pop("model_name", None)
+    metadata.pop("eval_results", None)
+    dataset_id, dataset_name = _dataset_of(entry)
+    datasets = list(metadata.get("datasets") or [])
+    metadata.update(
+        library_name="keras",
+        pipeline_tag=task,
+        tags=list(
+            dict.fromkeys([*(metadata.get("tags") or []), ZOO_TAG, f"{ZOO_TAG}-{kind}", task, "keras"])
+        ),
+        datasets=list(dict.fromkeys([*datasets, dataset_id])) if dataset_id == "mnist" else datasets or None,
+    )
+    eval_results = [
+        EvalResult(
+            task_type=task,
+            dataset_type=dataset_id,
+            dataset_name=dataset_name,
+            dataset_split="test",
+            metric_type=metric_type,
+            metric_name=label,
+            metric_value=round(float(entry.metrics[key]), 6),
+        )
+        for key, metric_type, label in CARD_METRICS
+        if isinstance(entry.metrics.get(key), int | float)
+    ]
+    card_data = ModelCardData(
+        **{key: value for key, value in metadata.items() if value is not None},
+        model_name=repo_id.split("/")[1],
+        eval_results=eval_results or None,
+    )
+    generated = _generated_section(entry, repo_id, dataset_name)
+    if existing is not None and CARD_BEGIN in existing.text and CARD_END in existing.text:
+        before, rest = existing.text.split(CARD_BEGIN, 1)
+        body = before + generated + rest.split(CARD_END, 1)[1]
+    elif existing is not None and existing.text.strip():
+        body = existing.text.rstrip() + "\n\n" + generated + "\n"
+    else:
+        body = (
+            f"# {repo_id.split('/')[1]}\n\nTrained with Zoo Studio ({kind} model).\n\n"
+            "_Text you write outside the generated section below is kept when the model is pushed again._\n\n"
+            + generated
+            + "\n"
+        )
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+
+
+def card_metrics(card_data: Any) -> dict[str, float]:
+    """Our metric names and values from a card's ``model-index`` (empty when it has none)."""
+    names = {metric_type: key for key, metric_type, _ in CARD_METRICS}
+    results = getattr(card_data, "eval_results", None) or []
+    return {
+        names[result.metric_type]: float(result.metric_value)
+        for result in results
+        if result.metric_type in names and isinstance(result.metric_value, int | float)
+    }
+
+
+def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> str:
+    spec = entry.config.get("spec") or {}
+    lines = [CARD_BEGIN, "", "## Model", "", f"{KIND_DESCRIPTIONS[entry.kind]}."]
+    metric_rows = [
+        f"| {label} | {entry.metrics[key]:.4f} |"
+        for key, _, label in CARD_METRICS
+        if isinstance(entry.metrics.get(key), int | float)
+    ]
+    if metric_rows:
+        examples = entry.metrics.get("num_examples")
+        on = f"{dataset_name}" + (f", {examples:,} examples" if isinstance(examples, int) else "")
+        lines += [
+            "",
+            "## Evaluation",
+            "",
+            f"On the held-out test set ({on}):",
+            "",
+            "| metric | value |",
+            "|---|---|",
+        ]
+        lines += metric_rows
+    if spec:
+        lines += ["", "## Hyperparameters", "", "| option | value |", "|---|---|"]
+        lines += [
+            f"| {key} | {_format_value(value)} |" for key, value in sorted(spec.items()) if value is not None
+        ]
+    lines += ["", "## Training data", "", str(entry.config.get("data_source") or "not recorded")]
+    history = _read_history(entry.path / HISTORY_FILE)
+    if history:
+        columns = [column for column in history[0] if column != "epoch"]
+        step = max(1, math.ceil(len(history) / MAX_CURVE_ROWS))
+        shown = [row for index, row in enumerate(history) if index % step == 0 or index == len(history) - 1]
+        lines += ["", "## Training curves", ""]
+        lines += ["| epoch | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += [
+            f"| {int(row.get('epoch', 0))} | "
+            + " | ".join(f"{row.get(c, float('nan')):.4f}" for c in columns)
+            + " |"
+            for row in shown
+        ]
+    lines += [
+        "",
+        "## How to use",
+        "",
+        "With Keras alone:",
+        "",
+        "```python",
+        "import keras",
+        "",
+        f'model = keras.saving.load_model("hf://{repo_id}")',
+        "```",
+        "",
+        "Into Zoo Studio's local zoo (then pick it on the Draw page):",
+        "",
+        "```bash",
+        f"python -m zoo pull {repo_id}",
+        "```",
+        "",
+        CARD_END,
+    ]
+    return "\n".join(lines)
+
+
+def _dataset_of(entry: ModelEntry) -> tuple[str, str]:
+    """(Hub dataset id, name) of the data the model was evaluated on."""
+    if entry.kind == "cnn":
+        return "mnist", "MNIST"
+    dataset = (entry.config.get("spec") or {}).get("dataset", "points")
+    return f"synthetic-{dataset}", f"{dataset} (synthetic 2-D points)"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _api(token: str | None) -> HfApi:
+    """A client for ``hub_endpoint()`` whose requests time out (see ``_apply_timeout``)."""
+    from huggingface_hub import HfApi, get_session
+
+    session = get_session()
+    hooks = session.event_hooks
+    if _apply_timeout not in hooks["request"]:
+        session.event_hooks = {**hooks, "request": [*hooks["request"], _apply_timeout]}
+    return HfApi(endpoint=hub_endpoint(), token=token, library_name="zoo-studio", library_version=__version__)
+
+
+def _apply_timeout(request: Any) -> None:
+    """Give a request to the Hub ``timeout_seconds()`` when its caller set no timeout: several
+    huggingface_hub calls pass None, which means waiting forever for a hub that stopped answering."""
+    import httpx2
+
+    if all(value is None for value in (request.extensions.get("timeout") or {}).values()):
+        request.extensions["timeout"] = httpx2.Timeout(timeout_seconds()).as_dict()
+
+
+def _require_token(token: str | None, action: str) -> str:
+    resolved = resolve_token(token)
+    if not resolved:
+        raise HubError(
+            f"cannot {action}: no Hugging Face token; set HF_TOKEN, run `hf auth login`, "
+            "or enter one in the Hub page's token field."
+        )
+    return resolved
+
+
+def _check_tag(tag: str) -> None:
+    if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
+        raise HubError(
+            f"tag {tag!r} is not valid: use 1-100 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit, e.g. v1."
+        )
+
+
+@contextlib.contextmanager
+def _hub_errors(action: str, token: str | None) -> Iterator[None]:
+    """Turn huggingface_hub and network errors into one-line HubErrors naming ``action``."""
+    import httpx2
+    from huggingface_hub import errors
+
+    try:
+        yield
+    except (
+        errors.HfHubHTTPError,
+        errors.LocalEntryNotFoundError,
+        errors.HFValidationError,
+        errors.OfflineModeIsEnabled,
+        httpx2.TransportError,
+    ) as error:
+        raise HubError(_redact(_describe(error, action), token)) from None
+
+
+def _describe(error: BaseException, action: str) -> str:
+    import httpx2
+    from huggingface_hub import errors
+
+    endpoint = hub_endpoint()
+    cause = error.__cause__ or error.__context__
+    if isinstance(error, errors.LocalEntryNotFoundError) and cause is not None:
+        return _describe(cause, action)
+    if isinstance(error, errors.RevisionNotFoundError):
+        return (
+            f"cannot {action}: revision not found; give a branch, tag or commit id that exists in the repo."
+        )
+    if isinstance(error, errors.RepositoryNotFoundError):
+        return (
+            f"cannot {action}: repo not found on {endpoint}; check its name, and if it is private, "
+            "use a token that can read it."
+        )
+    if isinstance(error, errors.RemoteEntryNotFoundError):
+        return f"cannot {action}: a file the repo lists is missing on the Hub; push the model again."
+    if isinstance(error, errors.HfHubHTTPError) and error.response is not None:
+        status = error.response.status_code
+        if status == 401:
+            return (
+                f"cannot {action}: the Hub at {endpoint} rejected the token (401 Unauthorized); set a valid "
+                "token in HF_TOKEN, with `hf auth login`, or in the Hub page's token field."
+            )
+        if status == 403:
+            return (
+                f"cannot {action}: the token has no write access there (403 Forbidden); use a token with "
+                "the write role for that namespace."
+            )
+        detail = (error.server_message or "").strip().splitlines()
+        return f"cannot {action}: the Hub answered {status}" + (f" ({detail[0][:200]})." if detail else ".")
+    if isinstance(error, httpx2.TimeoutException):
+        return (
+            f"cannot {action}: the Hub at {endpoint} did not answer within {timeout_seconds():g} s; "
+            "check the network or raise ZOO_HUB_TIMEOUT."
+        )
+    if isinstance(error, httpx2.TransportError):
+        return (
+            f"cannot {action}: the Hub at {endpoint} is unreachable ({type(error).__name__}); check the "
+            "network and HF_ENDPOINT, then try again."
+        )
+    if isinstance(error, errors.OfflineModeIsEnabled):
+        return (
+            f"cannot {action}: HF_HUB_OFFLINE is set, so the Hub is not contacted; unset it to use the Hub."
+        )
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"cannot {action}: {first_line[:200]}"
+
+
+def _redact(message: str, token: str | None) -> str:
+    return message.replace(token, "***") if token else message
+
+
+def _existing_card(api: HfApi, repo_id: str) -> ModelCard | None:
+    from huggingface_hub import ModelCard, errors
+
+    try:
+        path = api.hf_hub_download(repo_id, CARD_FILE)
+    except errors.RemoteEntryNotFoundError:
+        return None
+    return ModelCard(Path(path).read_text(encoding="utf-8"), ignore_metadata_errors=True)
+
+
+def _extract_keras_archive(model_file: Path, folder: Path) -> None:
+    """Unpack a ``.keras`` file into Keras' folder layout (what ``hf://`` loading expects)."""
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            missing = [name for name in KERAS_ARCHIVE_MEMBERS if name not in archive.namelist()]
+            if missing:
+                raise ModelStoreError(
+                    f"{model_file} is not a Keras 3 model file: {', '.join(missing)} missing."
+                )
+            for name in KERAS_ARCHIVE_MEMBERS:
+                (folder / name).write_bytes(archive.read(name))
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ModelStoreError(f"{model_file} cannot be read as a Keras model file ({error}).") from None
+
+
+def _model_kind(model: keras.Model, zoo_config: dict[str, Any] | None, origin: str) -> str:
+    """The kind named by ``zoo.json``, checked against the model; else inferred from its shapes."""
+    if zoo_config is not None:
+        kind = zoo_config.get("kind")
+        if kind not in KIND_SHAPES:
+            raise HubError(f"{origin}: zoo.json names kind {kind!r}; expected 'cnn' or 'binary'.")
+        try:
+            check_model_shapes(model, kind, origin)
+        except ModelStoreError as error:
+            raise HubError(str(error)) from None
+        return kind
+    for kind in KIND_SHAPES:
+        with contextlib.suppress(ModelStoreError):
+            check_model_shapes(model, kind, origin)
+            return kind
+    expected = " or ".join(
+        f"{inputs} -> {outputs} ({kind})" for kind, (inputs, outputs) in KIND_SHAPES.items()
+    )
+    raise HubError(
+        f"{origin}: this Keras model maps {_shape_of(model, 'input_shape')} -> "
+        f"{_shape_of(model, 'output_shape')}, which Zoo Studio cannot use; the Draw page needs {expected}."
+    )
+
+
+def _shape_of(model: keras.Model, attribute: str) -> Any:
+    shape = getattr(model, attribute, None)
+    return tuple(shape[1:]) if isinstance(shape, tuple) else shape
+
+
+def _read_repo_json(path: Path, origin: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HubError(f"{origin}: {path.name} is not valid JSON ({error}); the repo is corrupt.") from None
+    if not isinstance(data, dict):
+        raise HubError(f"{origin}: {path.name} must hold a JSON object; the repo is corrupt.")
+    return data
+
+
+def _positive_setting(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise HubError(f"{name}={raw!r} is not a positive number; set it to e.g. {default:g} or unset it.")
+    return value
