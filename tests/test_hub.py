@@ -273,6 +273,9 @@ def test_tag_a_pushed_revision(server, trained):
     assert hub.pull("alice/tiny-cnn", revision="v1").commit == pushed.commit
     with pytest.raises(hub.HubError, match="tag 'v1' already exists in alice/tiny-cnn"):
         hub.tag_revision("alice/tiny-cnn", "v1")
+    with pytest.raises(hub.HubError, match="tag 'v1' already exists in alice/tiny-cnn"):
+        hub.push(name, "alice/tiny-cnn", tag="v1")
+    assert server.state.repos["alice/tiny-cnn"].branches["main"] == pushed.commit  # nothing was committed
     with pytest.raises(hub.HubError, match="tag 'v 1' is not valid"):
         hub.tag_revision("alice/tiny-cnn", "v 1")
 

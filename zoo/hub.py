@@ -265,6 +265,8 @@ def push(
         )
         with _hub_errors(f"push to {repo_id}", token):
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+            if tag is not None:
+                _refuse_existing_tag(api, repo_id, tag)  # before the commit, so a bad tag changes nothing
             card = build_model_card(entry, repo_id, _existing_card(api, repo_id))
             (folder / CARD_FILE).write_text(str(card.content))
             commit = api.upload_folder(
@@ -452,8 +454,7 @@ def tag_revision(
     api = _api(token)
     with _hub_errors(f"tag {repo_id} at {revision}", token):
         commit = api.model_info(repo_id, revision=revision).sha
-        if tag in {ref.name for ref in api.list_repo_refs(repo_id).tags}:
-            raise HubError(f"tag {tag!r} already exists in {repo_id}: choose another name, e.g. {tag}.1.")
+        _refuse_existing_tag(api, repo_id, tag)
         api.create_tag(repo_id, tag=tag, revision=commit, tag_message=message)
     return commit
 
@@ -652,6 +653,11 @@ def _require_token(token: str | None, action: str) -> str:
             "or enter one in the Hub page's token field."
         )
     return resolved
+
+
+def _refuse_existing_tag(api: HfApi, repo_id: str, tag: str) -> None:
+    if tag in {ref.name for ref in api.list_repo_refs(repo_id).tags}:
+        raise HubError(f"tag {tag!r} already exists in {repo_id}: choose another name, e.g. {tag}.1.")
 
 
 def _check_tag(tag: str) -> None:
