@@ -38,6 +38,7 @@ def live_runs_panel(live: bool) -> bool:
 
 
 navigation = st.navigation(PAGES)
+ui.mark_app_session()
 with st.sidebar:
     st.caption(f"**Device:** {ui.device_description()}")
     try:

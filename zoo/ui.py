@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from zoo.inference import Predictor
     from zoo.training import TrainSpec
 
+APP_SESSION_KEY = "zoo.app_session"
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
 SIDEBAR_REFRESH_SECONDS = 1.0
@@ -46,9 +47,15 @@ def run_through_app() -> None:
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    # Only a session that has not been through app.py yet reruns (so no click is ever dropped).
+    if PagesManager.uses_pages_directory and not st.session_state.get(APP_SESSION_KEY):
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def mark_app_session() -> None:
+    """Record that this session runs through app.py (app.py calls it on every run)."""
+    st.session_state[APP_SESSION_KEY] = True
 
 
 # --- cached shared resources ----------------------------------------------------------------

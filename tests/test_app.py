@@ -1,0 +1,341 @@
+"""The studio through Streamlit's AppTest, always from app.py: navigation, sidebar, Home, Playground,
+Train and Runs, their empty states, failed runs' messages, and real (tiny) runs end to end."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from zoo import jobs
+from zoo.runs import RunStore
+from zoo.store import ModelStore
+from zoo.training import TrainSpec
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+APP = REPOSITORY / "app.py"
+PAGE_ORDER = ["home", "playground", "train", "runs", "learn", "draw", "hub"]
+TINY_BINARY = {"num_epochs": "4", "num_samples": "60"}
+
+
+def open_page(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=90)
+    app.run()
+    assert not app.exception, [exception.message for exception in app.exception]
+    for name, value in (query or {}).items():
+        app.query_params[name] = value
+    if page:
+        app.switch_page(f"pages/{page}.py")
+        rerun(app)
+    return app
+
+
+def rerun(app: AppTest) -> AppTest:
+    app.run()
+    assert not app.exception, [exception.message for exception in app.exception]
+    return app
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def click(app: AppTest, label: str) -> AppTest:
+    matches = [b for b in app.button if b.label == label]
+    assert len(matches) == 1, f"{label!r} not among {[b.label for b in app.button]}"
+    matches[0].click()
+    return rerun(app)
+
+
+def metric(app: AppTest, label: str) -> str:
+    matches = [m.value for m in app.metric if m.label == label]
+    assert len(matches) == 1, f"{label!r} not among {[m.label for m in app.metric]}"
+    return matches[0]
+
+
+def chart_keys(app: AppTest) -> set[str]:
+    return {chart.proto.id.rsplit("-", 1)[-1] for chart in app.get("plotly_chart")}
+
+
+def chart(app: AppTest, key: str) -> dict:
+    matches = [c for c in app.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
+    assert len(matches) == 1, f"{key!r} not among {chart_keys(app)}"
+    return json.loads(matches[0].proto.spec)
+
+
+def ended_run(store: RunStore, spec: TrainSpec, status: str, message: str | None, **final) -> str:
+    """A run that ended as ``status``, recorded the way a worker records it."""
+    run_id = store.create_run(spec, "cpu")
+    assert store.try_claim(run_id)
+    store.finish(run_id, status, message=message, **final)
+    return run_id
+
+
+# --- navigation ------------------------------------------------------------------------------
+
+
+def registered_page_files() -> list[str]:
+    """The page files of app.py's ``st.Page(...)`` calls, in order."""
+    tree = ast.parse(APP.read_text())
+    return [
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", None) == "Page"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ]
+
+
+def test_every_page_file_is_registered_in_app_py_and_opens():
+    app = open_page()
+    for path in sorted((REPOSITORY / "pages").glob("*.py")):
+        # AppTest raises ValueError for a file that st.navigation does not register.
+        app.switch_page(f"pages/{path.name}")
+        app.run()
+        assert not app.exception, (path.name, [exception.message for exception in app.exception])
+
+
+def test_pages_appear_in_the_studio_order():
+    names = [Path(file).stem for file in registered_page_files()]
+    assert names[:4] == ["home", "playground", "train", "runs"]
+    assert names == [name for name in PAGE_ORDER if name in names], names
+    assert set(names) == {path.stem for path in (REPOSITORY / "pages").glob("*.py")}
+
+
+def test_home_renders_without_importing_tensorflow(zoo_home):
+    probe = (
+        "import json, sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"app = AppTest.from_file({str(APP)!r}, default_timeout=60).run()\n"
+        "print(json.dumps({'errors': [e.message for e in app.exception],\n"
+        "  'title': [t.value for t in app.title],\n"
+        "  'heavy': sorted(m for m in ('tensorflow', 'keras', 'sklearn') if m in sys.modules)}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPOSITORY, timeout=120, check=True
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"errors": [], "title": ["Zoo Studio"], "heavy": []}
+
+
+def test_home_empty_states_say_what_to_do_next():
+    app = open_page()
+    assert [t.value for t in app.title] == ["Zoo Studio"]
+    info = texts(app.info)
+    assert "No runs yet" in info and "Playground" in info
+    assert "The local zoo is empty" in info
+    links = {link.proto.label for link in app.get("page_link")}
+    assert {"Playground", "Train", "Runs"} <= links
+
+
+def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, full_mnist_path):
+    store = RunStore()
+    run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu")
+    assert store.try_claim(run_id)
+    store.log_metrics(
+        run_id,
+        7,
+        1,
+        {"batch/loss": 1.5},
+        {
+            "step": 7,
+            "total_steps": 28,
+            "epoch": 1,
+            "num_epochs": 1,
+            "samples_per_second": 640,
+            "eta_seconds": 3,
+        },
+    )
+    app = open_page()
+    sidebar = texts(app.sidebar.caption)
+    assert "Device:" in sidebar and ("CPU" in sidebar or "GPU" in sidebar)
+    assert "embedded MNIST subset" in sidebar and "ZOO_MNIST" in sidebar
+    live_links = [link.proto for link in app.sidebar.get("page_link") if link.proto.label.startswith("Live")]
+    assert [link.label for link in live_links] == [f"Live: cnn run {run_id}"]
+    assert f"run={run_id}" in live_links[0].page or run_id in str(live_links[0])
+    progress = app.sidebar.get("progress")
+    assert progress and "step 7/28" in progress[0].proto.text and "640 images/s" in progress[0].proto.text
+
+    monkeypatch.setenv("ZOO_MNIST", str(full_mnist_path))
+    assert f"MNIST from {full_mnist_path}" in texts(open_page().sidebar.caption)
+
+
+# --- Playground --------------------------------------------------------------------------------
+
+
+def test_playground_settings_come_from_the_url():
+    query = {
+        "dataset": "circles",
+        "noise": "0.45",
+        "hidden_layers": "2",
+        "units_2": "5",
+        "activation": "tanh",
+    }
+    app = open_page("playground", query)
+    assert app.selectbox(key="dataset").value == "circles"
+    assert app.slider(key="noise").value == pytest.approx(0.45)
+    assert app.number_input(key="hidden_layers").value == 2
+    assert [app.number_input(key=f"units_{layer}").value for layer in (1, 2)] == [3, 5]
+    assert app.selectbox(key="activation").value == "tanh"
+    assert "boundary" in chart_keys(app), "the data is drawn before training"
+    assert "Press **Start training**" in texts(app.info)
+
+
+def test_playground_bounds_its_numeric_inputs():
+    app = open_page("playground")
+    epochs = app.number_input(key="num_epochs")
+    assert (epochs.min, epochs.max) == (1, 1000)
+    assert (app.slider(key="num_samples").min, app.slider(key="num_samples").max) == (50, 2000)
+    assert app.number_input(key="units_1").max == 8
+
+
+def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name():
+    app = open_page("playground", TINY_BINARY)
+    click(app, "Start training")
+    run_id = app.query_params["run"]
+    assert "loss" in chart_keys(app) and "boundary" in chart_keys(app)
+    run = jobs.wait(run_id, timeout=120)
+    assert run.status == "completed", run.message
+    rerun(app)
+    assert f"Run {run_id} completed" in texts(app.success)
+    accuracy = float(metric(app, "Accuracy"))
+    assert accuracy == pytest.approx(run.final_metrics["accuracy"], abs=1e-3)
+    for label in ("Precision", "Recall", "F1", "AUC"):
+        assert 0 <= float(metric(app, label)) <= 1
+    assert {"roc", "confusion", "hidden_units", "boundary"} <= chart_keys(app)
+    boundary = chart(app, "boundary")
+    assert boundary["data"][0]["type"] == "heatmap", "the decision surface is drawn"
+    hidden = [trace for trace in chart(app, "hidden_units")["data"] if trace["type"] == "heatmap"]
+    assert len(hidden) == 3, "one heatmap per hidden unit of the 2-3-1 network"
+
+    app.text_input[0].input("my-moons")
+    click(app, "Save under this name")
+    assert "Saved in the local zoo as **my-moons**" in texts(app.success)
+    assert [entry.name for entry in ModelStore().entries()] == ["my-moons"]
+
+    home = open_page()
+    assert run_id in home.dataframe[0].value["run"].tolist()
+    assert home.dataframe[1].value["name"].tolist() == ["my-moons"]
+
+
+def test_playground_shows_why_a_run_diverged():
+    spec = TrainSpec.binary(learning_rate=1.0)
+    message = (
+        "the loss became nan at step 12: the learning rate 1 is too large for this model; "
+        "try one 10 times smaller."
+    )
+    run_id = ended_run(RunStore(), spec, "diverged", message)
+    app = open_page("playground", {"run": run_id})
+    error = texts(app.error)
+    assert f"Run {run_id} diverged" in error and "try one 10 times smaller" in error
+    assert "What to try" in error and "learning rate 10 times smaller" in error
+
+
+def test_a_stale_run_id_in_the_link_is_dropped_with_a_warning():
+    app = open_page("train", {"run": "0123456789ab"})
+    assert "not in this studio's run store" in texts(app.warning)
+    assert "run" not in app.query_params
+
+
+# --- Train -------------------------------------------------------------------------------------
+
+
+def test_train_empty_state_and_the_articles_defaults():
+    app = open_page("train")
+    assert "No run yet on this page" in texts(app.info)
+    values = {widget.label: widget.value for widget in app.number_input}
+    assert (
+        values["Conv 1 filters"] == 32 and values["Conv 2 filters"] == 64 and values["Conv 3 filters"] == 64
+    )
+    assert values["Dense units"] == 64 and values["Batch size"] == 128 and values["Epochs"] == 10
+    assert values["Learning rate"] == pytest.approx(0.001)
+    epochs = next(widget for widget in app.number_input if widget.label == "Epochs")
+    assert (epochs.min, epochs.max) == (1, 100)
+
+
+def test_train_shows_a_failed_runs_message_not_a_traceback():
+    message = "MNIST file /data/missing.npz does not exist; give the path of a Keras mnist.npz file."
+    run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="/data/missing.npz"), "failed", message)
+    app = open_page("train", {"run": run_id})
+    error = texts(app.error)
+    assert f"Run {run_id} failed: {message}" in error
+    assert "What to try" in error and f"{run_id}.log" in error
+    assert "Traceback" not in error and not app.exception
+
+
+def test_train_refuses_a_missing_data_file_before_starting():
+    app = open_page("train")
+    app.radio[0].set_value("file")
+    app.text_input[0].input("/nonexistent/mnist.npz")
+    click(app, "Start training")
+    assert "/nonexistent/mnist.npz does not exist" in texts(app.error)
+    assert RunStore().list_runs() == []
+
+
+def test_train_runs_an_epoch_and_shows_the_evaluation():
+    app = open_page("train")
+    app.radio[0].set_value("embedded")
+    for label, value in (("Epochs", 1), ("Training images to use (0 = all)", 600)):
+        next(widget for widget in app.number_input if widget.label == label).set_value(value)
+    click(app, "Start training")
+    run_id = app.query_params["run"]
+    assert {"batch_curves", "epoch_curves"} <= chart_keys(app)
+    run = jobs.wait(run_id, timeout=180)
+    assert run.status == "completed", run.message
+    assert run.spec.max_train_samples == 600 and run.spec.mnist_source == "embedded"
+    rerun(app)
+    assert metric(app, "Test accuracy") == f"{run.final_metrics['accuracy']:.2%}"
+    progress = app.get("progress")[0].proto
+    assert progress.value == 100 and "step 5/5" in progress.text
+    matrix = chart(app, "train.confusion")
+    assert matrix["data"][0]["type"] == "heatmap"
+    per_class = app.dataframe[0].value
+    assert per_class["class"].tolist() == [str(digit) for digit in range(10)]
+    assert per_class["support"].sum() == 1000
+    assert "test digits are" in texts(app.markdown)
+    galleries = [image.captions for image in app.get("image")]
+    mistakes = galleries[-1]
+    assert 1 <= len(mistakes) <= 24 and all(caption.startswith("true ") for caption in mistakes)
+    assert metric(app, "Misclassified").startswith(f"{run.final_metrics['num_misclassified']:,} / 1,000")
+
+
+# --- Runs --------------------------------------------------------------------------------------
+
+
+def test_runs_empty_state():
+    app = open_page("runs")
+    assert "No runs yet" in texts(app.info)
+    assert {link.proto.label for link in app.get("page_link")} >= {"Train the CNN", "Open the Playground"}
+
+
+def test_runs_table_lists_every_run_with_its_outcome():
+    store = RunStore()
+    completed = ended_run(
+        store,
+        TrainSpec.binary(),
+        "completed",
+        None,
+        final_metrics={"accuracy": 0.9, "macro_f1": 0.88, "auc": 0.95},
+    )
+    failed = ended_run(
+        store, TrainSpec.cnn(), "failed", "the worker process 4242 ended without finishing the run"
+    )
+    app = open_page("runs")
+    table = app.dataframe[0].value
+    assert set(table["run"]) == {completed, failed}
+    row = table.set_index("run").loc[completed]
+    assert (row["status"], row["model"], row["device"], row["test accuracy"]) == (
+        "completed",
+        "binary",
+        "cpu",
+        0.9,
+    )
+    assert table.set_index("run").loc[failed, "message"].startswith("the worker process 4242")
+    assert [b.proto.label for b in app.get("download_button")] == ["Download this table (CSV)"]
+    assert "Choose one or more runs" in texts(app.info)
