@@ -2,6 +2,7 @@
 the accuracy of canvas-like digits after the pipeline, the starter models and the ``predict`` CLI."""
 
 import io
+import json
 import struct
 import zlib
 
@@ -331,3 +332,31 @@ def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, trained_cnn_
     assert install_starter_models(zoo, shipped.root) == []
     assert [entry.name for entry in zoo.entries()] == ["mnist-cnn"]
     assert install_starter_models(zoo, tmp_path / "nothing-shipped") == []
+
+
+def test_predict_command_reads_image_files(trained_cnn_file, mnist_test, tmp_path, capsys):
+    from zoo.cli import main
+
+    ModelStore().save(load_keras_file(trained_cnn_file), "test-cnn", config={"kind": "cnn"})
+    seven, blank, broken = tmp_path / "seven.png", tmp_path / "blank.png", tmp_path / "broken.png"
+    Image.fromarray(mnist_test[0][0]).save(seven)
+    Image.new("L", (100, 100), 255).save(blank)
+    broken.write_text("not a picture")
+    assert main(["predict", "test-cnn", str(seven), str(blank), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["digit"] for row in rows] == [7, None] and len(rows[0]["probabilities"]) == 10
+    assert rows[1]["message"].startswith("Draw a digit")
+    assert main(["predict", "test-cnn", str(seven), str(broken)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{seven}: 7 (") and len(captured.out.splitlines()) == 1
+    assert captured.err.count("\n") == 1 and "broken.png cannot be read as an image" in captured.err
+
+
+def test_a_fresh_zoo_reads_digits_with_the_shipped_starter(mnist_test, tmp_path, capsys):
+    from zoo.cli import main
+
+    seven = tmp_path / "seven.png"
+    Image.fromarray(mnist_test[0][0]).save(seven)
+    assert main(["predict", "mnist-cnn", str(seven)]) == 0  # the zoo was empty: the starter was copied in
+    assert capsys.readouterr().out.startswith(f"{seven}: 7 (")
+    assert ModelStore().entry("mnist-cnn").metrics["accuracy"] > 0.98

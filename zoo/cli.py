@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("stop", help="ask a queued or running run to stop")
     stop.add_argument("run_id", metavar="RUN_ID")
     stop.set_defaults(handler=command_stop)
+
+    predict = commands.add_parser("predict", help="read the digit in image files with a CNN of the local zoo")
+    predict.add_argument("model_name", metavar="MODEL", help="a CNN of the local zoo, e.g. mnist-cnn")
+    predict.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files, one digit each")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=command_predict)
     add_hub_commands(commands)
     return parser
 
@@ -287,6 +293,31 @@ def command_stop(arguments: argparse.Namespace) -> int:
     run = RunStore().request_stop(arguments.run_id)
     print(f"run {run.id}: {run.status} (stop requested)")
     return 0
+
+
+def command_predict(arguments: argparse.Namespace) -> int:
+    from zoo.inference import Predictor, load_image, predict_digit
+    from zoo.store import ModelStore, install_starter_models
+
+    store = ModelStore()
+    install_starter_models(store)
+    predictor = Predictor.from_file(store.entry(arguments.model_name).model_file)
+    rows = []
+    for image in arguments.images:
+        try:
+            rows.append({"image": image, **predict_digit(predictor, load_image(image)).summary()})
+        except ZooError as error:
+            print(f"error: {error}", file=sys.stderr)
+            rows.append({"image": image, "error": str(error)})
+    if arguments.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            if row.get("digit") is not None:
+                print(f"{row['image']}: {row['digit']} ({row['confidence']:.1%})")
+            elif "error" not in row:
+                print(f"{row['image']}: no digit ({row['message']})")
+    return EXIT_ERROR if any("error" in row for row in rows) else 0
 
 
 def command_push(arguments: argparse.Namespace) -> int:

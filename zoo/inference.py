@@ -48,11 +48,11 @@ EMPTY_MESSAGE = "Draw a digit: there is too little ink to read one."
 
 POLARITIES = ("transparent", "dark-on-light", "light-on-dark")
 STEP_TITLES = {
-    "grayscale": "Grayscale",
-    "ink": "Ink (1) on background (0)",
-    "cropped": "Cropped to the ink",
-    "scaled": "Longer side scaled to 20 px",
-    "centred": "Centre of mass at (14, 14)",
+    "grayscale": "1 · grayscale",
+    "ink": "2 · ink found",
+    "cropped": "3 · cropped",
+    "scaled": "4 · scaled to 20 px",
+    "centred": "5 · centred, 28×28",
 }
 
 
@@ -132,7 +132,7 @@ def load_image(source: bytes | str | os.PathLike, name: str = "") -> np.ndarray:
         ZooError: not an image, truncated or corrupt, animated, an unsupported pixel format,
             or more than ``MAX_IMAGE_PIXELS`` pixels to decode.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     label = name or (str(source) if not isinstance(source, bytes) else "the image")
     stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
@@ -161,9 +161,12 @@ def load_image(source: bytes | str | os.PathLike, name: str = "") -> np.ndarray:
     except (OSError, SyntaxError, EOFError, ValueError, struct.error, zlib.error) as error:
         if isinstance(error, ZooError):
             raise
-        reason = str(error).strip() or type(error).__name__
+        if isinstance(error, UnidentifiedImageError):
+            reason = "its contents are not in an image format Pillow knows"
+        else:
+            reason = str(error).strip() or type(error).__name__
         raise ZooError(
-            f"{label} cannot be read as an image ({reason}); upload a complete PNG or JPEG file."
+            f"{label} cannot be read as an image ({reason}); use a complete PNG or JPEG file."
         ) from None
 
 

@@ -50,6 +50,8 @@ def step_figure(image: np.ndarray, title: str, max_side: int = STEP_DISPLAY_SIDE
         values = padded.reshape(height // factor, factor, width // factor, factor).mean(axis=(1, 3))
     figure = digit_heatmap(values, title, colorscale="gray", size=150)
     figure.update_traces(zmin=0, zmax=1)
+    # Grey around the image, so a narrow crop (a "1") shows its edges against the page.
+    figure.update_layout(plot_bgcolor="#808080", title_font_size=13)
     return figure
 
 

@@ -1,0 +1,143 @@
+"""Draw: a digit on the canvas (or an uploaded image), what the model reads, and a look inside the CNN."""
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from zoo import ui
+from zoo.charts.draw import feature_maps_figure, probability_bars, saliency_figure, step_figure
+from zoo.errors import ZooError
+from zoo.inference import STEP_TITLES, load_image, preprocess
+
+MODEL_KEY = "draw.model"
+QUICK_RUN_KEY = "draw.quick_run"
+CANVAS_SIDE = 280
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+
+
+def start_quick_training() -> None:
+    from zoo import jobs
+    from zoo.training import TrainSpec
+
+    ui.follow_run(jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=1)))
+
+
+def use_model(name: str) -> None:
+    st.session_state[MODEL_KEY] = name
+    ui.follow_run(None)
+
+
+def render_quick_run(run_id: str) -> bool:
+    run = ui.run_store().get(run_id)
+    if run.is_active:
+        ui.show_progress(run)
+        return True
+    ui.show_run_outcome(run)
+    name = ui.model_of_run(run)
+    if name:
+        st.button(f"Draw with {name}", on_click=use_model, args=(name,), type="primary")
+    return False
+
+
+def describe(entry) -> str:
+    accuracy = entry.metrics.get("accuracy")
+    return f"{entry.name} · test accuracy {accuracy:.1%}" if accuracy is not None else entry.name
+
+
+ui.run_through_app()
+st.title("Draw a digit")
+st.caption(
+    "The model reads your digit the way MNIST was made: ink found, cropped, its longer side scaled "
+    "to 20 pixels, placed in 28×28 with its centre of mass in the middle."
+)
+
+models = {entry.name: entry for entry in ui.cnn_models()}
+quick_run = ui.followed_run("cnn")
+model_column, training_column = st.columns([3, 2], vertical_alignment="bottom")
+with training_column:
+    st.button(
+        "Quick-train a CNN (1 epoch on the embedded digits)",
+        on_click=start_quick_training,
+        disabled=quick_run is not None and quick_run.is_active,
+        help="Trains the article's CNN for one epoch on the 4,000 embedded MNIST digits in the background.",
+    )
+if quick_run is not None and quick_run.is_active:
+    ui.live_fragment(lambda live: render_quick_run(quick_run.id), live=True, key=QUICK_RUN_KEY)()
+elif quick_run is not None:
+    render_quick_run(quick_run.id)  # outside the fragment: choosing the model reruns the whole page
+with model_column:
+    if not models:
+        st.warning("The local zoo has no CNN yet: quick-train one here, or train one on the Train page.")
+        st.stop()
+    if st.session_state.get(MODEL_KEY) not in models:
+        st.session_state[MODEL_KEY] = next(iter(models))
+    name = st.selectbox("Model", list(models), key=MODEL_KEY, format_func=lambda name: describe(models[name]))
+    entry = models[name]
+
+try:
+    predictor = ui.predictor(entry)
+except ZooError as error:
+    st.error(str(error))
+    st.stop()
+
+input_column, result_column = st.columns(2)
+pixels = None
+with input_column:
+    source = st.segmented_control("Input", ["Draw", "Upload an image"], default="Draw", key="draw.input")
+    if source == "Upload an image":
+        upload = st.file_uploader("A PNG or JPEG of one digit", type=UPLOAD_TYPES, key="draw.upload")
+        if upload is not None:
+            try:
+                pixels = load_image(upload.getvalue(), upload.name)
+            except ZooError as error:
+                st.error(str(error))
+    else:
+        brush = st.slider("Brush width", 6, 40, 20, key="draw.brush")
+        canvas = st_canvas(
+            stroke_width=brush,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=CANVAS_SIDE,
+            width=CANVAS_SIDE,
+            return_image_data=True,
+            key="draw.canvas",
+        )
+        pixels = canvas.image_data
+        st.caption("Undo, redo and clear are in the canvas toolbar. The reading updates after every stroke.")
+
+preprocessed = inspection = None
+with result_column:
+    if pixels is None:
+        st.info("Draw a digit on the canvas, or upload an image of one.")
+    else:
+        preprocessed = preprocess(pixels)
+        if preprocessed.is_blank:
+            st.info(preprocessed.message)
+        else:
+            inspection = predictor.inspect(preprocessed.digit)
+            st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.")
+            st.write(f"Confidence: **{inspection.confidence:.1%}**")
+            st.plotly_chart(probability_bars(inspection.probabilities), key="draw.probabilities")
+
+if preprocessed is not None:
+    st.subheader("What the model sees")
+    st.caption(f"Ink detected as **{preprocessed.polarity}**; each step of the MNIST procedure:")
+    for column, (name, image) in zip(st.columns(len(STEP_TITLES)), preprocessed.steps.items(), strict=False):
+        with column:
+            st.plotly_chart(step_figure(image, STEP_TITLES[name]), key=f"draw.step.{name}")
+
+if inspection is not None:
+    st.subheader("Inside the CNN")
+    saliency_column, maps_column = st.columns([1, 2])
+    with saliency_column:
+        st.plotly_chart(saliency_figure(preprocessed.digit, inspection.saliency), key="draw.saliency")
+        st.caption(
+            "Saliency: how strongly each input pixel changes the predicted digit's probability "
+            "(the gradient's size, scaled to the largest)."
+        )
+    with maps_column:
+        if not inspection.feature_maps:
+            st.info("This model has no convolution layers, so there are no feature maps to show.")
+        for name, maps in inspection.feature_maps.items():
+            height, width, channels = maps.shape
+            title = f"{name}: {channels} feature maps of {height}×{width}"
+            st.plotly_chart(feature_maps_figure(maps, title), key=f"draw.maps.{name}")

@@ -1,0 +1,123 @@
+"""Browser-test fixtures: a real ``streamlit run app.py`` on a free loopback port, and a Chromium page.
+
+``streamlit_app(env=...)`` starts the app (with this test's ZOO_HOME unless ``env`` says otherwise)
+and returns its base URL; the server stops at the end of the test. ``browser_page`` is a fresh
+page in Debian's Chromium, driven by Playwright. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPOSITORY / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_TIMEOUT_SECONDS = 60
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
+    """Start ``streamlit run app.py`` headless on a free loopback port; returns its base URL.
+
+    Call it as ``streamlit_app(env={"NAME": "value"})``; the environment is this process's
+    (with the test's ZOO_HOME) plus ``env``. The server's output is in ``tmp_path/streamlit.log``
+    and is printed when it does not come up.
+    """
+    servers: list[subprocess.Popen] = []
+
+    def start(env: dict[str, str] | None = None, script: str = "app.py") -> str:
+        port = free_port()
+        log_path = tmp_path / f"streamlit-{port}.log"
+        command = [
+            sys.executable, "-m", "streamlit", "run", script,
+            "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                command,
+                cwd=REPOSITORY,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        servers.append(server)
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        return base_url
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.2)
+        pytest.fail(f"streamlit did not start on {base_url}; its log:\n{log_path.read_text()[-3000:]}")
+
+    yield start
+    for server in servers:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium, launched once per session through Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A fresh page (its own context: no cookies or storage from other tests), 1400 px wide."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1600})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshot() -> Callable[..., Path]:
+    """``screenshot(page, name)`` saves a full-page screenshot as ``test-artifacts/NAME.png``."""
+
+    def save(page, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save

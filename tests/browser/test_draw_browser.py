@@ -1,0 +1,80 @@
+"""The Draw page in a real browser: mouse strokes on the canvas are read as digits, uploads too."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from zoo.store import ModelStore, load_keras_file
+
+pytestmark = pytest.mark.browser
+PAGE_LOAD_TIMEOUT_MS = 90_000  # a cold server imports TensorFlow and compiles the model first
+READ_TIMEOUT_MS = 30_000
+TRAINING_TIMEOUT_MS = 150_000
+
+
+def stroke(page, points) -> None:
+    """One brush stroke through ``points`` (canvas pixels) with real mouse events."""
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    (x, y), *rest = points
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    page.mouse.down()
+    for x, y in rest:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
+    page.mouse.up()
+
+
+def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
+    streamlit_app, browser_page, screenshot, trained_cnn_file, full_mnist_path, zoo_home, tmp_path
+):
+    ModelStore().save(load_keras_file(trained_cnn_file), "test-cnn", config={"kind": "cnn"})
+    base_url = streamlit_app(env={"ZOO_HOME": str(zoo_home)})
+    page = browser_page
+    page.goto(f"{base_url}/draw")
+    expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_text("Draw a digit on the canvas")).to_be_visible(timeout=READ_TIMEOUT_MS)
+    expect(page.get_by_role("combobox", name="Model")).to_have_value("test-cnn")
+    predicted = page.get_by_test_id("stMetricValue")
+
+    stroke(page, [(140, 45 + 10 * step) for step in range(20)])  # a "1": one vertical stroke
+    expect(predicted).to_have_text("1", timeout=READ_TIMEOUT_MS)
+    expect(page.get_by_text("5 · centred, 28×28")).to_be_visible()
+    screenshot(page, "draw-one")
+
+    page.get_by_role("button", name="Reset canvas & history").click()
+    expect(page.get_by_text("Draw a digit: there is too little ink")).to_be_visible(timeout=READ_TIMEOUT_MS)
+    expect(predicted).to_have_count(0)
+
+    loop = [(140 + 55 * math.sin(t), 140 - 85 * math.cos(t)) for t in np.linspace(0, 2.1 * math.pi, 48)]
+    stroke(page, loop)  # a "0": one closed loop
+    expect(predicted).to_have_text("0", timeout=READ_TIMEOUT_MS)
+    screenshot(page, "draw-zero")
+
+    mnist = np.load(full_mnist_path)
+    digit_path, text_path = tmp_path / "seven.png", tmp_path / "notes.png"
+    Image.fromarray(255 - mnist["x_test"][0]).resize((140, 140)).save(digit_path)  # a 7, black on white
+    text_path.write_text("not an image at all")
+    page.get_by_text("Upload an image").click()
+    uploader = page.get_by_test_id("stFileUploaderDropzoneInput")
+    uploader.set_input_files(str(text_path))
+    expect(page.get_by_text("cannot be read as an image")).to_be_visible(timeout=READ_TIMEOUT_MS)
+    uploader.set_input_files(str(digit_path))
+    expect(predicted).to_have_text("7", timeout=READ_TIMEOUT_MS)
+    expect(page.get_by_text("cannot be read as an image")).to_have_count(0, timeout=READ_TIMEOUT_MS)
+    expect(page.get_by_text("dark-on-light")).to_be_visible()
+    screenshot(page, "draw-upload")
+
+    page.get_by_role("button", name="Quick-train a CNN").click()  # one epoch on the embedded digits
+    use_new_model = page.get_by_role("button", name=re.compile(r"^Draw with cnn-"))
+    expect(use_new_model).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    new_model = use_new_model.inner_text().removeprefix("Draw with ")
+    use_new_model.click()
+    model_choice = page.get_by_role("combobox", name="Model")
+    expect(model_choice).to_have_value(re.compile(f"^{new_model} · test accuracy"))
+    expect(use_new_model).to_have_count(0, timeout=READ_TIMEOUT_MS)  # the page stopped following the run
+    expect(predicted).to_have_count(1, timeout=READ_TIMEOUT_MS)  # the upload, read by the new model
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=READ_TIMEOUT_MS)
+    screenshot(page, "draw-quick-trained")
