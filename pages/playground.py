@@ -114,8 +114,8 @@ if start_column.button("Start training", type="primary", icon=":material/play_ar
     if run is not None and run.is_active:
         ui.run_store().request_stop(run.id)
     try:
-        run = ui.run_store().get(jobs.submit(spec, ui.run_store()))
-        ui.follow_run(run.id)
+        ui.follow_run(jobs.submit(spec, ui.run_store()))
+        st.rerun()  # the sidebar, drawn before this page, shows the new live run too
     except ZooError as error:
         st.error(str(error))
 live = run is not None and run.is_active

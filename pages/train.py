@@ -30,6 +30,11 @@ def select_cell() -> None:
             return
 
 
+def bounded(value, low, high):
+    """``value`` within the widget's range (a run started from the CLI may go beyond it)."""
+    return min(max(value, low), high)
+
+
 def show_digits(images: np.ndarray, captions: list[str]) -> None:
     st.image([charts.enlarge_digit(image) for image in images], caption=captions, width=84)
 
@@ -41,6 +46,8 @@ st.caption(
     "layer of 64 and a softmax over the ten digits, trained with Adam. Defaults are the article's."
 )
 run = ui.followed_run("cnn")
+shown = run.spec if run is not None else ARTICLE  # the form shows the followed run's settings
+file_source = shown.mnist_source not in SOURCES
 
 with st.form("hyperparameters"):
     architecture, optimisation, data_and_device = st.columns(3)
@@ -48,41 +55,60 @@ with st.form("hyperparameters"):
         st.markdown("**Architecture**")
         filter_columns = st.columns(3)
         conv_filters = tuple(
-            filter_columns[index].number_input(f"Conv {index + 1} filters", 1, 256, filters)
-            for index, filters in enumerate(ARTICLE.conv_filters)
+            filter_columns[index].number_input(f"Conv {index + 1} filters", 1, 256, bounded(filters, 1, 256))
+            for index, filters in enumerate(shown.conv_filters)
         )
-        dense_units = st.number_input("Dense units", 1, 1024, ARTICLE.hidden_units[0])
-        activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(ARTICLE.activation))
-        seed = st.number_input("Seed", 0, 99_999, ARTICLE.seed)
+        dense_units = st.number_input("Dense units", 1, 1024, bounded(shown.hidden_units[0], 1, 1024))
+        activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(shown.activation))
+        seed = st.number_input("Seed", 0, 99_999, bounded(shown.seed, 0, 99_999))
     with optimisation:
         st.markdown("**Optimisation**")
         optimizer = st.selectbox(
             "Optimizer",
             tuple(OPTIMIZER_NAMES),
-            index=tuple(OPTIMIZER_NAMES).index(ARTICLE.optimizer),
+            index=tuple(OPTIMIZER_NAMES).index(shown.optimizer),
             format_func=OPTIMIZER_NAMES.get,
         )
         learning_rate = st.number_input(
-            "Learning rate", 0.00001, 1.0, ARTICLE.learning_rate, 0.0005, format="%.5f"
+            "Learning rate", 0.00001, 1.0, bounded(shown.learning_rate, 0.00001, 1.0), 0.0005, format="%.5f"
         )
-        momentum = st.number_input("Momentum (SGD + momentum only)", 0.0, 0.99, ARTICLE.momentum, 0.05)
-        batch_size = st.number_input("Batch size", 8, 2048, ARTICLE.batch_size, 32)
-        num_epochs = st.number_input("Epochs", 1, 100, ARTICLE.num_epochs)
-        validation_split = st.slider("Validation split", 0.0, 0.5, ARTICLE.validation_split, 0.05)
+        momentum = st.number_input(
+            "Momentum (SGD + momentum only)", 0.0, 0.99, bounded(shown.momentum, 0.0, 0.99), 0.05
+        )
+        batch_size = st.number_input("Batch size", 8, 2048, bounded(shown.batch_size, 8, 2048), 32)
+        num_epochs = st.number_input("Epochs", 1, 100, bounded(shown.num_epochs, 1, 100))
+        validation_split = st.slider("Validation split", 0.0, 0.5, shown.validation_split, 0.05)
     with data_and_device:
         st.markdown("**Data and device**")
-        source = st.radio("MNIST source", tuple(SOURCES), format_func=SOURCES.get)
-        path = st.text_input("Path of mnist.npz (for a file source)", placeholder="/data/mnist.npz")
+        source = st.radio(
+            "MNIST source",
+            tuple(SOURCES),
+            index=tuple(SOURCES).index("file" if file_source else shown.mnist_source),
+            format_func=SOURCES.get,
+        )
+        path = st.text_input(
+            "Path of mnist.npz (for a file source)",
+            value=shown.mnist_source if file_source else "",
+            placeholder="/data/mnist.npz",
+        )
         max_train_samples = st.number_input(
-            "Training images to use (0 = all)", 0, 60_000, 0, 1000, help="A few thousand train in seconds."
+            "Training images to use (0 = all)",
+            0,
+            60_000,
+            bounded(shown.max_train_samples or 0, 0, 60_000),
+            1000,
+            help="A few thousand train in seconds.",
         )
         device = st.radio(
             "Device",
             ("auto", "cpu"),
+            index=("auto", "cpu").index(shown.device),
             format_func=lambda choice: f"Auto: {ui.device_description()}" if choice == "auto" else "CPU",
         )
         mixed_precision = st.checkbox(
-            "Mixed precision (GPU only)", help="On a CPU the run uses float32 and says so."
+            "Mixed precision (GPU only)",
+            shown.mixed_precision,
+            help="On a CPU the run uses float32 and says so.",
         )
         model_name = st.text_input("Model name (optional)", placeholder="mnist-cnn", max_chars=80)
     submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
@@ -113,6 +139,7 @@ if submitted:
         ui.follow_run(run.id)
         for key in CELL_KEYS:
             st.session_state.pop(key, None)
+        st.rerun()  # the sidebar, drawn before this page, shows the new live run too
     except ZooError as error:
         st.error(str(error))
 

@@ -291,6 +291,9 @@ def test_train_runs_an_epoch_and_shows_the_evaluation():
     assert run.spec.max_train_samples == 600 and run.spec.mnist_source == "embedded"
     rerun(app)
     assert metric(app, "Test accuracy") == f"{run.final_metrics['accuracy']:.2%}"
+    form = {widget.label: widget.value for widget in app.number_input}
+    assert (form["Epochs"], form["Training images to use (0 = all)"]) == (1, 600), "the form shows the run"
+    assert app.radio[0].value == "embedded"
     progress = app.get("progress")[0].proto
     assert progress.value == 100 and "step 5/5" in progress.text
     matrix = chart(app, "train.confusion")

@@ -1,0 +1,109 @@
+"""The studio in a real browser: the Playground's live boundary and loss, and a Train run followed
+to its evaluation across a reload. Screenshots go to test-artifacts/."""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from zoo.runs import RunStore
+
+pytestmark = pytest.mark.browser
+PAGE_LOAD_TIMEOUT_MS = 60_000
+RUN_TIMEOUT_S = 150
+POLL_SECONDS = 0.3
+
+# A chart's data as the browser holds it (Plotly's graph div), or null before it is drawn.
+CHART_DATA = """([key, trace]) => {
+    const graph = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    if (!graph || !graph.data || !graph.data[trace]) return null;
+    const data = graph.data[trace];
+    return JSON.stringify([data.type, data.x, data.y, data.z]);
+}"""
+
+
+def chart_data(page, key: str, trace: int = 0) -> str | None:
+    return page.evaluate(CHART_DATA, [key, trace])
+
+
+def progress_text(page) -> str:
+    bars = page.get_by_test_id("stMain").get_by_test_id("stProgress")
+    return bars.first.inner_text() if bars.count() else ""
+
+
+def test_playground_boundary_and_loss_change_live_then_stop(
+    streamlit_app, browser_page, screenshot, zoo_home
+):
+    page = browser_page
+    page.goto(f"{streamlit_app()}/playground?num_epochs=400&noise=0.25")
+    start = page.get_by_role("button", name="Start training")
+    expect(start).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_role("slider", name="Noise")).to_have_value("0.25")  # set by the link
+    expect(page.locator(".st-key-boundary .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    screenshot(page, "playground-before")
+    start.click()
+    expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
+    assert "num_epochs=400" in page.url, "the settings stay in the link"
+
+    boundaries, losses = [], []
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while (len(boundaries) < 3 or len(losses) < 3) and time.monotonic() < deadline:
+        # trace 0 is the probability heatmap once the first surface has arrived
+        boundary, loss = chart_data(page, "boundary"), chart_data(page, "loss")
+        if boundary and '"heatmap"' in boundary and boundary not in boundaries:
+            boundaries.append(boundary)
+        if loss and loss not in losses and '"y":null' not in loss:
+            losses.append(loss)
+        time.sleep(POLL_SECONDS)
+    assert len(boundaries) >= 3, f"the boundary changed {len(boundaries) - 1} time(s) while training"
+    assert len(losses) >= 3, f"the loss chart changed {len(losses) - 1} time(s) while training"
+    assert "Epoch" in progress_text(page), "the run is still live"
+    screenshot(page, "playground-live")
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(re.compile(r"Run [0-9a-f]{12} stopped after"))).to_be_visible(
+        timeout=RUN_TIMEOUT_S * 1000
+    )
+    run_id = re.search(r"run=([0-9a-f]{12})", page.url).group(1)
+    run = RunStore(zoo_home / "runs.sqlite3").get(run_id)
+    assert run.status == "stopped" and run.progress["epoch"] < 400
+    expect(page.locator(".st-key-roc .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    screenshot(page, "playground-stopped")
+
+
+def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
+    streamlit_app, browser_page, screenshot, zoo_home
+):
+    page = browser_page
+    page.goto(f"{streamlit_app()}/train")
+    expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    page.get_by_text("Embedded subset: 4,000 train").click()
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Batch size").fill("32")  # 113 steps: a run long enough to reload in the middle
+    page.get_by_role("button", name="Start training").click()
+    expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
+    run_id = re.search(r"run=([0-9a-f]{12})", page.url).group(1)
+    expect(page.get_by_test_id("stProgress")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    screenshot(page, "train-live")
+
+    page.reload()
+    expect(page.get_by_text(f"Run {run_id}")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    assert RunStore(zoo_home / "runs.sqlite3").get(run_id).is_active, "the reload happened mid-run"
+    seen = []
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while "step 113/113" not in (seen[-1] if seen else "") and time.monotonic() < deadline:
+        text = progress_text(page)
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        time.sleep(POLL_SECONDS)
+    assert seen and "Epoch 1/1 · step 113/113" in seen[-1], seen
+    assert len(seen) >= 2, f"after the reload the progress bar moved on: {seen}"
+    expect(page.get_by_test_id("stMain").get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    screenshot(page, "train-after-reload")
+
+    confusion = page.locator(".js-plotly-plot").filter(has_text="Confusion matrix")
+    expect(confusion).to_be_visible(timeout=RUN_TIMEOUT_S * 1000)
+    expect(page.get_by_text(re.compile(r"Run [0-9a-f]{12} completed in"))).to_be_visible()
+    expect(page.get_by_text("Misclassified digits")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    screenshot(page, "train-evaluated")
