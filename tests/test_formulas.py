@@ -315,6 +315,7 @@ def test_convolution_equals_keras_conv2d(digit, kernel_name):
     ours = formulas.convolve2d(digit, kernel, bias=0.25)
     assert ours.shape == (26, 26)
     np.testing.assert_allclose(ours, formulas.keras_conv2d(digit, kernel, bias=0.25), rtol=0, atol=TOLERANCE)
+    assert formulas.check_convolution_against_keras(digit, kernel, bias=0.25).passed
 
 
 def test_convolution_equals_keras_conv2d_in_float32(digit):

@@ -8,6 +8,7 @@ module (and the Learn page) never pays TensorFlow's import time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, replace
 
@@ -369,8 +370,8 @@ def keras_backprop_gradients(weights: NetworkWeights, inputs, labels) -> tuple[f
 
 
 @dataclass(frozen=True)
-class GradientCheck:
-    """How far the hand-written backprop is from Keras autodiff."""
+class KerasCheck:
+    """How far a numpy result is from the same computation in Keras, and how long Keras took."""
 
     max_abs_difference: float
     tolerance: float
@@ -383,10 +384,8 @@ class GradientCheck:
 
 def check_backprop_against_keras(
     weights: NetworkWeights, inputs, labels, tolerance: float = 1e-6
-) -> GradientCheck:
+) -> KerasCheck:
     """Compare ``backprop`` (numpy) with ``keras_backprop_gradients`` on every gradient and the loss."""
-    import time
-
     started = time.perf_counter()
     keras_loss, keras_gradients = keras_backprop_gradients(weights, inputs, labels)
     seconds = time.perf_counter() - started
@@ -395,7 +394,7 @@ def check_backprop_against_keras(
         float(np.max(np.abs(ours - theirs)))
         for ours, theirs in zip(trace.gradients.arrays(), keras_gradients.arrays(), strict=True)
     ]
-    return GradientCheck(max(differences), tolerance, seconds)
+    return KerasCheck(max(differences), tolerance, seconds)
 
 
 # --- 5. Optimizers ---------------------------------------------------------------------------------
@@ -776,3 +775,12 @@ def keras_conv2d(image, kernel, bias: float = 0.0) -> np.ndarray:
     layer.build((1, *image.shape, 1))
     layer.set_weights([kernel.reshape(*kernel.shape, 1, 1), np.array([bias])])
     return np.asarray(layer(image[None, :, :, None]))[0, :, :, 0]
+
+
+def check_convolution_against_keras(image, kernel, bias: float = 0.0, tolerance: float = 1e-6) -> KerasCheck:
+    """Compare ``convolve2d`` (numpy) with ``keras_conv2d`` over the whole feature map."""
+    started = time.perf_counter()
+    theirs = keras_conv2d(image, kernel, bias)
+    seconds = time.perf_counter() - started
+    difference = float(np.max(np.abs(convolve2d(image, kernel, bias) - theirs)))
+    return KerasCheck(difference, tolerance, seconds)

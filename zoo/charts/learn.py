@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -115,7 +116,9 @@ def activations_figure(
             )
     figure.update_layout(shapes=shapes, annotations=[*figure.layout.annotations, *annotations])
     figure.update_xaxes(title_text="z")
-    figure.update_layout(height=330, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    figure.update_layout(
+        height=340, margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": 1.18}
+    )
     return figure
 
 
@@ -149,7 +152,9 @@ def losses_figure(
         figure.add_vline(x=chosen_prediction, line={"dash": "dot", "color": "grey"}, row=1, col=column)
     figure.update_xaxes(title_text="p = predicted probability of class 1", range=[0, 1])
     figure.update_yaxes(range=[0, 8], row=1, col=1)
-    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    figure.update_layout(
+        height=360, margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": 1.2}
+    )
     return figure
 
 
@@ -219,9 +224,9 @@ def backprop_network_figure(weights: NetworkWeights, trace: BackpropTrace) -> go
         )
     )
     figure.update_xaxes(visible=False, range=[-0.4, 2.4])
-    figure.update_yaxes(visible=False, range=[-0.05, 1.05])
+    figure.update_yaxes(visible=False, range=[-0.15, 1.05])
     figure.update_layout(
-        height=360,
+        height=380,
         margin={"l": 4, "r": 4, "t": 30, "b": 4},
         title=f"Loss L = {trace.loss:.6f} (red edge: ∂L/∂w > 0, blue: < 0; width ∝ |∂L/∂w|)",
     )
@@ -300,24 +305,27 @@ def optimizer_race_figure(
     frame_names = [str(end - 1) for end in frame_ends]
     play = {"frame": {"duration": 60, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
     figure.update_layout(
-        title=title or None,
-        height=480,
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        title={"text": title, "x": 0.01, "y": 0.98} if title else None,
+        height=560,
+        margin={"l": 10, "r": 10, "t": 50, "b": 110},
         xaxis={"range": [float(xs[0]), float(xs[-1])], "title": "x"},
         yaxis={"range": [float(ys[0]), float(ys[-1])], "title": "y"},
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.01, "yanchor": "bottom"},
+        # Play/Pause and the step slider sit under the plot, clear of the legend and the title.
         updatemenus=[
             {
                 "type": "buttons",
                 "direction": "left",
                 "x": 0.0,
-                "y": 1.12,
+                "y": 0.0,
                 "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": 60, "r": 10},
                 "showactive": False,
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [frame_names, play]},
                     {
-                        "label": "⏸ Pause",
+                        "label": "Pause",
                         "method": "animate",
                         "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
                     },
@@ -327,6 +335,10 @@ def optimizer_race_figure(
         sliders=[
             {
                 "currentvalue": {"prefix": "step "},
+                "x": 0.22,
+                "len": 0.78,
+                "y": 0.0,
+                "yanchor": "top",
                 "pad": {"t": 40},
                 "active": len(frame_names) - 1,
                 "steps": [
@@ -395,6 +407,10 @@ def convolution_figures(
         size=320,
     )
     output.update_traces(zmin=-bound, zmax=bound, zmid=0)
+    rows, columns = full_output.shape
+    output.update_xaxes(range=[-0.5, columns - 0.5])
+    output.update_yaxes(range=[rows - 0.5, -0.5], autorange=False)
+    output.update_layout(plot_bgcolor="#fdf3d8")  # the positions the kernel has not reached yet
     output.add_shape(
         type="rect",
         x0=step.column - 0.5,
@@ -439,7 +455,7 @@ def pipeline_figure(steps: Sequence[tuple[str, str, str]]) -> go.Figure:
             {
                 "x": left + width / 2,
                 "y": 0.3,
-                "text": caption,
+                "text": "<br>".join(textwrap.wrap(caption, 16)),
                 "showarrow": False,
                 "font": {"size": 10, "color": "grey"},
             }
@@ -464,7 +480,7 @@ def pipeline_figure(steps: Sequence[tuple[str, str, str]]) -> go.Figure:
     total = len(steps) * width + (len(steps) - 1) * gap
     figure.update_xaxes(visible=False, range=[-0.05, total + 0.05])
     figure.update_yaxes(visible=False, range=[-0.05, 1.05])
-    figure.update_layout(height=170, margin={"l": 4, "r": 4, "t": 4, "b": 4}, plot_bgcolor="white")
+    figure.update_layout(height=190, margin={"l": 4, "r": 4, "t": 4, "b": 4}, plot_bgcolor="white")
     return figure
 
 
