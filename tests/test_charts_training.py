@@ -1,0 +1,165 @@
+"""The training and evaluation figures: what each one draws from the run store's data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoo.charts import training as charts
+from zoo.runs import RunStore
+from zoo.training import TrainSpec
+
+
+def metrics(rows: list[tuple[int, int, str, float]]) -> pd.DataFrame:
+    """A metrics frame as ``RunStore.metrics_frame`` returns it."""
+    return pd.DataFrame(
+        [(index + 1, step, epoch, name, value, 0.0) for index, (step, epoch, name, value) in enumerate(rows)],
+        columns=["id", "step", "epoch", "name", "value", "wall_time"],
+    )
+
+
+def values(array_or_typed) -> np.ndarray:
+    """Trace data as numbers, whether Plotly keeps it as an array or a typed-array dict."""
+    return np.asarray(array_or_typed)
+
+
+def test_long_histories_are_thinned_to_evenly_spaced_points_keeping_both_ends():
+    frame = metrics([(step, 1, "batch/loss", 1 / step) for step in range(1, 5001)])
+    thinned = charts.metric_values(frame, "batch/loss", max_points=100)
+    assert len(thinned) == 100
+    assert thinned["step"].iloc[0] == 1 and thinned["step"].iloc[-1] == 5000
+    assert np.all(np.diff(thinned["step"].to_numpy()) > 0)
+    assert len(charts.metric_values(frame, "batch/loss", max_points=10_000)) == 5000
+
+
+def test_batch_and_epoch_curves_plot_each_metric_on_its_own_axis():
+    frame = metrics(
+        [
+            (1, 1, "batch/loss", 2.0),
+            (1, 1, "batch/accuracy", 0.2),
+            (2, 1, "batch/loss", 1.5),
+            (2, 1, "epoch/loss", 1.4),
+            (2, 1, "epoch/val_loss", 1.6),
+            (2, 1, "epoch/accuracy", 0.5),
+            (2, 1, "epoch/val_accuracy", 0.45),
+            (4, 2, "epoch/loss", 0.9),
+            (4, 2, "epoch/val_loss", 1.1),
+        ]
+    )
+    batch = charts.batch_curves(frame)
+    assert [values(trace.y).tolist() for trace in batch.data] == [[2.0, 1.5], [0.2]]
+    assert (batch.data[0].xaxis, batch.data[1].xaxis) == ("x", "x2")
+    epochs = charts.epoch_curves(frame)
+    named = {(trace.name, trace.xaxis): values(trace.y).tolist() for trace in epochs.data}
+    assert named[("train", "x")] == [1.4, 0.9] and named[("validation", "x")] == [1.6, 1.1]
+    assert named[("train", "x2")] == [0.5] and named[("validation", "x2")] == [0.45]
+    loss = charts.loss_curves(frame)
+    assert [trace.name for trace in loss.data] == ["train loss", "test loss"]
+    assert values(loss.data[1].x).tolist() == [1, 2]
+
+
+def surface(units_per_layer=(3,), resolution=5):
+    grid = np.linspace(0, 1, resolution * resolution).reshape(resolution, resolution)
+    return {
+        "x": np.linspace(-1, 1, resolution).tolist(),
+        "y": np.linspace(-2, 2, resolution).tolist(),
+        "probability": grid.tolist(),
+        "hidden": [[(grid * (unit + 1)).tolist() for unit in range(units)] for units in units_per_layer],
+        "epoch": 7,
+    }
+
+
+def test_decision_boundary_draws_the_probability_the_half_contour_and_both_splits():
+    x_train = np.array([[0, 0], [1, 1], [2, 2]], dtype=np.float32)
+    y_train = np.array([0, 1, 1])
+    x_test, y_test = np.array([[0.5, 0.5]], dtype=np.float32), np.array([0])
+    before = charts.decision_boundary(None, x_train, y_train, x_test, y_test)
+    assert [trace.type for trace in before.data] == ["scatter"] * 4, "before training: the points only"
+    counts = {trace.name: len(values(trace.x)) for trace in before.data}
+    assert counts == {"train · class 0": 1, "train · class 1": 2, "test · class 0": 1, "test · class 1": 0}
+
+    live = charts.decision_boundary(surface(), x_train, y_train, x_test, y_test)
+    heatmap, contour = live.data[0], live.data[1]
+    assert heatmap.type == "heatmap" and (heatmap.zmin, heatmap.zmax) == (0, 1)
+    np.testing.assert_allclose(values(heatmap.z), surface()["probability"], rtol=1e-6)
+    assert contour.type == "contour" and contour.contours.start == contour.contours.end == 0.5
+    assert "epoch 7" in live.layout.title.text
+
+
+def test_every_hidden_unit_gets_its_own_heatmap_one_row_per_layer():
+    figure = charts.hidden_unit_maps(surface(units_per_layer=(4, 2)))
+    heatmaps = [trace for trace in figure.data if trace.type == "heatmap"]
+    assert len(heatmaps) == 6
+    titles = [annotation.text for annotation in figure.layout.annotations]
+    assert titles == [f"layer 1 · unit {unit}" for unit in (1, 2, 3, 4)] + [
+        "layer 2 · unit 1",
+        "layer 2 · unit 2",
+    ]
+    np.testing.assert_allclose(values(heatmaps[5].z), np.asarray(surface()["probability"]) * 2, rtol=1e-6)
+
+
+def test_confusion_matrix_cells_carry_true_and_predicted_labels_for_selection():
+    matrix = [[5, 1, 0], [2, 7, 0], [0, 0, 9]]
+    figure = charts.confusion_matrix_figure(matrix, [0, 1, 2], selected=(1, 0))
+    heatmap, markers = figure.data
+    assert values(heatmap.text).tolist() == matrix
+    cells = {
+        tuple(pair): count
+        for pair, count in zip(values(markers.customdata).tolist(), markers.text, strict=True)
+    }
+    assert cells[(1, 0)] == 2 and cells[(0, 1)] == 1 and len(cells) == 9
+    assert list(markers.x[:3]) == ["0", "1", "2"] and list(markers.y[:3]) == ["0", "0", "0"]
+    (highlight,) = figure.layout.shapes
+    assert (highlight.x0, highlight.y0) == (-0.5, 0.5)
+
+
+def test_roc_per_class_and_overlay_figures():
+    roc = charts.roc_figure([0, 0.2, 1], [0, 0.8, 1], 0.8)
+    assert "AUC 0.800" in roc.layout.title.text and values(roc.data[0].y).tolist() == [0, 0.8, 1]
+    table = charts.per_class_table(
+        {
+            "0": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 10},
+            "1": {"precision": 0.5, "recall": 1.0, "f1": 0.67, "support": 3},
+        }
+    )
+    assert table.to_dict("list") == {
+        "class": ["0", "1"],
+        "precision": [0.9, 0.5],
+        "recall": [0.8, 1.0],
+        "F1": [0.85, 0.67],
+        "support": [10, 3],
+    }
+    first = metrics([(5, 1, "epoch/val_accuracy", 0.8), (10, 2, "epoch/val_accuracy", 0.9)])
+    second = metrics([(5, 1, "epoch/val_accuracy", 0.7)])
+    overlay = charts.overlay_curves({"run a": first, "run b": second}, "epoch/val_accuracy")
+    assert [(trace.name, values(trace.x).tolist()) for trace in overlay.data] == [
+        ("run a", [1, 2]),
+        ("run b", [1]),
+    ]
+    assert overlay.layout.xaxis.title.text == "epoch"
+    assert charts.overlay_curves({"run a": first}, "batch/loss").layout.xaxis.title.text == "step"
+
+
+def test_runs_table_has_one_row_per_run_with_its_saved_model():
+    store = RunStore()
+    run_id = store.create_run(TrainSpec.binary(), "cpu")
+    store.try_claim(run_id)
+    store.finish(run_id, "completed", final_metrics={"accuracy": 0.91, "macro_f1": 0.9, "auc": 0.97})
+    table = charts.runs_table(store.list_runs(), {run_id: "my-model"})
+    row = table.iloc[0]
+    assert (row["run"], row["status"], row["model"], row["dataset"]) == (
+        run_id,
+        "completed",
+        "binary",
+        "moons",
+    )
+    assert (row["test accuracy"], row["AUC"], row["saved model"]) == (0.91, 0.97, "my-model")
+    assert row["duration (s)"] >= 0
+    assert charts.runs_table([], {}).empty
+
+
+@pytest.mark.parametrize("factor", [1, 3])
+def test_digits_are_enlarged_by_repeating_pixels(factor):
+    image = np.array([[0, 255], [128, 64]], dtype=np.uint8)
+    enlarged = charts.enlarge_digit(image, factor)
+    assert enlarged.shape == (2 * factor, 2 * factor) and enlarged.dtype == np.uint8
+    assert (enlarged[:factor, factor:] == 255).all() and (enlarged[factor:, :factor] == 128).all()
