@@ -10,6 +10,7 @@ import functools
 import os
 import socket
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,9 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
             raise DataError(f"{origin}: x_{split} is empty; the file needs at least one image per split.")
         if labels.shape != (len(images),):
             raise DataError(f"{origin}: y_{split} has shape {labels.shape}; expected ({len(images)},).")
-        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{origin}: y_{split} has dtype {labels.dtype}; expected integer labels 0-9.")
+        if labels.min() < 0 or labels.max() > 9:
             raise DataError(f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9.")
 
 
@@ -136,10 +139,12 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
 def _load_mnist_file(path: str) -> MnistData:
     if not Path(path).is_file():
         raise DataError(f"MNIST file {path} does not exist; give the path of a Keras mnist.npz file.")
+    if not zipfile.is_zipfile(path):  # np.load would take it for a .npy or a pickle and mislead
+        raise DataError(f"{path} is not an .npz file (a zip archive of arrays); give a Keras mnist.npz file.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files if key in MNIST_KEYS}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
         raise DataError(
             f"{path} is not a readable .npz file ({error}); give a Keras mnist.npz file."
         ) from None
