@@ -64,8 +64,13 @@ def load_mnist(path: str | os.PathLike | None = None, *, allow_download: bool = 
     explicit = path or os.environ.get("ZOO_MNIST")
     if explicit:
         return _load_mnist_file(str(Path(explicit).expanduser().resolve()))
-    if _keras_mnist_cached() or (allow_download and _host_reachable(KERAS_MNIST_URL_HOST)):
-        return _load_keras_mnist()
+    cached = _keras_mnist_cache_path()
+    if cached.is_file():
+        # Read and check it here: Keras' loader deletes a cached file whose hash differs from the
+        # official download, then fails offline.
+        return _load_mnist_file(str(cached), source_kind="keras")
+    if allow_download and _host_reachable(KERAS_MNIST_URL_HOST):
+        return _download_keras_mnist()
     return load_embedded_mnist()
 
 
@@ -98,7 +103,7 @@ def describe_mnist_source(path: str | os.PathLike | None = None) -> MnistSource:
         if not resolved.is_file():
             raise DataError(f"MNIST file {resolved} does not exist; give the path of a Keras mnist.npz file.")
         return MnistSource("file", f"MNIST from {resolved}")
-    if _keras_mnist_cached():
+    if _keras_mnist_cache_path().is_file():
         return MnistSource("keras", "full MNIST from Keras' dataset cache (60,000 train / 10,000 test)")
     return MnistSource(
         "embedded",
@@ -136,7 +141,7 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_mnist_file(path: str) -> MnistData:
+def _load_mnist_file(path: str, source_kind: str = "file") -> MnistData:
     if not Path(path).is_file():
         raise DataError(f"MNIST file {path} does not exist; give the path of a Keras mnist.npz file.")
     if not zipfile.is_zipfile(path):  # np.load would take it for a .npy or a pickle and mislead
@@ -150,15 +155,18 @@ def _load_mnist_file(path: str) -> MnistData:
         ) from None
     validate_mnist_arrays(arrays, path)
     full = "full MNIST" if len(arrays["x_train"]) == 60_000 else "MNIST"
+    where = "Keras' dataset cache, " if source_kind == "keras" else ""
     return MnistData(
         *(arrays[key].astype(np.uint8, copy=False) for key in MNIST_KEYS),
-        source_kind="file",
-        source=f"{full} from {path} ({len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test)",
+        source_kind=source_kind,
+        source=(
+            f"{full} from {where}{path} ({len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test)"
+        ),
     )
 
 
 @functools.lru_cache(maxsize=1)
-def _load_keras_mnist() -> MnistData:
+def _download_keras_mnist() -> MnistData:
     import keras
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
@@ -168,7 +176,7 @@ def _load_keras_mnist() -> MnistData:
         x_test,
         y_test,
         source_kind="keras",
-        source="full MNIST from Keras' dataset cache (60,000 train / 10,000 test)",
+        source="full MNIST downloaded by Keras (60,000 train / 10,000 test)",
     )
 
 
@@ -197,9 +205,9 @@ def load_embedded_mnist() -> MnistData:
     )
 
 
-def _keras_mnist_cached() -> bool:
+def _keras_mnist_cache_path() -> Path:
     keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    return (keras_home / "datasets" / "mnist.npz").is_file()
+    return keras_home / "datasets" / "mnist.npz"
 
 
 def _host_reachable(host: str, timeout: float = 1.5) -> bool:
