@@ -5,6 +5,7 @@ Keras 3 API only (no ``tf.*``), so the JAX and PyTorch backends work too.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
@@ -61,7 +62,13 @@ def make_optimizer(name: str = "adam", learning_rate: float = 0.001, momentum: f
     """Return a fresh Keras optimizer: ``sgd``, ``momentum`` (SGD with momentum), ``rmsprop`` or ``adam``."""
     import keras
 
-    if not learning_rate > 0:
+    try:  # Keras refuses an int learning rate (e.g. 1 from JSON or a query string)
+        learning_rate, momentum = float(learning_rate), float(momentum)
+    except (TypeError, ValueError):
+        raise ZooError(
+            f"learning_rate={learning_rate!r}, momentum={momentum!r}: give numbers, e.g. 0.001 and 0.9."
+        ) from None
+    if not 0 < learning_rate < math.inf:
         raise ZooError(f"learning_rate={learning_rate!r}: it must be a positive number, e.g. 0.001.")
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate)
