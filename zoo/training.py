@@ -337,6 +337,7 @@ def make_progress_callback(
             self.diverged_step: int | None = None
             self.diverged_loss = ""
             self.epoch_index = 0
+            self.step = 0  # batches done so far, over all epochs
             self.last_report = 0.0
             self.last_surface = 0.0
 
@@ -348,7 +349,7 @@ def make_progress_callback(
             self.epoch_index = epoch
 
         def on_train_batch_end(self, batch, logs=None):
-            step = self.epoch_index * self.steps_per_epoch + batch + 1
+            step = self.step = self.epoch_index * self.steps_per_epoch + batch + 1
             metrics = {name: float(value) for name, value in (logs or {}).items()}
             loss = metrics.get("loss", 0.0)
             if not math.isfinite(loss):
@@ -364,7 +365,7 @@ def make_progress_callback(
                 self.reporter.batch(step, self.epoch_index + 1, metrics, self._progress(step, now))
 
         def on_epoch_end(self, epoch, logs=None):
-            step = (epoch + 1) * self.steps_per_epoch
+            step = self.step  # after a stop, the epoch ends early: not at (epoch + 1) * steps_per_epoch
             metrics = {name: float(value) for name, value in (logs or {}).items()}
             if self.diverged_step is None:
                 self.reporter.epoch(step, epoch + 1, metrics, self._progress(step, time.perf_counter()))
