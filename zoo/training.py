@@ -262,7 +262,8 @@ def fit(spec: TrainSpec, reporter: ProgressReporter, should_stop: Callable[[], b
     validation = {"validation_split": spec.validation_split} if spec.validation_split else {}
     if spec.model == "binary":
         validation = {"validation_data": (data.x_test, data.y_test.astype(np.float32))}
-    train_size = len(data.x_train) * (1 - spec.validation_split)
+    split = spec.validation_split if "validation_split" in validation else 0.0  # binary: the test set
+    train_size = len(data.x_train) * (1 - split)
     callback = make_progress_callback(
         reporter,
         should_stop,
