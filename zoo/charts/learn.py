@@ -408,8 +408,10 @@ def convolution_figures(
     )
     output.update_traces(zmin=-bound, zmax=bound, zmid=0)
     rows, columns = full_output.shape
-    output.update_xaxes(range=[-0.5, columns - 0.5])
-    output.update_yaxes(range=[rows - 0.5, -0.5], autorange=False)
+    # constrain="domain": the plot area keeps the map's square shape at any width, so the shaded
+    # "not reached yet" background is exactly the rest of the map.
+    output.update_xaxes(range=[-0.5, columns - 0.5], constrain="domain")
+    output.update_yaxes(range=[rows - 0.5, -0.5], autorange=False, constrain="domain")
     output.update_layout(plot_bgcolor="#fdf3d8")  # the positions the kernel has not reached yet
     output.add_shape(
         type="rect",
