@@ -282,7 +282,8 @@ def test_a_model_that_does_not_read_digits_is_refused(tmp_path):
 # --- quality ------------------------------------------------------------------------------------
 
 
-def test_canvas_like_digits_are_read_nearly_as_well_as_raw_mnist(predictor, mnist_test, record_property):
+def test_canvas_like_digits_are_read_nearly_as_well_as_raw_mnist(predictor, mnist_test):
+    """The issue's quality bar on 400 test digits (numbers printed; see them with ``-rP``)."""
     images, labels = mnist_test
     sample = np.random.default_rng(0).choice(len(images), 400, replace=False)
     rng = np.random.default_rng(0)
@@ -293,8 +294,8 @@ def test_canvas_like_digits_are_read_nearly_as_well_as_raw_mnist(predictor, mnis
     raw_accuracy = float((raw == labels[sample]).mean())
     pipeline_accuracy = float((piped == labels[sample]).mean())
     naive_accuracy = float((naive == labels[sample]).mean())
-    record_property("accuracy", {"raw": raw_accuracy, "pipeline": pipeline_accuracy, "naive": naive_accuracy})
-    numbers = f"raw {raw_accuracy:.3f}, pipeline {pipeline_accuracy:.3f}, plain resize {naive_accuracy:.3f}"
+    numbers = f"raw {raw_accuracy:.4f}, pipeline {pipeline_accuracy:.4f}, plain resize {naive_accuracy:.4f}"
+    print(f"accuracy on 400 canvas-like MNIST test digits: {numbers}")
     assert pipeline_accuracy >= 0.985 * raw_accuracy, numbers
     assert naive_accuracy < 0.8 * raw_accuracy, numbers  # the set is hard: without the pipeline it fails
 
