@@ -24,7 +24,7 @@ from zoo.runs import Run, RunStore
 from zoo.training import TrainSpec
 
 QUEUE_POLL_SECONDS = 0.2
-STOP_POLL_SECONDS = 0.1
+HEARTBEAT_SECONDS = 1.0
 
 
 def detect_device() -> str:
@@ -135,13 +135,13 @@ def run_worker(run_id: str, store: RunStore) -> int:
             return 0  # stopped while queued
         store.heartbeat(run_id)
         time.sleep(QUEUE_POLL_SECONDS)
-    stop_event = threading.Event()
-    watcher = threading.Thread(target=_watch_for_stop, args=(store, run_id, stop_event), daemon=True)
-    watcher.start()
+    finished = threading.Event()
+    threading.Thread(target=_beat_heart, args=(store, run_id, finished), daemon=True).start()
     try:
         data_source = training.load_training_data(run.spec).source
         store.set_started(run_id, data_source, training.describe_environment())
-        result = training.fit(run.spec, StoreReporter(store, run_id), stop_event.is_set)
+        with store.stop_checker(run_id) as stop_requested:
+            result = training.fit(run.spec, StoreReporter(store, run_id), stop_requested)
         if result.status == "diverged":
             store.finish(run_id, "diverged", message=result.message)
             return 0
@@ -159,16 +159,14 @@ def run_worker(run_id: str, store: RunStore) -> int:
         store.finish(run_id, "failed", message=f"{type(error).__name__}: {error}"[:500])
         return 1
     finally:
-        stop_event.set()
+        finished.set()
 
 
-def _watch_for_stop(store: RunStore, run_id: str, stop_event: threading.Event) -> None:
-    """Poll the store for a stop request (and beat the heart) off the training thread."""
-    while not stop_event.is_set():
-        if store.heartbeat(run_id):
-            stop_event.set()
-            return
-        stop_event.wait(STOP_POLL_SECONDS)
+def _beat_heart(store: RunStore, run_id: str, finished: threading.Event) -> None:
+    """Mark the worker alive off the training thread, also through data loading and long steps."""
+    while not finished.is_set():
+        store.heartbeat(run_id)
+        finished.wait(HEARTBEAT_SECONDS)
 
 
 def _save_model(run: Run, result: Any, data_source: str) -> str:

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -336,6 +336,18 @@ class RunStore:
                 (run.device, run.created_at, run.created_at, run.id),
             ).fetchone()
         return int(ahead)
+
+    @contextlib.contextmanager
+    def stop_checker(self, run_id: str) -> Iterator[Callable[[], bool]]:
+        """Yield a check for a stop request cheap enough to call after every batch (it keeps one
+        connection open), so a stop lands after the current batch however short batches are."""
+        with self._connect() as connection:
+
+            def stop_requested() -> bool:
+                row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+                return bool(row and row["stop_requested"])
+
+            yield stop_requested
 
     def stop_requested(self, run_id: str) -> bool:
         with self._connect() as connection:
