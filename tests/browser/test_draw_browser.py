@@ -67,7 +67,7 @@ def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
     expect(page.get_by_text("dark-on-light")).to_be_visible()
     screenshot(page, "draw-upload")
 
-    page.get_by_role("button", name="Quick-train a CNN").click()  # one epoch on the embedded digits
+    page.get_by_role("button", name="Quick-train a CNN").click()  # a few epochs on the embedded digits
     use_new_model = page.get_by_role("button", name=re.compile(r"^Draw with cnn-"))
     expect(use_new_model).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     new_model = use_new_model.inner_text().removeprefix("Draw with ")
