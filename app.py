@@ -18,7 +18,6 @@ PAGES = [
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("pages/hub.py", title="Hub", icon=":material/cloud_sync:"),
 ]
-PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}
 
 
 def live_runs_panel(live: bool) -> bool:
@@ -28,7 +27,7 @@ def live_runs_panel(live: bool) -> bool:
         st.caption("No live run. Start one on Train or Playground.")
     for run in active:
         st.page_link(
-            PAGE_OF_KIND[run.kind],
+            ui.PAGE_OF_KIND[run.kind],
             label=f"Live: {run.kind} run {run.id}",
             icon=":material/progress_activity:",
             query_params={ui.RUN_QUERY_KEY: run.id},

@@ -61,15 +61,16 @@ runs_column, models_column = st.columns(2)
 with runs_column:
     st.subheader("Recent runs")
     runs = ui.run_store().list_runs(limit=8)
-    if runs:
-        from zoo.charts.training import runs_table
-
-        table = runs_table(runs, ui.model_names_by_run())
-        st.dataframe(
-            table[["run", "status", "model", "test accuracy", "duration (s)", "started"]],
-            hide_index=True,
-            column_config={"test accuracy": st.column_config.NumberColumn(format="percent")},
+    for run in runs:
+        accuracy = run.final_metrics.get("accuracy")
+        scored = f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""
+        duration = ui.format_seconds(run.duration_seconds)
+        st.page_link(
+            ui.PAGE_OF_KIND[run.kind],
+            label=f"{run.kind} run {run.id} · {run.status}{scored} · {duration}",
+            query_params={ui.RUN_QUERY_KEY: run.id},
         )
+    if runs:
         st.page_link("pages/runs.py", label="All runs", icon=":material/table_rows:")
     else:
         st.info("No runs yet. Start one on **Playground** (seconds) or **Train** (the MNIST CNN).")
@@ -77,21 +78,15 @@ with runs_column:
 with models_column:
     st.subheader("Models in the local zoo")
     entries = ui.model_store().entries()
-    if entries:
-        st.dataframe(
-            [
-                {
-                    "name": e.name,
-                    "kind": e.kind,
-                    "accuracy": e.metrics.get("accuracy"),
-                    "from": e.config.get("data_source"),
-                }
-                for e in entries
-            ],
-            hide_index=True,
-            column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+    st.markdown(
+        "\n".join(
+            f"- **{entry.name}** ({entry.kind})"
+            + (f" · test accuracy {entry.metrics['accuracy']:.1%}" if "accuracy" in entry.metrics else "")
+            + (f" · {entry.config['data_source'].split(';')[0]}" if entry.config.get("data_source") else "")
+            for entry in entries
         )
-    else:
+    )
+    if not entries:
         st.info(
             "The local zoo is empty. Every finished run saves its model here; "
             "train one, or pull one from the Hub."

@@ -220,8 +220,9 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     assert [entry.name for entry in ModelStore().entries()] == ["my-moons"]
 
     home = open_page()
-    assert run_id in home.dataframe[0].value["run"].tolist()
-    assert home.dataframe[1].value["name"].tolist() == ["my-moons"]
+    run_links = [link.proto for link in home.main.get("page_link") if run_id in link.proto.label]
+    assert len(run_links) == 1 and "completed · test accuracy" in run_links[0].label
+    assert "**my-moons** (binary) · test accuracy" in texts(home.markdown)
 
 
 def test_playground_shows_why_a_run_diverged():

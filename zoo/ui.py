@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 APP_SESSION_KEY = "zoo.app_session"
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
+PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the page that follows a run
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
-SIDEBAR_REFRESH_SECONDS = 1.0
 _METRICS_CACHE_KEY = "zoo.metrics_cache"
 FAILURE_HINTS = {
     "failed": "Check the settings the message names and start the run again.",
