@@ -198,7 +198,11 @@ def load_embedded_mnist() -> MnistData:
     for digit in range(10):
         members = np.flatnonzero(labels == digit)
         is_test[generator.choice(members, round(len(members) * EMBEDDED_TEST_FRACTION), replace=False)] = True
-    x_train, y_train, x_test, y_test = images[~is_test], labels[~is_test], images[is_test], labels[is_test]
+    # The CSV is sorted by digit: shuffle each split, or the first N training images (--max-train-samples)
+    # would all be zeros and Keras' validation split (the last 10%) all nines.
+    train = generator.permutation(np.flatnonzero(~is_test))
+    test = generator.permutation(np.flatnonzero(is_test))
+    x_train, y_train, x_test, y_test = images[train], labels[train], images[test], labels[test]
     return MnistData(
         x_train,
         y_train,
