@@ -128,7 +128,9 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 def run_worker(run_id: str, store: RunStore) -> int:
     """The worker process: wait for the device, train, save, close the run. Returns an exit code."""
     run = store.get(run_id)
-    from zoo import training  # imports Keras while the run may still be queued
+    import keras  # noqa: F401 - TensorFlow's import (seconds) overlaps the wait in the queue
+
+    from zoo import training
 
     while not store.try_claim(run_id):
         if not store.get(run_id).is_active:
