@@ -45,5 +45,10 @@ with st.sidebar:
         st.caption(f"**MNIST:** {source.description}.")
     except DataError as error:
         st.caption(f"**MNIST:** {error}")
-    ui.live_fragment(live_runs_panel, live=bool(ui.run_store().active_runs()), key="sidebar-live-runs")()
+    ui.live_fragment(
+        live_runs_panel,
+        live=bool(ui.run_store().active_runs()),
+        key="sidebar-live-runs",
+        every=ui.SIDEBAR_REFRESH_SECONDS,
+    )()
 navigation.run()

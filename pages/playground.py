@@ -185,8 +185,12 @@ if run is not None and not live:
     if model_name:
         roc_column, matrix_column = st.columns(2)
         with roc_column, st.spinner("Scoring the test points (loads TensorFlow the first time)…"):
-            evaluation, _ = ui.saved_model_evaluation(model_name)
-            if evaluation.roc is not None:
+            try:
+                evaluation, _ = ui.saved_model_evaluation(model_name)
+            except ZooError as error:
+                st.error(f"The ROC curve cannot be drawn: {error}")
+                evaluation = None
+            if evaluation is not None and evaluation.roc is not None:
                 st.plotly_chart(
                     charts.roc_figure(evaluation.roc["fpr"], evaluation.roc["tpr"], evaluation.auc), key="roc"
                 )

@@ -236,6 +236,11 @@ def test_playground_shows_why_a_run_diverged():
     error = texts(app.error)
     assert f"Run {run_id} diverged" in error and "try one 10 times smaller" in error
     assert "What to try" in error and "learning rate 10 times smaller" in error
+    assert not {"roc", "confusion"} & chart_keys(app), "a diverged run has no model to evaluate"
+
+    click(app, "Reset")
+    assert "run" not in app.query_params
+    assert "Press **Start training**" in texts(app.info) and not app.error
 
 
 def test_a_stale_run_id_in_the_link_is_dropped_with_a_warning():
@@ -258,6 +263,18 @@ def test_train_empty_state_and_the_articles_defaults():
     assert values["Learning rate"] == pytest.approx(0.001)
     epochs = next(widget for widget in app.number_input if widget.label == "Epochs")
     assert (epochs.min, epochs.max) == (1, 100)
+
+
+def test_train_shows_the_queue_position_of_a_waiting_run():
+    store = RunStore()
+    running = store.create_run(TrainSpec.cnn(), "cpu")
+    assert store.try_claim(running)
+    queued = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu")
+    app = open_page("train", {"run": queued})
+    assert "Queued on the CPU: 1 run(s) ahead" in texts(app.info)
+    assert [b.label for b in app.button if b.label == "Stop"] == ["Stop"]
+    click(app, "Stop")
+    assert store.get(queued).status == "stopped"
 
 
 def test_train_shows_a_failed_runs_message_not_a_traceback():

@@ -30,6 +30,7 @@ APP_SESSION_KEY = "zoo.app_session"
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the page that follows a run
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
+SIDEBAR_REFRESH_SECONDS = 1.0  # the sidebar's live-run line: cheaper, in every open tab
 _METRICS_CACHE_KEY = "zoo.metrics_cache"
 FAILURE_HINTS = {
     "failed": "Check the settings the message names and start the run again.",
@@ -296,8 +297,8 @@ def keep_model_form(model_name: str, key: str) -> str:
     return model_name
 
 
-def live_fragment(render, *, live: bool, key: str):
-    """Wrap ``render(live)`` as a fragment that reruns every ``LIVE_REFRESH_SECONDS`` while ``live``.
+def live_fragment(render, *, live: bool, key: str, every: float = LIVE_REFRESH_SECONDS):
+    """Wrap ``render(live)`` as a fragment that reruns every ``every`` seconds while ``live``.
 
     ``render`` returns whether the run is still active; when a live run has ended, the whole
     page reruns once, so it shows the results and stops polling.
@@ -310,7 +311,7 @@ def live_fragment(render, *, live: bool, key: str):
         if live and not still_active:
             st.rerun()
 
-    return st.fragment(body, run_every=LIVE_REFRESH_SECONDS if live else None, key=key)
+    return st.fragment(body, run_every=every if live else None, key=key)
 
 
 # --- the Hub token --------------------------------------------------------------------------
