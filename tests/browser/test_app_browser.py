@@ -84,7 +84,10 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
     page.get_by_role("button", name="Start training").click()
     expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
     run_id = re.search(r"run=([0-9a-f]{12})", page.url).group(1)
-    expect(page.get_by_test_id("stProgress")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_test_id("stMain").get_by_test_id("stProgress")).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("stSidebar").get_by_text(f"Live: cnn run {run_id}")).to_be_visible()
     screenshot(page, "train-live")
 
     page.reload()
