@@ -27,6 +27,9 @@ MODEL_KINDS = ("cnn", "binary")
 DEVICES = ("auto", "cpu")
 REPORT_INTERVAL_SECONDS = 0.25
 SURFACE_RESOLUTION = 40
+# A loss this many times its first value has exploded: with the loss computed from logits it can grow
+# to 1e17 and fall back to chance once the ReLUs die, without ever becoming NaN.
+DIVERGENCE_FACTOR = 1000.0
 
 
 @dataclass(frozen=True)
@@ -247,8 +250,9 @@ class FitResult:
 def fit(spec: TrainSpec, reporter: ProgressReporter, should_stop: Callable[[], bool]) -> FitResult:
     """Train the model ``spec`` describes, reporting progress and honouring stop requests.
 
-    A stop request ends training after the current batch; a loss that is NaN or infinite
-    ends it as diverged. The test set is evaluated whenever the weights are usable.
+    A stop request ends training after the current batch; a loss that is NaN, infinite or
+    ``DIVERGENCE_FACTOR`` times its first value ends it as diverged. The test set is evaluated
+    whenever the weights are usable.
     """
     import keras
 
@@ -322,7 +326,7 @@ def make_progress_callback(
     surface_points: np.ndarray | None,
 ) -> keras.callbacks.Callback:
     """A Keras callback that reports progress, checks for stop requests after every batch and
-    ends the fit as diverged when the loss is not finite. (Defined here so that importing this
+    ends the fit as diverged when the loss is not finite or has exploded. (Defined here so that importing this
     module does not import Keras.)"""
     import keras
 
@@ -337,6 +341,7 @@ def make_progress_callback(
             self.stopped = False
             self.diverged_step: int | None = None
             self.diverged_loss = ""
+            self.first_loss: float | None = None
             self.epoch_index = 0
             self.step = 0  # batches done so far, over all epochs
             self.last_report = 0.0
@@ -353,8 +358,16 @@ def make_progress_callback(
             step = self.step = self.epoch_index * self.steps_per_epoch + batch + 1
             metrics = {name: float(value) for name, value in (logs or {}).items()}
             loss = metrics.get("loss", 0.0)
-            if not math.isfinite(loss):
-                self.diverged_step, self.diverged_loss = step, str(loss)
+            if self.first_loss is None:
+                self.first_loss = loss
+            exploded = self.first_loss > 0 and loss > DIVERGENCE_FACTOR * self.first_loss
+            if not math.isfinite(loss) or exploded:
+                self.diverged_step = step
+                self.diverged_loss = (
+                    f"{loss:.3g}, over {DIVERGENCE_FACTOR:,.0f} times its first value {self.first_loss:.3g},"
+                    if exploded
+                    else str(loss)
+                )
                 self.model.stop_training = True
                 return
             if self.should_stop():
