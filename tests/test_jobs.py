@@ -1,0 +1,257 @@
+"""A run's whole life through ``zoo.jobs``: real background worker processes training real Keras
+models on tiny data, the SQLite run store in between, the local zoo at the end.
+
+Queueing, completion and reproducibility share one module fixture: three identical tiny CNN runs
+submitted at once (the first trains, the second waits its turn, the third is stopped while queued).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo import jobs
+from zoo.data import load_embedded_mnist
+from zoo.evaluation import evaluate_predictions
+from zoo.runs import Run, RunStore
+from zoo.store import ModelStore
+from zoo.training import TrainSpec, predict_in_batches, scale_digits
+
+# 320 embedded digits, 10% held out for validation: 288 training images, 9 batches of 32 per epoch.
+TINY_CNN = {"mnist_source": "embedded", "max_train_samples": 320, "batch_size": 32, "num_epochs": 2}
+TINY_CNN_STEPS_PER_EPOCH = 9
+RUN_TIMEOUT = 240
+
+
+@dataclass
+class QueuedRuns:
+    """Three identical runs submitted together, what was seen while the first trained, how they ended."""
+
+    store: RunStore
+    models: ModelStore
+    first: Run
+    second: Run
+    third: Run
+    second_while_first_ran: tuple[str, int | None]  # status and queue position
+    third_while_first_ran: tuple[str, int | None]
+    third_after_stop: Run
+
+
+@pytest.fixture(scope="module")
+def queued_runs(tmp_path_factory) -> QueuedRuns:
+    home = tmp_path_factory.mktemp("queued-runs-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_HOME", str(home))
+        store = RunStore()
+        spec = TrainSpec.cnn(**TINY_CNN)
+        first, second, third = (jobs.submit(spec, store) for _ in range(3))
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while store.get(first).status == "queued":
+            assert time.monotonic() < deadline, "the first run never started"
+            time.sleep(0.05)
+        assert store.get(first).status == "running", store.get(first).message
+        second_seen = (store.get(second).status, store.queue_position(second))
+        third_seen = (store.get(third).status, store.queue_position(third))
+        third_after_stop = store.request_stop(third)
+        assert store.get(first).status == "running", "the tiny run ended before the queue was observed"
+        finished = [jobs.wait(run_id, RUN_TIMEOUT, store) for run_id in (first, second, third)]
+    return QueuedRuns(
+        store, ModelStore(home / "models"), *finished, second_seen, third_seen, third_after_stop
+    )
+
+
+def test_a_run_completes_with_metrics_model_environment_and_data_source(queued_runs):
+    run, store = queued_runs.first, queued_runs.store
+    assert run.status == "completed", run.message
+    assert run.started_at <= run.ended_at
+    # Final metrics: the evaluation of the whole embedded test set.
+    assert run.final_metrics["num_examples"] == 1000
+    assert 0.2 < run.final_metrics["accuracy"] <= 1.0  # chance is 0.1; 2 tiny epochs do better
+    assert sorted(run.final_metrics["per_class"], key=int) == [str(digit) for digit in range(10)]
+    assert run.summary()["test_accuracy"] == run.final_metrics["accuracy"]
+    # Progress reached the last step of the last epoch.
+    total = 2 * TINY_CNN_STEPS_PER_EPOCH
+    assert (run.progress["step"], run.progress["total_steps"], run.progress["epoch"]) == (total, total, 2)
+    # Metric rows: batches within the run, one row per epoch and metric at the epoch's last step.
+    metrics = store.metrics_frame(run.id)
+    batch_steps = metrics[metrics.name == "batch/loss"].step.tolist()
+    assert batch_steps == sorted(batch_steps) and 1 <= batch_steps[0] <= batch_steps[-1] <= total
+    epoch_rows = metrics[metrics.name == "epoch/loss"]
+    assert epoch_rows.epoch.tolist() == [1, 2]
+    assert epoch_rows.step.tolist() == [TINY_CNN_STEPS_PER_EPOCH, total]
+    for name in ("epoch/accuracy", "epoch/val_loss", "epoch/val_accuracy", "epoch/samples_per_second"):
+        assert (metrics.name == name).sum() == 2, name
+    # Environment: the devices TensorFlow saw and the library versions of the worker.
+    import keras
+    import tensorflow as tf
+
+    assert {"name": "/device:CPU:0", "type": "CPU"} in run.environment["devices"]
+    assert run.environment["versions"]["tensorflow"] == tf.__version__
+    assert run.environment["versions"]["keras"] == keras.__version__
+    assert run.environment["versions"]["numpy"] == np.__version__
+    assert run.device == "cpu"
+    # The data source names the embedded subset and the cut to 320 images.
+    assert "embedded MNIST subset" in run.data_source and "first 320 training images" in run.data_source
+    kinds = [event["kind"] for event in store.events(run.id)]
+    assert kinds[0] == "data" and "started" in kinds and kinds[-1] == "completed"
+
+
+def test_the_completed_run_saved_its_trained_model_in_the_local_zoo(queued_runs):
+    run, models = queued_runs.first, queued_runs.models
+    assert run.model_name in [entry.name for entry in models.entries()]
+    loaded = models.load(run.model_name)
+    config = loaded.entry.config
+    assert (config["kind"], config["run_id"], config["status"]) == ("cnn", run.id, "completed")
+    assert TrainSpec.from_dict(config["spec"]) == run.spec
+    assert config["data_source"] == run.data_source
+    assert loaded.entry.metrics == run.final_metrics
+    epoch_losses = queued_runs.store.metrics_frame(run.id).query("name == 'epoch/loss'").value.tolist()
+    assert [row["epoch"] for row in loaded.history] == [1.0, 2.0]
+    assert [row["loss"] for row in loaded.history] == pytest.approx(epoch_losses, rel=1e-6)
+    # The saved weights are the trained ones: they score exactly what the run reported.
+    mnist = load_embedded_mnist()
+    probabilities = predict_in_batches(loaded.model, scale_digits(mnist.x_test))
+    assert evaluate_predictions(mnist.y_test, probabilities).accuracy == run.final_metrics["accuracy"]
+
+
+def test_runs_submitted_together_queue_on_the_device_one_after_the_other(queued_runs):
+    assert queued_runs.second_while_first_ran == ("queued", 1)
+    assert queued_runs.third_while_first_ran == ("queued", 2)
+    first, second = queued_runs.first, queued_runs.second
+    assert first.device == second.device == "cpu"
+    assert second.status == "completed", second.message
+    assert second.started_at >= first.ended_at  # never two runs on the device at once
+    assert queued_runs.store.queue_position(second.id) is None  # no longer queued
+
+
+def test_a_queued_run_stopped_before_it_starts_never_trains(queued_runs):
+    stopped_at_once, third = queued_runs.third_after_stop, queued_runs.third
+    assert stopped_at_once.status == "stopped"  # at once, not when its turn comes
+    assert third.status == "stopped" and "before it started" in third.message
+    assert third.started_at is None and third.model_name is None and not third.progress
+    assert queued_runs.store.metrics_frame(third.id).empty
+    saved = {entry.config["run_id"] for entry in queued_runs.models.entries()}
+    assert saved == {queued_runs.first.id, queued_runs.second.id}
+    # Its worker noticed and exited instead of waiting for the device.
+    assert wait_for_exit(third.worker_pid, 30), f"the stopped run's worker {third.worker_pid} still runs"
+
+
+def test_same_seed_same_data_same_device_gives_the_same_metrics(queued_runs):
+    store, first, second = queued_runs.store, queued_runs.first, queued_runs.second
+
+    def epoch_metrics(run: Run) -> list[tuple[int, str, float]]:
+        frame = store.metrics_frame(run.id)
+        frame = frame[frame.name.str.startswith("epoch/") & (frame.name != "epoch/samples_per_second")]
+        return list(zip(frame.step, frame.name, frame.value, strict=True))
+
+    assert len(epoch_metrics(first)) == 8
+    assert epoch_metrics(first) == epoch_metrics(second)  # identical, not merely close
+    assert first.final_metrics == second.final_metrics
+
+
+def test_a_stop_request_lands_within_one_batch_and_keeps_the_model(zoo_home):
+    """The request is written while the worker is held mid-report by a SQLite write lock, so it
+    arrives between two known batches; the worker must stop after the very next batch."""
+    store = RunStore()
+    # Batches of one point: about a millisecond each, so even a 0.1 s polling delay would show.
+    spec = TrainSpec.binary(num_samples=20_000, batch_size=1, num_epochs=1)
+    run_id = jobs.submit(spec, store)
+    wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 20, RUN_TIMEOUT, store, run_id)
+    connection = sqlite3.connect(store.path, timeout=30, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")  # the worker's next metrics write now waits for us
+        (last_id,) = connection.execute("SELECT MAX(id) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
+        time.sleep(1.0)  # a few report intervals: the worker is surely held in a write
+        # What request_stop writes, in the same transaction, so it lands before the held write returns.
+        connection.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+        released_at = time.time()
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    run = jobs.wait(run_id, RUN_TIMEOUT, store)
+    assert run.status == "stopped", run.message
+    after = store.metrics_frame(run_id, since_id=last_id)
+    assert after.wall_time.iloc[0] < released_at, "the worker was not held by the lock: no proof"
+    step_at_request = int(after.step.iloc[0])  # the batch whose report was held
+    batches_after_request = run.progress["step"] - step_at_request
+    assert batches_after_request == 1, (
+        f"the stop was requested after batch {step_at_request} and training ended at batch "
+        f"{run.progress['step']}"
+    )
+    assert run.progress["step"] < run.progress["total_steps"]
+    epoch_row = after[after.name == "epoch/loss"]
+    assert epoch_row.step.tolist() == [run.progress["step"]]  # the epoch ended where training did
+    # The model as it stood at the stop is in the local zoo, evaluated.
+    assert "stopped on request" in run.message
+    entry = ModelStore().entry(run.model_name)
+    assert entry.config["status"] == "stopped" and entry.config["run_id"] == run_id
+    assert 0 <= run.final_metrics["accuracy"] <= 1 and run.final_metrics["num_examples"] == 6000
+
+
+def test_an_absurd_learning_rate_ends_the_run_as_diverged(zoo_home):
+    store = RunStore()
+    spec = TrainSpec.cnn(**{**TINY_CNN, "num_epochs": 3}, optimizer="sgd", learning_rate=10.0)
+    run = jobs.wait(jobs.submit(spec, store), RUN_TIMEOUT, store)
+    assert run.status == "diverged", run.message
+    match = re.search(r"the loss became .+ at step (\d+): ", run.message)
+    assert match, run.message
+    step = int(match.group(1))
+    assert 1 <= step <= 3 * TINY_CNN_STEPS_PER_EPOCH
+    assert "learning rate 10 is too large" in run.message
+    # Training ended there: no metric row comes from a later step, and nothing was saved.
+    assert store.metrics_frame(run.id).step.max() <= step
+    assert run.model_name is None and ModelStore().entries() == []
+    assert store.events(run.id)[-1]["kind"] == "diverged"
+
+
+def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
+    store = RunStore()
+    spec = TrainSpec.cnn(mnist_source="embedded", num_epochs=50)
+    run_id = jobs.submit(spec, store)
+    wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 1, RUN_TIMEOUT, store, run_id)
+    pid = store.get(run_id).worker_pid
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for_exit(pid, 30)
+    run = store.get(run_id)  # the first read after the worker died
+    assert run.status == "failed"
+    assert f"worker process {pid} ended without finishing" in run.message
+    assert run.ended_at is not None and not run.is_active
+    assert store.events(run_id)[-1]["kind"] == "failed"
+
+
+def test_an_invalid_spec_is_refused_before_anything_starts(zoo_home):
+    store = RunStore()
+    with pytest.raises(ValueError, match="batch_size=0"):
+        jobs.submit(TrainSpec(batch_size=0), store)
+    assert store.list_runs() == []
+
+
+def wait_until(condition, timeout: float, store: RunStore, run_id: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        run = store.get(run_id)
+        assert run.is_active, f"run ended early: {run.status} {run.message}"
+        assert time.monotonic() < deadline, f"run still {run.status} after {timeout} s"
+        time.sleep(0.05)
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Whether ``pid`` ended (gone, or a zombie its parent has not reaped) within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{pid}/stat")
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
