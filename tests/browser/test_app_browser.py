@@ -41,6 +41,9 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     expect(start).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_role("slider", name="Noise")).to_have_value("0.25")  # set by the link
     expect(page.locator(".st-key-boundary .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    page.get_by_label("Seed").fill("3")
+    page.get_by_label("Seed").press("Enter")
+    expect(page).to_have_url(re.compile(r"seed=3"))  # a changed setting goes into the link
     screenshot(page, "playground-before")
     start.click()
     expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
