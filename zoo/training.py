@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -439,6 +440,10 @@ def decision_surface(
 def distribution_scope(spec: TrainSpec, reporter: ProgressReporter):
     """The scope to build the model in: MirroredStrategy over several GPUs, the default otherwise.
 
+    ``ZOO_MIRRORED_DEVICES`` (comma-separated TensorFlow device names, e.g. ``/gpu:0,/gpu:2``)
+    picks the devices to mirror over instead: a subset of the GPUs, or logical CPUs to exercise
+    the strategy on a machine without GPUs.
+
     Mixed precision is turned on only on a GPU; asked for on a CPU, it is reported and skipped.
     """
     import keras
@@ -450,9 +455,11 @@ def distribution_scope(spec: TrainSpec, reporter: ProgressReporter):
             keras.mixed_precision.set_global_policy("mixed_float16")
         else:
             reporter.event("mixed_precision", "mixed precision needs a GPU; this run trains in float32")
-    if len(gpus) > 1:
-        reporter.event("strategy", f"MirroredStrategy over {len(gpus)} GPUs")
-        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus]).scope()
+    chosen = os.environ.get("ZOO_MIRRORED_DEVICES", "")
+    devices = [name.strip() for name in chosen.split(",") if name.strip()] or [gpu.name for gpu in gpus]
+    if len(devices) > 1:
+        reporter.event("strategy", f"MirroredStrategy over {len(devices)} devices: {', '.join(devices)}")
+        return tf.distribute.MirroredStrategy(devices).scope()
     return tf.distribute.get_strategy().scope()
 
 
