@@ -72,6 +72,10 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     run = RunStore(zoo_home / "runs.sqlite3").get(run_id)
     assert run.status == "stopped" and run.progress["epoch"] < 400
     expect(page.locator(".st-key-roc .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Save under this name")).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
+    page.set_viewport_size({"width": 1400, "height": 2600})  # the whole page, results included
     screenshot(page, "playground-stopped")
 
 
@@ -112,4 +116,8 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
     expect(confusion).to_be_visible(timeout=RUN_TIMEOUT_S * 1000)
     expect(page.get_by_text(re.compile(r"Run [0-9a-f]{12} completed in"))).to_be_visible()
     expect(page.get_by_text("Misclassified digits")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Save under this name")).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
+    page.set_viewport_size({"width": 1400, "height": 3600})  # the whole page, the galleries included
     screenshot(page, "train-evaluated")
