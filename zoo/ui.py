@@ -90,14 +90,6 @@ def device_description() -> str:
     return describe_device()
 
 
-@st.cache_resource(show_spinner=False)
-def default_device() -> str:
-    """``gpu`` or ``cpu``: where a run with device "auto" trains."""
-    from zoo.jobs import detect_device
-
-    return detect_device()
-
-
 def points(spec: TrainSpec) -> PointsData:
     """The 2-D points a binary spec trains and tests on (the same ones the worker makes)."""
     return _points(spec.dataset, spec.num_samples, spec.noise, spec.test_fraction, spec.seed)
