@@ -483,10 +483,9 @@ def describe_environment() -> dict[str, Any]:
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
-    if isinstance(value, str):
-        value = [part for part in value.replace(",", " ").split() if part]
+    parts = value.replace(",", " ").split() if isinstance(value, str) else value
     try:
-        return tuple(int(part) for part in value)
+        return tuple(int(part) for part in parts)
     except (TypeError, ValueError):
         raise ZooError(f"{name}={value!r}: give whole numbers such as 32,64,64.") from None
 
