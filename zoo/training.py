@@ -423,7 +423,7 @@ def decision_surface(
     xs, ys = np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
     hidden_layers = [layer for layer in model.layers if layer.name.startswith("hidden")]
-    probe = keras.Model(model.inputs, [layer.output for layer in hidden_layers] + [model.outputs[0]])
+    probe = keras.Model(model.inputs[0], [layer.output for layer in hidden_layers] + [model.outputs[0]])
     *hidden_outputs, probability = (np.asarray(output) for output in probe(grid, training=False))
     shape = (resolution, resolution)
     return {
