@@ -135,6 +135,7 @@ def show_comparison(comparison: hub.RevisionComparison) -> None:
         st.info("Neither revision's model card declares metrics.")
 
 
+ui.run_through_app()
 st.title("Hub")
 st.write(
     f"The hosted zoo on **{hub.hub_endpoint()}**: push a model of your local zoo with a generated "

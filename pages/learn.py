@@ -28,6 +28,7 @@ def matrix(values, digits: int = 3) -> str:
     return r"\begin{bmatrix}" + body + r"\end{bmatrix}"
 
 
+ui.run_through_app()
 st.title("Learn: the maths behind the models")
 st.write(
     "Every formula of the articles, in their order, computed live in plain numpy next to a picture. "
