@@ -1,0 +1,299 @@
+"""The local zoo: exact round trips, atomic saves (never half a model, not even to a concurrent
+reader), clear errors for corrupt, foreign and unsafe directories, names, delete and rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from zoo.errors import ModelStoreError
+from zoo.models import build_binary_classifier, build_mnist_cnn
+from zoo.store import FORMAT, MODEL_FILES, ModelStore, check_model_name, load_keras_file
+
+HISTORY = [
+    {"epoch": 1, "loss": 0.6931471805599453, "accuracy": 0.5},
+    {"epoch": 2, "loss": 0.1 + 0.2, "accuracy": 0.75},
+]
+METRICS = {"accuracy": 0.75, "per_class": {"0": {"precision": 1.0}}, "confusion_matrix": [[1, 0], [1, 2]]}
+
+
+@pytest.fixture
+def store(zoo_home) -> ModelStore:
+    return ModelStore()
+
+
+def binary_model(seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return build_binary_classifier()
+
+
+def save_binary(store: ModelStore, name: str, seed: int = 0, **options):
+    return store.save(binary_model(seed), name, config={"kind": "binary"}, **options)
+
+
+def visible_names(store: ModelStore) -> list[str]:
+    return sorted(path.name for path in store.root.iterdir())
+
+
+# --- round trip -----------------------------------------------------------------------------------
+
+
+def test_a_saved_cnn_loads_with_bit_identical_predictions_config_metrics_and_history(store):
+    keras.utils.set_random_seed(1)
+    model = build_mnist_cnn()
+    images = np.random.default_rng(1).random((16, 28, 28, 1)).astype(np.float32)
+    config = {"kind": "cnn", "spec": {"batch_size": 128}, "data_source": "embedded", "run_id": "abc123"}
+    entry = store.save(model, "round-trip", config=config, metrics=METRICS, history=HISTORY)
+    assert entry.path == store.root / "round-trip" and entry.kind == "cnn"
+    assert sorted(os.listdir(entry.path)) == sorted(MODEL_FILES)
+    loaded = store.load("round-trip")
+    assert np.array_equal(np.asarray(loaded.model(images)), np.asarray(model(images)))  # bit for bit
+    for original, restored in zip(model.get_weights(), loaded.model.get_weights(), strict=True):
+        assert np.array_equal(original, restored)
+    assert {key: loaded.entry.config[key] for key in config} == config
+    assert loaded.entry.config["format"] == FORMAT and loaded.entry.config["created_at"] > 0
+    assert loaded.entry.metrics == METRICS
+    assert loaded.history == HISTORY  # floats survive the CSV exactly
+    summary = loaded.entry.summary()
+    assert (summary["name"], summary["kind"], summary["accuracy"], summary["run_id"]) == (
+        "round-trip",
+        "cnn",
+        0.75,
+        "abc123",
+    )
+
+
+def test_entries_list_models_newest_first(store):
+    for index, name in enumerate(["old", "middle", "new"]):
+        store.save(binary_model(), name, config={"kind": "binary", "created_at": 1000.0 + index})
+    assert [entry.name for entry in store.entries()] == ["new", "middle", "old"]
+
+
+def test_a_name_is_not_overwritten_unless_asked(store):
+    save_binary(store, "taken", seed=1)
+    with pytest.raises(ModelStoreError, match="a model named 'taken' already exists"):
+        save_binary(store, "taken", seed=2)
+    replacement = binary_model(seed=3)
+    store.save(replacement, "taken", config={"kind": "binary"}, overwrite=True)
+    points = np.array([[0.5, -0.5]], np.float32)
+    assert np.array_equal(np.asarray(store.load("taken").model(points)), np.asarray(replacement(points)))
+    assert visible_names(store) == ["taken"]  # the old directory is gone, nothing left behind
+
+
+def test_the_kind_and_shapes_are_checked_before_saving(store):
+    with pytest.raises(ModelStoreError, match="config kind 'rnn' is unknown"):
+        store.save(binary_model(), "x", config={"kind": "rnn"})
+    with pytest.raises(
+        ModelStoreError, match=r"maps \(2,\) to \(1,\), but a cnn model must map \(28, 28, 1\)"
+    ):
+        store.save(binary_model(), "x", config={"kind": "cnn"})
+    assert visible_names(store) == []
+
+
+# --- atomic saves ---------------------------------------------------------------------------------
+
+
+def test_a_save_that_fails_midway_leaves_nothing_visible(store):
+    save_binary(store, "kept")
+    model = binary_model()
+
+    def save_until_the_disk_is_full(path, *args, **kwargs):
+        Path(path).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    model.save = save_until_the_disk_is_full  # a full disk cannot be had here
+    with pytest.raises(OSError, match="No space left"):
+        store.save(model, "broken", config={"kind": "binary"})
+    assert visible_names(store) == ["kept"]  # no "broken", no hidden temporary directory either
+    assert [entry.name for entry in store.entries()] == ["kept"]
+    with pytest.raises(ModelStoreError, match="no model named 'broken'"):
+        store.load("broken")
+
+
+def incomplete_and_visible(path: Path) -> str | None:
+    """What is missing from the model directory at ``path``, if it is still there under that name.
+
+    The directory is opened once and read through its descriptor, so a directory that an overwrite
+    renames away (and deletes) while it is being read is not mistaken for a visible partial one.
+    """
+    try:
+        directory = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None  # not visible
+    try:
+        missing = sorted(set(MODEL_FILES) - set(os.listdir(directory)))
+        if not missing:
+            with os.fdopen(os.open("model.keras", os.O_RDONLY, dir_fd=directory), "rb") as handle:
+                try:
+                    with zipfile.ZipFile(handle) as archive:
+                        if archive.testzip() is not None or "model.weights.h5" not in archive.namelist():
+                            missing = ["a complete model.keras"]
+                except zipfile.BadZipFile:
+                    missing = ["a readable model.keras"]
+        try:
+            still_visible = os.stat(path).st_ino == os.fstat(directory).st_ino
+        except FileNotFoundError:
+            still_visible = False
+    finally:
+        os.close(directory)
+    return f"{path.name} lacks {missing}" if missing and still_visible else None
+
+
+def test_a_concurrent_reader_never_sees_a_partial_model(store):
+    """A reader polls the zoo (as another browser tab or the CLI would) while models are saved and
+    overwritten; every model it can see must be complete."""
+    problems: list[str] = []
+    polls = 0
+    done = threading.Event()
+
+    def read_while_saving() -> None:
+        nonlocal polls
+        while not done.is_set():
+            entries = store.entries()
+            problems.extend(f"{entry.name} listed" for entry in entries if entry.name.startswith("."))
+            listed = [entry.path for entry in entries]
+            named = [path for path in store.root.iterdir() if not path.name.startswith(".")]
+            problems.extend(filter(None, map(incomplete_and_visible, listed + named)))
+            polls += 1
+
+    reader = threading.Thread(target=read_while_saving)
+    reader.start()
+    try:
+        for index in range(6):
+            save_binary(store, f"model-{index}", seed=index, history=HISTORY)
+            save_binary(store, "rewritten", seed=index, overwrite=True)
+    finally:
+        done.set()
+        reader.join()
+    assert problems == []
+    assert polls > 12, "the reader hardly ran while saving; the test proved nothing"
+    assert visible_names(store) == [f"model-{index}" for index in range(6)] + ["rewritten"]
+
+
+# --- what cannot be loaded ------------------------------------------------------------------------
+
+
+def test_a_corrupt_model_file_is_a_clear_error(store):
+    entry = save_binary(store, "corrupt")
+    entry.model_file.write_bytes(entry.model_file.read_bytes()[:300])
+    with pytest.raises(ModelStoreError) as raised:
+        store.load("corrupt")
+    assert str(raised.value).startswith(f"{entry.model_file} cannot be loaded as a Keras model: ")
+    entry.model_file.write_text("not a model")
+    with pytest.raises(ModelStoreError, match="cannot be loaded as a Keras model"):
+        store.load("corrupt")
+
+
+def test_a_foreign_directory_is_skipped_by_the_listing_and_explained_when_named(store):
+    save_binary(store, "ours")
+    (store.root / "holiday-photos").mkdir()
+    (store.root / "holiday-photos" / "beach.jpg").write_bytes(b"\xff\xd8")
+    (store.root / "notes.txt").write_text("a file, not a model")
+    assert [entry.name for entry in store.entries()] == ["ours"]
+    with pytest.raises(
+        ModelStoreError, match=re.escape("is not a Zoo Studio model: model.keras, config.json missing")
+    ):
+        store.entry("holiday-photos")
+
+
+def test_a_config_of_another_format_is_refused(store):
+    entry = save_binary(store, "other-format")
+    (entry.path / "config.json").write_text(json.dumps({"kind": "binary", "format": "someone-else/3"}))
+    with pytest.raises(ModelStoreError, match="is not a Zoo Studio model config"):
+        store.entry("other-format")
+    (entry.path / "config.json").write_text(json.dumps({"kind": "gan", "format": FORMAT}))
+    with pytest.raises(ModelStoreError, match="is not a Zoo Studio model config"):
+        store.load("other-format")
+    assert store.entries() == []
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("config.json", "{not json", "config.json is not valid JSON"),
+        ("config.json", "[1, 2]", "config.json must hold a JSON object"),
+        ("metrics.json", "\xff\xfe", "metrics.json is not valid JSON"),
+    ],
+)
+def test_bad_json_in_a_model_directory_is_a_clear_error(store, file, content, message):
+    entry = save_binary(store, "bad-json")
+    (entry.path / file).write_text(content, encoding="latin-1")
+    with pytest.raises(ModelStoreError) as raised:
+        store.entry("bad-json")
+    assert str(entry.path / file) in str(raised.value) and message in str(raised.value)
+    assert "model directory is corrupt" in str(raised.value)
+    assert store.entries() == []
+
+
+def test_a_model_needing_unsafe_deserialization_is_refused_and_its_code_never_runs(store, tmp_path):
+    marker = tmp_path / "the-lambda-ran"
+    inputs = keras.Input(shape=(2,))
+    # Only constants in the code: Keras stores a lambda's bytecode, which would run on an unsafe load.
+    touch_and_double = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x * 2.0)[1]")
+    hidden = keras.layers.Lambda(touch_and_double, name="doubler")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
+    entry = store.save(model, "with-lambda", config={"kind": "binary"})
+    marker.unlink()  # the lambda ran while the model was built; it must not run again
+    with pytest.raises(ModelStoreError) as raised:
+        store.load("with-lambda")
+    assert "needs unsafe deserialization (e.g. a Lambda layer), which Zoo Studio refuses" in str(raised.value)
+    with pytest.raises(ModelStoreError, match="refuses"):
+        load_keras_file(entry.model_file, origin="a pulled model")
+    assert not marker.exists()
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mnist-cnn", "a", "Model_2.keras-v1", "9" * 80])
+def test_good_names_are_accepted(name):
+    assert check_model_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a" * 81, "../escape", "a/b", ".hidden", "-dash", "has space", "é", None]
+)
+def test_bad_names_are_refused_with_the_rule(store, name):
+    with pytest.raises(ModelStoreError, match="is not allowed: use 1-80 letters, digits"):
+        check_model_name(name)
+    with pytest.raises(ModelStoreError, match="is not allowed"):
+        store.save(binary_model(), name, config={"kind": "binary"})
+    with pytest.raises(ModelStoreError, match="is not allowed"):
+        store.entry(name)
+
+
+def test_unique_name_counts_up_past_taken_names(store):
+    assert store.unique_name("cnn") == "cnn"
+    save_binary(store, "cnn")
+    assert store.unique_name("cnn") == "cnn-2"
+    save_binary(store, "cnn-2")
+    assert store.unique_name("cnn") == "cnn-3"
+    with pytest.raises(ModelStoreError):
+        store.unique_name("bad name")
+
+
+def test_delete_removes_the_whole_directory(store):
+    save_binary(store, "doomed")
+    save_binary(store, "survivor")
+    store.delete("doomed")
+    assert visible_names(store) == ["survivor"]
+    with pytest.raises(ModelStoreError, match=r"no model named 'doomed' in .*; known models: survivor"):
+        store.delete("doomed")
+
+
+def test_rename_moves_a_model_and_refuses_a_taken_name(store):
+    save_binary(store, "first", seed=1)
+    save_binary(store, "second", seed=2)
+    renamed = store.rename("first", "renamed")
+    assert renamed.name == "renamed" and store.load("renamed").entry.kind == "binary"
+    assert visible_names(store) == ["renamed", "second"]
+    with pytest.raises(ModelStoreError, match="a model named 'second' already exists"):
+        store.rename("renamed", "second")
