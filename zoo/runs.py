@@ -266,12 +266,13 @@ class RunStore:
         if status not in FINAL_STATUSES:
             raise RunError(f"status {status!r} is not final: use one of {', '.join(FINAL_STATUSES)}.")
         with self._connect() as connection:
-            connection.execute(
+            closed = connection.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, message = ?, final_metrics = ?, "
                 "model_name = COALESCE(?, model_name) WHERE id = ? AND status IN ('queued', 'running')",
                 (status, time.time(), message, json.dumps(final_metrics or {}), model_name, run_id),
-            )
-        self.add_event(run_id, status, message or status)
+            ).rowcount
+        if closed:  # two readers may both find the same dead worker: one event, not two
+            self.add_event(run_id, status, message or status)
 
     def request_stop(self, run_id: str) -> Run:
         """Ask a run to stop: a queued run stops at once, a running one after its current batch."""
