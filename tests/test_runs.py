@@ -1,0 +1,231 @@
+"""The run store on real SQLite, without workers: the queue per device, stop requests, closing runs,
+dead and silent workers, metric streams, events, surfaces, and several readers and writers at once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+
+from zoo.errors import RunError
+from zoo.runs import RunStore, process_alive
+from zoo.training import TrainSpec
+
+SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
+
+
+@pytest.fixture
+def store(zoo_home) -> RunStore:
+    return RunStore()
+
+
+def running_run(store: RunStore, device: str = "cpu") -> str:
+    run_id = store.create_run(SPEC, device)
+    store.set_worker(run_id, _live_pid())
+    assert store.try_claim(run_id)
+    return run_id
+
+
+def _live_pid() -> int:
+    return os.getpid()
+
+
+def exited_pid(reap: bool) -> int:
+    """The pid of a process that has ended: reaped, or a zombie this process never waited for."""
+    process = subprocess.Popen(["true"])
+    if reap:
+        process.wait()
+    else:
+        while process_alive(process.pid):
+            time.sleep(0.01)
+    return process.pid
+
+
+def test_a_new_run_is_queued_with_its_spec(store):
+    run_id = store.create_run(SPEC, "cpu")
+    run = store.get(run_id)
+    assert (run.status, run.kind, run.device, run.model_name) == ("queued", "binary", "cpu", "points")
+    assert run.spec == SPEC and run.is_active
+    assert run.started_at is None and run.duration_seconds is None and run.progress == {}
+    summary = run.summary()
+    assert (summary["id"], summary["status"], summary["dataset"], summary["epochs"]) == (
+        run_id,
+        "queued",
+        "moons",
+        3,
+    )
+    assert RunStore(store.path).get(run_id) == run  # another store object on the same file sees it
+
+
+def test_an_unknown_run_id_is_a_run_error(store):
+    with pytest.raises(RunError, match="there is no run 'nope'; `python -m zoo runs` lists the run ids"):
+        store.get("nope")
+    with pytest.raises(RunError):
+        store.request_stop("nope")
+
+
+def test_runs_on_one_device_take_turns_in_order(store):
+    first, second, third = (store.create_run(SPEC, "cpu") for _ in range(3))
+    other_device = store.create_run(SPEC, "gpu")
+    assert not store.try_claim(second)  # not first in line
+    assert store.try_claim(first)
+    assert not store.try_claim(first)  # already running
+    assert not store.try_claim(second)  # the device is busy
+    assert store.try_claim(other_device)  # another device has its own queue
+    assert [store.queue_position(run_id) for run_id in (first, second, third, other_device)] == [
+        None,
+        1,
+        2,
+        None,
+    ]
+    store.finish(first, "completed")
+    assert store.queue_position(second) == 0 and store.queue_position(third) == 1
+    assert not store.try_claim(third)
+    assert store.try_claim(second)
+    assert store.get(second).started_at >= store.get(first).ended_at
+    assert [run.id for run in store.active_runs()] == [second, third, other_device]
+
+
+def test_stopping_a_queued_run_ends_it_at_once(store):
+    running = running_run(store)
+    queued = store.create_run(SPEC, "cpu")
+    stopped = store.request_stop(queued)
+    assert stopped.status == "stopped" and stopped.message == "stopped before it started"
+    assert stopped.ended_at is not None and stopped.started_at is None
+    assert not store.try_claim(queued)
+    assert store.get(running).status == "running"
+
+
+def test_stopping_a_running_run_asks_its_worker(store):
+    run_id = running_run(store)
+    with store.stop_checker(run_id) as stop_requested:
+        for _ in range(100):  # the worker checks after every batch, on one open connection
+            assert not stop_requested()
+        other_reader = RunStore(store.path)
+        assert other_reader.request_stop(run_id).status == "running"  # it stops after its batch
+        assert stop_requested()  # seen at the very next check
+    assert store.heartbeat(run_id)
+
+
+def test_finish_closes_a_run_once(store):
+    run_id = running_run(store)
+    store.finish(run_id, "completed", final_metrics={"accuracy": 0.9}, model_name="saved-as")
+    store.finish(run_id, "failed", message="too late")  # e.g. a second reader that found it dead
+    run = store.get(run_id)
+    assert (run.status, run.message, run.final_metrics, run.model_name) == (
+        "completed",
+        None,
+        {"accuracy": 0.9},
+        "saved-as",
+    )
+    assert [event["kind"] for event in store.events(run_id)] == ["completed"]
+    with pytest.raises(RunError, match="status 'running' is not final"):
+        store.finish(run_id, "running")
+
+
+@pytest.mark.parametrize("reap", [True, False], ids=["reaped", "zombie"])
+def test_a_run_whose_worker_died_is_failed_on_the_next_read(store, reap):
+    running = running_run(store)
+    store.set_worker(running, exited_pid(reap))  # as if its worker had died while training
+    queued = store.create_run(SPEC, "cpu")
+    store.set_worker(queued, exited_pid(reap=True))
+    for run_id in (running, queued):
+        run = store.get(run_id)
+        assert run.status == "failed" and not run.is_active
+        assert f"the worker process {run.worker_pid} ended without finishing the run" in run.message
+    assert store.get(running).status == "failed"  # read again: still closed once
+    assert [event["kind"] for event in store.events(running)] == ["failed"]
+
+
+def test_a_silent_worker_is_failed_a_live_one_is_not(store):
+    silent, alive = running_run(store, device="cpu"), running_run(store, device="gpu")
+    with sqlite3.connect(store.path) as connection:  # its last sign of life, 121 s ago
+        connection.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time() - 121, silent))
+    store.heartbeat(alive)
+    assert "stopped reporting for over 120 s" in store.get(silent).message
+    assert store.get(alive).status == "running"
+
+
+def test_process_alive_tells_live_from_ended_processes():
+    assert process_alive(_live_pid())
+    assert not process_alive(exited_pid(reap=True))
+    assert not process_alive(exited_pid(reap=False))
+
+
+def test_metrics_stream_in_order_and_can_be_read_incrementally(store):
+    run_id = running_run(store)
+    store.log_metrics(run_id, 1, 1, {"batch/loss": 0.9, "batch/accuracy": 0.5}, {"step": 1, "total_steps": 6})
+    store.log_metrics(run_id, 2, 1, {"batch/loss": 0.8}, {"step": 2, "total_steps": 6})
+    frame = store.metrics_frame(run_id)
+    assert list(frame.columns) == ["id", "step", "epoch", "name", "value", "wall_time"]
+    assert list(zip(frame.step, frame.name, frame.value, strict=True)) == [
+        (1, "batch/loss", 0.9),
+        (1, "batch/accuracy", 0.5),
+        (2, "batch/loss", 0.8),
+    ]
+    assert frame.wall_time.is_monotonic_increasing
+    store.log_metrics(run_id, 3, 2, {"epoch/loss": 0.7}, {"step": 3, "total_steps": 6})
+    newer = store.metrics_frame(run_id, since_id=int(frame.id.max()))
+    assert newer.name.tolist() == ["epoch/loss"] and newer.epoch.tolist() == [2]
+    assert store.get(run_id).progress == {"step": 3, "total_steps": 6}
+
+
+def test_events_surfaces_and_the_started_record(store):
+    run_id = running_run(store)
+    store.set_started(run_id, "moons (400 points)", {"devices": [{"name": "/device:CPU:0", "type": "CPU"}]})
+    store.add_event(run_id, "data", "moons (400 points)")
+    assert store.surface(run_id) is None
+    store.save_surface(run_id, 5, 1, {"probability": [[0.1]]})
+    store.save_surface(run_id, 10, 2, {"probability": [[0.2]]})
+    assert store.surface(run_id) == {"step": 10, "epoch": 2, "probability": [[0.2]]}  # the latest only
+    run = store.get(run_id)
+    assert run.data_source == "moons (400 points)" and run.environment["devices"][0]["type"] == "CPU"
+    assert [(event["kind"], event["message"]) for event in store.events(run_id)] == [
+        ("data", "moons (400 points)")
+    ]
+
+
+def test_delete_refuses_an_active_run_and_removes_a_finished_one_with_its_rows(store):
+    run_id = running_run(store)
+    store.log_metrics(run_id, 1, 1, {"batch/loss": 1.0}, {"step": 1})
+    store.save_surface(run_id, 1, 1, {"probability": []})
+    with pytest.raises(RunError, match="is running; stop it before deleting it"):
+        store.delete(run_id)
+    store.finish(run_id, "stopped")
+    store.delete(run_id)
+    assert store.list_runs() == [] and store.metrics_frame(run_id).empty
+    assert store.events(run_id) == [] and store.surface(run_id) is None
+
+
+def test_runs_are_listed_newest_first(store):
+    ids = [store.create_run(SPEC, "cpu") for _ in range(3)]
+    assert [run.id for run in store.list_runs()] == ids[::-1]
+    assert [run.id for run in store.list_runs(limit=2)] == ids[:0:-1]
+
+
+def test_one_store_serves_several_threads_writing_at_once(store):
+    """Streamlit shares one store across sessions' threads; each call has its own connection."""
+    run_ids = [running_run(store, device=f"device-{index}") for index in range(4)]
+    errors: list[BaseException] = []
+
+    def write(run_id: str) -> None:
+        try:
+            for step in range(1, 51):
+                store.log_metrics(run_id, step, 1, {"batch/loss": 1.0 / step}, {"step": step})
+                store.heartbeat(run_id)
+        except BaseException as error:  # reported below with the test's assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for run_id in run_ids:
+        assert store.metrics_frame(run_id).step.tolist() == list(range(1, 51))
+        assert store.get(run_id).progress == {"step": 50}
