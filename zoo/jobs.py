@@ -18,6 +18,7 @@ import time
 import traceback
 from typing import Any
 
+from zoo.data import load_mnist
 from zoo.errors import RunError, ZooError
 from zoo.paths import zoo_home
 from zoo.runs import Run, RunStore
@@ -59,9 +60,12 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     """Queue a run for ``spec`` and start its worker process; return the run id at once.
 
     Raises:
-        ZooError: the spec is invalid (checked here, before anything starts).
+        ZooError: the spec is invalid, or the MNIST file it names is missing or malformed
+            (checked here, before anything starts).
     """
     spec.validate()
+    if spec.model == "cnn" and spec.mnist_source not in ("auto", "embedded"):
+        load_mnist(spec.mnist_source)  # a bad file is refused now, not after a worker started
     store = store or RunStore()
     device = "cpu" if spec.device == "cpu" else detect_device()
     run_id = store.create_run(spec, device)
