@@ -64,7 +64,8 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     assert "Epoch" in progress_text(page), "the run is still live"
     screenshot(page, "playground-live")
 
-    page.get_by_role("button", name="Stop").click()
+    # The main area's Stop, not the one in Streamlit's own "running" status widget.
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
     expect(page.get_by_text(re.compile(r"Run [0-9a-f]{12} stopped after"))).to_be_visible(
         timeout=RUN_TIMEOUT_S * 1000
     )
