@@ -34,18 +34,12 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
+sys.path.insert(0, str(REPOSITORY / "tests" / "browser"))
+from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - the browser tests' launch settings
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 STEPS_PER_EPOCH, NUM_EPOCHS, BATCH_SIZE = 422, 10, 128
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LAST_STEP_ON_CHART = """(step) => {
     const graph = document.querySelector('.st-key-batch_curves .js-plotly-plot');
     const steps = graph && graph._fullData && graph._fullData[0] && graph._fullData[0].x;
