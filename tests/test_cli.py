@@ -1,0 +1,160 @@
+"""``python -m zoo`` end to end, as a person runs it: real subprocesses on the embedded digits,
+with ZOO_HOME pointing at a fresh directory. Bad input is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def run_zoo(home: Path, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if key != "ZOO_MNIST"}
+    environment.update(ZOO_HOME=str(home), KERAS_HOME=str(home / "keras"))
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *arguments],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """One ZOO_HOME for the module: the CNN trained once is listed, evaluated and compared."""
+    return tmp_path_factory.mktemp("cli-home")
+
+
+@pytest.fixture(scope="module")
+def trained_t1(home) -> dict:
+    arguments = [
+        "--data",
+        "embedded",
+        "--epochs",
+        "1",
+        "--max-train-samples",
+        "500",
+        "--name",
+        "t1",
+        "--json",
+    ]
+    result = succeeded(run_zoo(home, "train", "cnn", *arguments))
+    return {"run": json.loads(result.stdout), "stderr": result.stderr}
+
+
+def test_train_cnn_runs_to_completion_and_prints_the_run(trained_t1):
+    run = trained_t1["run"]
+    assert run["status"] == "completed" and run["model"] == "cnn" and run["model_name"] == "t1"
+    assert run["epochs"] == 1 and 0.3 < run["test_accuracy"] <= 1.0  # chance is 0.1
+    assert (
+        run["data_source"].startswith("embedded MNIST subset")
+        and "first 500 training images" in run["data_source"]
+    )
+    lines = trained_t1["stderr"].splitlines()
+    assert lines[0] == f"run {run['id']}: cnn queued on cpu"
+    assert any(line.startswith("epoch 1/1 [") for line in lines)  # the progress bar
+
+
+def test_models_lists_the_trained_model(home, trained_t1):
+    models = json.loads(succeeded(run_zoo(home, "models", "--json")).stdout)
+    assert [(model["name"], model["kind"], model["run_id"]) for model in models] == [
+        ("t1", "cnn", trained_t1["run"]["id"])
+    ]
+    assert models[0]["accuracy"] == trained_t1["run"]["test_accuracy"]
+    table = succeeded(run_zoo(home, "models")).stdout.splitlines()
+    assert table[0].split() == ["name", "kind", "accuracy", "origin", "data_source"]
+    assert table[1].startswith("t1 ") and f"{trained_t1['run']['test_accuracy']:.4f}" in table[1]
+
+
+def test_runs_lists_the_run(home, trained_t1):
+    runs = json.loads(succeeded(run_zoo(home, "runs", "--json")).stdout)
+    assert [(run["id"], run["status"], run["model_name"]) for run in runs][-1] == (
+        trained_t1["run"]["id"],
+        "completed",
+        "t1",
+    )
+
+
+def test_evaluate_scores_the_saved_model_on_its_test_set(home, trained_t1):
+    summary = json.loads(succeeded(run_zoo(home, "evaluate", "t1", "--json")).stdout)
+    assert summary["model"] == "t1" and summary["num_examples"] == 1000
+    assert summary["accuracy"] == trained_t1["run"]["test_accuracy"]  # the same model on the same digits
+    assert summary["data_source"].startswith("embedded MNIST subset")
+    matrix = np.array(summary["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 1000 and matrix.sum(axis=1).tolist() == [100] * 10
+    assert summary["accuracy"] == pytest.approx(np.trace(matrix) / 1000)
+    text = succeeded(run_zoo(home, "evaluate", "t1")).stdout.splitlines()
+    assert text[0].startswith("t1 on embedded MNIST subset")
+    assert text[1].startswith(f"accuracy {summary['accuracy']:.4f}  macro precision")
+    assert [line.split()[0] for line in text[3:13]] == [str(digit) for digit in range(10)]
+    assert text[-1] == f"misclassified: {summary['num_misclassified']} of 1000"
+
+
+def test_train_binary_for_three_epochs(tmp_path):
+    result = succeeded(run_zoo(tmp_path, "train", "binary", "--epochs", "3"))
+    finished, data_line = result.stdout.strip().splitlines()
+    assert finished.startswith("run ") and " completed, test accuracy " in finished
+    assert "; model saved as 'binary-" in finished
+    assert data_line == "data: moons (400 points, noise 0.2, seed 0)"
+    runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
+    assert [(run["model"], run["status"], run["epochs"]) for run in runs] == [("binary", "completed", 3)]
+
+
+BAD_INPUT = {
+    "unknown model": (["train", "rnn"], 2, "error: argument model: invalid choice: 'rnn'"),
+    "no command": ([], 2, "error: the following arguments are required: command"),
+    "epochs not a number": (["train", "cnn", "--epochs", "many"], 2, "invalid int value: 'many'"),
+    "epochs out of range": (["train", "cnn", "--epochs", "0"], 1, "error: num_epochs=0: choose an integer"),
+    "learning rate too large": (["train", "binary", "--learning-rate", "50"], 1, "error: learning_rate=50.0"),
+    "unknown point set": (
+        ["train", "binary", "--dataset", "swirls"],
+        1,
+        "error: dataset 'swirls': choose one of",
+    ),
+    "missing data file": (
+        ["train", "cnn", "--data", "/nowhere/mnist.npz"],
+        1,
+        "/nowhere/mnist.npz does not exist",
+    ),
+    "unknown saved model": (["evaluate", "nosuch"], 1, "error: no model named 'nosuch'"),
+    "unknown run": (["stop", "0123456789ab"], 1, "error: there is no run '0123456789ab'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(case, tmp_path):
+    arguments, exit_code, message = BAD_INPUT[case]
+    result = run_zoo(tmp_path, *arguments, timeout=120)
+    assert result.returncode == exit_code
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_data_file_is_one_line_and_starts_no_run(tmp_path):
+    bad = tmp_path / "mnist.npz"
+    bad.write_bytes(b"not a zip archive at all")
+    result = run_zoo(tmp_path, "train", "cnn", "--data", str(bad), timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {bad} is not an .npz file (a zip archive of arrays); give a Keras mnist.npz file."
+    ]
+    assert json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout) == []
