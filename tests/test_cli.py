@@ -45,18 +45,8 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_t1(home) -> dict:
-    arguments = [
-        "--data",
-        "embedded",
-        "--epochs",
-        "1",
-        "--max-train-samples",
-        "500",
-        "--name",
-        "t1",
-        "--json",
-    ]
-    result = succeeded(run_zoo(home, "train", "cnn", *arguments))
+    options = ["--data", "embedded", "--epochs", "1", "--max-train-samples", "500", "--name", "t1"]
+    result = succeeded(run_zoo(home, "train", "cnn", *options, "--json"))
     return {"run": json.loads(result.stdout), "stderr": result.stderr}
 
 

@@ -131,13 +131,13 @@ def incomplete_and_visible(path: Path) -> str | None:
     try:
         missing = sorted(set(MODEL_FILES) - set(os.listdir(directory)))
         if not missing:
-            with os.fdopen(os.open("model.keras", os.O_RDONLY, dir_fd=directory), "rb") as handle:
-                try:
-                    with zipfile.ZipFile(handle) as archive:
-                        if archive.testzip() is not None or "model.weights.h5" not in archive.namelist():
-                            missing = ["a complete model.keras"]
-                except zipfile.BadZipFile:
-                    missing = ["a readable model.keras"]
+            try:
+                model_file = os.fdopen(os.open("model.keras", os.O_RDONLY, dir_fd=directory), "rb")
+                with model_file, zipfile.ZipFile(model_file) as archive:
+                    if archive.testzip() is not None or "model.weights.h5" not in archive.namelist():
+                        missing = ["a complete model.keras"]
+            except (FileNotFoundError, zipfile.BadZipFile):  # deleted since, or never whole
+                missing = ["a readable model.keras"]
         try:
             still_visible = os.stat(path).st_ino == os.fstat(directory).st_ino
         except FileNotFoundError:
@@ -157,11 +157,14 @@ def test_a_concurrent_reader_never_sees_a_partial_model(store):
     def read_while_saving() -> None:
         nonlocal polls
         while not done.is_set():
-            entries = store.entries()
-            problems.extend(f"{entry.name} listed" for entry in entries if entry.name.startswith("."))
-            listed = [entry.path for entry in entries]
-            named = [path for path in store.root.iterdir() if not path.name.startswith(".")]
-            problems.extend(filter(None, map(incomplete_and_visible, listed + named)))
+            try:
+                entries = store.entries()
+                problems.extend(f"{entry.name} listed" for entry in entries if entry.name.startswith("."))
+                listed = [entry.path for entry in entries]
+                named = [path for path in store.root.iterdir() if not path.name.startswith(".")]
+                problems.extend(filter(None, map(incomplete_and_visible, listed + named)))
+            except Exception as error:  # a reader that fails is a finding too, not a thread warning
+                problems.append(f"the reader failed: {error!r}")
             polls += 1
 
     reader = threading.Thread(target=read_while_saving)
