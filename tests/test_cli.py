@@ -53,7 +53,7 @@ def trained_t1(home) -> dict:
 def test_train_cnn_runs_to_completion_and_prints_the_run(trained_t1):
     run = trained_t1["run"]
     assert run["status"] == "completed" and run["model"] == "cnn" and run["model_name"] == "t1"
-    assert run["epochs"] == 1 and 0.3 < run["test_accuracy"] <= 1.0  # chance is 0.1
+    assert run["epochs"] == 1 and 0.15 < run["test_accuracy"] <= 1.0  # chance is 0.1, 4 steps give ~0.36
     assert (
         run["data_source"].startswith("embedded MNIST subset")
         and "first 500 training images" in run["data_source"]

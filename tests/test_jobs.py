@@ -169,7 +169,7 @@ def test_a_stop_request_lands_within_one_batch_and_keeps_the_model(zoo_home):
     try:
         connection.execute("BEGIN IMMEDIATE")  # the worker's next metrics write now waits for us
         (last_id,) = connection.execute("SELECT MAX(id) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
-        time.sleep(1.0)  # a few report intervals: the worker is surely held in a write
+        time.sleep(1.5)  # six report intervals: the worker is surely held in a write
         # What request_stop writes, in the same transaction, so it lands before the held write returns.
         connection.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
         released_at = time.time()
