@@ -230,6 +230,22 @@ def _host_reachable(host: str, timeout: float = 1.5) -> bool:
         return False
 
 
+def check_points_parameters(name: str, num_samples: int, noise: float, test_fraction: float) -> None:
+    """Check what ``make_points`` is asked for, before anything runs.
+
+    Raises:
+        DataError: unknown name, or a parameter outside its range (the message gives the range).
+    """
+    if name not in POINT_DATASETS:
+        raise DataError(f"dataset {name!r} is unknown: choose one of {', '.join(POINT_DATASETS)}.")
+    if not 20 <= num_samples <= 100_000:
+        raise DataError(f"num_samples={num_samples}: choose between 20 and 100,000 points.")
+    if not 0 <= noise <= 2:
+        raise DataError(f"noise={noise}: choose a value between 0 and 2.")
+    if not 0.05 <= test_fraction <= 0.9:
+        raise DataError(f"test_fraction={test_fraction}: choose between 0.05 and 0.9.")
+
+
 def make_points(
     name: str = "moons",
     num_samples: int = 400,
@@ -242,14 +258,7 @@ def make_points(
     Raises:
         DataError: unknown name, or parameters outside their ranges (the message gives the range).
     """
-    if name not in POINT_DATASETS:
-        raise DataError(f"dataset {name!r} is unknown: choose one of {', '.join(POINT_DATASETS)}.")
-    if not 20 <= num_samples <= 100_000:
-        raise DataError(f"num_samples={num_samples}: choose between 20 and 100,000 points.")
-    if not 0 <= noise <= 2:
-        raise DataError(f"noise={noise}: choose a value between 0 and 2.")
-    if not 0.05 <= test_fraction <= 0.9:
-        raise DataError(f"test_fraction={test_fraction}: choose between 0.05 and 0.9.")
+    check_points_parameters(name, num_samples, noise, test_fraction)
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
 

@@ -33,10 +33,7 @@ def build_mnist_cnn(
     import keras
 
     _check_activation(activation)
-    if not conv_filters or any(f < 1 for f in conv_filters) or len(conv_filters) > 3:
-        raise ZooError(
-            f"conv_filters={conv_filters!r}: give 1 to 3 positive filter counts, e.g. (32, 64, 64)."
-        )
+    check_conv_filters(conv_filters)
     layers: list = [keras.Input(shape=MNIST_INPUT_SHAPE, name="image")]
     for index, filters in enumerate(conv_filters):
         layers.append(keras.layers.Conv2D(filters, (3, 3), activation=activation, name=f"conv{index + 1}"))
@@ -94,11 +91,24 @@ def compile_classifier(model: keras.Model, optimizer, *, steps_per_execution: in
     )
 
 
+def check_conv_filters(conv_filters: tuple[int, ...]) -> None:
+    """Raise ``ZooError`` unless there are 1 to 3 positive filter counts (28x28 allows no more)."""
+    if not conv_filters or any(f < 1 for f in conv_filters) or len(conv_filters) > 3:
+        raise ZooError(
+            f"conv_filters={conv_filters!r}: give 1 to 3 positive filter counts, e.g. (32, 64, 64)."
+        )
+
+
+def check_hidden_units(units: tuple[int, ...]) -> None:
+    """Raise ``ZooError`` unless there are 1 to 6 positive hidden layer sizes."""
+    if not units or any(u < 1 for u in units) or len(units) > 6:
+        raise ZooError(f"hidden units {units!r}: give 1 to 6 positive layer sizes, e.g. (3,).")
+
+
 def _dense_stack(units: tuple[int, ...], activation: str) -> list:
     import keras
 
-    if not units or any(u < 1 for u in units) or len(units) > 6:
-        raise ZooError(f"hidden units {units!r}: give 1 to 6 positive layer sizes, e.g. (3,).")
+    check_hidden_units(units)
     return [
         keras.layers.Dense(size, activation=activation, name=f"hidden{index + 1}")
         for index, size in enumerate(units)

@@ -19,7 +19,7 @@ import numpy as np
 
 from zoo import data as datasets
 from zoo.errors import ZooError
-from zoo.models import ACTIVATIONS, OPTIMIZERS
+from zoo.models import ACTIVATIONS, OPTIMIZERS, check_conv_filters, check_hidden_units
 
 if TYPE_CHECKING:
     import keras
@@ -149,6 +149,15 @@ class TrainSpec:
                 or (_is_int(self.max_train_samples) and self.max_train_samples >= 10),
                 f"max_train_samples={self.max_train_samples!r}: choose at least 10, or none for all",
             ),
+            (
+                _is_int(self.steps_per_execution) and 1 <= self.steps_per_execution <= 1000,
+                f"steps_per_execution={self.steps_per_execution!r}: choose an integer from 1 to 1000",
+            ),
+            (
+                _is_int(self.num_samples) and _is_number(self.noise) and _is_number(self.test_fraction),
+                f"num_samples={self.num_samples!r}, noise={self.noise!r}, test_fraction="
+                f"{self.test_fraction!r}: give numbers (a whole number of points)",
+            ),
         ]
         if self.model == "cnn":
             checks.append((self.dataset == "mnist", f"dataset {self.dataset!r}: the CNN trains on 'mnist'"))
@@ -162,6 +171,12 @@ class TrainSpec:
         for passed, message in checks:
             if not passed:
                 raise ZooError(message + ".")
+        # The architecture and the points are checked here too, so a bad value fails before a run starts.
+        check_hidden_units(self.hidden_units)
+        if self.model == "cnn":
+            check_conv_filters(self.conv_filters)
+        else:
+            datasets.check_points_parameters(self.dataset, self.num_samples, self.noise, self.test_fraction)
         if self.model_name is not None:
             from zoo.store import check_model_name
 
