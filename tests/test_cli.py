@@ -114,6 +114,8 @@ BAD_INPUT = {
     "epochs not a number": (["train", "cnn", "--epochs", "many"], 2, "invalid int value: 'many'"),
     "epochs out of range": (["train", "cnn", "--epochs", "0"], 1, "error: num_epochs=0: choose an integer"),
     "learning rate too large": (["train", "binary", "--learning-rate", "50"], 1, "error: learning_rate=50.0"),
+    "too few points": (["train", "binary", "--samples", "5"], 1, "error: num_samples=5: choose between 20"),
+    "four convolutions": (["train", "cnn", "--filters", "8,8,8,8"], 1, "error: conv_filters=(8, 8, 8, 8)"),
     "unknown point set": (
         ["train", "binary", "--dataset", "swirls"],
         1,

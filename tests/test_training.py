@@ -127,6 +127,9 @@ BAD_SPECS = [
     ({"dataset": "moons"}, "dataset 'moons': the CNN trains on 'mnist'"),
     ({"conv_filters": "32,sixty-four"}, "conv_filters='32,sixty-four': give whole numbers such as 32,64,64"),
     ({"epochs": 3}, "unknown training option(s) epochs; known: "),
+    ({"conv_filters": "32,64,64,64"}, "conv_filters=(32, 64, 64, 64): give 1 to 3 positive filter counts"),
+    ({"hidden_units": "64,0"}, "hidden units (64, 0): give 1 to 6 positive layer sizes"),
+    ({"steps_per_execution": 0}, "steps_per_execution=0: choose an integer from 1 to 1000"),
 ]
 
 
@@ -134,6 +137,23 @@ BAD_SPECS = [
 def test_a_bad_spec_value_raises_a_zoo_error_naming_it_and_the_range(change, message):
     with pytest.raises(ZooError) as raised:
         TrainSpec.cnn(**change)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_samples": 5}, "num_samples=5: choose between 20 and 100,000 points"),
+        ({"noise": 9.0}, "noise=9.0: choose a value between 0 and 2"),
+        ({"test_fraction": 0.99}, "test_fraction=0.99: choose between 0.05 and 0.9"),
+        ({"num_samples": "many"}, "num_samples='many', noise=0.2, test_fraction=0.3: give numbers"),
+        ({"hidden_units": ()}, "hidden units (): give 1 to 6 positive layer sizes"),
+    ],
+)
+def test_a_bad_binary_spec_value_is_refused_before_any_run(change, message):
+    """The same ranges make_points and the builders enforce, so a run never starts only to fail."""
+    with pytest.raises(ZooError) as raised:
+        TrainSpec.binary(**change)
     assert message in str(raised.value)
 
 
