@@ -144,14 +144,14 @@ def run_worker(run_id: str, store: RunStore) -> int:
     finished = threading.Event()
     threading.Thread(target=_beat_heart, args=(store, run_id, finished), daemon=True).start()
     try:
-        data_source = training.load_training_data(run.spec).source
-        store.set_started(run_id, data_source, training.describe_environment())
+        data = training.load_training_data(run.spec)
+        store.set_started(run_id, data.source, training.describe_environment())
         with store.stop_checker(run_id) as stop_requested:
-            result = training.fit(run.spec, StoreReporter(store, run_id), stop_requested)
+            result = training.fit(run.spec, StoreReporter(store, run_id), stop_requested, data)
         if result.status == "diverged":
             store.finish(run_id, "diverged", message=result.message)
             return 0
-        model_name = _save_model(run, result, data_source)
+        model_name = _save_model(run, result, data.source)
         message = "stopped on request; the model as it stood is saved" if result.status == "stopped" else None
         store.finish(
             run_id, result.status, message=message, final_metrics=result.evaluation, model_name=model_name

@@ -263,8 +263,15 @@ class FitResult:
     message: str = ""
 
 
-def fit(spec: TrainSpec, reporter: ProgressReporter, should_stop: Callable[[], bool]) -> FitResult:
+def fit(
+    spec: TrainSpec,
+    reporter: ProgressReporter,
+    should_stop: Callable[[], bool],
+    data: TrainingData | None = None,
+) -> FitResult:
     """Train the model ``spec`` describes, reporting progress and honouring stop requests.
+
+    ``data`` is what ``load_training_data(spec)`` returns, for a caller that loaded it already.
 
     A stop request ends training after the current batch; a loss that is NaN, infinite or
     ``DIVERGENCE_FACTOR`` times its first value ends it as diverged. The test set is evaluated
@@ -275,7 +282,7 @@ def fit(spec: TrainSpec, reporter: ProgressReporter, should_stop: Callable[[], b
     from zoo.evaluation import evaluate_predictions
 
     keras.utils.set_random_seed(spec.seed)
-    data = load_training_data(spec)
+    data = data or load_training_data(spec)
     reporter.event("data", data.source)
     with distribution_scope(spec, reporter):
         model = build_model(spec)
