@@ -379,8 +379,8 @@ def make_progress_callback(
 
         def on_train_batch_end(self, batch, logs=None):
             step = self.step = self.epoch_index * self.steps_per_epoch + batch + 1
-            metrics = {name: float(value) for name, value in (logs or {}).items()}
-            loss = metrics.get("loss", 0.0)
+            logs = logs or {}
+            loss = float(logs.get("loss", 0.0))  # every batch: a diverging loss stops the run at once
             if self.first_loss is None:
                 self.first_loss = loss
             exploded = self.first_loss > 0 and loss > DIVERGENCE_FACTOR * self.first_loss
@@ -399,6 +399,7 @@ def make_progress_callback(
             now = time.perf_counter()
             if now - self.last_report >= REPORT_INTERVAL_SECONDS or self.stopped:
                 self.last_report = now
+                metrics = {name: float(value) for name, value in logs.items()}  # only when reported
                 self.reporter.batch(step, self.epoch_index + 1, metrics, self._progress(step, now))
 
         def on_epoch_end(self, epoch, logs=None):
