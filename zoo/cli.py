@@ -181,12 +181,18 @@ def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
     """Draw a progress bar on stderr until the run ends; Ctrl-C asks the run to stop."""
     interactive = sys.stderr.isatty()
     last_line = ""
+    latest: dict[str, float] = {}  # newest value of each metric, read incrementally
+    last_row = 0
     while True:
         try:
             run = store.get(run_id)
             if not run.is_active:
                 break
-            line = progress_line(run, store)
+            new_rows = store.metrics_frame(run_id, since_id=last_row)
+            if len(new_rows):
+                last_row = int(new_rows["id"].iloc[-1])
+                latest.update(new_rows.groupby("name")["value"].last())
+            line = progress_line(run, store, latest)
             if line != last_line and (interactive or line.split(" [")[0] != last_line.split(" [")[0]):
                 print(f"\r{line}" if interactive else line, end="" if interactive else "\n", file=sys.stderr)
                 last_line = line
@@ -199,7 +205,7 @@ def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
     return run
 
 
-def progress_line(run: Any, store: Any) -> str:
+def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str:
     """One line: epoch, a bar, step, images/s, ETA and the latest loss/accuracy."""
     if run.status == "queued":
         return f"queued: {store.queue_position(run.id)} run(s) ahead on {run.device}"
@@ -209,9 +215,8 @@ def progress_line(run: Any, store: Any) -> str:
     done = progress["step"] / max(progress["total_steps"], 1)
     filled = int(done * PROGRESS_WIDTH)
     bar = "=" * filled + (">" if filled < PROGRESS_WIDTH else "") + " " * (PROGRESS_WIDTH - filled - 1)
-    metrics = store.metrics_frame(run.id, since_id=0).groupby("name")["value"].last()
-    loss = metrics.get("batch/loss", float("nan"))
-    accuracy = metrics.get("batch/accuracy", float("nan"))
+    loss = latest.get("batch/loss", float("nan"))
+    accuracy = latest.get("batch/accuracy", float("nan"))
     return (
         f"epoch {progress['epoch']}/{progress['num_epochs']} [{bar}]"
         f" step {progress['step']}/{progress['total_steps']}"
