@@ -7,7 +7,7 @@ from zoo import jobs, ui
 from zoo.charts import training as charts
 from zoo.data import POINT_DATASETS
 from zoo.errors import ZooError
-from zoo.models import ACTIVATIONS
+from zoo.models import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS
 from zoo.training import TrainSpec
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
@@ -16,7 +16,6 @@ DEFAULTS = TrainSpec.binary(learning_rate=0.01)
 MAX_LAYERS, MAX_UNITS = 4, 8
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "rmsprop": "RMSprop", "adam": "Adam"}
 SETTING_DEFAULTS = {
     "dataset": DEFAULTS.dataset,
     "noise": DEFAULTS.noise,
@@ -78,9 +77,9 @@ with training_column.container(border=True):
     st.markdown("**Training**")
     optimizer = st.selectbox(
         "Optimizer",
-        tuple(OPTIMIZER_NAMES),
-        index=tuple(OPTIMIZER_NAMES).index(DEFAULTS.optimizer),
-        format_func=OPTIMIZER_NAMES.get,
+        OPTIMIZERS,
+        index=OPTIMIZERS.index(DEFAULTS.optimizer),
+        format_func=OPTIMIZER_LABELS.get,
         key="optimizer",
         **BOUND,
     )

@@ -8,7 +8,7 @@ from zoo import jobs, ui
 from zoo.charts import training as charts
 from zoo.data import describe_mnist_source
 from zoo.errors import ZooError
-from zoo.models import ACTIVATIONS
+from zoo.models import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS
 from zoo.training import TrainSpec
 
 ARTICLE = TrainSpec.cnn()
@@ -17,7 +17,6 @@ SOURCES = {
     "embedded": "Embedded subset: 4,000 train / 1,000 test digits (fast, offline)",
     "file": "A Keras mnist.npz file on the server",
 }
-OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "rmsprop": "RMSprop", "adam": "Adam"}
 GALLERY_SIZE = 24
 CELL_KEYS = ("train.true_digit", "train.predicted_digit")
 
@@ -65,9 +64,9 @@ with st.form("hyperparameters"):
         st.markdown("**Optimisation**")
         optimizer = st.selectbox(
             "Optimizer",
-            tuple(OPTIMIZER_NAMES),
-            index=tuple(OPTIMIZER_NAMES).index(shown.optimizer),
-            format_func=OPTIMIZER_NAMES.get,
+            OPTIMIZERS,
+            index=OPTIMIZERS.index(shown.optimizer),
+            format_func=OPTIMIZER_LABELS.get,
         )
         learning_rate = st.number_input(
             "Learning rate", 0.00001, 1.0, bounded(shown.learning_rate, 0.00001, 1.0), 0.0005, format="%.5f"

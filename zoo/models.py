@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD + momentum", "rmsprop": "RMSprop", "adam": "Adam"}
 MNIST_INPUT_SHAPE = (28, 28, 1)
 NUM_DIGITS = 10
 
