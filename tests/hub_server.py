@@ -97,6 +97,10 @@ class StoredFile:
     def etag(self) -> str:
         return self.lfs_sha256 or self.git_oid
 
+    def lfs_description(self, hash_key: str) -> dict:
+        """The ``lfs`` object of model info (``hash_key="sha256"``) and tree listings (``"oid"``)."""
+        return {hash_key: self.lfs_sha256, "size": len(self.data), "pointerSize": len(self.pointer)}
+
 
 @dataclass(frozen=True)
 class Commit:
@@ -345,11 +349,7 @@ class HubHandler(BaseHTTPRequestHandler):
             if blobs:
                 sibling.update(size=len(stored.data), blobId=stored.git_oid)
                 if stored.lfs_sha256:
-                    sibling["lfs"] = {
-                        "sha256": stored.lfs_sha256,
-                        "size": len(stored.data),
-                        "pointerSize": len(stored.pointer),
-                    }
+                    sibling["lfs"] = stored.lfs_description("sha256")
             siblings.append(sibling)
         data = {
             "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24],
@@ -470,11 +470,7 @@ class HubHandler(BaseHTTPRequestHandler):
                 continue
             entry = {"type": "file", "oid": stored.git_oid, "size": len(stored.data), "path": file_path}
             if stored.lfs_sha256:
-                entry["lfs"] = {
-                    "oid": stored.lfs_sha256,
-                    "size": len(stored.data),
-                    "pointerSize": len(stored.pointer),
-                }
+                entry["lfs"] = stored.lfs_description("oid")
             entries.append(entry)
         if prefix and not entries and not folders:
             raise HubHttpError(404, f"{path} does not exist at {rev}", "EntryNotFound")
