@@ -88,7 +88,7 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
     expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     page.get_by_text("Embedded subset: 4,000 train").click()
     page.get_by_label("Epochs").fill("1")
-    page.get_by_label("Batch size").fill("32")  # 113 steps: a run long enough to reload in the middle
+    page.get_by_label("Batch size").fill("16")  # 225 steps: a run long enough to reload in the middle
     page.get_by_role("button", name="Start training").click()
     expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
     run_id = re.search(r"run=([0-9a-f]{12})", page.url).group(1)
@@ -99,16 +99,19 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
     screenshot(page, "train-live")
 
     page.reload()
-    expect(page.get_by_text(f"Run {run_id}")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    # The main area's heading, not the sidebar's "Live: cnn run ..." (get_by_text ignores case).
+    expect(page.get_by_test_id("stMain").get_by_text(f"Run {run_id}", exact=True)).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
     assert RunStore(zoo_home / "runs.sqlite3").get(run_id).is_active, "the reload happened mid-run"
     seen = []
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while "step 113/113" not in (seen[-1] if seen else "") and time.monotonic() < deadline:
+    while "step 225/225" not in (seen[-1] if seen else "") and time.monotonic() < deadline:
         text = progress_text(page)
         if text and (not seen or seen[-1] != text):
             seen.append(text)
         time.sleep(POLL_SECONDS)
-    assert seen and "Epoch 1/1 · step 113/113" in seen[-1], seen
+    assert seen and "Epoch 1/1 · step 225/225" in seen[-1], seen
     assert len(seen) >= 2, f"after the reload the progress bar moved on: {seen}"
     expect(page.get_by_test_id("stMain").get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     screenshot(page, "train-after-reload")
