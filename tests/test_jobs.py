@@ -20,6 +20,7 @@ import pytest
 
 from zoo import jobs
 from zoo.data import load_embedded_mnist
+from zoo.errors import RunError
 from zoo.evaluation import evaluate_predictions
 from zoo.runs import Run, RunStore
 from zoo.store import ModelStore
@@ -232,6 +233,15 @@ def test_an_invalid_spec_is_refused_before_anything_starts(zoo_home):
     with pytest.raises(ValueError, match="batch_size=0"):
         jobs.submit(TrainSpec(batch_size=0), store)
     assert store.list_runs() == []
+
+
+def test_a_worker_that_cannot_start_fails_its_run_with_a_reason(zoo_home, monkeypatch):
+    monkeypatch.setattr(jobs.sys, "executable", str(zoo_home / "no-python-here"))
+    store = RunStore()
+    with pytest.raises(RunError, match="the worker process could not be started"):
+        jobs.submit(TrainSpec.binary(), store)
+    (run,) = store.list_runs()
+    assert run.status == "failed" and "could not be started" in run.message and not run.is_active
 
 
 def wait_until(condition, timeout: float, store: RunStore, run_id: str) -> None:

@@ -150,6 +150,19 @@ def test_a_silent_worker_is_failed_a_live_one_is_not(store):
     assert store.get(alive).status == "running"
 
 
+def test_a_run_no_worker_took_up_is_failed_after_a_minute_and_frees_the_queue(store):
+    orphan = store.create_run(SPEC, "cpu")  # its submitter died before it could start a worker
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET created_at = ? WHERE id = ?", (time.time() - 61, orphan))
+    just_submitted = store.create_run(SPEC, "cpu")
+    store.set_worker(just_submitted, _live_pid())
+    assert store.try_claim(just_submitted)
+    run = store.get(orphan)
+    assert run.status == "failed" and "no worker process took up the run within 60 s" in run.message
+    starting = store.create_run(SPEC, "gpu")  # a worker is being started: left queued
+    assert store.get(starting).status == "queued"
+
+
 def test_process_alive_tells_live_from_ended_processes():
     assert process_alive(_live_pid())
     assert not process_alive(exited_pid(reap=True))

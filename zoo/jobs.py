@@ -62,6 +62,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     Raises:
         ZooError: the spec is invalid, or the MNIST file it names is missing or malformed
             (checked here, before anything starts).
+        RunError: the worker process could not be started (the run is then closed as failed).
     """
     spec.validate()
     if spec.model == "cnn" and spec.mnist_source not in ("auto", "embedded"):
@@ -74,15 +75,20 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     environment = {**os.environ, "ZOO_HOME": str(zoo_home()), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if device == "cpu":
         environment["CUDA_VISIBLE_DEVICES"] = ""
-    with (log_directory / f"{run_id}.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "zoo.jobs", run_id, str(store.path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=True,
-        )
+    try:
+        with (log_directory / f"{run_id}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "zoo.jobs", run_id, str(store.path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+            )
+    except OSError as error:
+        message = f"the worker process could not be started ({error.strerror or error}); start the run again."
+        store.finish(run_id, "failed", message=message)
+        raise RunError(message) from error
     store.set_worker(run_id, process.pid)
     return run_id
 

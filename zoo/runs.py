@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
 HEARTBEAT_TIMEOUT_SECONDS = 120.0
+WORKER_START_TIMEOUT_SECONDS = 60.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -387,25 +388,34 @@ class RunStore:
         return {"step": row["step"], "epoch": row["epoch"], **json.loads(row["payload"])}
 
     def reconcile(self) -> None:
-        """Mark active runs whose worker process is gone (killed, out of memory) or silent as failed."""
+        """Mark active runs whose worker process is gone (killed, out of memory), silent, or never started
+        as failed, so that no run is left active for ever and none blocks its device's queue."""
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT id, status, worker_pid, heartbeat_at FROM runs WHERE status IN ('queued', 'running') "
-                "AND worker_pid IS NOT NULL"
+                "SELECT id, status, worker_pid, heartbeat_at, created_at FROM runs "
+                "WHERE status IN ('queued', 'running')"
             ).fetchall()
         for row in rows:
-            reason = _worker_failure(row["worker_pid"], row["heartbeat_at"], row["status"])
+            reason = _worker_failure(row)
             if reason:
                 self.finish(row["id"], "failed", message=reason)
 
 
-def _worker_failure(pid: int, heartbeat_at: float | None, status: str) -> str | None:
+def _worker_failure(row: sqlite3.Row) -> str | None:
+    pid, heartbeat_at = row["worker_pid"], row["heartbeat_at"]
+    if pid is None:
+        if time.time() - row["created_at"] > WORKER_START_TIMEOUT_SECONDS:
+            return (
+                f"no worker process took up the run within {WORKER_START_TIMEOUT_SECONDS:.0f} s of its "
+                "submission (the submitting process ended first); start the run again."
+            )
+        return None
     if not process_alive(pid):
         return (
             f"the worker process {pid} ended without finishing the run (killed, or out of memory); "
             "start the run again, with a smaller batch size if memory was short."
         )
-    if status == "running" and heartbeat_at and time.time() - heartbeat_at > HEARTBEAT_TIMEOUT_SECONDS:
+    if row["status"] == "running" and heartbeat_at and time.time() - heartbeat_at > HEARTBEAT_TIMEOUT_SECONDS:
         return (
             f"the worker process {pid} stopped reporting for over {HEARTBEAT_TIMEOUT_SECONDS:.0f} s; "
             "it is treated as hung. Start the run again."
