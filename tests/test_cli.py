@@ -12,17 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zoo.store import ModelStore
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-def run_zoo(home: Path, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_zoo(
+    home: Path, *arguments: str, timeout: float = 300, stdout: int = subprocess.PIPE
+) -> subprocess.CompletedProcess:
     environment = {key: value for key, value in os.environ.items() if key != "ZOO_MNIST"}
     environment.update(ZOO_HOME=str(home), KERAS_HOME=str(home / "keras"))
     return subprocess.run(
         [sys.executable, "-m", "zoo", *arguments],
         cwd=REPOSITORY,
         env=environment,
-        capture_output=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=timeout,
         check=False,
@@ -98,6 +103,17 @@ def test_evaluate_scores_the_saved_model_on_its_test_set(home, trained_t1):
     assert text[-1] == f"misclassified: {summary['num_misclassified']} of 1000"
 
 
+@pytest.mark.parametrize("arguments", [["runs"], ["models", "--json"]])
+def test_output_into_a_reader_that_has_gone_ends_quietly(home, trained_t1, arguments):
+    reading_end, writing_end = os.pipe()  # as in `python -m zoo runs | head -0`: nobody reads
+    os.close(reading_end)
+    try:
+        result = run_zoo(home, *arguments, timeout=120, stdout=writing_end)
+    finally:
+        os.close(writing_end)
+    assert (result.returncode, result.stderr) == (1, "")
+
+
 def test_train_binary_for_three_epochs(tmp_path):
     result = succeeded(run_zoo(tmp_path, "train", "binary", "--epochs", "3"))
     finished, data_line = result.stdout.strip().splitlines()
@@ -106,6 +122,9 @@ def test_train_binary_for_three_epochs(tmp_path):
     assert data_line == "data: moons (400 points, noise 0.2, seed 0)"
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
     assert [(run["model"], run["status"], run["epochs"]) for run in runs] == [("binary", "completed", 3)]
+    ModelStore(tmp_path / "models").rename(runs[0]["model_name"], "my-points")  # as the Train page does
+    runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
+    assert runs[0]["model_name"] == "my-points"
 
 
 BAD_INPUT = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -147,9 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = arguments.handler
     try:
-        return handler(arguments)
+        exit_code = handler(arguments)
+        sys.stdout.flush()  # here, not at exit: a reader that has gone is handled below
+        return exit_code
     except ZooError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader stopped early (`python -m zoo runs | head -1`): end quietly, as Python's docs advise,
+        # with what is left of the output going nowhere instead of into a traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
 
 
@@ -268,8 +276,10 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
 
 def command_runs(arguments: argparse.Namespace) -> int:
     from zoo.runs import RunStore
+    from zoo.store import ModelStore
 
-    rows = [run.summary() for run in RunStore().list_runs()]
+    names = ModelStore().names_by_run()  # the names models have now: a model may be renamed or deleted
+    rows = [{**run.summary(), "model_name": names.get(run.id)} for run in RunStore().list_runs()]
     print_rows(
         rows,
         arguments.json,

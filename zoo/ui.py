@@ -204,9 +204,7 @@ def metrics_frame(run_id: str) -> pd.DataFrame:
 
 def model_names_by_run() -> dict[str, str]:
     """The local-zoo model each run produced, by run id (follows renames, unlike ``Run.model_name``)."""
-    return {
-        entry.config["run_id"]: entry.name for entry in model_store().entries() if entry.config.get("run_id")
-    }
+    return model_store().names_by_run()
 
 
 def model_of_run(run: Run) -> str | None:
