@@ -1,5 +1,6 @@
-"""The studio in a real browser: the Playground's live boundary and loss, and a Train run followed
-to its evaluation across a reload. Screenshots go to test-artifacts/."""
+"""The studio in a real browser: the Playground's live boundary and loss, a Train run followed
+to its evaluation across a reload, and runs chosen on Runs, overlaid and deleted.
+Screenshots go to test-artifacts/."""
 
 import re
 import time
@@ -7,12 +8,17 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from zoo import jobs
 from zoo.runs import RunStore
+from zoo.store import ModelStore
+from zoo.training import TrainSpec
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_S = 150
 POLL_SECONDS = 0.3
+TABLE_ROW_HEIGHT = 35  # px, header included: Streamlit's dataframe draws its rows on a canvas
+ROW_MARKER_X = 15  # px, the middle of the row-selection boxes' column
 
 # A chart's data as the browser holds it (Plotly's graph div), or null before it is drawn.
 CHART_DATA = """([key, trace]) => {
@@ -20,6 +26,13 @@ CHART_DATA = """([key, trace]) => {
     if (!graph || !graph.data || !graph.data[trace]) return null;
     const data = graph.data[trace];
     return JSON.stringify([data.type, data.x, data.y, data.z]);
+}"""
+
+
+# The names of a chart's traces, once it has more than one (null before).
+TRACE_NAMES = """(key) => {
+    const graph = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    return graph && graph.data && graph.data.length > 1 ? graph.data.map((trace) => trace.name) : null;
 }"""
 
 
@@ -127,3 +140,34 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
     )
     page.set_viewport_size({"width": 1400, "height": 3600})  # the whole page, the galleries included
     screenshot(page, "train-evaluated")
+
+
+def test_runs_chosen_in_the_table_are_overlaid_then_deleted_with_their_models(
+    streamlit_app, browser_page, screenshot, zoo_home
+):
+    store, models = RunStore(), ModelStore()
+    spec = TrainSpec.binary(num_epochs=5)
+    run_ids = [jobs.submit(spec, store) for _ in range(2)]
+    for run_id in run_ids:
+        assert jobs.wait(run_id, RUN_TIMEOUT_S, store).status == "completed"
+    assert len(models.entries()) == 2
+
+    page = browser_page
+    page.goto(f"{streamlit_app()}/runs")
+    table = page.get_by_test_id("stDataFrame")
+    expect(table.locator("canvas").first).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_text("Choose one or more runs in the table")).to_be_visible()
+    for row in (1, 2):  # the boxes of the row-marker column, under the header row
+        table.click(position={"x": ROW_MARKER_X, "y": (row + 0.5) * TABLE_ROW_HEIGHT})
+        page.wait_for_timeout(300)
+
+    overlay = page.locator(".st-key-runs-overlay .js-plotly-plot")
+    expect(overlay).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    traces = page.wait_for_function(TRACE_NAMES, arg="runs-overlay", timeout=PAGE_LOAD_TIMEOUT_MS)
+    assert sorted(traces.json_value()) == sorted(f"binary {run_id}" for run_id in run_ids)
+    screenshot(page, "runs-overlay")
+
+    page.get_by_text("Also delete their saved models from the local zoo").click()
+    page.get_by_role("button", name="Delete 2 run(s)").click()
+    expect(page.get_by_text("No runs yet")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    assert store.list_runs() == [] and models.entries() == []
