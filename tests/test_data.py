@@ -51,6 +51,15 @@ def test_an_explicit_path_is_loaded_and_named(tmp_path):
     assert load_mnist(str(path)).source == mnist.source  # a str works as well as a Path
 
 
+def test_a_file_replaced_in_place_is_read_again(tmp_path):
+    path = tmp_path / "digits.npz"
+    original = mnist_arrays(50, 20)
+    assert_same_arrays(load_mnist(write_npz(path, original)), original)
+    replacement = mnist_arrays(40, 10, seed=2)
+    write_npz(path, replacement)  # the same path, new digits: a long-running app must not keep the old ones
+    assert_same_arrays(load_mnist(path), replacement)
+
+
 def test_zoo_mnist_names_the_file_when_no_path_is_given(tmp_path, monkeypatch):
     arrays = mnist_arrays(30, 10, seed=1)
     path = write_npz(tmp_path / "from-env.npz", arrays)

@@ -63,12 +63,12 @@ def load_mnist(path: str | os.PathLike | None = None, *, allow_download: bool = 
     """
     explicit = path or os.environ.get("ZOO_MNIST")
     if explicit:
-        return _load_mnist_file(str(Path(explicit).expanduser().resolve()))
+        return _read_mnist_file(str(Path(explicit).expanduser().resolve()))
     cached = _keras_mnist_cache_path()
     if cached.is_file():
         # Read and check it here: Keras' loader deletes a cached file whose hash differs from the
         # official download, then fails offline.
-        return _load_mnist_file(str(cached), source_kind="keras")
+        return _read_mnist_file(str(cached), source_kind="keras")
     if allow_download and _host_reachable(KERAS_MNIST_URL_HOST):
         return _download_keras_mnist()
     return load_embedded_mnist()
@@ -140,8 +140,18 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
             raise DataError(f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9.")
 
 
-@functools.lru_cache(maxsize=4)
-def _load_mnist_file(path: str, source_kind: str = "file") -> MnistData:
+def _read_mnist_file(path: str, source_kind: str = "file") -> MnistData:
+    """The file's arrays, read once per version: a file replaced in place (new time or size) is read again."""
+    try:
+        status = os.stat(path)
+        version = (status.st_mtime_ns, status.st_size)
+    except OSError:
+        version = None  # a missing file: _load_mnist_file says so
+    return _load_mnist_file(path, source_kind, version)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | None) -> MnistData:
     if not Path(path).is_file():
         raise DataError(f"MNIST file {path} does not exist; give the path of a Keras mnist.npz file.")
     if not zipfile.is_zipfile(path):  # np.load would take it for a .npy or a pickle and mislead
