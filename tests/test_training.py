@@ -126,6 +126,7 @@ BAD_SPECS = [
     ({"model": "rnn"}, "model 'rnn': choose 'cnn' or 'binary'"),
     ({"dataset": "moons"}, "dataset 'moons': the CNN trains on 'mnist'"),
     ({"conv_filters": "32,sixty-four"}, "conv_filters='32,sixty-four': give whole numbers such as 32,64,64"),
+    ({"conv_filters": [32, 64.5]}, "conv_filters=[32, 64.5]: give whole numbers such as 32,64,64"),
     ({"epochs": 3}, "unknown training option(s) epochs; known: "),
     ({"conv_filters": "32,64,64,64"}, "conv_filters=(32, 64, 64, 64): give 1 to 3 positive filter counts"),
     ({"hidden_units": "64,0"}, "hidden units (64, 0): give 1 to 6 positive layer sizes"),

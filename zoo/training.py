@@ -508,9 +508,12 @@ def describe_environment() -> dict[str, Any]:
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     parts = value.replace(",", " ").split() if isinstance(value, str) else value
     try:
-        return tuple(int(part) for part in parts)
+        numbers = tuple(int(part) if isinstance(part, str) else part for part in parts)
     except (TypeError, ValueError):
-        raise ZooError(f"{name}={value!r}: give whole numbers such as 32,64,64.") from None
+        numbers = None
+    if numbers is None or not all(_is_int(number) for number in numbers):
+        raise ZooError(f"{name}={value!r}: give whole numbers such as 32,64,64.")
+    return tuple(int(number) for number in numbers)
 
 
 def _is_int(value: Any) -> bool:
