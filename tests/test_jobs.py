@@ -228,6 +228,18 @@ def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
     assert store.events(run_id)[-1]["kind"] == "failed"
 
 
+def test_a_worker_whose_run_was_failed_as_hung_stops_and_saves_nothing(zoo_home):
+    store = RunStore()
+    run_id = jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=50), store)
+    wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 1, RUN_TIMEOUT, store, run_id)
+    verdict = "the worker process stopped reporting for over 120 s; it is treated as hung."
+    store.finish(run_id, "failed", message=verdict)  # what a reader records for a silent worker
+    assert wait_for_exit(store.get(run_id).worker_pid, 30), "the worker went on training"
+    run = store.get(run_id)
+    assert (run.status, run.message, run.model_name) == ("failed", verdict, None)
+    assert ModelStore().entries() == []
+
+
 def test_an_invalid_spec_is_refused_before_anything_starts(zoo_home):
     store = RunStore()
     with pytest.raises(ValueError, match="batch_size=0"):

@@ -154,6 +154,8 @@ def run_worker(run_id: str, store: RunStore) -> int:
         store.set_started(run_id, data.source, training.describe_environment())
         with store.stop_checker(run_id) as stop_requested:
             result = training.fit(run.spec, StoreReporter(store, run_id), stop_requested, data)
+        if not store.get(run_id).is_active:
+            return 1  # failed meanwhile by a reader that found this worker silent: that verdict stands
         if result.status == "diverged":
             store.finish(run_id, "diverged", message=result.message)
             return 0

@@ -342,19 +342,19 @@ class RunStore:
     @contextlib.contextmanager
     def stop_checker(self, run_id: str) -> Iterator[Callable[[], bool]]:
         """Yield a check for a stop request cheap enough to call after every batch (it keeps one
-        connection open), so a stop lands after the current batch however short batches are."""
+        connection open), so a stop lands after the current batch however short batches are.
+
+        A run that is no longer running (a reader found its worker silent and failed it, or it
+        was deleted) is stopped too."""
         with self._connect() as connection:
 
             def stop_requested() -> bool:
-                row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
-                return bool(row and row["stop_requested"])
+                row = connection.execute(
+                    "SELECT stop_requested, status FROM runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                return row is None or bool(row["stop_requested"]) or row["status"] != "running"
 
             yield stop_requested
-
-    def stop_requested(self, run_id: str) -> bool:
-        with self._connect() as connection:
-            row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return bool(row and row["stop_requested"])
 
     def metrics_frame(self, run_id: str, since_id: int = 0) -> pd.DataFrame:
         """Metric rows of a run (id, step, epoch, name, value, wall_time), oldest first.
