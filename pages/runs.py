@@ -16,7 +16,7 @@ if not runs:
     right.page_link("pages/playground.py", label="Open the Playground", icon=":material/tune:")
     st.stop()
 
-table = charts.runs_table(runs, ui.model_names_by_run())
+table = charts.runs_table(runs, ui.model_store().names_by_run())
 st.caption("Choose rows (the boxes on the left) to compare their curves, download or delete them.")
 selection = st.dataframe(
     table,
@@ -65,7 +65,7 @@ with download_column:
 with delete_column:
     also_models = st.checkbox("Also delete their saved models from the local zoo")
     if st.button(f"Delete {len(chosen)} run(s)", icon=":material/delete:"):
-        model_names, errors = ui.model_names_by_run(), []
+        model_names, errors = ui.model_store().names_by_run(), []
         for run in chosen:
             try:
                 ui.run_store().delete(run.id)

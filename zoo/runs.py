@@ -344,8 +344,8 @@ class RunStore:
         """Yield a check for a stop request cheap enough to call after every batch (it keeps one
         connection open), so a stop lands after the current batch however short batches are.
 
-        A run that is no longer running (a reader found its worker silent and failed it, or it
-        was deleted) is stopped too."""
+        A run that is no longer running (a reader found its worker silent and failed it) is
+        stopped too."""
         with self._connect() as connection:
 
             def stop_requested() -> bool:

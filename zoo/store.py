@@ -182,7 +182,8 @@ class ModelStore:
         return sorted(found, key=lambda entry: entry.config.get("created_at", 0), reverse=True)
 
     def names_by_run(self) -> dict[str, str]:
-        """The name each run's model has in the zoo now, by run id (follows renames and deletions)."""
+        """The name each run's model has in the zoo now, by run id (follows renames and deletions,
+        unlike ``Run.model_name``, the name it was saved under)."""
         return {entry.config["run_id"]: entry.name for entry in self.entries() if entry.config.get("run_id")}
 
     def entry(self, name: str) -> ModelEntry:

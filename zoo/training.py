@@ -509,11 +509,11 @@ def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     parts = value.replace(",", " ").split() if isinstance(value, str) else value
     try:
         numbers = tuple(int(part) if isinstance(part, str) else part for part in parts)
+        if all(_is_int(number) for number in numbers):  # 64.5 is refused, not truncated
+            return tuple(int(number) for number in numbers)
     except (TypeError, ValueError):
-        numbers = None
-    if numbers is None or not all(_is_int(number) for number in numbers):
-        raise ZooError(f"{name}={value!r}: give whole numbers such as 32,64,64.")
-    return tuple(int(number) for number in numbers)
+        pass
+    raise ZooError(f"{name}={value!r}: give whole numbers such as 32,64,64.")
 
 
 def _is_int(value: Any) -> bool:

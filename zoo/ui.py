@@ -202,14 +202,9 @@ def metrics_frame(run_id: str) -> pd.DataFrame:
     return frame
 
 
-def model_names_by_run() -> dict[str, str]:
-    """The local-zoo model each run produced, by run id (follows renames, unlike ``Run.model_name``)."""
-    return model_store().names_by_run()
-
-
 def model_of_run(run: Run) -> str | None:
     """The name the run's model has in the local zoo now, or None if it is gone (or never saved)."""
-    return model_names_by_run().get(run.id)
+    return model_store().names_by_run().get(run.id)
 
 
 # --- what every page shows the same way -----------------------------------------------------

@@ -157,12 +157,11 @@ def test_runs_chosen_in_the_table_are_overlaid_then_deleted_with_their_models(
     table = page.get_by_test_id("stDataFrame")
     expect(table.locator("canvas").first).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_text("Choose one or more runs in the table")).to_be_visible()
-    for row in (1, 2):  # the boxes of the row-marker column, under the header row
-        table.click(position={"x": ROW_MARKER_X, "y": (row + 0.5) * TABLE_ROW_HEIGHT})
-        page.wait_for_timeout(300)
-
-    overlay = page.locator(".st-key-runs-overlay .js-plotly-plot")
-    expect(overlay).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    # the row-selection boxes of the first two rows, under the header row
+    row_boxes = [{"x": ROW_MARKER_X, "y": (row + 0.5) * TABLE_ROW_HEIGHT} for row in (1, 2)]
+    table.click(position=row_boxes[0])
+    expect(page.locator(".st-key-runs-overlay .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    table.click(position=row_boxes[1])
     traces = page.wait_for_function(TRACE_NAMES, arg="runs-overlay", timeout=PAGE_LOAD_TIMEOUT_MS)
     assert sorted(traces.json_value()) == sorted(f"binary {run_id}" for run_id in run_ids)
     screenshot(page, "runs-overlay")
