@@ -1,5 +1,7 @@
 """Draw: a digit on the canvas (or an uploaded image), what the model reads, and a look inside the CNN."""
 
+import functools
+
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
@@ -27,11 +29,16 @@ def use_model(name: str) -> None:
     ui.follow_run(None)
 
 
-def render_quick_run(run_id: str) -> bool:
+def render_quick_run(run_id: str, live: bool) -> bool:
+    """Show the quick run; return whether it is still active.
+
+    Live (in the fragment), only its progress: the outcome and the model's button come with the
+    page's rerun when the run ends, outside the fragment, so that no click on them is lost to that
+    rerun and choosing the model reruns the whole page."""
     run = ui.run_store().get(run_id)
-    if run.is_active:
+    if run.is_active or live:
         ui.show_progress(run)
-        return True
+        return run.is_active
     ui.show_run_outcome(run)
     name = ui.model_of_run(run)
     if name:
@@ -62,9 +69,9 @@ with training_column:
         help=f"Trains the CNN for {QUICK_EPOCHS} epochs on the 4,000 embedded digits, in the background.",
     )
 if quick_run is not None and quick_run.is_active:
-    ui.live_fragment(lambda live: render_quick_run(quick_run.id), live=True, key=QUICK_RUN_KEY)()
+    ui.live_fragment(functools.partial(render_quick_run, quick_run.id), live=True, key=QUICK_RUN_KEY)()
 elif quick_run is not None:
-    render_quick_run(quick_run.id)  # outside the fragment: choosing the model reruns the whole page
+    render_quick_run(quick_run.id, live=False)
 with model_column:
     if not models:
         st.warning("The local zoo has no CNN yet: quick-train one here, or train one on the Train page.")
