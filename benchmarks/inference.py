@@ -9,8 +9,8 @@ Quality: every MNIST test digit re-drawn on a 280x280 RGBA canvas (random size 3
 height, random place and polarity, a third with thicker strokes), read through the pipeline,
 against the raw test digits and against a plain resize to 28x28.
 
-    python benchmarks/inference.py --data ../shared/data/mnist.npz
-    python benchmarks/inference.py --data ../shared/data/mnist.npz --model path/to/model.keras
+    python benchmarks/inference.py --data ~/.keras/datasets/mnist.npz
+    python benchmarks/inference.py --data ~/.keras/datasets/mnist.npz --model path/to/model.keras
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ state: training images per second from the end of epoch 1 to the end of the last
 start-up and compilation are left out of both. The zoo run also reports how often its live
 metrics reached the run store (the largest gap between two writes).
 
-    python benchmarks/training.py --data ../shared/data/mnist.npz --epochs 3 --repeats 3
+    python benchmarks/training.py --data ~/.keras/datasets/mnist.npz --epochs 3 --repeats 3
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 # point every test process at the loopback Hub of tests/hub_server.py before anything imports them.
 start_session_hub()
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
+STARTER_CNN_FILE = Path(__file__).resolve().parents[1] / "zoo" / "starter" / "mnist-cnn" / "model.keras"
 
 
 @pytest.fixture(autouse=True)
@@ -27,30 +27,37 @@ def zoo_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def full_mnist_path() -> Path:
-    """The full MNIST that the project's shared folder provides for tests and benchmarks."""
-    if not SHARED_MNIST.is_file():
-        pytest.fail(
-            f"{SHARED_MNIST} is missing: the shared folder with the full MNIST must sit beside the repo."
-        )
-    return SHARED_MNIST
+def starter_cnn_file() -> Path:
+    """A trained MNIST CNN that every clone has: the shipped starter model (the article's recipe on
+    the full MNIST; 99% on the embedded test digits)."""
+    return STARTER_CNN_FILE
 
 
 @pytest.fixture(scope="session")
-def trained_cnn_file(tmp_path_factory, full_mnist_path) -> Path:
-    """The article's CNN trained briefly (2 epochs on 20,000 full-MNIST training digits; about 96%
-    test accuracy, ~10 s here), saved as a .keras file once per test session."""
-    import keras
+def mnist_test():
+    """The embedded MNIST's 1,000 test digits (images uint8 (N, 28, 28), labels)."""
+    from zoo.data import load_embedded_mnist
+
+    mnist = load_embedded_mnist()
+    return mnist.x_test, mnist.y_test
+
+
+@pytest.fixture(scope="session")
+def a_seven(mnist_test):
+    """One handwritten 7 from the embedded test digits (uint8, 28x28, white on black)."""
+    images, labels = mnist_test
+    return images[labels == 7][0]
+
+
+@pytest.fixture(scope="session")
+def mnist_npz_file(tmp_path_factory) -> Path:
+    """A file in Keras' ``mnist.npz`` layout (what ``--data``/``ZOO_MNIST`` name), made from the
+    embedded digits: 4,000 train / 1,000 test."""
     import numpy as np
 
-    from zoo.data import load_mnist
-    from zoo.training import TrainSpec, build_model, scale_digits
+    from zoo.data import MNIST_KEYS, load_embedded_mnist
 
-    mnist = load_mnist(full_mnist_path)
-    keras.utils.set_random_seed(0)
-    model = build_model(TrainSpec.cnn())
-    labels = np.eye(10, dtype=np.float32)[mnist.y_train[:20_000]]
-    model.fit(scale_digits(mnist.x_train[:20_000]), labels, batch_size=128, epochs=2, verbose=0)
-    path = tmp_path_factory.mktemp("trained-cnn") / "model.keras"
-    model.save(path)
+    mnist = load_embedded_mnist()
+    path = tmp_path_factory.mktemp("mnist") / "mnist.npz"
+    np.savez(path, **{key: getattr(mnist, key) for key in MNIST_KEYS})
     return path

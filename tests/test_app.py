@@ -134,7 +134,7 @@ def test_home_empty_states_say_what_to_do_next():
     assert {"Playground", "Train", "Runs"} <= links
 
 
-def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, full_mnist_path):
+def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, mnist_npz_file):
     store = RunStore()
     run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu")
     assert store.try_claim(run_id)
@@ -162,8 +162,8 @@ def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, full_mni
     progress = app.sidebar.get("progress")
     assert progress and "step 7/28" in progress[0].proto.text and "640 images/s" in progress[0].proto.text
 
-    monkeypatch.setenv("ZOO_MNIST", str(full_mnist_path))
-    assert f"MNIST from {full_mnist_path}" in texts(open_page().sidebar.caption)
+    monkeypatch.setenv("ZOO_MNIST", str(mnist_npz_file))
+    assert f"MNIST from {mnist_npz_file}" in texts(open_page().sidebar.caption)
 
 
 # --- Playground --------------------------------------------------------------------------------

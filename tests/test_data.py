@@ -142,13 +142,21 @@ def test_zoo_mnist_wins_over_keras_cache(tmp_path, monkeypatch):
     assert load_mnist().source == f"MNIST from {chosen} (20 train / 10 test)"
 
 
-def test_the_full_mnist(full_mnist_path):
-    mnist = load_mnist(full_mnist_path)
-    assert mnist.is_full
-    assert (len(mnist.x_train), len(mnist.x_test)) == (60_000, 10_000)
-    assert mnist.x_train.shape[1:] == (28, 28) and mnist.x_train.dtype == np.uint8
-    assert np.bincount(mnist.y_test, minlength=10).sum() == 10_000 and set(mnist.y_test) == set(range(10))
-    assert mnist.source == f"full MNIST from {full_mnist_path.resolve()} (60,000 train / 10,000 test)"
+def test_a_file_of_full_mnist_size_in_keras_layout_is_read_as_the_full_mnist(tmp_path):
+    """A Keras mnist.npz of the full size (60,000 / 10,000, uncompressed), made of the embedded digits."""
+    embedded = load_embedded_mnist()
+    arrays = {
+        "x_train": np.resize(embedded.x_train, (60_000, 28, 28)),
+        "y_train": np.resize(embedded.y_train, 60_000),
+        "x_test": np.resize(embedded.x_test, (10_000, 28, 28)),
+        "y_test": np.resize(embedded.y_test, 10_000),
+    }
+    path = write_npz(tmp_path / "mnist.npz", arrays, compressed=False)
+    mnist = load_mnist(path)
+    assert mnist.is_full and mnist.source_kind == "file"
+    assert_same_arrays(mnist, arrays)
+    assert set(mnist.y_test) == set(range(10))
+    assert mnist.source == f"full MNIST from {path.resolve()} (60,000 train / 10,000 test)"
 
 
 # --- bad files ------------------------------------------------------------------------------------

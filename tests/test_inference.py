@@ -61,16 +61,8 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def mnist_test(full_mnist_path):
-    from zoo.data import load_mnist
-
-    mnist = load_mnist(full_mnist_path)
-    return mnist.x_test, mnist.y_test
-
-
-@pytest.fixture(scope="module")
-def predictor(trained_cnn_file):
-    return inference.Predictor.from_file(trained_cnn_file)
+def predictor(starter_cnn_file):
+    return inference.Predictor.from_file(starter_cnn_file)
 
 
 # --- each preprocessing step ------------------------------------------------------------------
@@ -163,13 +155,15 @@ def test_the_centre_of_mass_lands_within_half_a_pixel_of_14_14(seed):
 def test_a_canvas_digit_comes_out_like_the_mnist_digit_it_was_drawn_from(mnist_test):
     images, _ = mnist_test
     rng = np.random.default_rng(1)
+    correlations = []
     for digit in images[:20]:
         canvas = inference.redraw_on_canvas(digit, rng)
         result = inference.preprocess(canvas)
         assert list(result.steps) == ["grayscale", "ink", "cropped", "scaled", "centred"]
         assert result.digit.shape == (28, 28) and result.digit.min() >= 0 and result.digit.max() <= 1
-        correlation = np.corrcoef(result.digit.ravel(), digit.ravel() / 255)[0, 1]
-        assert correlation > 0.8
+        correlations.append(np.corrcoef(result.digit.ravel(), digit.ravel() / 255)[0, 1])
+    # A re-drawing with thicker strokes stays recognisably the same digit; most come back nearly exact.
+    assert min(correlations) > 0.7 and np.median(correlations) > 0.95, np.round(correlations, 3)
 
 
 def test_an_empty_canvas_asks_for_a_digit_and_predicts_nothing(predictor):
@@ -295,7 +289,7 @@ def test_canvas_like_digits_are_read_nearly_as_well_as_raw_mnist(predictor, mnis
     pipeline_accuracy = float((piped == labels[sample]).mean())
     naive_accuracy = float((naive == labels[sample]).mean())
     numbers = f"raw {raw_accuracy:.4f}, pipeline {pipeline_accuracy:.4f}, plain resize {naive_accuracy:.4f}"
-    print(f"accuracy on 400 canvas-like MNIST test digits: {numbers}")
+    print(f"accuracy on 400 canvas-like embedded MNIST test digits: {numbers}")
     assert pipeline_accuracy >= 0.985 * raw_accuracy, numbers
     assert naive_accuracy < 0.8 * raw_accuracy, numbers  # the set is hard: without the pipeline it fails
 
@@ -322,10 +316,10 @@ def test_draw_charts_show_what_they_are_given(predictor, mnist_test):
 # --- starter models and the CLI -----------------------------------------------------------------
 
 
-def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, trained_cnn_file):
+def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, starter_cnn_file):
     shipped = ModelStore(tmp_path / "starter")
     shipped.save(
-        load_keras_file(trained_cnn_file), "mnist-cnn", config={"kind": "cnn"}, metrics={"accuracy": 0.96}
+        load_keras_file(starter_cnn_file), "mnist-cnn", config={"kind": "cnn"}, metrics={"accuracy": 0.96}
     )
     zoo = ModelStore()
     assert install_starter_models(zoo, shipped.root) == ["mnist-cnn"]
@@ -335,12 +329,12 @@ def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, trained_cnn_
     assert install_starter_models(zoo, tmp_path / "nothing-shipped") == []
 
 
-def test_predict_command_reads_image_files(trained_cnn_file, mnist_test, tmp_path, capsys):
+def test_predict_command_reads_image_files(starter_cnn_file, a_seven, tmp_path, capsys):
     from zoo.cli import main
 
-    ModelStore().save(load_keras_file(trained_cnn_file), "test-cnn", config={"kind": "cnn"})
+    ModelStore().save(load_keras_file(starter_cnn_file), "test-cnn", config={"kind": "cnn"})
     seven, blank, broken = tmp_path / "seven.png", tmp_path / "blank.png", tmp_path / "broken.png"
-    Image.fromarray(mnist_test[0][0]).save(seven)
+    Image.fromarray(a_seven).save(seven)
     Image.new("L", (100, 100), 255).save(blank)
     broken.write_text("not a picture")
     assert main(["predict", "test-cnn", str(seven), str(blank), "--json"]) == 0
@@ -353,11 +347,11 @@ def test_predict_command_reads_image_files(trained_cnn_file, mnist_test, tmp_pat
     assert captured.err.count("\n") == 1 and "broken.png cannot be read as an image" in captured.err
 
 
-def test_a_fresh_zoo_reads_digits_with_the_shipped_starter(mnist_test, tmp_path, capsys):
+def test_a_fresh_zoo_reads_digits_with_the_shipped_starter(a_seven, tmp_path, capsys):
     from zoo.cli import main
 
     seven = tmp_path / "seven.png"
-    Image.fromarray(mnist_test[0][0]).save(seven)
+    Image.fromarray(a_seven).save(seven)
     assert main(["predict", "mnist-cnn", str(seven)]) == 0  # the zoo was empty: the starter was copied in
     assert capsys.readouterr().out.startswith(f"{seven}: 7 (")
     assert ModelStore().entry("mnist-cnn").metrics["accuracy"] > 0.98

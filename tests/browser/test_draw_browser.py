@@ -28,9 +28,9 @@ def stroke(page, points) -> None:
 
 
 def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
-    streamlit_app, browser_page, screenshot, trained_cnn_file, full_mnist_path, zoo_home, tmp_path
+    streamlit_app, browser_page, screenshot, starter_cnn_file, a_seven, zoo_home, tmp_path
 ):
-    ModelStore().save(load_keras_file(trained_cnn_file), "test-cnn", config={"kind": "cnn"})
+    ModelStore().save(load_keras_file(starter_cnn_file), "test-cnn", config={"kind": "cnn"})
     base_url = streamlit_app(env={"ZOO_HOME": str(zoo_home)})
     page = browser_page
     page.goto(f"{base_url}/draw")
@@ -53,9 +53,8 @@ def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
     expect(predicted).to_have_text("0", timeout=READ_TIMEOUT_MS)
     screenshot(page, "draw-zero")
 
-    mnist = np.load(full_mnist_path)
     digit_path, text_path = tmp_path / "seven.png", tmp_path / "notes.png"
-    Image.fromarray(255 - mnist["x_test"][0]).resize((140, 140)).save(digit_path)  # a 7, black on white
+    Image.fromarray(255 - a_seven).resize((140, 140)).save(digit_path)  # black on white
     text_path.write_text("not an image at all")
     page.get_by_text("Upload an image").click()
     uploader = page.get_by_test_id("stFileUploaderDropzoneInput")
