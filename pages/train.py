@@ -109,8 +109,22 @@ with st.form("hyperparameters"):
             shown.mixed_precision,
             help="On a CPU the run uses float32 and says so.",
         )
+        augment = st.toggle(
+            "Augment the training digits",
+            shown.augment,
+            help="Each epoch sees the digits freshly rotated (±10°), scaled, shifted, slanted, thickened "
+            "or thinned, as people draw them; off for the article's recipe.",
+        )
         model_name = st.text_input("Model name (optional)", placeholder="mnist-cnn", max_chars=80)
     submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+
+with st.expander("What an augmented run trains on", expanded=shown.augment):
+    st.caption(
+        "Each row: a training digit as MNIST has it, then five random changes of it like those an "
+        "augmented run draws afresh every epoch."
+    )
+    for row in ui.augmentation_examples(seed=shown.seed):
+        show_digits(row, ["as it is"] + ["augmented"] * (len(row) - 1))
 
 if submitted:
     try:
@@ -132,6 +146,7 @@ if submitted:
             max_train_samples=max_train_samples or None,
             device=device,
             mixed_precision=mixed_precision,
+            augment=augment,
             model_name=model_name.strip() or None,
         )
         run = ui.run_store().get(jobs.submit(spec, ui.run_store()))

@@ -326,6 +326,22 @@ def test_train_runs_an_epoch_and_shows_the_evaluation():
     assert metric(app, "Misclassified").startswith(f"{run.final_metrics['num_misclassified']:,} / 1,000")
 
 
+def test_train_shows_augmented_digits_and_starts_an_augmented_run():
+    app = open_page("train")
+    rows = [image.captions for image in app.get("image")]
+    assert len(rows) == 10 and all(row[0] == "as it is" and len(row) == 6 for row in rows)
+    augment = next(widget for widget in app.toggle if widget.label == "Augment the training digits")
+    assert augment.value is False, "off by default: the article's recipe"
+    augment.set_value(True)
+    app.radio[0].set_value("embedded")
+    for label, value in (("Epochs", 1), ("Training images to use (0 = all)", 300)):
+        next(widget for widget in app.number_input if widget.label == label).set_value(value)
+    click(app, "Start training")
+    run = jobs.wait(app.query_params["run"], timeout=180)
+    assert run.status == "completed" and run.spec.augment, run.message
+    assert ModelStore().entry(run.model_name).config["spec"]["augment"] is True
+
+
 # --- Runs --------------------------------------------------------------------------------------
 
 

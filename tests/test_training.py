@@ -76,6 +76,7 @@ def test_the_cnn_spec_defaults_are_the_articles():
         "steps_per_execution": 1,
         "device": "auto",
         "mixed_precision": False,
+        "augment": False,
         "model_name": None,
     }
     model = build_model(spec)

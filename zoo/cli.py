@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--mixed-precision", action="store_true", default=None, help="float16 compute (GPU only)"
     )
+    train.add_argument(
+        "--augment",
+        action="store_true",
+        default=None,
+        help="CNN: train on digits freshly rotated, scaled, shifted, slanted, thickened or thinned",
+    )
     train.add_argument("--name", dest="model_name", help="name of the model in the local zoo")
     train.add_argument("--json", action="store_true", help="print the finished run as JSON")
     train.set_defaults(handler=command_train)

@@ -61,6 +61,7 @@ class TrainSpec:
     steps_per_execution: int = 1  # >1 runs that many batches per compiled call: faster, coarser stop
     device: str = "auto"
     mixed_precision: bool = False
+    augment: bool = False  # CNN: each epoch sees freshly rotated, scaled, shifted, slanted, re-stroked digits
     model_name: str | None = None
 
     @classmethod
@@ -162,6 +163,7 @@ class TrainSpec:
         if self.model == "cnn":
             checks.append((self.dataset == "mnist", f"dataset {self.dataset!r}: the CNN trains on 'mnist'"))
         else:
+            checks.append((not self.augment, "augment: only the CNN's digits are augmented; turn it off"))
             checks.append(
                 (
                     self.dataset in datasets.POINT_DATASETS,
@@ -291,6 +293,9 @@ def fit(
         validation = {"validation_data": (data.x_test, data.y_test.astype(np.float32))}
     split = spec.validation_split if "validation_split" in validation else 0.0  # binary: the test set
     train_size = len(data.x_train) * (1 - split)
+    inputs: dict[str, Any] = {"x": data.x_train, "y": data.y_train, "batch_size": spec.batch_size}
+    if spec.augment:
+        inputs, validation = augmented_inputs(spec, data)
     callback = make_progress_callback(
         reporter,
         should_stop,
@@ -300,9 +305,7 @@ def fit(
         surface_points=data.x_train if spec.model == "binary" else None,
     )
     history = model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=spec.batch_size,
+        **inputs,
         epochs=spec.num_epochs,
         verbose=0,
         shuffle=True,
@@ -328,6 +331,19 @@ def fit(
     evaluation = evaluate_predictions(data.y_test, probabilities).to_dict()
     status = "stopped" if callback.stopped else "completed"
     return FitResult(model, status, rows, evaluation=evaluation)
+
+
+def augmented_inputs(spec: TrainSpec, data: TrainingData) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``model.fit``'s inputs and validation for an augmented run: the validation part is split off as
+    Keras' ``validation_split`` would (the last part, unaugmented); the rest is augmented afresh
+    each epoch."""
+    from zoo.augment import augmented_batches
+
+    held_out = math.floor(len(data.x_train) * spec.validation_split)
+    kept = len(data.x_train) - held_out
+    batches = augmented_batches(data.x_train[:kept], data.y_train[:kept], spec.batch_size, spec.seed)
+    validation = {"validation_data": (data.x_train[kept:], data.y_train[kept:])} if held_out else {}
+    return {"x": batches}, validation
 
 
 def predict_in_batches(model: keras.Model, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:

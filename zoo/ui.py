@@ -129,6 +129,16 @@ def mnist_test_set(mnist_source: str) -> tuple[np.ndarray, np.ndarray]:
     return mnist.x_test, mnist.y_test
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def augmentation_examples(seed: int) -> np.ndarray:
+    """One embedded training digit of each class and random augmentations of it (see ``augment.examples``)."""
+    from zoo.augment import examples
+    from zoo.data import load_embedded_mnist
+
+    mnist = load_embedded_mnist()
+    return examples(mnist.x_train, mnist.y_train, seed=seed)
+
+
 def cnn_models() -> list[ModelEntry]:
     """The local zoo's CNNs, newest first; the shipped starter is copied in when the zoo has none of it."""
     store = model_store()
