@@ -8,11 +8,12 @@ import sqlite3
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from zoo.errors import RunError
-from zoo.runs import RunStore, process_alive
+from zoo.errors import RunError, StorageError
+from zoo.runs import SCHEMA_VERSION, RunStore, process_alive
 from zoo.training import TrainSpec
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
@@ -242,3 +243,103 @@ def test_one_store_serves_several_threads_writing_at_once(store):
     for run_id in run_ids:
         assert store.metrics_frame(run_id).step.tolist() == list(range(1, 51))
         assert store.get(run_id).progress == {"step": 50}
+
+
+# --- opening: schema versions, migrations, damaged stores ----------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def schema_of(path: Path) -> set[str]:
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
+    finally:
+        connection.close()
+    return {" ".join(row[0].replace("IF NOT EXISTS ", "").split()) for row in rows}
+
+
+def user_version(path: Path) -> int:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_there_is_a_fixture_for_every_earlier_schema_version():
+    versions = sorted(int(path.stem.rsplit("v", 1)[1]) for path in FIXTURES.glob("runs-schema-v*.sql"))
+    assert versions == list(range(SCHEMA_VERSION))
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("runs-schema-v*.sql")), ids=lambda path: path.stem)
+def test_a_store_of_every_earlier_schema_version_is_migrated_with_its_runs(fixture, tmp_path):
+    old = tmp_path / "old" / "runs.sqlite3"
+    old.parent.mkdir()
+    connection = sqlite3.connect(old)
+    connection.executescript(fixture.read_text())
+    connection.close()
+    store = RunStore(old)
+    assert store.notice is None
+    assert user_version(old) == SCHEMA_VERSION
+    assert schema_of(old) == schema_of(RunStore(tmp_path / "fresh" / "runs.sqlite3").path)
+    runs = {run.model_name or run.kind: run for run in store.list_runs()}
+    assert runs["points-v0"].status == "completed" and runs["points-v0"].final_metrics == {"accuracy": 0.9}
+    assert runs["cnn"].status == "stopped"
+    completed = runs["points-v0"].id
+    assert list(store.metrics_frame(completed)["name"]) == ["batch/loss", "batch/accuracy", "epoch/loss"]
+    assert store.surface(completed)["grid"] == [[0.1]]
+    assert [event["kind"] for event in store.events(completed)] == ["completed"]
+    store.add_event(completed, "note", "written after the migration")  # and it is writable
+
+
+def test_a_fresh_store_has_the_newest_schema_version(store):
+    assert user_version(store.path) == SCHEMA_VERSION and store.notice is None
+
+
+def test_a_store_from_a_newer_zoo_studio_is_refused_not_touched(store):
+    connection = sqlite3.connect(store.path)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(StorageError, match="newer than this Zoo Studio knows"):
+        RunStore(store.path)
+    assert user_version(store.path) == SCHEMA_VERSION + 1 and not list(store.path.parent.glob("*.damaged-*"))
+
+
+def test_a_store_of_random_bytes_is_moved_aside_and_a_fresh_one_started(zoo_home):
+    path = RunStore().path
+    garbage = os.urandom(65536)
+    path.write_bytes(garbage)
+    store = RunStore()
+    (moved,) = path.parent.glob("runs.sqlite3.damaged-*")
+    assert moved.read_bytes() == garbage
+    assert str(moved) in store.notice and "file is not a database" in store.notice
+    assert store.list_runs() == [] and store.get(store.create_run(SPEC, "cpu")).status == "queued"
+    assert RunStore().notice is None  # the fresh store is sound: no second move
+
+
+def test_an_emptied_store_is_reported_when_runs_had_been_recorded(zoo_home):
+    store = RunStore()
+    run_id = store.create_run(SPEC, "cpu")
+    store.log_path(run_id).parent.mkdir()
+    store.log_path(run_id).write_text("worker output\n")
+    store.path.write_bytes(b"")
+    reopened = RunStore()
+    assert "emptied to 0 bytes" in reopened.notice
+    assert len(list(store.path.parent.glob("runs.sqlite3.damaged-*"))) == 1
+
+
+def test_an_empty_file_without_any_run_history_is_simply_a_new_store(zoo_home):
+    path = RunStore().path
+    path.write_bytes(b"")
+    assert RunStore().notice is None and not list(path.parent.glob("*.damaged-*"))
+
+
+def test_a_store_damaged_while_in_use_is_moved_aside_on_the_next_operation(store):
+    store.create_run(SPEC, "cpu")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    store.path.write_bytes(os.urandom(8192))
+    with pytest.raises(StorageError, match=r"moved to .*damaged-"):
+        store.list_runs()
+    assert store.list_runs() == []  # the next operation works on the fresh store

@@ -169,7 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def command_train(arguments: argparse.Namespace) -> int:
     from zoo import jobs
-    from zoo.runs import RunStore
     from zoo.training import TrainSpec
 
     fields = (field.name for field in dataclasses.fields(TrainSpec) if field.name != "model")
@@ -177,7 +176,7 @@ def command_train(arguments: argparse.Namespace) -> int:
         name: getattr(arguments, name) for name in fields if getattr(arguments, name, None) is not None
     }
     spec = TrainSpec.cnn(**options) if arguments.model == "cnn" else TrainSpec.binary(**options)
-    store = RunStore()
+    store = open_run_store()
     run_id = jobs.submit(spec, store)
     print(f"run {run_id}: {spec.model} queued on {jobs.detect_device()}", file=sys.stderr)
     run = follow_run(store, run_id)
@@ -189,6 +188,16 @@ def command_train(arguments: argparse.Namespace) -> int:
         return 0
     print(f"error: run {run.id} {run.status}: {run.message}", file=sys.stderr)
     return EXIT_ERROR
+
+
+def open_run_store() -> Any:
+    """The run store, with a one-line warning on stderr when opening it moved a damaged store aside."""
+    from zoo.runs import RunStore
+
+    store = RunStore()
+    if store.notice:
+        print(f"warning: {store.notice}", file=sys.stderr)
+    return store
 
 
 def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
@@ -281,11 +290,10 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
 
 
 def command_runs(arguments: argparse.Namespace) -> int:
-    from zoo.runs import RunStore
     from zoo.store import ModelStore
 
     names = ModelStore().names_by_run()  # the names models have now: a model may be renamed or deleted
-    rows = [{**run.summary(), "model_name": names.get(run.id)} for run in RunStore().list_runs()]
+    rows = [{**run.summary(), "model_name": names.get(run.id)} for run in open_run_store().list_runs()]
     print_rows(
         rows,
         arguments.json,
@@ -309,9 +317,7 @@ def command_models(arguments: argparse.Namespace) -> int:
 
 
 def command_stop(arguments: argparse.Namespace) -> int:
-    from zoo.runs import RunStore
-
-    run = RunStore().request_stop(arguments.run_id)
+    run = open_run_store().request_stop(arguments.run_id)
     print(f"run {run.id}: {run.status} (stop requested)")
     return 0
 

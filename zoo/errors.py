@@ -15,3 +15,7 @@ class ModelStoreError(ZooError):
 
 class RunError(ZooError):
     """A run id or run request is unusable."""
+
+
+class StorageError(ZooError):
+    """The zoo's directory or its run store cannot be opened, read or written; the message names the fix."""

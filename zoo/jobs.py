@@ -20,7 +20,7 @@ from typing import Any
 
 from zoo.data import load_mnist
 from zoo.errors import RunError, ZooError
-from zoo.paths import zoo_home
+from zoo.paths import ensure_directory, zoo_home
 from zoo.runs import Run, RunStore
 from zoo.training import TrainSpec
 
@@ -70,13 +70,12 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     store = store or RunStore()
     device = "cpu" if spec.device == "cpu" else detect_device()
     run_id = store.create_run(spec, device)
-    log_directory = zoo_home() / "logs"
-    log_directory.mkdir(exist_ok=True)
+    log_path = ensure_directory(store.log_path(run_id).parent) / f"{run_id}.log"
     environment = {**os.environ, "ZOO_HOME": str(zoo_home()), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if device == "cpu":
         environment["CUDA_VISIBLE_DEVICES"] = ""
     try:
-        with (log_directory / f"{run_id}.log").open("ab") as log:
+        with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "zoo.jobs", run_id, str(store.path)],
                 stdin=subprocess.DEVNULL,

@@ -3,16 +3,35 @@
 import os
 from pathlib import Path
 
+from zoo.errors import StorageError
+
 
 def zoo_home() -> Path:
     """Return the data directory, creating it if needed.
 
     ``ZOO_HOME`` overrides the default ``~/.zoo-studio``; it is read at call time so
     tests and several installs can point elsewhere.
+
+    Raises:
+        StorageError: the directory does not exist and cannot be created (e.g. under a read-only parent).
     """
-    home = Path(os.environ.get("ZOO_HOME") or Path.home() / ".zoo-studio").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    return ensure_directory(Path(os.environ.get("ZOO_HOME") or Path.home() / ".zoo-studio").expanduser())
+
+
+def ensure_directory(directory: Path) -> Path:
+    """Create ``directory`` (and its parents) if needed and return it.
+
+    Raises:
+        StorageError: it cannot be created, in one line with the fix.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(
+            f"the directory {directory} cannot be created ({error.strerror or error}): create it and make it "
+            "writable for this user, or set ZOO_HOME to a writable directory."
+        ) from error
+    return directory
 
 
 def runs_database_path() -> Path:
@@ -22,6 +41,4 @@ def runs_database_path() -> Path:
 
 def models_directory() -> Path:
     """Return the directory of the local zoo (one sub-directory per trained model)."""
-    directory = zoo_home() / "models"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return ensure_directory(zoo_home() / "models")

@@ -2,11 +2,27 @@
 
 A worker process writes; pages, other browser tabs and the CLI read. Each operation opens
 its own short connection, so one store object can be shared across Streamlit's threads.
+
+Opening a store checks it (``PRAGMA quick_check``, then the schema version in ``PRAGMA
+user_version``), one process at a time. A damaged file (not a database, malformed, or emptied
+to 0 bytes while run logs show it had runs) is moved aside to ``runs.sqlite3.damaged-<time>``
+with its ``-wal``/``-shm`` files, never deleted, and a fresh store starts; ``RunStore.notice``
+then says where the old file is. A store that cannot be opened, read or written raises
+``StorageError`` with the path and the fix, on opening or on any later operation.
+
+Changing the schema: append one step to ``MIGRATIONS`` (a tuple of SQL statements that takes
+the store from version N to N+1, N being the step's index) and never edit a step that has
+shipped. ``SCHEMA_VERSION`` follows by itself. Before changing anything, save the current
+schema with a few rows as ``tests/fixtures/runs-schema-vN.sql`` (``sqlite3 runs.sqlite3 .dump``
+of a store at version N): tests/test_runs.py migrates every fixture to the newest version and
+compares it with a fresh store. A fresh store is built by the same path (``SCHEMA_V0`` plus
+every step), so fresh and migrated stores cannot drift apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -17,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import RunError
-from zoo.paths import runs_database_path
+from zoo.errors import RunError, StorageError
+from zoo.paths import ensure_directory, runs_database_path
 from zoo.training import TrainSpec
 
 if TYPE_CHECKING:
@@ -29,7 +45,8 @@ FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
 HEARTBEAT_TIMEOUT_SECONDS = 120.0
 WORKER_START_TIMEOUT_SECONDS = 60.0
 
-SCHEMA = """
+# Version 0: the schema as it was before stores carried a version. Never edit it; add a migration.
+SCHEMA_V0 = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -74,6 +91,19 @@ CREATE TABLE IF NOT EXISTS surfaces (
     payload TEXT NOT NULL
 );
 """
+
+SCHEMA_V0_STATEMENTS = tuple(statement for statement in SCHEMA_V0.split(";") if statement.strip())
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 0 -> 1: the event log is read per run, oldest first.
+    ("CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, id)",),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF) that choose the fix to suggest;
+# the others (read-only, cannot open, permission) are told to make the directory writable.
+_SQLITE_BUSY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 10, 11, 13, 26
+DAMAGE_CODES = (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
 @dataclass(frozen=True)
@@ -128,20 +158,136 @@ class RunStore:
     """Runs, their metrics streams and events, in one SQLite file (default ``$ZOO_HOME/runs.sqlite3``)."""
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
+        """Open (or create) the store, check it and bring its schema up to date.
+
+        Raises:
+            StorageError: the store cannot be opened or written, or a newer Zoo Studio wrote it.
+        """
         self.path = Path(path) if path is not None else runs_database_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(SCHEMA)
+        self.notice: str | None = None  # set when opening moved a damaged store aside
+        ensure_directory(self.path.parent)
+        self._open()
+
+    def log_path(self, run_id: str) -> Path:
+        """The worker's log of a run (its stdout and stderr), beside the store."""
+        return self.path.parent / "logs" / f"{run_id}.log"
+
+    def _open(self) -> None:
+        with self._opening_lock():
+            damage = self._damage()
+            if damage:
+                moved_to = self._move_aside()
+                self.notice = (
+                    f"the run store {self.path} was damaged ({damage}); it was moved to {moved_to} "
+                    "and a fresh store started (the old runs are in that file)."
+                )
+            with self._connect(recover=False) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+                self._migrate(connection)
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA synchronous=NORMAL")
+    def _opening_lock(self) -> Iterator[None]:
+        """One process at a time checks, moves aside and migrates (two must not both move a store)."""
         try:
+            lock = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115 - held below
+        except OSError as error:
+            raise _storage_error(self.path, error) from error
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _damage(self) -> str | None:
+        """Why the store file is damaged, or None when it is sound (or new)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise _storage_error(self.path, error) from error
+        if size == 0:
+            logs = self.path.parent / "logs"
+            had_runs = logs.is_dir() and any(logs.glob("*.log"))
+            return (
+                "it was emptied to 0 bytes although runs were recorded (see their logs)" if had_runs else None
+            )
+        try:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                problems = [row[0] for row in connection.execute("PRAGMA quick_check(3)").fetchall()]
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as error:
+            if _result_code(error) in DAMAGE_CODES:
+                return str(error)
+            raise _storage_error(self.path, error) from error
+        return None if problems == ["ok"] else "; ".join(problems)[:300]
+
+    def _move_aside(self) -> Path:
+        """Rename the store and its -wal/-shm files to ``<name>.damaged-<time>`` (never delete them)."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        counter = 1
+        while target.exists():
+            counter += 1
+            target = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{counter}")
+        try:
+            for suffix in (
+                "-wal",
+                "-shm",
+                "",
+            ):  # the main file last: while it stays, the store reads as damaged
+                source = Path(f"{self.path}{suffix}")
+                if source.exists():
+                    os.replace(source, f"{target}{suffix}")
+        except OSError as error:
+            raise _storage_error(self.path, error) from error
+        return target
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        """Bring the schema to SCHEMA_VERSION in one transaction (a fresh store starts at version 0)."""
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the run store {self.path} has schema version {version}, newer than this Zoo Studio "
+                    f"knows ({SCHEMA_VERSION}): update Zoo Studio, or set ZOO_HOME to another directory."
+                )
+            steps = MIGRATIONS[version:] if version else ((SCHEMA_V0_STATEMENTS, *MIGRATIONS))
+            for step in steps:
+                for statement in step:
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _connect(self, recover: bool = True) -> Iterator[sqlite3.Connection]:
+        """A short connection; SQLite failures (read-only, disk full, I/O, damage) become StorageError.
+
+        A store found damaged here (it was sound when opened) is moved aside and started afresh at
+        once (``recover``), and the operation fails with the notice that says where the old file is."""
+        try:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as error:
+            raise _storage_error(self.path, error) from error
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA synchronous=NORMAL")
             yield connection
+        except (sqlite3.OperationalError, sqlite3.InternalError) as error:
+            raise _storage_error(self.path, error) from error
+        except sqlite3.DatabaseError as error:
+            if _result_code(error) not in DAMAGE_CODES:
+                raise
+            if not recover:
+                raise _storage_error(self.path, error) from error
+            connection.close()
+            self._open()
+            raise StorageError(self.notice or str(_storage_error(self.path, error))) from error
         finally:
             connection.close()
 
@@ -399,6 +545,30 @@ class RunStore:
             reason = _worker_failure(row)
             if reason:
                 self.finish(row["id"], "failed", message=reason)
+
+
+def _result_code(error: sqlite3.Error) -> int:
+    return (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _storage_error(path: Path, error: BaseException) -> StorageError:
+    """One line for a store that cannot be used: which file, what went wrong, and the fix."""
+    code = _result_code(error) if isinstance(error, sqlite3.Error) else 0
+    reason = (error.strerror if isinstance(error, OSError) else None) or str(error)
+    if code == _SQLITE_FULL or getattr(error, "errno", None) == 28:
+        fix = "free space on that disk, or set ZOO_HOME to a directory on another disk"
+    elif code == _SQLITE_IOERR or getattr(error, "errno", None) == 5:
+        fix = "check the disk (e.g. `dmesg`), or set ZOO_HOME to a directory on another disk"
+    elif code == _SQLITE_BUSY:
+        fix = "another process held it locked for 30 s; try again"
+    elif code in DAMAGE_CODES:
+        fix = "open it again (any `python -m zoo` command) to move it aside and start a fresh store"
+    else:
+        fix = (
+            f"make {path.parent} and the files in it writable for this user, "
+            "or set ZOO_HOME to a writable directory"
+        )
+    return StorageError(f"the run store {path} cannot be used ({reason}): {fix}.")
 
 
 def _worker_failure(row: sqlite3.Row) -> str | None:
