@@ -39,7 +39,7 @@ def live_runs_panel(live: bool) -> bool:
 navigation = st.navigation(PAGES)
 ui.mark_app_session()
 with st.sidebar:
-    st.caption(f"**Device:** {ui.device_description()}")
+    st.caption(f"**Device:** {ui.device_description()} · **Backend:** {ui.backend_name()}")
     try:
         source = describe_mnist_source()
         st.caption(f"**MNIST:** {source.description}.")

@@ -215,8 +215,8 @@ with update:
         delta_color="inverse",
     )
 
-if st.button("Check against Keras autodiff (TensorFlow GradientTape)", key="backprop_check"):
-    with st.spinner("Building the same network in Keras (the first check also imports TensorFlow)…"):
+if st.button("Check against Keras autodiff", key="backprop_check"):
+    with st.spinner("Building the same network in Keras (the first check also imports Keras' backend)…"):
         try:
             check = formulas.check_backprop_against_keras(network, point, sample_label)
         except ZooError as error:
@@ -371,7 +371,7 @@ pool_column.plotly_chart(
     key="conv_pool_chart",
 )
 if st.button("Check against keras.layers.Conv2D with the same kernel", key="conv_check"):
-    with st.spinner("Running the same kernel through Keras (the first check also imports TensorFlow)…"):
+    with st.spinner("Running the same kernel through Keras (the first check also imports Keras' backend)…"):
         check = formulas.check_convolution_against_keras(image, kernel)
     verdict = st.success if check.passed else st.error
     verdict(

@@ -177,6 +177,7 @@ def show_run(live: bool) -> bool:
     current = ui.run_store().get(run.id)
     st.markdown(
         f"**Run {current.id}** · {current.status} · {current.device.upper()} · "
+        f"{current.spec.backend} · "
         f"{current.data_source or 'data loading…'}"
     )
     if current.is_active or current.progress:

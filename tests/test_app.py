@@ -155,6 +155,7 @@ def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, mnist_np
     app = open_page()
     sidebar = texts(app.sidebar.caption)
     assert "Device:" in sidebar and ("CPU" in sidebar or "GPU" in sidebar)
+    assert "Backend:** tensorflow" in sidebar
     assert "embedded MNIST subset" in sidebar and "ZOO_MNIST" in sidebar
     live_links = [link.proto for link in app.sidebar.get("page_link") if link.proto.label.startswith("Live")]
     assert [link.label for link in live_links] == [f"Live: cnn run {run_id}"]

@@ -64,7 +64,7 @@ def test_train_cnn_runs_to_completion_and_prints_the_run(trained_t1):
         and "first 500 training images" in run["data_source"]
     )
     lines = trained_t1["stderr"].splitlines()
-    assert lines[0] == f"run {run['id']}: cnn queued on cpu"
+    assert lines[0] == f"run {run['id']}: cnn queued on cpu with tensorflow"
     assert any(line.startswith("epoch 1/1 [") for line in lines)  # the progress bar
 
 

@@ -238,15 +238,15 @@ def test_truncated_and_animated_files_are_refused(mnist_test):
 
 
 def test_predictor_is_compiled_and_warm_when_built(predictor, mnist_test):
-    traced = predictor._probabilities.experimental_get_tracing_count()
-    inspected = predictor._inspect.experimental_get_tracing_count()
+    traced = predictor._probabilities.compilations()
+    inspected = predictor._inspect.compilations()
     assert traced == 1 and inspected == 1  # traced while loading, before any user digit
     digit = mnist_test[0][0] / 255
     probabilities = predictor.predict(digit)
     expected = np.asarray(predictor.model(digit.reshape(1, 28, 28, 1), training=False))[0]
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     predictor.predict(mnist_test[0][1] / 255)
-    assert predictor._probabilities.experimental_get_tracing_count() == 1  # no retracing per digit
+    assert predictor._probabilities.compilations() == 1  # no retracing per digit
 
 
 def test_inspection_shows_every_convolution_and_a_saliency_map(predictor, mnist_test):

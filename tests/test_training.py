@@ -75,6 +75,7 @@ def test_the_cnn_spec_defaults_are_the_articles():
         "seed": 0,
         "steps_per_execution": 1,
         "device": "auto",
+        "backend": "auto",
         "mixed_precision": False,
         "augment": False,
         "model_name": None,

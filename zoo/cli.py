@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from zoo.backend import BACKENDS
 from zoo.errors import ZooError
 
 EXIT_ERROR = 1
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--noise", type=float, help="binary: noise of the points")
     train.add_argument("--test-fraction", type=float, help="binary: share of points held out for testing")
     train.add_argument("--device", choices=["auto", "cpu"])
+    train.add_argument(
+        "--backend",
+        choices=["auto", *BACKENDS],
+        help="Keras backend the run trains with (default: auto, KERAS_BACKEND or tensorflow)",
+    )
     train.add_argument(
         "--mixed-precision", action="store_true", default=None, help="float16 compute (GPU only)"
     )
@@ -178,7 +184,8 @@ def command_train(arguments: argparse.Namespace) -> int:
     spec = TrainSpec.cnn(**options) if arguments.model == "cnn" else TrainSpec.binary(**options)
     store = open_run_store()
     run_id = jobs.submit(spec, store)
-    print(f"run {run_id}: {spec.model} queued on {jobs.detect_device()}", file=sys.stderr)
+    queued = store.get(run_id)
+    print(f"run {run_id}: {spec.model} queued on {queued.device} with {queued.spec.backend}", file=sys.stderr)
     run = follow_run(store, run_id)
     if arguments.json:
         print(json.dumps(run.summary(), indent=2))

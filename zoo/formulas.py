@@ -1,9 +1,9 @@
 """Plain numpy reference math for the Learn page: every formula of the articles, computed by hand.
 
-Each formula here is checked against Keras in tests/test_formulas.py (backprop against GradientTape,
+Each formula here is checked against Keras in tests/test_formulas.py (backprop against Keras' autodiff,
 the optimizers against ``keras.optimizers``, the convolution against ``keras.layers.Conv2D``). The
 ``keras_*`` functions are those Keras counterparts; they import Keras lazily, so the rest of this
-module (and the Learn page) never pays TensorFlow's import time.
+module (and the Learn page) never pays the import time of Keras' backend.
 """
 
 from __future__ import annotations
@@ -331,42 +331,24 @@ def backprop(weights: NetworkWeights, inputs, labels, learning_rate: float = 0.1
 
 
 def keras_backprop_gradients(weights: NetworkWeights, inputs, labels) -> tuple[float, NetworkWeights]:
-    """The loss and gradients that Keras' automatic differentiation (TensorFlow GradientTape) computes.
+    """The loss and gradients that Keras' automatic differentiation computes (on its active backend).
 
     Uses the app's own ``zoo.models.build_binary_classifier`` with ``weights`` set, and Keras'
     ``BinaryCrossentropy`` loss, the one training uses.
-
-    Raises:
-        ZooError: Keras runs on a backend other than TensorFlow.
     """
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        raise ZooError(
-            "the autodiff check uses TensorFlow's GradientTape, but Keras runs on "
-            f"{keras.backend.backend()!r}: "
-            "set KERAS_BACKEND=tensorflow."
-        )
-    import tensorflow as tf
-
+    from zoo import backend
     from zoo.models import build_binary_classifier
 
     x = np.atleast_2d(np.asarray(inputs, dtype=np.float32))
     y = np.asarray(labels, dtype=np.float32).reshape(-1, 1)
     model = build_binary_classifier((weights.hidden_bias.size,), "sigmoid")
     model.set_weights([np.asarray(array, dtype=np.float32) for array in weights.arrays()])
-    with tf.GradientTape() as tape:
-        loss_value = keras.losses.BinaryCrossentropy()(y, model(x, training=True))
-    variables = [
-        model.get_layer("hidden1").kernel,
-        model.get_layer("hidden1").bias,
-        model.get_layer("probability").kernel,
-        model.get_layer("probability").bias,
-    ]
-    kernel_1, bias_1, kernel_2, bias_2 = (
-        gradient.numpy().astype(np.float64) for gradient in tape.gradient(loss_value, variables)
-    )
-    return float(loss_value), NetworkWeights(kernel_1, bias_1, kernel_2, bias_2)
+    result = backend.current().weight_gradients(model, keras.losses.BinaryCrossentropy(), x, y)
+    # trainable_variables lists the layers in order, each kernel before its bias
+    kernel_1, bias_1, kernel_2, bias_2 = (gradient.astype(np.float64) for gradient in result.gradients)
+    return result.loss, NetworkWeights(kernel_1, bias_1, kernel_2, bias_2)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ anti-aliased) and placing it in a 28x28 field with its centre of mass at pixel (
 ``preprocess`` repeats exactly that for a canvas drawing or an image file, one testable
 function per step, and keeps every intermediate image so the app can show what the model sees.
 
-``Predictor`` wraps a loaded CNN in compiled TensorFlow functions (``model.predict`` costs
-about 50 ms for one digit on a small CPU; a compiled call costs about 1 ms) and warms them
-up, so the first prediction a person asks for pays no tracing delay.
+``Predictor`` wraps a loaded CNN in functions compiled by Keras' backend (``zoo.backend``;
+``model.predict`` costs about 50 ms for one digit on a small CPU, a compiled call about 1 ms)
+and warms them up, so the first prediction a person asks for pays no tracing delay.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import keras
 
 MNIST_SIDE = 28
+_BATCH_SHAPE = (1, MNIST_SIDE, MNIST_SIDE, 1)  # the predictor's one compiled input shape
 DIGIT_BOX_SIDE = 20
 MNIST_CENTRE = 14.0  # MNIST digits have their centre of mass at pixel index (14, 14)
 NUM_DIGITS = 10
@@ -392,7 +393,8 @@ class Predictor:
 
     def __init__(self, model: keras.Model) -> None:
         import keras
-        import tensorflow as tf
+
+        from zoo import backend
 
         self.model = model
         self.conv_layer_names = [
@@ -400,21 +402,9 @@ class Predictor:
         ]
         conv_outputs = [model.get_layer(name).output for name in self.conv_layer_names]
         inspect_model = keras.Model(model.inputs, [*conv_outputs, model.outputs[0]])
-        signature = [tf.TensorSpec([1, MNIST_SIDE, MNIST_SIDE, 1], tf.float32)]
-
-        @tf.function(input_signature=signature)
-        def probabilities(batch):
-            return model(batch, training=False)
-
-        @tf.function(input_signature=signature)
-        def inspect(batch):
-            with tf.GradientTape() as tape:
-                tape.watch(batch)
-                outputs = inspect_model(batch, training=False)
-                predicted = tf.reduce_max(outputs[-1][0])
-            return outputs, tape.gradient(predicted, batch)
-
-        self._probabilities, self._inspect = probabilities, inspect
+        implementation = backend.current()
+        self._probabilities = implementation.compile_predictor(model, _BATCH_SHAPE)
+        self._inspect = implementation.compile_inspector(inspect_model, _BATCH_SHAPE)
         # Trace both functions now, so that the first digit a person draws answers at full speed.
         warm_up = np.zeros((MNIST_SIDE, MNIST_SIDE), np.float32)
         self.predict(warm_up)
@@ -435,18 +425,17 @@ class Predictor:
 
     def predict(self, digit: np.ndarray) -> np.ndarray:
         """Probabilities (10,) of the ten digits for one (28, 28) digit in [0, 1]."""
-        return np.asarray(self._probabilities(_as_batch(digit)))[0]
+        return self._probabilities(_as_batch(digit))[0]
 
     def inspect(self, digit: np.ndarray) -> Inspection:
         """Probabilities, the feature maps of every convolution layer and a saliency map for one digit."""
         outputs, gradient = self._inspect(_as_batch(digit))
-        saliency = np.abs(np.asarray(gradient)[0, :, :, 0])
+        saliency = np.abs(gradient[0, :, :, 0])
         peak = float(saliency.max())
         return Inspection(
-            probabilities=np.asarray(outputs[-1])[0],
+            probabilities=outputs[-1][0],
             feature_maps={
-                name: np.asarray(maps)[0]
-                for name, maps in zip(self.conv_layer_names, outputs[:-1], strict=True)
+                name: maps[0] for name, maps in zip(self.conv_layer_names, outputs[:-1], strict=True)
             },
             saliency=saliency / peak if peak > 0 else saliency,
         )
@@ -456,7 +445,7 @@ def _as_batch(digit: np.ndarray) -> np.ndarray:
     array = np.asarray(digit, dtype=np.float32)
     if array.shape != (MNIST_SIDE, MNIST_SIDE):
         raise ZooError(f"a digit of shape {array.shape} was given; the model reads (28, 28) in [0, 1].")
-    return array.reshape(1, MNIST_SIDE, MNIST_SIDE, 1)
+    return array.reshape(_BATCH_SHAPE)
 
 
 def predict_digit(predictor: Predictor, pixels: np.ndarray) -> Prediction:

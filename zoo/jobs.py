@@ -18,6 +18,7 @@ import time
 import traceback
 from typing import Any
 
+from zoo.backend import worker_environment
 from zoo.data import load_mnist
 from zoo.errors import RunError, ZooError
 from zoo.paths import ensure_directory, zoo_home
@@ -64,6 +65,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
             (checked here, before anything starts).
         RunError: the worker process could not be started (the run is then closed as failed).
     """
+    spec = spec.resolved()
     spec.validate()
     if spec.model == "cnn" and spec.mnist_source not in ("auto", "embedded"):
         load_mnist(spec.mnist_source)  # a bad file is refused now, not after a worker started
@@ -71,7 +73,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     device = "cpu" if spec.device == "cpu" else detect_device()
     run_id = store.create_run(spec, device)
     log_path = ensure_directory(store.log_path(run_id).parent) / f"{run_id}.log"
-    environment = {**os.environ, "ZOO_HOME": str(zoo_home()), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    environment = {**os.environ, "ZOO_HOME": str(zoo_home()), **worker_environment(spec.backend, None)}
     if device == "cpu":
         environment["CUDA_VISIBLE_DEVICES"] = ""
     try:

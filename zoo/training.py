@@ -6,6 +6,7 @@ and asks ``should_stop`` whether to stop; ``zoo.jobs`` connects both to the run 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from zoo import data as datasets
+from zoo.backend import BACKENDS, configured_name
 from zoo.errors import ZooError
 from zoo.models import ACTIVATIONS, OPTIMIZERS, check_conv_filters, check_hidden_units
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 MODEL_KINDS = ("cnn", "binary")
 DEVICES = ("auto", "cpu")
+BACKEND_CHOICES = ("auto", *BACKENDS)
 REPORT_INTERVAL_SECONDS = 0.25
 SURFACE_RESOLUTION = 40
 # A loss this many times its first value has exploded: with the loss computed from logits it can grow
@@ -60,6 +63,7 @@ class TrainSpec:
     seed: int = 0
     steps_per_execution: int = 1  # >1 runs that many batches per compiled call: faster, coarser stop
     device: str = "auto"
+    backend: str = "auto"  # the Keras backend: "auto" (the host's, KERAS_BACKEND), tensorflow, jax or torch
     mixed_precision: bool = False
     augment: bool = False  # CNN: each epoch sees freshly rotated, scaled, shifted, slanted, re-stroked digits
     model_name: str | None = None
@@ -104,6 +108,12 @@ class TrainSpec:
         spec.validate()
         return spec
 
+    def resolved(self) -> TrainSpec:
+        """This spec with ``backend`` made concrete (``auto`` becomes the host's configured backend)."""
+        if self.backend != "auto":
+            return self
+        return dataclasses.replace(self, backend=configured_name())
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (tuples become lists)."""
         return {
@@ -120,6 +130,10 @@ class TrainSpec:
             (
                 self.device in DEVICES,
                 f"device {self.device!r}: choose 'auto' (GPU when there is one) or 'cpu'",
+            ),
+            (
+                self.backend in BACKEND_CHOICES,
+                f"backend {self.backend!r}: choose one of {', '.join(BACKEND_CHOICES)}",
             ),
             (
                 _is_number(self.learning_rate) and 0 < self.learning_rate <= 10,
@@ -286,8 +300,6 @@ def fit(
     keras.utils.set_random_seed(spec.seed)
     data = data or load_training_data(spec)
     reporter.event("data", data.source)
-    with distribution_scope(spec, reporter):
-        model = build_model(spec)
     validation = {"validation_split": spec.validation_split} if spec.validation_split else {}
     if spec.model == "binary":
         validation = {"validation_data": (data.x_test, data.y_test.astype(np.float32))}
@@ -304,14 +316,17 @@ def fit(
         batch_size=spec.batch_size,
         surface_points=data.x_train if spec.model == "binary" else None,
     )
-    history = model.fit(
-        **inputs,
-        epochs=spec.num_epochs,
-        verbose=0,
-        shuffle=True,
-        callbacks=[callback],
-        **validation,
-    )
+    # JAX shards the data at fit time, so the scope spans the fit, not only the building.
+    with distribution_scope(spec, reporter):
+        model = build_model(spec)
+        history = model.fit(
+            **inputs,
+            epochs=spec.num_epochs,
+            verbose=0,
+            shuffle=True,
+            callbacks=[callback],
+            **validation,
+        )
     rows = [
         {"epoch": index + 1, **{name: float(values[index]) for name, values in history.history.items()}}
         for index in range(len(history.epoch))
@@ -476,19 +491,21 @@ def decision_surface(
     }
 
 
-def distribution_scope(spec: TrainSpec, reporter: ProgressReporter):
-    """The scope to build the model in: MirroredStrategy over several GPUs, the default otherwise.
+def distribution_scope(spec: TrainSpec, reporter: ProgressReporter) -> contextlib.AbstractContextManager:
+    """The scope to build and train the model in: data-parallel over several GPUs, plain otherwise.
 
-    ``ZOO_MIRRORED_DEVICES`` (comma-separated TensorFlow device names, e.g. ``/gpu:0,/gpu:2``)
-    picks the devices to mirror over instead: a subset of the GPUs, or logical CPUs to exercise
-    the strategy on a machine without GPUs.
+    ``ZOO_MIRRORED_DEVICES`` (comma-separated device names of the backend, e.g. ``/gpu:0,/gpu:2`` on
+    TensorFlow, ``gpu:0,gpu:1`` on JAX) picks the devices instead: a subset of the GPUs, or logical
+    CPUs to exercise data parallelism on a machine without GPUs.
 
     Mixed precision is turned on only on a GPU; asked for on a CPU, it is reported and skipped.
     """
     import keras
-    import tensorflow as tf
 
-    gpus = tf.config.list_logical_devices("GPU")
+    from zoo import backend
+
+    implementation = backend.current()
+    gpus = implementation.gpus()
     if spec.mixed_precision:
         if gpus:
             keras.mixed_precision.set_global_policy("mixed_float16")
@@ -497,23 +514,26 @@ def distribution_scope(spec: TrainSpec, reporter: ProgressReporter):
     chosen = os.environ.get("ZOO_MIRRORED_DEVICES", "")
     devices = [name.strip() for name in chosen.split(",") if name.strip()] or [gpu.name for gpu in gpus]
     if len(devices) > 1:
-        reporter.event("strategy", f"MirroredStrategy over {len(devices)} devices: {', '.join(devices)}")
-        return tf.distribute.MirroredStrategy(devices).scope()
-    return tf.distribute.get_strategy().scope()
+        reporter.event(
+            "strategy", f"{implementation.data_parallel} over {len(devices)} devices: {', '.join(devices)}"
+        )
+        return implementation.distribution_scope(devices)
+    return contextlib.nullcontext()
 
 
 def describe_environment() -> dict[str, Any]:
-    """The devices TensorFlow sees and the library versions, recorded with every run."""
+    """The backend, the devices it sees and the library versions, recorded with every run."""
     import keras
-    import tensorflow as tf
 
+    from zoo import backend
+
+    implementation = backend.current()
     return {
-        "devices": [
-            {"name": device.name, "type": device.device_type} for device in tf.config.list_logical_devices()
-        ],
+        "backend": implementation.name,
+        "devices": [{"name": device.name, "type": device.type} for device in implementation.devices()],
         "versions": {
             "python": platform.python_version(),
-            "tensorflow": tf.__version__,
+            implementation.name: implementation.version(),
             "keras": keras.__version__,
             "numpy": np.__version__,
         },

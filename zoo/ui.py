@@ -82,6 +82,13 @@ def _run_store(path: str) -> RunStore:
     return RunStore(path)
 
 
+def backend_name() -> str:
+    """The Keras backend new runs train with here (read without importing Keras)."""
+    from zoo.backend import configured_name
+
+    return configured_name()
+
+
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:
     """Which GPU(s) this host trains on, or its CPU (asks nvidia-smi once per server)."""

@@ -1,0 +1,387 @@
+"""The one place that imports TensorFlow, JAX or PyTorch: one class per Keras 3 backend, one interface.
+
+Everything else in Zoo Studio speaks Keras 3 (``import keras``, ``keras.ops``). What Keras does not
+offer in a backend-neutral form lives here: the compiled one-digit predictor and its input gradient
+(Draw's saliency map), the weight gradients of a loss (the Learn page's autodiff check), the
+multi-device scope (TensorFlow ``MirroredStrategy``, JAX ``keras.distribution.DataParallel``),
+device listing and per-run memory limits.
+
+Keras fixes its backend when it is first imported (``KERAS_BACKEND``, else ``keras.json``, else
+TensorFlow); ``current()`` returns the implementation for the backend Keras runs on.
+``configured_name()`` and ``worker_environment()`` answer without importing Keras, so pages and the
+process that starts workers stay light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ZooError
+
+if TYPE_CHECKING:  # numpy too: the CLI reads BACKENDS from here and starts faster without it
+    import keras
+    import numpy as np
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT_BACKEND = "tensorflow"
+# Set on a worker that shares a GPU with other runs: the fraction of the GPU's memory it may take.
+MEMORY_FRACTION_VARIABLE = "ZOO_GPU_MEMORY_FRACTION"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled call on numpy batches, and how many times the backend has compiled it so far
+    (one per input shape: more would mean it recompiles for every digit)."""
+
+    call: Callable[[np.ndarray], Any]
+    compilations: Callable[[], int]
+
+    def __call__(self, batch: np.ndarray) -> Any:
+        return self.call(batch)
+
+
+@dataclass(frozen=True)
+class Device:
+    """One device a backend can compute on, as that backend names it."""
+
+    name: str
+    type: str  # "CPU" or "GPU"
+
+
+@dataclass(frozen=True)
+class WeightGradients:
+    """A loss and its gradient for each trainable variable of a model (same order)."""
+
+    loss: float
+    gradients: list[np.ndarray]
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a Keras 3 backend Zoo Studio supports.
+
+    Raises:
+        ZooError: any other name.
+    """
+    if name not in BACKENDS:
+        raise ZooError(f"backend {name!r}: choose one of {', '.join(BACKENDS)}.")
+    return name
+
+
+def configured_name() -> str:
+    """The backend Keras will use in a new process (``KERAS_BACKEND``, else keras.json), read without
+    importing Keras."""
+    name = os.environ.get("KERAS_BACKEND")
+    if not name:
+        config = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "keras.json"
+        try:
+            name = json.loads(config.read_text()).get("backend")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    return name or DEFAULT_BACKEND
+
+
+def worker_environment(name: str, memory_fraction: float | None) -> dict[str, str]:
+    """Environment variables a worker process needs before it imports Keras.
+
+    Args:
+        name: the backend the worker trains with.
+        memory_fraction: on a GPU shared by several runs, the share of its memory one run may take;
+            None on a CPU or a GPU a run has to itself.
+    """
+    environment = {"KERAS_BACKEND": check_name(name), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # Allocate GPU memory as needed, not all of it at start: several processes may share the GPU.
+    environment |= {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    if memory_fraction is not None:
+        environment[MEMORY_FRACTION_VARIABLE] = f"{memory_fraction:.3f}"
+        environment["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{memory_fraction:.3f}"
+    return environment
+
+
+def current() -> Backend:
+    """The implementation for the backend Keras runs on in this process (imports Keras)."""
+    import keras
+
+    return _implementation(keras.backend.backend())
+
+
+@functools.cache
+def _implementation(name: str) -> Backend:
+    classes = {"tensorflow": TensorFlowBackend, "jax": JaxBackend, "torch": TorchBackend}
+    if name not in classes:
+        raise ZooError(f"Keras runs on {name!r}, which Zoo Studio does not support: use one of {BACKENDS}.")
+    return classes[name]()
+
+
+class Backend:
+    """What Zoo Studio needs from a backend beyond Keras' own API."""
+
+    name = ""
+    data_parallel = ""  # what the multi-device scope is called, for the run's event log
+
+    def version(self) -> str:
+        """The backend library's version."""
+        raise NotImplementedError
+
+    def devices(self) -> list[Device]:
+        """Every device this process can compute on."""
+        raise NotImplementedError
+
+    def gpus(self) -> list[Device]:
+        """The GPUs among ``devices()``."""
+        return [device for device in self.devices() if device.type == "GPU"]
+
+    def compile_predictor(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        """Probabilities (numpy) for batches of ``input_shape``, compiled at the first call."""
+        raise NotImplementedError
+
+    def compile_inspector(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        """``(outputs, gradient)`` for batches of ``input_shape``: every output of ``model`` and the
+        gradient of the first example's top probability (its last output) w.r.t. the input, for
+        saliency maps; numpy, compiled at the first call."""
+        raise NotImplementedError
+
+    def weight_gradients(
+        self, model: keras.Model, loss: Callable, inputs: np.ndarray, targets: np.ndarray
+    ) -> WeightGradients:
+        """``loss(targets, model(inputs, training=True))`` and its gradient for each trainable variable."""
+        raise NotImplementedError
+
+    def distribution_scope(self, device_names: list[str]) -> contextlib.AbstractContextManager:
+        """A scope that builds and trains a model data-parallel over ``device_names`` (two or more)."""
+        raise NotImplementedError
+
+    def limit_memory(self, fraction: float) -> None:
+        """Keep this process within ``fraction`` of each GPU's memory (call before any GPU work)."""
+
+
+class TensorFlowBackend(Backend):
+    """TensorFlow: ``tf.function`` and ``GradientTape``; ``MirroredStrategy`` over several devices."""
+
+    name = "tensorflow"
+    data_parallel = "MirroredStrategy"
+
+    def version(self) -> str:
+        import tensorflow as tf
+
+        return tf.__version__
+
+    def devices(self) -> list[Device]:
+        import tensorflow as tf
+
+        return [Device(device.name, device.device_type) for device in tf.config.list_logical_devices()]
+
+    def compile_predictor(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        import tensorflow as tf
+
+        @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.float32)])
+        def probabilities(batch):
+            return model(batch, training=False)
+
+        return Compiled(
+            lambda batch: _as_numpy(probabilities(batch)), probabilities.experimental_get_tracing_count
+        )
+
+    def compile_inspector(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        import tensorflow as tf
+
+        @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.float32)])
+        def inspect(batch):
+            with tf.GradientTape() as tape:
+                tape.watch(batch)
+                outputs = model(batch, training=False)
+                top = tf.reduce_max(outputs[-1][0])
+            return outputs, tape.gradient(top, batch)
+
+        def call(batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+            outputs, gradient = inspect(batch)
+            return [_as_numpy(output) for output in outputs], _as_numpy(gradient)
+
+        return Compiled(call, inspect.experimental_get_tracing_count)
+
+    def weight_gradients(
+        self, model: keras.Model, loss: Callable, inputs: np.ndarray, targets: np.ndarray
+    ) -> WeightGradients:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = loss(targets, model(inputs, training=True))
+        gradients = tape.gradient(value, model.trainable_variables)
+        return WeightGradients(float(value), [_as_numpy(gradient) for gradient in gradients])
+
+    def distribution_scope(self, device_names: list[str]) -> contextlib.AbstractContextManager:
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy(device_names).scope()
+
+    def limit_memory(self, fraction: float) -> None:
+        import tensorflow as tf
+
+        # TensorFlow caps memory in megabytes, per logical device: growth (set by the environment)
+        # keeps small runs small, the cap keeps one large run from taking the other runs' share.
+        for gpu in tf.config.list_physical_devices("GPU"):
+            total = tf.config.experimental.get_device_details(gpu).get("memory_limit_bytes")
+            if total:
+                megabytes = int(total * fraction / 2**20)
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=megabytes)]
+                )
+
+
+class JaxBackend(Backend):
+    """JAX: ``jax.jit`` over Keras' stateless calls; ``keras.distribution.DataParallel`` over devices.
+
+    Memory is limited by the environment (``XLA_PYTHON_CLIENT_MEM_FRACTION``), read by JAX at start.
+    """
+
+    name = "jax"
+    data_parallel = "DataParallel"
+
+    def version(self) -> str:
+        import jax
+
+        return jax.__version__
+
+    def devices(self) -> list[Device]:
+        import jax
+
+        return [Device(f"{device.platform}:{device.id}", device.platform.upper()) for device in jax.devices()]
+
+    def compile_predictor(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        import jax
+
+        trainable, non_trainable = _variable_values(model)
+
+        @jax.jit
+        def probabilities(trainable, non_trainable, batch):
+            outputs, _ = model.stateless_call(trainable, non_trainable, batch, training=False)
+            return outputs
+
+        return Compiled(
+            lambda batch: _as_numpy(probabilities(trainable, non_trainable, batch)), probabilities._cache_size
+        )
+
+    def compile_inspector(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        import jax
+
+        trainable, non_trainable = _variable_values(model)
+
+        def top_probability(batch, trainable, non_trainable):
+            outputs, _ = model.stateless_call(trainable, non_trainable, batch, training=False)
+            return outputs[-1][0].max(), outputs
+
+        gradient_and_outputs = jax.jit(jax.grad(top_probability, has_aux=True))
+
+        def call(batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+            gradient, outputs = gradient_and_outputs(batch, trainable, non_trainable)
+            return [_as_numpy(output) for output in outputs], _as_numpy(gradient)
+
+        return Compiled(call, gradient_and_outputs._cache_size)
+
+    def weight_gradients(
+        self, model: keras.Model, loss: Callable, inputs: np.ndarray, targets: np.ndarray
+    ) -> WeightGradients:
+        import jax
+
+        trainable, non_trainable = _variable_values(model)
+
+        def loss_of(trainable):
+            outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=True)
+            return loss(targets, outputs)
+
+        value, gradients = jax.value_and_grad(loss_of)(trainable)
+        return WeightGradients(float(value), [_as_numpy(gradient) for gradient in gradients])
+
+    def distribution_scope(self, device_names: list[str]) -> contextlib.AbstractContextManager:
+        import keras
+
+        return keras.distribution.DataParallel(devices=device_names).scope()
+
+
+class TorchBackend(Backend):
+    """PyTorch: eager calls under ``torch.no_grad`` / ``torch.autograd``; one device per run.
+
+    Eager calls need no compiling: their compilation count stays 0.
+    """
+
+    name = "torch"
+
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def devices(self) -> list[Device]:
+        import torch
+
+        gpus = [Device(f"cuda:{index}", "GPU") for index in range(torch.cuda.device_count())]
+        return [Device("cpu", "CPU"), *gpus]
+
+    def compile_predictor(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        import torch
+
+        def probabilities(batch: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return _to_numpy(model(batch, training=False))
+
+        return Compiled(probabilities, _never_compiled)
+
+    def compile_inspector(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
+        import keras
+        import torch
+
+        def call(batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+            inputs = keras.ops.convert_to_tensor(batch).requires_grad_(True)
+            outputs = model(inputs, training=False)
+            (gradient,) = torch.autograd.grad(outputs[-1][0].max(), inputs)
+            return [_to_numpy(output) for output in outputs], _to_numpy(gradient)
+
+        return Compiled(call, _never_compiled)
+
+    def weight_gradients(
+        self, model: keras.Model, loss: Callable, inputs: np.ndarray, targets: np.ndarray
+    ) -> WeightGradients:
+        import torch
+
+        value = loss(targets, model(inputs, training=True))
+        gradients = torch.autograd.grad(value, [variable.value for variable in model.trainable_variables])
+        return WeightGradients(float(value), [_to_numpy(gradient) for gradient in gradients])
+
+    def distribution_scope(self, device_names: list[str]) -> contextlib.AbstractContextManager:
+        raise ZooError(
+            f"the PyTorch backend trains on one device; {len(device_names)} were asked for "
+            "(unset ZOO_MIRRORED_DEVICES, or use KERAS_BACKEND=jax or tensorflow for several devices)."
+        )
+
+    def limit_memory(self, fraction: float) -> None:
+        import torch
+
+        for index in range(torch.cuda.device_count()):
+            torch.cuda.set_per_process_memory_fraction(fraction, index)
+
+
+def _never_compiled() -> int:
+    return 0
+
+
+def _variable_values(model: keras.Model) -> tuple[list[Any], list[Any]]:
+    return (
+        [variable.value for variable in model.trainable_variables],
+        [variable.value for variable in model.non_trainable_variables],
+    )
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(value)
+
+
+def _to_numpy(tensor: Any) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
