@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from zoo.store import ModelStore
 
@@ -170,3 +171,45 @@ def test_a_bad_data_file_is_one_line_and_starts_no_run(tmp_path):
         f"error: {bad} is not an .npz file (a zip archive of arrays); give a Keras mnist.npz file."
     ]
     assert json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout) == []
+
+
+def test_digits_add_list_relabel_export_and_delete(tmp_path):
+    one, blank = tmp_path / "one.png", tmp_path / "blank.png"
+    drawing = np.zeros((280, 280), np.uint8)
+    drawing[40:240, 130:150] = 255
+    Image.fromarray(drawing).save(one)
+    Image.fromarray(np.zeros((280, 280), np.uint8)).save(blank)
+    added = succeeded(run_zoo(tmp_path, "digits", "add", "mine", "1", str(one), str(one)))
+    assert added.stdout.strip() == "added 2 digit(s) 1 to mine: 2 digits in the set"
+    refused = run_zoo(tmp_path, "digits", "add", "mine", "1", str(one), str(blank))
+    assert refused.returncode == 1 and refused.stderr.splitlines() == [
+        f"error: {blank}: Draw a digit: there is too little ink to read one."
+    ]
+    sets = json.loads(succeeded(run_zoo(tmp_path, "digits", "list", "--json")).stdout)
+    assert sets == [{"set": "mine", "digits": 2, **{str(d): 2 if d == 1 else 0 for d in range(10)}}]
+    first, second = json.loads(succeeded(run_zoo(tmp_path, "digits", "list", "mine", "--json")).stdout)
+    succeeded(run_zoo(tmp_path, "digits", "relabel", "mine", second["id"], "7"))
+    succeeded(run_zoo(tmp_path, "digits", "export", "mine", str(tmp_path / "mine.npz")))
+    arrays = np.load(tmp_path / "mine.npz")
+    assert arrays["labels"].tolist() == [1, 7] and arrays["digits"].shape == (2, 28, 28)
+    succeeded(run_zoo(tmp_path, "digits", "export", "mine", str(tmp_path / "mine.zip")))
+    assert (tmp_path / "mine.zip").read_bytes()[:2] == b"PK"
+    succeeded(run_zoo(tmp_path, "digits", "delete", "mine", first["id"]))
+    listed = succeeded(run_zoo(tmp_path, "digits", "list", "mine")).stdout
+    assert second["id"] in listed and first["id"] not in listed
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["digits", "add", "mine", "12", "x.png"], "error: label '12' is outside 0-9"),
+        (["digits", "add", "my set", "1", "x.png"], "error: digit set name 'my set' is not allowed"),
+        (["digits", "export", "mine", "out.txt"], "give a path ending in .npz (arrays) or .zip"),
+        (["digits", "export", "mine", "out.npz"], "error: the digit set 'mine' holds no digits"),
+        (["digits", "relabel", "mine", "0" * 32, "3"], "error: the set 'mine' has no digit"),
+    ],
+)
+def test_digits_bad_input_is_one_line(arguments, message, tmp_path):
+    result = run_zoo(tmp_path, *arguments, timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=command_predict)
     add_hub_commands(commands)
+    add_digits_commands(commands)
     return parser
 
 
@@ -153,6 +154,38 @@ def add_hub_commands(commands: Any) -> None:
     tag.add_argument("tag", metavar="TAG")
     tag.add_argument("--revision", default="main", help="branch, tag or commit id (default: main)")
     tag.set_defaults(handler=command_hub_tag)
+
+
+def add_digits_commands(commands: Any) -> None:
+    """``digits add|list|export|relabel|delete``: personal labelled sets for fine-tuning (zoo/digits.py)."""
+    digits = commands.add_parser("digits", help="personal labelled digit sets ('my digits')")
+    digit_commands = digits.add_subparsers(dest="digits_command", required=True, parser_class=OneLineParser)
+    add = digit_commands.add_parser("add", help="add images of one digit to a set (preprocessed as on Draw)")
+    add.add_argument("set_name", metavar="SET")
+    add.add_argument("label", metavar="LABEL", help="the digit the images show, 0-9")
+    add.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files, one digit each")
+    add.set_defaults(handler=command_digits_add)
+
+    listing = digit_commands.add_parser("list", help="the sets, or one set's digits with counts per digit")
+    listing.add_argument("set_name", metavar="SET", nargs="?")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=command_digits_list)
+
+    export = digit_commands.add_parser("export", help="write a set to an .npz or a .zip of PNGs")
+    export.add_argument("set_name", metavar="SET")
+    export.add_argument("path", metavar="PATH", help="ends in .npz or .zip")
+    export.set_defaults(handler=command_digits_export)
+
+    relabel = digit_commands.add_parser("relabel", help="give one digit of a set another label")
+    relabel.add_argument("set_name", metavar="SET")
+    relabel.add_argument("digit_id", metavar="ID")
+    relabel.add_argument("label", metavar="LABEL")
+    relabel.set_defaults(handler=command_digits_relabel)
+
+    delete = digit_commands.add_parser("delete", help="remove one digit of a set")
+    delete.add_argument("set_name", metavar="SET")
+    delete.add_argument("digit_id", metavar="ID")
+    delete.set_defaults(handler=command_digits_delete)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -434,6 +467,97 @@ def command_hub_tag(arguments: argparse.Namespace) -> int:
 
     commit = hub.tag_revision(arguments.repo_id, arguments.tag, revision=arguments.revision)
     print(f"tagged {arguments.repo_id} commit {commit} as {arguments.tag}")
+    return 0
+
+
+def command_digits_add(arguments: argparse.Namespace) -> int:
+    from zoo.digits import DigitStore, check_label, check_set_name
+    from zoo.inference import load_image, preprocess
+
+    check_set_name(arguments.set_name)
+    label = check_label(arguments.label)
+    read = []
+    for image in arguments.images:  # all are read first: one unreadable image adds none of them
+        pixels = load_image(image)
+        preprocessed = preprocess(pixels)
+        if preprocessed.is_blank:
+            raise ZooError(f"{image}: {preprocessed.message}")
+        read.append((pixels, preprocessed.digit))
+    store = DigitStore()
+    for pixels, digit in read:
+        store.add(arguments.set_name, label, pixels, digit)
+    counts = store.counts(arguments.set_name)
+    print(f"added {len(read)} digit(s) {label} to {arguments.set_name}: {sum(counts)} digits in the set")
+    return 0
+
+
+def command_digits_list(arguments: argparse.Namespace) -> int:
+    from zoo.digits import DigitStore
+
+    store = DigitStore()
+    if arguments.set_name is None:
+        counts = {name: store.counts(name) for name in store.set_names()}
+        rows = [
+            {"set": name, "digits": sum(each), **{str(digit): count for digit, count in enumerate(each)}}
+            for name, each in counts.items()
+        ]
+        print_rows(
+            rows,
+            arguments.json,
+            ["set", "digits", *map(str, range(10))],
+            empty="no digit sets yet: correct a reading on the Draw page, or `python -m zoo digits add`",
+        )
+        return 0
+    rows = [
+        {
+            "id": digit.id,
+            "label": digit.label,
+            "added": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(digit.created_at)),
+        }
+        for digit in store.digits(arguments.set_name)
+    ]
+    print_rows(
+        rows,
+        arguments.json,
+        ["id", "label", "added"],
+        empty=f"the set {arguments.set_name!r} holds no digits",
+    )
+    return 0
+
+
+def command_digits_export(arguments: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zoo.digits import DigitStore
+
+    path = Path(arguments.path)
+    exporters = {".npz": DigitStore.export_npz, ".zip": DigitStore.export_zip}
+    if path.suffix not in exporters:
+        raise ZooError(f"{path}: give a path ending in .npz (arrays) or .zip (PNG images).")
+    content = exporters[path.suffix](DigitStore(), arguments.set_name)
+    try:
+        path.write_bytes(content)
+    except OSError as error:
+        raise ZooError(
+            f"{path} cannot be written ({error.strerror or error}); choose another path."
+        ) from None
+    print(f"wrote {arguments.set_name} to {path} ({len(content):,} bytes)")
+    return 0
+
+
+def command_digits_relabel(arguments: argparse.Namespace) -> int:
+    from zoo.digits import DigitStore
+
+    digit = DigitStore().relabel(arguments.set_name, arguments.digit_id, arguments.label)
+    print(f"{arguments.set_name} {digit.id}: now labelled {digit.label}")
+    return 0
+
+
+def command_digits_delete(arguments: argparse.Namespace) -> int:
+    from zoo.digits import DigitStore
+
+    DigitStore().delete(arguments.set_name, arguments.digit_id)
+    print(f"{arguments.set_name} {arguments.digit_id}: deleted")
     return 0
 
 

@@ -1,0 +1,287 @@
+"""My digits: personal labelled sets of drawn digits, kept in the local zoo, never mixed into MNIST silently.
+
+A set is a directory ``$ZOO_HOME/digits/SET/``; each digit is one ``.npz`` file holding the input as
+it was drawn or uploaded (e.g. the 280x280 RGBA canvas), its 28x28 preprocessed form and its label.
+Every write goes to a hidden temporary file that is renamed into place, so a reader never sees half a
+digit, a crash loses nothing already kept, and two sessions adding at the same time each add their own
+file (names are random): both are kept.
+
+The split for fine-tuning is stable: digits are ordered by the time they were added and every fifth
+one is held out for testing, so adding a digit never moves an old one between the two parts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.paths import zoo_home
+
+SIDE = 28
+NUM_DIGITS = 10
+HOLD_OUT_EVERY = 5  # every fifth digit (by time added) is held out for testing
+MIN_FINE_TUNE_DIGITS = HOLD_OUT_EVERY  # fewer digits leave nothing to test on
+DEFAULT_SET = "my-digits"
+SET_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SUFFIX = ".npz"
+
+
+class DigitSetError(ZooError):
+    """A personal digit set, or a digit or label for one, is unusable."""
+
+
+@dataclass(frozen=True)
+class PersonalDigit:
+    """One labelled digit of a personal set (its full-size input is read on demand: ``DigitStore.pixels``)."""
+
+    set_name: str
+    id: str
+    label: int
+    digit: np.ndarray  # (28, 28) float32 in [0, 1], as the model reads it
+    created_at: float
+
+
+@dataclass(frozen=True)
+class FineTuningSplit:
+    """A personal set split for fine-tuning: digits (N, 28, 28) float32 and labels (N,) per part."""
+
+    set_name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def counts(self) -> list[int]:
+        """How many digits of each class the set holds (both parts)."""
+        return np.bincount(np.concatenate([self.y_train, self.y_test]), minlength=NUM_DIGITS).tolist()
+
+
+def check_set_name(name: str) -> str:
+    """Return ``name`` if it can name a digit set.
+
+    Raises:
+        DigitSetError: empty, too long, or characters other than letters, digits, '.', '_' and '-'.
+    """
+    if not isinstance(name, str) or not SET_NAME_PATTERN.fullmatch(name):
+        raise DigitSetError(
+            f"digit set name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit, e.g. {DEFAULT_SET}."
+        )
+    return name
+
+
+def check_label(label: object) -> int:
+    """Return ``label`` as an int if it is a digit 0-9.
+
+    Raises:
+        DigitSetError: anything else (a bool, a float with a fraction, 10, -1, text).
+    """
+    if isinstance(label, bool) or not isinstance(label, int | np.integer | str):
+        raise DigitSetError(f"label {label!r} is not a digit: give a whole number from 0 to 9.")
+    try:
+        value = int(label)
+    except ValueError:
+        raise DigitSetError(f"label {label!r} is not a digit: give a whole number from 0 to 9.") from None
+    if not 0 <= value < NUM_DIGITS:
+        raise DigitSetError(f"label {label!r} is outside 0-9: give the digit that was drawn, 0 to 9.")
+    return value
+
+
+def _check_digit(digit: np.ndarray) -> np.ndarray:
+    array = np.asarray(digit, dtype=np.float32)
+    if array.shape != (SIDE, SIDE) or not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+        raise DigitSetError(
+            f"a preprocessed digit of shape {np.shape(digit)} was given; it must be (28, 28) in [0, 1] "
+            "(what zoo.inference.preprocess returns)."
+        )
+    return array
+
+
+class DigitStore:
+    """Personal digit sets under ``root`` (default: ``$ZOO_HOME/digits``)."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else zoo_home() / "digits"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _set_path(self, set_name: str) -> Path:
+        return self.root / check_set_name(set_name)
+
+    def _digit_path(self, set_name: str, digit_id: str) -> Path:
+        path = self._set_path(set_name) / f"{digit_id}{SUFFIX}"
+        if not re.fullmatch(r"[0-9a-f]{32}", digit_id) or not path.is_file():
+            raise DigitSetError(f"the set {set_name!r} has no digit {digit_id!r}; list it to see its digits.")
+        return path
+
+    def set_names(self) -> list[str]:
+        """The sets that hold at least one digit, by name."""
+        return sorted(
+            path.name for path in self.root.iterdir() if path.is_dir() and any(path.glob(f"*{SUFFIX}"))
+        )
+
+    def add(self, set_name: str, label: object, pixels: np.ndarray, digit: np.ndarray) -> PersonalDigit:
+        """Keep one labelled digit: ``pixels`` as drawn or uploaded, ``digit`` its (28, 28) preprocessed form.
+
+        Raises:
+            DigitSetError: a bad set name or label, or a digit that is not (28, 28) in [0, 1].
+        """
+        value, array = check_label(label), _check_digit(digit)
+        directory = self._set_path(set_name)
+        directory.mkdir(exist_ok=True)
+        digit_id, created_at = uuid.uuid4().hex, time.time()
+        self._write(
+            directory / f"{digit_id}{SUFFIX}",
+            pixels=np.asarray(pixels),
+            digit=array,
+            label=np.int64(value),
+            created_at=np.float64(created_at),
+        )
+        return PersonalDigit(set_name, digit_id, value, array, created_at)
+
+    def _write(self, path: Path, **arrays: np.ndarray) -> None:
+        """Write an .npz next to ``path`` and rename it into place (atomic on one file system)."""
+        temporary = path.with_name(f".tmp-{uuid.uuid4().hex}{SUFFIX}")
+        try:
+            with temporary.open("wb") as handle:
+                np.savez_compressed(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    def digits(self, set_name: str) -> list[PersonalDigit]:
+        """Every digit of the set, oldest first (an unknown set has none)."""
+        directory = self._set_path(set_name)
+        found = []
+        for path in directory.glob(f"*{SUFFIX}") if directory.is_dir() else []:
+            if path.name.startswith("."):
+                continue
+            with np.load(path, allow_pickle=False) as stored:
+                found.append(
+                    PersonalDigit(
+                        set_name,
+                        path.stem,
+                        int(stored["label"]),
+                        stored["digit"].astype(np.float32),
+                        float(stored["created_at"]),
+                    )
+                )
+        return sorted(found, key=lambda digit: (digit.created_at, digit.id))
+
+    def pixels(self, set_name: str, digit_id: str) -> np.ndarray:
+        """The input of one digit as it was drawn or uploaded."""
+        with np.load(self._digit_path(set_name, digit_id), allow_pickle=False) as stored:
+            return stored["pixels"]
+
+    def relabel(self, set_name: str, digit_id: str, label: object) -> PersonalDigit:
+        """Give one digit another label (the file is rewritten and renamed into place)."""
+        value = check_label(label)
+        path = self._digit_path(set_name, digit_id)
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        arrays["label"] = np.int64(value)
+        self._write(path, **arrays)
+        return PersonalDigit(
+            set_name, digit_id, value, arrays["digit"].astype(np.float32), float(arrays["created_at"])
+        )
+
+    def delete(self, set_name: str, digit_id: str) -> None:
+        """Remove one digit."""
+        self._digit_path(set_name, digit_id).unlink()
+
+    def delete_set(self, set_name: str) -> None:
+        """Remove a whole set (renamed away first, so it vanishes in one step)."""
+        path = self._set_path(set_name)
+        if not path.is_dir():
+            raise DigitSetError(
+                f"there is no digit set {set_name!r}; known: {', '.join(self.set_names()) or 'none'}."
+            )
+        retired = self.root / f".old-{uuid.uuid4().hex}"
+        os.rename(path, retired)
+        shutil.rmtree(retired, ignore_errors=True)
+
+    def counts(self, set_name: str) -> list[int]:
+        """How many digits of each class 0-9 the set holds."""
+        return np.bincount([digit.label for digit in self.digits(set_name)], minlength=NUM_DIGITS).tolist()
+
+    def export_npz(self, set_name: str) -> bytes:
+        """The set as an .npz: ``digits`` (N, 28, 28) float32, ``labels`` (N,) int64, ``ids`` and, when all
+        inputs have one shape (the canvas's), ``pixels`` (N, H, W, C) as drawn."""
+        digits = self._nonempty(set_name)
+        arrays = {
+            "digits": np.stack([digit.digit for digit in digits]),
+            "labels": np.asarray([digit.label for digit in digits], dtype=np.int64),
+            "ids": np.asarray([digit.id for digit in digits]),
+        }
+        inputs = [self.pixels(set_name, digit.id) for digit in digits]
+        if len({(array.shape, array.dtype) for array in inputs}) == 1:
+            arrays["pixels"] = np.stack(inputs)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    def export_zip(self, set_name: str) -> bytes:
+        """The set as a zip of PNGs: ``LABEL/ID.png`` (the input as drawn) and ``LABEL/ID-28x28.png``."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for digit in self._nonempty(set_name):
+                for suffix, image in (
+                    ("", self.pixels(set_name, digit.id)),
+                    ("-28x28", (digit.digit * 255).round().astype(np.uint8)),
+                ):
+                    png = io.BytesIO()
+                    array = (
+                        image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).astype(np.uint8)
+                    )
+                    Image.fromarray(array).save(png, format="PNG")
+                    archive.writestr(f"{digit.label}/{digit.id}{suffix}.png", png.getvalue())
+        return buffer.getvalue()
+
+    def _nonempty(self, set_name: str) -> list[PersonalDigit]:
+        digits = self.digits(set_name)
+        if not digits:
+            raise DigitSetError(
+                f"the digit set {set_name!r} holds no digits; add some on the Draw page (correct a reading) "
+                f"or with `python -m zoo digits add {set_name} LABEL IMAGE`."
+            )
+        return digits
+
+    def fine_tuning_split(self, set_name: str) -> FineTuningSplit:
+        """The set's training and held-out parts, checked for fine-tuning.
+
+        Raises:
+            DigitSetError: the set is empty, holds one class only, or is too small to hold out a test part.
+        """
+        digits = self._nonempty(set_name)
+        labels = np.asarray([digit.label for digit in digits])
+        classes = np.unique(labels)
+        if len(classes) < 2:
+            raise DigitSetError(
+                f"the digit set {set_name!r} holds only {labels[0]}s ({len(labels)}); fine-tuning needs at "
+                "least two different digits, or the model would learn to answer one digit for everything."
+            )
+        if len(digits) < MIN_FINE_TUNE_DIGITS:
+            raise DigitSetError(
+                f"the digit set {set_name!r} holds {len(digits)} digits, too few to hold out a test part: "
+                f"add at least {MIN_FINE_TUNE_DIGITS - len(digits)} more (every {HOLD_OUT_EVERY}th is kept "
+                "for testing)."
+            )
+        images = np.stack([digit.digit for digit in digits])
+        held_out = np.arange(len(digits)) % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+        return FineTuningSplit(
+            set_name, images[~held_out], labels[~held_out], images[held_out], labels[held_out]
+        )
