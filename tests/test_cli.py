@@ -137,6 +137,21 @@ BAD_INPUT = {
     "too few points": (["train", "binary", "--samples", "5"], 1, "error: num_samples=5: choose between 20"),
     "four convolutions": (["train", "cnn", "--filters", "8,8,8,8"], 1, "error: conv_filters=(8, 8, 8, 8)"),
     "augmenting points": (["train", "binary", "--augment"], 1, "error: augment: only the CNN's digits"),
+    "a digit set without a base model": (
+        ["train", "cnn", "--digits", "mine"],
+        1,
+        "error: digits_set='mine': fine-tuning on a digit set continues a trained CNN",
+    ),
+    "an unknown base model": (
+        ["train", "cnn", "--base", "nosuch", "--digits", "mine"],
+        1,
+        "no model named 'nosuch'",
+    ),
+    "an empty digit set": (
+        ["train", "cnn", "--base", "mnist-cnn", "--digits", "mine"],
+        1,
+        "'mine' holds no digits",
+    ),
     "unknown point set": (
         ["train", "binary", "--dataset", "swirls"],
         1,

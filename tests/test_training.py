@@ -78,6 +78,8 @@ def test_the_cnn_spec_defaults_are_the_articles():
         "backend": "auto",
         "mixed_precision": False,
         "augment": False,
+        "base_model": None,
+        "digits_set": None,
         "model_name": None,
     }
     model = build_model(spec)

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CNN: train on digits freshly rotated, scaled, shifted, slanted, thickened or thinned",
     )
+    train.add_argument("--base", dest="base_model", help="CNN: continue training this model of the local zoo")
+    train.add_argument(
+        "--digits",
+        dest="digits_set",
+        help="with --base: fine-tune on this personal digit set mixed with MNIST",
+    )
     train.add_argument("--name", dest="model_name", help="name of the model in the local zoo")
     train.add_argument("--json", action="store_true", help="print the finished run as JSON")
     train.set_defaults(handler=command_train)
@@ -116,6 +122,11 @@ def add_hub_commands(commands: Any) -> None:
     push.add_argument("--private", action="store_true", help="create the repo as private (when it is new)")
     push.add_argument("--message", help="commit message")
     push.add_argument("--tag", help="tag the new commit, e.g. v1")
+    push.add_argument(
+        "--include-digits",
+        action="store_true",
+        help="a fine-tuned model: also push its personal digit set (digits.npz); not pushed otherwise",
+    )
     push.add_argument("--json", action="store_true")
     push.set_defaults(handler=command_push)
 
@@ -215,6 +226,10 @@ def command_train(arguments: argparse.Namespace) -> int:
         name: getattr(arguments, name) for name in fields if getattr(arguments, name, None) is not None
     }
     spec = TrainSpec.cnn(**options) if arguments.model == "cnn" else TrainSpec.binary(**options)
+    if spec.base_model is not None:
+        from zoo.store import install_starter_models
+
+        install_starter_models()  # so the shipped starter can be fine-tuned on a fresh machine
     store = open_run_store()
     run_id = jobs.submit(spec, store)
     queued = store.get(run_id)
@@ -396,6 +411,7 @@ def command_push(arguments: argparse.Namespace) -> int:
         private=arguments.private,
         message=arguments.message,
         tag=arguments.tag,
+        include_digits=arguments.include_digits,
     )
     if arguments.json:
         print(json.dumps(dataclasses.asdict(result), indent=2))

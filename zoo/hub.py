@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 HUB_FORMAT = "zoo-studio-hub/1"
 ZOO_CONFIG_FILE = "zoo.json"  # not config.json: that name belongs to Keras' model config
 CARD_FILE = "README.md"
+DIGITS_FILE = "digits.npz"  # a fine-tuned model's personal digits, pushed only when asked for
 KERAS_CONFIG_FILE = "config.json"
 KERAS_WEIGHTS_FILE = "model.weights.h5"
 KERAS_ARCHIVE_MEMBERS = (KERAS_CONFIG_FILE, "metadata.json", KERAS_WEIGHTS_FILE)
@@ -238,11 +239,13 @@ def push(
     message: str | None = None,
     tag: str | None = None,
     store: ModelStore | None = None,
+    include_digits: bool = False,
 ) -> PushResult:
     """Upload a model of the local zoo to ``repo_id`` in one commit, with a generated model card.
 
     The repo is created when missing (``private`` applies then). A card that already exists keeps
-    its hand-written text; only its metadata and the generated section are replaced.
+    its hand-written text; only its metadata and the generated section are replaced. The personal
+    digits a model was fine-tuned on go along (``digits.npz``) only with ``include_digits``.
 
     Raises:
         HubError: bad repo id or tag, no or bad token, no write access, hub unreachable.
@@ -263,6 +266,8 @@ def push(
         _write_json(
             folder / ZOO_CONFIG_FILE, {**entry.config, "format": HUB_FORMAT, "model_name": entry.name}
         )
+        if include_digits:
+            (folder / DIGITS_FILE).write_bytes(_personal_digits(entry))
         with _hub_errors(f"push to {repo_id}", token):
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
             if tag is not None:
@@ -572,6 +577,7 @@ def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> st
             f"| {key} | {_format_value(value)} |" for key, value in sorted(spec.items()) if value is not None
         ]
     lines += ["", "## Training data", "", str(entry.config.get("data_source") or "not recorded")]
+    lines += _fine_tuning_lines(entry)
     history = _read_history(entry.path / HISTORY_FILE)
     if history:
         columns = [column for column in history[0] if column != "epoch"]
@@ -606,6 +612,50 @@ def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> st
         CARD_END,
     ]
     return "\n".join(lines)
+
+
+def _personal_digits(entry: ModelEntry) -> bytes:
+    """The .npz export of the personal set a fine-tuned model learnt from.
+
+    Raises:
+        HubError: the model was not fine-tuned on a digit set.
+        DigitSetError: the set is gone or empty now.
+    """
+    from zoo.digits import DigitStore
+
+    set_name = (entry.config.get("lineage") or {}).get("digits_set")
+    if not set_name:
+        raise HubError(f"{entry.name!r} was not fine-tuned on personal digits, so there are none to push.")
+    return DigitStore().export_npz(set_name)
+
+
+def _fine_tuning_lines(entry: ModelEntry) -> list[str]:
+    """The card's "Fine-tuning" section: base model, personal digits, and accuracy before and after."""
+    lineage = entry.config.get("lineage")
+    if not lineage:
+        return []
+    lines = ["", "## Fine-tuning", ""]
+    if lineage.get("digits_set"):
+        counts = ", ".join(f"{digit}: {count}" for digit, count in enumerate(lineage["personal_counts"]))
+        lines.append(
+            f"Fine-tuned from `{lineage['base_model']}` on "
+            f"{lineage['personal_train_digits'] + lineage['personal_test_digits']} personal digits "
+            f"(set `{lineage['digits_set']}`; per digit {counts}): {lineage['personal_train_digits']} "
+            f"trained on, each {lineage['personal_copies']} times among {lineage['mnist_train_digits']:,} "
+            f"MNIST training digits, and {lineage['personal_test_digits']} held out."
+        )
+    else:
+        lines.append(f"Training continued from `{lineage['base_model']}`.")
+    scores = entry.metrics.get("fine_tuning")
+    if scores:
+        lines += ["", "| accuracy | before | after |", "|---|---|---|"]
+        for key, label in (
+            ("mnist_accuracy", "MNIST test digits"),
+            ("personal_accuracy", "held-out personal digits"),
+        ):
+            if key in scores["before"]:
+                lines.append(f"| {label} | {scores['before'][key]:.4f} | {scores['after'][key]:.4f} |")
+    return lines
 
 
 def _dataset_of(entry: ModelEntry) -> tuple[str, str]:

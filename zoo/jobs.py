@@ -23,7 +23,7 @@ from zoo.data import load_mnist
 from zoo.errors import RunError, ZooError
 from zoo.paths import ensure_directory, zoo_home
 from zoo.runs import Run, RunStore
-from zoo.training import TrainSpec
+from zoo.training import TrainSpec, check_fine_tuning
 
 QUEUE_POLL_SECONDS = 0.2
 HEARTBEAT_SECONDS = 1.0
@@ -69,6 +69,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     spec.validate()
     if spec.model == "cnn" and spec.mnist_source not in ("auto", "embedded"):
         load_mnist(spec.mnist_source)  # a bad file is refused now, not after a worker started
+    check_fine_tuning(spec)  # so is a missing base model or a digit set unfit for fine-tuning
     store = store or RunStore()
     device = "cpu" if spec.device == "cpu" else detect_device()
     run_id = store.create_run(spec, device)
@@ -160,7 +161,7 @@ def run_worker(run_id: str, store: RunStore) -> int:
         if result.status == "diverged":
             store.finish(run_id, "diverged", message=result.message)
             return 0
-        model_name = _save_model(run, result, data.source)
+        model_name = _save_model(run, result, data)
         message = "stopped on request; the model as it stood is saved" if result.status == "stopped" else None
         store.finish(
             run_id, result.status, message=message, final_metrics=result.evaluation, model_name=model_name
@@ -184,7 +185,7 @@ def _beat_heart(store: RunStore, run_id: str, finished: threading.Event) -> None
         finished.wait(HEARTBEAT_SECONDS)
 
 
-def _save_model(run: Run, result: Any, data_source: str) -> str:
+def _save_model(run: Run, result: Any, data: Any) -> str:
     from zoo.store import ModelStore
 
     models = ModelStore()
@@ -192,10 +193,12 @@ def _save_model(run: Run, result: Any, data_source: str) -> str:
     config = {
         "kind": run.kind,
         "spec": run.spec.to_dict(),
-        "data_source": data_source,
+        "data_source": data.source,
         "run_id": run.id,
         "status": result.status,
     }
+    if data.lineage is not None:
+        config["lineage"] = data.lineage.to_dict()
     models.save(result.model, name, config=config, metrics=result.evaluation, history=result.history)
     return name
 

@@ -66,6 +66,8 @@ class TrainSpec:
     backend: str = "auto"  # the Keras backend: "auto" (the host's, KERAS_BACKEND), tensorflow, jax or torch
     mixed_precision: bool = False
     augment: bool = False  # CNN: each epoch sees freshly rotated, scaled, shifted, slanted, re-stroked digits
+    base_model: str | None = None  # CNN: continue training this local-zoo model instead of a new one
+    digits_set: str | None = None  # with base_model: fine-tune on this personal set mixed with MNIST
     model_name: str | None = None
 
     @classmethod
@@ -177,13 +179,21 @@ class TrainSpec:
         if self.model == "cnn":
             checks.append((self.dataset == "mnist", f"dataset {self.dataset!r}: the CNN trains on 'mnist'"))
         else:
-            checks.append((not self.augment, "augment: only the CNN's digits are augmented; turn it off"))
             checks.append(
                 (
                     self.dataset in datasets.POINT_DATASETS,
                     f"dataset {self.dataset!r}: choose one of {datasets.POINT_DATASETS}",
                 )
             )
+            checks.append((not self.augment, "augment: only the CNN's digits are augmented; turn it off"))
+            checks.append((self.base_model is None, "base_model: only a CNN can be fine-tuned"))
+        checks.append(
+            (
+                self.digits_set is None or self.base_model is not None,
+                f"digits_set={self.digits_set!r}: fine-tuning on a digit set continues a trained CNN; "
+                "name it with base_model (--base MODEL)",
+            )
+        )
         for passed, message in checks:
             if not passed:
                 raise ZooError(message + ".")
@@ -193,10 +203,31 @@ class TrainSpec:
             check_conv_filters(self.conv_filters)
         else:
             datasets.check_points_parameters(self.dataset, self.num_samples, self.noise, self.test_fraction)
-        if self.model_name is not None:
-            from zoo.store import check_model_name
+        from zoo.store import check_model_name
 
-            check_model_name(self.model_name)
+        for name in (self.model_name, self.base_model):
+            if name is not None:
+                check_model_name(name)
+        if self.digits_set is not None:
+            from zoo.digits import check_set_name
+
+            check_set_name(self.digits_set)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a fine-tuned model comes from: the model it continued, the personal set and its counts."""
+
+    base_model: str
+    digits_set: str | None
+    personal_train_digits: int
+    personal_test_digits: int
+    personal_counts: tuple[int, ...]  # digits of each class 0-9 in the set
+    personal_copies: int  # each personal training digit appears this many times among the MNIST digits
+    mnist_train_digits: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "personal_counts": list(self.personal_counts)}
 
 
 @dataclass(frozen=True)
@@ -208,6 +239,13 @@ class TrainingData:
     x_test: np.ndarray
     y_test: np.ndarray  # integer labels (digits, or 0/1)
     source: str
+    lineage: Lineage | None = None  # a fine-tuning run's base model and personal set
+    personal_test: tuple[np.ndarray, np.ndarray] | None = None  # the personal set's held-out part
+
+
+# Personal digits make up about this share of a fine-tuning run's training digits (repeated as needed),
+# enough to learn a person's handwriting, too little to forget MNIST's.
+PERSONAL_SHARE = 0.2
 
 
 def load_training_data(spec: TrainSpec) -> TrainingData:
@@ -228,13 +266,75 @@ def load_training_data(spec: TrainSpec) -> TrainingData:
     if spec.max_train_samples is not None and spec.max_train_samples < len(x_train):
         x_train, y_train = x_train[: spec.max_train_samples], y_train[: spec.max_train_samples]
         source += f"; first {spec.max_train_samples:,} training images"
-    return TrainingData(
+    data = TrainingData(
         scale_digits(x_train),
         np.eye(10, dtype=np.float32)[y_train],
         scale_digits(mnist.x_test),
         mnist.y_test.astype(int),
         source,
     )
+    if spec.base_model is not None:
+        data = with_personal_digits(spec, data)
+    return data
+
+
+def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
+    """A fine-tuning run's data: the personal set's training part repeated to about ``PERSONAL_SHARE``
+    of the digits and shuffled in among MNIST's (a validation split then holds both), its held-out
+    part kept aside; the MNIST test set stays the test set.
+
+    Raises:
+        DigitSetError: the set is empty, holds one class, or is too small to hold out a test part.
+    """
+    from zoo.digits import DigitStore
+
+    mnist_count = len(data.x_train)
+    if spec.digits_set is None:
+        lineage = Lineage(spec.base_model, None, 0, 0, (0,) * 10, 0, mnist_count)
+        return dataclasses.replace(data, lineage=lineage)
+    split = DigitStore().fine_tuning_split(spec.digits_set)
+    copies = max(1, math.ceil(PERSONAL_SHARE * mnist_count / ((1 - PERSONAL_SHARE) * len(split.x_train))))
+    x_personal = np.repeat(split.x_train[..., np.newaxis], copies, axis=0)
+    y_personal = np.eye(10, dtype=np.float32)[np.repeat(split.y_train, copies)]
+    order = np.random.default_rng(spec.seed).permutation(mnist_count + len(x_personal))
+    lineage = Lineage(
+        spec.base_model,
+        spec.digits_set,
+        len(split.x_train),
+        len(split.x_test),
+        tuple(split.counts()),
+        copies,
+        mnist_count,
+    )
+    return dataclasses.replace(
+        data,
+        x_train=np.concatenate([data.x_train, x_personal])[order],
+        y_train=np.concatenate([data.y_train, y_personal])[order],
+        source=f"{data.source}; with {len(split.x_train)} personal digits of the set "
+        f"{spec.digits_set!r} ({copies} copies each)",
+        lineage=lineage,
+        personal_test=(split.x_test[..., np.newaxis], split.y_test.astype(int)),
+    )
+
+
+def check_fine_tuning(spec: TrainSpec) -> None:
+    """Refuse a fine-tuning spec whose base model or digit set cannot be used, before a run starts.
+
+    Raises:
+        ModelStoreError: no such model in the local zoo, or it is not a CNN.
+        DigitSetError: the set is unfit for fine-tuning (see ``DigitStore.fine_tuning_split``).
+    """
+    from zoo.digits import DigitStore
+    from zoo.errors import ModelStoreError
+    from zoo.store import ModelStore
+
+    if spec.base_model is None:
+        return
+    entry = ModelStore().entry(spec.base_model)
+    if entry.kind != "cnn":
+        raise ModelStoreError(f"base model {entry.name!r} is a {entry.kind} model; fine-tune a CNN.")
+    if spec.digits_set is not None:
+        DigitStore().fine_tuning_split(spec.digits_set)
 
 
 def scale_digits(images: np.ndarray) -> np.ndarray:
@@ -246,7 +346,11 @@ def build_model(spec: TrainSpec) -> keras.Model:
     """Build and compile the model ``spec`` describes."""
     from zoo import models
 
-    if spec.model == "cnn":
+    if spec.base_model is not None:
+        from zoo.store import ModelStore
+
+        model = ModelStore().load(spec.base_model).model
+    elif spec.model == "cnn":
         model = models.build_mnist_cnn(spec.conv_filters, spec.hidden_units, spec.activation)
     else:
         model = models.build_binary_classifier(spec.hidden_units, spec.activation)
@@ -319,6 +423,7 @@ def fit(
     # JAX shards the data at fit time, so the scope spans the fit, not only the building.
     with distribution_scope(spec, reporter):
         model = build_model(spec)
+        before = fine_tuning_scores(model, data) if spec.base_model is not None else None
         history = model.fit(
             **inputs,
             epochs=spec.num_epochs,
@@ -344,8 +449,24 @@ def fit(
         )
     probabilities = predict_in_batches(model, data.x_test)
     evaluation = evaluate_predictions(data.y_test, probabilities).to_dict()
+    if before is not None:
+        evaluation["fine_tuning"] = {"before": before, "after": fine_tuning_scores(model, data)}
     status = "stopped" if callback.stopped else "completed"
     return FitResult(model, status, rows, evaluation=evaluation)
+
+
+def fine_tuning_scores(model: keras.Model, data: TrainingData) -> dict[str, float | int]:
+    """Accuracy on the MNIST test digits and on the personal set's held-out part, side by side."""
+    scores: dict[str, float | int] = {
+        "mnist_accuracy": float((predict_in_batches(model, data.x_test).argmax(axis=1) == data.y_test).mean())
+    }
+    if data.personal_test is not None:
+        inputs, labels = data.personal_test
+        scores["personal_accuracy"] = float(
+            (predict_in_batches(model, inputs).argmax(axis=1) == labels).mean()
+        )
+        scores["personal_test_digits"] = len(labels)
+    return scores
 
 
 def augmented_inputs(spec: TrainSpec, data: TrainingData) -> tuple[dict[str, Any], dict[str, Any]]:

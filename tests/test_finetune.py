@@ -1,0 +1,170 @@
+"""Fine-tuning a CNN on my digits: a background run that continues a local-zoo CNN on the personal set
+mixed with MNIST, reports accuracy before and after (held-out personal digits, MNIST test digits),
+saves a new model with its lineage, whose model card says so; a set unfit for it is refused before
+anything trains, and nothing is lost."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from huggingface_hub import ModelCard
+from test_hub import server  # noqa: F401 - the loopback Hub fixture
+from test_training import RecordingReporter
+
+from zoo import hub, jobs
+from zoo.digits import DigitSetError, DigitStore
+from zoo.errors import ModelStoreError, ZooError
+from zoo.runs import RunStore
+from zoo.store import ModelStore
+from zoo.training import TrainSpec, fit, load_training_data
+
+
+def bars(count: int, horizontal: bool, seed: int) -> np.ndarray:
+    """``count`` 28x28 digits unlike any MNIST digit: a thick horizontal or vertical bar, jittered."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((count, 28, 28), np.float32)
+    for image in images:
+        offset = rng.integers(-2, 3)
+        if horizontal:
+            image[12 + offset : 16 + offset, 5:23] = 1.0
+        else:
+            image[4:24, 12 + offset : 16 + offset] = 1.0
+    return images
+
+
+def personal_set(name: str = "mine", per_class: int = 10) -> None:
+    """A set that says horizontal bars are 4s and vertical bars are 7s (a base model reads neither so)."""
+    store = DigitStore()
+    for _, label, images in (
+        (True, 4, bars(per_class, True, 1)),
+        (False, 7, bars(per_class, False, 2)),
+    ):
+        for image in images:
+            store.add(name, label, (image * 255).astype(np.uint8), image)
+
+
+@pytest.fixture
+def base_model() -> str:
+    """A CNN of the local zoo trained briefly on the embedded digits (saved as a run would save it)."""
+    spec = TrainSpec.cnn(mnist_source="embedded", max_train_samples=500, num_epochs=1, batch_size=50)
+    result = fit(spec, RecordingReporter(), lambda: False)
+    ModelStore().save(
+        result.model, "base", config={"kind": "cnn", "spec": spec.to_dict()}, metrics=result.evaluation
+    )
+    return "base"
+
+
+def test_the_training_data_mixes_the_personal_training_part_into_mnist_and_keeps_its_test_part(base_model):
+    personal_set()
+    spec = TrainSpec.cnn(mnist_source="embedded", max_train_samples=900, base_model="base", digits_set="mine")
+    data = load_training_data(spec)
+    lineage = data.lineage
+    assert (lineage.personal_train_digits, lineage.personal_test_digits) == (16, 4)
+    assert lineage.personal_copies == 15  # ceil(0.2 * 900 / (0.8 * 16)): about a fifth of the mix
+    assert (
+        lineage.personal_counts[4] == lineage.personal_counts[7] == 10 and lineage.mnist_train_digits == 900
+    )
+    assert data.x_train.shape == (900 + 16 * 15, 28, 28, 1) and data.y_train.shape == (1140, 10)
+    personal_rows = np.flatnonzero(data.x_train.reshape(1140, -1).max(axis=1) == 1.0)
+    assert len(personal_rows) >= 16 * 15 and personal_rows.min() < 500  # shuffled in, not all at the end
+    assert data.personal_test[0].shape == (4, 28, 28, 1) and sorted(data.personal_test[1].tolist()) == [
+        4,
+        4,
+        7,
+        7,
+    ]
+    assert (
+        len(data.x_test) == 1000
+        and "with 16 personal digits of the set 'mine' (15 copies each)" in data.source
+    )
+
+
+def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(base_model):
+    personal_set()
+    spec = TrainSpec.cnn(
+        mnist_source="embedded",
+        max_train_samples=900,
+        num_epochs=4,
+        batch_size=50,
+        base_model="base",
+        digits_set="mine",
+        model_name="mine-cnn",
+    )
+    run = jobs.wait(jobs.submit(spec), timeout=300)
+    assert run.status == "completed", run.message
+    scores = run.final_metrics["fine_tuning"]
+    # The held-out vertical bars fight MNIST's 1s, so not every one need be a 7 after four short epochs.
+    assert scores["after"]["personal_accuracy"] - scores["before"]["personal_accuracy"] >= 0.5
+    assert scores["after"]["personal_test_digits"] == 4
+    assert (
+        scores["after"]["mnist_accuracy"] >= scores["before"]["mnist_accuracy"] - 0.05
+    )  # MNIST is not forgotten
+    assert run.final_metrics["accuracy"] == pytest.approx(scores["after"]["mnist_accuracy"])
+    entry = ModelStore().entry(run.model_name)
+    assert entry.name == "mine-cnn" and entry.config["lineage"] == {
+        "base_model": "base",
+        "digits_set": "mine",
+        "personal_train_digits": 16,
+        "personal_test_digits": 4,
+        "personal_counts": [0, 0, 0, 0, 10, 0, 0, 10, 0, 0],
+        "personal_copies": 15,
+        "mnist_train_digits": 900,
+    }
+    new_model = ModelStore().load("mine-cnn").model
+    assert np.asarray(new_model(bars(3, True, 9)[..., None])).argmax(axis=1).tolist() == [4, 4, 4]
+    card = hub.build_model_card(entry, "alice/mine-cnn").text
+    assert "## Fine-tuning" in card and "Fine-tuned from `base` on 20 personal digits (set `mine`" in card
+    before, after = scores["before"]["personal_accuracy"], scores["after"]["personal_accuracy"]
+    assert f"| held-out personal digits | {before:.4f} | {after:.4f} |" in card
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([], "the digit set 'mine' holds no digits"),
+        ([5] * 8, "holds only 5s (8); fine-tuning needs at least two different digits"),
+        ([1, 2, 1], "holds 3 digits, too few to hold out a test part"),
+    ],
+)
+def test_a_set_unfit_for_fine_tuning_starts_no_run_and_loses_nothing(base_model, labels, message):
+    store = DigitStore()
+    for label in labels:
+        store.add("mine", label, np.zeros((280, 280, 4), np.uint8), bars(1, True, label)[0])
+    spec = TrainSpec.cnn(mnist_source="embedded", base_model="base", digits_set="mine")
+    with pytest.raises(DigitSetError) as raised:
+        jobs.submit(spec)
+    assert message in str(raised.value).replace("(", "(").replace(")", ")")
+    assert RunStore().list_runs() == [] and store.counts("mine") == np.bincount(labels, minlength=10).tolist()
+    assert [entry.name for entry in ModelStore().entries()] == ["base"]
+
+
+def test_a_fine_tuning_spec_needs_an_existing_cnn_and_a_base_for_a_set():
+    with pytest.raises(ZooError, match="fine-tuning on a digit set continues a trained CNN"):
+        TrainSpec.cnn(digits_set="mine")
+    with pytest.raises(ZooError, match="only a CNN can be fine-tuned"):
+        TrainSpec.binary(base_model="base")
+    with pytest.raises(ModelStoreError, match="no model named 'nosuch'"):
+        jobs.submit(TrainSpec.cnn(mnist_source="embedded", base_model="nosuch", digits_set="mine"))
+    assert RunStore().list_runs() == []
+
+
+def test_personal_digits_go_to_the_hub_only_when_asked(server, base_model):  # noqa: F811
+    personal_set()
+    spec = TrainSpec.cnn(
+        mnist_source="embedded", max_train_samples=100, num_epochs=1, base_model="base", digits_set="mine"
+    )
+    run = jobs.wait(jobs.submit(spec), timeout=300)
+    hub.push(run.model_name, "alice/mine")
+    assert "digits.npz" not in server.files("alice/mine")
+    hub.push(run.model_name, "alice/mine", include_digits=True)
+    pushed = np.load(io.BytesIO(server.files("alice/mine")["digits.npz"]))
+    assert sorted(pushed["labels"].tolist()) == [4] * 10 + [7] * 10
+    zoo_json = json.loads(server.files("alice/mine")["zoo.json"])
+    assert zoo_json["lineage"]["digits_set"] == "mine"
+    card = ModelCard(server.files("alice/mine")["README.md"].decode())
+    assert "on 20 personal digits" in card.text
+    with pytest.raises(hub.HubError, match="was not fine-tuned on personal digits"):
+        hub.push("base", "alice/base", include_digits=True)
