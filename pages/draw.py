@@ -6,13 +6,26 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from zoo import ui
-from zoo.charts.draw import feature_maps_figure, probability_bars, saliency_figure, step_figure
+from zoo.charts.draw import (
+    feature_maps_figure,
+    fine_tuning_table,
+    probability_bars,
+    saliency_figure,
+    step_figure,
+)
+from zoo.charts.training import batch_curves, enlarge_digit
+from zoo.digits import DEFAULT_SET
 from zoo.errors import ZooError
 from zoo.inference import STEP_TITLES, load_image, preprocess
 
 MODEL_KEY = "draw.model"
 QUICK_RUN_KEY = "draw.quick_run"
 QUICK_EPOCHS = 3  # one epoch on 4,000 digits reads drawn digits at ~80%; three do much better
+DIGIT_SET_KEY = "draw.digit_set"
+MY_DIGIT_KEY = "draw.my_digit"
+RELABEL_KEY = "draw.relabel_to"
+FINE_TUNE_EPOCHS = 2
+FINE_TUNE_MNIST_DIGITS = 10_000  # MNIST digits mixed with mine: enough not to forget, quick on a CPU
 CANVAS_SIDE = 280
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 
@@ -29,17 +42,129 @@ def use_model(name: str) -> None:
     ui.follow_run(None)
 
 
-def render_quick_run(run_id: str, live: bool) -> bool:
-    """Show the quick run; return whether it is still active.
+def start_fine_tuning(base_model: str, set_name: str) -> None:
+    """Fine-tune the chosen CNN on the set in the background and follow the run (see TrainSpec)."""
+    from zoo import jobs
+    from zoo.training import TrainSpec
 
-    Live (in the fragment), only its progress: the outcome and the model's button come with the
-    page's rerun when the run ends, outside the fragment, so that no click on them is lost to that
-    rerun and choosing the model reruns the whole page."""
+    spec = TrainSpec.cnn(
+        base_model=base_model,
+        digits_set=set_name,
+        num_epochs=FINE_TUNE_EPOCHS,
+        max_train_samples=FINE_TUNE_MNIST_DIGITS,
+        model_name=f"{base_model}-{set_name}"[:80],
+    )
+    ui.follow_run(jobs.submit(spec))
+
+
+def add_to_my_digits(pixels, digit, label: int) -> None:
+    set_name = st.session_state.get(DIGIT_SET_KEY) or DEFAULT_SET
+    try:
+        ui.digit_store().add(set_name, label, pixels, digit)
+        st.toast(f"Added to {set_name} as a {label}.")
+    except ZooError as error:
+        st.toast(str(error))
+
+
+def relabel_digit(set_name: str, digit_ids: list[str]) -> None:
+    """Relabel the digit chosen in the gallery's form (read at the click, so no choice is stale)."""
+    chosen, label = st.session_state[MY_DIGIT_KEY], st.session_state[RELABEL_KEY]
+    ui.digit_store().relabel(set_name, digit_ids[chosen], label)
+
+
+def delete_digit(set_name: str, digit_ids: list[str]) -> None:
+    ui.digit_store().delete(set_name, digit_ids[st.session_state[MY_DIGIT_KEY]])
+    st.session_state[MY_DIGIT_KEY] = 0
+
+
+def teach_buttons(pixels, digit, predicted: int) -> None:
+    """One click says which digit was really drawn and keeps the drawing in my digits."""
+    st.markdown(f"**Not a {predicted}?** Click the digit you drew: it is kept in *my digits*.")
+    for label, column in enumerate(st.columns(10)):
+        column.button(
+            str(label),
+            key=f"draw.teach.{label}",
+            on_click=add_to_my_digits,
+            args=(pixels, digit, label),
+            width="stretch",
+        )
+
+
+def my_digits(model_name: str, busy: bool) -> None:
+    """The personal set: counts, gallery, relabel/delete/download, and fine-tuning on it."""
+    st.subheader("My digits")
+    set_name = st.text_input(
+        "Digit set", key=DIGIT_SET_KEY, max_chars=64, help="Your labelled drawings are kept under this name."
+    )
+    store = ui.digit_store()
+    try:
+        digits = store.digits(set_name)
+    except ZooError as error:
+        st.error(str(error))
+        return
+    if not digits:
+        st.info(f"{set_name} holds no digits yet: draw one and click the digit it really is.")
+        return
+    counts = store.counts(set_name)
+    st.markdown(
+        f"**{len(digits)} digits** · " + " · ".join(f"{label}: {count}" for label, count in enumerate(counts))
+    )
+    st.image(
+        [enlarge_digit(digit.digit, 2) for digit in digits],
+        caption=[f"#{index + 1} · {digit.label}" for index, digit in enumerate(digits)],
+        width=56,
+    )
+    with st.expander("Relabel, delete or download"):
+        if st.session_state.get(MY_DIGIT_KEY, 0) >= len(digits):  # the set shrank meanwhile
+            st.session_state[MY_DIGIT_KEY] = 0
+        st.selectbox(
+            "Digit",
+            range(len(digits)),
+            format_func=lambda index: f"#{index + 1}, labelled {digits[index].label}",
+            key=MY_DIGIT_KEY,
+        )
+        label_column, relabel_column, delete_column = st.columns(3, vertical_alignment="bottom")
+        label_column.selectbox("Relabel as", range(10), key=RELABEL_KEY)
+        digit_ids = [digit.id for digit in digits]
+        relabel_column.button("Relabel", on_click=relabel_digit, args=(set_name, digit_ids))
+        delete_column.button("Delete", on_click=delete_digit, args=(set_name, digit_ids))
+        npz_column, zip_column = st.columns(2)
+        npz_column.download_button("Download .npz", store.export_npz(set_name), f"{set_name}.npz")
+        zip_column.download_button("Download .zip of PNGs", store.export_zip(set_name), f"{set_name}.zip")
+    if st.button(
+        f"Fine-tune {model_name} on my digits",
+        disabled=busy,
+        help=f"Continues training {model_name} for {FINE_TUNE_EPOCHS} epochs on your digits mixed with "
+        "MNIST's, in the background; every fifth of your digits is held out to test it.",
+    ):
+        try:
+            start_fine_tuning(model_name, set_name)
+            st.rerun()
+        except ZooError as error:
+            st.error(str(error))
+
+
+def render_quick_run(run_id: str, live: bool) -> bool:
+    """Show the quick run or fine-tuning run; return whether it is still active.
+
+    Live (in the fragment), only its progress and batch curves: the outcome and the model's button
+    come with the page's rerun when the run ends, outside the fragment, so that no click on them is
+    lost to that rerun and choosing the model reruns the whole page."""
     run = ui.run_store().get(run_id)
     if run.is_active or live:
         ui.show_progress(run)
+        if run.spec.base_model is not None:
+            st.plotly_chart(batch_curves(ui.metrics_frame(run.id)), key="draw.fine_tuning_curves")
         return run.is_active
     ui.show_run_outcome(run)
+    if run.final_metrics.get("fine_tuning"):
+        st.dataframe(
+            fine_tuning_table(run.final_metrics["fine_tuning"]),
+            hide_index=True,
+            column_config={
+                name: st.column_config.NumberColumn(format="%.3f") for name in ("before", "after")
+            },
+        )
     name = ui.model_of_run(run)
     if name:
         st.button(f"Draw with {name}", on_click=use_model, args=(name,), type="primary")
@@ -52,6 +177,7 @@ def describe(entry) -> str:
 
 
 ui.run_through_app()
+st.session_state.setdefault(DIGIT_SET_KEY, DEFAULT_SET)
 st.title("Draw a digit")
 st.caption(
     "The model reads your digit the way MNIST was made: ink found, cropped, its longer side scaled "
@@ -125,6 +251,7 @@ with result_column:
             st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.")
             st.write(f"Confidence: **{inspection.confidence:.1%}**")
             st.plotly_chart(probability_bars(inspection.probabilities), key="draw.probabilities")
+            teach_buttons(pixels, preprocessed.digit, inspection.digit)
 
 if preprocessed is not None:
     st.subheader("What the model sees")
@@ -149,3 +276,5 @@ if inspection is not None:
             height, width, channels = maps.shape
             title = f"{name}: {channels} feature maps of {height}×{width}"
             st.plotly_chart(feature_maps_figure(maps, title), key=f"draw.maps.{name}")
+
+my_digits(name, busy=quick_run is not None and quick_run.is_active)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -377,3 +378,61 @@ def test_runs_table_lists_every_run_with_its_outcome():
     assert table.set_index("run").loc[failed, "message"].startswith("the worker process 4242")
     assert [b.proto.label for b in app.get("download_button")] == ["Download this table (CSV)"]
     assert "Choose one or more runs" in texts(app.info)
+
+
+# --- Draw: my digits -----------------------------------------------------------------------------
+
+
+def add_bars(count: int, label: int, horizontal: bool) -> None:
+    """Add ``count`` bar drawings to the default set, preprocessed as the Draw page does."""
+    from zoo.digits import DEFAULT_SET, DigitStore
+    from zoo.inference import preprocess
+
+    for index in range(count):
+        pixels = np.zeros((280, 280, 4), np.uint8)
+        start = 60 + 10 * index
+        if horizontal:
+            pixels[start : start + 24, 40:240, 3] = 255
+        else:
+            pixels[40:240, start : start + 24, 3] = 255
+        DigitStore().add(DEFAULT_SET, label, pixels, preprocess(pixels).digit)
+
+
+def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
+    add_bars(2, 4, horizontal=True)
+    add_bars(1, 7, horizontal=False)
+    app = open_page("draw")
+    assert "**3 digits** · 0: 0 · 1: 0 · 2: 0 · 3: 0 · 4: 2" in texts(app.markdown)
+    gallery = app.get("image")[-1].captions
+    assert gallery == ["#1 · 4", "#2 · 4", "#3 · 7"]
+    click(app, "Fine-tune mnist-cnn on my digits")
+    assert "holds 3 digits, too few to hold out a test part: add at least 2 more" in texts(app.error)
+    assert RunStore().list_runs() == []
+
+    app.selectbox(key="draw.my_digit").set_value(2)
+    app.selectbox(key="draw.relabel_to").set_value(1)
+    click(app, "Relabel")
+    assert app.get("image")[-1].captions == ["#1 · 4", "#2 · 4", "#3 · 1"]
+    app.selectbox(key="draw.my_digit").set_value(0)
+    click(app, "Delete")
+    assert app.get("image")[-1].captions == ["#1 · 4", "#2 · 1"]
+    assert [button.label for button in app.get("download_button")] == [
+        "Download .npz",
+        "Download .zip of PNGs",
+    ]
+
+    add_bars(4, 1, horizontal=False)
+    click(app, "Fine-tune mnist-cnn on my digits")
+    run = jobs.wait(app.query_params["run"], timeout=300)
+    assert run.status == "completed" and run.spec.base_model == "mnist-cnn", run.message
+    assert run.spec.digits_set == "my-digits" and run.spec.num_epochs == 2
+    rerun(app)
+    table = app.dataframe[0].value
+    assert table["test set"].tolist() == ["MNIST test digits", "my held-out digits (1)"]
+    scores = run.final_metrics["fine_tuning"]
+    assert table["after"].tolist() == [
+        scores["after"]["mnist_accuracy"],
+        scores["after"]["personal_accuracy"],
+    ]
+    assert [b.label for b in app.button if b.label.startswith("Draw with")] == [f"Draw with {run.model_name}"]
+    assert ModelStore().entry(run.model_name).config["lineage"]["personal_train_digits"] == 5

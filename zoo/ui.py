@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from zoo.digits import DigitStore
 from zoo.errors import ModelStoreError, RunError
 from zoo.paths import models_directory, runs_database_path, zoo_home
 from zoo.runs import Run, RunStore
@@ -70,6 +71,16 @@ def model_store() -> ModelStore:
 @st.cache_resource(show_spinner=False)
 def _model_store(root: str) -> ModelStore:
     return ModelStore(root)
+
+
+def digit_store() -> DigitStore:
+    """The personal digit sets ("my digits") of this ``ZOO_HOME``."""
+    return _digit_store(str(zoo_home() / "digits"))
+
+
+@st.cache_resource(show_spinner=False)
+def _digit_store(root: str) -> DigitStore:
+    return DigitStore(root)
 
 
 def run_store() -> RunStore:

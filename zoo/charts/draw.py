@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from zoo.charts import digit_heatmap
@@ -90,3 +93,20 @@ def saliency_figure(digit: np.ndarray, saliency: np.ndarray, title: str = "Salie
         )
     )
     return figure
+
+
+def fine_tuning_table(scores: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Accuracy before and after fine-tuning, side by side: the MNIST test digits and the held-out
+    part of the personal set (``scores`` as a fine-tuning run's ``final_metrics["fine_tuning"]``)."""
+    before, after = scores["before"], scores["after"]
+    rows = [("MNIST test digits", "mnist_accuracy")]
+    if "personal_accuracy" in before:
+        rows.append((f"my held-out digits ({after['personal_test_digits']})", "personal_accuracy"))
+    return pd.DataFrame(
+        {
+            "test set": [label for label, _ in rows],
+            "before": [before[key] for _, key in rows],
+            "after": [after[key] for _, key in rows],
+            "change": [after[key] - before[key] for _, key in rows],
+        }
+    )
