@@ -38,6 +38,7 @@ def restore_defaults() -> None:
 
 
 ui.run_through_app()
+ui.keep_workers_warm()
 st.title("Playground: a binary classifier")
 st.caption(
     "Like TensorFlow Playground, on the article's own Keras network: two inputs, a hidden layer of "

@@ -39,6 +39,7 @@ def show_digits(images: np.ndarray, captions: list[str]) -> None:
 
 
 ui.run_through_app()
+ui.keep_workers_warm()
 st.title("Train the MNIST CNN")
 st.caption(
     "The article's network: three 3x3 convolutions (32, 64, 64 filters) with max-pooling, a dense "

@@ -1,6 +1,8 @@
 """Shared test set-up: every test gets its own Zoo Studio home, and nothing reaches the internet."""
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ from hub_server import start_session_hub
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# No workers waiting ahead of time: each submitted run starts a worker (tests of the warm pool set it).
+os.environ.setdefault("ZOO_WARM_WORKERS", "0")
 # huggingface_hub (which Keras imports) reads HF_ENDPOINT, HF_HOME and HF_HUB_DISABLE_XET once, at import:
 # point every test process at the loopback Hub of tests/hub_server.py before anything imports them.
 start_session_hub()
@@ -17,13 +21,20 @@ STARTER_CNN_FILE = Path(__file__).resolve().parents[1] / "zoo" / "starter" / "mn
 
 
 @pytest.fixture(autouse=True)
-def zoo_home(tmp_path, monkeypatch) -> Path:
+def zoo_home(tmp_path, monkeypatch) -> Iterator[Path]:
     """A fresh ZOO_HOME (run store and local zoo) for each test; no Keras cache or ZOO_MNIST."""
     home = tmp_path / "zoo-home"
     monkeypatch.setenv("ZOO_HOME", str(home))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.delenv("ZOO_MNIST", raising=False)
-    return home
+    yield home
+    if (home / "runs.sqlite3").exists():  # end the test's waiting workers, as a server's shutdown would
+        from zoo.errors import StorageError
+        from zoo.jobs import stop_pool
+        from zoo.runs import RunStore
+
+        with contextlib.suppress(StorageError):  # a test left a store this version cannot open
+            stop_pool(RunStore(home / "runs.sqlite3"))
 
 
 @pytest.fixture(scope="session")

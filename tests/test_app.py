@@ -273,7 +273,7 @@ def test_train_shows_the_queue_position_of_a_waiting_run():
     assert store.try_claim(running)
     queued = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu")
     app = open_page("train", {"run": queued})
-    assert "Queued on the CPU: 1 run(s) ahead" in texts(app.info)
+    assert "Queued on the CPU (main lane): 1 run(s) ahead" in texts(app.info)
     assert [b.label for b in app.button if b.label == "Stop"] == ["Stop"]
     click(app, "Stop")
     assert store.get(queued).status == "stopped"

@@ -173,11 +173,12 @@ def test_an_unknown_backend_is_refused_with_the_choices():
 
 
 def test_a_worker_sharing_a_gpu_gets_its_memory_share_before_its_backend_starts():
-    environment = backend.worker_environment("jax", 0.25)
+    environment = backend.worker_environment("jax", 0.25, 141_000)
     assert environment["KERAS_BACKEND"] == "jax"
     assert environment["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert environment["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.250"
     assert environment["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert environment["ZOO_GPU_MEMORY_MB"] == "35250"  # TensorFlow's cap, in megabytes
     assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in backend.worker_environment("tensorflow", None)
 
 

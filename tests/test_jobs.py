@@ -256,6 +256,43 @@ def test_a_worker_that_cannot_start_fails_its_run_with_a_reason(zoo_home, monkey
     assert run.status == "failed" and "could not be started" in run.message and not run.is_active
 
 
+def test_a_run_starts_in_a_warm_worker_that_then_ends_and_is_replaced(zoo_home, monkeypatch):
+    monkeypatch.setenv("ZOO_WARM_WORKERS", "1")
+    store = RunStore()
+    assert jobs.fill_pool("cpu", "tensorflow", store) == 1
+    (warm,) = store.pool_workers()
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not ready_workers(store):  # the worker loads TensorFlow and the data, then waits
+        assert time.monotonic() < deadline, "the worker never became ready"
+        time.sleep(0.1)
+    assert jobs.fill_pool("cpu", "tensorflow", store) == 0  # the pool is full: nothing more starts
+    run = jobs.wait(jobs.submit(TrainSpec.binary(num_epochs=2, device="cpu"), store), RUN_TIMEOUT, store)
+    assert run.status == "completed" and run.worker_pid == warm  # the waiting worker took it
+    assert run.environment["backend"] == "tensorflow"
+    assert wait_for_exit(warm, 30)  # and ended with its run: a worker is never reused
+    (replacement,) = store.pool_workers()
+    assert replacement != warm
+    assert store.log_path(run.id).is_file()  # the run's own log, as with a worker started for it
+
+
+def ready_workers(store: RunStore) -> list[int]:
+    with sqlite3.connect(store.path) as connection:
+        return [row[0] for row in connection.execute("SELECT pid FROM workers WHERE status = 'ready'")]
+
+
+def test_pool_settings_are_checked_with_the_fix_in_the_message(monkeypatch):
+    monkeypatch.setenv("ZOO_RUNS_PER_DEVICE", "two")
+    with pytest.raises(ValueError, match="ZOO_RUNS_PER_DEVICE='two': set a whole number from 1 to 64"):
+        jobs.runs_per_device("cpu")
+    monkeypatch.setenv("ZOO_RUNS_PER_DEVICE", "3")
+    assert jobs.runs_per_device("cpu") == 3 and jobs.memory_fraction("gpu") == pytest.approx(0.3)
+    monkeypatch.delenv("ZOO_RUNS_PER_DEVICE")
+    assert jobs.runs_per_device("cpu") == 1 and jobs.memory_fraction("cpu") is None
+    monkeypatch.setenv("ZOO_WARM_WORKERS", "-1")
+    with pytest.raises(ValueError, match="ZOO_WARM_WORKERS='-1'"):
+        jobs.warm_workers()
+
+
 def wait_until(condition, timeout: float, store: RunStore, run_id: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,11 @@ def store(zoo_home) -> RunStore:
 
 
 def running_run(store: RunStore, device: str = "cpu") -> str:
-    run_id = store.create_run(SPEC, device)
+    return running_run_of(store, SPEC, device)
+
+
+def running_run_of(store: RunStore, spec: TrainSpec, device: str = "cpu") -> str:
+    run_id = store.create_run(spec, device)
     store.set_worker(run_id, _live_pid())
     assert store.try_claim(run_id)
     return run_id
@@ -89,6 +94,82 @@ def test_runs_on_one_device_take_turns_in_order(store):
     assert store.try_claim(second)
     assert store.get(second).started_at >= store.get(first).ended_at
     assert [run.id for run in store.active_runs()] == [second, third, other_device]
+
+
+CNN = TrainSpec.cnn(num_epochs=10)
+
+
+@pytest.fixture
+def live_pids() -> Iterator[Callable[[], int]]:
+    """Start stand-ins for pool workers: processes that live until the test ends."""
+    processes: list[subprocess.Popen] = []
+
+    def start() -> int:
+        processes.append(subprocess.Popen(["sleep", "120"]))
+        return processes[-1].pid
+
+    yield start
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_a_playground_run_does_not_wait_behind_a_cnn_run_it_has_its_own_lane(store):
+    long_cnn, next_cnn = running_run_of(store, CNN), store.create_run(CNN, "cpu")
+    playground = store.create_run(SPEC, "cpu")  # submitted last, yet starts while the CNN trains
+    assert store.queue_position(playground) == 0 and store.queue_position(next_cnn) == 1
+    assert not store.try_claim(next_cnn)
+    assert store.try_claim(playground)
+    assert store.get(long_cnn).status == "running" and store.get(next_cnn).status == "queued"
+
+
+def test_a_device_with_two_slots_runs_two_runs_of_a_lane_and_queues_the_third(store):
+    first, second, third = (store.create_run(CNN, "cpu") for _ in range(3))
+    assert store.try_claim(first, slots=2) and not store.try_claim(third, slots=2)  # in order
+    assert store.try_claim(second, slots=2)
+    assert not store.try_claim(third, slots=2)
+    assert store.queue_position(third) == 2
+    store.finish(first, "completed")
+    assert store.try_claim(third, slots=2)
+
+
+def test_a_pool_worker_is_handed_the_oldest_run_of_its_backend_and_leaves_the_pool(store, live_pids):
+    worker = live_pids()
+    assert store.join_pool(worker, "cpu", "tensorflow", size=1)
+    assert not store.join_pool(exited_pid(reap=True), "cpu", "tensorflow", size=1)  # pool full
+    assert store.mark_worker_ready(worker) and store.pool_size("cpu", "tensorflow") == 1
+    assert store.claim_next(worker, "cpu", "tensorflow", slots=1) is None  # nothing queued
+    on_jax = store.create_run(TrainSpec.binary(backend="jax"), "cpu")
+    assert store.claim_next(worker, "cpu", "tensorflow", slots=1) is None  # the lane's head needs JAX
+    store.request_stop(on_jax)
+    first, second = (store.create_run(TrainSpec.binary(backend="tensorflow"), "cpu") for _ in range(2))
+    claimed = store.claim_next(worker, "cpu", "tensorflow", slots=1)
+    assert (claimed.id, claimed.status, claimed.worker_pid) == (first, "running", worker)
+    assert store.pool_size("cpu", "tensorflow") == 0  # a worker takes one run, then ends: never reused
+    assert not store.mark_worker_ready(worker)
+    assert store.get(second).status == "queued"
+
+
+def test_a_pool_keeps_its_size_one_surplus_worker_leaves_at_a_time_and_dead_ones_drop_out(store, live_pids):
+    older, newer = live_pids(), live_pids()
+    assert store.join_pool(older, "cpu", "jax", size=3) and store.join_pool(newer, "cpu", "jax", size=3)
+    assert store.join_pool(exited_pid(reap=True), "cpu", "jax", size=3)
+    assert store.pool_size("cpu", "jax") == 2  # the dead one is not counted, and its row is dropped
+    assert not store.leave_pool_if_surplus(older, target=1)  # the newest leaves first
+    assert store.leave_pool_if_surplus(newer, target=1)
+    assert not store.leave_pool_if_surplus(older, target=1)
+    assert store.pool_workers() == [older]
+
+
+def test_a_queued_run_waiting_for_a_busy_device_is_not_failed_while_its_pool_lives(store, live_pids):
+    waiting = store.create_run(TrainSpec.binary(backend="tensorflow"), "cpu")
+    with sqlite3.connect(store.path) as connection:  # queued behind a long run for over a minute
+        connection.execute("UPDATE runs SET created_at = ? WHERE id = ?", (time.time() - 61, waiting))
+    worker = live_pids()
+    assert store.join_pool(worker, "cpu", "tensorflow", size=1)
+    assert store.get(waiting).status == "queued"
+    store.leave_pool(worker)
+    assert "no worker process took up the run within 60 s" in store.get(waiting).message
 
 
 def test_stopping_a_queued_run_ends_it_at_once(store):

@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # numpy too: the CLI reads BACKENDS from here and starts fast
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
-# Set on a worker that shares a GPU with other runs: the fraction of the GPU's memory it may take.
+# Set on a worker that shares a GPU with other runs: the share of the GPU's memory it may take.
 MEMORY_FRACTION_VARIABLE = "ZOO_GPU_MEMORY_FRACTION"
+MEMORY_MEGABYTES_VARIABLE = "ZOO_GPU_MEMORY_MB"
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,13 @@ def configured_name() -> str:
     return name or DEFAULT_BACKEND
 
 
-def worker_environment(name: str, memory_fraction: float | None) -> dict[str, str]:
+def worker_environment(name: str, memory_fraction: float | None, gpu_megabytes: int = 0) -> dict[str, str]:
     """Environment variables a worker process needs before it imports Keras.
 
     Args:
         name: the backend the worker trains with.
-        memory_fraction: on a GPU shared by several runs, the share of its memory one run may take;
-            None on a CPU or a GPU a run has to itself.
+        memory_fraction: on a GPU, the share of its memory one run may take; None on a CPU.
+        gpu_megabytes: the GPU's memory (TensorFlow limits a process in megabytes).
     """
     environment = {"KERAS_BACKEND": check_name(name), "TF_CPP_MIN_LOG_LEVEL": "3"}
     # Allocate GPU memory as needed, not all of it at start: several processes may share the GPU.
@@ -101,6 +102,7 @@ def worker_environment(name: str, memory_fraction: float | None) -> dict[str, st
     if memory_fraction is not None:
         environment[MEMORY_FRACTION_VARIABLE] = f"{memory_fraction:.3f}"
         environment["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{memory_fraction:.3f}"
+        environment[MEMORY_MEGABYTES_VARIABLE] = str(int(memory_fraction * gpu_megabytes))
     return environment
 
 
@@ -157,8 +159,9 @@ class Backend:
         """A scope that builds and trains a model data-parallel over ``device_names`` (two or more)."""
         raise NotImplementedError
 
-    def limit_memory(self, fraction: float) -> None:
-        """Keep this process within ``fraction`` of each GPU's memory (call before any GPU work)."""
+    def limit_memory(self, fraction: float, megabytes: int) -> None:
+        """Keep this process within ``fraction`` (``megabytes``) of each GPU's memory; call it before
+        any GPU work. JAX reads its limit from the environment (``worker_environment``)."""
 
 
 class TensorFlowBackend(Backend):
@@ -220,15 +223,13 @@ class TensorFlowBackend(Backend):
 
         return tf.distribute.MirroredStrategy(device_names).scope()
 
-    def limit_memory(self, fraction: float) -> None:
+    def limit_memory(self, fraction: float, megabytes: int) -> None:
         import tensorflow as tf
 
-        # TensorFlow caps memory in megabytes, per logical device: growth (set by the environment)
-        # keeps small runs small, the cap keeps one large run from taking the other runs' share.
-        for gpu in tf.config.list_physical_devices("GPU"):
-            total = tf.config.experimental.get_device_details(gpu).get("memory_limit_bytes")
-            if total:
-                megabytes = int(total * fraction / 2**20)
+        # Growth (set by the environment) keeps small runs small; the cap, in megabytes per logical
+        # device, keeps one large run from taking the other runs' share.
+        if megabytes:
+            for gpu in tf.config.list_physical_devices("GPU"):
                 tf.config.set_logical_device_configuration(
                     gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=megabytes)]
                 )
@@ -359,7 +360,7 @@ class TorchBackend(Backend):
             "(unset ZOO_MIRRORED_DEVICES, or use KERAS_BACKEND=jax or tensorflow for several devices)."
         )
 
-    def limit_memory(self, fraction: float) -> None:
+    def limit_memory(self, fraction: float, megabytes: int) -> None:
         import torch
 
         for index in range(torch.cuda.device_count()):

@@ -1,32 +1,49 @@
-"""Where runs execute: one background worker process per run, queued per device.
+"""Where runs execute: a pool of warm worker processes per device, one process per run.
 
-``submit`` records a queued run and starts ``python -m zoo.jobs RUN_ID`` in a new process
-session, so the run survives the page (or CLI) that started it, and a crash of the run
-(exception, kill, out of memory) never touches the caller. The worker waits until its run
-is first in its device's queue, trains, saves the model to the local zoo and closes the run.
-Everything goes through the run store; nothing is passed back in memory.
+``submit`` records a queued run; it never trains in the caller. Runs are taken up by *pool workers*:
+processes started with ``python -m zoo.jobs DEVICE BACKEND STORE`` in a new process session, which
+import their Keras backend and load the data first, then join the pool of their device and backend
+in the run store and wait there. The first queued run a lane of the device can start goes to one of
+them: that worker leaves the pool, starts its own replacement, trains, saves the model to the local
+zoo, closes the run and exits. So a run starts in a process that is already warm, yet every run
+still has a process of its own: a crash, a kill or an out-of-memory ends that run only, and no
+worker is ever reused.
+
+The run store is the only channel, so the app and the CLI share the pools: whoever submits (or
+shows the Train page) tops the pool up to ``ZOO_WARM_WORKERS`` waiting workers (default 2; 0 starts a
+worker only when a run is queued). A queued run holds no process of its own. A device runs up to
+``ZOO_RUNS_PER_DEVICE`` runs per lane at once (default 1 on a CPU; on a GPU, one per 16 GB of its
+memory, up to 8, each limited to its share of the memory); Playground runs have their own lane.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
-from zoo.backend import worker_environment
+from zoo.backend import configured_name, worker_environment
 from zoo.data import load_mnist
 from zoo.errors import RunError, ZooError
 from zoo.paths import ensure_directory, zoo_home
 from zoo.runs import Run, RunStore
 from zoo.training import TrainSpec, check_fine_tuning
 
-QUEUE_POLL_SECONDS = 0.2
+POOL_POLL_SECONDS = 0.1  # how often a waiting worker looks for a queued run: part of the start latency
 HEARTBEAT_SECONDS = 1.0
+DEFAULT_WARM_WORKERS = 2
+IDLE_SECONDS = 900.0  # a waiting worker beyond the pool's need leaves after this long
+GPU_MEMORY_PER_RUN_MB = 16_000
+MAX_RUNS_PER_GPU = 8
+GPU_MEMORY_SHARED = 0.9  # of a GPU's memory, split between its concurrent runs (the rest: the driver)
 
 
 def detect_device() -> str:
@@ -57,13 +74,63 @@ def describe_device() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+def warm_workers() -> int:
+    """How many warm workers each pool keeps waiting (``ZOO_WARM_WORKERS``, default 2).
+
+    Raises:
+        ZooError: the setting is not a whole number from 0 to 16.
+    """
+    return _setting("ZOO_WARM_WORKERS", DEFAULT_WARM_WORKERS, 0, 16)
+
+
+def runs_per_device(device: str) -> int:
+    """How many runs of one lane a device trains at once (``ZOO_RUNS_PER_DEVICE``, else 1 on a CPU
+    and one per 16 GB of memory on a GPU, at most 8).
+
+    Raises:
+        ZooError: the setting is not a whole number from 1 to 64.
+    """
+    by_memory = gpu_memory_mb() // GPU_MEMORY_PER_RUN_MB if device != "cpu" else 1
+    default = max(1, min(MAX_RUNS_PER_GPU, by_memory))
+    return _setting("ZOO_RUNS_PER_DEVICE", default, 1, 64)
+
+
+def gpu_memory_mb() -> int:
+    """The memory of this host's smallest GPU in MB, as ``nvidia-smi`` reports it (0 without one)."""
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        return min(int(float(line)) for line in listing.stdout.split())
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return 0
+
+
+def memory_fraction(device: str) -> float | None:
+    """The share of a GPU's memory one run may take (None on a CPU)."""
+    return None if device == "cpu" else GPU_MEMORY_SHARED / runs_per_device(device)
+
+
+def _setting(name: str, default: int, low: int, high: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ZooError(f"{name}={value!r}: set a whole number from {low} to {high}, or unset it.")
+    return int(value)
+
+
 def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
-    """Queue a run for ``spec`` and start its worker process; return the run id at once.
+    """Queue a run for ``spec``, make sure a worker pool will take it up, and return its id at once.
 
     Raises:
         ZooError: the spec is invalid, or the MNIST file it names is missing or malformed
             (checked here, before anything starts).
-        RunError: the worker process could not be started (the run is then closed as failed).
+        RunError: no worker process could be started for it (the run is then closed as failed).
     """
     spec = spec.resolved()
     spec.validate()
@@ -73,26 +140,80 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     store = store or RunStore()
     device = "cpu" if spec.device == "cpu" else detect_device()
     run_id = store.create_run(spec, device)
-    log_path = ensure_directory(store.log_path(run_id).parent) / f"{run_id}.log"
-    environment = {**os.environ, "ZOO_HOME": str(zoo_home()), **worker_environment(spec.backend, None)}
+    try:
+        fill_pool(device, spec.backend, store)
+    except OSError as error:
+        if not store.pool_size(device, spec.backend):
+            message = (
+                f"the worker process could not be started ({error.strerror or error}); start the run again."
+            )
+            store.finish(run_id, "failed", message=message)
+            raise RunError(message) from error
+    return run_id
+
+
+def fill_pool(device: str, backend_name: str, store: RunStore) -> int:
+    """Start workers until the pool of ``device`` and ``backend_name`` has what it needs: the
+    ``warm_workers()`` waiting ones, and at least one while a run waits. Returns how many started.
+
+    Raises:
+        OSError: a worker process could not be started.
+    """
+    started = 0
+    while store.pool_size(device, backend_name) < _pool_target(device, backend_name, store):
+        process = _start_worker(device, backend_name, store)
+        if not store.join_pool(process.pid, device, backend_name, _pool_target(device, backend_name, store)):
+            process.terminate()  # another process filled the pool meanwhile
+            process.wait()
+            break
+        started += 1
+    return started
+
+
+def _pool_target(device: str, backend_name: str, store: RunStore, idle: bool = False) -> int:
+    """How many workers the pool needs: ``warm_workers()`` waiting ones (none once ``idle``), and one
+    per queued run the device could start at once."""
+    queued = min(store.queued_count(device, backend_name), runs_per_device(device))
+    return max(0 if idle else warm_workers(), queued)
+
+
+def _start_worker(device: str, backend_name: str, store: RunStore) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "ZOO_HOME": str(zoo_home()),
+        **worker_environment(backend_name, memory_fraction(device), gpu_memory_mb()),
+    }
     if device == "cpu":
         environment["CUDA_VISIBLE_DEVICES"] = ""
-    try:
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "zoo.jobs", run_id, str(store.path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,
-            )
-    except OSError as error:
-        message = f"the worker process could not be started ({error.strerror or error}); start the run again."
-        store.finish(run_id, "failed", message=message)
-        raise RunError(message) from error
-    store.set_worker(run_id, process.pid)
-    return run_id
+    log_path = ensure_directory(store.log_path("workers").parent) / "workers.log"
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "zoo.jobs", device, backend_name, str(store.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+        )
+
+
+def keep_pool_warm(device: str, store: RunStore) -> None:
+    """Top up the pool of ``device`` and this host's backend with waiting workers, so the next run
+    starts warm (nothing when ``ZOO_WARM_WORKERS`` is 0). Pages call it when they are shown.
+
+    Raises:
+        OSError: a worker process could not be started.
+    """
+    if warm_workers():
+        fill_pool(device, configured_name(), store)
+
+
+def stop_pool(store: RunStore) -> None:
+    """End every waiting pool worker of ``store`` (running runs are left alone)."""
+    for pid in store.pool_workers():
+        store.leave_pool(pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
 
 
 def wait(run_id: str, timeout: float = 600.0, store: RunStore | None = None, poll: float = 0.2) -> Run:
@@ -137,18 +258,64 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}/{name}": value for name, value in metrics.items()}
 
 
-def run_worker(run_id: str, store: RunStore) -> int:
-    """The worker process: wait for the device, train, save, close the run. Returns an exit code."""
-    run = store.get(run_id)
-    import keras  # noqa: F401 - TensorFlow's import (seconds) overlaps the wait in the queue
+def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
+    """A pool worker: load the backend and the data, wait in the pool, train the first run it is
+    handed, and exit. Returns an exit code."""
+    from zoo import backend, training
 
+    pid, run = os.getpid(), None
+    try:
+        fraction = os.environ.get(backend.MEMORY_FRACTION_VARIABLE)
+        if fraction:
+            megabytes = int(os.environ.get(backend.MEMORY_MEGABYTES_VARIABLE) or 0)
+            backend.current().limit_memory(float(fraction), megabytes)
+        if not store.queued_count(device, backend_name):  # else a run waits: start it without delay
+            training.warm_up()
+        run = _wait_for_run(pid, device, backend_name, store)
+    finally:
+        if run is None:
+            store.leave_pool(pid)
+    if run is None:
+        return 0
+    try:
+        fill_pool(device, backend_name, store)  # this worker's replacement warms up while it trains
+    except OSError as error:
+        store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
+    _write_output_to(store.log_path(run.id))
+    return train_run(run, store)
+
+
+def _wait_for_run(pid: int, device: str, backend_name: str, store: RunStore) -> Run | None:
+    """Wait in the pool until a run is handed over; None when this worker is no longer needed."""
+    if not store.mark_worker_ready(pid):
+        return None  # not (or no longer) in the pool
+    idle_since = time.monotonic()
+    while store.path.exists():
+        run = store.claim_next(pid, device, backend_name, runs_per_device(device))
+        if run is not None:
+            return run
+        idle = time.monotonic() - idle_since > IDLE_SECONDS
+        if store.leave_pool_if_surplus(pid, _pool_target(device, backend_name, store, idle)):
+            return None
+        time.sleep(POOL_POLL_SECONDS)
+    return None
+
+
+def _write_output_to(path: Path) -> None:
+    """Send this process's stdout and stderr (Python's and native libraries') to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    descriptor = os.open(ensure_directory(path.parent) / path.name, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for stream in (1, 2):
+        os.dup2(descriptor, stream)
+    os.close(descriptor)
+
+
+def train_run(run: Run, store: RunStore) -> int:
+    """Train a run this process has claimed, save its model and close it. Returns an exit code."""
     from zoo import training
 
-    while not store.try_claim(run_id):
-        if not store.get(run_id).is_active:
-            return 0  # stopped while queued
-        store.heartbeat(run_id)
-        time.sleep(QUEUE_POLL_SECONDS)
+    run_id = run.id
     finished = threading.Event()
     threading.Thread(target=_beat_heart, args=(store, run_id, finished), daemon=True).start()
     try:
@@ -204,4 +371,4 @@ def _save_model(run: Run, result: Any, data: Any) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(run_worker(sys.argv[1], RunStore(sys.argv[2])))
+    sys.exit(run_pool_worker(sys.argv[1], sys.argv[2], RunStore(sys.argv[3])))

@@ -44,6 +44,15 @@ ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
 HEARTBEAT_TIMEOUT_SECONDS = 120.0
 WORKER_START_TIMEOUT_SECONDS = 60.0
+# Each device runs its lanes side by side, each with its own slots and its own queue: a Playground
+# run (a tiny 2-D classifier) never waits behind a long CNN run.
+LANES = ("main", "playground")
+
+
+def lane_of(kind: str) -> str:
+    """The lane a run of ``kind`` queues in on its device."""
+    return "playground" if kind == "binary" else "main"
+
 
 # Version 0: the schema as it was before stores carried a version. Never edit it; add a migration.
 SCHEMA_V0 = """
@@ -97,6 +106,11 @@ SCHEMA_V0_STATEMENTS = tuple(statement for statement in SCHEMA_V0.split(";") if 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 0 -> 1: the event log is read per run, oldest first.
     ("CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, id)",),
+    # 1 -> 2: the warm worker pool: processes with their backend loaded, waiting for a queued run.
+    (
+        "CREATE TABLE IF NOT EXISTS workers (pid INTEGER PRIMARY KEY, device TEXT NOT NULL, "
+        "backend TEXT NOT NULL, status TEXT NOT NULL, joined_at REAL NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -330,29 +344,93 @@ class RunStore:
                 "UPDATE runs SET worker_pid = ?, heartbeat_at = ? WHERE id = ?", (pid, time.time(), run_id)
             )
 
-    def try_claim(self, run_id: str) -> bool:
-        """Start ``run_id`` if it is first in its device's queue and the device is free."""
+    def try_claim(self, run_id: str, slots: int = 1) -> bool:
+        """Start ``run_id`` if it is first in its lane's queue on its device and the lane has one of
+        its ``slots`` free."""
         self.reconcile()
         with self._transaction() as connection:
-            row = connection.execute("SELECT device, status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None or row["status"] != "queued":
+            row = connection.execute("SELECT device FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or run_id not in _startable(connection, row["device"], slots):
                 return False
-            busy = connection.execute(
-                "SELECT 1 FROM runs WHERE device = ? AND status = 'running'", (row["device"],)
-            ).fetchone()
-            first = connection.execute(
-                "SELECT id FROM runs WHERE device = ? AND status = 'queued' "
-                "ORDER BY created_at, rowid LIMIT 1",
-                (row["device"],),
-            ).fetchone()
-            if busy or first["id"] != run_id:
+            _mark_running(connection, run_id, None)
+            return True
+
+    def claim_next(self, pid: int, device: str, backend: str, slots: int) -> Run | None:
+        """Hand worker ``pid`` (of the pool of ``device`` and ``backend``) the first run it can start,
+        mark it running and take the worker out of the pool; None when there is none."""
+        with self._connect() as connection:  # the common answer, "nothing queued", without a write lock
+            if not connection.execute(
+                "SELECT 1 FROM runs WHERE device = ? AND status = 'queued' LIMIT 1", (device,)
+            ).fetchone():
+                return None
+        self.reconcile()
+        with self._transaction() as connection:
+            startable = _startable(connection, device, slots)
+            claimed = next((run_id for run_id, name in startable.items() if name == backend), None)
+            if claimed is None:
+                return None
+            _mark_running(connection, claimed, pid)
+            connection.execute("DELETE FROM workers WHERE pid = ?", (pid,))
+        return self.get(claimed)
+
+    # --- the warm worker pool -----------------------------------------------------------------
+
+    def join_pool(self, pid: int, device: str, backend: str, size: int) -> bool:
+        """Add a just-started worker to the pool of ``device`` and ``backend`` unless that pool
+        already has ``size`` live workers (then the caller ends it)."""
+        with self._transaction() as connection:
+            if len(_live_pool(connection, device, backend)) >= size:
                 return False
-            now = time.time()
             connection.execute(
-                "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ? WHERE id = ?",
-                (now, now, run_id),
+                "INSERT OR REPLACE INTO workers (pid, device, backend, status, joined_at) VALUES (?,?,?,?,?)",
+                (pid, device, backend, "starting", time.time()),
             )
             return True
+
+    def mark_worker_ready(self, pid: int) -> bool:
+        """Record that a pool worker has loaded its backend and data; False if it is not in the pool."""
+        with self._connect() as connection:
+            return bool(
+                connection.execute("UPDATE workers SET status = 'ready' WHERE pid = ?", (pid,)).rowcount
+            )
+
+    def pool_size(self, device: str, backend: str) -> int:
+        """How many live workers (starting or ready) the pool of ``device`` and ``backend`` has."""
+        with self._transaction() as connection:
+            return len(_live_pool(connection, device, backend))
+
+    def queued_count(self, device: str, backend: str) -> int:
+        """How many runs wait on ``device`` for a worker of ``backend``."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT spec FROM runs WHERE device = ? AND status = 'queued'", (device,)
+            ).fetchall()
+        return sum(_backend_of(row["spec"]) == backend for row in rows)
+
+    def leave_pool_if_surplus(self, pid: int, target: int) -> bool:
+        """Take worker ``pid`` out of its pool if the pool has more than ``target`` live workers and
+        it joined last (so that of several surplus workers one leaves at a time), or if it is no
+        longer in the pool at all. Returns whether it must end."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT device, backend FROM workers WHERE pid = ?", (pid,)).fetchone()
+            if row is None:
+                return True
+            pool = _live_pool(connection, row["device"], row["backend"])
+            if len(pool) <= target or pool[-1] != pid:
+                return False
+            connection.execute("DELETE FROM workers WHERE pid = ?", (pid,))
+            return True
+
+    def leave_pool(self, pid: int) -> None:
+        """Take worker ``pid`` out of its pool."""
+        with self._connect() as connection:
+            connection.execute("DELETE FROM workers WHERE pid = ?", (pid,))
+
+    def pool_workers(self) -> list[int]:
+        """The process ids of every live pool worker, for shutting the pool down."""
+        with self._connect() as connection:
+            pids = [row["pid"] for row in connection.execute("SELECT pid FROM workers").fetchall()]
+        return [pid for pid in pids if process_alive(pid)]
 
     def set_started(self, run_id: str, data_source: str, environment: dict[str, Any]) -> None:
         """Record the data source and the devices/versions the run trains with."""
@@ -470,7 +548,7 @@ class RunStore:
         return sorted((run for run in self.list_runs() if run.is_active), key=lambda run: run.created_at)
 
     def queue_position(self, run_id: str) -> int | None:
-        """How many runs are ahead of a queued run on its device, the running one included.
+        """How many runs are ahead of a queued run in its lane on its device, the running ones included.
 
         Returns None when the run is not queued.
         """
@@ -478,12 +556,16 @@ class RunStore:
         if run.status != "queued":
             return None
         with self._connect() as connection:
-            (ahead,) = connection.execute(
-                "SELECT COUNT(*) FROM runs WHERE device = ? AND (status = 'running' OR "
-                "(status = 'queued' AND (created_at < ? OR (created_at = ? AND id < ?))))",
-                (run.device, run.created_at, run.created_at, run.id),
-            ).fetchone()
-        return int(ahead)
+            rows = connection.execute(
+                "SELECT id, kind, status FROM runs WHERE device = ? AND status IN ('queued', 'running') "
+                "ORDER BY created_at, rowid",
+                (run.device,),
+            ).fetchall()
+        lane = [row for row in rows if lane_of(row["kind"]) == lane_of(run.kind)]
+        position = [row["id"] for row in lane].index(run.id)
+        return sum(row["status"] == "running" for row in lane) + sum(
+            row["status"] == "queued" for row in lane[:position]
+        )
 
     @contextlib.contextmanager
     def stop_checker(self, run_id: str) -> Iterator[Callable[[], bool]]:
@@ -538,11 +620,13 @@ class RunStore:
         as failed, so that no run is left active for ever and none blocks its device's queue."""
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT id, status, worker_pid, heartbeat_at, created_at FROM runs "
+                "SELECT id, status, device, spec, worker_pid, heartbeat_at, created_at FROM runs "
                 "WHERE status IN ('queued', 'running')"
             ).fetchall()
         for row in rows:
-            reason = _worker_failure(row)
+            reason = _worker_failure(
+                row, lambda row=row: self.pool_size(row["device"], _backend_of(row["spec"]))
+            )
             if reason:
                 self.finish(row["id"], "failed", message=reason)
 
@@ -571,10 +655,62 @@ def _storage_error(path: Path, error: BaseException) -> StorageError:
     return StorageError(f"the run store {path} cannot be used ({reason}): {fix}.")
 
 
-def _worker_failure(row: sqlite3.Row) -> str | None:
+def _startable(connection: sqlite3.Connection, device: str, slots: int) -> dict[str, str]:
+    """The queued runs on ``device`` that may start now, with their backends: the first of each lane
+    whose running runs leave one of its ``slots`` free (oldest first)."""
+    rows = connection.execute(
+        "SELECT id, kind, status, spec FROM runs WHERE device = ? AND status IN ('queued', 'running') "
+        "ORDER BY created_at, rowid",
+        (device,),
+    ).fetchall()
+    running = {lane: 0 for lane in LANES}
+    for row in rows:
+        if row["status"] == "running":
+            running[lane_of(row["kind"])] += 1
+    startable, seen = {}, set()
+    for row in rows:
+        lane = lane_of(row["kind"])
+        if row["status"] == "queued" and lane not in seen:
+            seen.add(lane)  # only the first of a lane may start: each lane keeps its order
+            if running[lane] < slots:
+                startable[row["id"]] = _backend_of(row["spec"])
+    return startable
+
+
+def _mark_running(connection: sqlite3.Connection, run_id: str, pid: int | None) -> None:
+    now = time.time()
+    connection.execute(
+        "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, "
+        "worker_pid = COALESCE(?, worker_pid) WHERE id = ?",
+        (now, now, pid, run_id),
+    )
+
+
+def _live_pool(connection: sqlite3.Connection, device: str, backend: str) -> list[int]:
+    """The pids of the pool's live workers, oldest first; rows of workers that died are dropped."""
+    pids = [
+        row["pid"]
+        for row in connection.execute(
+            "SELECT pid FROM workers WHERE device = ? AND backend = ? ORDER BY joined_at, pid",
+            (device, backend),
+        ).fetchall()
+    ]
+    dead = [pid for pid in pids if not process_alive(pid)]
+    connection.executemany("DELETE FROM workers WHERE pid = ?", [(pid,) for pid in dead])
+    return [pid for pid in pids if pid not in dead]
+
+
+def _backend_of(spec_json: str) -> str:
+    return json.loads(spec_json).get("backend", "auto")
+
+
+def _worker_failure(row: sqlite3.Row, pool_size: Callable[[], int]) -> str | None:
+    """Why an active run can never end by itself, or None. A queued run has no worker of its own: it
+    waits for the pool of its device and backend, and fails only when that pool has been empty for
+    a minute (the process that submitted it ended before a worker started)."""
     pid, heartbeat_at = row["worker_pid"], row["heartbeat_at"]
     if pid is None:
-        if time.time() - row["created_at"] > WORKER_START_TIMEOUT_SECONDS:
+        if time.time() - row["created_at"] > WORKER_START_TIMEOUT_SECONDS and not pool_size():
             return (
                 f"no worker process took up the run within {WORKER_START_TIMEOUT_SECONDS:.0f} s of its "
                 "submission (the submitting process ended first); start the run again."

@@ -337,6 +337,21 @@ def check_fine_tuning(spec: TrainSpec) -> None:
         DigitStore().fine_tuning_split(spec.digits_set)
 
 
+def warm_up() -> None:
+    """Make this process ready to start a run at once: load the MNIST a run would read by default
+    (the full set when one is configured, and the embedded digits), and train two tiny models, so
+    that Keras' backend has run its one-time set-up (kernels, tracing machinery, optimizers)."""
+    if datasets.describe_mnist_source().kind != "embedded":
+        datasets.load_mnist(allow_download=False)
+    mnist = datasets.load_embedded_mnist()
+    for spec in (TrainSpec.binary(num_samples=32), TrainSpec.cnn(conv_filters=(4,), hidden_units=(4,))):
+        model = build_model(spec)
+        inputs = scale_digits(mnist.x_train[:8]) if spec.model == "cnn" else np.zeros((8, 2), np.float32)
+        labels = np.eye(10, dtype=np.float32)[mnist.y_train[:8]] if spec.model == "cnn" else np.zeros((8, 1))
+        model.fit(inputs, labels, batch_size=8, epochs=1, verbose=0)
+        predict_in_batches(model, inputs)
+
+
 def scale_digits(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], as the article feeds the CNN."""
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]

@@ -7,6 +7,7 @@ path: a test (or a server) with another ``ZOO_HOME`` gets its own store, never a
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ import streamlit as st
 from zoo.digits import DigitStore
 from zoo.errors import ModelStoreError, RunError
 from zoo.paths import models_directory, runs_database_path, zoo_home
-from zoo.runs import Run, RunStore
+from zoo.runs import Run, RunStore, lane_of
 from zoo.store import ModelEntry, ModelStore, install_starter_models
 
 if TYPE_CHECKING:
@@ -93,6 +94,14 @@ def _run_store(path: str) -> RunStore:
     return RunStore(path)
 
 
+def keep_workers_warm() -> None:
+    """Make sure warm workers wait for the next run on this host's device (see ``zoo.jobs``)."""
+    from zoo.jobs import keep_pool_warm
+
+    with contextlib.suppress(OSError):  # a run that is started reports it, with the reason
+        keep_pool_warm(_device(), run_store())
+
+
 def backend_name() -> str:
     """The Keras backend new runs train with here (read without importing Keras)."""
     from zoo.backend import configured_name
@@ -106,6 +115,13 @@ def device_description() -> str:
     from zoo.jobs import describe_device
 
     return describe_device()
+
+
+@st.cache_resource(show_spinner=False)
+def _device() -> str:
+    from zoo.jobs import detect_device
+
+    return detect_device()
 
 
 def points(spec: TrainSpec) -> PointsData:
@@ -255,13 +271,13 @@ def show_progress(run: Run, unit: str = "images") -> None:
     if run.status == "queued":
         ahead = run_store().queue_position(run.id)
         st.info(
-            f"Queued on the {run.device.upper()}: {ahead or 0} run(s) ahead. "
+            f"Queued on the {run.device.upper()} ({lane_of(run.kind)} lane): {ahead or 0} run(s) ahead. "
             "It starts by itself when the device is free; stop it to cancel."
         )
         return
     progress = run.progress
     if not progress:
-        st.progress(0.0, text="Starting: loading TensorFlow and the data…")
+        st.progress(0.0, text="Starting: building the model…")
         return
     total = max(int(progress.get("total_steps", 1)), 1)
     step = int(progress.get("step", 0))
