@@ -19,6 +19,7 @@ memory, up to 8, each limited to its share of the memory); Playground runs have 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +97,10 @@ def runs_per_device(device: str) -> int:
     return _setting("ZOO_RUNS_PER_DEVICE", default, 1, 64)
 
 
+@functools.cache
 def gpu_memory_mb() -> int:
-    """The memory of this host's smallest GPU in MB, as ``nvidia-smi`` reports it (0 without one)."""
+    """The memory of this host's smallest GPU in MB, as ``nvidia-smi`` reports it (0 without one);
+    asked once per process."""
     try:
         listing = subprocess.run(
             ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
@@ -234,18 +238,30 @@ def wait(run_id: str, timeout: float = 600.0, store: RunStore | None = None, pol
 
 
 class StoreReporter:
-    """Sends ``training.fit`` progress to the run store (a ``ProgressReporter``)."""
+    """Sends ``training.fit`` progress to the run store (a ``ProgressReporter``).
 
-    def __init__(self, store: RunStore, run_id: str) -> None:
-        self.store, self.run_id = store, run_id
+    ``on_first_report`` is called once, after the first metrics are written.
+    """
+
+    def __init__(
+        self, store: RunStore, run_id: str, on_first_report: Callable[[], None] | None = None
+    ) -> None:
+        self.store, self.run_id, self.on_first_report = store, run_id, on_first_report
 
     def batch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None:
         self.store.log_metrics(self.run_id, step, epoch, _prefixed("batch", metrics), progress)
+        self._reported()
+
+    def _reported(self) -> None:
+        if self.on_first_report is not None:
+            callback, self.on_first_report = self.on_first_report, None
+            callback()
 
     def epoch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None:
         named = _prefixed("epoch", metrics)
         named["epoch/samples_per_second"] = progress["samples_per_second"]
         self.store.log_metrics(self.run_id, step, epoch, named, progress)
+        self._reported()
 
     def surface(self, step: int, epoch: int, surface: dict[str, Any]) -> None:
         self.store.save_surface(self.run_id, step, epoch, surface)
@@ -277,12 +293,22 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
             store.leave_pool(pid)
     if run is None:
         return 0
-    try:
-        fill_pool(device, backend_name, store)  # this worker's replacement warms up while it trains
-    except OSError as error:
-        store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
+    replaced: list[bool] = []
+
+    def replace_this_worker() -> None:
+        # Once the run's first metric is in: on a small machine the replacement's start-up would
+        # otherwise compete with this run's start for the CPU.
+        if not replaced:
+            replaced.append(True)
+            try:
+                fill_pool(device, backend_name, store)
+            except OSError as error:
+                store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
+
     _write_output_to(store.log_path(run.id))
-    return train_run(run, store)
+    exit_code = train_run(run, store, replace_this_worker)
+    replace_this_worker()  # the run ended before its first metric
+    return exit_code
 
 
 def _wait_for_run(pid: int, device: str, backend_name: str, store: RunStore) -> Run | None:
@@ -311,7 +337,7 @@ def _write_output_to(path: Path) -> None:
     os.close(descriptor)
 
 
-def train_run(run: Run, store: RunStore) -> int:
+def train_run(run: Run, store: RunStore, on_first_report: Callable[[], None] | None = None) -> int:
     """Train a run this process has claimed, save its model and close it. Returns an exit code."""
     from zoo import training
 
@@ -322,7 +348,8 @@ def train_run(run: Run, store: RunStore) -> int:
         data = training.load_training_data(run.spec)
         store.set_started(run_id, data.source, training.describe_environment())
         with store.stop_checker(run_id) as stop_requested:
-            result = training.fit(run.spec, StoreReporter(store, run_id), stop_requested, data)
+            reporter = StoreReporter(store, run_id, on_first_report)
+            result = training.fit(run.spec, reporter, stop_requested, data)
         if not store.get(run_id).is_active:
             return 1  # failed meanwhile by a reader that found this worker silent: that verdict stands
         if result.status == "diverged":
