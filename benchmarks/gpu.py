@@ -80,6 +80,7 @@ def one_run(arguments: argparse.Namespace, store) -> float:
     from zoo import jobs
 
     print(f"\n1. One article-recipe run through Zoo Studio's worker ({arguments.epochs} epochs)")
+    warm_pool(store, arguments.backend, 1)
     run = jobs.wait(jobs.submit(article_spec(arguments, arguments.epochs), store), TIMEOUT_SECONDS, store)
     if run.status != "completed":
         raise SystemExit(f"the run {run.id} {run.status}: {run.message}")
@@ -113,9 +114,7 @@ def concurrent_runs(arguments: argparse.Namespace, store, train_count: int) -> N
     print(f"   {'K':>3} {'wall s':>8} {'aggregate images/s':>19} {'per run images/s':>17}")
     for count in arguments.concurrent:
         os.environ["ZOO_RUNS_PER_DEVICE"] = str(count)
-        os.environ["ZOO_WARM_WORKERS"] = str(count)
-        jobs.fill_pool(jobs.detect_device(), arguments.backend, store)
-        wait_for_ready_workers(store, count)
+        warm_pool(store, arguments.backend, count)
         started = time.time()
         run_ids = [
             jobs.submit(article_spec(arguments, arguments.concurrent_epochs, seed), store)
@@ -139,9 +138,15 @@ def training_images(arguments: argparse.Namespace) -> int:
     return int(len(mnist.x_train) * 0.9)
 
 
-def wait_for_ready_workers(store, count: int) -> None:
+def warm_pool(store, backend: str, count: int) -> None:
+    """Start ``count`` workers and wait until they have loaded the backend and the data, so that
+    the runs' times start at a warm worker (as in the app), not at a backend's import."""
     import sqlite3
 
+    from zoo import jobs
+
+    os.environ["ZOO_WARM_WORKERS"] = str(count)
+    jobs.fill_pool(jobs.detect_device(), backend, store)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while True:
         with sqlite3.connect(store.path) as connection:
@@ -246,7 +251,6 @@ def main() -> None:
     print(f"Zoo Studio on {jobs.describe_device()} ({platform.node()}), Keras backend {arguments.backend}")
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZOO_HOME"] = home
-        os.environ["ZOO_WARM_WORKERS"] = "0"
         store = RunStore()
         zoo_speed = one_run(arguments, store)
         if arguments.concurrent:

@@ -281,10 +281,11 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
 
     pid, run = os.getpid(), None
     try:
+        implementation = backend.current()  # imports Keras and its backend: the bulk of a cold start
         fraction = os.environ.get(backend.MEMORY_FRACTION_VARIABLE)
         if fraction:
             megabytes = int(os.environ.get(backend.MEMORY_MEGABYTES_VARIABLE) or 0)
-            backend.current().limit_memory(float(fraction), megabytes)
+            implementation.limit_memory(float(fraction), megabytes)
         if not store.queued_count(device, backend_name):  # else a run waits: start it without delay
             training.warm_up()
         run = _wait_for_run(pid, device, backend_name, store)
