@@ -158,12 +158,11 @@ def render_quick_run(run_id: str, live: bool) -> bool:
         return run.is_active
     ui.show_run_outcome(run)
     if run.final_metrics.get("fine_tuning"):
-        st.dataframe(
-            fine_tuning_table(run.final_metrics["fine_tuning"]),
-            hide_index=True,
-            column_config={
-                name: st.column_config.NumberColumn(format="%.3f") for name in ("before", "after")
-            },
+        table = fine_tuning_table(run.final_metrics["fine_tuning"])
+        st.table(
+            table.style.format("{:.3f}", subset=["before", "after"])
+            .format("{:+.3f}", subset=["change"])
+            .hide()
         )
     name = ui.model_of_run(run)
     if name:
@@ -277,4 +276,4 @@ if inspection is not None:
             title = f"{name}: {channels} feature maps of {height}×{width}"
             st.plotly_chart(feature_maps_figure(maps, title), key=f"draw.maps.{name}")
 
-my_digits(name, busy=quick_run is not None and quick_run.is_active)
+my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)

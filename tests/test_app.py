@@ -427,7 +427,7 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
     assert run.status == "completed" and run.spec.base_model == "mnist-cnn", run.message
     assert run.spec.digits_set == "my-digits" and run.spec.num_epochs == 2
     rerun(app)
-    table = app.dataframe[0].value
+    table = app.table[0].value
     assert table["test set"].tolist() == ["MNIST test digits", "my held-out digits (1)"]
     scores = run.final_metrics["fine_tuning"]
     assert table["after"].tolist() == [

@@ -77,3 +77,50 @@ def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
     expect(predicted).to_have_count(1, timeout=READ_TIMEOUT_MS)  # the upload, read by the new model
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=READ_TIMEOUT_MS)
     screenshot(page, "draw-quick-trained")
+
+
+def test_a_corrected_drawing_joins_my_digits_and_a_fine_tuned_model_reads_it(
+    streamlit_app, browser_page, screenshot, zoo_home
+):
+    """Teach the starter that a flat dash is a 4: correct its reading with one click, see the drawing
+    in my digits, fine-tune on the set, and read the same drawing with the new model."""
+    from zoo.digits import DEFAULT_SET, DigitStore
+    from zoo.inference import preprocess
+
+    store = DigitStore()
+    for index, (label, horizontal) in enumerate([(4, True)] * 4 + [(1, False)] * 3):
+        pixels = np.zeros((280, 280, 4), np.uint8)
+        start = 100 + 12 * (index % 4)
+        if horizontal:
+            pixels[start : start + 20, 45 : 235 - 10 * index, 3] = 255
+        else:
+            pixels[45:235, start : start + 20, 3] = 255
+        store.add(DEFAULT_SET, label, pixels, preprocess(pixels).digit)
+    base_url = streamlit_app(env={"ZOO_HOME": str(zoo_home)})
+    page = browser_page
+    page.goto(f"{base_url}/draw")
+    expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile("^mnist-cnn"))
+    expect(page.get_by_text("**7 digits**".strip("*"))).to_be_visible(timeout=READ_TIMEOUT_MS)
+
+    stroke(page, [(40 + 10 * step, 140) for step in range(21)])  # a flat dash across the canvas
+    predicted = page.get_by_test_id("stMetricValue")
+    expect(predicted).to_have_count(1, timeout=READ_TIMEOUT_MS)
+    first_reading = predicted.inner_text()
+    assert first_reading != "4", "the starter should not read a dash as a 4"
+    page.get_by_role("button", name="4", exact=True).click()
+    expect(page.get_by_text("Added to my-digits as a 4.")).to_be_visible(timeout=READ_TIMEOUT_MS)
+    expect(page.get_by_text("8 digits")).to_be_visible(timeout=READ_TIMEOUT_MS)
+    expect(page.get_by_text("4: 5")).to_be_visible()
+    expect(page.get_by_text("#8 · 4")).to_be_visible()  # the drawing, in the gallery with its label
+    assert [digit.label for digit in store.digits(DEFAULT_SET)][-1] == 4
+    screenshot(page, "draw-my-digits")
+
+    page.get_by_role("button", name="Fine-tune mnist-cnn on my digits").click()
+    use_new_model = page.get_by_role("button", name="Draw with mnist-cnn-my-digits")
+    expect(use_new_model).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    expect(page.get_by_text("my held-out digits (1)")).to_be_visible()
+    use_new_model.click()
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile("^mnist-cnn-my-digits"))
+    expect(predicted).to_have_text("4", timeout=READ_TIMEOUT_MS)  # the same drawing, read by the new model
+    screenshot(page, "draw-fine-tuned")
