@@ -21,6 +21,11 @@ def push_section(token: str | None) -> None:
         private = st.checkbox("Private (applies when the repo is created)", key="hub-push-private")
         message = st.text_input("Commit message", placeholder="Push from Zoo Studio", key="hub-push-message")
         tag = st.text_input("Tag this commit (optional)", placeholder="v1", key="hub-push-tag")
+        include_digits = st.checkbox(
+            "Also push the personal digits it was fine-tuned on (digits.npz)",
+            key="hub-push-digits",
+            help="Off by default: your own drawings leave this machine only if you tick this.",
+        )
         if not st.form_submit_button("Push", key="hub-push-submit"):
             return
     try:
@@ -33,6 +38,7 @@ def push_section(token: str | None) -> None:
                 message=message.strip() or None,
                 tag=tag.strip() or None,
                 store=ui.model_store(),
+                include_digits=include_digits,
             )
     except ZooError as error:
         st.error(str(error))

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from huggingface_hub import ModelCard
+from streamlit.testing.v1 import AppTest
 from test_hub import server  # noqa: F401 - the loopback Hub fixture
 from test_training import RecordingReporter
 
@@ -20,6 +22,8 @@ from zoo.errors import ModelStoreError, ZooError
 from zoo.runs import RunStore
 from zoo.store import ModelStore
 from zoo.training import TrainSpec, fit, load_training_data
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def bars(count: int, horizontal: bool, seed: int) -> np.ndarray:
@@ -168,3 +172,14 @@ def test_personal_digits_go_to_the_hub_only_when_asked(server, base_model):  # n
     assert "on 20 personal digits" in card.text
     with pytest.raises(hub.HubError, match="was not fine-tuned on personal digits"):
         hub.push("base", "alice/base", include_digits=True)
+
+    # The Hub page: the digits go along only when its box is ticked.
+    page = AppTest.from_file(str(REPOSITORY / "pages" / "hub.py"), default_timeout=60)
+    page.run()
+    page.selectbox(key="hub-push-model").set_value(run.model_name)
+    page.text_input(key="hub-push-repo").input("alice/from-the-page")
+    page.button(key="hub-push-submit").click().run()
+    assert page.success and "digits.npz" not in server.files("alice/from-the-page")
+    page.checkbox(key="hub-push-digits").check()
+    page.button(key="hub-push-submit").click().run()
+    assert not page.error and "digits.npz" in server.files("alice/from-the-page")
