@@ -256,9 +256,65 @@ def test_a_missing_file_raises_a_data_error_naming_it(tmp_path, monkeypatch):
         load_mnist()  # a bad ZOO_MNIST is an error, not a silent fall-back to the embedded set
 
 
-def test_a_directory_is_not_a_mnist_file(tmp_path):
-    with pytest.raises(DataError, match=f"MNIST file {tmp_path} does not exist"):
-        load_mnist(tmp_path)
+def test_a_directory_or_a_fifo_is_named_for_what_it_is(tmp_path):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    for path, kind in ((tmp_path, "a directory"), (fifo, r"a named pipe \(FIFO\)")):
+        for call in (load_mnist, describe_mnist_source, data.check_mnist_source):
+            with pytest.raises(DataError, match=f"MNIST file {path} is {kind}"):
+                call(path)  # and a FIFO is never opened: that would block for ever
+
+
+def test_an_empty_file_name_is_refused_not_taken_for_auto(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_MNIST", str(write_npz(tmp_path / "mnist.npz", mnist_arrays())))
+    for call in (load_mnist, describe_mnist_source, data.check_mnist_source):
+        with pytest.raises(DataError, match="empty string"):
+            call("")
+
+
+def forged_npz(path: Path, claimed_images: int) -> Path:
+    """An npz whose x_train header claims ``claimed_images`` 28x28 images but holds 10."""
+    write_npz(path, mnist_arrays(10, 10), compressed=False)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["x_train.npy"] = members["x_train.npy"].replace(
+        b"(10, 28, 28)", f"({claimed_images}, 28, 28)".encode()
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_a_header_that_claims_more_images_than_the_file_holds_is_refused_before_loading(tmp_path):
+    path = forged_npz(tmp_path / "forged.npz", 10**9)
+    with pytest.raises(DataError, match=r"x_train claims shape \(1000000000, 28, 28\).*damaged or forged"):
+        data.read_npz_headers(path)
+    for call in (load_mnist, data.check_mnist_source):
+        with pytest.raises(DataError, match="damaged or forged"):
+            call(path)
+
+
+def test_headers_tell_shapes_and_dtypes_and_a_size_limit_is_kept(tmp_path):
+    path = write_npz(tmp_path / "mnist.npz", mnist_arrays(50, 20))
+    headers = data.read_npz_headers(path)
+    assert {name: (header.shape, header.dtype) for name, header in headers.items()} == {
+        "x_train": ((50, 28, 28), np.uint8),
+        "y_train": ((50,), np.uint8),
+        "x_test": ((20, 28, 28), np.uint8),
+        "y_test": ((20,), np.uint8),
+    }
+    assert sum(header.nbytes for header in headers.values()) == 70 * 785
+    with pytest.raises(DataError, match="more than the 0 MB allowed"):
+        data.read_npz_headers(path, max_bytes=70 * 785 - 1)
+
+
+def test_check_mnist_source_refuses_a_wrong_layout_without_loading(tmp_path):
+    arrays = mnist_arrays()
+    arrays["x_test"] = arrays["x_test"][:, :14]
+    with pytest.raises(DataError, match=r"x_test has shape \(20, 14, 28\)"):
+        data.check_mnist_source(write_npz(tmp_path / "half.npz", arrays))
+    data.check_mnist_source(write_npz(tmp_path / "good.npz", mnist_arrays()))  # a good one passes
 
 
 # --- 2-D point sets -------------------------------------------------------------------------------

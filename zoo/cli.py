@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from zoo.backend import BACKENDS
-from zoo.errors import ZooError
+from zoo.errors import RunError, ZooError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -266,12 +266,21 @@ def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
             run = store.get(run_id)
             if not run.is_active:
                 break
+            said = store.last_words(run_id)
+            if said:  # the worker failed but the store could not record it (e.g. read-only)
+                if interactive and last_line:
+                    print(file=sys.stderr)
+                raise RunError(f"run {run_id} failed: {said}")
             new_rows = store.metrics_frame(run_id, since_id=last_row)
             if len(new_rows):
                 last_row = int(new_rows["id"].iloc[-1])
                 latest.update(new_rows.groupby("name")["value"].last())
             line = progress_line(run, store, latest)
-            if line != last_line and (interactive or line.split(" [")[0] != last_line.split(" [")[0]):
+            if (
+                line is not None
+                and line != last_line
+                and (interactive or line.split(" [")[0] != last_line.split(" [")[0])
+            ):
                 print(f"\r{line}" if interactive else line, end="" if interactive else "\n", file=sys.stderr)
                 last_line = line
             time.sleep(poll_seconds)
@@ -283,10 +292,14 @@ def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
     return run
 
 
-def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str:
-    """One line: epoch, a bar, step, images/s, ETA and the latest loss/accuracy."""
+def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str | None:
+    """One line: epoch, a bar, step, images/s, ETA and the latest loss/accuracy.
+
+    None when a queued run ended since it was read (e.g. its worker was found dead): the next
+    poll reports the end."""
     if run.status == "queued":
-        return f"queued: {store.queue_position(run.id)} run(s) ahead on {run.device}"
+        ahead = store.queue_position(run.id)
+        return None if ahead is None else f"queued: {ahead} run(s) ahead on {run.device}"
     progress = run.progress
     if not progress:
         return "starting (loading TensorFlow and the data)..."

@@ -7,12 +7,16 @@ the CLI, run records and model cards never substitute one source for another sil
 from __future__ import annotations
 
 import functools
+import math
 import os
 import socket
+import stat
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +26,8 @@ MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 POINT_DATASETS = ("moons", "circles", "xor", "gaussians", "spiral")
 EMBEDDED_TEST_FRACTION = 0.2
 KERAS_MNIST_URL_HOST = "storage.googleapis.com"
+# Largest total the arrays of an MNIST file may take in memory (the full MNIST takes 55 MB).
+MAX_MNIST_BYTES = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -61,9 +67,9 @@ def load_mnist(path: str | os.PathLike | None = None, *, allow_download: bool = 
     Raises:
         DataError: an explicit file (argument or ``ZOO_MNIST``) is missing or malformed.
     """
-    explicit = path or os.environ.get("ZOO_MNIST")
+    explicit = _explicit_mnist_path(path)
     if explicit:
-        return _read_mnist_file(str(Path(explicit).expanduser().resolve()))
+        return _read_mnist_file(explicit)
     cached = _keras_mnist_cache_path()
     if cached.is_file():
         # Read and check it here: Keras' loader deletes a cached file whose hash differs from the
@@ -97,12 +103,10 @@ def describe_mnist_source(path: str | os.PathLike | None = None) -> MnistSource:
     Raises:
         DataError: ``path`` (or ``ZOO_MNIST``) names a file that does not exist.
     """
-    explicit = path or os.environ.get("ZOO_MNIST")
+    explicit = _explicit_mnist_path(path)
     if explicit:
-        resolved = Path(explicit).expanduser().resolve()
-        if not resolved.is_file():
-            raise DataError(f"MNIST file {resolved} does not exist; give the path of a Keras mnist.npz file.")
-        return MnistSource("file", f"MNIST from {resolved}")
+        require_regular_file(explicit, "MNIST file")
+        return MnistSource("file", f"MNIST from {explicit}")
     if _keras_mnist_cache_path().is_file():
         return MnistSource("keras", "full MNIST from Keras' dataset cache (60,000 train / 10,000 test)")
     return MnistSource(
@@ -112,8 +116,124 @@ def describe_mnist_source(path: str | os.PathLike | None = None) -> MnistSource:
     )
 
 
-def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
-    """Check MNIST arrays: the four keys, 28x28 uint8 images, labels 0-9, matching lengths.
+def check_mnist_source(path: str | os.PathLike | None = None) -> None:
+    """Refuse, before a run starts, an explicit MNIST file (``path`` or ``ZOO_MNIST``) that is missing,
+    not a regular file, or not an MNIST npz, reading only its arrays' headers (fast at any size).
+
+    Raises:
+        DataError: what is wrong with the file and how to fix it.
+    """
+    explicit = _explicit_mnist_path(path)
+    if explicit:
+        require_regular_file(explicit, "MNIST file")
+        validate_mnist_layout(read_npz_headers(explicit, max_bytes=MAX_MNIST_BYTES), explicit)
+
+
+def _explicit_mnist_path(path: str | os.PathLike | None) -> str | None:
+    """The MNIST file asked for (the argument, else ZOO_MNIST), resolved; an empty argument is refused."""
+    if path is not None and not str(path).strip():
+        raise DataError(
+            "the MNIST file given is an empty string; give auto, embedded or the path of a Keras "
+            "mnist.npz file."
+        )
+    explicit = path or os.environ.get("ZOO_MNIST")
+    return str(Path(explicit).expanduser().resolve()) if explicit else None
+
+
+def require_regular_file(path: str | os.PathLike, what: str) -> None:
+    """Refuse a path that is missing or is not a regular file, saying what it is instead.
+
+    Raises:
+        DataError: e.g. "MNIST file /data is a directory; ...".
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist; give the path of a Keras mnist.npz file.") from None
+    except OSError as error:
+        raise DataError(f"{what} {path} cannot be read ({error.strerror}); check its permissions.") from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        kind = "a directory"
+    elif stat.S_ISFIFO(mode):
+        kind = "a named pipe (FIFO)"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a device, not a regular file"
+    raise DataError(f"{what} {path} is {kind}; give the path of a .npz file, e.g. a Keras mnist.npz.")
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What an .npy member of an .npz says about its array, read without loading it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    stored_bytes: int  # the data the member holds after its header (uncompressed)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the array would take once loaded."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def read_npz_headers(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str, ArrayHeader]:
+    """The shape and dtype of every array in an .npz file, from the members' .npy headers, so that a
+    file is judged before it is loaded (a forged header can claim 10^9 images in a few bytes).
+
+    Args:
+        path: the .npz file.
+        max_bytes: refuse a file whose arrays would take more memory than this once loaded.
+
+    Raises:
+        DataError: not an .npz, a member that is not an array or holds Python objects, a header that
+            claims more data than the member holds, or arrays larger than ``max_bytes`` in all.
+    """
+    if not zipfile.is_zipfile(path):  # np.load would take it for a .npy or a pickle and mislead
+        raise DataError(f"{path} is not an .npz file (a zip archive of arrays); give a Keras mnist.npz file.")
+    headers: dict[str, ArrayHeader] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                name = member.filename.removesuffix(".npy")
+                with archive.open(member) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    reader = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = reader(stream)
+                    header = ArrayHeader(name, tuple(shape), dtype, member.file_size - stream.tell())
+                if dtype.hasobject:
+                    raise DataError(
+                        f"{path}: array {name} holds Python objects; an .npz of plain arrays is needed."
+                    )
+                if header.nbytes > header.stored_bytes:
+                    raise DataError(
+                        f"{path}: array {name} claims shape {header.shape} ({header.nbytes:,} bytes) but "
+                        f"holds {header.stored_bytes:,} bytes; the file is damaged or forged."
+                    )
+                headers[name] = header
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
+        raise DataError(
+            f"{path} is not a readable .npz file ({error}); give a Keras mnist.npz file."
+        ) from None
+    total = sum(header.nbytes for header in headers.values())
+    if max_bytes is not None and total > max_bytes:
+        raise DataError(
+            f"{path} holds {total / 1e6:,.0f} MB of arrays, more than the {max_bytes / 1e6:,.0f} MB allowed; "
+            "give a smaller file."
+        )
+    return headers
+
+
+def validate_mnist_layout(arrays: Mapping[str, Any], origin: str) -> None:
+    """Check the layout of MNIST arrays (or their headers): the four keys, (N, 28, 28) uint8 images,
+    integer labels, one label per image, at least one image per split.
 
     Raises:
         DataError: naming ``origin`` and the first problem found.
@@ -126,16 +246,27 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
         )
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if images.ndim != 3 or images.shape[1:] != (28, 28):
+        if len(images.shape) != 3 or images.shape[1:] != (28, 28):
             raise DataError(f"{origin}: x_{split} has shape {images.shape}; expected (N, 28, 28).")
         if images.dtype != np.uint8:
             raise DataError(f"{origin}: x_{split} has dtype {images.dtype}; expected uint8 pixels 0-255.")
-        if len(images) == 0:
+        if images.shape[0] == 0:
             raise DataError(f"{origin}: x_{split} is empty; the file needs at least one image per split.")
-        if labels.shape != (len(images),):
-            raise DataError(f"{origin}: y_{split} has shape {labels.shape}; expected ({len(images)},).")
+        if tuple(labels.shape) != (images.shape[0],):
+            raise DataError(f"{origin}: y_{split} has shape {labels.shape}; expected ({images.shape[0]},).")
         if not np.issubdtype(labels.dtype, np.integer):
             raise DataError(f"{origin}: y_{split} has dtype {labels.dtype}; expected integer labels 0-9.")
+
+
+def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
+    """Check loaded MNIST arrays: their layout (``validate_mnist_layout``) and labels 0-9.
+
+    Raises:
+        DataError: naming ``origin`` and the first problem found.
+    """
+    validate_mnist_layout(arrays, origin)
+    for split in ("train", "test"):
+        labels = arrays[f"y_{split}"]
         if labels.min() < 0 or labels.max() > 9:
             raise DataError(f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9.")
 
@@ -152,10 +283,8 @@ def _read_mnist_file(path: str, source_kind: str = "file") -> MnistData:
 
 @functools.lru_cache(maxsize=2)
 def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | None) -> MnistData:
-    if not Path(path).is_file():
-        raise DataError(f"MNIST file {path} does not exist; give the path of a Keras mnist.npz file.")
-    if not zipfile.is_zipfile(path):  # np.load would take it for a .npy or a pickle and mislead
-        raise DataError(f"{path} is not an .npz file (a zip archive of arrays); give a Keras mnist.npz file.")
+    require_regular_file(path, "MNIST file")
+    validate_mnist_layout(read_npz_headers(path, max_bytes=MAX_MNIST_BYTES), path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files if key in MNIST_KEYS}

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ZooError
+from zoo.errors import DataError, ZooError
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,23 @@ def evaluate_saved_model(
 
     Raises:
         ModelStoreError: no such model, or it cannot be loaded.
+        DataError: an MNIST source given for a binary model, or an unusable MNIST source.
     """
     from zoo.store import ModelStore
     from zoo.training import TrainSpec, load_training_data, predict_in_batches
 
     loaded = (store or ModelStore()).load(name)
+    if mnist_source is not None and loaded.entry.kind != "cnn":
+        raise DataError(
+            f"{name} is a {loaded.entry.kind} model, evaluated on the points it was trained on; an MNIST "
+            f"source ({mnist_source!r}) applies to CNN models only: leave it out."
+        )
     recorded = loaded.entry.config.get("spec")
     if recorded:
         spec = TrainSpec.from_dict(recorded)
     else:
         spec = TrainSpec.cnn() if loaded.entry.kind == "cnn" else TrainSpec.binary()
-    if mnist_source and spec.model == "cnn":
+    if mnist_source is not None:
         spec = dataclasses.replace(spec, mnist_source=mnist_source)
     data = load_training_data(spec)
     evaluation = evaluate_predictions(data.y_test, predict_in_batches(loaded.model, data.x_test))

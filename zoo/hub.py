@@ -14,17 +14,22 @@ the token; every failure is a one-line ``HubError``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import json
 import math
 import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import httpx2
 
 from zoo import __version__
 from zoo.errors import ModelStoreError, ZooError
@@ -297,16 +302,15 @@ def pull(
     """Download a repo at ``revision`` (branch, tag or commit id; default ``main``), check it,
     load it with ``safe_mode=True`` and register it in the local zoo with its origin.
 
-    Sizes are checked from the Hub's file listing before anything is downloaded; the local zoo
-    gets the model atomically or not at all.
+    Sizes are checked from the Hub's file listing before anything is downloaded, and the bytes
+    received are capped while they stream (a listing may leave sizes out); the local zoo gets the
+    model atomically or not at all.
 
     Raises:
         HubError: bad repo id; repo or revision not found; bad token; hub unreachable; no model
             in the repo; download over ``max_download_bytes``; corrupt or unsafe model; shapes
             that do not fit a Zoo Studio model.
     """
-    from huggingface_hub import snapshot_download
-
     check_repo_id(repo_id)
     revision = revision or "main"
     store = store or ModelStore()
@@ -318,7 +322,7 @@ def pull(
     where = f"{repo_id} at {revision}"
     with _hub_errors(f"pull {where}", token):
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
-    sizes = {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or []}
+    sizes = {sibling.rfilename: sibling.size for sibling in info.siblings or []}  # None: size not listed
     missing = [file for file in (KERAS_CONFIG_FILE, KERAS_WEIGHTS_FILE) if file not in sizes]
     if missing:
         raise HubError(
@@ -326,19 +330,19 @@ def pull(
             "or by Keras' model.save('hf://...') has config.json and model.weights.h5)."
         )
     wanted = [file for file in PULLED_FILES if file in sizes]
-    total = sum(sizes[file] for file in wanted)
+    total = sum(sizes[file] or 0 for file in wanted)
+    over_limit = (
+        f"over the download limit of {limit / 1e6:,.1f} MB; raise it (--max-download-mb or "
+        "ZOO_HUB_MAX_DOWNLOAD_MB) if you trust this repo."
+    )
     if total > limit:
-        raise HubError(
-            f"{where}: the model files are {total / 1e6:,.1f} MB, over the download limit of "
-            f"{limit / 1e6:,.1f} MB; raise it (--max-download-mb or ZOO_HUB_MAX_DOWNLOAD_MB) "
-            "if you trust this repo."
-        )
-    with _hub_errors(f"download {where}", token):
-        folder = Path(
-            snapshot_download(
-                repo_id, revision=info.sha, allow_patterns=wanted, endpoint=hub_endpoint(), token=token
-            )
-        )
+        raise HubError(f"{where}: the model files are {total / 1e6:,.1f} MB, {over_limit}")
+    # Sizes the listing leaves out (or understates) are capped while the bytes arrive.
+    with _hub_errors(
+        f"download {where}", token, max_bytes=limit, too_large=f"{where}: the download went {over_limit}"
+    ):
+        paths = [api.hf_hub_download(repo_id, file, revision=info.sha) for file in wanted]
+    folder = Path(paths[0]).parent
     origin = f"{repo_id} at {info.sha[:8]}"
     zoo_config = _read_repo_json(folder / ZOO_CONFIG_FILE, origin) if ZOO_CONFIG_FILE in wanted else None
     try:
@@ -676,23 +680,115 @@ def _format_value(value: Any) -> str:
 
 
 def _api(token: str | None) -> HfApi:
-    """A client for ``hub_endpoint()`` whose requests time out (see ``_apply_timeout``)."""
-    from huggingface_hub import HfApi, get_session
+    """A client for ``hub_endpoint()`` whose requests keep to the calling action's budget."""
+    from huggingface_hub import HfApi
 
-    session = get_session()
-    hooks = session.event_hooks
-    if _apply_timeout not in hooks["request"]:
-        session.event_hooks = {**hooks, "request": [*hooks["request"], _apply_timeout]}
+    _hold_hub_calls_to_budgets()
     return HfApi(endpoint=hub_endpoint(), token=token, library_name="zoo-studio", library_version=__version__)
 
 
-def _apply_timeout(request: Any) -> None:
-    """Give a request to the Hub ``timeout_seconds()`` when its caller set no timeout: several
-    huggingface_hub calls pass None, which means waiting forever for a hub that stopped answering."""
-    import httpx2
+@functools.cache
+def _hold_hub_calls_to_budgets() -> None:
+    """Once per process: huggingface_hub's client sends through ``_BudgetTransport``, and its progress
+    bars and retry messages stay off the terminal (every failure is one HubError line instead)."""
+    from huggingface_hub import get_session, set_client_factory
+    from huggingface_hub.utils import disable_progress_bars, logging
 
-    if all(value is None for value in (request.extensions.get("timeout") or {}).values()):
-        request.extensions["timeout"] = httpx2.Timeout(timeout_seconds()).as_dict()
+    hooks = get_session().event_hooks  # huggingface_hub's own (request ids, offline mode)
+    set_client_factory(
+        lambda: httpx2.Client(
+            event_hooks=hooks, follow_redirects=True, timeout=None, transport=_BudgetTransport()
+        )
+    )
+    disable_progress_bars()
+    logging.set_verbosity_error()
+
+
+@dataclass
+class _Budget:
+    """What one Hub action may spend: total time (retries included) and bytes received."""
+
+    deadline: float | None  # time.monotonic() by which the action ends; None: each request times out alone
+    max_bytes: int | None
+    received: int = 0
+
+
+class _BudgetSpent(Exception):
+    """The action's time ran out; ``error`` is the last failure seen (None: the Hub was too slow)."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _TooLarge(Exception):
+    """More bytes arrived than the action's ``max_bytes``."""
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("zoo_hub_budget", default=None)
+_RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+
+
+class _BudgetTransport(httpx2.BaseTransport):
+    """An httpx transport that retries failed connections and busy answers itself, within the calling
+    action's total time (``ZOO_HUB_TIMEOUT``), so that huggingface_hub's own back-off (five retries,
+    23 s of sleeping, a warning each) never starts; and that stops a download at ``max_bytes``.
+    Requests outside a Zoo Studio action only get a per-request timeout."""
+
+    def __init__(self) -> None:
+        self._inner = httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        budget = _BUDGET.get()
+        timeouts = request.extensions.get("timeout") or {}
+        if budget is None or budget.deadline is None:
+            if all(value is None for value in timeouts.values()):  # huggingface_hub passes None: no end
+                request.extensions["timeout"] = httpx2.Timeout(timeout_seconds()).as_dict()
+            return self._capped(self._inner.handle_request(request), budget)
+        wait, last_error = 0.25, None
+        while True:
+            remaining = budget.deadline - time.monotonic()
+            if remaining <= 0:
+                raise _BudgetSpent(last_error)
+            request.extensions["timeout"] = httpx2.Timeout(remaining).as_dict()
+            try:
+                response = self._inner.handle_request(request)
+            except httpx2.TransportError as error:
+                if last_error is None or not isinstance(error, httpx2.TimeoutException):
+                    last_error = error  # a refused connection stays the reason, not the last short timeout
+            else:
+                if response.status_code not in _RETRY_STATUSES:
+                    return self._capped(response, budget)
+                response.close()
+                last_error = None
+            time.sleep(max(0.0, min(wait, budget.deadline - time.monotonic())))
+            wait = min(wait * 2, 4.0)
+
+    def _capped(self, response: httpx2.Response, budget: _Budget | None) -> httpx2.Response:
+        if budget is None or budget.max_bytes is None:
+            return response
+        response.stream = _CappedStream(response.stream, budget)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _CappedStream(httpx2.SyncByteStream):
+    """A response body that raises ``_TooLarge`` once the action has received more than its limit."""
+
+    def __init__(self, stream: httpx2.SyncByteStream, budget: _Budget) -> None:
+        self._stream, self._budget = stream, budget
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            self._budget.received += len(chunk)
+            if self._budget.max_bytes is not None and self._budget.received > self._budget.max_bytes:
+                raise _TooLarge
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def _require_token(token: str | None, action: str) -> str:
@@ -719,13 +815,26 @@ def _check_tag(tag: str) -> None:
 
 
 @contextlib.contextmanager
-def _hub_errors(action: str, token: str | None) -> Iterator[None]:
-    """Turn huggingface_hub and network errors into one-line HubErrors naming ``action``."""
-    import httpx2
+def _hub_errors(
+    action: str, token: str | None, *, max_bytes: int | None = None, too_large: str = ""
+) -> Iterator[None]:
+    """Hold the Hub calls inside to one budget and turn huggingface_hub and network errors into
+    one-line HubErrors naming ``action``.
+
+    Without ``max_bytes`` the calls take ``timeout_seconds()`` in all, retries included; with it
+    (downloads) each request has that long, and the bytes received stop at ``max_bytes`` with
+    HubError(``too_large``)."""
     from huggingface_hub import errors
 
+    deadline = None if max_bytes is not None else time.monotonic() + timeout_seconds()
+    reset = _BUDGET.set(_Budget(deadline, max_bytes))
     try:
         yield
+    except _BudgetSpent as spent:
+        error = spent.error or httpx2.TimeoutException("no answer in time")
+        raise HubError(_redact(_describe(error, action), token)) from None
+    except _TooLarge:
+        raise HubError(too_large) from None
     except (
         errors.HfHubHTTPError,
         errors.LocalEntryNotFoundError,
@@ -734,10 +843,11 @@ def _hub_errors(action: str, token: str | None) -> Iterator[None]:
         httpx2.TransportError,
     ) as error:
         raise HubError(_redact(_describe(error, action), token)) from None
+    finally:
+        _BUDGET.reset(reset)
 
 
 def _describe(error: BaseException, action: str) -> str:
-    import httpx2
     from huggingface_hub import errors
 
     endpoint = hub_endpoint()

@@ -33,14 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from zoo.backend import configured_name, worker_environment
-from zoo.data import load_mnist
-from zoo.errors import RunError, ZooError
+from zoo.data import check_mnist_source
+from zoo.errors import RunError, StorageError, ZooError
 from zoo.paths import ensure_directory, zoo_home
-from zoo.runs import Run, RunStore
+from zoo.runs import Run, RunStore, say_last_words
 from zoo.training import TrainSpec, check_fine_tuning
 
 POOL_POLL_SECONDS = 0.1  # how often a waiting worker looks for a queued run: part of the start latency
 HEARTBEAT_SECONDS = 1.0
+STORE_RETRY_SECONDS = 300.0  # how long a worker whose store failed keeps trying to close its run
 DEFAULT_WARM_WORKERS = 2
 IDLE_SECONDS = 900.0  # a waiting worker beyond the pool's need leaves after this long
 GPU_MEMORY_PER_RUN_MB = 16_000
@@ -138,8 +139,9 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
     """
     spec = spec.resolved()
     spec.validate()
-    if spec.model == "cnn" and spec.mnist_source not in ("auto", "embedded"):
-        load_mnist(spec.mnist_source)  # a bad file is refused now, not after a worker started
+    if spec.model == "cnn" and spec.mnist_source != "embedded":
+        # a bad file (the spec's or ZOO_MNIST) is refused now, from its headers, before a run exists
+        check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)
     check_fine_tuning(spec)  # so is a missing base model or a digit set unfit for fine-tuning
     store = store or RunStore()
     device = "cpu" if spec.device == "cpu" else detect_device()
@@ -339,7 +341,33 @@ def _write_output_to(path: Path) -> None:
 
 
 def train_run(run: Run, store: RunStore, on_first_report: Callable[[], None] | None = None) -> int:
-    """Train a run this process has claimed, save its model and close it. Returns an exit code."""
+    """Train a run this process has claimed, save its model and close it. Returns an exit code.
+
+    When the run store fails under it (read-only, disk full, I/O error), the run ends as failed
+    with that reason: see ``_fail_when_store_takes_it``."""
+    try:
+        return _train(run, store, on_first_report)
+    except StorageError as error:
+        return _fail_when_store_takes_it(store, run.id, str(error))
+
+
+def _fail_when_store_takes_it(store: RunStore, run_id: str, reason: str) -> int:
+    """Leave the reason as last words in the run's log, then close the run as failed as soon as the
+    store takes writes again (retrying for up to STORE_RETRY_SECONDS). If it never does, the reader
+    who finds this worker ended fails the run with the same reason, read from the log."""
+    say_last_words(reason)
+    deadline = time.monotonic() + STORE_RETRY_SECONDS
+    while True:
+        try:
+            store.finish(run_id, "failed", message=reason)
+            return 1
+        except StorageError:
+            if time.monotonic() > deadline:
+                return 1
+            time.sleep(HEARTBEAT_SECONDS)
+
+
+def _train(run: Run, store: RunStore, on_first_report: Callable[[], None] | None) -> int:
     from zoo import training
 
     run_id = run.id
@@ -376,7 +404,8 @@ def train_run(run: Run, store: RunStore, on_first_report: Callable[[], None] | N
 def _beat_heart(store: RunStore, run_id: str, finished: threading.Event) -> None:
     """Mark the worker alive off the training thread, also through data loading and long steps."""
     while not finished.is_set():
-        store.heartbeat(run_id)
+        with contextlib.suppress(StorageError):  # the training thread meets the same failure and ends the run
+            store.heartbeat(run_id)
         finished.wait(HEARTBEAT_SECONDS)
 
 
@@ -398,5 +427,15 @@ def _save_model(run: Run, result: Any, data: Any) -> str:
     return name
 
 
+def main(device: str, backend_name: str, store_path: str) -> int:
+    """``python -m zoo.jobs DEVICE BACKEND STORE``: a pool worker's entry point; a store that cannot
+    be used is one line in the workers' log, not a traceback."""
+    try:
+        return run_pool_worker(device, backend_name, RunStore(store_path))
+    except StorageError as error:
+        print(f"zoo worker {os.getpid()}: {error}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(run_pool_worker(sys.argv[1], sys.argv[2], RunStore(sys.argv[3])))
+    sys.exit(main(*sys.argv[1:4]))

@@ -25,7 +25,9 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import sqlite3
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,6 +46,7 @@ ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
 HEARTBEAT_TIMEOUT_SECONDS = 120.0
 WORKER_START_TIMEOUT_SECONDS = 60.0
+LAST_WORDS_PREFIX = "zoo worker: the run failed: "
 # Each device runs its lanes side by side, each with its own slots and its own queue: a Playground
 # run (a tiny 2-D classifier) never waits behind a long CNN run.
 LANES = ("main", "playground")
@@ -185,6 +188,10 @@ class RunStore:
     def log_path(self, run_id: str) -> Path:
         """The worker's log of a run (its stdout and stderr), beside the store."""
         return self.path.parent / "logs" / f"{run_id}.log"
+
+    def last_words(self, run_id: str) -> str | None:
+        """The reason a run's worker gave for failing when the store could not record it, or None."""
+        return last_words(self.log_path(run_id))
 
     def _open(self) -> None:
         with self._opening_lock():
@@ -625,7 +632,10 @@ class RunStore:
             ).fetchall()
         for row in rows:
             reason = _worker_failure(
-                row, lambda row=row: self.pool_size(row["device"], _backend_of(row["spec"]))
+                row,
+                lambda row=row: self.pool_size(row["device"], _backend_of(row["spec"])),
+                self.log_path(row["id"]),
+                self.path,
             )
             if reason:
                 self.finish(row["id"], "failed", message=reason)
@@ -704,10 +714,13 @@ def _backend_of(spec_json: str) -> str:
     return json.loads(spec_json).get("backend", "auto")
 
 
-def _worker_failure(row: sqlite3.Row, pool_size: Callable[[], int]) -> str | None:
-    """Why an active run can never end by itself, or None. A queued run has no worker of its own: it
-    waits for the pool of its device and backend, and fails only when that pool has been empty for
-    a minute (the process that submitted it ended before a worker started)."""
+def _worker_failure(
+    row: sqlite3.Row, pool_size: Callable[[], int], log_path: Path, store_path: Path
+) -> str | None:
+    """Why an active run can never end by itself (its worker's own last words when it left some), or
+    None. A queued run has no worker of its own: it waits for the pool of its device and backend, and
+    fails only when that pool has been empty for a minute (the process that submitted it ended before
+    a worker started)."""
     pid, heartbeat_at = row["worker_pid"], row["heartbeat_at"]
     if pid is None:
         if time.time() - row["created_at"] > WORKER_START_TIMEOUT_SECONDS and not pool_size():
@@ -717,16 +730,54 @@ def _worker_failure(row: sqlite3.Row, pool_size: Callable[[], int]) -> str | Non
             )
         return None
     if not process_alive(pid):
-        return (
+        return last_words(log_path) or (
             f"the worker process {pid} ended without finishing the run (killed, or out of memory); "
             "start the run again, with a smaller batch size if memory was short."
         )
     if row["status"] == "running" and heartbeat_at and time.time() - heartbeat_at > HEARTBEAT_TIMEOUT_SECONDS:
-        return (
+        _end_worker(pid, store_path)
+        return last_words(log_path) or (
             f"the worker process {pid} stopped reporting for over {HEARTBEAT_TIMEOUT_SECONDS:.0f} s; "
-            "it is treated as hung. Start the run again."
+            "it was treated as hung and ended. Start the run again."
         )
     return None
+
+
+def say_last_words(reason: str) -> None:
+    """A worker's one line on stderr (its run's log) before it ends without closing its run, so that
+    the reader who later finds it ended fails the run with this reason (``last_words``)."""
+    with contextlib.suppress(OSError):  # the log may be unwritable too: then the generic reason stands
+        print(LAST_WORDS_PREFIX + " ".join(reason.split()), file=sys.stderr, flush=True)
+
+
+def last_words(log_path: Path) -> str | None:
+    """The reason a worker gave in its log's last lines with ``say_last_words``, or None."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+            tail = log.read().decode(errors="replace")
+    except OSError:
+        return None
+    said = [line for line in tail.splitlines() if line.startswith(LAST_WORDS_PREFIX)]
+    return said[-1].removeprefix(LAST_WORDS_PREFIX) if said else None
+
+
+def _end_worker(pid: int, store_path: Path) -> None:
+    """SIGKILL a hung worker (e.g. frozen by SIGSTOP) with its process group, but only while the pid
+    is still a worker of this store (``python -m zoo.jobs ... STORE``), never a process that reused it."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return
+    if b"zoo.jobs" not in arguments or str(store_path).encode() not in arguments:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if (
+            os.getpgid(pid) == pid
+        ):  # a worker leads its own session (jobs._start_worker): end its children too
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
 
 
 def process_alive(pid: int) -> bool:
