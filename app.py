@@ -1,10 +1,12 @@
 """Zoo Studio: the Streamlit entry point. Page config, shared sidebar, navigation over pages/."""
 
+import contextlib
+
 import streamlit as st
 
 from zoo import ui
 from zoo.data import describe_mnist_source
-from zoo.errors import DataError
+from zoo.errors import DataError, StorageError
 
 st.set_page_config(page_title="Zoo Studio", page_icon="🧠", layout="wide")
 
@@ -22,7 +24,11 @@ PAGES = [
 
 def live_runs_panel(live: bool) -> bool:
     """The live runs (running or queued) with their progress, each linked to the page that follows it."""
-    active = ui.run_store().active_runs()
+    try:
+        active = ui.run_store().active_runs()
+    except StorageError as error:  # the store failed since the page started: say so, keep the page
+        st.caption(f"**Runs:** {error}")
+        return False
     if not active:
         st.caption("No live run. Start one on Train or Playground.")
     for run in active:
@@ -38,6 +44,13 @@ def live_runs_panel(live: bool) -> bool:
 
 navigation = st.navigation(PAGES)
 ui.mark_app_session()
+try:
+    run_store = ui.run_store()
+except StorageError as error:  # Learn, Draw and Hub work without it: say so and go on
+    run_store = None
+    st.error(f"Runs are unavailable: {error} Learn, Draw and Hub work without them.", icon=":material/error:")
+if run_store is not None and run_store.notice:
+    st.warning(run_store.notice, icon=":material/warning:")
 with st.sidebar:
     st.caption(f"**Device:** {ui.device_description()} · **Backend:** {ui.backend_name()}")
     try:
@@ -45,10 +58,14 @@ with st.sidebar:
         st.caption(f"**MNIST:** {source.description}.")
     except DataError as error:
         st.caption(f"**MNIST:** {error}")
-    ui.live_fragment(
-        live_runs_panel,
-        live=bool(ui.run_store().active_runs()),
-        key="sidebar-live-runs",
-        every=ui.SIDEBAR_REFRESH_SECONDS,
-    )()
-navigation.run()
+    if run_store is not None:
+        live = False
+        with contextlib.suppress(StorageError):  # the panel says why
+            live = bool(run_store.active_runs())
+        ui.live_fragment(
+            live_runs_panel, live=live, key="sidebar-live-runs", every=ui.SIDEBAR_REFRESH_SECONDS
+        )()
+try:
+    navigation.run()
+except StorageError as error:  # a page that needs the run store, while it cannot be used
+    st.error(str(error), icon=":material/error:")

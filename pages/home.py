@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from zoo import ui
+from zoo.health import check_health
 
 PAGE_GUIDE = [
     (
@@ -56,6 +57,16 @@ for index, (file, title, icon, blurb) in enumerate(
     with columns[index % 3].container(border=True):
         st.page_link(f"pages/{file}", label=title, icon=icon)
         st.caption(blurb)
+
+checks = check_health()
+with st.expander(
+    "Health: all checks ok" if all(check.ok for check in checks) else "Health: something needs attention",
+    expanded=not all(check.ok for check in checks),
+    icon=":material/health_and_safety:",
+):
+    for check in checks:
+        (st.success if check.ok else st.error)(f"**{check.name}**: {check.detail}")
+    st.caption("The same checks: `python -m zoo doctor` (exit code 1 when one fails).")
 
 runs_column, models_column = st.columns(2)
 with runs_column:

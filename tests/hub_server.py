@@ -181,6 +181,7 @@ class HubState:
         self.requests: list[tuple[str, str]] = []
         self.unhandled: list[tuple[str, str]] = []
         self.stall_seconds = 0.0
+        self.list_sizes = True  # False: model info lists files without sizes, as some Hubs do
         self.counter = itertools.count()
 
     def new_commit(self, repo: Repo, parent: str | None, files: dict, title: str, message: str, author: str):
@@ -220,6 +221,7 @@ class HubServer:
             self.state.requests.clear()
             self.state.unhandled.clear()
             self.state.stall_seconds = 0.0
+            self.state.list_sizes = True
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         """The files of ``repo_id`` at ``revision``, as the server stores them."""
@@ -346,7 +348,7 @@ class HubHandler(BaseHTTPRequestHandler):
         siblings = []
         for path, stored in sorted(commit.files.items()):
             sibling = {"rfilename": path}
-            if blobs:
+            if blobs and self.state.list_sizes:
                 sibling.update(size=len(stored.data), blobId=stored.git_oid)
                 if stored.lfs_sha256:
                     sibling["lfs"] = stored.lfs_description("sha256")

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files, one digit each")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=command_predict)
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the run store, the zoo directory, free disk, backend and data (exit 1 if not ok)",
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=command_doctor)
     add_hub_commands(commands)
     add_digits_commands(commands)
     return parser
@@ -413,6 +419,18 @@ def command_predict(arguments: argparse.Namespace) -> int:
             elif "error" not in row:
                 print(f"{row['image']}: no digit ({row['message']})")
     return EXIT_ERROR if any("error" in row for row in rows) else 0
+
+
+def command_doctor(arguments: argparse.Namespace) -> int:
+    from zoo.health import check_health
+
+    checks = check_health()
+    if arguments.json:
+        print(json.dumps([dataclasses.asdict(check) for check in checks], indent=2))
+    else:
+        for check in checks:
+            print(f"{'ok' if check.ok else 'FAIL':<4}  {check.name}: {check.detail}")
+    return 0 if all(check.ok for check in checks) else EXIT_ERROR
 
 
 def command_push(arguments: argparse.Namespace) -> int:
