@@ -1,7 +1,5 @@
 """Zoo Studio: the Streamlit entry point. Page config, shared sidebar, navigation over pages/."""
 
-import contextlib
-
 import streamlit as st
 
 from zoo import ui
@@ -25,7 +23,7 @@ PAGES = [
 def live_runs_panel(live: bool) -> bool:
     """The live runs (running or queued) with their progress, each linked to the page that follows it."""
     try:
-        active = ui.run_store().active_runs()
+        active = ui.open_run_store().active_runs()
     except StorageError as error:  # the store failed since the page started: say so, keep the page
         st.caption(f"**Runs:** {error}")
         return False
@@ -45,10 +43,11 @@ def live_runs_panel(live: bool) -> bool:
 navigation = st.navigation(PAGES)
 ui.mark_app_session()
 try:
-    run_store = ui.run_store()
+    run_store = ui.open_run_store()
+    live = bool(run_store.active_runs())  # a store damaged since it was opened is moved aside here
 except StorageError as error:  # Learn, Draw and Hub work without it: say so and go on
-    run_store = None
-    st.error(f"Runs are unavailable: {error} Learn, Draw and Hub work without them.", icon=":material/error:")
+    run_store, live = None, False
+    st.error(f"{error} (Learn, Draw and Hub work without the run store.)", icon=":material/error:")
 if run_store is not None and run_store.notice:
     st.warning(run_store.notice, icon=":material/warning:")
 with st.sidebar:
@@ -59,9 +58,6 @@ with st.sidebar:
     except DataError as error:
         st.caption(f"**MNIST:** {error}")
     if run_store is not None:
-        live = False
-        with contextlib.suppress(StorageError):  # the panel says why
-            live = bool(run_store.active_runs())
         ui.live_fragment(
             live_runs_panel, live=live, key="sidebar-live-runs", every=ui.SIDEBAR_REFRESH_SECONDS
         )()

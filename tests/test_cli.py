@@ -18,15 +18,24 @@ from zoo.store import ModelStore
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-def run_zoo(
-    home: Path, *arguments: str, timeout: float = 300, stdout: int = subprocess.PIPE
-) -> subprocess.CompletedProcess:
+def zoo_environment(home: Path, **overrides: str) -> dict[str, str]:
+    """This process's environment for a CLI subprocess on ``home``, without ZOO_MNIST, plus ``overrides``."""
     environment = {key: value for key, value in os.environ.items() if key != "ZOO_MNIST"}
-    environment.update(ZOO_HOME=str(home), KERAS_HOME=str(home / "keras"))
+    environment.update(ZOO_HOME=str(home), KERAS_HOME=str(home / "keras"), **overrides)
+    return environment
+
+
+def run_zoo(
+    home: Path,
+    *arguments: str,
+    timeout: float = 300,
+    stdout: int = subprocess.PIPE,
+    environment: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "zoo", *arguments],
         cwd=REPOSITORY,
-        env=environment,
+        env=environment or zoo_environment(home),
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,

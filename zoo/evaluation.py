@@ -129,15 +129,21 @@ def evaluate_saved_model(
         ModelStoreError: no such model, or it cannot be loaded.
         DataError: an MNIST source given for a binary model, or an unusable MNIST source.
     """
+    from zoo.data import check_mnist_source
     from zoo.store import ModelStore
     from zoo.training import TrainSpec, load_training_data, predict_in_batches
 
-    loaded = (store or ModelStore()).load(name)
-    if mnist_source is not None and loaded.entry.kind != "cnn":
-        raise DataError(
-            f"{name} is a {loaded.entry.kind} model, evaluated on the points it was trained on; an MNIST "
-            f"source ({mnist_source!r}) applies to CNN models only: leave it out."
-        )
+    store = store or ModelStore()
+    if mnist_source is not None:  # refused before the model is loaded (seconds of TensorFlow)
+        kind = store.entry(name).kind
+        if kind != "cnn":
+            raise DataError(
+                f"{name} is a {kind} model, evaluated on the points it was trained on; an MNIST "
+                f"source ({mnist_source!r}) applies to CNN models only: leave it out."
+            )
+        if mnist_source not in ("auto", "embedded"):
+            check_mnist_source(mnist_source)
+    loaded = store.load(name)
     recorded = loaded.entry.config.get("spec")
     if recorded:
         spec = TrainSpec.from_dict(recorded)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from zoo.digits import DigitStore
-from zoo.errors import ModelStoreError, RunError
+from zoo.errors import ModelStoreError, RunError, StorageError
 from zoo.paths import models_directory, runs_database_path, zoo_home
 from zoo.runs import Run, RunStore, lane_of
 from zoo.store import ModelEntry, ModelStore, install_starter_models
@@ -85,7 +85,23 @@ def _digit_store(root: str) -> DigitStore:
 
 
 def run_store() -> RunStore:
-    """The run store of this ``ZOO_HOME`` (each call opens its own SQLite connection: thread-safe)."""
+    """The run store of this ``ZOO_HOME`` (each call opens its own SQLite connection: thread-safe).
+
+    When it cannot be used, the page says why and stops there: only pages that need runs call this.
+    """
+    try:
+        return open_run_store()
+    except StorageError as error:
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+
+
+def open_run_store() -> RunStore:
+    """The run store of this ``ZOO_HOME``, shared by every session of this server.
+
+    Raises:
+        StorageError: it cannot be opened or written.
+    """
     return _run_store(str(runs_database_path()))
 
 

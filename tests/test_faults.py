@@ -1,0 +1,425 @@
+"""Fault injection: every fault of issue 12's table, reproduced with real files, real processes (the
+CLI as a subprocess, real worker processes) and real signals, and the behaviour a user relies on:
+no run left active, nothing deleted, and every CLI error one line on stderr with a non-zero exit.
+
+Read-only directories: chmod does not stop root (these tests may run as root), so for root
+``chattr +i`` (immutable) makes a directory and its files unwritable, and chmod does it for other
+users. The store's ``-shm`` file is left writable during a run: SQLite maps it into memory, and an
+immutable mapped file kills the writer with SIGBUS instead of a write error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hub_server import WRITE_TOKEN, start_session_hub
+from test_cli import REPOSITORY, run_zoo, zoo_environment
+
+from zoo.runs import RunStore, process_alive
+from zoo.store import ModelStore, install_starter_models
+from zoo.training import TrainSpec
+
+TINY_SPEC = TrainSpec.binary(num_epochs=1)
+LONG_BINARY_RUN = ("train", "binary", "--epochs", "500", "--samples", "2000", "--device", "cpu")
+
+
+def one_error_line(result: subprocess.CompletedProcess, *expected: str) -> str:
+    """Assert the CLI failed with exactly one line on stderr, starting ``error:``, holding ``expected``."""
+    lines = result.stderr.splitlines()
+    assert result.returncode != 0, result
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+@contextlib.contextmanager
+def read_only(*paths: Path, recursive: bool = False) -> Iterator[None]:
+    """Make ``paths`` unwritable for this process's user, root included, and writable again after."""
+    if os.geteuid() == 0:
+        flag = ["-R"] if recursive else []
+        subprocess.run(["chattr", *flag, "+i", *map(str, paths)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", *flag, "-i", *map(str, paths)], check=True)
+        return
+    targets = [path for top in paths for path in ([top, *top.rglob("*")] if recursive else [top])]
+    modes = {path: path.stat().st_mode for path in targets}
+    for path in targets:
+        path.chmod(modes[path] & ~0o222)
+    try:
+        yield
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def start_zoo(home: Path, *arguments: str, **environment: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo", *arguments],
+        cwd=REPOSITORY,
+        env=zoo_environment(home, **environment),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    """CLI processes a test starts; any still running at its end are killed with their workers."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    with contextlib.suppress(Exception):
+        for run in RunStore().list_runs():
+            if run.worker_pid and process_alive(run.worker_pid):
+                os.killpg(run.worker_pid, signal.SIGKILL)
+
+
+def running_run(store: RunStore, timeout: float = 180) -> str:
+    """The id of the one running run, once its worker reported progress."""
+    runs = wait_for(
+        lambda: [run for run in store.list_runs() if run.status == "running" and run.progress],
+        timeout,
+        "a run to train",
+    )
+    return runs[0].id
+
+
+def forged_npz(path: Path) -> Path:
+    """An MNIST npz whose x_train header claims 10^9 images; the file holds 10."""
+    arrays = {
+        "x_train": np.zeros((10, 28, 28), np.uint8),
+        "y_train": np.zeros(10, np.uint8),
+        "x_test": np.zeros((10, 28, 28), np.uint8),
+        "y_test": np.zeros(10, np.uint8),
+    }
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["x_train.npy"] = members["x_train.npy"].replace(b"(10, 28, 28)", b"(1000000000, 28, 28)")
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def no_runs_and_no_logs(home: Path) -> None:
+    assert RunStore(home / "runs.sqlite3").list_runs() == []
+    assert not list((home / "logs").glob("*.log"))
+
+
+# --- the run store --------------------------------------------------------------------------------
+
+
+def test_a_store_of_random_bytes_is_moved_aside_with_one_warning_line(zoo_home):
+    store = RunStore()
+    garbage = os.urandom(65536)
+    store.path.write_bytes(garbage)
+    result = run_zoo(zoo_home, "runs")
+    (moved,) = zoo_home.glob("runs.sqlite3.damaged-*")
+    assert result.returncode == 0 and "no runs yet" in result.stdout
+    assert result.stderr.splitlines() == [
+        f"warning: the run store {store.path} was damaged (file is not a database); it was moved to "
+        f"{moved} and a fresh store started (the old runs are in that file)."
+    ]
+    assert moved.read_bytes() == garbage  # kept, never deleted
+    assert run_zoo(zoo_home, "runs").stderr == ""  # the fresh store is sound
+
+
+def test_a_store_emptied_to_0_bytes_after_runs_is_reported_not_silently_recreated(zoo_home):
+    store = RunStore()
+    run_id = store.create_run(TINY_SPEC, "cpu")
+    store.log_path(run_id).parent.mkdir()
+    store.log_path(run_id).write_text("the worker's output\n")
+    with store.path.open("r+b") as handle:
+        handle.truncate(0)
+    result = run_zoo(zoo_home, "runs")
+    assert result.returncode == 0
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("warning: ") and "emptied to 0 bytes although runs were recorded" in line
+
+
+def test_a_read_only_zoo_home_is_one_line_for_train_runs_stop_and_doctor(zoo_home):
+    RunStore().create_run(TINY_SPEC, "cpu")
+    with read_only(zoo_home, recursive=True):
+        for arguments in (("train", "binary"), ("runs",), ("stop", "0123456789ab")):
+            one_error_line(run_zoo(zoo_home, *arguments), f"{zoo_home}", "writable")
+        doctor = run_zoo(zoo_home, "doctor")
+        assert doctor.returncode == 1 and "FAIL  run store:" in doctor.stdout, doctor.stdout
+        assert "FAIL  zoo directory:" in doctor.stdout
+
+
+def test_a_zoo_home_missing_under_a_read_only_parent_is_one_line(tmp_path):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    home = parent / "zoo-home"
+    with read_only(parent):
+        for arguments in (("train", "binary"), ("runs",), ("stop", "0123456789ab")):
+            one_error_line(run_zoo(home, *arguments), f"the directory {home} cannot be created")
+    assert not home.exists()
+
+
+def test_zoo_home_made_read_only_during_a_run_fails_the_run_with_the_reason(zoo_home, processes):
+    follower = start_zoo(zoo_home, *LONG_BINARY_RUN)
+    processes.append(follower)
+    store = RunStore()
+    run_id = running_run(store)
+    files = [zoo_home, store.path, Path(f"{store.path}-wal")]
+    with read_only(*files):
+        _, stderr = follower.communicate(timeout=120)
+        last = stderr.splitlines()[-1]
+        assert follower.returncode == 1 and "Traceback" not in stderr, stderr
+        assert last.startswith(f"error: run {run_id} failed: the run store {store.path} cannot be used")
+        assert "readonly" in last and stderr.count("error:") == 1
+        assert store.get(run_id).status == "running"  # recorded once the store takes writes again
+    run = wait_for(lambda: (run := store.get(run_id)).status != "running" and run, 60, "the run to close")
+    assert run.status == "failed" and "cannot be used (attempt to write a readonly database)" in run.message
+    wait_for(lambda: not process_alive(run.worker_pid), 30, "the worker to end")
+
+
+def test_a_frozen_worker_is_failed_as_hung_and_ended(zoo_home, processes):
+    follower = start_zoo(zoo_home, *LONG_BINARY_RUN)
+    processes.append(follower)
+    store = RunStore()
+    run_id = running_run(store)
+    pid = store.get(run_id).worker_pid
+    os.kill(pid, signal.SIGSTOP)
+    # Frozen, it cannot beat its heart: the 120 s of silence the store waits for are taken as passed.
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 121 WHERE id = ?", (run_id,))
+    _, stderr = follower.communicate(timeout=60)
+    assert follower.returncode == 1 and stderr.splitlines()[-1].startswith(f"error: run {run_id} failed: ")
+    assert "treated as hung and ended" in stderr
+    wait_for(lambda: not process_alive(pid), 10, "the frozen worker to be killed")
+    assert store.get(run_id).status == "failed"
+
+
+def test_a_queued_run_whose_worker_is_killed_ends_in_one_line_never_none_ahead(zoo_home, processes):
+    first = start_zoo(zoo_home, *LONG_BINARY_RUN)
+    processes.append(first)
+    store = RunStore()
+    running = running_run(store)
+    second = start_zoo(zoo_home, "train", "binary", "--epochs", "1", "--device", "cpu")
+    processes.append(second)
+    queued = wait_for(
+        lambda: [run for run in store.list_runs() if run.status == "queued" and run.worker_pid],
+        60,
+        "the second run to be queued",
+    )[0]
+    os.kill(queued.worker_pid, signal.SIGKILL)
+    _, stderr = second.communicate(timeout=60)
+    assert "None" not in stderr and "Traceback" not in stderr, stderr
+    assert second.returncode == 1
+    assert stderr.splitlines()[-1].startswith(f"error: run {queued.id} failed: the worker process")
+    assert run_zoo(zoo_home, "stop", running).returncode == 0
+    first.communicate(timeout=60)
+    assert not store.active_runs()
+
+
+# --- bad data -------------------------------------------------------------------------------------
+
+
+def test_an_npz_whose_header_claims_a_billion_images_is_one_line_for_train_and_evaluate(zoo_home, tmp_path):
+    forged = forged_npz(tmp_path / "forged.npz")
+    claim = "claims shape (1000000000, 28, 28)"
+    one_error_line(run_zoo(zoo_home, "train", "cnn", "--data", str(forged)), claim)
+    install_starter_models(ModelStore())
+    one_error_line(run_zoo(zoo_home, "evaluate", "mnist-cnn", "--data", str(forged)), claim)
+    no_runs_and_no_logs(zoo_home)
+
+
+def test_an_empty_data_argument_is_refused_not_taken_for_auto(zoo_home):
+    one_error_line(run_zoo(zoo_home, "train", "cnn", "--data", ""), "empty string")
+    no_runs_and_no_logs(zoo_home)
+
+
+def test_a_directory_or_a_fifo_as_data_is_named_for_what_it_is(zoo_home, tmp_path):
+    fifo = tmp_path / "mnist.npz"
+    os.mkfifo(fifo)
+    one_error_line(run_zoo(zoo_home, "train", "cnn", "--data", str(tmp_path)), "is a directory")
+    one_error_line(run_zoo(zoo_home, "train", "cnn", "--data", str(fifo), timeout=60), "named pipe (FIFO)")
+    no_runs_and_no_logs(zoo_home)
+
+
+def test_a_missing_zoo_mnist_is_one_line_and_leaves_no_run_or_log(zoo_home):
+    result = run_zoo(zoo_home, "train", "cnn", environment=zoo_environment(zoo_home, ZOO_MNIST="/nope"))
+    one_error_line(result, "MNIST file /nope does not exist")
+    no_runs_and_no_logs(zoo_home)
+
+
+def test_evaluate_refuses_data_for_a_binary_model(zoo_home):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    ModelStore().save(model, "points", config={"kind": "binary"}, metrics={}, history=None)
+    one_error_line(
+        run_zoo(zoo_home, "evaluate", "points", "--data", "embedded"),
+        "points is a binary model",
+        "leave it out",
+    )
+
+
+# --- the Hub --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hub_server(monkeypatch):
+    server = start_session_hub()
+    server.reset()
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    yield server
+    server.reset()
+
+
+def hub_environment(home: Path, **overrides: str) -> dict[str, str]:
+    """The CLI's environment with huggingface_hub's progress bars left on: Zoo Studio must quiet them."""
+    environment = zoo_environment(home, **overrides)
+    environment.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    return environment
+
+
+def test_hub_list_against_a_hub_that_is_down_or_hung_keeps_to_zoo_hub_timeout_in_total(zoo_home, hub_server):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    hub_server.state.stall_seconds = 30.0
+    for endpoint, reason in ((closed, "is unreachable"), (hub_server.url, "did not answer within 3 s")):
+        started = time.monotonic()
+        result = run_zoo(
+            zoo_home,
+            "hub",
+            "list",
+            environment=hub_environment(zoo_home, HF_ENDPOINT=endpoint, ZOO_HUB_TIMEOUT="3"),
+        )
+        elapsed = time.monotonic() - started
+        one_error_line(result, "cannot list the models on the Hub", reason)
+        assert elapsed < 3 + 8, f"{elapsed:.1f} s against {endpoint}"  # 3 s budget, plus Python's start
+
+
+def pushed_starter(repo_id: str) -> None:
+    from zoo import hub
+
+    install_starter_models(ModelStore())
+    hub.push("mnist-cnn", repo_id)
+
+
+def test_a_pull_that_fails_after_downloading_is_one_line(zoo_home, hub_server):
+    from huggingface_hub import HfApi
+
+    pushed_starter("alice/broken")
+    api = HfApi(endpoint=hub_server.url, token=WRITE_TOKEN)
+    api.upload_file(
+        path_or_fileobj=b"\x89HDF not weights", path_in_repo="model.weights.h5", repo_id="alice/broken"
+    )
+    result = run_zoo(
+        zoo_home, "pull", "alice/broken", "--name", "broken", environment=hub_environment(zoo_home)
+    )
+    one_error_line(result, "cannot be loaded as a Keras model")
+    assert "broken" not in {entry.name for entry in ModelStore().entries()}
+
+
+def test_a_hub_that_lists_no_sizes_is_capped_while_the_download_streams(zoo_home, hub_server):
+    pushed_starter("alice/sizeless")
+    hub_server.state.list_sizes = False
+    hub_server.state.requests.clear()
+    result = run_zoo(
+        zoo_home,
+        "pull",
+        "alice/sizeless",
+        "--name",
+        "capped",
+        "--max-download-mb",
+        "0.001",
+        environment=hub_environment(zoo_home),
+    )
+    one_error_line(result, "the download went over the download limit of 0.0 MB")
+    assert [path for _, path in hub_server.state.requests if "/resolve/" in path]  # tried, not skipped
+    assert "capped" not in {entry.name for entry in ModelStore().entries()}
+    pulled = run_zoo(zoo_home, "pull", "alice/sizeless", "--name", "whole", "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["name"] == "whole"
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+
+def open_app_page(page: str):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(REPOSITORY / "app.py"), default_timeout=90)
+    app.run()
+    app.switch_page(f"pages/{page}.py")
+    app.run()
+    assert not app.exception, [exception.message for exception in app.exception]
+    return app
+
+
+def test_the_app_moves_a_damaged_store_aside_and_says_where_it_is(zoo_home):
+    from streamlit.testing.v1 import AppTest
+
+    RunStore().path.write_bytes(os.urandom(65536))
+    app = AppTest.from_file(str(REPOSITORY / "app.py"), default_timeout=90)
+    app.run()
+    (moved,) = zoo_home.glob("runs.sqlite3.damaged-*")
+    assert not app.exception and any(str(moved) in warning.value for warning in app.warning)
+
+
+@pytest.mark.parametrize("page", ["draw", "hub"])
+def test_a_store_damaged_while_the_app_runs_does_not_break_draw_or_hub(zoo_home, page):
+    app = open_app_page("home")
+    RunStore().path.write_bytes(os.urandom(65536))
+    app.switch_page(f"pages/{page}.py")
+    app.run()
+    assert not app.exception, [exception.message for exception in app.exception]
+    assert app.selectbox or app.text_input  # the page itself rendered
+
+
+def test_pages_that_need_no_run_store_work_while_it_is_unusable(zoo_home):
+    from streamlit.testing.v1 import AppTest
+
+    install_starter_models(ModelStore())
+    unusable = f"the run store {zoo_home / 'runs.sqlite3'} cannot be used"
+    with read_only(zoo_home):  # no store can be created in it; the local zoo's models stay readable
+        app = AppTest.from_file(str(REPOSITORY / "app.py"), default_timeout=90)
+        app.run()
+        assert not app.exception and unusable in " ".join(error.value for error in app.error)
+        for page in ("learn", "draw", "hub"):
+            app.switch_page(f"pages/{page}.py")
+            app.run()
+            assert not app.exception, (page, [exception.message for exception in app.exception])
+            assert app.title, page
+        assert "mnist-cnn" in app.selectbox[0].options[0]  # Draw offers the local zoo's model
+        app.switch_page("pages/runs.py")  # a page that needs the store says why, without a traceback
+        app.run()
+        assert not app.exception and unusable in " ".join(error.value for error in app.error)
