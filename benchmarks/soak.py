@@ -1,0 +1,238 @@
+"""Soak: many small runs against one run store, with random stops, kills, freezes and bad submissions.
+
+Real worker processes (``jobs.submit``) train tiny binary classifiers on one device, a few at a
+time. At random moments the soak asks a run to stop, SIGKILLs its worker, or freezes it (SIGSTOP,
+with the store's 120 s of silence taken as passed) so a reader ends it; between runs it submits
+bad specs that must be refused before any run exists. Afterwards it checks what a user relies on:
+
+- no run is left "running" or "queued", and no worker process is left alive;
+- every model directory in the local zoo is whole (it loads), and every completed or stopped run
+  that saved a model has it;
+- every run's metrics are complete up to its end: one epoch row per epoch it finished, steps that
+  only go forward, and a completed run's last step is its total.
+
+    python benchmarks/soak.py --runs 200 --seed 0
+
+Prints a table and exits 1 when a check fails. Every loop is bounded (``--deadline-minutes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ACTIONS = ("complete", "stop", "kill", "freeze")
+ACTION_WEIGHTS = (50, 20, 22, 8)
+BAD_SUBMISSION_RATE = 0.15
+ACTIVE_AT_ONCE = 3
+
+
+def forged_npz(path: Path) -> Path:
+    """An MNIST npz whose header claims 10^9 training images while the file holds 10."""
+    with path.open("wb") as handle:
+        np.savez(handle, x_train=np.zeros((10, 28, 28), np.uint8), y_train=np.zeros(10, np.uint8))
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["x_train.npy"] = members["x_train.npy"].replace(b"(10, 28, 28)", b"(1000000000, 28, 28)")
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def bad_submissions(home: Path) -> list[tuple[str, dict]]:
+    """(what, TrainSpec overrides) pairs that ``jobs.submit`` must refuse before a run exists."""
+    return [
+        ("zero epochs", {"model": "binary", "num_epochs": 0}),
+        ("negative learning rate", {"model": "binary", "learning_rate": -1.0}),
+        ("empty data path", {"model": "cnn", "mnist_source": ""}),
+        ("missing data file", {"model": "cnn", "mnist_source": str(home / "nowhere" / "mnist.npz")}),
+        ("forged npz header", {"model": "cnn", "mnist_source": str(forged_npz(home / "forged.npz"))}),
+        ("data path is a directory", {"model": "cnn", "mnist_source": str(home)}),
+    ]
+
+
+def submit_bad(store, what: str, overrides: dict) -> bool:
+    """Whether the bad submission was refused with a ZooError and left no run behind."""
+    from zoo import jobs
+    from zoo.errors import ZooError
+    from zoo.training import TrainSpec
+
+    before = len(store.list_runs(limit=100_000))
+    model = overrides.pop("model")
+    try:
+        spec = (TrainSpec.cnn if model == "cnn" else TrainSpec.binary)(**overrides)
+        jobs.submit(spec, store)
+    except ZooError:
+        return len(store.list_runs(limit=100_000)) == before
+    finally:
+        overrides["model"] = model
+    print(f"  NOT refused: {what}", file=sys.stderr)
+    return False
+
+
+def disturb(store, run_id: str, action: str) -> None:
+    """Stop, kill or freeze a run's worker (a run that already ended is left alone)."""
+    run = store.get(run_id)
+    if not run.is_active:
+        return
+    if action == "stop":
+        store.request_stop(run_id)
+        return
+    if run.worker_pid is None:
+        return
+    try:
+        if action == "kill":
+            os.killpg(run.worker_pid, signal.SIGKILL)
+            return
+        os.kill(run.worker_pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return
+    # Frozen, the worker cannot beat its heart: take the store's 120 s of silence as passed.
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 121 WHERE id = ?", (run_id,))
+
+
+def metrics_problems(store, run) -> list[str]:
+    """What is missing or out of order in a finished run's metric stream."""
+    frame = store.metrics_frame(run.id)
+    problems = []
+    steps = frame.groupby("id")["step"].first().to_numpy()
+    if len(steps) and np.any(np.diff(steps) < 0):
+        problems.append("steps go backwards")
+    epochs_done = sorted(set(frame.loc[frame["name"] == "epoch/loss", "epoch"]))
+    reached = int(run.progress.get("epoch", 0))
+    last_step = int(frame["step"].max()) if len(frame) else 0
+    if run.status in ("completed", "stopped"):
+        expected = list(range(1, reached + 1))
+        if epochs_done != expected:
+            problems.append(f"{run.status}: epoch rows {epochs_done}, expected {expected}")
+        if run.progress and last_step != int(run.progress["step"]):
+            problems.append(f"last metric step {last_step}, progress says {run.progress['step']}")
+    if run.status == "completed" and run.progress:
+        if last_step != int(run.progress["total_steps"]) or reached != run.spec.num_epochs:
+            problems.append(f"completed at step {last_step} of {run.progress['total_steps']}")
+        if "accuracy" not in run.final_metrics:
+            problems.append("completed without a test accuracy")
+    # failed (killed mid-epoch): every epoch before the one it died in has its row
+    gapless = epochs_done == list(range(1, len(epochs_done) + 1))
+    if run.status == "failed" and (not gapless or (reached and len(epochs_done) < reached - 1)):
+        problems.append(f"failed: epoch rows {epochs_done} for {reached} epoch(s) reached")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=200, help="runs to submit (bad submissions come on top)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deadline-minutes", type=float, default=90.0, help="stop submitting after this")
+    parser.add_argument("--home", help="ZOO_HOME to use (default: a new temporary directory)")
+    options = parser.parse_args()
+    home = Path(options.home or tempfile.mkdtemp(prefix="zoo-soak-"))
+    os.environ["ZOO_HOME"] = str(home)
+    os.environ.pop("ZOO_MNIST", None)
+
+    from zoo import jobs
+    from zoo.runs import RunStore, process_alive
+    from zoo.store import ModelStore
+    from zoo.training import TrainSpec
+
+    rng = random.Random(options.seed)
+    store = RunStore()
+    bad = bad_submissions(home)
+    actions: dict[str, str] = {}
+    due: list[tuple[float, str]] = []  # (monotonic time, run id) of disturbances still to come
+    refused = collections.Counter()
+    started = time.monotonic()
+    deadline = started + options.deadline_minutes * 60
+    print(f"soak: {options.runs} runs against {store.path} (seed {options.seed})", flush=True)
+    while (len(actions) < options.runs or store.active_runs()) and time.monotonic() < deadline:
+        now = time.monotonic()
+        for moment, run_id in [item for item in due if item[0] <= now]:
+            due.remove((moment, run_id))
+            disturb(store, run_id, actions[run_id])
+        if len(actions) < options.runs and len(store.active_runs()) < ACTIVE_AT_ONCE:
+            if rng.random() < BAD_SUBMISSION_RATE:
+                what, overrides = rng.choice(bad)
+                refused[what if submit_bad(store, what, overrides) else f"NOT REFUSED: {what}"] += 1
+                continue
+            spec = TrainSpec.binary(
+                num_epochs=rng.randint(1, 3),
+                num_samples=rng.choice([60, 120, 240]),
+                seed=len(actions),
+                model_name=f"soak-{len(actions)}",
+            )
+            run_id = jobs.submit(spec, store)
+            actions[run_id] = rng.choices(ACTIONS, ACTION_WEIGHTS)[0]
+            if actions[run_id] != "complete":
+                due.append((now + rng.uniform(0.5, 12.0), run_id))
+            if len(actions) % 20 == 0:
+                print(f"  {len(actions)} runs submitted, {time.monotonic() - started:.0f} s", flush=True)
+        time.sleep(0.2)
+    soak_seconds = time.monotonic() - started
+
+    settle = time.monotonic() + 180  # the last runs end, and readers fail the killed and frozen ones
+    while store.active_runs() and time.monotonic() < settle:
+        time.sleep(0.5)
+    runs = store.list_runs(limit=100_000)
+    failures: list[str] = []
+    left_active = [run.id for run in runs if run.is_active]
+    if left_active:
+        failures.append(f"runs left active: {left_active}")
+    alive = [run.worker_pid for run in runs if run.worker_pid and process_alive(run.worker_pid)]
+    if alive:
+        failures.append(f"worker processes left alive: {alive}")
+    if len(runs) != len(actions):
+        failures.append(f"{len(runs)} runs in the store for {len(actions)} submitted")
+    if any(key.startswith("NOT REFUSED") for key in refused):
+        failures.append(f"bad submissions accepted: {dict(refused)}")
+
+    models = ModelStore()
+    names_by_run = models.names_by_run()
+    whole = 0
+    for entry in models.entries():
+        try:
+            models.load(entry.name)
+            whole += 1
+        except Exception as error:  # a half-written model is exactly what this looks for
+            failures.append(f"model {entry.name} does not load: {error}")
+    for run in runs:
+        if run.model_name and run.status in ("completed", "stopped") and run.id not in names_by_run:
+            failures.append(f"run {run.id} ({run.status}) names model {run.model_name} that is not there")
+        failures.extend(f"run {run.id}: {problem}" for problem in metrics_problems(store, run))
+    debris = [path.name for path in models.root.iterdir() if path.name.startswith(".tmp-")]
+
+    by_action = collections.Counter((actions.get(run.id, "?"), run.status) for run in runs)
+    print(f"\nsoak finished in {soak_seconds:.0f} s ({os.cpu_count()} CPU cores), store {store.path}")
+    print(f"{'disturbance':<12} {'ended as':<10} {'runs':>5}")
+    for (action, status), count in sorted(by_action.items()):
+        print(f"{action:<12} {status:<10} {count:>5}")
+    print(f"bad submissions refused before a run existed: {sum(refused.values())} {dict(refused)}")
+    print(
+        f"models in the local zoo: {whole} whole; temporary directories left by killed saves: {len(debris)}"
+    )
+    print(f"runs left running or queued: {len(left_active)}; worker processes left alive: {len(alive)}")
+    if time.monotonic() >= deadline:
+        failures.append(f"deadline of {options.deadline_minutes} min reached after {len(actions)} runs")
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    print("all checks passed" if not failures else f"{len(failures)} check(s) failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
