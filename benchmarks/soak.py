@@ -1,9 +1,10 @@
 """Soak: many small runs against one run store, with random stops, kills, freezes and bad submissions.
 
-Real worker processes (``jobs.submit``) train tiny binary classifiers on one device, a few at a
-time. At random moments the soak asks a run to stop, SIGKILLs its worker, or freezes it (SIGSTOP,
-with the store's 120 s of silence taken as passed) so a reader ends it; between runs it submits
-bad specs that must be refused before any run exists. Afterwards it checks what a user relies on:
+Real worker processes (``jobs.submit`` and its warm pool) train tiny binary classifiers on one
+device, a few submitted at a time. At random moments the soak asks a run to stop, SIGKILLs its
+worker, or freezes it (SIGSTOP, with the store's 120 s of silence taken as passed) so a reader ends
+it; between runs it submits bad specs that must be refused before any run exists. Afterwards it
+checks what a user relies on:
 
 - no run is left "running" or "queued", and no worker process is left alive;
 - every model directory in the local zoo is whole (it loads), and every completed or stopped run
@@ -188,6 +189,11 @@ def main() -> int:
     settle = time.monotonic() + 180  # the last runs end, and readers fail the killed and frozen ones
     while store.active_runs() and time.monotonic() < settle:
         time.sleep(0.5)
+    pool = store.pool_workers()
+    jobs.stop_pool(store)  # the warm workers still waiting for a run
+    ended = time.monotonic() + 30
+    while any(map(process_alive, pool)) and time.monotonic() < ended:
+        time.sleep(0.2)
     runs = store.list_runs(limit=100_000)
     failures: list[str] = []
     left_active = [run.id for run in runs if run.is_active]

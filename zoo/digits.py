@@ -112,7 +112,7 @@ class DigitStore:
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root) if root is not None else zoo_home() / "digits"
-        self.root.mkdir(parents=True, exist_ok=True)
+        # created with the first digit: a read-only ZOO_HOME still lets the Draw page read digits
 
     def _set_path(self, set_name: str) -> Path:
         return self.root / check_set_name(set_name)
@@ -125,6 +125,8 @@ class DigitStore:
 
     def set_names(self) -> list[str]:
         """The sets that hold at least one digit, by name."""
+        if not self.root.is_dir():
+            return []
         return sorted(
             path.name for path in self.root.iterdir() if path.is_dir() and any(path.glob(f"*{SUFFIX}"))
         )
@@ -137,7 +139,7 @@ class DigitStore:
         """
         value, array = check_label(label), _check_digit(digit)
         directory = self._set_path(set_name)
-        directory.mkdir(exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
         digit_id, created_at = uuid.uuid4().hex, time.time()
         self._write(
             directory / f"{digit_id}{SUFFIX}",

@@ -769,7 +769,10 @@ def _end_worker(pid: int, store_path: Path) -> None:
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return
-    if b"zoo.jobs" not in arguments or str(store_path).encode() not in arguments:
+    store = os.path.realpath(store_path)
+    if b"zoo.jobs" not in arguments or not any(
+        os.path.realpath(os.fsdecode(a)) == store for a in arguments[-2:]
+    ):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if (
