@@ -9,7 +9,9 @@ transparent background) and read through the page's own preprocessing (``zoo.inf
 - ``mnist-thick`` / ``mnist-thin``: the same digits redrawn with a brush about 1.5 MNIST pixels
   thicker / with only the stroke's core;
 - ``printed``: the digits 0-9 typed in every TrueType font found under the font folders (DejaVu and
-  Liberation families on the development machine), at three stroke weights, random size and place;
+  Liberation families on the development machine), at three stroke weights, random size and place
+  (``zoo/printed.py`` types them; a ``--printed`` run trains on the same fonts, at other sizes and
+  places, so for such a model this set is not independent of its training digits);
 - ``sklearn-8x8``: scikit-learn's 1,797 8x8 handwritten digits (another collection, shipped with it)
   scaled up to canvas size.
 
@@ -35,8 +37,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 STARTER = Path(__file__).resolve().parents[1] / "zoo" / "starter" / "mnist-cnn" / "model.keras"
 CANVAS = 280
-FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
-STROKE_WEIGHTS = (0, 4, 9)  # extra outline (canvas pixels) around each typed glyph: regular, bold, marker
 TARGETS = {"mnist": 0.990, "printed": 0.98, "sklearn-8x8": 0.95}
 CANVAS_RATIO_TARGET = 0.985
 
@@ -89,38 +89,17 @@ def rebrushed(digits: np.ndarray, rng: np.random.Generator, thick: bool) -> list
     return canvases
 
 
-def font_files() -> list[Path]:
-    """Every TrueType/OpenType font under the usual font folders, sorted."""
-    return sorted(
-        path
-        for folder in FONT_FOLDERS
-        if folder.is_dir()
-        for path in folder.rglob("*")
-        if path.suffix in (".ttf", ".otf")
-    )
-
-
 def typed(fonts: list[Path], rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
     """Each digit typed in each font at each stroke weight, 40-80% of the canvas high, at a random place."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
+
+    from zoo.printed import STROKE_WEIGHTS, typed_ink
 
     canvases, labels = [], []
     for path in fonts:
         for digit in range(10):
             for weight in STROKE_WEIGHTS:
-                font = ImageFont.truetype(str(path), size=int(rng.integers(110, 220)))
-                layer = Image.new("L", (CANVAS * 2, CANVAS * 2))
-                ImageDraw.Draw(layer).text(
-                    (CANVAS // 2, CANVAS // 2),
-                    str(digit),
-                    fill=255,
-                    font=font,
-                    stroke_width=weight,
-                    stroke_fill=255,
-                )
-                ink = np.asarray(layer)
-                rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-                glyph = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+                glyph = typed_ink(path, digit, int(rng.integers(110, 220)), weight)
                 if max(glyph.shape) > CANVAS * 0.9:  # too large for the canvas: draw it smaller
                     glyph = np.asarray(Image.fromarray(glyph).reduce(2))
                 canvases.append(ink_canvas(place(glyph, rng)))
@@ -192,6 +171,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="MNIST test digits per MNIST set")
     arguments = parser.parse_args()
 
+    from zoo.printed import font_files
     from zoo.training import predict_in_batches
 
     fonts = font_files()

@@ -334,6 +334,8 @@ def test_train_shows_augmented_digits_and_starts_an_augmented_run():
     assert len(rows) == 10 and all(row[0] == "as it is" and len(row) == 6 for row in rows)
     augment = next(widget for widget in app.toggle if widget.label == "Augment the training digits")
     assert augment.value is False, "off by default: the article's recipe"
+    printed = next(widget for widget in app.toggle if widget.label == "Add printed digits")
+    assert printed.value is False
     augment.set_value(True)
     app.radio[0].set_value("embedded")
     for label, value in (("Epochs", 1), ("Training images to use (0 = all)", 300)):

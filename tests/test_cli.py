@@ -145,6 +145,7 @@ BAD_INPUT = {
     "learning rate too large": (["train", "binary", "--learning-rate", "50"], 1, "error: learning_rate=50.0"),
     "too few points": (["train", "binary", "--samples", "5"], 1, "error: num_samples=5: choose between 20"),
     "four convolutions": (["train", "cnn", "--filters", "8,8,8,8"], 1, "error: conv_filters=(8, 8, 8, 8)"),
+    "printed points": (["train", "binary", "--printed"], 1, "error: printed: printed digits are for the CNN"),
     "augmenting points": (["train", "binary", "--augment"], 1, "error: augment: only the CNN's digits"),
     "a digit set without a base model": (
         ["train", "cnn", "--digits", "mine"],

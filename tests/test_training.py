@@ -78,6 +78,7 @@ def test_the_cnn_spec_defaults_are_the_articles():
         "backend": "auto",
         "mixed_precision": False,
         "augment": False,
+        "printed": False,
         "base_model": None,
         "digits_set": None,
         "model_name": None,

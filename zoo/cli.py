@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CNN: train on digits freshly rotated, scaled, shifted, slanted, thickened or thinned",
     )
+    train.add_argument(
+        "--printed",
+        action="store_true",
+        default=None,
+        help="CNN: add the digits 0-9 typed in this machine's fonts to the training digits",
+    )
     train.add_argument("--base", dest="base_model", help="CNN: continue training this model of the local zoo")
     train.add_argument(
         "--digits",

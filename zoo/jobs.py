@@ -36,6 +36,7 @@ from zoo.backend import configured_name, worker_environment
 from zoo.data import check_mnist_source
 from zoo.errors import RunError, StorageError, ZooError
 from zoo.paths import ensure_directory, zoo_home
+from zoo.printed import check_fonts, with_printed_digits
 from zoo.runs import Run, RunStore, say_last_words
 from zoo.training import TrainSpec, check_fine_tuning
 
@@ -143,6 +144,8 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
         # a bad file (the spec's or ZOO_MNIST) is refused now, from its headers, before a run exists
         check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)
     check_fine_tuning(spec)  # so is a missing base model or a digit set unfit for fine-tuning
+    if spec.printed:
+        check_fonts()  # and a machine without fonts to type printed digits in
     store = store or RunStore()
     device = "cpu" if spec.device == "cpu" else detect_device()
     run_id = store.create_run(spec, device)
@@ -375,6 +378,8 @@ def _train(run: Run, store: RunStore, on_first_report: Callable[[], None] | None
     threading.Thread(target=_beat_heart, args=(store, run_id, finished), daemon=True).start()
     try:
         data = training.load_training_data(run.spec)
+        if run.spec.printed:
+            data = with_printed_digits(run.spec, data)
         store.set_started(run_id, data.source, training.describe_environment())
         with store.stop_checker(run_id) as stop_requested:
             reporter = StoreReporter(store, run_id, on_first_report)

@@ -66,6 +66,9 @@ class TrainSpec:
     backend: str = "auto"  # the Keras backend: "auto" (the host's, KERAS_BACKEND), tensorflow, jax or torch
     mixed_precision: bool = False
     augment: bool = False  # CNN: each epoch sees freshly rotated, scaled, shifted, slanted, re-stroked digits
+    printed: bool = (
+        False  # CNN: digits typed in this machine's fonts join the training digits (zoo/printed.py)
+    )
     base_model: str | None = None  # CNN: continue training this local-zoo model instead of a new one
     digits_set: str | None = None  # with base_model: fine-tune on this personal set mixed with MNIST
     model_name: str | None = None
@@ -186,6 +189,7 @@ class TrainSpec:
                 )
             )
             checks.append((not self.augment, "augment: only the CNN's digits are augmented; turn it off"))
+            checks.append((not self.printed, "printed: printed digits are for the CNN; turn it off"))
             checks.append((self.base_model is None, "base_model: only a CNN can be fine-tuned"))
         checks.append(
             (

@@ -1,0 +1,98 @@
+"""Printed digits (zoo/printed.py): the digits 0-9 typed in the machine's fonts, prepared as the Draw page
+prepares a drawing, mixed into a --printed run's training digits; no fonts is a clear refusal.
+
+The fonts are the system's (Debian's chromium, which the README's set-up line installs, brings
+fonts-liberation, and fontconfig brings fonts-dejavu-core)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from zoo import jobs, printed
+from zoo.data import load_embedded_mnist
+from zoo.errors import DataError, ZooError
+from zoo.inference import centre_of_mass
+from zoo.runs import RunStore
+from zoo.training import TrainingData, TrainSpec, scale_digits
+
+
+@pytest.fixture(scope="module")
+def a_font():
+    fonts = printed.font_files()
+    if not fonts:
+        pytest.fail(f"no fonts under {printed.FONT_FOLDERS}: install chromium (or fonts-dejavu-core) first.")
+    return fonts[0]
+
+
+def test_fonts_are_found_in_nested_folders_by_their_suffix(tmp_path, a_font):
+    nested = tmp_path / "truetype" / "family"
+    nested.mkdir(parents=True)
+    shutil.copy(a_font, nested / "Some.ttf")
+    shutil.copy(a_font, tmp_path / "Other.OTF")
+    (tmp_path / "notes.txt").write_text("not a font")
+    assert printed.font_files((tmp_path, tmp_path / "missing")) == [
+        tmp_path / "Other.OTF",
+        nested / "Some.ttf",
+    ]
+
+
+def test_every_digit_is_typed_at_every_weight_and_size_and_placed_as_mnist_places_digits(a_font):
+    digits, labels = printed.printed_digits([a_font])
+    per_digit = len(printed.STROKE_WEIGHTS) * len(printed.FONT_SIZES)
+    assert digits.shape == (10 * per_digit, 28, 28) and digits.dtype == np.float32
+    assert np.bincount(labels).tolist() == [per_digit] * 10
+    assert digits.min() >= 0 and digits.max() == pytest.approx(1.0)
+    for digit in digits:
+        rows, columns = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+        assert max(rows[-1] - rows[0], columns[-1] - columns[0]) + 1 <= 21  # the 20-pixel box
+        assert np.allclose(centre_of_mass(digit), (14, 14), atol=1.0)
+    regular, marker = digits[labels == 1][[0, -1]]  # weight 0 first, the heaviest outline last
+    assert marker.sum() > regular.sum()  # a heavier stroke is more ink
+
+
+def test_a_printed_run_mixes_the_typed_digits_into_the_training_digits(a_font, monkeypatch):
+    monkeypatch.setattr(printed, "FONT_FOLDERS", (a_font.parent,))
+    mnist = load_embedded_mnist()
+    data = TrainingData(
+        scale_digits(mnist.x_train[:1000]),
+        np.eye(10, dtype=np.float32)[mnist.y_train[:1000]],
+        scale_digits(mnist.x_test),
+        mnist.y_test,
+        "embedded",
+    )
+    mixed = printed.with_printed_digits(TrainSpec.cnn(printed=True), data)
+    fonts = len(printed.font_files())
+    typed = fonts * 10 * len(printed.STROKE_WEIGHTS) * len(printed.FONT_SIZES)
+    copies = max(1, int(np.ceil(0.05 * 1000 / (0.95 * typed))))
+    assert len(mixed.x_train) == 1000 + typed * copies and mixed.y_train.sum() == len(mixed.x_train)
+    assert (
+        mixed.source
+        == f"embedded; with {typed:,} printed digits from {fonts} font files ({copies} copies each)"
+    )
+    first_thousand = {row.tobytes() for row in data.x_train}
+    moved = [index for index, row in enumerate(mixed.x_train) if row.tobytes() not in first_thousand]
+    assert min(moved) < len(mixed.x_train) // 2  # shuffled in, not appended
+    np.testing.assert_array_equal(mixed.x_test, data.x_test)
+
+
+def test_a_printed_cnn_run_trains_on_them_and_says_so():
+    run = jobs.wait(
+        jobs.submit(
+            TrainSpec.cnn(mnist_source="embedded", max_train_samples=300, num_epochs=1, printed=True)
+        ),
+        timeout=300,
+    )
+    assert run.status == "completed", run.message
+    assert "printed digits from" in run.data_source and run.spec.printed
+
+
+def test_no_fonts_or_a_printed_binary_run_is_refused_before_a_run_starts(tmp_path, monkeypatch):
+    monkeypatch.setattr(printed, "FONT_FOLDERS", (tmp_path,))
+    with pytest.raises(DataError, match="printed digits need TrueType fonts and none were found"):
+        jobs.submit(TrainSpec.cnn(mnist_source="embedded", printed=True))
+    with pytest.raises(ZooError, match="printed digits are for the CNN"):
+        TrainSpec.binary(printed=True)
+    assert RunStore().list_runs() == []

@@ -1,0 +1,111 @@
+"""Printed digits: 0-9 typed in the TrueType/OpenType fonts of this machine, an extra training source.
+
+People often draw digits the way they are printed (a "1" with a flag and a foot, an open "4", a
+"7" with a bar), which MNIST's writers rarely did. ``typed_ink`` types one digit as ink on a
+canvas-sized field; ``printed_digits`` prepares every digit of every font at several stroke weights
+through the Draw page's own preprocessing (``zoo.inference.preprocess``), so they look to the model
+exactly as a typed-looking drawing does. The fonts found on the development machine were the DejaVu
+and Liberation families (38 files under /usr/share/fonts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from zoo.errors import DataError
+
+if TYPE_CHECKING:
+    from zoo.training import TrainingData, TrainSpec
+
+FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
+FONT_SUFFIXES = (".ttf", ".otf")
+CANVAS = 280
+STROKE_WEIGHTS = (0, 4, 9)  # extra outline around each glyph, in canvas pixels: regular, bold, marker
+FONT_SIZES = (120, 200)
+MARGIN = 16  # empty pixels around a typed glyph: the preprocessing reads the background off the border
+PRINTED_SHARE = 0.05  # printed digits make up about this share of a --printed run's training digits
+
+
+def font_files(folders: tuple[Path, ...] | None = None) -> list[Path]:
+    """Every TrueType/OpenType font under ``folders`` (default ``FONT_FOLDERS``), sorted."""
+    return sorted(
+        path
+        for folder in folders or FONT_FOLDERS
+        if folder.is_dir()
+        for path in folder.rglob("*")
+        if path.suffix.lower() in FONT_SUFFIXES
+    )
+
+
+def typed_ink(font: Path, digit: int, size: int, weight: int) -> np.ndarray:
+    """One digit typed in ``font`` at ``size`` points with ``weight`` pixels of extra outline: uint8 ink
+    (white on black), cropped to the glyph with a margin of ``MARGIN`` empty pixels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    layer = Image.new("L", (CANVAS * 2, CANVAS * 2))
+    typeface = ImageFont.truetype(str(font), size=size)
+    ImageDraw.Draw(layer).text(
+        (CANVAS // 2, CANVAS // 2), str(digit), fill=255, font=typeface, stroke_width=weight, stroke_fill=255
+    )
+    ink = np.asarray(layer)
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return np.pad(ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], MARGIN)
+
+
+def printed_digits(fonts: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Every digit in every font at every stroke weight and size, as the model reads a drawing of it.
+
+    Returns:
+        (N, 28, 28) float32 in [0, 1] and (N,) int labels.
+    """
+    from zoo.inference import preprocess
+
+    digits, labels = [], []
+    for font in fonts:
+        for digit in range(10):
+            for weight in STROKE_WEIGHTS:
+                for size in FONT_SIZES:
+                    read = preprocess(typed_ink(font, digit, size, weight)).digit
+                    if read is not None:
+                        digits.append(read)
+                        labels.append(digit)
+    return np.stack(digits).astype(np.float32), np.asarray(labels)
+
+
+def check_fonts() -> list[Path]:
+    """The fonts a ``printed`` run types its digits in.
+
+    Raises:
+        DataError: this machine has none in the usual folders.
+    """
+    fonts = font_files()
+    if not fonts:
+        folders = ", ".join(str(folder) for folder in FONT_FOLDERS)
+        raise DataError(
+            f"printed digits need TrueType fonts and none were found in {folders}; install some "
+            "(e.g. apt-get install fonts-dejavu-core) or train without printed digits."
+        )
+    return fonts
+
+
+def with_printed_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
+    """``data`` with the printed digits repeated to about ``PRINTED_SHARE`` of its training digits and
+    shuffled in (so a validation split holds some); the test set stays as it is."""
+    fonts = check_fonts()
+    digits, labels = printed_digits(fonts)
+    copies = max(1, math.ceil(PRINTED_SHARE * len(data.x_train) / ((1 - PRINTED_SHARE) * len(digits))))
+    x_printed = np.repeat(digits[..., np.newaxis], copies, axis=0)
+    y_printed = np.eye(10, dtype=np.float32)[np.repeat(labels, copies)]
+    order = np.random.default_rng(spec.seed + 1).permutation(len(data.x_train) + len(x_printed))
+    return dataclasses.replace(
+        data,
+        x_train=np.concatenate([data.x_train, x_printed])[order],
+        y_train=np.concatenate([data.y_train, y_printed])[order],
+        source=f"{data.source}; with {len(digits):,} printed digits from {len(fonts)} font files "
+        f"({copies} copies each)",
+    )
