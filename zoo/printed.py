@@ -11,7 +11,6 @@ and Liberation families (38 files under /usr/share/fonts).
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,14 +97,13 @@ def with_printed_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
     shuffled in (so a validation split holds some); the test set stays as it is."""
     fonts = check_fonts()
     digits, labels = printed_digits(fonts)
-    copies = max(1, math.ceil(PRINTED_SHARE * len(data.x_train) / ((1 - PRINTED_SHARE) * len(digits))))
-    x_printed = np.repeat(digits[..., np.newaxis], copies, axis=0)
-    y_printed = np.eye(10, dtype=np.float32)[np.repeat(labels, copies)]
-    order = np.random.default_rng(spec.seed + 1).permutation(len(data.x_train) + len(x_printed))
+    from zoo.training import mixed_in
+
+    x_train, y_train, copies = mixed_in(data, digits, labels, PRINTED_SHARE, spec.seed + 1)
     return dataclasses.replace(
         data,
-        x_train=np.concatenate([data.x_train, x_printed])[order],
-        y_train=np.concatenate([data.y_train, y_printed])[order],
+        x_train=x_train,
+        y_train=y_train,
         source=f"{data.source}; with {len(digits):,} printed digits from {len(fonts)} font files "
         f"({copies} copies each)",
     )

@@ -297,10 +297,7 @@ def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
         lineage = Lineage(spec.base_model, None, 0, 0, (0,) * 10, 0, mnist_count)
         return dataclasses.replace(data, lineage=lineage)
     split = DigitStore().fine_tuning_split(spec.digits_set)
-    copies = max(1, math.ceil(PERSONAL_SHARE * mnist_count / ((1 - PERSONAL_SHARE) * len(split.x_train))))
-    x_personal = np.repeat(split.x_train[..., np.newaxis], copies, axis=0)
-    y_personal = np.eye(10, dtype=np.float32)[np.repeat(split.y_train, copies)]
-    order = np.random.default_rng(spec.seed).permutation(mnist_count + len(x_personal))
+    x_train, y_train, copies = mixed_in(data, split.x_train, split.y_train, PERSONAL_SHARE, spec.seed)
     lineage = Lineage(
         spec.base_model,
         spec.digits_set,
@@ -312,12 +309,32 @@ def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
     )
     return dataclasses.replace(
         data,
-        x_train=np.concatenate([data.x_train, x_personal])[order],
-        y_train=np.concatenate([data.y_train, y_personal])[order],
+        x_train=x_train,
+        y_train=y_train,
         source=f"{data.source}; with {len(split.x_train)} personal digits of the set "
         f"{spec.digits_set!r} ({copies} copies each)",
         lineage=lineage,
         personal_test=(split.x_test[..., np.newaxis], split.y_test.astype(int)),
+    )
+
+
+def mixed_in(
+    data: TrainingData, digits: np.ndarray, labels: np.ndarray, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``data``'s training digits with ``digits`` (N, 28, 28) repeated to about ``share`` of them all and
+    shuffled in (so a validation split holds some of them too).
+
+    Returns:
+        The images (M, 28, 28, 1), their one-hot labels, and how many copies of each digit went in.
+    """
+    copies = max(1, math.ceil(share * len(data.x_train) / ((1 - share) * len(digits))))
+    x_extra = np.repeat(digits[..., np.newaxis], copies, axis=0)
+    y_extra = np.eye(10, dtype=np.float32)[np.repeat(labels, copies)]
+    order = np.random.default_rng(seed).permutation(len(data.x_train) + len(x_extra))
+    return (
+        np.concatenate([data.x_train, x_extra])[order],
+        np.concatenate([data.y_train, y_extra])[order],
+        copies,
     )
 
 
