@@ -86,26 +86,28 @@ def submit_bad(store, what: str, overrides: dict) -> bool:
     return False
 
 
-def disturb(store, run_id: str, action: str) -> None:
-    """Stop, kill or freeze a run's worker (a run that already ended is left alone)."""
+def disturb(store, run_id: str, action: str) -> bool:
+    """Stop, kill or freeze a run's worker; False while a kill or freeze must wait for the run to have
+    a worker (a queued run waits for the pool). A run that already ended is left alone."""
     run = store.get(run_id)
     if not run.is_active:
-        return
+        return True
     if action == "stop":
         store.request_stop(run_id)
-        return
-    if run.worker_pid is None:
-        return
+        return True
+    if run.status != "running" or run.worker_pid is None:
+        return False
     try:
         if action == "kill":
             os.killpg(run.worker_pid, signal.SIGKILL)
-            return
+            return True
         os.kill(run.worker_pid, signal.SIGSTOP)
     except ProcessLookupError:
-        return
+        return True
     # Frozen, the worker cannot beat its heart: take the store's 120 s of silence as passed.
     with sqlite3.connect(store.path) as connection:
         connection.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 121 WHERE id = ?", (run_id,))
+    return True
 
 
 def metrics_problems(store, run) -> list[str]:
@@ -165,22 +167,23 @@ def main() -> int:
         now = time.monotonic()
         for moment, run_id in [item for item in due if item[0] <= now]:
             due.remove((moment, run_id))
-            disturb(store, run_id, actions[run_id])
+            if not disturb(store, run_id, actions[run_id]):
+                due.append((now + rng.uniform(0.2, 2.0), run_id))  # once it runs, at a random moment
         if len(actions) < options.runs and len(store.active_runs()) < ACTIVE_AT_ONCE:
             if rng.random() < BAD_SUBMISSION_RATE:
                 what, overrides = rng.choice(bad)
                 refused[what if submit_bad(store, what, overrides) else f"NOT REFUSED: {what}"] += 1
                 continue
             spec = TrainSpec.binary(
-                num_epochs=rng.randint(1, 3),
-                num_samples=rng.choice([60, 120, 240]),
+                num_epochs=rng.randint(2, 6),
+                num_samples=rng.choice([120, 400, 800]),
                 seed=len(actions),
                 model_name=f"soak-{len(actions)}",
             )
             run_id = jobs.submit(spec, store)
             actions[run_id] = rng.choices(ACTIONS, ACTION_WEIGHTS)[0]
             if actions[run_id] != "complete":
-                due.append((now + rng.uniform(0.5, 12.0), run_id))
+                due.append((now + rng.uniform(0.2, 6.0), run_id))
             if len(actions) % 20 == 0:
                 print(f"  {len(actions)} runs submitted, {time.monotonic() - started:.0f} s", flush=True)
         time.sleep(0.2)
@@ -195,6 +198,9 @@ def main() -> int:
     while any(map(process_alive, pool)) and time.monotonic() < ended:
         time.sleep(0.2)
     runs = store.list_runs(limit=100_000)
+    workers = [run.worker_pid for run in runs if run.worker_pid]
+    while any(map(process_alive, workers)) and time.monotonic() < ended:  # closing a run, then exiting
+        time.sleep(0.2)
     failures: list[str] = []
     left_active = [run.id for run in runs if run.is_active]
     if left_active:
@@ -217,7 +223,8 @@ def main() -> int:
         except Exception as error:  # a half-written model is exactly what this looks for
             failures.append(f"model {entry.name} does not load: {error}")
     for run in runs:
-        if run.model_name and run.status in ("completed", "stopped") and run.id not in names_by_run:
+        saved = run.status == "completed" or (run.status == "stopped" and run.started_at is not None)
+        if run.model_name and saved and run.id not in names_by_run:
             failures.append(f"run {run.id} ({run.status}) names model {run.model_name} that is not there")
         failures.extend(f"run {run.id}: {problem}" for problem in metrics_problems(store, run))
     debris = [path.name for path in models.root.iterdir() if path.name.startswith(".tmp-")]
