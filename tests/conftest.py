@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import start_session_hub
+from hub_server import WRITE_TOKEN, start_session_hub
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -72,3 +72,17 @@ def mnist_npz_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("mnist") / "mnist.npz"
     np.savez(path, **{key: getattr(mnist, key) for key in MNIST_KEYS})
     return path
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """The session's loopback Hub, emptied, with alice's write token in HF_TOKEN."""
+    hub_server = start_session_hub()
+    hub_server.reset()
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.delenv("ZOO_HUB_TIMEOUT", raising=False)
+    monkeypatch.delenv("ZOO_HUB_MAX_DOWNLOAD_MB", raising=False)
+    yield hub_server
+    hub_server.reset()
+    assert not hub_server.state.unhandled, "the client called endpoints the test server lacks"

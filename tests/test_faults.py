@@ -19,14 +19,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from hub_server import WRITE_TOKEN, start_session_hub
+from hub_server import WRITE_TOKEN
 from test_cli import REPOSITORY, run_zoo, zoo_environment
+from test_data import forged_npz
 
 from zoo.runs import RunStore, process_alive
 from zoo.store import ModelStore, install_starter_models
@@ -112,25 +111,6 @@ def running_run(store: RunStore, timeout: float = 180) -> str:
         "a run to train",
     )
     return runs[0].id
-
-
-def forged_npz(path: Path) -> Path:
-    """An MNIST npz whose x_train header claims 10^9 images; the file holds 10."""
-    arrays = {
-        "x_train": np.zeros((10, 28, 28), np.uint8),
-        "y_train": np.zeros(10, np.uint8),
-        "x_test": np.zeros((10, 28, 28), np.uint8),
-        "y_test": np.zeros(10, np.uint8),
-    }
-    with path.open("wb") as handle:
-        np.savez(handle, **arrays)
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    members["x_train.npy"] = members["x_train.npy"].replace(b"(10, 28, 28)", b"(1000000000, 28, 28)")
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return path
 
 
 def no_runs_and_no_logs(home: Path) -> None:
@@ -254,7 +234,7 @@ def test_a_queued_run_whose_workers_are_killed_ends_in_one_line_never_none_ahead
 
 
 def test_an_npz_whose_header_claims_a_billion_images_is_one_line_for_train_and_evaluate(zoo_home, tmp_path):
-    forged = forged_npz(tmp_path / "forged.npz")
+    forged = forged_npz(tmp_path / "forged.npz", 10**9)
     claim = "claims shape (1000000000, 28, 28)"
     one_error_line(run_zoo(zoo_home, "train", "cnn", "--data", str(forged)), claim)
     install_starter_models(ModelStore())
@@ -296,16 +276,6 @@ def test_evaluate_refuses_data_for_a_binary_model(zoo_home):
 # --- the Hub --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def hub_server(monkeypatch):
-    server = start_session_hub()
-    server.reset()
-    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    yield server
-    server.reset()
-
-
 def hub_environment(home: Path, **overrides: str) -> dict[str, str]:
     """The CLI's environment with huggingface_hub's progress bars left on: Zoo Studio must quiet them."""
     environment = zoo_environment(home, **overrides)
@@ -313,12 +283,12 @@ def hub_environment(home: Path, **overrides: str) -> dict[str, str]:
     return environment
 
 
-def test_hub_list_against_a_hub_that_is_down_or_hung_keeps_to_zoo_hub_timeout_in_total(zoo_home, hub_server):
+def test_hub_list_against_a_hub_that_is_down_or_hung_keeps_to_zoo_hub_timeout_in_total(zoo_home, server):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    hub_server.state.stall_seconds = 30.0
-    for endpoint, reason in ((closed, "is unreachable"), (hub_server.url, "did not answer within 3 s")):
+    server.state.stall_seconds = 30.0
+    for endpoint, reason in ((closed, "is unreachable"), (server.url, "did not answer within 3 s")):
         started = time.monotonic()
         result = run_zoo(
             zoo_home,
@@ -338,11 +308,11 @@ def pushed_starter(repo_id: str) -> None:
     hub.push("mnist-cnn", repo_id)
 
 
-def test_a_pull_that_fails_after_downloading_is_one_line(zoo_home, hub_server):
+def test_a_pull_that_fails_after_downloading_is_one_line(zoo_home, server):
     from huggingface_hub import HfApi
 
     pushed_starter("alice/broken")
-    api = HfApi(endpoint=hub_server.url, token=WRITE_TOKEN)
+    api = HfApi(endpoint=server.url, token=WRITE_TOKEN)
     api.upload_file(
         path_or_fileobj=b"\x89HDF not weights", path_in_repo="model.weights.h5", repo_id="alice/broken"
     )
@@ -353,10 +323,10 @@ def test_a_pull_that_fails_after_downloading_is_one_line(zoo_home, hub_server):
     assert "broken" not in {entry.name for entry in ModelStore().entries()}
 
 
-def test_a_hub_that_lists_no_sizes_is_capped_while_the_download_streams(zoo_home, hub_server):
+def test_a_hub_that_lists_no_sizes_is_capped_while_the_download_streams(zoo_home, server):
     pushed_starter("alice/sizeless")
-    hub_server.state.list_sizes = False
-    hub_server.state.requests.clear()
+    server.state.list_sizes = False
+    server.state.requests.clear()
     result = run_zoo(
         zoo_home,
         "pull",
@@ -368,7 +338,7 @@ def test_a_hub_that_lists_no_sizes_is_capped_while_the_download_streams(zoo_home
         environment=hub_environment(zoo_home),
     )
     one_error_line(result, "the download went over the download limit of 0.0 MB")
-    assert [path for _, path in hub_server.state.requests if "/resolve/" in path]  # tried, not skipped
+    assert [path for _, path in server.state.requests if "/resolve/" in path]  # tried, not skipped
     assert "capped" not in {entry.name for entry in ModelStore().entries()}
     pulled = run_zoo(zoo_home, "pull", "alice/sizeless", "--name", "whole", "--json")
     assert pulled.returncode == 0, pulled.stderr

@@ -19,27 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hub_server import OTHER_TOKEN, READ_TOKEN, WRITE_TOKEN, start_session_hub
+from hub_server import OTHER_TOKEN, READ_TOKEN, WRITE_TOKEN
 
 from zoo import hub
 from zoo.store import ModelStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_TRAIN = 200
-
-
-@pytest.fixture
-def server(monkeypatch):
-    """The session's loopback Hub, emptied, with alice's write token in HF_TOKEN."""
-    hub_server = start_session_hub()
-    hub_server.reset()
-    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
-    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
-    monkeypatch.delenv("ZOO_HUB_TIMEOUT", raising=False)
-    monkeypatch.delenv("ZOO_HUB_MAX_DOWNLOAD_MB", raising=False)
-    yield hub_server
-    hub_server.reset()
-    assert not hub_server.state.unhandled, "the client called endpoints the test server lacks"
 
 
 @pytest.fixture(scope="module")
