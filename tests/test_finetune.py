@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 from streamlit.testing.v1 import AppTest
-from test_hub import server  # noqa: F401 - the loopback Hub fixture
 from test_training import RecordingReporter
 
 from zoo import hub, jobs
@@ -155,7 +154,7 @@ def test_a_fine_tuning_spec_needs_an_existing_cnn_and_a_base_for_a_set():
     assert RunStore().list_runs() == []
 
 
-def test_personal_digits_go_to_the_hub_only_when_asked(server, base_model):  # noqa: F811
+def test_personal_digits_go_to_the_hub_only_when_asked(server, base_model):
     personal_set()
     spec = TrainSpec.cnn(
         mnist_source="embedded", max_train_samples=100, num_epochs=1, base_model="base", digits_set="mine"
