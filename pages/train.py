@@ -113,8 +113,8 @@ with st.form("hyperparameters"):
         augment = st.toggle(
             "Augment the training digits",
             shown.augment,
-            help="Each epoch sees the digits freshly rotated (±10°), scaled, shifted, slanted, thickened, "
-            "thinned or coarsened, as people draw them; off for the article's recipe.",
+            help="Each epoch sees the digits freshly rotated (±10°), scaled, shifted, slanted, thickened "
+            "or thinned, as people draw them; off for the article's recipe.",
         )
         printed = st.toggle(
             "Add printed digits",

@@ -38,7 +38,6 @@ CHANGES = {
     "shear": lambda images: augment.shear(images, 0.3),
     "thicken": augment.thicken,
     "thin": augment.thin,
-    "coarsen": lambda images: augment.coarsen(images, 4),
     "augment": lambda images: augment.augment(images, np.random.default_rng(0)),
 }
 
@@ -106,25 +105,11 @@ def test_thickening_adds_ink_and_thinning_removes_it_keeping_the_strongest(digit
     assert (augment.thicken(bar())[0] > 0.5).sum() == 20 * 4 + 2 * 2  # one pixel each side, and the ends
 
 
-def test_coarsening_blurs_the_digit_like_a_small_scan_blown_up_and_keeps_its_place(digits):
-    for factor in (2, 4):
-        coarse = augment.coarsen(digits, factor)
-        assert np.allclose(coarse.max(axis=(1, 2)), 1.0)  # the strongest ink is back to full
-        sharp_edges = np.abs(np.diff(digits, axis=2)).mean()
-        assert np.abs(np.diff(coarse, axis=2)).mean() < sharp_edges  # smoother: less change pixel to pixel
-        for original, changed in zip(digits[:4], coarse[:4], strict=True):
-            assert np.allclose(centre_of_mass(changed), centre_of_mass(original), atol=1.0)
-    steps = [np.abs(np.diff(augment.coarsen(digits, factor), axis=2)).mean() for factor in (2, 4)]
-    assert steps[1] < steps[0]  # coarser grid, smoother digit
-
-
 def test_bad_digits_or_settings_are_refused_with_the_shape_expected():
     with pytest.raises(ZooError, match=r"expected \(N, 28, 28\)"):
         augment.rotate(np.zeros((28, 28)), 5)
     with pytest.raises(ZooError, match=r"choose a value in \[0, 1\)"):
         augment.thin(bar(), 1.0)
-    with pytest.raises(ZooError, match=r"coarsen factor 3: choose one of \(2, 4\)"):
-        augment.coarsen(bar(), 3)
 
 
 def test_the_batches_are_augmented_afresh_each_epoch_and_reproducible(digits):

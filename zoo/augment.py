@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import keras
 
 SIDE = 28
-COARSEN_FACTORS = (2, 4)
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,6 @@ class Augmentation:
     thicken_probability: float = 0.25
     thin_probability: float = 0.25
     thin_threshold: float = 0.45  # thinning removes the ink below this level (the stroke's soft edge)
-    coarsen_probability: float = 0.15  # drawn on a 14x14 or 7x7 grid, then scaled back up
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:
@@ -142,26 +140,11 @@ def thin(images: np.ndarray, threshold: float = Augmentation.thin_threshold) -> 
     return np.clip((batch - threshold) / (1 - threshold), 0.0, 1.0).astype(np.float32)
 
 
-def coarsen(images: np.ndarray, factor: int) -> np.ndarray:
-    """Each digit as if drawn on a grid ``factor`` times coarser (e.g. a small scan blown up): averaged
-    over ``factor`` x ``factor`` blocks, scaled back up bilinearly, its strongest ink back to full."""
-    from scipy.ndimage import zoom
-
-    if factor not in COARSEN_FACTORS:
-        raise ZooError(f"coarsen factor {factor!r}: choose one of {COARSEN_FACTORS} (they divide 28).")
-    batch = _as_batch(images)
-    side = SIDE // factor
-    blocks = batch.reshape(len(batch), side, factor, side, factor).mean(axis=(2, 4))
-    smooth = np.clip(zoom(blocks, (1, factor, factor), order=1, grid_mode=True, mode="nearest"), 0, None)
-    peaks = smooth.max(axis=(1, 2), keepdims=True)
-    return np.clip(smooth / np.where(peaks > 0, peaks, 1.0), 0.0, 1.0).astype(np.float32)
-
-
 def augment(
     images: np.ndarray, rng: np.random.Generator, settings: Augmentation = Augmentation()
 ) -> np.ndarray:
     """Each digit rotated, scaled, shifted and slanted by random amounts within ``settings`` (one affine
-    move, so the digit is resampled once), then some thickened or thinned, and some coarsened.
+    move, so the digit is resampled once), then some thickened and some thinned.
 
     Returns (N, 28, 28) float32 in [0, 1]; the same ``rng`` state gives the same result.
     """
@@ -182,10 +165,6 @@ def augment(
         moved[thick] = thicken(moved[thick])
     if thinned.any():
         moved[thinned] = thin(moved[thinned], settings.thin_threshold)
-    coarse = np.flatnonzero(rng.random(count) < settings.coarsen_probability)
-    for factor, chosen in zip(COARSEN_FACTORS, np.array_split(coarse, len(COARSEN_FACTORS)), strict=True):
-        if len(chosen):
-            moved[chosen] = coarsen(moved[chosen], factor)
     return moved
 
 

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--augment",
         action="store_true",
         default=None,
-        help="CNN: train on digits freshly rotated, scaled, shifted, slanted, re-stroked or coarsened",
+        help="CNN: train on digits freshly rotated, scaled, shifted, slanted, thickened or thinned",
     )
     train.add_argument(
         "--printed",
