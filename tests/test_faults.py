@@ -5,7 +5,8 @@ no run left active, nothing deleted, and every CLI error one line on stderr with
 Read-only directories: chmod does not stop root (these tests may run as root), so for root
 ``chattr +i`` (immutable) makes a directory and its files unwritable, and chmod does it for other
 users. The store's ``-shm`` file is left writable during a run: SQLite maps it into memory, and an
-immutable mapped file kills the writer with SIGBUS instead of a write error.
+immutable mapped file kills the writer with SIGBUS instead of a write error. A full disk is a
+small tmpfs that a test fills (mounting needs root).
 """
 
 from __future__ import annotations
@@ -185,6 +186,38 @@ def test_zoo_home_made_read_only_during_a_run_fails_the_run_with_the_reason(zoo_
     run = wait_for(lambda: (run := store.get(run_id)).status != "running" and run, 60, "the run to close")
     assert run.status == "failed" and "cannot be used (attempt to write a readonly database)" in run.message
     wait_for(lambda: not process_alive(run.worker_pid), 30, "the worker to end")
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, megabytes: int) -> Iterator[Path]:
+    """A real file system of ``megabytes`` at ``path`` (tmpfs), that can fill up."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_disk_that_fills_up_during_a_run_fails_the_run_with_the_reason(tmp_path, processes):
+    with small_disk(tmp_path / "disk", 16) as home:
+        follower = start_zoo(home, *LONG_BINARY_RUN)
+        processes.append(follower)
+        store = RunStore(home / "runs.sqlite3")
+        run_id = running_run(store)
+        filler = home / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as handle:
+            while True:  # until the disk is full (ENOSPC)
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        time.sleep(3)  # the worker meets the full disk at its next metric, and keeps trying to close the run
+        filler.unlink()
+        _, stderr = follower.communicate(timeout=120)
+        run = store.get(run_id)
+    assert run.status == "failed" and "disk is full" in run.message and "free space" in run.message
+    assert follower.returncode == 1 and "Traceback" not in stderr and stderr.count("error:") == 1, stderr
+    assert stderr.splitlines()[-1] == f"error: run {run_id} failed: {run.message}"
 
 
 def test_a_frozen_worker_is_failed_as_hung_and_ended(zoo_home, processes):
