@@ -8,27 +8,31 @@ from zoo.errors import DataError, StorageError
 
 st.set_page_config(page_title="Zoo Studio", page_icon="🧠", layout="wide")
 
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/playground.py", title="Playground", icon=":material/tune:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
-    # Learn, Draw and Hub follow here, in that order.
-    st.Page("pages/learn.py", title="Learn", icon=":material/functions:"),
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
-    st.Page("pages/hub.py", title="Hub", icon=":material/cloud_sync:"),
+PAGES = [  # file, title, icon; the first is the default page
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/playground.py", "Playground", ":material/tune:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/runs.py", "Runs", ":material/table_rows:"),
+    ("pages/learn.py", "Learn", ":material/functions:"),
+    ("pages/draw.py", "Draw", ":material/draw:"),
+    ("pages/hub.py", "Hub", ":material/cloud_sync:"),
 ]
 
 
 def live_runs_panel(live: bool) -> bool:
-    """The live runs (running or queued) with their progress, each linked to the page that follows it."""
+    """This person's live runs (running or queued) with their progress, each linked to the page that
+    follows it, and how many runs the host has live in all."""
+    user = ui.current_user()
     try:
-        active = ui.open_run_store().active_runs()
+        everyone = ui.open_run_store().active_runs()
     except StorageError as error:  # the store failed since the page started: say so, keep the page
         st.caption(f"**Runs:** {error}")
         return False
+    active = [run for run in everyone if run.owner == user.name] if user.signed_in else []
+    if len(everyone) > len(active):
+        st.caption(f"{len(everyone)} run(s) queued or training on this host.")
     if not active:
-        st.caption("No live run. Start one on Train or Playground.")
+        st.caption("No live run of yours. Start one on Train or Playground.")
     for run in active:
         st.page_link(
             ui.PAGE_OF_KIND[run.kind],
@@ -40,17 +44,27 @@ def live_runs_panel(live: bool) -> bool:
     return bool(active)
 
 
-navigation = st.navigation(PAGES)
+user = ui.current_user()
+navigation = st.navigation(
+    [
+        st.Page(file, title=title, icon=icon, default=index == 0)
+        for index, (file, title, icon) in enumerate(PAGES)
+        if ui.page_is_open(file, user)
+    ]
+)
 ui.mark_app_session()
 try:
     run_store = ui.open_run_store()
-    live = bool(run_store.active_runs())  # a store damaged since it was opened is moved aside here
+    # a store damaged since it was opened is moved aside here
+    live = bool(run_store.active_runs(owner=user.name))
 except StorageError as error:  # Learn, Draw and Hub work without it: say so and go on
     run_store, live = None, False
     st.error(f"{error} (Learn, Draw and Hub work without the run store.)", icon=":material/error:")
 if run_store is not None and run_store.notice:
     st.warning(run_store.notice, icon=":material/warning:")
 with st.sidebar:
+    if ui.hosting().hosted:
+        ui.account_panel(user)
     st.caption(f"**Device:** {ui.device_description()} · **Backend:** {ui.backend_name()}")
     try:
         source = describe_mnist_source()

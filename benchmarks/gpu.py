@@ -78,10 +78,13 @@ def epoch_table(store, run_id: str, started_at: float) -> list[dict[str, float]]
 def one_run(arguments: argparse.Namespace, store) -> float:
     """Train once through the worker, print its epochs; return its steady-state images/s."""
     from zoo import jobs
+    from zoo.hosting import LOCAL_USER
 
     print(f"\n1. One article-recipe run through Zoo Studio's worker ({arguments.epochs} epochs)")
     warm_pool(store, arguments.backend, 1)
-    run = jobs.wait(jobs.submit(article_spec(arguments, arguments.epochs), store), TIMEOUT_SECONDS, store)
+    run = jobs.wait(
+        jobs.submit(article_spec(arguments, arguments.epochs), store, by=LOCAL_USER), TIMEOUT_SECONDS, store
+    )
     if run.status != "completed":
         raise SystemExit(f"the run {run.id} {run.status}: {run.message}")
     environment = run.environment
@@ -109,6 +112,7 @@ def one_run(arguments: argparse.Namespace, store) -> float:
 
 def concurrent_runs(arguments: argparse.Namespace, store, train_count: int) -> None:
     from zoo import jobs
+    from zoo.hosting import LOCAL_USER
 
     print(f"\n2. K article-recipe runs at once on one device ({arguments.concurrent_epochs} epoch(s) each)")
     print(f"   {'K':>3} {'wall s':>8} {'aggregate images/s':>19} {'per run images/s':>17}")
@@ -117,7 +121,7 @@ def concurrent_runs(arguments: argparse.Namespace, store, train_count: int) -> N
         warm_pool(store, arguments.backend, count)
         started = time.time()
         run_ids = [
-            jobs.submit(article_spec(arguments, arguments.concurrent_epochs, seed), store)
+            jobs.submit(article_spec(arguments, arguments.concurrent_epochs, seed), store, by=LOCAL_USER)
             for seed in range(count)
         ]
         runs = [jobs.wait(run_id, TIMEOUT_SECONDS, store) for run_id in run_ids]

@@ -68,6 +68,7 @@ def plain_article_script(data_path: str, epochs: int) -> float:
 def zoo_run(data_path: str, epochs: int, steps_per_execution: int) -> tuple[float, float, str]:
     """A Zoo Studio run through the background worker; returns images/s, the largest metrics gap, status."""
     from zoo import jobs
+    from zoo.hosting import LOCAL_USER
     from zoo.runs import RunStore
     from zoo.training import TrainSpec
 
@@ -75,6 +76,7 @@ def zoo_run(data_path: str, epochs: int, steps_per_execution: int) -> tuple[floa
     run_id = jobs.submit(
         TrainSpec.cnn(mnist_source=data_path, num_epochs=epochs, steps_per_execution=steps_per_execution),
         store,
+        by=LOCAL_USER,
     )
     run = jobs.wait(run_id, timeout=3600, store=store)
     metrics = store.metrics_frame(run_id)

@@ -20,6 +20,9 @@ from zoo.inference import STEP_TITLES, load_image, preprocess
 
 MODEL_KEY = "draw.model"
 QUICK_RUN_KEY = "draw.quick_run"
+QUICK_ERROR_KEY = (
+    "draw.quick_run_error"  # why the last quick training was refused (a callback cannot show it)
+)
 QUICK_EPOCHS = 3  # one epoch on 4,000 digits reads drawn digits at ~80%; three do much better
 DIGIT_SET_KEY = "draw.digit_set"
 MY_DIGIT_KEY = "draw.my_digit"
@@ -34,7 +37,11 @@ def start_quick_training() -> None:
     from zoo import jobs
     from zoo.training import TrainSpec
 
-    ui.follow_run(jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=QUICK_EPOCHS)))
+    try:
+        spec = TrainSpec.cnn(mnist_source="embedded", num_epochs=QUICK_EPOCHS)
+        ui.follow_run(jobs.submit(spec, by=ui.current_user()))
+    except ZooError as error:
+        st.session_state[QUICK_ERROR_KEY] = str(error)
 
 
 def use_model(name: str) -> None:
@@ -190,9 +197,12 @@ with training_column:
     st.button(
         f"Quick-train a CNN ({QUICK_EPOCHS} epochs on the embedded digits)",
         on_click=start_quick_training,
-        disabled=quick_run is not None and quick_run.is_active,
-        help=f"Trains the CNN for {QUICK_EPOCHS} epochs on the 4,000 embedded digits, in the background.",
+        disabled=(quick_run is not None and quick_run.is_active) or not ui.current_user().signed_in,
+        help=f"Trains the CNN for {QUICK_EPOCHS} epochs on the 4,000 embedded digits, in the background"
+        + ("." if ui.current_user().signed_in else " (sign in first)."),
     )
+    if QUICK_ERROR_KEY in st.session_state:
+        st.error(st.session_state.pop(QUICK_ERROR_KEY))
 if quick_run is not None and quick_run.is_active:
     ui.live_fragment(functools.partial(render_quick_run, quick_run.id), live=True, key=QUICK_RUN_KEY)()
 elif quick_run is not None:

@@ -50,9 +50,12 @@ st.write(
     "live, measure how good they are, and keep the results in your local zoo."
 )
 
+user = ui.current_user()
 columns = st.columns(3)
 for index, (file, title, icon, blurb) in enumerate(
-    entry for entry in PAGE_GUIDE if (PAGES_DIRECTORY / entry[0]).is_file()
+    entry
+    for entry in PAGE_GUIDE
+    if (PAGES_DIRECTORY / entry[0]).is_file() and ui.page_is_open(f"pages/{entry[0]}", user)
 ):
     with columns[index % 3].container(border=True):
         st.page_link(f"pages/{file}", label=title, icon=icon)
@@ -76,12 +79,12 @@ with runs_column:
         accuracy = run.final_metrics.get("accuracy")
         scored = f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""
         duration = ui.format_seconds(run.duration_seconds)
-        st.page_link(
-            ui.PAGE_OF_KIND[run.kind],
-            label=f"{run.kind} run {run.id} · {run.status}{scored} · {duration}",
-            query_params={ui.RUN_QUERY_KEY: run.id},
-        )
-    if runs:
+        label = f"{run.kind} run {run.id} · {run.status}{scored} · {duration}"
+        if user.signed_in:
+            st.page_link(ui.PAGE_OF_KIND[run.kind], label=label, query_params={ui.RUN_QUERY_KEY: run.id})
+        else:
+            st.caption(label)
+    if runs and user.signed_in:
         st.page_link("pages/runs.py", label="All runs", icon=":material/table_rows:")
     else:
         st.info("No runs yet. Start one on **Playground** (seconds) or **Train** (the MNIST CNN).")

@@ -39,6 +39,7 @@ def push_section(token: str | None) -> None:
                 tag=tag.strip() or None,
                 store=ui.model_store(),
                 include_digits=include_digits,
+                by=ui.current_user(),
             )
     except ZooError as error:
         st.error(str(error))
@@ -64,6 +65,7 @@ def pull_section(token: str | None) -> None:
                 token=token,
                 name=name.strip() or None,
                 store=ui.model_store(),
+                by=ui.current_user(),
             )
     except ZooError as error:
         st.error(str(error))
@@ -142,6 +144,7 @@ def show_comparison(comparison: hub.RevisionComparison) -> None:
 
 
 ui.run_through_app()
+ui.require_sign_in("push and pull models")
 st.title("Hub")
 st.write(
     f"The hosted zoo on **{hub.hub_endpoint()}**: push a model of your local zoo with a generated "

@@ -390,6 +390,10 @@ st.plotly_chart(
     ),
     key="pipeline_chart",
 )
+user = ui.current_user()
 for column, (title, _, path) in zip(st.columns(len(PIPELINE)), PIPELINE, strict=True):
-    column.page_link(path, label=title)
+    if ui.page_is_open(path, user):  # a visitor who is not signed in has no Train, Runs or Hub page
+        column.page_link(path, label=title)
+    else:
+        column.caption(f"{title} (sign in)")
 st.page_link("pages/home.py", label="Back to Home", icon="🏠")

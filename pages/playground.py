@@ -38,6 +38,7 @@ def restore_defaults() -> None:
 
 
 ui.run_through_app()
+user = ui.require_sign_in("train a model")
 ui.keep_workers_warm()
 st.title("Playground: a binary classifier")
 st.caption(
@@ -109,23 +110,24 @@ except ZooError as error:
     st.stop()
 
 run = ui.followed_run("binary")
+mine = run is not None and ui.may_manage_owner(run.owner)
 start_column, stop_column, reset_column, defaults_column = st.columns(4)
 if start_column.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch"):
-    if run is not None and run.is_active:
-        ui.run_store().request_stop(run.id)
+    if mine and run.is_active:
+        ui.stop_run(run)
     try:
-        ui.follow_run(jobs.submit(spec, ui.run_store()))
+        ui.follow_run(jobs.submit(spec, ui.run_store(), by=user))
         st.rerun()  # the sidebar, drawn before this page, shows the new live run too
     except ZooError as error:
         st.error(str(error))
 live = run is not None and run.is_active
-if stop_column.button("Stop", icon=":material/stop:", disabled=not live, width="stretch"):
+if stop_column.button("Stop", icon=":material/stop:", disabled=not (live and mine), width="stretch"):
     ui.stop_run(run)
 if reset_column.button(
     "Reset", icon=":material/restart_alt:", width="stretch", help="Stop the run and clear the plane."
 ):
-    if live:
-        ui.run_store().request_stop(run.id)
+    if live and mine:
+        ui.stop_run(run)
     ui.follow_run(None)
     run, live = None, False
 defaults_column.button("Default settings", width="stretch", on_click=restore_defaults)

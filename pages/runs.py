@@ -7,6 +7,7 @@ from zoo.charts import training as charts
 from zoo.errors import ZooError
 
 ui.run_through_app()
+user = ui.require_sign_in("see and manage runs")
 st.title("Runs")
 runs = ui.run_store().list_runs()
 if not runs:
@@ -63,14 +64,18 @@ with download_column:
         mime="text/csv",
     )
 with delete_column:
+    deletable = [run for run in chosen if ui.may_manage_owner(run.owner)]
+    if len(deletable) < len(chosen):
+        others = len(chosen) - len(deletable)
+        st.caption(f"{others} of the chosen runs are someone else's: you can look at them, not delete them.")
     also_models = st.checkbox("Also delete their saved models from the local zoo")
-    if st.button(f"Delete {len(chosen)} run(s)", icon=":material/delete:"):
+    if st.button(f"Delete {len(deletable)} run(s)", icon=":material/delete:", disabled=not deletable):
         model_names, errors = ui.model_store().names_by_run(), []
-        for run in chosen:
+        for run in deletable:
             try:
-                ui.run_store().delete(run.id)
+                ui.run_store().delete(run.id, by=user)
                 if also_models and run.id in model_names:
-                    ui.model_store().delete(model_names[run.id])
+                    ui.model_store().delete(model_names[run.id], by=user)
             except ZooError as error:
                 errors.append(str(error))
         for error in errors:

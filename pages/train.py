@@ -39,6 +39,7 @@ def show_digits(images: np.ndarray, captions: list[str]) -> None:
 
 
 ui.run_through_app()
+user = ui.require_sign_in("train a model")
 ui.keep_workers_warm()
 st.title("Train the MNIST CNN")
 st.caption(
@@ -157,7 +158,7 @@ if submitted:
             printed=printed,
             model_name=model_name.strip() or None,
         )
-        run = ui.run_store().get(jobs.submit(spec, ui.run_store()))
+        run = ui.run_store().get(jobs.submit(spec, ui.run_store(), by=user))
         ui.follow_run(run.id)
         for key in CELL_KEYS:
             st.session_state.pop(key, None)
@@ -174,8 +175,12 @@ if run is None:
     st.stop()
 
 live = run.is_active
-if live and st.button(
-    "Stop", icon=":material/stop:", help="The run stops after its current batch; the model is kept."
+if (
+    live
+    and ui.may_manage_owner(run.owner)
+    and st.button(
+        "Stop", icon=":material/stop:", help="The run stops after its current batch; the model is kept."
+    )
 ):
     ui.stop_run(run)
 

@@ -81,16 +81,14 @@ def ended_run(store: RunStore, spec: TrainSpec, status: str, message: str | None
 
 
 def registered_page_files() -> list[str]:
-    """The page files of app.py's ``st.Page(...)`` calls, in order."""
+    """The page files of app.py's ``PAGES`` (file, title, icon), in order."""
     tree = ast.parse(APP.read_text())
-    return [
-        node.args[0].value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and getattr(node.func, "attr", None) == "Page"
-        and node.args
-        and isinstance(node.args[0], ast.Constant)
-    ]
+    pages = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGES"
+    )
+    return [entry.elts[0].value for entry in pages.elts]
 
 
 def test_every_page_file_is_registered_in_app_py_and_opens():

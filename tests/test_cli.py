@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from zoo.hosting import LOCAL_USER
 from zoo.store import ModelStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -132,7 +133,8 @@ def test_train_binary_for_three_epochs(tmp_path):
     assert data_line == "data: moons (400 points, noise 0.2, seed 0)"
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
     assert [(run["model"], run["status"], run["epochs"]) for run in runs] == [("binary", "completed", 3)]
-    ModelStore(tmp_path / "models").rename(runs[0]["model_name"], "my-points")  # as the Train page does
+    # as the Train page does:
+    ModelStore(tmp_path / "models").rename(runs[0]["model_name"], "my-points", by=LOCAL_USER)
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
     assert runs[0]["model_name"] == "my-points"
 

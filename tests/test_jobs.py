@@ -22,6 +22,7 @@ from zoo import jobs
 from zoo.data import load_embedded_mnist
 from zoo.errors import RunError
 from zoo.evaluation import evaluate_predictions
+from zoo.hosting import LOCAL_USER
 from zoo.runs import Run, RunStore
 from zoo.store import ModelStore
 from zoo.training import TrainSpec, predict_in_batches, scale_digits
@@ -53,7 +54,7 @@ def queued_runs(tmp_path_factory) -> QueuedRuns:
         patch.setenv("ZOO_HOME", str(home))
         store = RunStore()
         spec = TrainSpec.cnn(**TINY_CNN)
-        first, second, third = (jobs.submit(spec, store) for _ in range(3))
+        first, second, third = (jobs.submit(spec, store, by=LOCAL_USER) for _ in range(3))
         deadline = time.monotonic() + RUN_TIMEOUT
         while store.get(first).status == "queued":
             assert time.monotonic() < deadline, "the first run never started"
@@ -61,7 +62,7 @@ def queued_runs(tmp_path_factory) -> QueuedRuns:
         assert store.get(first).status == "running", store.get(first).message
         second_seen = (store.get(second).status, store.queue_position(second))
         third_seen = (store.get(third).status, store.queue_position(third))
-        third_after_stop = store.request_stop(third)
+        third_after_stop = store.request_stop(third, by=LOCAL_USER)
         assert store.get(first).status == "running", "the tiny run ended before the queue was observed"
         finished = [jobs.wait(run_id, RUN_TIMEOUT, store) for run_id in (first, second, third)]
     return QueuedRuns(
@@ -164,7 +165,7 @@ def test_a_stop_request_lands_within_one_batch_and_keeps_the_model(zoo_home):
     store = RunStore()
     # Batches of one point: about a millisecond each, so even a 0.1 s polling delay would show.
     spec = TrainSpec.binary(num_samples=20_000, batch_size=1, num_epochs=1)
-    run_id = jobs.submit(spec, store)
+    run_id = jobs.submit(spec, store, by=LOCAL_USER)
     wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 20, RUN_TIMEOUT, store, run_id)
     connection = sqlite3.connect(store.path, timeout=30, isolation_level=None)
     try:
@@ -200,7 +201,7 @@ def test_a_stop_request_lands_within_one_batch_and_keeps_the_model(zoo_home):
 def test_an_absurd_learning_rate_ends_the_run_as_diverged(zoo_home):
     store = RunStore()
     spec = TrainSpec.cnn(**{**TINY_CNN, "num_epochs": 3}, optimizer="sgd", learning_rate=10.0)
-    run = jobs.wait(jobs.submit(spec, store), RUN_TIMEOUT, store)
+    run = jobs.wait(jobs.submit(spec, store, by=LOCAL_USER), RUN_TIMEOUT, store)
     assert run.status == "diverged", run.message
     match = re.search(r"the loss became .+ at step (\d+): ", run.message)
     assert match, run.message
@@ -216,7 +217,7 @@ def test_an_absurd_learning_rate_ends_the_run_as_diverged(zoo_home):
 def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
     store = RunStore()
     spec = TrainSpec.cnn(mnist_source="embedded", num_epochs=50)
-    run_id = jobs.submit(spec, store)
+    run_id = jobs.submit(spec, store, by=LOCAL_USER)
     wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 1, RUN_TIMEOUT, store, run_id)
     pid = store.get(run_id).worker_pid
     os.kill(pid, signal.SIGKILL)
@@ -230,7 +231,7 @@ def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
 
 def test_a_worker_whose_run_was_failed_as_hung_stops_and_saves_nothing(zoo_home):
     store = RunStore()
-    run_id = jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=50), store)
+    run_id = jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=50), store, by=LOCAL_USER)
     wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 1, RUN_TIMEOUT, store, run_id)
     verdict = "the worker process stopped reporting for over 120 s; it is treated as hung."
     store.finish(run_id, "failed", message=verdict)  # what a reader records for a silent worker
@@ -243,7 +244,7 @@ def test_a_worker_whose_run_was_failed_as_hung_stops_and_saves_nothing(zoo_home)
 def test_an_invalid_spec_is_refused_before_anything_starts(zoo_home):
     store = RunStore()
     with pytest.raises(ValueError, match="batch_size=0"):
-        jobs.submit(TrainSpec(batch_size=0), store)
+        jobs.submit(TrainSpec(batch_size=0), store, by=LOCAL_USER)
     assert store.list_runs() == []
 
 
@@ -251,7 +252,7 @@ def test_a_worker_that_cannot_start_fails_its_run_with_a_reason(zoo_home, monkey
     monkeypatch.setattr(jobs.sys, "executable", str(zoo_home / "no-python-here"))
     store = RunStore()
     with pytest.raises(RunError, match="the worker process could not be started"):
-        jobs.submit(TrainSpec.binary(), store)
+        jobs.submit(TrainSpec.binary(), store, by=LOCAL_USER)
     (run,) = store.list_runs()
     assert run.status == "failed" and "could not be started" in run.message and not run.is_active
 
@@ -266,7 +267,9 @@ def test_a_run_starts_in_a_warm_worker_that_then_ends_and_is_replaced(zoo_home, 
         assert time.monotonic() < deadline, "the worker never became ready"
         time.sleep(0.1)
     assert jobs.fill_pool("cpu", "tensorflow", store) == 0  # the pool is full: nothing more starts
-    run = jobs.wait(jobs.submit(TrainSpec.binary(num_epochs=2, device="cpu"), store), RUN_TIMEOUT, store)
+    run = jobs.wait(
+        jobs.submit(TrainSpec.binary(num_epochs=2, device="cpu"), store, by=LOCAL_USER), RUN_TIMEOUT, store
+    )
     assert run.status == "completed" and run.worker_pid == warm  # the waiting worker took it
     assert run.environment["backend"] == "tensorflow"
     assert wait_for_exit(warm, 30)  # and ended with its run: a worker is never reused

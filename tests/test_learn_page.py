@@ -224,7 +224,7 @@ def test_pipeline_links_to_pages_that_the_app_registers(page):
         "Deployment": "hub",
         "Back to Home": links["Back to Home"],
     }
-    registered = set(re.findall(r'st\.Page\("pages/(\w+)\.py"', APP.read_text()))
+    registered = set(re.findall(r'\("pages/(\w+)\.py"', APP.read_text()))
     assert set(links.values()) - {links["Back to Home"]} <= registered
     diagram = json.dumps(chart(page, "pipeline_chart")["layout"]["annotations"])
     for url_path in ("playground", "draw", "learn", "train", "runs", "hub"):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import RunError, StorageError
+from zoo.hosting import LOCAL_USER
 from zoo.runs import SCHEMA_VERSION, RunStore, process_alive
 from zoo.training import TrainSpec
 
@@ -71,7 +72,7 @@ def test_an_unknown_run_id_is_a_run_error(store):
     with pytest.raises(RunError, match="there is no run 'nope'; `python -m zoo runs` lists the run ids"):
         store.get("nope")
     with pytest.raises(RunError):
-        store.request_stop("nope")
+        store.request_stop("nope", by=LOCAL_USER)
 
 
 def test_runs_on_one_device_take_turns_in_order(store):
@@ -141,7 +142,7 @@ def test_a_pool_worker_is_handed_the_oldest_run_of_its_backend_and_leaves_the_po
     assert store.claim_next(worker, "cpu", "tensorflow", slots=1) is None  # nothing queued
     on_jax = store.create_run(TrainSpec.binary(backend="jax"), "cpu")
     assert store.claim_next(worker, "cpu", "tensorflow", slots=1) is None  # the lane's head needs JAX
-    store.request_stop(on_jax)
+    store.request_stop(on_jax, by=LOCAL_USER)
     first, second = (store.create_run(TrainSpec.binary(backend="tensorflow"), "cpu") for _ in range(2))
     claimed = store.claim_next(worker, "cpu", "tensorflow", slots=1)
     assert (claimed.id, claimed.status, claimed.worker_pid) == (first, "running", worker)
@@ -175,7 +176,7 @@ def test_a_queued_run_waiting_for_a_busy_device_is_not_failed_while_its_pool_liv
 def test_stopping_a_queued_run_ends_it_at_once(store):
     running = running_run(store)
     queued = store.create_run(SPEC, "cpu")
-    stopped = store.request_stop(queued)
+    stopped = store.request_stop(queued, by=LOCAL_USER)
     assert stopped.status == "stopped" and stopped.message == "stopped before it started"
     assert stopped.ended_at is not None and stopped.started_at is None
     assert not store.try_claim(queued)
@@ -188,7 +189,8 @@ def test_stopping_a_running_run_asks_its_worker(store):
         for _ in range(100):  # the worker checks after every batch, on one open connection
             assert not stop_requested()
         other_reader = RunStore(store.path)
-        assert other_reader.request_stop(run_id).status == "running"  # it stops after its batch
+        stopping = other_reader.request_stop(run_id, by=LOCAL_USER)
+        assert stopping.status == "running"  # it stops after its batch
         assert stop_requested()  # seen at the very next check
     assert store.heartbeat(run_id)
 
@@ -289,9 +291,9 @@ def test_delete_refuses_an_active_run_and_removes_a_finished_one_with_its_rows(s
     store.log_metrics(run_id, 1, 1, {"batch/loss": 1.0}, {"step": 1})
     store.save_surface(run_id, 1, 1, {"probability": []})
     with pytest.raises(RunError, match="is running; stop it before deleting it"):
-        store.delete(run_id)
+        store.delete(run_id, by=LOCAL_USER)
     store.finish(run_id, "stopped")
-    store.delete(run_id)
+    store.delete(run_id, by=LOCAL_USER)
     assert store.list_runs() == [] and store.metrics_frame(run_id).empty
     assert store.events(run_id) == [] and store.surface(run_id) is None
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from zoo.errors import ModelStoreError
+from zoo.hosting import LOCAL_USER
 from zoo.models import build_binary_classifier, build_mnist_cnn
 from zoo.store import FORMAT, MODEL_FILES, ModelStore, check_model_name, load_keras_file
 
@@ -286,17 +287,17 @@ def test_unique_name_counts_up_past_taken_names(store):
 def test_delete_removes_the_whole_directory(store):
     save_binary(store, "doomed")
     save_binary(store, "survivor")
-    store.delete("doomed")
+    store.delete("doomed", by=LOCAL_USER)
     assert visible_names(store) == ["survivor"]
     with pytest.raises(ModelStoreError, match=r"no model named 'doomed' in .*; known models: survivor"):
-        store.delete("doomed")
+        store.delete("doomed", by=LOCAL_USER)
 
 
 def test_rename_moves_a_model_and_refuses_a_taken_name(store):
     save_binary(store, "first", seed=1)
     save_binary(store, "second", seed=2)
-    renamed = store.rename("first", "renamed")
+    renamed = store.rename("first", "renamed", by=LOCAL_USER)
     assert renamed.name == "renamed" and store.load("renamed").entry.kind == "binary"
     assert visible_names(store) == ["renamed", "second"]
     with pytest.raises(ModelStoreError, match="a model named 'second' already exists"):
-        store.rename("renamed", "second")
+        store.rename("renamed", "second", by=LOCAL_USER)

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from zoo.backend import BACKENDS
 from zoo.errors import RunError, ZooError
+from zoo.hosting import LOCAL_USER
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -243,7 +244,7 @@ def command_train(arguments: argparse.Namespace) -> int:
 
         install_starter_models()  # so the shipped starter can be fine-tuned on a fresh machine
     store = open_run_store()
-    run_id = jobs.submit(spec, store)
+    run_id = jobs.submit(spec, store, by=LOCAL_USER)
     queued = store.get(run_id)
     print(f"run {run_id}: {spec.model} queued on {queued.device} with {queued.spec.backend}", file=sys.stderr)
     run = follow_run(store, run_id)
@@ -298,7 +299,7 @@ def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
             time.sleep(poll_seconds)
         except KeyboardInterrupt:
             print("\nstopping after the current batch...", file=sys.stderr)
-            store.request_stop(run_id)
+            store.request_stop(run_id, by=LOCAL_USER)
     if interactive and last_line:
         print(file=sys.stderr)
     return run
@@ -397,7 +398,7 @@ def command_models(arguments: argparse.Namespace) -> int:
 
 
 def command_stop(arguments: argparse.Namespace) -> int:
-    run = open_run_store().request_stop(arguments.run_id)
+    run = open_run_store().request_stop(arguments.run_id, by=LOCAL_USER)
     print(f"run {run.id}: {run.status} (stop requested)")
     return 0
 

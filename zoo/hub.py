@@ -33,6 +33,7 @@ import httpx2
 
 from zoo import __version__
 from zoo.errors import ModelStoreError, ZooError
+from zoo.hosting import LOCAL_USER, User, check_may_create, load_config
 from zoo.store import (
     HISTORY_FILE,
     KIND_SHAPES,
@@ -206,6 +207,8 @@ def token_source(token: str | None = None) -> str:
 
     if token:
         return "the token entered in this session"
+    if load_config().hosted:
+        return "none yet (on this shared host, enter your own token to push or read private repos)"
     if os.environ.get("HF_TOKEN"):
         return "HF_TOKEN"
     if get_token():
@@ -245,6 +248,7 @@ def push(
     tag: str | None = None,
     store: ModelStore | None = None,
     include_digits: bool = False,
+    by: User = LOCAL_USER,
 ) -> PushResult:
     """Upload a model of the local zoo to ``repo_id`` in one commit, with a generated model card.
 
@@ -255,7 +259,9 @@ def push(
     Raises:
         HubError: bad repo id or tag, no or bad token, no write access, hub unreachable.
         ModelStoreError: no such local model, or its files are corrupt.
+        PermissionDenied: ``by`` is not signed in.
     """
+    check_may_create(by, "push a model to the Hub")
     check_repo_id(repo_id)
     if tag is not None:
         _check_tag(tag)
@@ -298,6 +304,7 @@ def pull(
     name: str | None = None,
     max_download_bytes: int | None = None,
     store: ModelStore | None = None,
+    by: User = LOCAL_USER,
 ) -> PullResult:
     """Download a repo at ``revision`` (branch, tag or commit id; default ``main``), check it,
     load it with ``safe_mode=True`` and register it in the local zoo with its origin.
@@ -310,7 +317,9 @@ def pull(
         HubError: bad repo id; repo or revision not found; bad token; hub unreachable; no model
             in the repo; download over ``max_download_bytes``; corrupt or unsafe model; shapes
             that do not fit a Zoo Studio model.
+        PermissionDenied: ``by`` (who will own the pulled model) is not signed in.
     """
+    check_may_create(by, "pull a model from the Hub")
     check_repo_id(repo_id)
     revision = revision or "main"
     store = store or ModelStore()
@@ -359,6 +368,7 @@ def pull(
     }
     config.update(
         kind=kind,
+        owner=by.name,
         origin={"repo_id": repo_id, "commit": info.sha, "revision": revision, "endpoint": hub_endpoint()},
     )
     entry = store.save(
@@ -480,10 +490,13 @@ def hub_user(token: str | None = None) -> str:
 
 
 def resolve_token(token: str | None = None) -> str | None:
-    """The token to use: the one given, else ``HF_TOKEN``, else huggingface_hub's login, else None."""
+    """The token to use: the one given, else ``HF_TOKEN``, else huggingface_hub's login, else None.
+
+    In hosted mode only the one given: the host's own token never acts for a visitor."""
     from huggingface_hub import get_token
 
-    return (token or "").strip() or get_token()
+    given = (token or "").strip() or None
+    return given if given or load_config().hosted else get_token()
 
 
 # ---- model card ----------------------------------------------------------------------------

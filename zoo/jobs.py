@@ -35,10 +35,11 @@ from typing import Any
 from zoo.backend import configured_name, worker_environment
 from zoo.data import check_mnist_source
 from zoo.errors import RunError, StorageError, ZooError
+from zoo.hosting import User, check_may_create, load_config
 from zoo.paths import ensure_directory, zoo_home
 from zoo.printed import check_fonts, with_printed_digits
 from zoo.runs import Run, RunStore, say_last_words
-from zoo.training import TrainSpec, check_fine_tuning
+from zoo.training import TrainSpec, check_fine_tuning, check_limits
 
 POOL_POLL_SECONDS = 0.1  # how often a waiting worker looks for a queued run: part of the start latency
 HEARTBEAT_SECONDS = 1.0
@@ -130,16 +131,22 @@ def _setting(name: str, default: int, low: int, high: int) -> int:
     return int(value)
 
 
-def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
-    """Queue a run for ``spec``, make sure a worker pool will take it up, and return its id at once.
+def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
+    """Queue a run of ``by`` for ``spec``, make sure a worker pool will take it up, and return its id
+    at once.
 
     Raises:
         ZooError: the spec is invalid, or the MNIST file it names is missing or malformed
             (checked here, before anything starts).
+        PermissionDenied: ``by`` is not signed in, the spec asks more than the host's limits, or
+            ``by`` already has as many live runs as the host allows (nothing is queued then).
         RunError: no worker process could be started for it (the run is then closed as failed).
     """
+    check_may_create(by, "train a model")
     spec = spec.resolved()
     spec.validate()
+    limits = load_config().limits
+    check_limits(spec, limits)
     if spec.model == "cnn" and spec.mnist_source != "embedded":
         # a bad file (the spec's or ZOO_MNIST) is refused now, from its headers, before a run exists
         check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)
@@ -148,7 +155,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None) -> str:
         check_fonts()  # and a machine without fonts to type printed digits in
     store = store or RunStore()
     device = "cpu" if spec.device == "cpu" else detect_device()
-    run_id = store.create_run(spec, device)
+    run_id = store.create_run(spec, device, owner=by, limits=limits)
     try:
         fill_pool(device, spec.backend, store)
     except OSError as error:
@@ -424,6 +431,7 @@ def _save_model(run: Run, result: Any, data: Any) -> str:
         "spec": run.spec.to_dict(),
         "data_source": data.source,
         "run_id": run.id,
+        "owner": run.owner,
         "status": result.status,
     }
     if data.lineage is not None:

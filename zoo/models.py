@@ -92,6 +92,30 @@ def compile_classifier(model: keras.Model, optimizer, *, steps_per_execution: in
     )
 
 
+def layer_sizes(
+    kind: str, conv_filters: tuple[int, ...], hidden_units: tuple[int, ...]
+) -> list[tuple[int, int]]:
+    """(parameters, output values per example) of each layer ``build_mnist_cnn`` or
+    ``build_binary_classifier`` would make, computed without building it (so a layer of 10^9 units
+    can be refused before any memory is taken). The input counts as a layer without parameters."""
+    if kind == "binary":
+        sizes, width = [(0, 2)], 2
+    else:
+        sizes, side, channels = [(0, 28 * 28)], 28, 1
+        for index, filters in enumerate(conv_filters):
+            side -= 2  # a 3x3 convolution without padding
+            sizes.append(((9 * channels + 1) * filters, side * side * filters))
+            channels = filters
+            if index < len(conv_filters) - 1:
+                side //= 2
+                sizes.append((0, side * side * filters))
+        width = side * side * channels
+    for units in (*hidden_units, 1 if kind == "binary" else NUM_DIGITS):
+        sizes.append(((width + 1) * units, units))
+        width = units
+    return sizes
+
+
 def check_conv_filters(conv_filters: tuple[int, ...]) -> None:
     """Raise ``ZooError`` unless there are 1 to 3 positive filter counts (28x28 allows no more)."""
     if not conv_filters or any(f < 1 for f in conv_filters) or len(conv_filters) > 3:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import RunError, StorageError
+from zoo.hosting import LOCAL_OWNER, Limits, PermissionDenied, User, check_may_manage
 from zoo.paths import ensure_directory, runs_database_path
 from zoo.training import TrainSpec
 
@@ -114,6 +115,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS workers (pid INTEGER PRIMARY KEY, device TEXT NOT NULL, "
         "backend TEXT NOT NULL, status TEXT NOT NULL, joined_at REAL NOT NULL)",
     ),
+    # 2 -> 3: every run has an owner (hosted mode); runs recorded before are the local owner's.
+    (f"ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '{LOCAL_OWNER}'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -142,6 +145,7 @@ class Run:
     final_metrics: dict[str, Any]
     model_name: str | None
     message: str | None
+    owner: str = LOCAL_OWNER
 
     @property
     def is_active(self) -> bool:
@@ -158,6 +162,7 @@ class Run:
         return {
             "id": self.id,
             "status": self.status,
+            "owner": self.owner,
             "model": self.kind,
             "dataset": self.spec.dataset,
             "data_source": self.data_source,
@@ -325,13 +330,27 @@ class RunStore:
 
     # --- writing: the caller that submits, and the worker -------------------------------------
 
-    def create_run(self, spec: TrainSpec, device: str) -> str:
-        """Record a new queued run and return its id."""
+    def create_run(
+        self, spec: TrainSpec, device: str, *, owner: User | None = None, limits: Limits | None = None
+    ) -> str:
+        """Record a new queued run of ``owner`` (default: the local owner) and return its id.
+
+        With ``limits``, a person who is not an admin gets the run only while they have fewer than
+        ``active_runs_per_owner`` queued or running runs and the host fewer than ``active_runs``
+        (counted in the same transaction as the insert, so two quick clicks cannot both pass).
+
+        Raises:
+            PermissionDenied: a cap is reached.
+        """
+        owner = owner or User(LOCAL_OWNER, is_admin=True)
         run_id = uuid.uuid4().hex[:12]
-        with self._connect() as connection:
+        self.reconcile()
+        with self._transaction() as connection:
+            if limits is not None and not owner.is_admin:
+                _check_active_caps(connection, owner.name, limits)
             connection.execute(
-                "INSERT INTO runs (id, kind, status, spec, device, created_at, model_name) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO runs (id, kind, status, spec, device, created_at, model_name, owner) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     spec.model,
@@ -340,6 +359,7 @@ class RunStore:
                     device,
                     time.time(),
                     spec.model_name,
+                    owner.name,
                 ),
             )
         return run_id
@@ -506,9 +526,14 @@ class RunStore:
         if closed:  # two readers may both find the same dead worker: one event, not two
             self.add_event(run_id, status, message or status)
 
-    def request_stop(self, run_id: str) -> Run:
-        """Ask a run to stop: a queued run stops at once, a running one after its current batch."""
-        self.get(run_id)
+    def request_stop(self, run_id: str, *, by: User) -> Run:
+        """Ask a run to stop: a queued run stops at once, a running one after its current batch.
+
+        Raises:
+            PermissionDenied: ``by`` is neither the run's owner nor an admin.
+        """
+        run = self.get(run_id)
+        check_may_manage(by, run.owner, f"run {run_id}")
         with self._connect() as connection:
             connection.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
             connection.execute(
@@ -518,9 +543,14 @@ class RunStore:
             )
         return self.get(run_id)
 
-    def delete(self, run_id: str) -> None:
-        """Delete a finished run with its metrics and events (an active run must be stopped first)."""
+    def delete(self, run_id: str, *, by: User) -> None:
+        """Delete a finished run with its metrics and events (an active run must be stopped first).
+
+        Raises:
+            PermissionDenied: ``by`` is neither the run's owner nor an admin.
+        """
         run = self.get(run_id)
+        check_may_manage(by, run.owner, f"run {run_id}")
         if run.is_active:
             raise RunError(f"run {run_id} is {run.status}; stop it before deleting it.")
         with self._connect() as connection:
@@ -550,9 +580,12 @@ class RunStore:
             ).fetchall()
         return [_run_from_row(row) for row in rows]
 
-    def active_runs(self) -> list[Run]:
-        """Queued and running runs, oldest first."""
-        return sorted((run for run in self.list_runs() if run.is_active), key=lambda run: run.created_at)
+    def active_runs(self, owner: str | None = None) -> list[Run]:
+        """Queued and running runs (only ``owner``'s, when given), oldest first."""
+        return sorted(
+            (run for run in self.list_runs() if run.is_active and owner in (None, run.owner)),
+            key=lambda run: run.created_at,
+        )
 
     def queue_position(self, run_id: str) -> int | None:
         """How many runs are ahead of a queued run in its lane on its device, the running ones included.
@@ -714,6 +747,24 @@ def _backend_of(spec_json: str) -> str:
     return json.loads(spec_json).get("backend", "auto")
 
 
+def _check_active_caps(connection: sqlite3.Connection, owner: str, limits: Limits) -> None:
+    (mine,) = connection.execute(
+        "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')", (owner,)
+    ).fetchone()
+    (everyone,) = connection.execute(
+        "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')"
+    ).fetchone()
+    if limits.active_runs_per_owner is not None and mine >= limits.active_runs_per_owner:
+        raise PermissionDenied(
+            f"you have {mine} runs queued or running, this host's limit per person; wait for one to end "
+            "or stop one, then start this run again."
+        )
+    if limits.active_runs is not None and everyone >= limits.active_runs:
+        raise PermissionDenied(
+            f"this host has {everyone} runs queued or running, its limit; start this run again when one ends."
+        )
+
+
 def _worker_failure(
     row: sqlite3.Row, pool_size: Callable[[], int], log_path: Path, store_path: Path
 ) -> str | None:
@@ -815,4 +866,5 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         final_metrics=json.loads(row["final_metrics"] or "{}"),
         model_name=row["model_name"],
         message=row["message"],
+        owner=row["owner"],
     )

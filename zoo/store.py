@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ModelStoreError
+from zoo.hosting import User, check_may_manage
 from zoo.paths import models_directory
 
 if TYPE_CHECKING:
@@ -48,6 +49,11 @@ class ModelEntry:
         return self.config["kind"]
 
     @property
+    def owner(self) -> str | None:
+        """Who made it (trained or pulled it); None for shipped and older models, which only admins manage."""
+        return self.config.get("owner")
+
+    @property
     def model_file(self) -> Path:
         return self.path / MODEL_FILE
 
@@ -57,6 +63,7 @@ class ModelEntry:
         return {
             "name": self.name,
             "kind": self.kind,
+            "owner": self.owner,
             "created_at": self.config.get("created_at"),
             "accuracy": self.metrics.get("accuracy"),
             "data_source": self.config.get("data_source"),
@@ -223,20 +230,30 @@ class ModelStore:
         history_path = entry.path / HISTORY_FILE
         return LoadedModel(entry=entry, model=model, history=_read_history(history_path))
 
-    def delete(self, name: str) -> None:
-        """Remove a model directory (renamed away first, so it vanishes in one step)."""
-        path = self.entry(name).path
+    def delete(self, name: str, *, by: User) -> None:
+        """Remove a model directory (renamed away first, so it vanishes in one step).
+
+        Raises:
+            ModelStoreError: no model ``name``.
+            PermissionDenied: ``by`` is neither the model's owner nor an admin.
+        """
+        entry = self.entry(name)
+        check_may_manage(by, entry.owner, f"model {name!r}")
+        path = entry.path
         retired = self.root / f".old-{uuid.uuid4().hex}"
         os.rename(path, retired)
         shutil.rmtree(retired, ignore_errors=True)
 
-    def rename(self, name: str, new_name: str) -> ModelEntry:
+    def rename(self, name: str, new_name: str, *, by: User) -> ModelEntry:
         """Give a model a new name (its directory is renamed in one step).
 
         Raises:
             ModelStoreError: no model ``name``, ``new_name`` is not allowed, or it is taken.
+            PermissionDenied: ``by`` is neither the model's owner nor an admin.
         """
-        path = self.entry(name).path
+        entry = self.entry(name)
+        check_may_manage(by, entry.owner, f"model {name!r}")
+        path = entry.path
         target = self.root / check_model_name(new_name)
         if target.exists():
             raise ModelStoreError(

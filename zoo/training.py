@@ -21,7 +21,8 @@ import numpy as np
 from zoo import data as datasets
 from zoo.backend import BACKENDS, configured_name
 from zoo.errors import ZooError
-from zoo.models import ACTIVATIONS, OPTIMIZERS, check_conv_filters, check_hidden_units
+from zoo.hosting import Limits, check_within
+from zoo.models import ACTIVATIONS, OPTIMIZERS, check_conv_filters, check_hidden_units, layer_sizes
 
 if TYPE_CHECKING:
     import keras
@@ -34,6 +35,14 @@ SURFACE_RESOLUTION = 40
 # A loss this many times its first value has exploded: with the loss computed from logits it can grow
 # to 1e17 and fall back to chance once the ReLUs die, without ever becoming NaN.
 DIVERGENCE_FACTOR = 1000.0
+FULL_MNIST_TRAIN_SIZE = 60_000  # what "all training images" may be, for the limits
+# Training memory, per parameter: float32 weights, their gradients and two optimizer slots (Adam);
+# per activation value: the forward value kept for the backward pass and its gradient;
+# per training example held: its float32 pixels (or point) and one-hot label, beside the uint8 source.
+BYTES_PER_PARAMETER = 4 * 4
+BYTES_PER_ACTIVATION = 4 * 2
+BYTES_PER_DIGIT = 28 * 28 * (4 + 1) + 10 * 4
+BYTES_PER_POINT = 3 * 4
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,51 @@ class Lineage:
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "personal_counts": list(self.personal_counts)}
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    """What a run asks of the host, estimated from its spec without building anything."""
+
+    parameters: int
+    memory_bytes: int
+    samples: int  # training images (CNN; all of the full MNIST when not limited) or points (binary)
+
+
+def estimate_cost(spec: TrainSpec) -> TrainingCost:
+    """The parameters of ``spec``'s model and the memory its training takes (weights, optimizer
+    state, activations of one batch, the training data), before any of it exists."""
+    sizes = layer_sizes(spec.model, spec.conv_filters, spec.hidden_units)
+    parameters = sum(layer_parameters for layer_parameters, _ in sizes)
+    activations = sum(outputs for _, outputs in sizes)
+    if spec.model == "cnn":
+        samples = spec.max_train_samples or FULL_MNIST_TRAIN_SIZE
+        data_bytes = samples * BYTES_PER_DIGIT
+    else:
+        samples = spec.num_samples
+        data_bytes = samples * BYTES_PER_POINT
+    memory = (
+        parameters * BYTES_PER_PARAMETER + spec.batch_size * activations * BYTES_PER_ACTIVATION + data_bytes
+    )
+    return TrainingCost(parameters=parameters, memory_bytes=memory, samples=samples)
+
+
+def check_limits(spec: TrainSpec, limits: Limits) -> TrainingCost:
+    """Refuse ``spec`` when it asks more than ``limits`` allow (before anything is queued).
+
+    Raises:
+        PermissionDenied: naming the first value beyond its limit, the limit, and how to change it.
+    """
+    cost = estimate_cost(spec)
+    check_within("epochs", spec.num_epochs, limits.epochs, "the number of epochs")
+    check_within("batch_size", spec.batch_size, limits.batch_size, "the batch size")
+    check_within("samples", cost.samples, limits.samples, "the number of training samples")
+    check_within("parameters", cost.parameters, limits.parameters, "the model's parameter count")
+    memory_mb = math.ceil(cost.memory_bytes / 2**20)
+    check_within(
+        "training_memory_mb", memory_mb, limits.training_memory_mb, "the estimated training memory (MB)"
+    )
+    return cost
 
 
 @dataclass(frozen=True)

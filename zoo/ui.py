@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from zoo.digits import DigitStore
-from zoo.errors import ModelStoreError, RunError, StorageError
+from zoo.errors import RunError, StorageError, ZooError
+from zoo.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
 from zoo.paths import models_directory, runs_database_path, zoo_home
 from zoo.runs import Run, RunStore, lane_of
 from zoo.store import ModelEntry, ModelStore, install_starter_models
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from zoo.training import TrainSpec
 
 APP_SESSION_KEY = "zoo.app_session"
+VISITOR_PAGES = ("pages/home.py", "pages/learn.py", "pages/draw.py")  # open without signing in
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the page that follows a run
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
@@ -59,6 +61,59 @@ def run_through_app() -> None:
 def mark_app_session() -> None:
     """Record that this session runs through app.py (app.py calls it on every run)."""
     st.session_state[APP_SESSION_KEY] = True
+
+
+# --- who is here ------------------------------------------------------------------------------
+
+
+def hosting() -> HostingConfig:
+    """This server's hosting configuration (``zoo.hosting``), read on each call so an edit applies."""
+    return load_config()
+
+
+def current_user() -> User:
+    """The person of this session: everything is theirs in local mode; in hosted mode the person
+    signed in with ``st.login`` (OpenID Connect), or a visitor who is not signed in."""
+    config = hosting()
+    if not config.hosted:
+        return LOCAL_USER
+    claims = st.user.to_dict()
+    if not claims.get("is_logged_in"):
+        return VISITOR
+    return config.user_from_claims(claims)
+
+
+def page_is_open(page_file: str, user: User) -> bool:
+    """Whether ``user`` sees the page ``pages/NAME.py``: a visitor who is not signed in sees only
+    Home, Learn and Draw (with the shared models); training, managing and pushing need a sign-in."""
+    return user.signed_in or page_file in VISITOR_PAGES
+
+
+def account_panel(user: User) -> None:
+    """Hosted mode's sidebar lines: who is signed in, with sign-out; or a sign-in button."""
+    if user.signed_in:
+        role = " (admin)" if user.is_admin else ""
+        st.caption(f"Signed in as **{user.name}**{role}.")
+        st.button("Sign out", on_click=st.logout, key="sign-out", icon=":material/logout:")
+    else:
+        st.caption("Sign in to train, keep and share your own models.")
+        st.button("Sign in", on_click=st.login, key="sign-in", type="primary", icon=":material/login:")
+
+
+def require_sign_in(what: str) -> User:
+    """The signed-in person; a visitor who is not signed in gets a sign-in button and the page stops."""
+    user = current_user()
+    if not user.signed_in:
+        st.info(f"Sign in to {what}.")
+        st.button("Sign in", on_click=st.login, type="primary", key="sign-in-to-continue")
+        st.stop()
+    return user
+
+
+def may_manage_owner(owner: str | None) -> bool:
+    """Whether this session's person may stop, delete or rename what ``owner`` made (for showing
+    the buttons; zoo refuses it anyway)."""
+    return may_manage(current_user(), owner)
 
 
 # --- cached shared resources ----------------------------------------------------------------
@@ -315,29 +370,41 @@ def show_run_outcome(run: Run) -> None:
     elif run.status == "stopped":
         st.warning(f"Run {run.id} stopped after {duration}: {run.message or 'stopped on request'}.{scored}")
     elif run.status in FAILURE_HINTS:
-        log = zoo_home() / "logs" / f"{run.id}.log"
+        # A visitor of a shared host is not shown server paths; its operator finds the log by the run id.
+        log = "" if hosting().hosted else f" The worker's log is {run_store().log_path(run.id)}."
         st.error(
             f"Run {run.id} {run.status}: {run.message or 'no reason was recorded'}\n\n"
-            f"**What to try:** {FAILURE_HINTS[run.status]} The worker's log is {log}."
+            f"**What to try:** {FAILURE_HINTS[run.status]}{log}"
         )
 
 
 def stop_run(run: Run) -> None:
     """Ask a live run to stop (it ends after its current batch) and say so."""
-    run_store().request_stop(run.id)
+    try:
+        run_store().request_stop(run.id, by=current_user())
+    except ZooError as error:
+        st.error(str(error))
+        return
     st.toast(f"Stopping run {run.id} after its current batch.")
 
 
 def keep_model_form(model_name: str, key: str) -> str:
-    """A name field that renames the run's model in the local zoo; returns its current name."""
+    """A name field that renames the run's model in the local zoo (for its owner or an admin; others
+    see whose it is); returns its current name."""
+    owner = model_store().entry(model_name).owner
+    if not may_manage_owner(owner):
+        st.caption(
+            f"The model **{model_name}** is {owner or 'shared'}'s: you can draw with it, not rename it."
+        )
+        return model_name
     with st.form(key):
         new_name = st.text_input("Keep the model in the local zoo as", value=model_name, max_chars=80)
         if st.form_submit_button("Save under this name"):
             try:
                 if new_name != model_name:
-                    model_name = model_store().rename(model_name, new_name).name
+                    model_name = model_store().rename(model_name, new_name, by=current_user()).name
                 st.success(f"Saved in the local zoo as **{model_name}**.")
-            except ModelStoreError as error:
+            except ZooError as error:
                 st.error(str(error))
     return model_name
 

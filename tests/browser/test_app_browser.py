@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from zoo import jobs
+from zoo.hosting import LOCAL_USER
 from zoo.runs import RunStore
 from zoo.store import ModelStore
 from zoo.training import TrainSpec
@@ -147,7 +148,7 @@ def test_runs_chosen_in_the_table_are_overlaid_then_deleted_with_their_models(
 ):
     store, models = RunStore(), ModelStore()
     spec = TrainSpec.binary(num_epochs=5)
-    run_ids = [jobs.submit(spec, store) for _ in range(2)]
+    run_ids = [jobs.submit(spec, store, by=LOCAL_USER) for _ in range(2)]
     for run_id in run_ids:
         assert jobs.wait(run_id, RUN_TIMEOUT_S, store).status == "completed"
     assert len(models.entries()) == 2

@@ -1,0 +1,119 @@
+"""The studio in hosted mode through Streamlit's AppTest, with ``st.user`` set as ``st.login`` sets it:
+what a visitor who is not signed in sees, and what a signed-in person may do with others' runs and models.
+(tests/browser/test_sign_in_browser.py signs in for real, against a loopback OpenID Connect provider.)"""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app import APP, ended_run, texts
+
+from zoo.hosting import User
+from zoo.models import build_mnist_cnn
+from zoo.runs import RunStore
+from zoo.store import ModelStore
+from zoo.training import TrainSpec
+
+ALICE = {"is_logged_in": True, "preferred_username": "alice", "email": "alice@example.org", "sub": "a"}
+BOB = {"is_logged_in": True, "preferred_username": "bob", "email": "bob@example.org", "sub": "b"}
+TEACHER = {"is_logged_in": True, "preferred_username": "teacher", "email": "t@example.org", "sub": "t"}
+
+
+@pytest.fixture(autouse=True)
+def hosted(monkeypatch):
+    monkeypatch.setenv("ZOO_MODE", "hosted")
+    monkeypatch.setenv("ZOO_ADMINS", "teacher")
+
+
+def open_as(user: dict, page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=90)
+    app.user = dict(user)
+    app.run()
+    for name, value in (query or {}).items():
+        app.query_params[name] = value
+    if page:
+        app.switch_page(f"pages/{page}.py")
+        app.run()
+    assert not app.exception, [exception.message for exception in app.exception]
+    return app
+
+
+def alices_running_run() -> str:
+    store = RunStore()
+    run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu", owner=User("alice"))
+    assert store.try_claim(run_id)
+    return run_id
+
+
+def test_a_visitor_who_is_not_signed_in_gets_home_learn_and_draw_and_a_sign_in_button():
+    alices_running_run()
+    app = open_as({"is_logged_in": False})
+    links = {link.proto.label for link in app.get("page_link")}
+    assert {"Learn", "Draw"} <= links and not {"Train", "Playground", "Runs", "Hub"} & links
+    assert [button.label for button in app.sidebar.button] == ["Sign in"]
+    sidebar = texts(app.sidebar.caption)
+    assert "1 run(s) queued or training on this host" in sidebar and "No live run of yours" in sidebar
+    learn = open_as({"is_logged_in": False}, "learn")
+    assert "Training (sign in)" in texts(learn.caption)
+
+
+def test_the_sidebar_shows_ones_own_live_runs_and_the_hosts_count():
+    run_id = alices_running_run()
+    alice = open_as(ALICE)
+    assert [link.proto.label for link in alice.sidebar.get("page_link")] == [f"Live: cnn run {run_id}"]
+    assert "Signed in as **alice**." in texts(alice.sidebar.caption)
+    bob = open_as(BOB)
+    assert [link.proto.label for link in bob.sidebar.get("page_link")] == []
+    assert "1 run(s) queued or training on this host" in texts(bob.sidebar.caption)
+
+
+@pytest.mark.parametrize(("user", "can_stop"), [(ALICE, True), (BOB, False), (TEACHER, True)])
+def test_only_the_owner_or_an_admin_gets_the_stop_button_of_a_run(user, can_stop):
+    run_id = alices_running_run()
+    app = open_as(user, "train", {"run": run_id})
+    assert [button.label for button in app.button if button.label == "Stop"] == (["Stop"] if can_stop else [])
+    if can_stop:
+        next(button for button in app.button if button.label == "Stop").click()
+        app.run()
+        assert RunStore().heartbeat(run_id)  # the stop request reached the run
+
+
+@pytest.mark.parametrize(("user", "can_rename"), [(ALICE, True), (BOB, False), (TEACHER, True)])
+def test_only_the_owner_or_an_admin_may_rename_a_runs_model(user, can_rename):
+    store = RunStore()
+    spec = TrainSpec.cnn(mnist_source="embedded")
+    run_id = store.create_run(spec, "cpu", owner=User("alice"))
+    assert store.try_claim(run_id)
+    ModelStore().save(
+        build_mnist_cnn(), "alices-cnn", config={"kind": "cnn", "run_id": run_id, "owner": "alice"}
+    )
+    store.finish(run_id, "completed", model_name="alices-cnn", final_metrics=EVALUATION)
+    app = open_as(user, "train", {"run": run_id})
+    fields = [field.label for field in app.text_input if field.label == "Keep the model in the local zoo as"]
+    assert bool(fields) == can_rename
+    if not can_rename:
+        assert "The model **alices-cnn** is alice's: you can draw with it, not rename it." in texts(
+            app.caption
+        )
+
+
+def test_a_failed_runs_message_shows_no_server_path_in_hosted_mode():
+    message = "the worker process 123 ended without finishing the run (killed, or out of memory)"
+    run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="embedded"), "failed", message)
+    app = open_as(TEACHER, "train", {"run": run_id})
+    error = texts(app.error)
+    assert message in error and ".log" not in error and "/" not in error.replace("(killed, or", "")
+
+
+EVALUATION = {
+    "accuracy": 0.5,
+    "macro_precision": 0.5,
+    "macro_recall": 0.5,
+    "macro_f1": 0.5,
+    "num_misclassified": 1,
+    "num_examples": 2,
+    "confusion_matrix": [[1 if row == column else 0 for column in range(10)] for row in range(10)],
+    "per_class": {
+        str(digit): {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1} for digit in range(10)
+    },
+}

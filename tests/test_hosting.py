@@ -1,0 +1,247 @@
+"""Hosting a class on one server: the configuration (file and environment), the limits a run is held
+to before anything is queued, the caps on live runs, and who may stop, delete or rename what.
+
+Real SQLite run stores, real local-zoo directories and real Keras models; the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_cli import run_zoo
+
+from zoo import jobs
+from zoo.errors import ZooError
+from zoo.hosting import (
+    HOSTED_LIMITS,
+    LOCAL_LIMITS,
+    LOCAL_USER,
+    VISITOR,
+    Limits,
+    PermissionDenied,
+    User,
+    load_config,
+)
+from zoo.models import build_binary_classifier
+from zoo.runs import RunStore
+from zoo.store import ModelStore
+from zoo.training import TrainSpec, build_model, check_limits, estimate_cost
+
+ALICE = User("alice", "alice@example.org")
+BOB = User("bob", "bob@example.org")
+TEACHER = User("teacher", "teacher@example.org", is_admin=True)
+SPEC = TrainSpec.binary(num_epochs=3)
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def hosted(zoo_home, monkeypatch):
+    """Hosted mode from a configuration file in ZOO_HOME, with no ZOO_* variable set."""
+    for name in ("ZOO_MODE", "ZOO_ADMINS", "ZOO_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    zoo_home.mkdir(parents=True, exist_ok=True)
+    (zoo_home / "config.toml").write_text(
+        'mode = "hosted"\nadmins = ["Teacher", "ta@example.org"]\n\n'
+        '[limits]\nepochs = 40\n\n[datasets]\nfull-mnist = "/srv/data/mnist.npz"\n'
+    )
+    return zoo_home
+
+
+def test_without_configuration_the_studio_is_local_and_everything_is_its_owners(zoo_home, monkeypatch):
+    monkeypatch.delenv("ZOO_MODE", raising=False)
+    config = load_config()
+    assert (config.mode, config.hosted, config.limits, config.source) == (
+        "local",
+        False,
+        LOCAL_LIMITS,
+        "defaults",
+    )
+    assert LOCAL_USER.is_admin and LOCAL_USER.signed_in
+
+
+def test_a_configuration_file_sets_the_mode_admins_limits_and_data_sets(hosted):
+    config = load_config()
+    assert config.hosted and config.source == str(hosted / "config.toml")
+    assert config.limits.epochs == 40  # the file's value
+    assert config.limits.parameters == HOSTED_LIMITS.parameters  # the hosted default for the rest
+    assert config.dataset_path("full-mnist") == "/srv/data/mnist.npz"
+    with pytest.raises(ZooError, match=r"no data set named 'other'.*registered: full-mnist"):
+        config.dataset_path("other")
+    # Admins by user name or e-mail, whatever the case; the user name is the owner recorded.
+    assert config.user_from_claims({"preferred_username": "teacher", "sub": "1"}).is_admin
+    assistant = config.user_from_claims({"email": "TA@example.org", "sub": "2"})
+    assert assistant.is_admin and assistant.name == "TA@example.org"
+    student = config.user_from_claims(
+        {"preferred_username": "alice", "email": "alice@example.org", "sub": "3"}
+    )
+    assert (student.name, student.is_admin, student.signed_in) == ("alice", False, True)
+    assert config.user_from_claims({"sub": "4"}).name == "4"  # a provider that names no one else
+
+
+def test_environment_variables_win_over_the_file(hosted, monkeypatch):
+    monkeypatch.setenv("ZOO_MODE", "local")
+    monkeypatch.setenv("ZOO_ADMINS", "carol, dave@example.org")
+    monkeypatch.setenv("ZOO_LIMIT_EPOCHS", "7")
+    monkeypatch.setenv("ZOO_LIMIT_SAMPLES", "none")
+    config = load_config()
+    assert config.mode == "local" and config.admins == {"carol", "dave@example.org"}
+    assert (config.limits.epochs, config.limits.samples) == (7, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "message"),
+    [
+        ('mode = "hosted', {}, "cannot be read"),
+        ('mode = "public"', {}, "mode 'public'.*choose 'local' or 'hosted'"),
+        ("[limits]\nepoch = 3", {}, "unknown limit.*epoch.*known: active_runs"),
+        ("[limits]\nepochs = 0", {}, "limit epochs=0.*ZOO_LIMIT_EPOCHS.*positive whole number"),
+        ("", {"ZOO_LIMIT_BATCH_SIZE": "many"}, "limit batch_size='many'"),
+        ("admins = 'teacher'", {}, "admins.*give a list"),
+    ],
+)
+def test_a_bad_configuration_is_one_clear_error(zoo_home, monkeypatch, text, variables, message):
+    monkeypatch.delenv("ZOO_MODE", raising=False)
+    zoo_home.mkdir(parents=True, exist_ok=True)
+    (zoo_home / "config.toml").write_text(text)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ZooError, match=message):
+        load_config()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TrainSpec.cnn(),
+        TrainSpec.cnn(conv_filters=(8, 16), hidden_units=(32, 16), activation="tanh"),
+        TrainSpec.cnn(conv_filters=(4,), hidden_units=(5,)),
+        TrainSpec.binary(hidden_units=(8, 8, 3)),
+    ],
+)
+def test_the_parameter_count_is_known_without_building_the_model(spec):
+    assert estimate_cost(spec).parameters == build_model(spec).count_params()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "limit", "setting"),
+    [
+        ({"hidden_units": (1_000_000_000,)}, "parameter count is 587,000,", "ZOO_LIMIT_PARAMETERS"),
+        ({"conv_filters": (100_000_000, 64, 64)}, "parameter count is 58,600,", "ZOO_LIMIT_PARAMETERS"),
+        (
+            {"batch_size": 8192, "conv_filters": (1000, 1000)},
+            "training memory",
+            "ZOO_LIMIT_TRAINING_MEMORY_MB",
+        ),
+    ],
+)
+def test_a_run_too_big_for_the_machine_is_refused_before_anything_is_queued(overrides, limit, setting):
+    store = RunStore()
+    with pytest.raises(PermissionDenied, match=rf"{limit}.*beyond this host's limit.*{setting}"):
+        jobs.submit(TrainSpec.cnn(**overrides), store, by=LOCAL_USER)
+    assert store.list_runs() == []
+
+
+def test_hosted_limits_bound_epochs_samples_and_batch_size():
+    limits = Limits(epochs=5, samples=1000, batch_size=64)
+    assert (
+        check_limits(TrainSpec.cnn(num_epochs=5, max_train_samples=1000, batch_size=64), limits).samples
+        == 1000
+    )
+    for spec, message in [
+        (
+            TrainSpec.cnn(num_epochs=6, max_train_samples=1000, batch_size=64),
+            "number of epochs is 6.*limit of 5",
+        ),
+        (
+            TrainSpec.cnn(num_epochs=1, batch_size=64),
+            "training samples is 60,000.*limit of 1,000",
+        ),  # all of them
+        (TrainSpec.binary(num_epochs=1, num_samples=2000, batch_size=64), "training samples is 2,000"),
+        (
+            TrainSpec.cnn(num_epochs=1, max_train_samples=100, batch_size=128),
+            "batch size is 128.*limit of 64",
+        ),
+    ]:
+        with pytest.raises(PermissionDenied, match=message):
+            check_limits(spec, limits)
+
+
+def test_the_cli_refuses_a_huge_layer_in_one_line(tmp_path):
+    result = run_zoo(tmp_path, "train", "cnn", "--hidden", "1000000000", timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "limit of 50,000,000" in result.stderr
+    assert result.stderr.startswith("error: the model's parameter count")
+
+
+def test_each_visitor_may_have_two_live_runs_and_the_host_eight(hosted):
+    limits = load_config().limits
+    assert (limits.active_runs_per_owner, limits.active_runs) == (2, 8)
+    store = RunStore()
+    for _ in range(2):
+        store.create_run(SPEC, "cpu", owner=ALICE, limits=limits)
+    with pytest.raises(PermissionDenied, match="you have 2 runs queued or running"):
+        store.create_run(SPEC, "cpu", owner=ALICE, limits=limits)
+    for _ in range(2):
+        store.create_run(SPEC, "cpu", owner=BOB, limits=limits)
+    for _ in range(4):  # admins are held by no cap
+        store.create_run(SPEC, "cpu", owner=TEACHER, limits=limits)
+    with pytest.raises(PermissionDenied, match="this host has 8 runs queued or running"):
+        store.create_run(SPEC, "cpu", owner=User("carol"), limits=limits)
+    assert len(store.active_runs(owner="alice")) == 2 and len(store.active_runs()) == 8
+    # A run that ends frees its owner's place.
+    store.request_stop(store.active_runs(owner="alice")[0].id, by=ALICE)
+    store.create_run(SPEC, "cpu", owner=ALICE, limits=limits)
+    assert len(store.active_runs(owner="alice")) == 2
+
+
+def test_a_visitor_who_is_not_signed_in_cannot_train(hosted):
+    store = RunStore()
+    with pytest.raises(PermissionDenied, match="sign in to train a model"):
+        jobs.submit(SPEC, store, by=VISITOR)
+    assert store.list_runs() == []
+
+
+def test_only_its_owner_or_an_admin_stops_or_deletes_a_run():
+    store = RunStore()
+    run_id = store.create_run(SPEC, "cpu", owner=ALICE)
+    assert store.get(run_id).owner == "alice" and store.get(run_id).summary()["owner"] == "alice"
+    for intruder, message in [(BOB, "belongs to alice"), (VISITOR, "sign in to manage")]:
+        with pytest.raises(PermissionDenied, match=message):
+            store.request_stop(run_id, by=intruder)
+        assert store.get(run_id).status == "queued"
+    assert store.request_stop(run_id, by=ALICE).status == "stopped"
+    with pytest.raises(PermissionDenied, match=f"run {run_id} belongs to alice"):
+        store.delete(run_id, by=BOB)
+    store.delete(run_id, by=TEACHER)
+    assert store.list_runs() == []
+
+
+def test_only_its_owner_or_an_admin_renames_or_deletes_a_model():
+    models = ModelStore()
+    models.save(build_binary_classifier(), "alices-points", config={"kind": "binary", "owner": "alice"})
+    models.save(build_binary_classifier(), "shared", config={"kind": "binary"})  # e.g. the starter
+    assert models.entry("alices-points").owner == "alice" and models.entry("shared").owner is None
+    with pytest.raises(PermissionDenied, match="model 'alices-points' belongs to alice"):
+        models.rename("alices-points", "bobs-now", by=BOB)
+    with pytest.raises(PermissionDenied, match="model 'alices-points' belongs to alice"):
+        models.delete("alices-points", by=BOB)
+    with pytest.raises(PermissionDenied, match="model 'shared' is shared"):
+        models.delete("shared", by=ALICE)
+    assert models.rename("alices-points", "alices-moons", by=ALICE).owner == "alice"
+    models.delete("alices-moons", by=TEACHER)
+    models.delete("shared", by=LOCAL_USER)
+    assert models.entries() == []
+
+
+def test_a_run_store_made_before_owners_gives_its_runs_to_the_local_owner(zoo_home):
+    path = zoo_home / "old" / "runs.sqlite3"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as connection:
+        connection.executescript((FIXTURES / "runs-schema-v2.sql").read_text())
+    store = RunStore(path)
+    runs = store.list_runs()
+    assert runs and {run.owner for run in runs} == {"local"}
+    with pytest.raises(PermissionDenied, match="belongs to local"):
+        store.delete(runs[-1].id, by=ALICE)
+    store.delete(runs[-1].id, by=LOCAL_USER)
