@@ -14,7 +14,7 @@ from zoo.charts.draw import (
     step_figure,
 )
 from zoo.charts.training import batch_curves, enlarge_digit
-from zoo.digits import DEFAULT_SET
+from zoo.digits import personal_set_name
 from zoo.errors import ZooError
 from zoo.inference import STEP_TITLES, load_image, preprocess
 
@@ -61,13 +61,13 @@ def start_fine_tuning(base_model: str, set_name: str) -> None:
         max_train_samples=FINE_TUNE_MNIST_DIGITS,
         model_name=f"{base_model}-{set_name}"[:80],
     )
-    ui.follow_run(jobs.submit(spec))
+    ui.follow_run(jobs.submit(spec, by=ui.current_user()))
 
 
 def add_to_my_digits(pixels, digit, label: int) -> None:
-    set_name = st.session_state.get(DIGIT_SET_KEY) or DEFAULT_SET
+    set_name = st.session_state.get(DIGIT_SET_KEY) or personal_set_name(ui.current_user())
     try:
-        ui.digit_store().add(set_name, label, pixels, digit)
+        ui.digit_store().add(set_name, label, pixels, digit, by=ui.current_user())
         st.toast(f"Added to {set_name} as a {label}.")
     except ZooError as error:
         st.toast(str(error))
@@ -76,16 +76,25 @@ def add_to_my_digits(pixels, digit, label: int) -> None:
 def relabel_digit(set_name: str, digit_ids: list[str]) -> None:
     """Relabel the digit chosen in the gallery's form (read at the click, so no choice is stale)."""
     chosen, label = st.session_state[MY_DIGIT_KEY], st.session_state[RELABEL_KEY]
-    ui.digit_store().relabel(set_name, digit_ids[chosen], label)
+    try:
+        ui.digit_store().relabel(set_name, digit_ids[chosen], label, by=ui.current_user())
+    except ZooError as error:
+        st.toast(str(error))
 
 
 def delete_digit(set_name: str, digit_ids: list[str]) -> None:
-    ui.digit_store().delete(set_name, digit_ids[st.session_state[MY_DIGIT_KEY]])
+    try:
+        ui.digit_store().delete(set_name, digit_ids[st.session_state[MY_DIGIT_KEY]], by=ui.current_user())
+    except ZooError as error:
+        st.toast(str(error))
     st.session_state[MY_DIGIT_KEY] = 0
 
 
 def teach_buttons(pixels, digit, predicted: int) -> None:
     """One click says which digit was really drawn and keeps the drawing in my digits."""
+    if not ui.current_user().signed_in:
+        st.caption("Sign in to keep the digits this model misreads and fine-tune it on them.")
+        return
     st.markdown(f"**Not a {predicted}?** Click the digit you drew: it is kept in *my digits*.")
     for label, column in enumerate(st.columns(10)):
         column.button(
@@ -133,8 +142,9 @@ def my_digits(model_name: str, busy: bool) -> None:
         label_column, relabel_column, delete_column = st.columns(3, vertical_alignment="bottom")
         label_column.selectbox("Relabel as", range(10), key=RELABEL_KEY)
         digit_ids = [digit.id for digit in digits]
-        relabel_column.button("Relabel", on_click=relabel_digit, args=(set_name, digit_ids))
-        delete_column.button("Delete", on_click=delete_digit, args=(set_name, digit_ids))
+        theirs = not ui.may_manage_owner(store.owner(set_name))  # another person's set: read-only
+        relabel_column.button("Relabel", on_click=relabel_digit, args=(set_name, digit_ids), disabled=theirs)
+        delete_column.button("Delete", on_click=delete_digit, args=(set_name, digit_ids), disabled=theirs)
         npz_column, zip_column = st.columns(2)
         npz_column.download_button("Download .npz", store.export_npz(set_name), f"{set_name}.npz")
         zip_column.download_button("Download .zip of PNGs", store.export_zip(set_name), f"{set_name}.zip")
@@ -183,7 +193,7 @@ def describe(entry) -> str:
 
 
 ui.run_through_app()
-st.session_state.setdefault(DIGIT_SET_KEY, DEFAULT_SET)
+st.session_state.setdefault(DIGIT_SET_KEY, personal_set_name(ui.current_user()))
 st.title("Draw a digit")
 st.caption(
     "The model reads your digit the way MNIST was made: ink found, cropped, its longer side scaled "
@@ -286,4 +296,5 @@ if inspection is not None:
             title = f"{name}: {channels} feature maps of {height}×{width}"
             st.plotly_chart(feature_maps_figure(maps, title), key=f"draw.maps.{name}")
 
-my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)
+if ui.current_user().signed_in:  # a visitor who is not signed in keeps no digits
+    my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)

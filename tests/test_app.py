@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from zoo import jobs
+from zoo.hosting import LOCAL_USER
 from zoo.runs import RunStore
 from zoo.store import ModelStore
 from zoo.training import TrainSpec
@@ -395,7 +396,7 @@ def add_bars(count: int, label: int, horizontal: bool) -> None:
             pixels[start : start + 24, 40:240, 3] = 255
         else:
             pixels[40:240, start : start + 24, 3] = 255
-        DigitStore().add(DEFAULT_SET, label, pixels, preprocess(pixels).digit)
+        DigitStore().add(DEFAULT_SET, label, pixels, preprocess(pixels).digit, by=LOCAL_USER)
 
 
 def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():

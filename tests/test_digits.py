@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from zoo.digits import HOLD_OUT_EVERY, DigitSetError, DigitStore
+from zoo.hosting import LOCAL_USER
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -35,12 +36,15 @@ def digit(seed: int) -> np.ndarray:
 
 
 def fill(store: DigitStore, labels: list[int], set_name: str = "mine") -> list[str]:
-    return [store.add(set_name, label, canvas(index), digit(index)).id for index, label in enumerate(labels)]
+    return [
+        store.add(set_name, label, canvas(index), digit(index), by=LOCAL_USER).id
+        for index, label in enumerate(labels)
+    ]
 
 
 def test_a_digit_is_kept_with_its_input_its_28x28_form_and_its_label():
     store = DigitStore()
-    added = store.add("mine", 7, canvas(1), digit(1))
+    added = store.add("mine", 7, canvas(1), digit(1), by=LOCAL_USER)
     assert added.label == 7 and added.set_name == "mine"
     (kept,) = store.digits("mine")
     assert kept.id == added.id and kept.label == 7
@@ -69,14 +73,14 @@ def test_the_set_survives_a_restart_of_the_process(zoo_home):
 def test_relabel_and_delete_change_only_the_digit_named():
     store = DigitStore()
     first, second, third = fill(store, [1, 2, 3])
-    assert store.relabel("mine", second, "9").label == 9
-    store.delete("mine", first)
+    assert store.relabel("mine", second, "9", by=LOCAL_USER).label == 9
+    store.delete("mine", first, by=LOCAL_USER)
     assert [(kept.id, kept.label) for kept in store.digits("mine")] == [(second, 9), (third, 3)]
     np.testing.assert_array_equal(store.pixels("mine", second), canvas(1))  # relabelling keeps the drawing
     with pytest.raises(DigitSetError, match="has no digit"):
-        store.delete("mine", first)
+        store.delete("mine", first, by=LOCAL_USER)
     with pytest.raises(DigitSetError, match="has no digit"):
-        store.relabel("mine", "../../etc", 1)
+        store.relabel("mine", "../../etc", 1, by=LOCAL_USER)
 
 
 def test_a_write_that_fails_keeps_the_digit_as_it_was_and_leaves_no_temporary_file(monkeypatch):
@@ -88,12 +92,12 @@ def test_a_write_that_fails_keeps_the_digit_as_it_was_and_leaves_no_temporary_fi
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        store.relabel("mine", kept, 8)
+        store.relabel("mine", kept, 8, by=LOCAL_USER)
     with pytest.raises(OSError, match="No space left"):
-        store.add("mine", 1, canvas(2), digit(2))
+        store.add("mine", 1, canvas(2), digit(2), by=LOCAL_USER)
     monkeypatch.undo()
     assert [(each.id, each.label) for each in store.digits("mine")] == [(kept, 4)]
-    assert sorted(path.name for path in (store.root / "mine").iterdir()) == [f"{kept}.npz"]
+    assert sorted(path.name for path in (store.root / "mine").iterdir()) == [".owner", f"{kept}.npz"]
 
 
 def test_two_sessions_adding_at_once_both_keep_every_digit(zoo_home):
@@ -103,10 +107,11 @@ def test_two_sessions_adding_at_once_both_keep_every_digit(zoo_home):
         """
         import sys, numpy as np
         from zoo.digits import DigitStore
+        from zoo.hosting import LOCAL_USER
         store, label = DigitStore(), int(sys.argv[1])
         for index in range(25):
             pixels, digit = np.zeros((280, 280, 4), np.uint8), np.full((28, 28), index / 25, np.float32)
-            store.add("shared", label, pixels, digit)
+            store.add("shared", label, pixels, digit, by=LOCAL_USER)
         """
     )
     environment = {**os.environ, "ZOO_HOME": str(zoo_home)}
@@ -143,18 +148,18 @@ def test_two_sessions_adding_at_once_both_keep_every_digit(zoo_home):
 def test_a_label_outside_0_to_9_is_refused_and_nothing_is_added(label, message):
     store = DigitStore()
     with pytest.raises(DigitSetError, match=message):
-        store.add("mine", label, canvas(0), digit(0))
+        store.add("mine", label, canvas(0), digit(0), by=LOCAL_USER)
     assert store.digits("mine") == []
 
 
 def test_bad_set_names_and_digits_are_refused():
     store = DigitStore()
     with pytest.raises(DigitSetError, match=r"digit set name '\.\./x' is not allowed"):
-        store.add("../x", 1, canvas(0), digit(0))
+        store.add("../x", 1, canvas(0), digit(0), by=LOCAL_USER)
     with pytest.raises(DigitSetError, match=r"must be \(28, 28\) in \[0, 1\]"):
-        store.add("mine", 1, canvas(0), np.ones((20, 20)))
+        store.add("mine", 1, canvas(0), np.ones((20, 20)), by=LOCAL_USER)
     with pytest.raises(DigitSetError, match=r"must be \(28, 28\) in \[0, 1\]"):
-        store.add("mine", 1, canvas(0), np.full((28, 28), 3.0))
+        store.add("mine", 1, canvas(0), np.full((28, 28), 3.0), by=LOCAL_USER)
 
 
 def test_the_set_exports_as_npz_arrays_and_as_a_zip_of_pngs():

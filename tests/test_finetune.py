@@ -18,6 +18,7 @@ from test_training import RecordingReporter
 from zoo import hub, jobs
 from zoo.digits import DigitSetError, DigitStore
 from zoo.errors import ModelStoreError, ZooError
+from zoo.hosting import LOCAL_USER
 from zoo.runs import RunStore
 from zoo.store import ModelStore
 from zoo.training import TrainSpec, fit, load_training_data
@@ -46,7 +47,7 @@ def personal_set(name: str = "mine", per_class: int = 10) -> None:
         (False, 7, bars(per_class, False, 2)),
     ):
         for image in images:
-            store.add(name, label, (image * 255).astype(np.uint8), image)
+            store.add(name, label, (image * 255).astype(np.uint8), image, by=LOCAL_USER)
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
         digits_set="mine",
         model_name="mine-cnn",
     )
-    run = jobs.wait(jobs.submit(spec), timeout=300)
+    run = jobs.wait(jobs.submit(spec, by=LOCAL_USER), timeout=300)
     assert run.status == "completed", run.message
     scores = run.final_metrics["fine_tuning"]
     # The held-out vertical bars fight MNIST's 1s, so not every one need be a 7 after four short epochs.
@@ -135,10 +136,10 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
 def test_a_set_unfit_for_fine_tuning_starts_no_run_and_loses_nothing(base_model, labels, message):
     store = DigitStore()
     for label in labels:
-        store.add("mine", label, np.zeros((280, 280, 4), np.uint8), bars(1, True, label)[0])
+        store.add("mine", label, np.zeros((280, 280, 4), np.uint8), bars(1, True, label)[0], by=LOCAL_USER)
     spec = TrainSpec.cnn(mnist_source="embedded", base_model="base", digits_set="mine")
     with pytest.raises(DigitSetError) as raised:
-        jobs.submit(spec)
+        jobs.submit(spec, by=LOCAL_USER)
     assert message in str(raised.value).replace("(", "(").replace(")", ")")
     assert RunStore().list_runs() == [] and store.counts("mine") == np.bincount(labels, minlength=10).tolist()
     assert [entry.name for entry in ModelStore().entries()] == ["base"]
@@ -150,7 +151,9 @@ def test_a_fine_tuning_spec_needs_an_existing_cnn_and_a_base_for_a_set():
     with pytest.raises(ZooError, match="only a CNN can be fine-tuned"):
         TrainSpec.binary(base_model="base")
     with pytest.raises(ModelStoreError, match="no model named 'nosuch'"):
-        jobs.submit(TrainSpec.cnn(mnist_source="embedded", base_model="nosuch", digits_set="mine"))
+        jobs.submit(
+            TrainSpec.cnn(mnist_source="embedded", base_model="nosuch", digits_set="mine"), by=LOCAL_USER
+        )
     assert RunStore().list_runs() == []
 
 
@@ -159,7 +162,7 @@ def test_personal_digits_go_to_the_hub_only_when_asked(server, base_model):
     spec = TrainSpec.cnn(
         mnist_source="embedded", max_train_samples=100, num_epochs=1, base_model="base", digits_set="mine"
     )
-    run = jobs.wait(jobs.submit(spec), timeout=300)
+    run = jobs.wait(jobs.submit(spec, by=LOCAL_USER), timeout=300)
     hub.push(run.model_name, "alice/mine")
     assert "digits.npz" not in server.files("alice/mine")
     hub.push(run.model_name, "alice/mine", include_digits=True)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_cli import run_zoo
 
 from zoo import jobs
+from zoo.digits import DigitStore, personal_set_name
 from zoo.errors import ZooError
 from zoo.hosting import (
     HOSTED_LIMITS,
@@ -245,3 +247,26 @@ def test_a_run_store_made_before_owners_gives_its_runs_to_the_local_owner(zoo_ho
     with pytest.raises(PermissionDenied, match="belongs to local"):
         store.delete(runs[-1].id, by=ALICE)
     store.delete(runs[-1].id, by=LOCAL_USER)
+
+
+def test_a_digit_set_is_its_makers_and_each_person_starts_with_their_own():
+    store = DigitStore()
+    pixels, digit = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.float32)
+    assert personal_set_name(LOCAL_USER) == "my-digits"
+    assert personal_set_name(User("alice@example.org")) == "alice-example.org-digits"
+    kept = store.add("alices-digits", 3, pixels, digit, by=ALICE)
+    assert store.owner("alices-digits") == "alice"
+    with pytest.raises(PermissionDenied, match="sign in to keep your digits"):
+        store.add("visitors-digits", 3, pixels, digit, by=VISITOR)
+    for change in (
+        lambda: store.add("alices-digits", 4, pixels, digit, by=BOB),
+        lambda: store.relabel("alices-digits", kept.id, 5, by=BOB),
+        lambda: store.delete("alices-digits", kept.id, by=BOB),
+        lambda: store.delete_set("alices-digits", by=BOB),
+    ):
+        with pytest.raises(PermissionDenied, match="the digit set 'alices-digits' belongs to alice"):
+            change()
+    assert [(each.id, each.label) for each in store.digits("alices-digits")] == [(kept.id, 3)]
+    assert store.relabel("alices-digits", kept.id, 5, by=ALICE).label == 5
+    store.delete_set("alices-digits", by=TEACHER)
+    assert store.set_names() == [] and not list(store.root.iterdir())

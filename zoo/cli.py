@@ -539,7 +539,7 @@ def command_digits_add(arguments: argparse.Namespace) -> int:
         read.append((pixels, preprocessed.digit))
     store = DigitStore()
     for pixels, digit in read:
-        store.add(arguments.set_name, label, pixels, digit)
+        store.add(arguments.set_name, label, pixels, digit, by=LOCAL_USER)
     counts = store.counts(arguments.set_name)
     print(f"added {len(read)} digit(s) {label} to {arguments.set_name}: {sum(counts)} digits in the set")
     return 0
@@ -602,7 +602,7 @@ def command_digits_export(arguments: argparse.Namespace) -> int:
 def command_digits_relabel(arguments: argparse.Namespace) -> int:
     from zoo.digits import DigitStore
 
-    digit = DigitStore().relabel(arguments.set_name, arguments.digit_id, arguments.label)
+    digit = DigitStore().relabel(arguments.set_name, arguments.digit_id, arguments.label, by=LOCAL_USER)
     print(f"{arguments.set_name} {digit.id}: now labelled {digit.label}")
     return 0
 
@@ -610,7 +610,7 @@ def command_digits_relabel(arguments: argparse.Namespace) -> int:
 def command_digits_delete(arguments: argparse.Namespace) -> int:
     from zoo.digits import DigitStore
 
-    DigitStore().delete(arguments.set_name, arguments.digit_id)
+    DigitStore().delete(arguments.set_name, arguments.digit_id, by=LOCAL_USER)
     print(f"{arguments.set_name} {arguments.digit_id}: deleted")
     return 0
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.hosting import LOCAL_OWNER, User, check_may_create, check_may_manage
 from zoo.paths import zoo_home
 
 SIDE = 28
@@ -34,6 +35,9 @@ MIN_FINE_TUNE_DIGITS = HOLD_OUT_EVERY  # fewer digits leave nothing to test on
 DEFAULT_SET = "my-digits"
 SET_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SUFFIX = ".npz"
+OWNER_FILE = (
+    ".owner"  # in a set's directory: who made the set (a set made before owners is the local owner's)
+)
 
 
 class DigitSetError(ZooError):
@@ -80,6 +84,15 @@ def check_set_name(name: str) -> str:
     return name
 
 
+def personal_set_name(user: User) -> str:
+    """The set a person's corrected drawings go to: ``my-digits`` on one's own machine,
+    ``NAME-digits`` for a signed-in person on a shared host (so each starts with a set of their own)."""
+    if user.name == LOCAL_OWNER:
+        return DEFAULT_SET
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", user.name).strip("-._")[:50] or "visitor"
+    return f"{slug}-digits"
+
+
 def check_label(label: object) -> int:
     """Return ``label`` as an int if it is a digit 0-9.
 
@@ -123,6 +136,15 @@ class DigitStore:
             raise DigitSetError(f"the set {set_name!r} has no digit {digit_id!r}; list it to see its digits.")
         return path
 
+    def owner(self, set_name: str) -> str:
+        """Who made the set: only they or an admin may add to it, relabel or delete in it."""
+        path = self._set_path(set_name) / OWNER_FILE
+        return path.read_text().strip() if path.is_file() else LOCAL_OWNER
+
+    def _check_may_change(self, set_name: str, by: User) -> None:
+        if self._set_path(set_name).is_dir():
+            check_may_manage(by, self.owner(set_name), f"the digit set {set_name!r}")
+
     def set_names(self) -> list[str]:
         """The sets that hold at least one digit, by name."""
         if not self.root.is_dir():
@@ -131,15 +153,30 @@ class DigitStore:
             path.name for path in self.root.iterdir() if path.is_dir() and any(path.glob(f"*{SUFFIX}"))
         )
 
-    def add(self, set_name: str, label: object, pixels: np.ndarray, digit: np.ndarray) -> PersonalDigit:
+    def add(
+        self, set_name: str, label: object, pixels: np.ndarray, digit: np.ndarray, *, by: User
+    ) -> PersonalDigit:
         """Keep one labelled digit: ``pixels`` as drawn or uploaded, ``digit`` its (28, 28) preprocessed form.
+        A new set is ``by``'s.
 
         Raises:
             DigitSetError: a bad set name or label, or a digit that is not (28, 28) in [0, 1].
+            PermissionDenied: ``by`` is not signed in, or the set is someone else's.
         """
+        check_may_create(by, "keep your digits")
+        self._check_may_change(set_name, by)
         value, array = check_label(label), _check_digit(digit)
         directory = self._set_path(set_name)
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.is_dir():
+            self.root.mkdir(parents=True, exist_ok=True)
+            temporary = self.root / f".tmp-{uuid.uuid4().hex}"
+            temporary.mkdir()
+            (temporary / OWNER_FILE).write_text(by.name)
+            try:
+                os.rename(temporary, directory)
+            except OSError:  # another session made the set at the same moment: it is theirs
+                shutil.rmtree(temporary, ignore_errors=True)
+                self._check_may_change(set_name, by)
         digit_id, created_at = uuid.uuid4().hex, time.time()
         self._write(
             directory / f"{digit_id}{SUFFIX}",
@@ -187,8 +224,13 @@ class DigitStore:
         with np.load(self._digit_path(set_name, digit_id), allow_pickle=False) as stored:
             return stored["pixels"]
 
-    def relabel(self, set_name: str, digit_id: str, label: object) -> PersonalDigit:
-        """Give one digit another label (the file is rewritten and renamed into place)."""
+    def relabel(self, set_name: str, digit_id: str, label: object, *, by: User) -> PersonalDigit:
+        """Give one digit another label (the file is rewritten and renamed into place).
+
+        Raises:
+            PermissionDenied: ``by`` is neither the set's owner nor an admin.
+        """
+        self._check_may_change(set_name, by)
         value = check_label(label)
         path = self._digit_path(set_name, digit_id)
         with np.load(path, allow_pickle=False) as stored:
@@ -199,12 +241,14 @@ class DigitStore:
             set_name, digit_id, value, arrays["digit"].astype(np.float32), float(arrays["created_at"])
         )
 
-    def delete(self, set_name: str, digit_id: str) -> None:
-        """Remove one digit."""
+    def delete(self, set_name: str, digit_id: str, *, by: User) -> None:
+        """Remove one digit (for the set's owner or an admin)."""
+        self._check_may_change(set_name, by)
         self._digit_path(set_name, digit_id).unlink()
 
-    def delete_set(self, set_name: str) -> None:
-        """Remove a whole set (renamed away first, so it vanishes in one step)."""
+    def delete_set(self, set_name: str, *, by: User) -> None:
+        """Remove a whole set (renamed away first, so it vanishes in one step), for its owner or an admin."""
+        self._check_may_change(set_name, by)
         path = self._set_path(set_name)
         if not path.is_dir():
             raise DigitSetError(
