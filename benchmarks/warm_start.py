@@ -41,9 +41,10 @@ def ready_workers(database: Path) -> int:
 def start_to_first_metric(spec, store) -> float:
     """Submit ``spec``, wait for its first metric row, stop the run; seconds from submit to that row."""
     from zoo import jobs
+    from zoo.hosting import LOCAL_USER
 
     started = time.time()
-    run_id = jobs.submit(spec, store)
+    run_id = jobs.submit(spec, store, by=LOCAL_USER)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while True:
         rows = store.metrics_frame(run_id)
@@ -56,7 +57,7 @@ def start_to_first_metric(spec, store) -> float:
         if time.monotonic() > deadline:
             raise SystemExit(f"run {run_id} logged no metric within {TIMEOUT_SECONDS} s")
         time.sleep(0.01)
-    store.request_stop(run_id)
+    store.request_stop(run_id, by=LOCAL_USER)
     jobs.wait(run_id, TIMEOUT_SECONDS, store)
     return first
 

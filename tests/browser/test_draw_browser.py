@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from zoo.hosting import LOCAL_USER
 from zoo.store import ModelStore, load_keras_file
 
 pytestmark = pytest.mark.browser
@@ -95,7 +96,7 @@ def test_a_corrected_drawing_joins_my_digits_and_a_fine_tuned_model_reads_it(
             pixels[start : start + 20, 45 : 235 - 10 * index, 3] = 255
         else:
             pixels[45:235, start : start + 20, 3] = 255
-        store.add(DEFAULT_SET, label, pixels, preprocess(pixels).digit)
+        store.add(DEFAULT_SET, label, pixels, preprocess(pixels).digit, by=LOCAL_USER)
     base_url = streamlit_app(env={"ZOO_HOME": str(zoo_home)})
     page = browser_page
     page.goto(f"{base_url}/draw")
