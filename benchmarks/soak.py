@@ -59,13 +59,14 @@ def submit_bad(store, what: str, overrides: dict) -> bool:
     """Whether the bad submission was refused with a ZooError and left no run behind."""
     from zoo import jobs
     from zoo.errors import ZooError
+    from zoo.hosting import LOCAL_USER
     from zoo.training import TrainSpec
 
     before = len(store.list_runs(limit=100_000))
     model = overrides.pop("model")
     try:
         spec = (TrainSpec.cnn if model == "cnn" else TrainSpec.binary)(**overrides)
-        jobs.submit(spec, store)
+        jobs.submit(spec, store, by=LOCAL_USER)
     except ZooError:
         return len(store.list_runs(limit=100_000)) == before
     finally:
@@ -77,11 +78,13 @@ def submit_bad(store, what: str, overrides: dict) -> bool:
 def disturb(store, run_id: str, action: str) -> bool:
     """Stop, kill or freeze a run's worker; False while a kill or freeze must wait for the run to have
     a worker (a queued run waits for the pool). A run that already ended is left alone."""
+    from zoo.hosting import LOCAL_USER
+
     run = store.get(run_id)
     if not run.is_active:
         return True
     if action == "stop":
-        store.request_stop(run_id)
+        store.request_stop(run_id, by=LOCAL_USER)
         return True
     if run.status != "running" or run.worker_pid is None:
         return False
@@ -138,6 +141,7 @@ def main() -> int:
     os.environ.pop("ZOO_MNIST", None)
 
     from zoo import jobs
+    from zoo.hosting import LOCAL_USER
     from zoo.runs import RunStore, process_alive
     from zoo.store import ModelStore
     from zoo.training import TrainSpec
@@ -168,7 +172,7 @@ def main() -> int:
                 seed=len(actions),
                 model_name=f"soak-{len(actions)}",
             )
-            run_id = jobs.submit(spec, store)
+            run_id = jobs.submit(spec, store, by=LOCAL_USER)
             actions[run_id] = rng.choices(ACTIONS, ACTION_WEIGHTS)[0]
             if actions[run_id] != "complete":
                 due.append((now + rng.uniform(0.2, 6.0), run_id))

@@ -14,6 +14,7 @@ import pytest
 from zoo import jobs, printed
 from zoo.data import load_embedded_mnist
 from zoo.errors import DataError, ZooError
+from zoo.hosting import LOCAL_USER
 from zoo.inference import centre_of_mass
 from zoo.runs import RunStore
 from zoo.training import TrainingData, TrainSpec, scale_digits
@@ -81,7 +82,8 @@ def test_a_printed_run_mixes_the_typed_digits_into_the_training_digits(a_font, m
 def test_a_printed_cnn_run_trains_on_them_and_says_so():
     run = jobs.wait(
         jobs.submit(
-            TrainSpec.cnn(mnist_source="embedded", max_train_samples=300, num_epochs=1, printed=True)
+            TrainSpec.cnn(mnist_source="embedded", max_train_samples=300, num_epochs=1, printed=True),
+            by=LOCAL_USER,
         ),
         timeout=300,
     )
@@ -92,7 +94,7 @@ def test_a_printed_cnn_run_trains_on_them_and_says_so():
 def test_no_fonts_or_a_printed_binary_run_is_refused_before_a_run_starts(tmp_path, monkeypatch):
     monkeypatch.setattr(printed, "FONT_FOLDERS", (tmp_path,))
     with pytest.raises(DataError, match="printed digits need TrueType fonts and none were found"):
-        jobs.submit(TrainSpec.cnn(mnist_source="embedded", printed=True))
+        jobs.submit(TrainSpec.cnn(mnist_source="embedded", printed=True), by=LOCAL_USER)
     with pytest.raises(ZooError, match="printed digits are for the CNN"):
         TrainSpec.binary(printed=True)
     assert RunStore().list_runs() == []
