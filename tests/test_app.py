@@ -437,3 +437,17 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
     ]
     assert [b.label for b in app.button if b.label.startswith("Draw with")] == [f"Draw with {run.model_name}"]
     assert ModelStore().entry(run.model_name).config["lineage"]["personal_train_digits"] == 5
+
+
+def test_draw_stops_a_fine_tuning_run_it_follows():
+    store = RunStore()
+    add_bars(5, 4, horizontal=True)
+    add_bars(2, 1, horizontal=False)
+    blocker = store.create_run(TrainSpec.cnn(), "cpu")
+    assert store.try_claim(blocker)  # the device is busy, so the fine-tuning run waits in the queue
+    spec = TrainSpec.cnn(base_model="mnist-cnn", digits_set="my-digits")
+    waiting = store.create_run(spec, "cpu")
+    app = open_page("draw", {"run": waiting})
+    assert "1 run(s) ahead" in texts(app.info)
+    click(app, "Stop")
+    assert store.get(waiting).status == "stopped"
