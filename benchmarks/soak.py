@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import random
 import signal
@@ -88,16 +89,16 @@ def disturb(store, run_id: str, action: str) -> bool:
         return True
     if run.status != "running" or run.worker_pid is None:
         return False
-    try:
+    if action == "freeze":
+        # The store's 120 s of silence are taken as passed, before the freeze: a worker frozen inside
+        # a write holds the store's write lock until a reader ends it.
+        with sqlite3.connect(store.path, timeout=30) as connection:
+            connection.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 121 WHERE id = ?", (run_id,))
+    with contextlib.suppress(ProcessLookupError):
         if action == "kill":
             os.killpg(run.worker_pid, signal.SIGKILL)
-            return True
-        os.kill(run.worker_pid, signal.SIGSTOP)
-    except ProcessLookupError:
-        return True
-    # Frozen, the worker cannot beat its heart: take the store's 120 s of silence as passed.
-    with sqlite3.connect(store.path) as connection:
-        connection.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 121 WHERE id = ?", (run_id,))
+        else:
+            os.kill(run.worker_pid, signal.SIGSTOP)
     return True
 
 
