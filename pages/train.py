@@ -6,17 +6,11 @@ import streamlit as st
 
 from zoo import jobs, ui
 from zoo.charts import training as charts
-from zoo.data import describe_mnist_source
 from zoo.errors import ZooError
 from zoo.models import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS
 from zoo.training import TrainSpec
 
 ARTICLE = TrainSpec.cnn()
-SOURCES = {
-    "auto": "Automatic: the full MNIST when this machine has it, else the embedded subset",
-    "embedded": "Embedded subset: 4,000 train / 1,000 test digits (fast, offline)",
-    "file": "A Keras mnist.npz file on the server",
-}
 GALLERY_SIZE = 24
 CELL_KEYS = ("train.true_digit", "train.predicted_digit")
 
@@ -48,7 +42,8 @@ st.caption(
 )
 run = ui.followed_run("cnn")
 shown = run.spec if run is not None else ARTICLE  # the form shows the followed run's settings
-file_source = shown.mnist_source not in SOURCES
+sources = ui.mnist_sources()
+source_choice = ui.mnist_source_choice(shown.mnist_source, sources)
 
 with st.form("hyperparameters"):
     architecture, optimisation, data_and_device = st.columns(3)
@@ -82,16 +77,16 @@ with st.form("hyperparameters"):
     with data_and_device:
         st.markdown("**Data and device**")
         source = st.radio(
-            "MNIST source",
-            tuple(SOURCES),
-            index=tuple(SOURCES).index("file" if file_source else shown.mnist_source),
-            format_func=SOURCES.get,
+            "MNIST source", tuple(sources), index=tuple(sources).index(source_choice), format_func=sources.get
         )
-        path = st.text_input(
-            "Path of mnist.npz (for a file source)",
-            value=shown.mnist_source if file_source else "",
-            placeholder="/data/mnist.npz",
-        )
+        if ui.FILE_SOURCE in sources:
+            given = st.text_input(
+                "Path of mnist.npz (for a file source)",
+                value=shown.mnist_source if source_choice == ui.FILE_SOURCE else "",
+                placeholder="/data/mnist.npz",
+            )
+        else:  # a shared host: no server paths from visitors, an upload instead
+            given = st.file_uploader("mnist.npz to upload (for an upload source)", type=["npz"])
         max_train_samples = st.number_input(
             "Training images to use (0 = all)",
             0,
@@ -136,9 +131,7 @@ with st.expander("What an augmented run trains on", expanded=shown.augment):
 
 if submitted:
     try:
-        mnist_source = path.strip() if source == "file" else source
-        if source == "file":
-            describe_mnist_source(mnist_source)  # a missing file is said here, not after a worker starts
+        mnist_source = ui.chosen_mnist_source(source, given, user)
         spec = TrainSpec.cnn(
             conv_filters=conv_filters,
             hidden_units=(dense_units,),

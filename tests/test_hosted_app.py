@@ -117,3 +117,26 @@ EVALUATION = {
         str(digit): {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1} for digit in range(10)
     },
 }
+
+
+def test_the_hosted_train_page_offers_uploads_and_registered_data_sets_never_a_server_path(monkeypatch):
+    monkeypatch.setenv("ZOO_CONFIG", str(_config_with_a_data_set(monkeypatch)))
+    app = open_as(ALICE, "train")
+    options = [option for radio in app.radio if radio.label == "MNIST source" for option in radio.options]
+    assert not any("on the server" in option for option in options)
+    assert any(option.startswith("An mnist.npz you upload (up to 60 MB)") for option in options)
+    assert "Data set full-mnist (offered by this host)" in options
+    assert not [field for field in app.text_input if field.label.startswith("Path of mnist.npz")]
+    source = next(radio for radio in app.radio if radio.label == "MNIST source")
+    source.set_value("upload")
+    next(button for button in app.button if button.label == "Start training").click()
+    app.run()
+    assert "choose an mnist.npz to upload first" in texts(app.error) and RunStore().list_runs() == []
+
+
+def _config_with_a_data_set(monkeypatch):
+    from zoo.paths import zoo_home
+
+    path = zoo_home() / "hosted.toml"
+    path.write_text('mode = "hosted"\n[datasets]\nfull-mnist = "/srv/data/mnist.npz"\n')
+    return path

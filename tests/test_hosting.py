@@ -5,7 +5,10 @@ Real SQLite run stores, real local-zoo directories and real Keras models; the CL
 
 from __future__ import annotations
 
+import io
+import resource
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +16,15 @@ import pytest
 from test_cli import run_zoo
 
 from zoo import jobs
+from zoo.data import (
+    check_visitor_data_source,
+    load_embedded_mnist,
+    load_mnist,
+    save_uploaded_mnist,
+    uploads_directory,
+)
 from zoo.digits import DigitStore, personal_set_name
-from zoo.errors import ZooError
+from zoo.errors import DataError, ZooError
 from zoo.hosting import (
     HOSTED_LIMITS,
     LOCAL_LIMITS,
@@ -270,3 +280,107 @@ def test_a_digit_set_is_its_makers_and_each_person_starts_with_their_own():
     assert store.relabel("alices-digits", kept.id, 5, by=ALICE).label == 5
     store.delete_set("alices-digits", by=TEACHER)
     assert store.set_names() == [] and not list(store.root.iterdir())
+
+
+def mnist_npz(members: dict[str, bytes]) -> bytes:
+    """An .npz (zip of .npy members) holding exactly ``members``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(f"{name}.npy", content)
+    return buffer.getvalue()
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def small_mnist(**replaced: bytes) -> bytes:
+    """A tiny but valid MNIST .npz (the embedded digits' first 60 / 20), with members replaced."""
+    mnist = load_embedded_mnist()
+    arrays = {"x_train": mnist.x_train[:60], "y_train": mnist.y_train[:60]}
+    arrays |= {"x_test": mnist.x_test[:20], "y_test": mnist.y_test[:20]}
+    return mnist_npz({name: npy(array) for name, array in arrays.items()} | replaced)
+
+
+def test_a_header_that_claims_a_billion_images_is_refused_without_allocating_them(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (1_000_000_000, 28, 28)}
+    )
+    path = tmp_path / "header-bomb.npz"
+    path.write_bytes(small_mnist(x_train=header.getvalue() + bytes(784)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        DataError, match=r"array x_train claims shape \(1000000000, 28, 28\).*damaged or forged"
+    ):
+        load_mnist(path)
+    with pytest.raises(DataError, match=r"^bomb.npz: array x_train claims shape \(1000000000, 28, 28\)"):
+        save_uploaded_mnist(path.read_bytes(), "bomb.npz", "alice", 60 * 2**20)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # kB: nothing was allocated
+
+
+def test_a_zip_bomb_upload_is_refused_from_its_directory_before_it_is_unpacked(zoo_home):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("y_train.npy", npy(np.zeros(1_500_000, np.uint8)))
+        with archive.open("x_train.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "|u1", "fortran_order": False, "shape": (1_500_000, 28, 28)}
+            )
+            for _ in range(70):  # 1.1 GB of zeros, written 16.8 MB at a time
+                member.write(bytes(16_800_000))
+    bomb = buffer.getvalue()
+    assert len(bomb) < 5 * 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        DataError, match=r"^bomb.npz holds 1,1\d\d MB of arrays, more than the 1,000 MB allowed"
+    ):
+        save_uploaded_mnist(bomb, "bomb.npz", "alice", 60 * 2**20)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000
+    assert not list(uploads_directory("alice").iterdir())
+    with pytest.raises(DataError, match=r"big.npz is 70.0 MB, over this host's upload limit of 60 MB"):
+        save_uploaded_mnist(bytes(70 * 2**20), "big.npz", "alice", 60 * 2**20)
+
+
+def test_an_upload_is_kept_as_its_owners_data_set_and_named_without_server_paths(zoo_home):
+    path = save_uploaded_mnist(small_mnist(), "my-mnist.npz", "alice@example.org", 60 * 2**20)
+    assert Path(path).parent == uploads_directory("alice@example.org") and load_mnist(path).x_train.shape == (
+        60,
+        28,
+        28,
+    )
+    assert (
+        "$ZOO_HOME/datasets/alice-example.org/" in load_mnist(path).source
+        and str(zoo_home) not in load_mnist(path).source
+    )
+    bad_labels = small_mnist(y_test=npy(np.full(20, 12, np.uint8)))
+    with pytest.raises(DataError, match=r"^my-digits.npz: y_test holds labels outside 0-9") as refused:
+        save_uploaded_mnist(bad_labels, "my-digits.npz", "alice@example.org", 60 * 2**20)
+    assert str(zoo_home) not in str(refused.value)
+    for broken, message in [
+        (b"not a zip", r"^broken.npz is not an .npz file"),
+        (small_mnist(x_test=npy(np.zeros((20, 28, 28), np.float32))), "x_test has dtype float32"),
+    ]:
+        with pytest.raises(DataError, match=message):
+            save_uploaded_mnist(broken, "broken.npz", "alice@example.org", 60 * 2**20)
+    assert [p.name for p in uploads_directory("alice@example.org").iterdir()] == [Path(path).name]
+
+
+def test_a_visitor_names_no_server_file_only_built_in_registered_or_their_own_data(hosted, tmp_path):
+    config = load_config()
+    upload = save_uploaded_mnist(small_mnist(), "mnist.npz", "alice", 60 * 2**20)
+    for source in ("auto", "embedded", "/srv/data/mnist.npz", upload):
+        check_visitor_data_source(source, ALICE, config)
+    messages = set()
+    for source in (upload, "/etc/shadow", "/nonexistent/mnist.npz", str(tmp_path / ".." / "x.npz")):
+        with pytest.raises(PermissionDenied) as refused:
+            check_visitor_data_source(source, BOB, config)
+        messages.add(str(refused.value))
+    assert len(messages) == 1 and "a file on the server cannot be named" in messages.pop()  # nothing leaks
+    store = RunStore()
+    with pytest.raises(PermissionDenied, match="a file on the server cannot be named"):
+        jobs.submit(TrainSpec.cnn(mnist_source="/etc/shadow"), store, by=BOB)
+    assert store.list_runs() == []

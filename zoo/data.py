@@ -7,10 +7,12 @@ the CLI, run records and model cards never substitute one source for another sil
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import socket
 import stat
+import uuid
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -21,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import DataError
+from zoo.hosting import HostingConfig, PermissionDenied, User, owner_slug
+from zoo.paths import ensure_directory, shown_path, zoo_home
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 POINT_DATASETS = ("moons", "circles", "xor", "gaussians", "spiral")
@@ -218,6 +222,8 @@ def read_npz_headers(path: str | os.PathLike, max_bytes: int | None = None) -> d
                         f"holds {header.stored_bytes:,} bytes; the file is damaged or forged."
                     )
                 headers[name] = header
+    except DataError:  # a ValueError too: said as it is, not wrapped in "not a readable .npz"
+        raise
     except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
         raise DataError(
             f"{path} is not a readable .npz file ({error}); give a Keras mnist.npz file."
@@ -271,6 +277,60 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
             raise DataError(f"{origin}: y_{split} holds labels outside 0-9; MNIST labels are the digits 0-9.")
 
 
+def uploads_directory(owner: str) -> Path:
+    """Where the MNIST files ``owner`` uploaded are kept (``$ZOO_HOME/datasets/OWNER``)."""
+    return ensure_directory(zoo_home() / "datasets" / owner_slug(owner))
+
+
+def save_uploaded_mnist(content: bytes, file_name: str, owner: str, max_bytes: int) -> str:
+    """Keep an uploaded Keras mnist.npz as one of ``owner``'s data sets and return its path (for
+    ``TrainSpec.mnist_source``). It is judged from its zip directory and array headers before any
+    array is loaded (a zip bomb or a header claiming 10^9 images is refused without being unpacked),
+    then loaded and checked whole; messages name ``file_name``, never a server path.
+
+    Raises:
+        DataError: it is over ``max_bytes``, or not an MNIST .npz.
+    """
+    if len(content) > max_bytes:
+        raise DataError(
+            f"{file_name} is {len(content) / 2**20:,.1f} MB, over this host's upload limit of "
+            f"{max_bytes / 2**20:,.0f} MB; Keras' mnist.npz is 11 MB."
+        )
+    directory = uploads_directory(owner)
+    path = directory / f"{hashlib.sha256(content).hexdigest()[:16]}.npz"
+    temporary = directory / f".tmp-{uuid.uuid4().hex}.npz"
+    temporary.write_bytes(content)
+    try:
+        validate_mnist_layout(read_npz_headers(temporary, max_bytes=MAX_MNIST_BYTES), file_name)
+        os.replace(temporary, path)
+        _read_mnist_file(str(path))
+    except DataError as error:
+        for written in (temporary, path):
+            written.unlink(missing_ok=True)
+        message = str(error).replace(str(temporary), file_name).replace(str(path), file_name)
+        raise DataError(message) from None
+    return str(path)
+
+
+def check_visitor_data_source(mnist_source: str, user: User, config: HostingConfig) -> None:
+    """On a shared host a visitor names no file on the server: a run trains on the built-in digits,
+    a data set an admin registered, or an MNIST file the visitor uploaded.
+
+    Raises:
+        PermissionDenied: ``mnist_source`` is any other path (the same words for every path, so
+            nothing is learnt about the server's files).
+    """
+    if mnist_source in ("auto", "embedded") or mnist_source in dict(config.datasets).values():
+        return
+    path = Path(mnist_source)
+    if path.suffix == ".npz" and path.resolve().parent == uploads_directory(user.name).resolve():
+        return
+    raise PermissionDenied(
+        "on this shared host a run trains on the built-in digits, a data set the host registered, or an "
+        "mnist.npz you upload; a file on the server cannot be named."
+    )
+
+
 def _read_mnist_file(path: str, source_kind: str = "file") -> MnistData:
     """The file's arrays, read once per version: a file replaced in place (new time or size) is read again."""
     try:
@@ -299,7 +359,8 @@ def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | Non
         *(arrays[key].astype(np.uint8, copy=False) for key in MNIST_KEYS),
         source_kind=source_kind,
         source=(
-            f"{full} from {where}{path} ({len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test)"
+            f"{full} from {where}{shown_path(path)} "
+            f"({len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test)"
         ),
     )
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.hosting import LOCAL_OWNER, User, check_may_create, check_may_manage
+from zoo.hosting import LOCAL_OWNER, User, check_may_create, check_may_manage, owner_slug
 from zoo.paths import zoo_home
 
 SIDE = 28
@@ -89,8 +89,7 @@ def personal_set_name(user: User) -> str:
     ``NAME-digits`` for a signed-in person on a shared host (so each starts with a set of their own)."""
     if user.name == LOCAL_OWNER:
         return DEFAULT_SET
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", user.name).strip("-._")[:50] or "visitor"
-    return f"{slug}-digits"
+    return f"{owner_slug(user.name)}-digits"
 
 
 def check_label(label: object) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,11 @@ class HostingConfig:
             known = ", ".join(registered) or "none"
             raise ZooError(f"there is no data set named {name!r} on this host; registered: {known}.")
         return registered[name]
+
+
+def owner_slug(name: str) -> str:
+    """``name`` made safe as a file or set name (letters, digits, '.', '_', '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:50] or "visitor"
 
 
 def config_path() -> Path:

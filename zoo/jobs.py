@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.backend import configured_name, worker_environment
-from zoo.data import check_mnist_source
+from zoo.data import check_mnist_source, check_visitor_data_source
 from zoo.errors import RunError, StorageError, ZooError
 from zoo.hosting import User, check_may_create, load_config
 from zoo.paths import ensure_directory, zoo_home
@@ -145,8 +145,11 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     check_may_create(by, "train a model")
     spec = spec.resolved()
     spec.validate()
-    limits = load_config().limits
+    config = load_config()
+    limits = config.limits
     check_limits(spec, limits)
+    if config.hosted and not by.is_admin:
+        check_visitor_data_source(spec.mnist_source, by, config)
     if spec.model == "cnn" and spec.mnist_source != "embedded":
         # a bad file (the spec's or ZOO_MNIST) is refused now, from its headers, before a run exists
         check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)

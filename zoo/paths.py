@@ -42,3 +42,10 @@ def runs_database_path() -> Path:
 def models_directory() -> Path:
     """Return the directory of the local zoo (one sub-directory per trained model)."""
     return ensure_directory(zoo_home() / "models")
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as pages and run records show it: inside ``ZOO_HOME`` as ``$ZOO_HOME/...`` (so a shared
+    host shows its visitors no server layout), elsewhere as given."""
+    resolved, home = Path(path).resolve(), zoo_home().resolve()
+    return f"$ZOO_HOME/{resolved.relative_to(home)}" if resolved.is_relative_to(home) else str(path)

@@ -110,6 +110,60 @@ def require_sign_in(what: str) -> User:
     return user
 
 
+FILE_SOURCE, UPLOAD_SOURCE, DATASET_PREFIX = "file", "upload", "dataset:"  # Train page source keys
+BUILT_IN_SOURCES = {
+    "auto": "Automatic: the full MNIST when this machine has it, else the embedded subset",
+    "embedded": "Embedded subset: 4,000 train / 1,000 test digits (fast, offline)",
+}
+
+
+def mnist_sources() -> dict[str, str]:
+    """The Train page's MNIST sources, by key: on one's own machine also any file on it; on a shared
+    host an upload and the data sets the host registered instead, never a server path."""
+    config = hosting()
+    if not config.hosted:
+        return {**BUILT_IN_SOURCES, FILE_SOURCE: "A Keras mnist.npz file on the server"}
+    registered = {
+        DATASET_PREFIX + name: f"Data set {name} (offered by this host)" for name, _ in config.datasets
+    }
+    limit = f" (up to {config.limits.upload_mb} MB)" if config.limits.upload_mb else ""
+    return {**BUILT_IN_SOURCES, UPLOAD_SOURCE: f"An mnist.npz you upload{limit}", **registered}
+
+
+def mnist_source_choice(mnist_source: str, sources: dict[str, str]) -> str:
+    """The key of ``sources`` that a run's ``mnist_source`` was chosen with."""
+    if mnist_source in sources:
+        return mnist_source
+    for name, path in hosting().datasets:
+        if path == mnist_source:
+            return DATASET_PREFIX + name
+    return FILE_SOURCE if FILE_SOURCE in sources else UPLOAD_SOURCE
+
+
+def chosen_mnist_source(choice: str, given, user: User) -> str:
+    """The ``TrainSpec.mnist_source`` for a Train page choice: the path typed (checked to exist), the
+    uploaded file (checked from its headers, then kept as ``user``'s data set), the file of a data
+    set the host registered, or ``auto`` / ``embedded``.
+
+    Raises:
+        ZooError: a missing file, no or a bad upload, or an unknown data set.
+    """
+    from zoo import data
+
+    if choice == FILE_SOURCE:
+        data.describe_mnist_source(given.strip())  # a missing file is said now, not after a worker started
+        return given.strip()
+    if choice == UPLOAD_SOURCE:
+        if given is None:
+            raise ZooError("choose an mnist.npz to upload first, or another MNIST source.")
+        limit_mb = hosting().limits.upload_mb
+        limit = limit_mb * 2**20 if limit_mb else data.MAX_MNIST_BYTES
+        return data.save_uploaded_mnist(given.getvalue(), given.name, user.name, limit)
+    if choice.startswith(DATASET_PREFIX):
+        return hosting().dataset_path(choice.removeprefix(DATASET_PREFIX))
+    return choice
+
+
 def may_manage_owner(owner: str | None) -> bool:
     """Whether this session's person may stop, delete or rename what ``owner`` made (for showing
     the buttons; zoo refuses it anyway)."""
