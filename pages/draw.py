@@ -214,7 +214,9 @@ with training_column:
     if QUICK_ERROR_KEY in st.session_state:
         st.error(st.session_state.pop(QUICK_ERROR_KEY))
 if quick_run is not None and quick_run.is_active:
-    if st.button("Stop", key="draw.stop", help="The run stops after its current batch; its model is kept."):
+    if ui.may_manage_owner(quick_run.owner) and st.button(
+        "Stop", key="draw.stop", help="The run stops after its current batch; its model is kept."
+    ):
         ui.stop_run(quick_run)
     ui.live_fragment(functools.partial(render_quick_run, quick_run.id), live=True, key=QUICK_RUN_KEY)()
 elif quick_run is not None:
