@@ -17,6 +17,7 @@ from zoo.charts.training import batch_curves, enlarge_digit
 from zoo.digits import personal_set_name
 from zoo.errors import ZooError
 from zoo.inference import STEP_TITLES, load_image, preprocess
+from zoo.vocabulary import CANVAS_SIDE
 
 MODEL_KEY = "draw.model"
 QUICK_RUN_KEY = "draw.quick_run"
@@ -29,7 +30,6 @@ MY_DIGIT_KEY = "draw.my_digit"
 RELABEL_KEY = "draw.relabel_to"
 FINE_TUNE_EPOCHS = 2
 FINE_TUNE_MNIST_DIGITS = 10_000  # MNIST digits mixed with mine: enough not to forget, quick on a CPU
-CANVAS_SIDE = 280
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 
 

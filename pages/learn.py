@@ -9,6 +9,7 @@ import streamlit as st
 from zoo import formulas, ui
 from zoo.charts import learn as charts
 from zoo.errors import ZooError
+from zoo.vocabulary import OPTIMIZER_LABELS
 
 LEARNING_RATES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 PIPELINE = (  # (step, what happens there, the page that does it)
@@ -308,7 +309,7 @@ with picture:
     )
     for column, (name, trajectory) in zip(st.columns(len(race)), race.items(), strict=True):
         column.metric(
-            f"{formulas.OPTIMIZER_TITLES[name]}: final loss",
+            f"{OPTIMIZER_LABELS[name]}: final loss",
             "diverged" if trajectory.diverged else f"{trajectory.losses[-1]:.3g}",
             help=f"after {len(trajectory.points) - 1} steps, at ({trajectory.points[-1][0]:.3f}, "
             f"{trajectory.points[-1][1]:.3f})",

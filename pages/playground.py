@@ -5,10 +5,9 @@ import streamlit as st
 
 from zoo import jobs, ui
 from zoo.charts import training as charts
-from zoo.data import POINT_DATASETS
 from zoo.errors import ZooError
-from zoo.models import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS
 from zoo.training import TrainSpec
+from zoo.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
 # needs ~10x the epochs) lets the boundary visibly form in a run of 10-20 s on a laptop CPU.

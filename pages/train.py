@@ -7,8 +7,8 @@ import streamlit as st
 from zoo import jobs, ui
 from zoo.charts import training as charts
 from zoo.errors import ZooError
-from zoo.models import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS
 from zoo.training import TrainSpec
+from zoo.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS
 
 ARTICLE = TrainSpec.cnn()
 GALLERY_SIZE = 24
@@ -69,7 +69,7 @@ with st.form("hyperparameters"):
             "Learning rate", 0.00001, 1.0, bounded(shown.learning_rate, 0.00001, 1.0), 0.0005, format="%.5f"
         )
         momentum = st.number_input(
-            "Momentum (SGD + momentum only)", 0.0, 0.99, bounded(shown.momentum, 0.0, 0.99), 0.05
+            "Momentum μ (the Momentum optimizer only)", 0.0, 0.99, bounded(shown.momentum, 0.0, 0.99), 0.05
         )
         batch_size = st.number_input("Batch size", 8, 2048, bounded(shown.batch_size, 8, 2048), 32)
         num_epochs = st.number_input("Epochs", 1, 100, bounded(shown.num_epochs, 1, 100))

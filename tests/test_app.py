@@ -370,7 +370,7 @@ def test_runs_table_lists_every_run_with_its_outcome():
     table = app.dataframe[0].value
     assert set(table["run"]) == {completed, failed}
     row = table.set_index("run").loc[completed]
-    assert (row["status"], row["model"], row["device"], row["test accuracy"]) == (
+    assert (row["status"], row["kind"], row["device"], row["test accuracy"]) == (
         "completed",
         "binary",
         "cpu",

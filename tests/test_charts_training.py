@@ -146,7 +146,7 @@ def test_runs_table_has_one_row_per_run_with_its_saved_model():
     store.finish(run_id, "completed", final_metrics={"accuracy": 0.91, "macro_f1": 0.9, "auc": 0.97})
     table = charts.runs_table(store.list_runs(), {run_id: "my-model"})
     row = table.iloc[0]
-    assert (row["run"], row["status"], row["model"], row["dataset"]) == (
+    assert (row["run"], row["status"], row["kind"], row["dataset"]) == (
         run_id,
         "completed",
         "binary",

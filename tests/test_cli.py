@@ -68,7 +68,7 @@ def trained_t1(home) -> dict:
 
 def test_train_cnn_runs_to_completion_and_prints_the_run(trained_t1):
     run = trained_t1["run"]
-    assert run["status"] == "completed" and run["model"] == "cnn" and run["model_name"] == "t1"
+    assert run["status"] == "completed" and run["kind"] == "cnn" and run["model_name"] == "t1"
     assert run["epochs"] == 1 and 0.15 < run["test_accuracy"] <= 1.0  # chance is 0.1, 4 steps give ~0.36
     assert (
         run["data_source"].startswith("embedded MNIST subset")
@@ -101,7 +101,7 @@ def test_runs_lists_the_run(home, trained_t1):
 
 def test_evaluate_scores_the_saved_model_on_its_test_set(home, trained_t1):
     summary = json.loads(succeeded(run_zoo(home, "evaluate", "t1", "--json")).stdout)
-    assert summary["model"] == "t1" and summary["num_examples"] == 1000
+    assert summary["model_name"] == "t1" and summary["num_examples"] == 1000
     assert summary["accuracy"] == trained_t1["run"]["test_accuracy"]  # the same model on the same digits
     assert summary["data_source"].startswith("embedded MNIST subset")
     matrix = np.array(summary["confusion_matrix"])
@@ -132,7 +132,7 @@ def test_train_binary_for_three_epochs(tmp_path):
     assert "; model saved as 'binary-" in finished
     assert data_line == "data: moons (400 points, noise 0.2, seed 0)"
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
-    assert [(run["model"], run["status"], run["epochs"]) for run in runs] == [("binary", "completed", 3)]
+    assert [(run["kind"], run["status"], run["epochs"]) for run in runs] == [("binary", "completed", 3)]
     # as the Train page does:
     ModelStore(tmp_path / "models").rename(runs[0]["model_name"], "my-points", by=LOCAL_USER)
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
@@ -140,7 +140,7 @@ def test_train_binary_for_three_epochs(tmp_path):
 
 
 BAD_INPUT = {
-    "unknown model": (["train", "rnn"], 2, "error: argument model: invalid choice: 'rnn'"),
+    "unknown model": (["train", "rnn"], 2, "error: argument kind: invalid choice: 'rnn'"),
     "no command": ([], 2, "error: the following arguments are required: command"),
     "epochs not a number": (["train", "cnn", "--epochs", "many"], 2, "invalid int value: 'many'"),
     "epochs out of range": (["train", "cnn", "--epochs", "0"], 1, "error: num_epochs=0: choose an integer"),

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from zoo import data
-from zoo.data import POINT_DATASETS, describe_mnist_source, load_embedded_mnist, load_mnist, make_points
+from zoo.data import describe_mnist_source, load_embedded_mnist, load_mnist, make_points
 from zoo.errors import DataError
+from zoo.vocabulary import POINT_DATASETS
 
 
 def mnist_arrays(num_train: int = 50, num_test: int = 20, seed: int = 0) -> dict[str, np.ndarray]:

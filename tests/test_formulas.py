@@ -195,7 +195,7 @@ def test_backprop_rejects_bad_samples():
 @pytest.mark.parametrize(
     ("name", "rate_factor", "settings"),
     [
-        ("gd", 1.0, formulas.OptimizerSettings()),
+        ("sgd", 1.0, formulas.OptimizerSettings()),
         ("momentum", 1.0, formulas.OptimizerSettings(momentum=0.9)),
         ("momentum", 0.3, formulas.OptimizerSettings(momentum=0.5)),
         ("adam", 1.0, formulas.OptimizerSettings()),
@@ -290,7 +290,7 @@ def test_optimizer_race_reaches_the_minimum_of_the_bowl_and_flags_divergence():
         assert not trajectory.diverged
         assert trajectory.losses[-1] < 1e-3 < trajectory.losses[0]
     too_fast = formulas.optimizer_race("bowl", formulas.OptimizerSettings(learning_rate=1.5), 0.1, 200)
-    assert too_fast["gd"].diverged and len(too_fast["gd"].points) < 201
+    assert too_fast["sgd"].diverged and len(too_fast["sgd"].points) < 201
     assert not too_fast["adam"].diverged
 
 

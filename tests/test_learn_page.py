@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from zoo import formulas
 from zoo.data import load_embedded_mnist
+from zoo.vocabulary import OPTIMIZER_LABELS
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 SECTIONS = [
@@ -181,7 +182,7 @@ def test_optimizer_race_follows_surface_rates_and_steps(page):
         "rosenbrock", formulas.OptimizerSettings(learning_rate=0.001, momentum=0.5), 0.05, 40
     )
     for name, trajectory in expected.items():
-        label = f"{formulas.OPTIMIZER_TITLES[name]}: final loss"
+        label = f"{OPTIMIZER_LABELS[name]}: final loss"
         assert metric(page, label) == f"{trajectory.losses[-1]:.3g}"
     race = chart(page, "race_chart")
     assert len(race["frames"]) == 41
@@ -189,7 +190,7 @@ def test_optimizer_race_follows_surface_rates_and_steps(page):
 
     page.select_slider(key="race_learning_rate").set_value(0.5)
     rerun(page)
-    assert metric(page, "Gradient descent: final loss") == "diverged"
+    assert metric(page, "Gradient descent (SGD): final loss") == "diverged"
 
 
 def test_convolution_steps_through_a_real_digit_and_matches_keras(page):

@@ -56,7 +56,7 @@ class RecordingReporter:
 def test_the_cnn_spec_defaults_are_the_articles():
     spec = TrainSpec.cnn()
     assert spec.to_dict() == {
-        "model": "cnn",
+        "kind": "cnn",
         "dataset": "mnist",
         "mnist_source": "auto",
         "max_train_samples": None,
@@ -92,7 +92,7 @@ def test_the_cnn_spec_defaults_are_the_articles():
 
 def test_the_binary_spec_defaults_are_the_articles():
     spec = TrainSpec.binary()
-    assert (spec.model, spec.dataset, spec.hidden_units, spec.activation) == (
+    assert (spec.kind, spec.dataset, spec.hidden_units, spec.activation) == (
         "binary",
         "moons",
         (3,),
@@ -109,7 +109,10 @@ def test_a_spec_takes_overrides_from_plain_values_and_round_trips_through_json()
     assert spec.conv_filters == (16, 32) and spec.hidden_units == (32,)
     assert TrainSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     binary = TrainSpec.binary(dataset="spiral", hidden_units="8,8", activation="tanh")
-    assert binary.model == "binary" and binary.hidden_units == (8, 8)
+    assert binary.kind == "binary" and binary.hidden_units == (8, 8)
+    # Runs, saved models and Hub repos recorded before the field was named ``kind`` still read.
+    recorded = {("model" if key == "kind" else key): value for key, value in binary.to_dict().items()}
+    assert TrainSpec.from_dict(recorded) == binary
 
 
 BAD_SPECS = [
@@ -128,7 +131,7 @@ BAD_SPECS = [
     ({"activation": "elu"}, "activation 'elu': choose one of ('sigmoid', 'tanh', 'relu')"),
     ({"optimizer": "nadam"}, "optimizer 'nadam': choose one of"),
     ({"device": "tpu"}, "device 'tpu': choose 'auto' (GPU when there is one) or 'cpu'"),
-    ({"model": "rnn"}, "model 'rnn': choose 'cnn' or 'binary'"),
+    ({"kind": "rnn"}, "kind 'rnn': choose one of ('cnn', 'binary')"),
     ({"dataset": "moons"}, "dataset 'moons': the CNN trains on 'mnist'"),
     ({"conv_filters": "32,sixty-four"}, "conv_filters='32,sixty-four': give whole numbers such as 32,64,64"),
     ({"conv_filters": [32, 64.5]}, "conv_filters=[32, 64.5]: give whole numbers such as 32,64,64"),

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from zoo.backend import BACKENDS
 from zoo.errors import RunError, ZooError
 from zoo.hosting import LOCAL_USER
+from zoo.vocabulary import ACTIVATIONS, DEVICES, MODEL_KINDS, OPTIMIZERS, POINT_DATASETS
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -37,13 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     train = commands.add_parser("train", help="train a model in the background and follow its progress")
-    train.add_argument("model", choices=["cnn", "binary"], help="the MNIST CNN or the 2-D binary classifier")
+    train.add_argument("kind", choices=MODEL_KINDS, help="the MNIST CNN or the 2-D binary classifier")
     train.add_argument("--epochs", type=int, dest="num_epochs")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--learning-rate", type=float)
-    train.add_argument("--optimizer", choices=["sgd", "momentum", "rmsprop", "adam"])
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--momentum", type=float)
-    train.add_argument("--activation", choices=["sigmoid", "tanh", "relu"])
+    train.add_argument("--activation", choices=ACTIVATIONS)
     train.add_argument("--hidden", dest="hidden_units", help="hidden layer sizes, e.g. 3 or 8,8")
     train.add_argument("--filters", dest="conv_filters", help="CNN convolution filters, e.g. 32,64,64")
     train.add_argument("--seed", type=int)
@@ -57,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--max-train-samples", type=int, help="train on the first N training images only")
     train.add_argument("--validation-split", type=float)
-    train.add_argument("--dataset", help="binary: moons, circles, xor, gaussians or spiral")
+    train.add_argument("--dataset", help=f"binary: {', '.join(POINT_DATASETS)}")
     train.add_argument("--samples", type=int, dest="num_samples", help="binary: number of points")
     train.add_argument("--noise", type=float, help="binary: noise of the points")
     train.add_argument("--test-fraction", type=float, help="binary: share of points held out for testing")
-    train.add_argument("--device", choices=["auto", "cpu"])
+    train.add_argument("--device", choices=DEVICES)
     train.add_argument(
         "--backend",
         choices=["auto", *BACKENDS],
@@ -234,11 +235,11 @@ def command_train(arguments: argparse.Namespace) -> int:
     from zoo import jobs
     from zoo.training import TrainSpec
 
-    fields = (field.name for field in dataclasses.fields(TrainSpec) if field.name != "model")
+    fields = (field.name for field in dataclasses.fields(TrainSpec) if field.name != "kind")
     options = {
         name: getattr(arguments, name) for name in fields if getattr(arguments, name, None) is not None
     }
-    spec = TrainSpec.cnn(**options) if arguments.model == "cnn" else TrainSpec.binary(**options)
+    spec = TrainSpec.cnn(**options) if arguments.kind == "cnn" else TrainSpec.binary(**options)
     if spec.base_model is not None:
         from zoo.store import install_starter_models
 
@@ -246,7 +247,7 @@ def command_train(arguments: argparse.Namespace) -> int:
     store = open_run_store()
     run_id = jobs.submit(spec, store, by=LOCAL_USER)
     queued = store.get(run_id)
-    print(f"run {run_id}: {spec.model} queued on {queued.device} with {queued.spec.backend}", file=sys.stderr)
+    print(f"run {run_id}: {spec.kind} queued on {queued.device} with {queued.spec.backend}", file=sys.stderr)
     run = follow_run(store, run_id)
     if arguments.json:
         print(json.dumps(run.summary(), indent=2))
@@ -346,7 +347,7 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
     from zoo.evaluation import evaluate_saved_model
 
     evaluation, source = evaluate_saved_model(arguments.model_name, mnist_source=arguments.mnist_source)
-    summary = {"model": arguments.model_name, "data_source": source, **evaluation.to_dict()}
+    summary = {"model_name": arguments.model_name, "data_source": source, **evaluation.to_dict()}
     if arguments.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -378,7 +379,7 @@ def command_runs(arguments: argparse.Namespace) -> int:
     print_rows(
         rows,
         arguments.json,
-        ["id", "status", "model", "dataset", "epochs", "test_accuracy", "model_name"],
+        ["id", "status", "kind", "dataset", "epochs", "test_accuracy", "model_name"],
         empty="no runs yet: start one with `python -m zoo train cnn` or `python -m zoo train binary`",
     )
     return 0

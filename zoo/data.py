@@ -25,9 +25,9 @@ import numpy as np
 from zoo.errors import DataError
 from zoo.hosting import HostingConfig, PermissionDenied, User, owner_slug
 from zoo.paths import ensure_directory, shown_path, zoo_home
+from zoo.vocabulary import MNIST_IMAGE_SHAPE, POINT_DATASETS
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
-POINT_DATASETS = ("moons", "circles", "xor", "gaussians", "spiral")
 EMBEDDED_TEST_FRACTION = 0.2
 KERAS_MNIST_URL_HOST = "storage.googleapis.com"
 # Largest total the arrays of an MNIST file may take in memory (the full MNIST takes 55 MB).
@@ -252,7 +252,7 @@ def validate_mnist_layout(arrays: Mapping[str, Any], origin: str) -> None:
         )
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if len(images.shape) != 3 or images.shape[1:] != (28, 28):
+        if len(images.shape) != 3 or images.shape[1:] != MNIST_IMAGE_SHAPE:
             raise DataError(f"{origin}: x_{split} has shape {images.shape}; expected (N, 28, 28).")
         if images.dtype != np.uint8:
             raise DataError(f"{origin}: x_{split} has dtype {images.dtype}; expected uint8 pixels 0-255.")

@@ -27,9 +27,8 @@ import numpy as np
 from zoo.errors import ZooError
 from zoo.hosting import LOCAL_OWNER, User, check_may_create, check_may_manage, owner_slug
 from zoo.paths import zoo_home
+from zoo.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
 
-SIDE = 28
-NUM_DIGITS = 10
 HOLD_OUT_EVERY = 5  # every fifth digit (by time added) is held out for testing
 MIN_FINE_TUNE_DIGITS = HOLD_OUT_EVERY  # fewer digits leave nothing to test on
 DEFAULT_SET = "my-digits"
@@ -111,7 +110,12 @@ def check_label(label: object) -> int:
 
 def _check_digit(digit: np.ndarray) -> np.ndarray:
     array = np.asarray(digit, dtype=np.float32)
-    if array.shape != (SIDE, SIDE) or not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+    if (
+        array.shape != MNIST_IMAGE_SHAPE
+        or not np.all(np.isfinite(array))
+        or array.min() < 0
+        or array.max() > 1
+    ):
         raise DigitSetError(
             f"a preprocessed digit of shape {np.shape(digit)} was given; it must be (28, 28) in [0, 1] "
             "(what zoo.inference.preprocess returns)."

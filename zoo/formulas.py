@@ -15,11 +15,10 @@ from dataclasses import astuple, dataclass, replace
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.vocabulary import RACE_OPTIMIZERS
 
 ACTIVATION_NAMES = ("sigmoid", "relu", "tanh")
 LOSS_NAMES = ("mse", "binary_crossentropy", "categorical_crossentropy")
-OPTIMIZER_NAMES = ("gd", "momentum", "adam")
-OPTIMIZER_TITLES = {"gd": "Gradient descent", "momentum": "Momentum", "adam": "Adam"}
 NUM_CLASSES = 10
 PROBABILITY_FLOOR = 1e-7  # Keras' epsilon: probabilities are clipped to [1e-7, 1 - 1e-7] inside log()
 
@@ -417,8 +416,8 @@ def initial_optimizer_state(parameters: np.ndarray) -> OptimizerState:
 
 
 def _check_optimizer_settings(name: str, settings: OptimizerSettings) -> None:
-    if name not in OPTIMIZER_NAMES:
-        raise ZooError(f"optimizer {name!r} is unknown: choose one of {', '.join(OPTIMIZER_NAMES)}.")
+    if name not in RACE_OPTIMIZERS:
+        raise ZooError(f"optimizer {name!r} is unknown: choose one of {', '.join(RACE_OPTIMIZERS)}.")
     if not settings.learning_rate > 0:
         raise ZooError(f"learning_rate={settings.learning_rate!r}: it must be a positive number, e.g. 0.01.")
     for field, value in (
@@ -437,9 +436,9 @@ def optimizer_step(
     state: OptimizerState,
     settings: OptimizerSettings,
 ) -> tuple[np.ndarray, OptimizerState]:
-    """One update of ``gd``, ``momentum`` or ``adam``, with exactly Keras' formulas.
+    """One update of ``sgd``, ``momentum`` or ``adam``, with exactly Keras' formulas.
 
-    gd:        theta <- theta - eta g
+    sgd:       theta <- theta - eta g
     momentum:  m <- mu m - eta g;  theta <- theta + m          (keras.optimizers.SGD(momentum=mu))
     adam:      m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2;
                theta <- theta - eta sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps_hat)
@@ -453,7 +452,7 @@ def optimizer_step(
     gradient = np.asarray(gradient, dtype=np.float64)
     step = state.step + 1
     eta = settings.learning_rate
-    if name == "gd":
+    if name == "sgd":
         return parameters - eta * gradient, replace(state, step=step)
     if name == "momentum":
         velocity = settings.momentum * state.first_moment - eta * gradient
@@ -627,7 +626,7 @@ def optimizer_race(
             adam_settings if name == "adam" else settings,
             num_steps,
         )
-        for name in OPTIMIZER_NAMES
+        for name in RACE_OPTIMIZERS
     }
 
 

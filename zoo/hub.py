@@ -36,7 +36,6 @@ from zoo.errors import ModelStoreError, ZooError
 from zoo.hosting import LOCAL_USER, User, check_may_create, load_config
 from zoo.store import (
     HISTORY_FILE,
-    KIND_SHAPES,
     METRICS_FILE,
     ModelEntry,
     ModelStore,
@@ -46,6 +45,7 @@ from zoo.store import (
     check_model_shapes,
     load_keras_file,
 )
+from zoo.vocabulary import KIND_SHAPES
 
 if TYPE_CHECKING:
     import keras

@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.vocabulary import CANVAS_SIDE, MNIST_IMAGE_SHAPE
 
 if TYPE_CHECKING:
     import keras
 
-MNIST_SIDE = 28
+MNIST_SIDE = MNIST_IMAGE_SHAPE[0]
 _BATCH_SHAPE = (1, MNIST_SIDE, MNIST_SIDE, 1)  # the predictor's one compiled input shape
 DIGIT_BOX_SIDE = 20
 MNIST_CENTRE = 14.0  # MNIST digits have their centre of mass at pixel index (14, 14)
-NUM_DIGITS = 10
 # Images are decoded at most this large: JPEGs are decoded at a reduced scale (cheap, by the
 # decoder itself), other formats are refused above MAX_IMAGE_PIXELS before their raster is read.
 WORKING_SIDE = 1024
@@ -348,7 +348,7 @@ def naive_resize(pixels: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
-def redraw_on_canvas(digit: np.ndarray, rng: np.random.Generator, side: int = 280) -> np.ndarray:
+def redraw_on_canvas(digit: np.ndarray, rng: np.random.Generator, side: int = CANVAS_SIDE) -> np.ndarray:
     """Re-draw an MNIST digit (28x28 uint8) the way a person might on the canvas, for measuring
     the pipeline: RGBA (side, side, 4) uint8, the digit 30-90% of the canvas high at a random
     place, with a random polarity (ink on transparent, white on black, black on white) and, for

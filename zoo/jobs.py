@@ -150,7 +150,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     check_limits(spec, limits)
     if config.hosted and not by.is_admin:
         check_visitor_data_source(spec.mnist_source, by, config)
-    if spec.model == "cnn" and spec.mnist_source != "embedded":
+    if spec.kind == "cnn" and spec.mnist_source != "embedded":
         # a bad file (the spec's or ZOO_MNIST) is refused now, from its headers, before a run exists
         check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)
     check_fine_tuning(spec)  # so is a missing base model or a digit set unfit for fine-tuning

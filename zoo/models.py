@@ -9,15 +9,10 @@ import math
 from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
+from zoo.vocabulary import ACTIVATIONS, MNIST_INPUT_SHAPE, NUM_DIGITS, OPTIMIZERS, POINT_INPUT_SHAPE
 
 if TYPE_CHECKING:
     import keras
-
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD + momentum", "rmsprop": "RMSprop", "adam": "Adam"}
-MNIST_INPUT_SHAPE = (28, 28, 1)
-NUM_DIGITS = 10
 
 
 def build_mnist_cnn(
@@ -51,7 +46,7 @@ def build_binary_classifier(hidden_units: tuple[int, ...] = (3,), activation: st
     import keras
 
     _check_activation(activation)
-    layers = [keras.Input(shape=(2,), name="point"), *_dense_stack(hidden_units, activation)]
+    layers = [keras.Input(shape=POINT_INPUT_SHAPE, name="point"), *_dense_stack(hidden_units, activation)]
     layers.append(keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability"))
     return keras.Sequential(layers, name="binary_classifier")
 

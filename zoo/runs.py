@@ -163,7 +163,7 @@ class Run:
             "id": self.id,
             "status": self.status,
             "owner": self.owner,
-            "model": self.kind,
+            "kind": self.kind,
             "dataset": self.spec.dataset,
             "data_source": self.data_source,
             "device": self.device,
@@ -353,7 +353,7 @@ class RunStore:
                 "VALUES (?,?,?,?,?,?,?,?)",
                 (
                     run_id,
-                    spec.model,
+                    spec.kind,
                     "queued",
                     json.dumps(spec.to_dict()),
                     device,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import ModelStoreError
 from zoo.hosting import User, check_may_manage
 from zoo.paths import models_directory
+from zoo.vocabulary import KIND_SHAPES
 
 if TYPE_CHECKING:
     import keras
@@ -31,7 +32,6 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
-KIND_SHAPES = {"cnn": ((28, 28, 1), (10,)), "binary": ((2,), (1,))}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 

@@ -22,13 +22,12 @@ from zoo import data as datasets
 from zoo.backend import BACKENDS, configured_name
 from zoo.errors import ZooError
 from zoo.hosting import Limits, check_within
-from zoo.models import ACTIVATIONS, OPTIMIZERS, check_conv_filters, check_hidden_units, layer_sizes
+from zoo.models import check_conv_filters, check_hidden_units, layer_sizes
+from zoo.vocabulary import ACTIVATIONS, DEVICES, MODEL_KINDS, NUM_DIGITS, OPTIMIZERS, POINT_DATASETS
 
 if TYPE_CHECKING:
     import keras
 
-MODEL_KINDS = ("cnn", "binary")
-DEVICES = ("auto", "cpu")
 BACKEND_CHOICES = ("auto", *BACKENDS)
 REPORT_INTERVAL_SECONDS = 0.25
 SURFACE_RESOLUTION = 40
@@ -53,7 +52,7 @@ class TrainSpec:
     articles' configurations and validate the result.
     """
 
-    model: str = "cnn"
+    kind: str = "cnn"  # one of vocabulary.MODEL_KINDS, as Run.kind and ModelEntry.kind
     dataset: str = "mnist"
     mnist_source: str = "auto"  # "auto", "embedded" or the path of a Keras mnist.npz
     max_train_samples: int | None = None
@@ -85,13 +84,13 @@ class TrainSpec:
     @classmethod
     def cnn(cls, **overrides: Any) -> TrainSpec:
         """The article's MNIST CNN: Adam 0.001, batch 128, 10 epochs, validation split 0.1."""
-        return cls.from_dict({"model": "cnn", **overrides})
+        return cls.from_dict({"kind": "cnn", **overrides})
 
     @classmethod
     def binary(cls, **overrides: Any) -> TrainSpec:
         """The article's 2-3-1 sigmoid classifier: BCE, Adam lr 0.001, on 2-D points."""
         defaults = {
-            "model": "binary",
+            "kind": "binary",
             "dataset": "moons",
             "hidden_units": (3,),
             "activation": "sigmoid",
@@ -108,6 +107,8 @@ class TrainSpec:
         Raises:
             ZooError: an unknown field or a value outside its range.
         """
+        if "model" in values and "kind" not in values:  # records written before the field was renamed
+            values = {("kind" if key == "model" else key): value for key, value in values.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -138,7 +139,7 @@ class TrainSpec:
     def validate(self) -> None:
         """Raise ``ZooError`` naming the first option outside its range and the range."""
         checks = [
-            (self.model in MODEL_KINDS, f"model {self.model!r}: choose 'cnn' or 'binary'"),
+            (self.kind in MODEL_KINDS, f"kind {self.kind!r}: choose one of {MODEL_KINDS}"),
             (self.activation in ACTIVATIONS, f"activation {self.activation!r}: choose one of {ACTIVATIONS}"),
             (self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r}: choose one of {OPTIMIZERS}"),
             (
@@ -188,13 +189,13 @@ class TrainSpec:
                 f"{self.test_fraction!r}: give numbers (a whole number of points)",
             ),
         ]
-        if self.model == "cnn":
+        if self.kind == "cnn":
             checks.append((self.dataset == "mnist", f"dataset {self.dataset!r}: the CNN trains on 'mnist'"))
         else:
             checks.append(
                 (
-                    self.dataset in datasets.POINT_DATASETS,
-                    f"dataset {self.dataset!r}: choose one of {datasets.POINT_DATASETS}",
+                    self.dataset in POINT_DATASETS,
+                    f"dataset {self.dataset!r}: choose one of {POINT_DATASETS}",
                 )
             )
             checks.append((not self.augment, "augment: only the CNN's digits are augmented; turn it off"))
@@ -212,7 +213,7 @@ class TrainSpec:
                 raise ZooError(message + ".")
         # The architecture and the points are checked here too, so a bad value fails before a run starts.
         check_hidden_units(self.hidden_units)
-        if self.model == "cnn":
+        if self.kind == "cnn":
             check_conv_filters(self.conv_filters)
         else:
             datasets.check_points_parameters(self.dataset, self.num_samples, self.noise, self.test_fraction)
@@ -308,7 +309,7 @@ PERSONAL_SHARE = 0.2
 
 def load_training_data(spec: TrainSpec) -> TrainingData:
     """Load the data ``spec`` names, scaled for the model (pixels to [0,1], one-hot digit labels)."""
-    if spec.model == "binary":
+    if spec.kind == "binary":
         points = datasets.make_points(
             spec.dataset, spec.num_samples, spec.noise, spec.test_fraction, spec.seed
         )
@@ -326,7 +327,7 @@ def load_training_data(spec: TrainSpec) -> TrainingData:
         source += f"; first {spec.max_train_samples:,} training images"
     data = TrainingData(
         scale_digits(x_train),
-        np.eye(10, dtype=np.float32)[y_train],
+        np.eye(NUM_DIGITS, dtype=np.float32)[y_train],
         scale_digits(mnist.x_test),
         mnist.y_test.astype(int),
         source,
@@ -440,7 +441,7 @@ def build_model(spec: TrainSpec) -> keras.Model:
         from zoo.store import ModelStore
 
         model = ModelStore().load(spec.base_model).model
-    elif spec.model == "cnn":
+    elif spec.kind == "cnn":
         model = models.build_mnist_cnn(spec.conv_filters, spec.hidden_units, spec.activation)
     else:
         model = models.build_binary_classifier(spec.hidden_units, spec.activation)
@@ -495,7 +496,7 @@ def fit(
     data = data or load_training_data(spec)
     reporter.event("data", data.source)
     validation = {"validation_split": spec.validation_split} if spec.validation_split else {}
-    if spec.model == "binary":
+    if spec.kind == "binary":
         validation = {"validation_data": (data.x_test, data.y_test.astype(np.float32))}
     split = spec.validation_split if "validation_split" in validation else 0.0  # binary: the test set
     train_size = len(data.x_train) * (1 - split)
@@ -508,7 +509,7 @@ def fit(
         steps_per_epoch=max(1, math.ceil(math.floor(train_size) / spec.batch_size)),
         num_epochs=spec.num_epochs,
         batch_size=spec.batch_size,
-        surface_points=data.x_train if spec.model == "binary" else None,
+        surface_points=data.x_train if spec.kind == "binary" else None,
     )
     # JAX shards the data at fit time, so the scope spans the fit, not only the building.
     with distribution_scope(spec, reporter):

@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from zoo.charts import digit_heatmap
-from zoo.formulas import OPTIMIZER_TITLES, BackpropTrace, ConvolutionStep, NetworkWeights, Trajectory
+from zoo.formulas import BackpropTrace, ConvolutionStep, NetworkWeights, Trajectory
+from zoo.vocabulary import OPTIMIZER_LABELS
 
 ACTIVATION_TITLES = {"sigmoid": "Sigmoid σ(z)", "relu": "ReLU max(0, z)", "tanh": "tanh(z)"}
 LOSS_TITLES = {
@@ -18,7 +19,7 @@ LOSS_TITLES = {
     "binary_crossentropy": "Binary cross-entropy",
     "categorical_crossentropy": "Categorical cross-entropy",
 }
-OPTIMIZER_COLORS = {"gd": "#d62728", "momentum": "#1f77b4", "adam": "#2ca02c"}
+OPTIMIZER_COLORS = {"sgd": "#d62728", "momentum": "#1f77b4", "adam": "#2ca02c"}
 MAX_RACE_FRAMES = 60
 
 
@@ -278,7 +279,7 @@ def optimizer_race_figure(
     longest = max(len(t.points) for t in trajectories.values())
     frame_ends = _race_frame_indices(longest)
     for name, trajectory in trajectories.items():
-        label = OPTIMIZER_TITLES[name] + (" (diverged)" if trajectory.diverged else "")
+        label = OPTIMIZER_LABELS[name] + (" (diverged)" if trajectory.diverged else "")
         figure.add_trace(
             go.Scatter(
                 x=trajectory.points[:, 0],
@@ -363,7 +364,7 @@ def loss_over_steps_figure(trajectories: dict[str, Trajectory]) -> go.Figure:
             go.Scatter(
                 y=trajectory.losses,
                 mode="lines",
-                name=OPTIMIZER_TITLES[name],
+                name=OPTIMIZER_LABELS[name],
                 line={"color": OPTIMIZER_COLORS[name]},
             )
         )

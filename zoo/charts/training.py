@@ -335,7 +335,7 @@ def overlay_curves(frames: Mapping[str, pd.DataFrame], metric: str) -> go.Figure
 
 
 def runs_table(runs: Sequence[Run], model_names: Mapping[str, str]) -> pd.DataFrame:
-    """One row per run: status, model, data source, device, duration and final metrics.
+    """One row per run: status, kind, data source, device, duration and final metrics.
 
     ``model_names`` maps run ids to their model's current name in the local zoo.
     """
@@ -348,7 +348,7 @@ def runs_table(runs: Sequence[Run], model_names: Mapping[str, str]) -> pd.DataFr
             {
                 "run": run.id,
                 "status": run.status,
-                "model": run.kind,
+                "kind": run.kind,
                 "dataset": run.spec.dataset,
                 "data source": run.data_source or "",
                 "device": run.device,
@@ -362,7 +362,7 @@ def runs_table(runs: Sequence[Run], model_names: Mapping[str, str]) -> pd.DataFr
                 "message": run.message or "",
             }
         )
-    return pd.DataFrame(rows, columns=None if rows else ["run", "status", "model"])
+    return pd.DataFrame(rows, columns=None if rows else ["run", "status", "kind"])
 
 
 def enlarge_digit(image: np.ndarray, factor: int = 3) -> np.ndarray:
