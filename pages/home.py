@@ -96,7 +96,7 @@ with models_column:
         "\n".join(
             f"- **{entry.name}** ({entry.kind})"
             + (f" · test accuracy {entry.metrics['accuracy']:.1%}" if "accuracy" in entry.metrics else "")
-            + (f" · {entry.config['data_source'].split(';')[0]}" if entry.config.get("data_source") else "")
+            + (f" · {entry.config.data_source.split(';')[0]}" if entry.config.data_source else "")
             for entry in entries
         )
     )

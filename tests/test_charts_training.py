@@ -6,7 +6,7 @@ import pytest
 
 from zoo.charts import training as charts
 from zoo.runs import RunStore
-from zoo.training import TrainSpec
+from zoo.training import DecisionSurface, TrainSpec
 
 
 def metrics(rows: list[tuple[int, int, str, float]]) -> pd.DataFrame:
@@ -59,13 +59,14 @@ def test_batch_and_epoch_curves_plot_each_metric_on_its_own_axis():
 
 def surface(units_per_layer=(3,), resolution=5):
     grid = np.linspace(0, 1, resolution * resolution).reshape(resolution, resolution)
-    return {
-        "x": np.linspace(-1, 1, resolution).tolist(),
-        "y": np.linspace(-2, 2, resolution).tolist(),
-        "probability": grid.tolist(),
-        "hidden": [[(grid * (unit + 1)).tolist() for unit in range(units)] for units in units_per_layer],
-        "epoch": 7,
-    }
+    return DecisionSurface(
+        x=np.linspace(-1, 1, resolution).tolist(),
+        y=np.linspace(-2, 2, resolution).tolist(),
+        probability=grid.tolist(),
+        hidden=[[(grid * (unit + 1)).tolist() for unit in range(units)] for units in units_per_layer],
+        step=70,
+        epoch=7,
+    )
 
 
 def test_decision_boundary_draws_the_probability_the_half_contour_and_both_splits():
@@ -80,7 +81,7 @@ def test_decision_boundary_draws_the_probability_the_half_contour_and_both_split
     live = charts.decision_boundary(surface(), x_train, y_train, x_test, y_test)
     heatmap, contour = live.data[0], live.data[1]
     assert heatmap.type == "heatmap" and (heatmap.zmin, heatmap.zmax) == (0, 1)
-    np.testing.assert_allclose(values(heatmap.z), surface()["probability"], rtol=1e-6)
+    np.testing.assert_allclose(values(heatmap.z), surface().probability, rtol=1e-6)
     assert contour.type == "contour" and contour.contours.start == contour.contours.end == 0.5
     assert "epoch 7" in live.layout.title.text
 
@@ -94,7 +95,7 @@ def test_every_hidden_unit_gets_its_own_heatmap_one_row_per_layer():
         "layer 2 · unit 1",
         "layer 2 · unit 2",
     ]
-    np.testing.assert_allclose(values(heatmaps[5].z), np.asarray(surface()["probability"]) * 2, rtol=1e-6)
+    np.testing.assert_allclose(values(heatmaps[5].z), np.asarray(surface().probability) * 2, rtol=1e-6)
 
 
 def test_confusion_matrix_cells_carry_true_and_predicted_labels_for_selection():

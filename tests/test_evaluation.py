@@ -9,7 +9,7 @@ from sklearn import metrics
 
 from zoo.errors import ZooError
 from zoo.evaluation import evaluate_predictions, evaluate_saved_model
-from zoo.store import ModelStore
+from zoo.store import ModelConfig, ModelStore
 from zoo.training import TrainSpec, build_model, load_training_data, predict_in_batches
 
 
@@ -135,7 +135,7 @@ def test_mismatched_or_empty_predictions_are_a_zoo_error(labels, probabilities):
 def test_a_saved_model_is_evaluated_on_the_test_set_it_was_trained_for():
     spec = TrainSpec.binary(dataset="circles", num_samples=120, seed=3)
     model = build_model(spec)
-    ModelStore().save(model, "circles", config={"kind": "binary", "spec": spec.to_dict()})
+    ModelStore().save(model, "circles", config=ModelConfig("binary", spec=spec.to_dict()))
     evaluation, source = evaluate_saved_model("circles")
     data = load_training_data(spec)
     assert source == "circles (120 points, noise 0.2, seed 3)"
@@ -145,6 +145,6 @@ def test_a_saved_model_is_evaluated_on_the_test_set_it_was_trained_for():
 
 def test_a_model_without_a_spec_can_be_evaluated_on_a_chosen_mnist_source():
     """A CNN pulled from the Hub has no training spec: ``mnist_source`` picks its test digits."""
-    ModelStore().save(build_model(TrainSpec.cnn()), "pulled", config={"kind": "cnn"})
+    ModelStore().save(build_model(TrainSpec.cnn()), "pulled", config=ModelConfig("cnn"))
     evaluation, source = evaluate_saved_model("pulled", mnist_source="embedded")
     assert source.startswith("embedded MNIST subset") and len(evaluation.predicted) == 1000

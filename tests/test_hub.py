@@ -22,7 +22,7 @@ import pytest
 from hub_server import OTHER_TOKEN, READ_TOKEN, WRITE_TOKEN
 
 from zoo import hub
-from zoo.store import ModelStore
+from zoo.store import ModelConfig, ModelOrigin, ModelStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_TRAIN = 200
@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
     entry = store.save(
         model,
         "tiny-cnn",
-        config={"kind": "cnn", "spec": spec.to_dict(), "data_source": mnist.source, "run_id": "run-1"},
+        config=ModelConfig("cnn", spec=spec.to_dict(), data_source=mnist.source, run_id="run-1"),
         metrics=evaluation.to_dict(),
         history=[{"epoch": 1, **{name: values[0] for name, values in fitted.history.items()}}],
     )
@@ -103,13 +103,10 @@ def test_round_trip_gives_identical_predictions_and_the_draw_pipeline_reads_the_
 
     store = ModelStore()
     assert pulled.entry.name == "tiny-cnn-2" and pulled.made_by == "zoo-studio"
-    assert pulled.entry.config["origin"] == {
-        "repo_id": "alice/tiny-cnn",
-        "commit": pushed.commit,
-        "revision": pushed.commit,
-        "endpoint": server.url,
-    }
-    assert pulled.entry.config["spec"]["num_epochs"] == 1
+    assert pulled.entry.config.origin == ModelOrigin(
+        "alice/tiny-cnn", pushed.commit, pushed.commit, server.url
+    )
+    assert pulled.entry.config.spec["num_epochs"] == 1
     assert pulled.entry.metrics == store.entry(name).metrics
     original, copy = store.load(name), store.load(pulled.entry.name)
     assert np.array_equal(outputs(original.model, trained["x_test"]), outputs(copy.model, trained["x_test"]))
@@ -166,7 +163,7 @@ def test_a_model_over_10_mib_goes_through_lfs_and_comes_back_identical(server, t
     from zoo import models
 
     big = models.build_mnist_cnn(dense_units=(5000,))  # ~11.5 MB of weights
-    ModelStore().save(big, "big-cnn", config={"kind": "cnn"})
+    ModelStore().save(big, "big-cnn", config=ModelConfig("cnn"))
     hub.push("big-cnn", "alice/big-cnn")
 
     stored = server.state.repos["alice/big-cnn"]
@@ -200,7 +197,7 @@ def test_the_card_has_hub_metadata_and_the_run(server, trained):
     assert declared["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)  # the card keeps 6 digits
     assert declared["f1"] == pytest.approx(metrics["macro_f1"], abs=1e-6)
     assert "## Hyperparameters" in card.text and "| learning_rate | 0.001 |" in card.text
-    assert ModelStore().entry(name).config["data_source"] in card.text
+    assert ModelStore().entry(name).config.data_source in card.text
     assert "## Training curves" in card.text and "| epoch | accuracy | loss |" in card.text
     assert 'keras.saving.load_model("hf://alice/tiny-cnn")' in card.text
     # The Hub itself reads the card: model info and listings carry its metrics.
@@ -299,7 +296,7 @@ def assert_clean_failure(error: pytest.ExceptionInfo, *tokens: str) -> None:
     assert "\n" not in message
     for token in (WRITE_TOKEN, READ_TOKEN, OTHER_TOKEN, *tokens):
         assert token not in message
-    assert [entry.name for entry in ModelStore().entries() if entry.config.get("origin")] == []
+    assert [entry.name for entry in ModelStore().entries() if entry.config.origin] == []
     assert not [path for path in ModelStore().root.iterdir() if path.name.startswith(".")]
 
 
@@ -515,7 +512,7 @@ def test_cli_push_pull_list_revisions_compare_tag(server, trained, capsys):
     assert f"pulled alice/tiny-cnn at v1 (commit {commit}) into the local zoo as 'from-hub' (cnn)" in (
         capsys.readouterr().out
     )
-    assert ModelStore().entry("from-hub").config["origin"]["commit"] == commit
+    assert ModelStore().entry("from-hub").config.origin.commit == commit
 
     assert main(["hub", "list", "--author", "alice", "--json"]) == 0
     assert [row["repo_id"] for row in json.loads(capsys.readouterr().out)] == ["alice/tiny-cnn"]
@@ -600,7 +597,7 @@ def test_hub_page_pushes_pulls_browses_compares_and_reports_a_bad_token(server, 
     page.text_input(key="hub-pull-revision").input("v1")
     page.button(key="hub-pull-submit").click().run()
     assert "into the local zoo as **from-the-page** (cnn)" in page.success[0].value
-    assert ModelStore().entry("from-the-page").config["origin"]["commit"] == commit
+    assert ModelStore().entry("from-the-page").config.origin.commit == commit
 
     page.text_input(key="hub-browse-author").input("alice")
     page.button(key="hub-browse-submit").click().run()

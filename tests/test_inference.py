@@ -13,7 +13,7 @@ from PIL import Image
 from zoo import inference
 from zoo.charts.draw import feature_maps_figure, probability_bars, saliency_figure, step_figure
 from zoo.errors import ModelStoreError, ZooError
-from zoo.store import ModelStore, install_starter_models, load_keras_file
+from zoo.store import ModelConfig, ModelStore, install_starter_models, load_keras_file
 
 
 def stroke_image(side: int = 280) -> np.ndarray:
@@ -319,7 +319,7 @@ def test_draw_charts_show_what_they_are_given(predictor, mnist_test):
 def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, starter_cnn_file):
     shipped = ModelStore(tmp_path / "starter")
     shipped.save(
-        load_keras_file(starter_cnn_file), "mnist-cnn", config={"kind": "cnn"}, metrics={"accuracy": 0.96}
+        load_keras_file(starter_cnn_file), "mnist-cnn", config=ModelConfig("cnn"), metrics={"accuracy": 0.96}
     )
     zoo = ModelStore()
     assert install_starter_models(zoo, shipped.root) == ["mnist-cnn"]
@@ -332,7 +332,7 @@ def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, starter_cnn_
 def test_predict_command_reads_image_files(starter_cnn_file, a_seven, tmp_path, capsys):
     from zoo.cli import main
 
-    ModelStore().save(load_keras_file(starter_cnn_file), "test-cnn", config={"kind": "cnn"})
+    ModelStore().save(load_keras_file(starter_cnn_file), "test-cnn", config=ModelConfig("cnn"))
     seven, blank, broken = tmp_path / "seven.png", tmp_path / "blank.png", tmp_path / "broken.png"
     Image.fromarray(a_seven).save(seven)
     Image.new("L", (100, 100), 255).save(blank)

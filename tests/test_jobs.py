@@ -81,7 +81,7 @@ def test_a_run_completes_with_metrics_model_environment_and_data_source(queued_r
     assert run.summary()["test_accuracy"] == run.final_metrics["accuracy"]
     # Progress reached the last step of the last epoch.
     total = 2 * TINY_CNN_STEPS_PER_EPOCH
-    assert (run.progress["step"], run.progress["total_steps"], run.progress["epoch"]) == (total, total, 2)
+    assert (run.progress.step, run.progress.total_steps, run.progress.epoch) == (total, total, 2)
     # Metric rows: batches within the run, one row per epoch and metric at the epoch's last step.
     metrics = store.metrics_frame(run.id)
     batch_steps = metrics[metrics.name == "batch/loss"].step.tolist()
@@ -111,9 +111,9 @@ def test_the_completed_run_saved_its_trained_model_in_the_local_zoo(queued_runs)
     assert run.model_name in [entry.name for entry in models.entries()]
     loaded = models.load(run.model_name)
     config = loaded.entry.config
-    assert (config["kind"], config["run_id"], config["status"]) == ("cnn", run.id, "completed")
-    assert TrainSpec.from_dict(config["spec"]) == run.spec
-    assert config["data_source"] == run.data_source
+    assert (config.kind, config.run_id, config.status) == ("cnn", run.id, "completed")
+    assert TrainSpec.from_dict(config.spec) == run.spec
+    assert config.data_source == run.data_source
     assert loaded.entry.metrics == run.final_metrics
     epoch_losses = queued_runs.store.metrics_frame(run.id).query("name == 'epoch/loss'").value.tolist()
     assert [row["epoch"] for row in loaded.history] == [1.0, 2.0]
@@ -138,9 +138,9 @@ def test_a_queued_run_stopped_before_it_starts_never_trains(queued_runs):
     stopped_at_once, third = queued_runs.third_after_stop, queued_runs.third
     assert stopped_at_once.status == "stopped"  # at once, not when its turn comes
     assert third.status == "stopped" and "before it started" in third.message
-    assert third.started_at is None and third.model_name is None and not third.progress
+    assert third.started_at is None and third.model_name is None and third.progress is None
     assert queued_runs.store.metrics_frame(third.id).empty
-    saved = {entry.config["run_id"] for entry in queued_runs.models.entries()}
+    saved = {entry.config.run_id for entry in queued_runs.models.entries()}
     assert saved == {queued_runs.first.id, queued_runs.second.id}
     # Its worker noticed and exited instead of waiting for the device.
     assert wait_for_exit(third.worker_pid, 30), f"the stopped run's worker {third.worker_pid} still runs"
@@ -166,7 +166,7 @@ def test_a_stop_request_lands_within_one_batch_and_keeps_the_model(zoo_home):
     # Batches of one point: about a millisecond each, so even a 0.1 s polling delay would show.
     spec = TrainSpec.binary(num_samples=20_000, batch_size=1, num_epochs=1)
     run_id = jobs.submit(spec, store, by=LOCAL_USER)
-    wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 20, RUN_TIMEOUT, store, run_id)
+    wait_until(lambda: steps_done(store.get(run_id)) >= 20, RUN_TIMEOUT, store, run_id)
     connection = sqlite3.connect(store.path, timeout=30, isolation_level=None)
     try:
         connection.execute("BEGIN IMMEDIATE")  # the worker's next metrics write now waits for us
@@ -183,18 +183,18 @@ def test_a_stop_request_lands_within_one_batch_and_keeps_the_model(zoo_home):
     after = store.metrics_frame(run_id, since_id=last_id)
     assert after.wall_time.iloc[0] < released_at, "the worker was not held by the lock: no proof"
     step_at_request = int(after.step.iloc[0])  # the batch whose report was held
-    batches_after_request = run.progress["step"] - step_at_request
+    batches_after_request = run.progress.step - step_at_request
     assert batches_after_request == 1, (
         f"the stop was requested after batch {step_at_request} and training ended at batch "
-        f"{run.progress['step']}"
+        f"{run.progress.step}"
     )
-    assert run.progress["step"] < run.progress["total_steps"]
+    assert run.progress.step < run.progress.total_steps
     epoch_row = after[after.name == "epoch/loss"]
-    assert epoch_row.step.tolist() == [run.progress["step"]]  # the epoch ended where training did
+    assert epoch_row.step.tolist() == [run.progress.step]  # the epoch ended where training did
     # The model as it stood at the stop is in the local zoo, evaluated.
     assert "stopped on request" in run.message
     entry = ModelStore().entry(run.model_name)
-    assert entry.config["status"] == "stopped" and entry.config["run_id"] == run_id
+    assert entry.config.status == "stopped" and entry.config.run_id == run_id
     assert 0 <= run.final_metrics["accuracy"] <= 1 and run.final_metrics["num_examples"] == 6000
 
 
@@ -218,7 +218,7 @@ def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
     store = RunStore()
     spec = TrainSpec.cnn(mnist_source="embedded", num_epochs=50)
     run_id = jobs.submit(spec, store, by=LOCAL_USER)
-    wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 1, RUN_TIMEOUT, store, run_id)
+    wait_until(lambda: steps_done(store.get(run_id)) >= 1, RUN_TIMEOUT, store, run_id)
     pid = store.get(run_id).worker_pid
     os.kill(pid, signal.SIGKILL)
     assert wait_for_exit(pid, 30)
@@ -232,7 +232,7 @@ def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
 def test_a_worker_whose_run_was_failed_as_hung_stops_and_saves_nothing(zoo_home):
     store = RunStore()
     run_id = jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=50), store, by=LOCAL_USER)
-    wait_until(lambda: store.get(run_id).progress.get("step", 0) >= 1, RUN_TIMEOUT, store, run_id)
+    wait_until(lambda: steps_done(store.get(run_id)) >= 1, RUN_TIMEOUT, store, run_id)
     verdict = "the worker process stopped reporting for over 120 s; it is treated as hung."
     store.finish(run_id, "failed", message=verdict)  # what a reader records for a silent worker
     assert wait_for_exit(store.get(run_id).worker_pid, 30), "the worker went on training"
@@ -294,6 +294,10 @@ def test_pool_settings_are_checked_with_the_fix_in_the_message(monkeypatch):
     monkeypatch.setenv("ZOO_WARM_WORKERS", "-1")
     with pytest.raises(ValueError, match="ZOO_WARM_WORKERS='-1'"):
         jobs.warm_workers()
+
+
+def steps_done(run: Run) -> int:
+    return run.progress.step if run.progress else 0
 
 
 def wait_until(condition, timeout: float, store: RunStore, run_id: str) -> None:

@@ -16,9 +16,19 @@ import pytest
 from zoo.errors import RunError, StorageError
 from zoo.hosting import LOCAL_USER
 from zoo.runs import SCHEMA_VERSION, RunStore, process_alive
-from zoo.training import TrainSpec
+from zoo.training import DecisionSurface, Progress, TrainSpec
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
+
+
+def progress(step: int, epoch: int) -> Progress:
+    return Progress(step, 6, epoch, 2, 64.0, 1.5, 0.5)
+
+
+def surface(step: int, epoch: int, probability: float) -> DecisionSurface:
+    return DecisionSurface(
+        x=[0.0], y=[1.0], probability=[[probability]], hidden=[[[[0.5]]]], step=step, epoch=epoch
+    )
 
 
 @pytest.fixture
@@ -57,7 +67,7 @@ def test_a_new_run_is_queued_with_its_spec(store):
     run = store.get(run_id)
     assert (run.status, run.kind, run.device, run.model_name) == ("queued", "binary", "cpu", "points")
     assert run.spec == SPEC and run.is_active
-    assert run.started_at is None and run.duration_seconds is None and run.progress == {}
+    assert run.started_at is None and run.duration_seconds is None and run.progress is None
     summary = run.summary()
     assert (summary["id"], summary["status"], summary["dataset"], summary["epochs"]) == (
         run_id,
@@ -255,8 +265,8 @@ def test_process_alive_tells_live_from_ended_processes():
 
 def test_metrics_stream_in_order_and_can_be_read_incrementally(store):
     run_id = running_run(store)
-    store.log_metrics(run_id, 1, 1, {"batch/loss": 0.9, "batch/accuracy": 0.5}, {"step": 1, "total_steps": 6})
-    store.log_metrics(run_id, 2, 1, {"batch/loss": 0.8}, {"step": 2, "total_steps": 6})
+    store.log_metrics(run_id, {"batch/loss": 0.9, "batch/accuracy": 0.5}, progress(1, 1))
+    store.log_metrics(run_id, {"batch/loss": 0.8}, progress(2, 1))
     frame = store.metrics_frame(run_id)
     assert list(frame.columns) == ["id", "step", "epoch", "name", "value", "wall_time"]
     assert list(zip(frame.step, frame.name, frame.value, strict=True)) == [
@@ -265,10 +275,10 @@ def test_metrics_stream_in_order_and_can_be_read_incrementally(store):
         (2, "batch/loss", 0.8),
     ]
     assert frame.wall_time.is_monotonic_increasing
-    store.log_metrics(run_id, 3, 2, {"epoch/loss": 0.7}, {"step": 3, "total_steps": 6})
+    store.log_metrics(run_id, {"epoch/loss": 0.7}, progress(3, 2))
     newer = store.metrics_frame(run_id, since_id=int(frame.id.max()))
     assert newer.name.tolist() == ["epoch/loss"] and newer.epoch.tolist() == [2]
-    assert store.get(run_id).progress == {"step": 3, "total_steps": 6}
+    assert store.get(run_id).progress == progress(3, 2)
 
 
 def test_events_surfaces_and_the_started_record(store):
@@ -276,9 +286,9 @@ def test_events_surfaces_and_the_started_record(store):
     store.set_started(run_id, "moons (400 points)", {"devices": [{"name": "/device:CPU:0", "type": "CPU"}]})
     store.add_event(run_id, "data", "moons (400 points)")
     assert store.surface(run_id) is None
-    store.save_surface(run_id, 5, 1, {"probability": [[0.1]]})
-    store.save_surface(run_id, 10, 2, {"probability": [[0.2]]})
-    assert store.surface(run_id) == {"step": 10, "epoch": 2, "probability": [[0.2]]}  # the latest only
+    store.save_surface(run_id, surface(5, 1, 0.1))
+    store.save_surface(run_id, surface(10, 2, 0.2))
+    assert store.surface(run_id) == surface(10, 2, 0.2)  # the latest only
     run = store.get(run_id)
     assert run.data_source == "moons (400 points)" and run.environment["devices"][0]["type"] == "CPU"
     assert [(event["kind"], event["message"]) for event in store.events(run_id)] == [
@@ -288,8 +298,8 @@ def test_events_surfaces_and_the_started_record(store):
 
 def test_delete_refuses_an_active_run_and_removes_a_finished_one_with_its_rows(store):
     run_id = running_run(store)
-    store.log_metrics(run_id, 1, 1, {"batch/loss": 1.0}, {"step": 1})
-    store.save_surface(run_id, 1, 1, {"probability": []})
+    store.log_metrics(run_id, {"batch/loss": 1.0}, progress(1, 1))
+    store.save_surface(run_id, surface(1, 1, 0.5))
     with pytest.raises(RunError, match="is running; stop it before deleting it"):
         store.delete(run_id, by=LOCAL_USER)
     store.finish(run_id, "stopped")
@@ -312,7 +322,7 @@ def test_one_store_serves_several_threads_writing_at_once(store):
     def write(run_id: str) -> None:
         try:
             for step in range(1, 51):
-                store.log_metrics(run_id, step, 1, {"batch/loss": 1.0 / step}, {"step": step})
+                store.log_metrics(run_id, {"batch/loss": 1.0 / step}, progress(step, 1))
                 store.heartbeat(run_id)
         except BaseException as error:  # reported below with the test's assertion
             errors.append(error)
@@ -325,7 +335,7 @@ def test_one_store_serves_several_threads_writing_at_once(store):
     assert errors == []
     for run_id in run_ids:
         assert store.metrics_frame(run_id).step.tolist() == list(range(1, 51))
-        assert store.get(run_id).progress == {"step": 50}
+        assert store.get(run_id).progress == progress(50, 1)
 
 
 # --- opening: schema versions, migrations, damaged stores ----------------------------------------
@@ -371,7 +381,7 @@ def test_a_store_of_every_earlier_schema_version_is_migrated_with_its_runs(fixtu
     assert runs["cnn"].status == "stopped"
     completed = runs["points-v0"].id
     assert list(store.metrics_frame(completed)["name"]) == ["batch/loss", "batch/accuracy", "epoch/loss"]
-    assert store.surface(completed)["grid"] == [[0.1]]
+    assert store.surface(completed).probability == [[0.1]] and store.surface(completed).epoch == 1
     assert [event["kind"] for event in store.events(completed)] == ["completed"]
     store.add_event(completed, "note", "written after the migration")  # and it is writable
 

@@ -3,6 +3,7 @@ reader), clear errors for corrupt, foreign and unsafe directories, names, delete
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import pytest
 from zoo.errors import ModelStoreError
 from zoo.hosting import LOCAL_USER
 from zoo.models import build_binary_classifier, build_mnist_cnn
-from zoo.store import FORMAT, MODEL_FILES, ModelStore, check_model_name, load_keras_file
+from zoo.store import FORMAT, MODEL_FILES, ModelConfig, ModelStore, check_model_name, load_keras_file
 
 HISTORY = [
     {"epoch": 1, "loss": 0.6931471805599453, "accuracy": 0.5},
@@ -37,7 +38,7 @@ def binary_model(seed: int = 0) -> keras.Model:
 
 
 def save_binary(store: ModelStore, name: str, seed: int = 0, **options):
-    return store.save(binary_model(seed), name, config={"kind": "binary"}, **options)
+    return store.save(binary_model(seed), name, config=ModelConfig("binary"), **options)
 
 
 def visible_names(store: ModelStore) -> list[str]:
@@ -51,7 +52,7 @@ def test_a_saved_cnn_loads_with_bit_identical_predictions_config_metrics_and_his
     keras.utils.set_random_seed(1)
     model = build_mnist_cnn()
     images = np.random.default_rng(1).random((16, 28, 28, 1)).astype(np.float32)
-    config = {"kind": "cnn", "spec": {"batch_size": 128}, "data_source": "embedded", "run_id": "abc123"}
+    config = ModelConfig("cnn", spec={"batch_size": 128}, data_source="embedded", run_id="abc123")
     entry = store.save(model, "round-trip", config=config, metrics=METRICS, history=HISTORY)
     assert entry.path == store.root / "round-trip" and entry.kind == "cnn"
     assert sorted(os.listdir(entry.path)) == sorted(MODEL_FILES)
@@ -59,8 +60,9 @@ def test_a_saved_cnn_loads_with_bit_identical_predictions_config_metrics_and_his
     assert np.array_equal(np.asarray(loaded.model(images)), np.asarray(model(images)))  # bit for bit
     for original, restored in zip(model.get_weights(), loaded.model.get_weights(), strict=True):
         assert np.array_equal(original, restored)
-    assert {key: loaded.entry.config[key] for key in config} == config
-    assert loaded.entry.config["format"] == FORMAT and loaded.entry.config["created_at"] > 0
+    assert loaded.entry.config == dataclasses.replace(config, created_at=loaded.entry.config.created_at)
+    assert loaded.entry.config.created_at > 0
+    assert json.loads((entry.path / "config.json").read_text())["format"] == FORMAT
     assert loaded.entry.metrics == METRICS
     assert loaded.history == HISTORY  # floats survive the CSV exactly
     summary = loaded.entry.summary()
@@ -74,7 +76,7 @@ def test_a_saved_cnn_loads_with_bit_identical_predictions_config_metrics_and_his
 
 def test_entries_list_models_newest_first(store):
     for index, name in enumerate(["old", "middle", "new"]):
-        store.save(binary_model(), name, config={"kind": "binary", "created_at": 1000.0 + index})
+        store.save(binary_model(), name, config=ModelConfig("binary", created_at=1000.0 + index))
     assert [entry.name for entry in store.entries()] == ["new", "middle", "old"]
 
 
@@ -83,7 +85,7 @@ def test_a_name_is_not_overwritten_unless_asked(store):
     with pytest.raises(ModelStoreError, match="a model named 'taken' already exists"):
         save_binary(store, "taken", seed=2)
     replacement = binary_model(seed=3)
-    store.save(replacement, "taken", config={"kind": "binary"}, overwrite=True)
+    store.save(replacement, "taken", config=ModelConfig("binary"), overwrite=True)
     points = np.array([[0.5, -0.5]], np.float32)
     assert np.array_equal(np.asarray(store.load("taken").model(points)), np.asarray(replacement(points)))
     assert visible_names(store) == ["taken"]  # the old directory is gone, nothing left behind
@@ -91,11 +93,11 @@ def test_a_name_is_not_overwritten_unless_asked(store):
 
 def test_the_kind_and_shapes_are_checked_before_saving(store):
     with pytest.raises(ModelStoreError, match="config kind 'rnn' is unknown"):
-        store.save(binary_model(), "x", config={"kind": "rnn"})
+        store.save(binary_model(), "x", config=ModelConfig("rnn"))
     with pytest.raises(
         ModelStoreError, match=r"maps \(2,\) to \(1,\), but a cnn model must map \(28, 28, 1\)"
     ):
-        store.save(binary_model(), "x", config={"kind": "cnn"})
+        store.save(binary_model(), "x", config=ModelConfig("cnn"))
     assert visible_names(store) == []
 
 
@@ -112,7 +114,7 @@ def test_a_save_that_fails_midway_leaves_nothing_visible(store):
 
     model.save = save_until_the_disk_is_full  # a full disk cannot be had here
     with pytest.raises(OSError, match="No space left"):
-        store.save(model, "broken", config={"kind": "binary"})
+        store.save(model, "broken", config=ModelConfig("binary"))
     assert visible_names(store) == ["kept"]  # no "broken", no hidden temporary directory either
     assert [entry.name for entry in store.entries()] == ["kept"]
     with pytest.raises(ModelStoreError, match="no model named 'broken'"):
@@ -244,7 +246,7 @@ def test_a_model_needing_unsafe_deserialization_is_refused_and_its_code_never_ru
     touch_and_double = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x * 2.0)[1]")
     hidden = keras.layers.Lambda(touch_and_double, name="doubler")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
-    entry = store.save(model, "with-lambda", config={"kind": "binary"})
+    entry = store.save(model, "with-lambda", config=ModelConfig("binary"))
     marker.unlink()  # the lambda ran while the model was built; it must not run again
     with pytest.raises(ModelStoreError) as raised:
         store.load("with-lambda")
@@ -269,7 +271,7 @@ def test_bad_names_are_refused_with_the_rule(store, name):
     with pytest.raises(ModelStoreError, match="is not allowed: use 1-80 letters, digits"):
         check_model_name(name)
     with pytest.raises(ModelStoreError, match="is not allowed"):
-        store.save(binary_model(), name, config={"kind": "binary"})
+        store.save(binary_model(), name, config=ModelConfig("binary"))
     with pytest.raises(ModelStoreError, match="is not allowed"):
         store.entry(name)
 

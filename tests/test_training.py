@@ -17,6 +17,8 @@ import pytest
 from zoo.data import load_embedded_mnist
 from zoo.errors import ModelStoreError, ZooError
 from zoo.training import (
+    DecisionSurface,
+    Progress,
     TrainSpec,
     build_model,
     decision_surface,
@@ -33,18 +35,18 @@ class RecordingReporter:
 
     def __init__(self) -> None:
         self.batches: list[tuple[int, int, dict]] = []
-        self.epochs: list[tuple[int, int, dict, dict]] = []
-        self.surfaces: list[tuple[int, int, dict]] = []
+        self.epochs: list[tuple[int, int, dict, Progress]] = []
+        self.surfaces: list[tuple[int, int, DecisionSurface]] = []
         self.events: list[tuple[str, str]] = []
 
-    def batch(self, step, epoch, metrics, progress):
-        self.batches.append((step, epoch, metrics))
+    def batch(self, metrics, progress):
+        self.batches.append((progress.step, progress.epoch, metrics))
 
-    def epoch(self, step, epoch, metrics, progress):
-        self.epochs.append((step, epoch, metrics, progress))
+    def epoch(self, metrics, progress):
+        self.epochs.append((progress.step, progress.epoch, metrics, progress))
 
-    def surface(self, step, epoch, surface):
-        self.surfaces.append((step, epoch, surface))
+    def surface(self, surface):
+        self.surfaces.append((surface.step, surface.epoch, surface))
 
     def event(self, kind, message):
         self.events.append((kind, message))
@@ -212,9 +214,8 @@ def test_fit_stops_after_exactly_the_batch_at_which_a_stop_was_requested():
     assert len(checks) == 40  # checked after every batch, none after the stop
     assert reporter.batches[-1][:2] == (40, 2)  # the stop is reported with its step
     assert [(step, epoch) for step, epoch, *_ in reporter.epochs] == [(35, 1), (40, 2)]
-    assert reporter.epochs[-1][3]["step"] == 40 and reporter.epochs[-1][3]["total_steps"] == 175
+    assert reporter.epochs[-1][3].step == 40 and reporter.epochs[-1][3].total_steps == 175
     assert [row["epoch"] for row in result.history] == [1, 2]
-    assert result.evaluation["num_examples"] == 60  # the model as it stood is evaluated
 
 
 def test_binary_steps_per_epoch_cover_all_training_points_even_with_a_validation_split():
@@ -224,7 +225,7 @@ def test_binary_steps_per_epoch_cover_all_training_points_even_with_a_validation
     result = fit(spec, reporter, lambda: False)
     assert int(result.model.optimizer.iterations) == 14  # 70 points, batches of 10, 2 epochs
     assert [step for step, *_ in reporter.epochs] == [7, 14]
-    assert reporter.epochs[-1][3]["total_steps"] == 14
+    assert reporter.epochs[-1][3].total_steps == 14
     assert all(step <= 14 for step, *_ in reporter.batches)
     assert "val_loss" in result.history[0]
 
@@ -238,8 +239,8 @@ def test_fit_reports_progress_metrics_surfaces_and_events():
     assert steps == [3, 6, 9]  # 70 points in batches of 32
     final = reporter.epochs[-1]
     assert set(final[2]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert final[3]["epoch"] == final[3]["num_epochs"] == 3 and final[3]["eta_seconds"] == 0
-    assert final[3]["samples_per_second"] > 0
+    assert final[3].epoch == final[3].num_epochs == 3 and final[3].eta_seconds == 0
+    assert final[3].samples_per_second > 0 and final[3].fraction_done == 1.0
     assert [row["loss"] for row in result.history] == [
         metrics["loss"] for _, _, metrics, _ in reporter.epochs
     ]
@@ -250,21 +251,22 @@ def test_fit_reports_progress_metrics_surfaces_and_events():
     # Mixed precision needs a GPU: on a CPU it is said and the run trains in float32.
     assert ("mixed_precision", "mixed precision needs a GPU; this run trains in float32") in reporter.events
     assert result.model.dtype_policy.name == "float32"
-    assert 0 <= result.evaluation["accuracy"] <= 1 and "auc" in result.evaluation
 
 
 def test_the_decision_surface_is_the_models_probability_and_hidden_units_over_a_grid():
     model = build_model(TrainSpec.binary())
     points = np.array([[-1.0, -2.0], [3.0, 1.0]], np.float32)
-    surface = decision_surface(model, points, resolution=5)
-    assert surface["x"] == pytest.approx(np.linspace(-1.5, 3.5, 5).tolist())
-    assert surface["y"] == pytest.approx(np.linspace(-2.5, 1.5, 5).tolist())
-    probability = np.array(surface["probability"])
+    surface = decision_surface(model, points, step=12, epoch=3, resolution=5)
+    assert (surface.step, surface.epoch) == (12, 3)
+    assert surface.x == pytest.approx(np.linspace(-1.5, 3.5, 5).tolist())
+    assert surface.y == pytest.approx(np.linspace(-2.5, 1.5, 5).tolist())
+    probability = np.array(surface.probability)
     assert probability.shape == (5, 5)
-    corner = np.array([[surface["x"][4], surface["y"][0]]], np.float32)  # row = y index, column = x index
+    corner = np.array([[surface.x[4], surface.y[0]]], np.float32)  # row = y index, column = x index
     assert probability[0, 4] == pytest.approx(float(np.asarray(model(corner))[0, 0]), abs=1e-4)
-    assert np.array(surface["hidden"]).shape == (1, 3, 5, 5)  # one layer of three sigmoid units
-    assert ((np.array(surface["hidden"]) >= 0) & (np.array(surface["hidden"]) <= 1)).all()
+    assert np.array(surface.hidden).shape == (1, 3, 5, 5)  # one layer of three sigmoid units
+    assert ((np.array(surface.hidden) >= 0) & (np.array(surface.hidden) <= 1)).all()
+    assert DecisionSurface.from_dict(json.loads(json.dumps(surface.to_dict()))) == surface
 
 
 def test_the_environment_names_devices_and_versions():
@@ -293,8 +295,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
             self.events, self.losses = [], []
         def batch(self, *args):
             pass
-        def epoch(self, step, epoch, metrics, progress):
-            self.losses.append([step, metrics["loss"]])
+        def epoch(self, metrics, progress):
+            self.losses.append([progress.step, metrics["loss"]])
         def surface(self, *args):
             pass
         def event(self, kind, message):

@@ -315,17 +315,16 @@ def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str | None:
         ahead = store.queue_position(run.id)
         return None if ahead is None else f"queued: {ahead} run(s) ahead on {run.device}"
     progress = run.progress
-    if not progress:
+    if progress is None:
         return "starting (loading TensorFlow and the data)..."
-    done = progress["step"] / max(progress["total_steps"], 1)
-    filled = int(done * PROGRESS_WIDTH)
+    filled = int(progress.fraction_done * PROGRESS_WIDTH)
     bar = "=" * filled + (">" if filled < PROGRESS_WIDTH else "") + " " * (PROGRESS_WIDTH - filled - 1)
     loss = latest.get("batch/loss", float("nan"))
     accuracy = latest.get("batch/accuracy", float("nan"))
     return (
-        f"epoch {progress['epoch']}/{progress['num_epochs']} [{bar}]"
-        f" step {progress['step']}/{progress['total_steps']}"
-        f"  {progress['samples_per_second']:,.0f} samples/s  ETA {format_seconds(progress['eta_seconds'])}"
+        f"epoch {progress.epoch}/{progress.num_epochs} [{bar}]"
+        f" step {progress.step}/{progress.total_steps}"
+        f"  {progress.samples_per_second:,.0f} samples/s  ETA {format_seconds(progress.eta_seconds)}"
         f"  loss {loss:.4f}  accuracy {accuracy:.4f}"
     )
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.data import check_mnist_source
 from zoo.errors import DataError, ZooError
+from zoo.store import ModelStore
+from zoo.training import TrainingData, TrainSpec, load_training_data, predict_in_batches
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,13 @@ def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray) -> Evalu
     )
 
 
+def evaluate_model(model: keras.Model, data: TrainingData) -> Evaluation:
+    """Evaluate a trained model on the test set of ``data`` (what ``load_training_data`` returns)."""
+    return evaluate_predictions(data.y_test, predict_in_batches(model, data.x_test))
+
+
 def evaluate_saved_model(
-    name: str, store: Any = None, mnist_source: str | None = None
+    name: str, store: ModelStore | None = None, mnist_source: str | None = None
 ) -> tuple[Evaluation, str]:
     """Evaluate a model of the local zoo on the test set of the data it was trained on.
 
@@ -129,10 +140,6 @@ def evaluate_saved_model(
         ModelStoreError: no such model, or it cannot be loaded.
         DataError: an MNIST source given for a binary model, or an unusable MNIST source.
     """
-    from zoo.data import check_mnist_source
-    from zoo.store import ModelStore
-    from zoo.training import TrainSpec, load_training_data, predict_in_batches
-
     store = store or ModelStore()
     if mnist_source is not None:  # refused before the model is loaded (seconds of TensorFlow)
         kind = store.entry(name).kind
@@ -144,7 +151,7 @@ def evaluate_saved_model(
         if mnist_source not in ("auto", "embedded"):
             check_mnist_source(mnist_source)
     loaded = store.load(name)
-    recorded = loaded.entry.config.get("spec")
+    recorded = loaded.entry.config.spec
     if recorded:
         spec = TrainSpec.from_dict(recorded)
     else:
@@ -152,5 +159,4 @@ def evaluate_saved_model(
     if mnist_source is not None:
         spec = dataclasses.replace(spec, mnist_source=mnist_source)
     data = load_training_data(spec)
-    evaluation = evaluate_predictions(data.y_test, predict_in_batches(loaded.model, data.x_test))
-    return evaluation, data.source
+    return evaluate_model(loaded.model, data), data.source

@@ -37,13 +37,15 @@ from zoo.hosting import LOCAL_USER, User, check_may_create, load_config
 from zoo.store import (
     HISTORY_FILE,
     METRICS_FILE,
+    ModelConfig,
     ModelEntry,
+    ModelOrigin,
     ModelStore,
-    _read_history,
-    _write_json,
     check_model_name,
     check_model_shapes,
     load_keras_file,
+    read_history,
+    write_json,
 )
 from zoo.vocabulary import KIND_SHAPES
 
@@ -59,6 +61,8 @@ KERAS_CONFIG_FILE = "config.json"
 KERAS_WEIGHTS_FILE = "model.weights.h5"
 KERAS_ARCHIVE_MEMBERS = (KERAS_CONFIG_FILE, "metadata.json", KERAS_WEIGHTS_FILE)
 PULLED_FILES = (*KERAS_ARCHIVE_MEMBERS, ZOO_CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
+# What a pulled model keeps of the repo's zoo.json; its kind is checked, its origin and creation time are new.
+PULLED_CONFIG_FIELDS = ("spec", "data_source", "run_id", "status")
 ZOO_TAG = "zoo-studio"
 TASKS = {"cnn": "image-classification", "binary": "tabular-classification"}
 KIND_DESCRIPTIONS = {
@@ -274,8 +278,9 @@ def push(
         for name in (METRICS_FILE, HISTORY_FILE):
             if (entry.path / name).is_file():
                 shutil.copyfile(entry.path / name, folder / name)
-        _write_json(
-            folder / ZOO_CONFIG_FILE, {**entry.config, "format": HUB_FORMAT, "model_name": entry.name}
+        write_json(
+            folder / ZOO_CONFIG_FILE,
+            {**entry.config.to_dict(), "format": HUB_FORMAT, "model_name": entry.name},
         )
         if include_digits:
             (folder / DIGITS_FILE).write_bytes(_personal_digits(entry))
@@ -360,17 +365,10 @@ def pull(
         raise HubError(str(error)) from None
     kind = _model_kind(model, zoo_config, origin)
     metrics = _read_repo_json(folder / METRICS_FILE, origin) if METRICS_FILE in wanted else {}
-    history = _read_history(folder / HISTORY_FILE)
-    config = {
-        key: value
-        for key, value in (zoo_config or {}).items()
-        if key in ("spec", "data_source", "run_id", "status")
-    }
-    config.update(
-        kind=kind,
-        owner=by.name,
-        origin={"repo_id": repo_id, "commit": info.sha, "revision": revision, "endpoint": hub_endpoint()},
-    )
+    history = read_history(folder / HISTORY_FILE)
+    recorded = {key: value for key, value in (zoo_config or {}).items() if key in PULLED_CONFIG_FIELDS}
+    origin = ModelOrigin(repo_id, info.sha, revision, hub_endpoint())
+    config = ModelConfig(kind, **recorded, origin=origin, owner=by.name)
     entry = store.save(
         model,
         name or store.unique_name(repo_id.split("/")[1]),
@@ -568,7 +566,7 @@ def card_metrics(card_data: Any) -> dict[str, float]:
 
 
 def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> str:
-    spec = entry.config.get("spec") or {}
+    spec = entry.config.spec or {}
     lines = [CARD_BEGIN, "", "## Model", "", f"{KIND_DESCRIPTIONS[entry.kind]}."]
     metric_rows = [
         f"| {label} | {entry.metrics[key]:.4f} |"
@@ -593,9 +591,9 @@ def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> st
         lines += [
             f"| {key} | {_format_value(value)} |" for key, value in sorted(spec.items()) if value is not None
         ]
-    lines += ["", "## Training data", "", str(entry.config.get("data_source") or "not recorded")]
+    lines += ["", "## Training data", "", str(entry.config.data_source or "not recorded")]
     lines += _fine_tuning_lines(entry)
-    history = _read_history(entry.path / HISTORY_FILE)
+    history = read_history(entry.path / HISTORY_FILE)
     if history:
         columns = [column for column in history[0] if column != "epoch"]
         step = max(1, math.ceil(len(history) / MAX_CURVE_ROWS))
@@ -640,7 +638,7 @@ def _personal_digits(entry: ModelEntry) -> bytes:
     """
     from zoo.digits import DigitStore
 
-    set_name = (entry.config.get("lineage") or {}).get("digits_set")
+    set_name = (entry.config.lineage or {}).get("digits_set")
     if not set_name:
         raise HubError(f"{entry.name!r} was not fine-tuned on personal digits, so there are none to push.")
     return DigitStore().export_npz(set_name)
@@ -648,7 +646,7 @@ def _personal_digits(entry: ModelEntry) -> bytes:
 
 def _fine_tuning_lines(entry: ModelEntry) -> list[str]:
     """The card's "Fine-tuning" section: base model, personal digits, and accuracy before and after."""
-    lineage = entry.config.get("lineage")
+    lineage = entry.config.lineage
     if not lineage:
         return []
     lines = ["", "## Fine-tuning", ""]
@@ -679,7 +677,7 @@ def _dataset_of(entry: ModelEntry) -> tuple[str, str]:
     """(Hub dataset id, name) of the data the model was evaluated on."""
     if entry.kind == "cnn":
         return "mnist", "MNIST"
-    dataset = (entry.config.get("spec") or {}).get("dataset", "points")
+    dataset = (entry.config.spec or {}).get("dataset", "points")
     return f"synthetic-{dataset}", f"{dataset} (synthetic 2-D points)"
 
 

@@ -35,11 +35,20 @@ from typing import Any
 from zoo.backend import configured_name, worker_environment
 from zoo.data import check_mnist_source, check_visitor_data_source
 from zoo.errors import RunError, StorageError, ZooError
+from zoo.evaluation import evaluate_model
 from zoo.hosting import User, check_may_create, load_config
 from zoo.paths import ensure_directory, zoo_home
 from zoo.printed import check_fonts, with_printed_digits
 from zoo.runs import Run, RunStore, say_last_words
-from zoo.training import TrainSpec, check_fine_tuning, check_limits
+from zoo.training import (
+    DecisionSurface,
+    FitResult,
+    Progress,
+    TrainingData,
+    TrainSpec,
+    check_fine_tuning,
+    check_limits,
+)
 
 POOL_POLL_SECONDS = 0.1  # how often a waiting worker looks for a queued run: part of the start latency
 HEARTBEAT_SECONDS = 1.0
@@ -263,8 +272,8 @@ class StoreReporter:
     ) -> None:
         self.store, self.run_id, self.on_first_report = store, run_id, on_first_report
 
-    def batch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None:
-        self.store.log_metrics(self.run_id, step, epoch, _prefixed("batch", metrics), progress)
+    def batch(self, metrics: dict[str, float], progress: Progress) -> None:
+        self.store.log_metrics(self.run_id, _prefixed("batch", metrics), progress)
         self._reported()
 
     def _reported(self) -> None:
@@ -272,14 +281,14 @@ class StoreReporter:
             callback, self.on_first_report = self.on_first_report, None
             callback()
 
-    def epoch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None:
+    def epoch(self, metrics: dict[str, float], progress: Progress) -> None:
         named = _prefixed("epoch", metrics)
-        named["epoch/samples_per_second"] = progress["samples_per_second"]
-        self.store.log_metrics(self.run_id, step, epoch, named, progress)
+        named["epoch/samples_per_second"] = progress.samples_per_second
+        self.store.log_metrics(self.run_id, named, progress)
         self._reported()
 
-    def surface(self, step: int, epoch: int, surface: dict[str, Any]) -> None:
-        self.store.save_surface(self.run_id, step, epoch, surface)
+    def surface(self, surface: DecisionSurface) -> None:
+        self.store.save_surface(self.run_id, surface)
 
     def event(self, kind: str, message: str) -> None:
         self.store.add_event(self.run_id, kind, message)
@@ -399,11 +408,12 @@ def _train(run: Run, store: RunStore, on_first_report: Callable[[], None] | None
         if result.status == "diverged":
             store.finish(run_id, "diverged", message=result.message)
             return 0
-        model_name = _save_model(run, result, data)
+        evaluation = evaluate_model(result.model, data).to_dict()  # also a stopped model, as it stood
+        if result.fine_tuning is not None:
+            evaluation["fine_tuning"] = result.fine_tuning
+        model_name = _save_model(run, result, evaluation, data)
         message = "stopped on request; the model as it stood is saved" if result.status == "stopped" else None
-        store.finish(
-            run_id, result.status, message=message, final_metrics=result.evaluation, model_name=model_name
-        )
+        store.finish(run_id, result.status, message=message, final_metrics=evaluation, model_name=model_name)
         return 0
     except ZooError as error:
         store.finish(run_id, "failed", message=str(error))
@@ -424,22 +434,16 @@ def _beat_heart(store: RunStore, run_id: str, finished: threading.Event) -> None
         finished.wait(HEARTBEAT_SECONDS)
 
 
-def _save_model(run: Run, result: Any, data: Any) -> str:
-    from zoo.store import ModelStore
+def _save_model(run: Run, result: FitResult, evaluation: dict[str, Any], data: TrainingData) -> str:
+    from zoo.store import ModelConfig, ModelStore
 
     models = ModelStore()
     name = models.unique_name(run.spec.model_name or f"{run.kind}-{run.id}")
-    config = {
-        "kind": run.kind,
-        "spec": run.spec.to_dict(),
-        "data_source": data.source,
-        "run_id": run.id,
-        "owner": run.owner,
-        "status": result.status,
-    }
-    if data.lineage is not None:
-        config["lineage"] = data.lineage.to_dict()
-    models.save(result.model, name, config=config, metrics=result.evaluation, history=result.history)
+    lineage = data.lineage.to_dict() if data.lineage is not None else None
+    config = ModelConfig(
+        run.kind, run.spec.to_dict(), data.source, run.id, result.status, lineage=lineage, owner=run.owner
+    )
+    models.save(result.model, name, config=config, metrics=evaluation, history=result.history)
     return name
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import RunError, StorageError
 from zoo.hosting import LOCAL_OWNER, Limits, PermissionDenied, User, check_may_manage
 from zoo.paths import ensure_directory, runs_database_path
-from zoo.training import TrainSpec
+from zoo.training import DecisionSurface, Progress, TrainSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,7 +141,7 @@ class Run:
     worker_pid: int | None
     data_source: str | None
     environment: dict[str, Any]
-    progress: dict[str, float]
+    progress: Progress | None  # None until the first batch is reported
     final_metrics: dict[str, Any]
     model_name: str | None
     message: str | None
@@ -474,27 +474,28 @@ class RunStore:
             row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row["stop_requested"])
 
-    def log_metrics(
-        self, run_id: str, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]
-    ) -> None:
-        """Append metric values (one row each) and replace the run's progress, in one transaction."""
+    def log_metrics(self, run_id: str, metrics: dict[str, float], progress: Progress) -> None:
+        """Append metric values (one row each, at the progress's step and epoch) and replace the run's
+        progress, in one transaction."""
         now = time.time()
-        rows = [(run_id, step, epoch, name, value, now) for name, value in metrics.items()]
+        rows = [(run_id, progress.step, progress.epoch, name, value, now) for name, value in metrics.items()]
         with self._transaction() as connection:
             connection.executemany(
                 "INSERT INTO metrics (run_id, step, epoch, name, value, wall_time) VALUES (?,?,?,?,?,?)", rows
             )
             connection.execute(
                 "UPDATE runs SET progress = ?, heartbeat_at = ? WHERE id = ?",
-                (json.dumps(progress), now, run_id),
+                (json.dumps(progress.to_dict()), now, run_id),
             )
 
-    def save_surface(self, run_id: str, step: int, epoch: int, surface: dict[str, Any]) -> None:
+    def save_surface(self, run_id: str, surface: DecisionSurface) -> None:
         """Keep the latest decision surface of a binary run (older ones are replaced)."""
+        payload = surface.to_dict()
+        step, epoch = payload.pop("step"), payload.pop("epoch")  # they have columns of their own
         with self._connect() as connection:
             connection.execute(
                 "INSERT OR REPLACE INTO surfaces (run_id, step, epoch, payload) VALUES (?,?,?,?)",
-                (run_id, step, epoch, json.dumps(surface)),
+                (run_id, step, epoch, json.dumps(payload)),
             )
 
     def add_event(self, run_id: str, kind: str, message: str) -> None:
@@ -647,13 +648,15 @@ class RunStore:
             ).fetchall()
         return [dict(row) for row in rows]
 
-    def surface(self, run_id: str) -> dict[str, Any] | None:
-        """The latest decision surface of a binary run with its ``step`` and ``epoch``, or None."""
+    def surface(self, run_id: str) -> DecisionSurface | None:
+        """The latest decision surface of a binary run, or None before the first one."""
         with self._connect() as connection:
             row = connection.execute("SELECT * FROM surfaces WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return None
-        return {"step": row["step"], "epoch": row["epoch"], **json.loads(row["payload"])}
+        return DecisionSurface.from_dict(
+            {**json.loads(row["payload"]), "step": row["step"], "epoch": row["epoch"]}
+        )
 
     def reconcile(self) -> None:
         """Mark active runs whose worker process is gone (killed, out of memory), silent, or never started
@@ -862,7 +865,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         worker_pid=row["worker_pid"],
         data_source=row["data_source"],
         environment=json.loads(row["environment"] or "{}"),
-        progress=json.loads(row["progress"] or "{}"),
+        progress=Progress.from_dict(json.loads(row["progress"])) if row["progress"] else None,
         final_metrics=json.loads(row["final_metrics"] or "{}"),
         model_name=row["model_name"],
         message=row["message"],

@@ -8,6 +8,7 @@ A model directory holds ``model.keras`` (Keras 3 format, loaded with ``safe_mode
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -36,22 +37,75 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 @dataclass(frozen=True)
+class ModelOrigin:
+    """Where a model pulled from a Hub came from: the repo, the exact commit and the revision asked for."""
+
+    repo_id: str
+    commit: str
+    revision: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How a model of the local zoo was made: what ``config.json`` (and a Hub repo's ``zoo.json``) holds.
+
+    Written by the worker at the end of a run and by ``hub.pull``; ``ModelStore.save`` adds the
+    creation time.
+
+    Example:
+        >>> ModelConfig("cnn", data_source="embedded MNIST subset", status="completed").kind
+        'cnn'
+    """
+
+    kind: str  # one of vocabulary.MODEL_KINDS
+    spec: dict[str, Any] | None = None  # the TrainSpec as plain values (TrainSpec.to_dict)
+    data_source: str | None = None
+    run_id: str | None = None
+    status: str | None = None  # how the run ended: completed or stopped
+    origin: ModelOrigin | None = None  # set for a model pulled from a Hub
+    created_at: float | None = None
+    lineage: dict[str, Any] | None = None  # a fine-tuned model's base model and digits (Lineage.to_dict)
+    owner: str | None = None  # who trained or pulled it (hosted mode); None: shipped or older models
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Read the values of a ``config.json`` (other keys, such as its format marker, are ignored).
+
+        Raises:
+            ModelStoreError: a field is missing or malformed.
+        """
+        known = {field.name for field in dataclasses.fields(cls)}
+        fields = {key: value for key, value in values.items() if key in known}
+        try:
+            if fields.get("origin") is not None:
+                fields["origin"] = ModelOrigin(**fields["origin"])
+            return cls(**fields)
+        except TypeError as error:
+            raise ModelStoreError(f"the model config is malformed ({error}).") from None
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A model directory in the local zoo, described by its config and metrics."""
 
     name: str
     path: Path
-    config: dict[str, Any]
+    config: ModelConfig
     metrics: dict[str, Any]
 
     @property
     def kind(self) -> str:
-        return self.config["kind"]
+        return self.config.kind
 
     @property
     def owner(self) -> str | None:
         """Who made it (trained or pulled it); None for shipped and older models, which only admins manage."""
-        return self.config.get("owner")
+        return self.config.owner
 
     @property
     def model_file(self) -> Path:
@@ -59,17 +113,17 @@ class ModelEntry:
 
     def summary(self) -> dict[str, Any]:
         """One flat row for tables and ``--json`` listings."""
-        origin = self.config.get("origin") or {}
+        origin = self.config.origin
         return {
             "name": self.name,
             "kind": self.kind,
             "owner": self.owner,
-            "created_at": self.config.get("created_at"),
+            "created_at": self.config.created_at,
             "accuracy": self.metrics.get("accuracy"),
-            "data_source": self.config.get("data_source"),
-            "run_id": self.config.get("run_id"),
-            "origin": origin.get("repo_id"),
-            "revision": origin.get("commit"),
+            "data_source": self.config.data_source,
+            "run_id": self.config.run_id,
+            "origin": origin.repo_id if origin else None,
+            "revision": origin.commit if origin else None,
         }
 
 
@@ -125,7 +179,7 @@ class ModelStore:
         model: keras.Model,
         name: str,
         *,
-        config: dict[str, Any],
+        config: ModelConfig,
         metrics: dict[str, Any] | None = None,
         history: list[dict[str, float]] | None = None,
         overwrite: bool = False,
@@ -133,34 +187,44 @@ class ModelStore:
         """Write a model directory atomically: all files go to a hidden temporary directory
         that is renamed into place, so readers never see half a model.
 
-        ``config`` must name the ``kind`` (``cnn`` or ``binary``); the store adds the format
-        marker and the creation time.
+        The store adds the format marker, and the creation time unless ``config`` has one.
+
+        Args:
+            model: a Keras model whose shapes fit ``config.kind``.
+            name: the directory name (letters, digits, '.', '_', '-').
+            config: how the model was made.
+            metrics: its evaluation (``metrics.json``).
+            history: per-epoch metrics (``history.csv``).
+            overwrite: replace a model of that name.
+
+        Returns:
+            The new entry.
 
         Raises:
-            ModelStoreError: bad name or kind, or ``name`` exists and ``overwrite`` is false.
+            ModelStoreError: bad name, kind or shapes, or ``name`` exists and ``overwrite`` is false.
+
+        Example:
+            >>> ModelStore().save(model, "my-cnn", config=ModelConfig("cnn"))  # doctest: +SKIP
         """
         check_model_name(name)
-        kind = config.get("kind")
-        if kind not in KIND_SHAPES:
-            raise ModelStoreError(f"config kind {kind!r} is unknown: use 'cnn' or 'binary'.")
-        check_model_shapes(model, kind, f"model {name!r}")
+        if config.kind not in KIND_SHAPES:
+            raise ModelStoreError(
+                f"config kind {config.kind!r} is unknown: use one of {', '.join(KIND_SHAPES)}."
+            )
+        check_model_shapes(model, config.kind, f"model {name!r}")
         target = self.root / name
         if target.exists() and not overwrite:
             raise ModelStoreError(
                 f"a model named {name!r} already exists in {self.root}; choose another name "
                 "or delete the old one first."
             )
-        full_config = {
-            **config,
-            "format": FORMAT,
-            "created_at": config.get("created_at") or time.time(),
-        }
+        full_config = {**config.to_dict(), "format": FORMAT, "created_at": config.created_at or time.time()}
         temporary = self.root / f".tmp-{uuid.uuid4().hex}"
         temporary.mkdir()
         try:
             model.save(temporary / MODEL_FILE)
-            _write_json(temporary / CONFIG_FILE, full_config)
-            _write_json(temporary / METRICS_FILE, metrics or {})
+            write_json(temporary / CONFIG_FILE, full_config)
+            write_json(temporary / METRICS_FILE, metrics or {})
             _write_history(temporary / HISTORY_FILE, history or [])
             self._move_into_place(temporary, target)
         except BaseException:
@@ -186,12 +250,12 @@ class ModelStore:
                     found.append(self.entry(path.name))
                 except ModelStoreError:
                     continue
-        return sorted(found, key=lambda entry: entry.config.get("created_at", 0), reverse=True)
+        return sorted(found, key=lambda entry: entry.config.created_at or 0, reverse=True)
 
     def names_by_run(self) -> dict[str, str]:
         """The name each run's model has in the zoo now, by run id (follows renames and deletions,
         unlike ``Run.model_name``, the name it was saved under)."""
-        return {entry.config["run_id"]: entry.name for entry in self.entries() if entry.config.get("run_id")}
+        return {entry.config.run_id: entry.name for entry in self.entries() if entry.config.run_id}
 
     def entry(self, name: str) -> ModelEntry:
         """Read and validate a model directory's description (not its weights).
@@ -208,14 +272,15 @@ class ModelStore:
         missing = [file for file in (MODEL_FILE, CONFIG_FILE) if not (path / file).is_file()]
         if missing:
             raise ModelStoreError(f"{path} is not a Zoo Studio model: {', '.join(missing)} missing.")
-        config = _read_json(path / CONFIG_FILE)
-        if config.get("format") != FORMAT or config.get("kind") not in KIND_SHAPES:
+        values = read_json(path / CONFIG_FILE)
+        if values.get("format") != FORMAT or values.get("kind") not in KIND_SHAPES:
             raise ModelStoreError(
                 f"{path / CONFIG_FILE} is not a Zoo Studio model config (format {FORMAT} with kind "
                 "'cnn' or 'binary' expected)."
             )
+        config = ModelConfig.from_dict(values)
         metrics_path = path / METRICS_FILE
-        metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
+        metrics = read_json(metrics_path) if metrics_path.is_file() else {}
         return ModelEntry(name=name, path=path, config=config, metrics=metrics)
 
     def load(self, name: str) -> LoadedModel:
@@ -228,7 +293,7 @@ class ModelStore:
         model = load_keras_file(entry.model_file)
         check_model_shapes(model, entry.kind, str(entry.path))
         history_path = entry.path / HISTORY_FILE
-        return LoadedModel(entry=entry, model=model, history=_read_history(history_path))
+        return LoadedModel(entry=entry, model=model, history=read_history(history_path))
 
     def delete(self, name: str, *, by: User) -> None:
         """Remove a model directory (renamed away first, so it vanishes in one step).
@@ -319,11 +384,17 @@ def load_keras_file(path: Path, origin: str | None = None) -> keras.Model:
         ) from None
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented, key-sorted JSON (the form of every JSON file in a model directory)."""
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object from a model directory.
+
+    Raises:
+        ModelStoreError: the file is unreadable, not JSON, or not an object.
+    """
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -343,7 +414,8 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
-def _read_history(path: Path) -> list[dict[str, float]]:
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Per-epoch metrics from a ``history.csv`` (empty when the file is absent)."""
     if not path.is_file():
         return []
     with path.open(newline="") as handle:

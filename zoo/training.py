@@ -450,28 +450,83 @@ def build_model(spec: TrainSpec) -> keras.Model:
     return model
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a fit stands: sent by ``fit``, kept by the run store (``Run.progress``), shown by the
+    pages and the CLI."""
+
+    step: int  # batches done so far, over all epochs
+    total_steps: int
+    epoch: int  # the current epoch, from 1
+    num_epochs: int
+    samples_per_second: float
+    eta_seconds: float
+    elapsed_seconds: float
+
+    @property
+    def fraction_done(self) -> float:
+        """Steps done as a fraction of all steps, in [0, 1]."""
+        return min(self.step / max(self.total_steps, 1), 1.0)
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float]) -> Progress:
+        """The record ``to_dict`` made."""
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DecisionSurface:
+    """A binary classifier's probability and every hidden unit's activation over a grid of points,
+    as it stood at ``step``/``epoch``: sent by ``fit``, kept by the run store, drawn by the charts.
+
+    Lists (not arrays), so the record is JSON-ready; ``probability[i][j]`` is at ``(x[j], y[i])``.
+    """
+
+    x: list[float]  # grid coordinates along x
+    y: list[float]  # grid coordinates along y
+    probability: list[list[float]]  # resolution x resolution
+    hidden: list[list[list[list[float]]]]  # per hidden layer, per unit, a resolution x resolution grid
+    step: int
+    epoch: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DecisionSurface:
+        """The record ``to_dict`` made."""
+        return cls(**values)
+
+
 class ProgressReporter(Protocol):
     """Where ``fit`` sends progress; ``zoo.jobs`` writes it to the run store."""
 
-    def batch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None: ...
+    def batch(self, metrics: dict[str, float], progress: Progress) -> None: ...
 
-    def epoch(self, step: int, epoch: int, metrics: dict[str, float], progress: dict[str, float]) -> None: ...
+    def epoch(self, metrics: dict[str, float], progress: Progress) -> None: ...
 
-    def surface(self, step: int, epoch: int, surface: dict[str, Any]) -> None: ...
+    def surface(self, surface: DecisionSurface) -> None: ...
 
     def event(self, kind: str, message: str) -> None: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitResult:
-    """How a fit ended, with the model as it stands at that point."""
+    """How a fit ended, with the model as it stands at that point (evaluate it with
+    ``zoo.evaluation.evaluate_model`` unless it diverged)."""
 
     model: keras.Model
     status: str  # completed, stopped or diverged
     history: list[dict[str, float]] = field(default_factory=list)
-    evaluation: dict[str, Any] = field(default_factory=dict)
     diverged_step: int | None = None
     message: str = ""
+    # A fine-tuning run's accuracy before and after (``fine_tuning_scores``), kept with its metrics.
+    fine_tuning: dict[str, dict[str, float | int]] | None = None
 
 
 def fit(
@@ -485,12 +540,9 @@ def fit(
     ``data`` is what ``load_training_data(spec)`` returns, for a caller that loaded it already.
 
     A stop request ends training after the current batch; a loss that is NaN, infinite or
-    ``DIVERGENCE_FACTOR`` times its first value ends it as diverged. The test set is evaluated
-    whenever the weights are usable.
+    ``DIVERGENCE_FACTOR`` times its first value ends it as diverged.
     """
     import keras
-
-    from zoo.evaluation import evaluate_predictions
 
     keras.utils.set_random_seed(spec.seed)
     data = data or load_training_data(spec)
@@ -538,12 +590,8 @@ def fit(
                 f"rate {spec.learning_rate:g} is too large for this model; try one 10 times smaller."
             ),
         )
-    probabilities = predict_in_batches(model, data.x_test)
-    evaluation = evaluate_predictions(data.y_test, probabilities).to_dict()
-    if before is not None:
-        evaluation["fine_tuning"] = {"before": before, "after": fine_tuning_scores(model, data)}
-    status = "stopped" if callback.stopped else "completed"
-    return FitResult(model, status, rows, evaluation=evaluation)
+    fine_tuning = None if before is None else {"before": before, "after": fine_tuning_scores(model, data)}
+    return FitResult(model, "stopped" if callback.stopped else "completed", rows, fine_tuning=fine_tuning)
 
 
 def fine_tuning_scores(model: keras.Model, data: TrainingData) -> dict[str, float | int]:
@@ -643,46 +691,44 @@ def make_progress_callback(
             if now - self.last_report >= REPORT_INTERVAL_SECONDS or self.stopped:
                 self.last_report = now
                 metrics = {name: float(value) for name, value in logs.items()}  # only when reported
-                self.reporter.batch(step, self.epoch_index + 1, metrics, self._progress(step, now))
+                self.reporter.batch(metrics, self._progress(step, now))
 
         def on_epoch_end(self, epoch, logs=None):
             step = self.step  # after a stop, the epoch ends early: not at (epoch + 1) * steps_per_epoch
             metrics = {name: float(value) for name, value in (logs or {}).items()}
             if self.diverged_step is None:
-                self.reporter.epoch(step, epoch + 1, metrics, self._progress(step, time.perf_counter()))
+                self.reporter.epoch(metrics, self._progress(step, time.perf_counter()))
             now = time.perf_counter()
             last_epoch = epoch + 1 == self.num_epochs or self.model.stop_training
             if self.surface_points is not None and (
                 now - self.last_surface >= REPORT_INTERVAL_SECONDS or last_epoch
             ):
                 self.last_surface = now
-                self.reporter.surface(step, epoch + 1, decision_surface(self.model, self.surface_points))
+                surface = decision_surface(self.model, self.surface_points, step=step, epoch=epoch + 1)
+                self.reporter.surface(surface)
 
-        def _progress(self, step: int, now: float) -> dict[str, float]:
+        def _progress(self, step: int, now: float) -> Progress:
             elapsed = max(now - self.start_time, 1e-9)
             total_steps = self.steps_per_epoch * self.num_epochs
             steps_per_second = step / elapsed
-            return {
-                "step": step,
-                "total_steps": total_steps,
-                "epoch": self.epoch_index + 1,
-                "num_epochs": self.num_epochs,
-                "samples_per_second": steps_per_second * self.batch_size,
-                "eta_seconds": max(total_steps - step, 0) / steps_per_second if steps_per_second else 0.0,
-                "elapsed_seconds": elapsed,
-            }
+            return Progress(
+                step=step,
+                total_steps=total_steps,
+                epoch=self.epoch_index + 1,
+                num_epochs=self.num_epochs,
+                samples_per_second=steps_per_second * self.batch_size,
+                eta_seconds=max(total_steps - step, 0) / steps_per_second if steps_per_second else 0.0,
+                elapsed_seconds=elapsed,
+            )
 
     return ProgressCallback()
 
 
 def decision_surface(
-    model: keras.Model, points: np.ndarray, resolution: int = SURFACE_RESOLUTION
-) -> dict[str, Any]:
-    """The classifier's probability and every hidden unit's activation over a grid around ``points``.
-
-    Returns a JSON-ready dict: ``x`` and ``y`` (grid coordinates), ``probability``
-    (resolution x resolution) and ``hidden`` (per layer, per unit, a resolution x resolution grid).
-    """
+    model: keras.Model, points: np.ndarray, *, step: int, epoch: int, resolution: int = SURFACE_RESOLUTION
+) -> DecisionSurface:
+    """The classifier's probability and every hidden unit's activation over a grid around ``points``,
+    as the model stands at ``step`` (in ``epoch``)."""
     import keras
 
     low, high = points.min(axis=0) - 0.5, points.max(axis=0) + 0.5
@@ -692,15 +738,17 @@ def decision_surface(
     probe = keras.Model(model.inputs[0], [layer.output for layer in hidden_layers] + [model.outputs[0]])
     *hidden_outputs, probability = (np.asarray(output) for output in probe(grid, training=False))
     shape = (resolution, resolution)
-    return {
-        "x": np.round(xs, 4).tolist(),
-        "y": np.round(ys, 4).tolist(),
-        "probability": np.round(probability.reshape(shape), 4).tolist(),
-        "hidden": [
+    return DecisionSurface(
+        x=np.round(xs, 4).tolist(),
+        y=np.round(ys, 4).tolist(),
+        probability=np.round(probability.reshape(shape), 4).tolist(),
+        hidden=[
             [np.round(output[:, unit].reshape(shape), 4).tolist() for unit in range(output.shape[1])]
             for output in hidden_outputs
         ],
-    }
+        step=step,
+        epoch=epoch,
+    )
 
 
 def distribution_scope(spec: TrainSpec, reporter: ProgressReporter) -> contextlib.AbstractContextManager:

@@ -272,7 +272,7 @@ def saved_model_evaluation(name: str) -> tuple[Evaluation, str]:
     """Per-example evaluation of a local-zoo model on its test set (loads TensorFlow; cached
     per model version, so a re-saved model is evaluated again)."""
     entry = model_store().entry(name)
-    return _saved_model_evaluation(str(model_store().root), name, float(entry.config.get("created_at", 0)))
+    return _saved_model_evaluation(str(model_store().root), name, float(entry.config.created_at or 0))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -401,17 +401,15 @@ def show_progress(run: Run, unit: str = "images") -> None:
         )
         return
     progress = run.progress
-    if not progress:
+    if progress is None:
         st.progress(0.0, text="Starting: building the model…")
         return
-    total = max(int(progress.get("total_steps", 1)), 1)
-    step = int(progress.get("step", 0))
     text = (
-        f"Epoch {int(progress.get('epoch', 0))}/{int(progress.get('num_epochs', 0))} · "
-        f"step {step}/{total} · {progress.get('samples_per_second', 0):,.0f} {unit}/s · "
-        f"ETA {format_seconds(progress.get('eta_seconds'))}"
+        f"Epoch {progress.epoch}/{progress.num_epochs} · "
+        f"step {progress.step}/{progress.total_steps} · {progress.samples_per_second:,.0f} {unit}/s · "
+        f"ETA {format_seconds(progress.eta_seconds)}"
     )
-    st.progress(min(step / total, 1.0), text=text)
+    st.progress(progress.fraction_done, text=text)
 
 
 def show_run_outcome(run: Run) -> None:

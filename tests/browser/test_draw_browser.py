@@ -9,7 +9,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from zoo.hosting import LOCAL_USER
-from zoo.store import ModelStore, load_keras_file
+from zoo.store import ModelConfig, ModelStore, load_keras_file
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 90_000  # a cold server imports TensorFlow and compiles the model first
@@ -31,7 +31,7 @@ def stroke(page, points) -> None:
 def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
     streamlit_app, browser_page, screenshot, starter_cnn_file, a_seven, zoo_home, tmp_path
 ):
-    ModelStore().save(load_keras_file(starter_cnn_file), "test-cnn", config={"kind": "cnn"})
+    ModelStore().save(load_keras_file(starter_cnn_file), "test-cnn", config=ModelConfig("cnn"))
     base_url = streamlit_app(env={"ZOO_HOME": str(zoo_home)})
     page = browser_page
     page.goto(f"{base_url}/draw")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from zoo.runs import Run
+    from zoo.training import DecisionSurface
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
 CLASS_COLORS = ("#d62728", "#1f77b4")  # class 0, class 1
@@ -107,7 +108,7 @@ def loss_curves(frame: pd.DataFrame) -> go.Figure:
 
 
 def decision_boundary(
-    surface: Mapping[str, Any] | None,
+    surface: DecisionSurface | None,
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_test: np.ndarray,
@@ -121,9 +122,9 @@ def decision_boundary(
     if surface is not None:
         traces.append(
             go.Heatmap(
-                x=np.asarray(surface["x"]),
-                y=np.asarray(surface["y"]),
-                z=np.asarray(surface["probability"], dtype=np.float32),
+                x=np.asarray(surface.x),
+                y=np.asarray(surface.y),
+                z=np.asarray(surface.probability, dtype=np.float32),
                 zmin=0,
                 zmax=1,
                 colorscale=BOUNDARY_COLORSCALE,
@@ -133,9 +134,9 @@ def decision_boundary(
         )
         traces.append(
             go.Contour(
-                x=np.asarray(surface["x"]),
-                y=np.asarray(surface["y"]),
-                z=np.asarray(surface["probability"], dtype=np.float32),
+                x=np.asarray(surface.x),
+                y=np.asarray(surface.y),
+                z=np.asarray(surface.probability, dtype=np.float32),
                 contours={"start": 0.5, "end": 0.5, "size": 1, "coloring": "none"},
                 line={"color": "black", "width": 2},
                 showscale=False,
@@ -168,7 +169,7 @@ def decision_boundary(
                 )
             )
     figure = go.Figure(traces)
-    title = "Decision boundary" + (f" · epoch {surface['epoch']}" if surface and "epoch" in surface else "")
+    title = "Decision boundary" + (f" · epoch {surface.epoch}" if surface else "")
     figure.update_layout(
         title=title,
         height=460,
@@ -179,10 +180,10 @@ def decision_boundary(
     return figure
 
 
-def hidden_unit_maps(surface: Mapping[str, Any]) -> go.Figure:
+def hidden_unit_maps(surface: DecisionSurface) -> go.Figure:
     """What each hidden unit computes: its activation over the plane, one small heatmap per unit
     (one row per layer)."""
-    layers = surface["hidden"]
+    layers = surface.hidden
     columns = max(len(units) for units in layers)
     figure = make_subplots(
         rows=len(layers),
@@ -195,7 +196,7 @@ def hidden_unit_maps(surface: Mapping[str, Any]) -> go.Figure:
         horizontal_spacing=0.03,
         vertical_spacing=0.12 if len(layers) > 1 else 0.0,
     )
-    x, y = np.asarray(surface["x"]), np.asarray(surface["y"])
+    x, y = np.asarray(surface.x), np.asarray(surface.y)
     for layer, units in enumerate(layers):
         for unit, grid in enumerate(units):
             figure.add_trace(
