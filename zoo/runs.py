@@ -501,10 +501,7 @@ class RunStore:
     def add_event(self, run_id: str, kind: str, message: str) -> None:
         """Append a line to the run's event log (data source, warnings, failures)."""
         with self._connect() as connection:
-            connection.execute(
-                "INSERT INTO events (run_id, time, kind, message) VALUES (?,?,?,?)",
-                (run_id, time.time(), kind, message),
-            )
+            _insert_event(connection, run_id, kind, message)
 
     def finish(
         self,
@@ -518,14 +515,16 @@ class RunStore:
         """Close a run with its final status; a run that already ended is left as it is."""
         if status not in FINAL_STATUSES:
             raise RunError(f"status {status!r} is not final: use one of {', '.join(FINAL_STATUSES)}.")
-        with self._connect() as connection:
+        now = time.time()
+        # One transaction: a reader that sees the run ended also sees why in its event log.
+        with self._transaction() as connection:
             closed = connection.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, message = ?, final_metrics = ?, "
                 "model_name = COALESCE(?, model_name) WHERE id = ? AND status IN ('queued', 'running')",
-                (status, time.time(), message, json.dumps(final_metrics or {}), model_name, run_id),
+                (status, now, message, json.dumps(final_metrics or {}), model_name, run_id),
             ).rowcount
-        if closed:  # two readers may both find the same dead worker: one event, not two
-            self.add_event(run_id, status, message or status)
+            if closed:  # two readers may both find the same dead worker: one event, not two
+                _insert_event(connection, run_id, status, message or status)
 
     def request_stop(self, run_id: str, *, by: User) -> Run:
         """Ask a run to stop: a queued run stops at once, a running one after its current batch.
@@ -766,6 +765,13 @@ def _check_active_caps(connection: sqlite3.Connection, owner: str, limits: Limit
         raise PermissionDenied(
             f"this host has {everyone} runs queued or running, its limit; start this run again when one ends."
         )
+
+
+def _insert_event(connection: sqlite3.Connection, run_id: str, kind: str, message: str) -> None:
+    connection.execute(
+        "INSERT INTO events (run_id, time, kind, message) VALUES (?,?,?,?)",
+        (run_id, time.time(), kind, message),
+    )
 
 
 def _worker_failure(
