@@ -48,16 +48,11 @@ LAST_STEP_ON_CHART = """(step) => {
 FRAGMENT_TIME_KEY = "zoo.refresh_seconds.train-live"
 
 
-def progress(step: int, epoch: int) -> dict[str, float]:
+def progress(step: int, epoch: int):
+    from zoo.training import Progress
+
     total = STEPS_PER_EPOCH * NUM_EPOCHS
-    return {
-        "step": step,
-        "total_steps": total,
-        "epoch": epoch,
-        "num_epochs": NUM_EPOCHS,
-        "samples_per_second": 1500.0,
-        "eta_seconds": (total - step) / 12,
-    }
+    return Progress(step, total, epoch, NUM_EPOCHS, 1500.0, (total - step) / 12, step / 12)
 
 
 def fill_run_store() -> str:
@@ -79,18 +74,12 @@ def fill_run_store() -> str:
             step = (epoch - 1) * STEPS_PER_EPOCH + batch
             loss = 2.3 / (1 + step / 50) + rng.random() * 0.05
             store.log_metrics(
-                run_id,
-                step,
-                epoch,
-                {"batch/loss": loss, "batch/accuracy": 1 - loss / 2.4},
-                progress(step, epoch),
+                run_id, {"batch/loss": loss, "batch/accuracy": 1 - loss / 2.4}, progress(step, epoch)
             )
         epoch_metrics = {"loss": loss, "accuracy": 1 - loss / 2.4, "val_loss": loss * 1.1}
         epoch_metrics["val_accuracy"] = 1 - loss / 2.2
         store.log_metrics(
             run_id,
-            step,
-            epoch,
             {
                 **{f"epoch/{name}": value for name, value in epoch_metrics.items()},
                 "epoch/samples_per_second": 1500,
@@ -103,9 +92,7 @@ def fill_run_store() -> str:
 def log_one_step(run_id: str, step: int) -> None:
     from zoo.runs import RunStore
 
-    RunStore().log_metrics(
-        run_id, step, NUM_EPOCHS, {"batch/loss": 0.05, "batch/accuracy": 0.99}, progress(step, NUM_EPOCHS)
-    )
+    RunStore().log_metrics(run_id, {"batch/loss": 0.05, "batch/accuracy": 0.99}, progress(step, NUM_EPOCHS))
 
 
 def home_script_seconds(repeats: int) -> list[float]:

@@ -42,43 +42,40 @@ PAGE_GUIDE = [
 ]
 PAGES_DIRECTORY = Path(__file__).parent
 
-ui.run_through_app()
-st.title("Zoo Studio")
-st.write(
-    "See how neural networks learn. Train the two networks of the articles — a convolutional network "
-    "that reads handwritten digits and a tiny binary classifier — on this machine, watch them learn "
-    "live, measure how good they are, and keep the results in your local zoo."
-)
 
-user = ui.current_user()
-columns = st.columns(3)
-for index, (file, title, icon, blurb) in enumerate(
-    entry
-    for entry in PAGE_GUIDE
-    if (PAGES_DIRECTORY / entry[0]).is_file() and ui.page_is_open(f"pages/{entry[0]}", user)
-):
-    with columns[index % 3].container(border=True):
-        st.page_link(f"pages/{file}", label=title, icon=icon)
-        st.caption(blurb)
+def page_guide(user) -> None:
+    """One card per page that exists and is open to ``user``, with what it is for."""
+    columns = st.columns(3)
+    for index, (file, title, icon, blurb) in enumerate(
+        entry
+        for entry in PAGE_GUIDE
+        if (PAGES_DIRECTORY / entry[0]).is_file() and ui.page_is_open(f"pages/{entry[0]}", user)
+    ):
+        with columns[index % 3].container(border=True):
+            st.page_link(f"pages/{file}", label=title, icon=icon)
+            st.caption(blurb)
 
-checks = check_health()
-with st.expander(
-    "Health: all checks ok" if all(check.ok for check in checks) else "Health: something needs attention",
-    expanded=not all(check.ok for check in checks),
-    icon=":material/health_and_safety:",
-):
-    for check in checks:
-        (st.success if check.ok else st.error)(f"**{check.name}**: {check.detail}")
-    st.caption("The same checks: `python -m zoo doctor` (exit code 1 when one fails).")
 
-runs_column, models_column = st.columns(2)
-with runs_column:
+def health() -> None:
+    """The studio's self-checks, open when one fails."""
+    checks = check_health()
+    with st.expander(
+        "Health: all checks ok" if all(check.ok for check in checks) else "Health: something needs attention",
+        expanded=not all(check.ok for check in checks),
+        icon=":material/health_and_safety:",
+    ):
+        for check in checks:
+            (st.success if check.ok else st.error)(f"**{check.name}**: {check.detail}")
+        st.caption("The same checks: `python -m zoo doctor` (exit code 1 when one fails).")
+
+
+def recent_runs(user) -> None:
     st.subheader("Recent runs")
     runs = ui.run_store().list_runs(limit=8)
     for run in runs:
         accuracy = run.final_metrics.get("accuracy")
         scored = f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""
-        duration = ui.format_seconds(run.duration_seconds)
+        duration = ui.format_duration(run.duration_seconds)
         label = f"{run.kind} run {run.id} · {run.status}{scored} · {duration}"
         if user.signed_in:
             st.page_link(ui.PAGE_OF_KIND[run.kind], label=label, query_params={ui.RUN_QUERY_KEY: run.id})
@@ -89,19 +86,35 @@ with runs_column:
     else:
         st.info("No runs yet. Start one on **Playground** (seconds) or **Train** (the MNIST CNN).")
 
-with models_column:
+
+def local_models() -> None:
     st.subheader("Models in the local zoo")
     entries = ui.model_store().entries()
-    st.markdown(
-        "\n".join(
-            f"- **{entry.name}** ({entry.kind})"
-            + (f" · test accuracy {entry.metrics['accuracy']:.1%}" if "accuracy" in entry.metrics else "")
-            + (f" · {entry.config.data_source.split(';')[0]}" if entry.config.data_source else "")
-            for entry in entries
-        )
-    )
+    st.markdown("\n".join(f"- {ui.describe_model(entry)} ({entry.kind})" for entry in entries))
     if not entries:
         st.info(
             "The local zoo is empty. Every finished run saves its model here; "
             "train one, or pull one from the Hub."
         )
+
+
+def home_page() -> None:
+    """What the studio does, where to go next, recent runs and the models in the local zoo."""
+    ui.run_through_app()
+    st.title("Zoo Studio")
+    st.write(
+        "See how neural networks learn. Train the two networks of the articles — a convolutional network "
+        "that reads handwritten digits and a tiny binary classifier — on this machine, watch them learn "
+        "live, measure how good they are, and keep the results in your local zoo."
+    )
+    user = ui.current_user()
+    page_guide(user)
+    health()
+    runs_column, models_column = st.columns(2)
+    with runs_column:
+        recent_runs(user)
+    with models_column:
+        local_models()
+
+
+home_page()

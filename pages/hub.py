@@ -107,7 +107,7 @@ def revisions_section(token: str | None) -> None:
         return
     repo_id, rows = st.session_state[REVISIONS_KEY]
     st.dataframe(rows, hide_index=True, width="stretch")
-    choices = [row["commit"] if row["kind"] == "commit" else row["name"] for row in rows]
+    choices = [row["commit"] if row["ref_type"] == "commit" else row["name"] for row in rows]
     first_column, second_column = st.columns(2)
     first = first_column.selectbox("Compare", choices, index=min(1, len(choices) - 1), key="hub-first")
     second = second_column.selectbox("with", choices, key="hub-second")
@@ -143,22 +143,27 @@ def show_comparison(comparison: hub.RevisionComparison) -> None:
         st.info("Neither revision's model card declares metrics.")
 
 
-ui.run_through_app()
-ui.require_sign_in("push and pull models")
-st.title("Hub")
-st.write(
-    f"The hosted zoo on **{hub.hub_endpoint()}**: push a model of your local zoo with a generated "
-    "model card, pull anyone's model (at a branch, tag or exact commit) for the Draw page, and "
-    "compare the revisions of a repo."
-)
-hub_token = ui.hub_token_field()
-st.caption(f"Token: {hub.token_source(hub_token)}.")
-push_tab, pull_tab, browse_tab, revisions_tab = st.tabs(["Push", "Pull", "Browse", "Revisions"])
-with push_tab:
-    push_section(hub_token)
-with pull_tab:
-    pull_section(hub_token)
-with browse_tab:
-    browse_section(hub_token)
-with revisions_tab:
-    revisions_section(hub_token)
+def hub_page() -> None:
+    """The Hub: push, pull, browse, and a repo's revisions compared and tagged, one tab each."""
+    ui.run_through_app()
+    ui.require_sign_in("push and pull models")
+    st.title("Hub")
+    st.write(
+        f"The hosted zoo on **{hub.hub_endpoint()}**: push a model of your local zoo with a generated "
+        "model card, pull anyone's model (at a branch, tag or exact commit) for the Draw page, and "
+        "compare the revisions of a repo."
+    )
+    hub_token = ui.hub_token_field()
+    st.caption(f"Token: {hub.token_source(hub_token)}.")
+    push_tab, pull_tab, browse_tab, revisions_tab = st.tabs(["Push", "Pull", "Browse", "Revisions"])
+    with push_tab:
+        push_section(hub_token)
+    with pull_tab:
+        pull_section(hub_token)
+    with browse_tab:
+        browse_section(hub_token)
+    with revisions_tab:
+        revisions_section(hub_token)
+
+
+hub_page()

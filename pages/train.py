@@ -7,8 +7,9 @@ import streamlit as st
 from zoo import jobs, ui
 from zoo.charts import training as charts
 from zoo.errors import ZooError
+from zoo.runs import Run
 from zoo.training import TrainSpec
-from zoo.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS
+from zoo.vocabulary import ACTIVATIONS, DEVICES, NUM_DIGITS, OPTIMIZER_LABELS, OPTIMIZERS
 
 ARTICLE = TrainSpec.cnn()
 GALLERY_SIZE = 24
@@ -32,107 +33,106 @@ def show_digits(images: np.ndarray, captions: list[str]) -> None:
     st.image([charts.enlarge_digit(image) for image in images], caption=captions, width=84)
 
 
-ui.run_through_app()
-user = ui.require_sign_in("train a model")
-ui.keep_workers_warm()
-st.title("Train the MNIST CNN")
-st.caption(
-    "The article's network: three 3x3 convolutions (32, 64, 64 filters) with max-pooling, a dense "
-    "layer of 64 and a softmax over the ten digits, trained with Adam. Defaults are the article's."
-)
-run = ui.followed_run("cnn")
-shown = run.spec if run is not None else ARTICLE  # the form shows the followed run's settings
-sources = ui.mnist_sources()
-source_choice = ui.mnist_source_choice(shown.mnist_source, sources)
+def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]:
+    """The form, filled with ``shown``'s settings: whether it was submitted, and the spec to start.
 
-with st.form("hyperparameters"):
-    architecture, optimisation, data_and_device = st.columns(3)
-    with architecture:
-        st.markdown("**Architecture**")
-        filter_columns = st.columns(3)
-        conv_filters = tuple(
-            filter_columns[index].number_input(f"Conv {index + 1} filters", 1, 256, bounded(filters, 1, 256))
-            for index, filters in enumerate(shown.conv_filters)
-        )
-        dense_units = st.number_input("Dense units", 1, 1024, bounded(shown.hidden_units[0], 1, 1024))
-        activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(shown.activation))
-        seed = st.number_input("Seed", 0, 99_999, bounded(shown.seed, 0, 99_999))
-    with optimisation:
-        st.markdown("**Optimisation**")
-        optimizer = st.selectbox(
-            "Optimizer",
-            OPTIMIZERS,
-            index=OPTIMIZERS.index(shown.optimizer),
-            format_func=OPTIMIZER_LABELS.get,
-        )
-        learning_rate = st.number_input(
-            "Learning rate", 0.00001, 1.0, bounded(shown.learning_rate, 0.00001, 1.0), 0.0005, format="%.5f"
-        )
-        momentum = st.number_input(
-            "Momentum μ (the Momentum optimizer only)", 0.0, 0.99, bounded(shown.momentum, 0.0, 0.99), 0.05
-        )
-        batch_size = st.number_input("Batch size", 8, 2048, bounded(shown.batch_size, 8, 2048), 32)
-        num_epochs = st.number_input("Epochs", 1, 100, bounded(shown.num_epochs, 1, 100))
-        validation_split = st.slider("Validation split", 0.0, 0.5, shown.validation_split, 0.05)
-    with data_and_device:
-        st.markdown("**Data and device**")
-        source = st.radio(
-            "MNIST source", tuple(sources), index=tuple(sources).index(source_choice), format_func=sources.get
-        )
-        if ui.FILE_SOURCE in sources:
-            given = st.text_input(
-                "Path of mnist.npz (for a file source)",
-                value=shown.mnist_source if source_choice == ui.FILE_SOURCE else "",
-                placeholder="/data/mnist.npz",
+    Bad settings are said with ``st.error`` and give no spec."""
+    sources = ui.mnist_sources()
+    source_choice = ui.mnist_source_choice(shown.mnist_source, sources)
+    with st.form("hyperparameters"):
+        architecture, optimisation, data_and_device = st.columns(3)
+        with architecture:
+            st.markdown("**Architecture**")
+            filter_columns = st.columns(3)
+            conv_filters = tuple(
+                filter_columns[index].number_input(
+                    f"Conv {index + 1} filters", 1, 256, bounded(filters, 1, 256)
+                )
+                for index, filters in enumerate(shown.conv_filters)
             )
-        else:  # a shared host: no server paths from visitors, an upload instead
-            given = st.file_uploader("mnist.npz to upload (for an upload source)", type=["npz"])
-        max_train_samples = st.number_input(
-            "Training images to use (0 = all)",
-            0,
-            60_000,
-            bounded(shown.max_train_samples or 0, 0, 60_000),
-            1000,
-            help="A few thousand train in seconds.",
-        )
-        device = st.radio(
-            "Device",
-            ("auto", "cpu"),
-            index=("auto", "cpu").index(shown.device),
-            format_func=lambda choice: f"Auto: {ui.device_description()}" if choice == "auto" else "CPU",
-        )
-        mixed_precision = st.checkbox(
-            "Mixed precision (GPU only)",
-            shown.mixed_precision,
-            help="On a CPU the run uses float32 and says so.",
-        )
-        augment = st.toggle(
-            "Augment the training digits",
-            shown.augment,
-            help="Each epoch sees the digits freshly rotated (±10°), scaled, shifted, slanted, thickened "
-            "or thinned, as people draw them; off for the article's recipe.",
-        )
-        printed = st.toggle(
-            "Add printed digits",
-            shown.printed,
-            help="The digits 0-9 typed in this machine's fonts join the training digits (about 5%), "
-            "so digits drawn like print (a 1 with a foot, an open 4) are read too.",
-        )
-        model_name = st.text_input("Model name (optional)", placeholder="mnist-cnn", max_chars=80)
-    submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
-
-with st.expander("What an augmented run trains on", expanded=shown.augment):
-    st.caption(
-        "Each row: a training digit as MNIST has it, then five random changes of it like those an "
-        "augmented run draws afresh every epoch."
-    )
-    for row in ui.augmentation_examples(seed=shown.seed):
-        show_digits(row, ["as it is"] + ["augmented"] * (len(row) - 1))
-
-if submitted:
+            dense_units = st.number_input("Dense units", 1, 1024, bounded(shown.hidden_units[0], 1, 1024))
+            activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(shown.activation))
+            seed = st.number_input("Seed", 0, 99_999, bounded(shown.seed, 0, 99_999))
+        with optimisation:
+            st.markdown("**Optimisation**")
+            optimizer = st.selectbox(
+                "Optimizer",
+                OPTIMIZERS,
+                index=OPTIMIZERS.index(shown.optimizer),
+                format_func=OPTIMIZER_LABELS.get,
+            )
+            learning_rate = st.number_input(
+                "Learning rate",
+                0.00001,
+                1.0,
+                bounded(shown.learning_rate, 0.00001, 1.0),
+                0.0005,
+                format="%.5f",
+            )
+            momentum = st.number_input(
+                "Momentum μ (the Momentum optimizer only)",
+                0.0,
+                0.99,
+                bounded(shown.momentum, 0.0, 0.99),
+                0.05,
+            )
+            batch_size = st.number_input("Batch size", 8, 2048, bounded(shown.batch_size, 8, 2048), 32)
+            num_epochs = st.number_input("Epochs", 1, 100, bounded(shown.num_epochs, 1, 100))
+            validation_split = st.slider("Validation split", 0.0, 0.5, shown.validation_split, 0.05)
+        with data_and_device:
+            st.markdown("**Data and device**")
+            source = st.radio(
+                "MNIST source",
+                tuple(sources),
+                index=tuple(sources).index(source_choice),
+                format_func=sources.get,
+            )
+            if ui.FILE_SOURCE in sources:
+                given = st.text_input(
+                    "Path of mnist.npz (for a file source)",
+                    value=shown.mnist_source if source_choice == ui.FILE_SOURCE else "",
+                    placeholder="/data/mnist.npz",
+                )
+            else:  # a shared host: no server paths from visitors, an upload instead
+                given = st.file_uploader("mnist.npz to upload (for an upload source)", type=["npz"])
+            max_train_samples = st.number_input(
+                "Training images to use (0 = all)",
+                0,
+                60_000,
+                bounded(shown.max_train_samples or 0, 0, 60_000),
+                1000,
+                help="A few thousand train in seconds.",
+            )
+            device = st.radio(
+                "Device",
+                DEVICES,
+                index=DEVICES.index(shown.device),
+                format_func=lambda choice: f"Auto: {ui.device_description()}" if choice == "auto" else "CPU",
+            )
+            mixed_precision = st.checkbox(
+                "Mixed precision (GPU only)",
+                shown.mixed_precision,
+                help="On a CPU the run uses float32 and says so.",
+            )
+            augment = st.toggle(
+                "Augment the training digits",
+                shown.augment,
+                help="Each epoch sees the digits freshly rotated (±10°), scaled, shifted, slanted, "
+                "thickened, thinned or coarsened, as people draw them; off for the article's recipe.",
+            )
+            printed = st.toggle(
+                "Add printed digits",
+                shown.printed,
+                help="The digits 0-9 typed in this machine's fonts join the training digits (about 5%), "
+                "so digits drawn like print (a 1 with a foot, an open 4) are read too.",
+            )
+            model_name = st.text_input("Model name (optional)", placeholder="mnist-cnn", max_chars=80)
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+    if not submitted:
+        return False, None
     try:
         mnist_source = ui.chosen_mnist_source(source, given, user)
-        spec = TrainSpec.cnn(
+        return True, TrainSpec.cnn(
             conv_filters=conv_filters,
             hidden_units=(dense_units,),
             activation=activation,
@@ -151,132 +151,177 @@ if submitted:
             printed=printed,
             model_name=model_name.strip() or None,
         )
-        run = ui.run_store().get(jobs.submit(spec, ui.run_store(), by=user))
-        ui.follow_run(run.id)
-        for key in CELL_KEYS:
-            st.session_state.pop(key, None)
-        st.rerun()  # the sidebar, drawn before this page, shows the new live run too
     except ZooError as error:
         st.error(str(error))
+        return True, None
 
-if run is None:
-    if not submitted:
-        st.info(
-            "No run yet on this page. Press **Start training**: with the embedded digits and one epoch "
-            "it takes a few seconds; the article's 10 epochs on the full MNIST take minutes on a CPU."
+
+def show_augmentation_examples(shown: TrainSpec) -> None:
+    with st.expander("What an augmented run trains on", expanded=shown.augment):
+        st.caption(
+            "Each row: a training digit as MNIST has it, then five random changes of it like those an "
+            "augmented run draws afresh every epoch."
         )
-    st.stop()
-
-live = run.is_active
-if (
-    live
-    and ui.may_manage_owner(run.owner)
-    and st.button(
-        "Stop", icon=":material/stop:", help="The run stops after its current batch; the model is kept."
-    )
-):
-    ui.stop_run(run)
+        for row in ui.augmentation_examples(seed=shown.seed):
+            show_digits(row, ["as it is"] + ["augmented"] * (len(row) - 1))
 
 
-def show_run(live: bool) -> bool:
-    """The followed run's status line, progress bar and live curves."""
-    current = ui.run_store().get(run.id)
-    st.markdown(
-        f"**Run {current.id}** · {current.status} · {current.device.upper()} · "
-        f"{current.spec.backend} · "
-        f"{current.data_source or 'data loading…'}"
-    )
-    if current.is_active or current.progress:
-        ui.show_progress(current)
-    frame = ui.metrics_frame(current.id)
-    st.plotly_chart(charts.batch_curves(frame), key="batch_curves")
-    st.plotly_chart(charts.epoch_curves(frame), key="epoch_curves")
-    return current.is_active
-
-
-ui.live_fragment(show_run, live=live, key="train-live")()
-if live:
-    st.stop()
-
-ui.show_run_outcome(run)
-metrics = run.final_metrics
-if not metrics:
-    st.stop()
-
-st.subheader("On the test set")
-columns = st.columns(5)
-for column, (label, value) in zip(
-    columns,
-    [
-        ("Test accuracy", f"{metrics['accuracy']:.2%}"),
-        ("Macro precision", f"{metrics['macro_precision']:.3f}"),
-        ("Macro recall", f"{metrics['macro_recall']:.3f}"),
-        ("Macro F1", f"{metrics['macro_f1']:.3f}"),
-        ("Misclassified", f"{metrics['num_misclassified']:,} / {metrics['num_examples']:,}"),
-    ],
-    strict=True,
-):
-    column.metric(label, value)
-
-matrix = np.asarray(metrics["confusion_matrix"])
-if CELL_KEYS[0] not in st.session_state:  # start on the most frequent confusion
-    off_diagonal = matrix - np.diag(np.diag(matrix))
-    st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]] = (
-        int(index) for index in np.unravel_index(off_diagonal.argmax(), matrix.shape)
-    )
-cell = (st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]])
-matrix_column, table_column = st.columns([3, 2])
-matrix_column.plotly_chart(
-    charts.confusion_matrix_figure(matrix, range(10), selected=cell),
-    key="train.confusion",
-    on_select=select_cell,
-    selection_mode="points",
-)
-with table_column:
-    st.markdown("**Per class**")
-    st.dataframe(
-        charts.per_class_table(metrics["per_class"]),
-        hide_index=True,
-        column_config={
-            name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "F1")
-        },
-    )
-
-model_name = ui.model_of_run(run)
-if model_name is None:
-    st.info("This run's model is no longer in the local zoo, so its test digits cannot be shown.")
-    st.stop()
-
-st.subheader("Test digits by cell")
-st.caption("Click a cell of the confusion matrix, or choose one here.")
-true_column, predicted_column = st.columns(2)
-true_digit = true_column.selectbox("True digit", range(10), key=CELL_KEYS[0])
-predicted_digit = predicted_column.selectbox("Predicted digit", range(10), key=CELL_KEYS[1])
-with st.spinner("Scoring the test digits with the saved model (loads TensorFlow the first time)…"):
+def start_run(spec: TrainSpec, user) -> None:
+    """Start a run for ``spec`` as ``user`` and follow it (an error is said on the page)."""
     try:
-        evaluation, _ = ui.saved_model_evaluation(model_name)
-        images, labels = ui.mnist_test_set(run.spec.mnist_source)
+        run_id = jobs.submit(spec, ui.run_store(), by=user)
     except ZooError as error:
-        st.error(f"The test digits cannot be shown: {error}")
-        st.stop()
-predicted = np.asarray(evaluation.predicted)
-confidence = np.asarray(evaluation.confidence)
-chosen = np.flatnonzero((labels == true_digit) & (predicted == predicted_digit))
-st.write(f"{len(chosen):,} test digits are {true_digit} and were read as {predicted_digit}.")
-if len(chosen):
-    shown = chosen[:GALLERY_SIZE]
-    show_digits(images[shown], [f"{confidence[index]:.0%}" for index in shown])
+        st.error(str(error))
+        return
+    ui.follow_run(run_id)
+    for key in CELL_KEYS:
+        st.session_state.pop(key, None)
+    st.rerun()  # the sidebar, drawn before this page, shows the new live run too
 
-st.subheader("Misclassified digits")
-mistakes = np.asarray(evaluation.misclassified, dtype=int)
-if len(mistakes):
-    st.caption(f"The {min(GALLERY_SIZE, len(mistakes))} most confident mistakes of {len(mistakes):,}.")
-    shown = mistakes[np.argsort(-confidence[mistakes])][:GALLERY_SIZE]
-    show_digits(
-        images[shown],
-        [f"true {labels[index]} → {predicted[index]} ({confidence[index]:.0%})" for index in shown],
+
+def show_live_run(run: Run) -> None:
+    """The followed run's status line, progress bar and curves: redrawn live while it trains."""
+
+    def render(live: bool) -> bool:
+        current = ui.run_store().get(run.id)
+        st.markdown(
+            f"**Run {current.id}** · {current.status} · {current.device.upper()} · "
+            f"{current.spec.backend} · "
+            f"{current.data_source or 'data loading…'}"
+        )
+        if current.is_active or current.progress:
+            ui.show_progress(current)
+        frame = ui.metrics_frame(current.id)
+        st.plotly_chart(charts.batch_curves(frame), key="batch_curves")
+        st.plotly_chart(charts.epoch_curves(frame), key="epoch_curves")
+        return current.is_active
+
+    ui.live_fragment(render, live=run.is_active, key="train-live")()
+
+
+def show_test_scores(metrics: dict) -> None:
+    """The headline numbers, the confusion matrix (its cells choose the digits shown below) and the
+    per-class scores."""
+    st.subheader("On the test set")
+    columns = st.columns(5)
+    for column, (label, value) in zip(
+        columns,
+        [
+            ("Test accuracy", f"{metrics['accuracy']:.2%}"),
+            ("Macro precision", f"{metrics['macro_precision']:.3f}"),
+            ("Macro recall", f"{metrics['macro_recall']:.3f}"),
+            ("Macro F1", f"{metrics['macro_f1']:.3f}"),
+            ("Misclassified", f"{metrics['num_misclassified']:,} / {metrics['num_examples']:,}"),
+        ],
+        strict=True,
+    ):
+        column.metric(label, value)
+
+    matrix = np.asarray(metrics["confusion_matrix"])
+    if CELL_KEYS[0] not in st.session_state:  # start on the most frequent confusion
+        off_diagonal = matrix - np.diag(np.diag(matrix))
+        st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]] = (
+            int(index) for index in np.unravel_index(off_diagonal.argmax(), matrix.shape)
+        )
+    cell = (st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]])
+    matrix_column, table_column = st.columns([3, 2])
+    matrix_column.plotly_chart(
+        charts.confusion_matrix_figure(matrix, range(NUM_DIGITS), selected=cell),
+        key="train.confusion",
+        on_select=select_cell,
+        selection_mode="points",
     )
-else:
-    st.success("No test digit is misclassified.")
+    with table_column:
+        st.markdown("**Per class**")
+        st.dataframe(
+            charts.per_class_table(metrics["per_class"]),
+            hide_index=True,
+            column_config={
+                name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "F1")
+            },
+        )
 
-ui.keep_model_form(model_name, key="train-keep-model")
+
+def show_test_digits(run: Run, model_name: str) -> None:
+    """The test digits of the chosen confusion-matrix cell, then the most confident mistakes."""
+    st.subheader("Test digits by cell")
+    st.caption("Click a cell of the confusion matrix, or choose one here.")
+    true_column, predicted_column = st.columns(2)
+    true_digit = true_column.selectbox("True digit", range(NUM_DIGITS), key=CELL_KEYS[0])
+    predicted_digit = predicted_column.selectbox("Predicted digit", range(NUM_DIGITS), key=CELL_KEYS[1])
+    with st.spinner("Scoring the test digits with the saved model (loads TensorFlow the first time)…"):
+        try:
+            evaluation, _ = ui.saved_model_evaluation(model_name)
+            images, labels = ui.mnist_test_set(run.spec.mnist_source)
+        except ZooError as error:
+            st.error(f"The test digits cannot be shown: {error}")
+            return
+    predicted = np.asarray(evaluation.predicted)
+    confidence = np.asarray(evaluation.confidence)
+    chosen = np.flatnonzero((labels == true_digit) & (predicted == predicted_digit))
+    st.write(f"{len(chosen):,} test digits are {true_digit} and were read as {predicted_digit}.")
+    if len(chosen):
+        shown = chosen[:GALLERY_SIZE]
+        show_digits(images[shown], [f"{confidence[index]:.0%}" for index in shown])
+
+    st.subheader("Misclassified digits")
+    mistakes = np.asarray(evaluation.misclassified, dtype=int)
+    if len(mistakes):
+        st.caption(f"The {min(GALLERY_SIZE, len(mistakes))} most confident mistakes of {len(mistakes):,}.")
+        shown = mistakes[np.argsort(-confidence[mistakes])][:GALLERY_SIZE]
+        show_digits(
+            images[shown],
+            [f"true {labels[index]} → {predicted[index]} ({confidence[index]:.0%})" for index in shown],
+        )
+    else:
+        st.success("No test digit is misclassified.")
+
+
+def train_page() -> None:
+    """Set the hyperparameters, start a run and follow it live; then its scores and its digits."""
+    ui.run_through_app()
+    user = ui.require_sign_in("train a model")
+    ui.keep_workers_warm()
+    st.title("Train the MNIST CNN")
+    st.caption(
+        "The article's network: three 3x3 convolutions (32, 64, 64 filters) with max-pooling, a dense "
+        "layer of 64 and a softmax over the ten digits, trained with Adam. Defaults are the article's."
+    )
+    run = ui.followed_run("cnn")
+    shown = run.spec if run is not None else ARTICLE  # the form shows the followed run's settings
+    submitted, spec = hyperparameter_form(shown, user)
+    show_augmentation_examples(shown)
+    if spec is not None:
+        start_run(spec, user)
+    if run is None:
+        if not submitted:
+            st.info(
+                "No run yet on this page. Press **Start training**: with the embedded digits and one "
+                "epoch it takes a few seconds; the article's 10 epochs on the full MNIST take minutes "
+                "on a CPU."
+            )
+        return
+    if (
+        run.is_active
+        and ui.may_manage_owner(run.owner)
+        and st.button(
+            "Stop", icon=":material/stop:", help="The run stops after its current batch; the model is kept."
+        )
+    ):
+        ui.stop_run(run)
+    show_live_run(run)
+    if run.is_active:
+        return
+    ui.show_run_outcome(run)
+    if not run.final_metrics:
+        return
+    show_test_scores(run.final_metrics)
+    model_name = ui.model_of_run(run)
+    if model_name is None:
+        st.info("This run's model is no longer in the local zoo, so its test digits cannot be shown.")
+        return
+    show_test_digits(run, model_name)
+    ui.keep_model_form(model_name, key="train-keep-model")
+
+
+train_page()

@@ -17,7 +17,7 @@ from zoo import jobs
 from zoo.hosting import LOCAL_USER
 from zoo.runs import RunStore
 from zoo.store import ModelStore
-from zoo.training import TrainSpec
+from zoo.training import Progress, TrainSpec
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 APP = REPOSITORY / "app.py"
@@ -129,7 +129,9 @@ def test_home_empty_states_say_what_to_do_next():
     assert [t.value for t in app.title] == ["Zoo Studio"]
     info = texts(app.info)
     assert "No runs yet" in info and "Playground" in info
-    assert "The local zoo is empty" in info
+    # A fresh install's zoo holds the shipped starter, as the CLI's `models` lists it.
+    assert "The local zoo is empty" not in info
+    assert "- mnist-cnn · test accuracy 99.0% · full MNIST (cnn)" in texts(app.markdown)
     links = {link.proto.label for link in app.get("page_link")}
     assert {"Playground", "Train", "Runs"} <= links
 
@@ -138,20 +140,16 @@ def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, mnist_np
     store = RunStore()
     run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu")
     assert store.try_claim(run_id)
-    store.log_metrics(
-        run_id,
-        7,
-        1,
-        {"batch/loss": 1.5},
-        {
-            "step": 7,
-            "total_steps": 28,
-            "epoch": 1,
-            "num_epochs": 1,
-            "samples_per_second": 640,
-            "eta_seconds": 3,
-        },
+    progress = Progress(
+        step=7,
+        total_steps=28,
+        epoch=1,
+        num_epochs=1,
+        samples_per_second=640,
+        eta_seconds=3,
+        elapsed_seconds=1.2,
     )
+    store.log_metrics(run_id, {"batch/loss": 1.5}, progress)
     app = open_page()
     sidebar = texts(app.sidebar.caption)
     assert "Device:" in sidebar and ("CPU" in sidebar or "GPU" in sidebar)
@@ -342,7 +340,7 @@ def test_train_shows_augmented_digits_and_starts_an_augmented_run():
     click(app, "Start training")
     run = jobs.wait(app.query_params["run"], timeout=180)
     assert run.status == "completed" and run.spec.augment, run.message
-    assert ModelStore().entry(run.model_name).config["spec"]["augment"] is True
+    assert ModelStore().entry(run.model_name).config.spec["augment"] is True
 
 
 # --- Runs --------------------------------------------------------------------------------------

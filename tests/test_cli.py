@@ -79,15 +79,23 @@ def test_train_cnn_runs_to_completion_and_prints_the_run(trained_t1):
     assert any(line.startswith("epoch 1/1 [") for line in lines)  # the progress bar
 
 
-def test_models_lists_the_trained_model(home, trained_t1):
+def test_models_lists_the_trained_model_and_the_starter(home, trained_t1):
     models = json.loads(succeeded(run_zoo(home, "models", "--json")).stdout)
     assert [(model["name"], model["kind"], model["run_id"]) for model in models] == [
-        ("t1", "cnn", trained_t1["run"]["id"])
+        ("t1", "cnn", trained_t1["run"]["id"]),  # newest first
+        ("mnist-cnn", "cnn", "bc4512e21d19"),  # the shipped starter
     ]
     assert models[0]["accuracy"] == trained_t1["run"]["test_accuracy"]
     table = succeeded(run_zoo(home, "models")).stdout.splitlines()
     assert table[0].split() == ["name", "kind", "accuracy", "origin", "data_source"]
     assert table[1].startswith("t1 ") and f"{trained_t1['run']['test_accuracy']:.4f}" in table[1]
+
+
+def test_a_fresh_install_lists_the_starter_from_the_first_command(tmp_path):
+    models = json.loads(succeeded(run_zoo(tmp_path, "models", "--json")).stdout)
+    assert [(model["name"], model["kind"], model["accuracy"]) for model in models] == [
+        ("mnist-cnn", "cnn", 0.9897)
+    ]
 
 
 def test_runs_lists_the_run(home, trained_t1):

@@ -234,11 +234,11 @@ def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trai
     assert "| Accuracy | 0.9900 |" in updated.text
 
     revisions = hub.list_revisions("alice/tiny-cnn")
-    commits = [revision.commit for revision in revisions if revision.kind == "commit"]
+    commits = [revision.commit for revision in revisions if revision.ref_type == "commit"]
     assert (
         commits[0] == second.commit and first.commit in commits and len(commits) == 4
     )  # + card edit, initial
-    assert [(r.kind, r.name, r.commit) for r in revisions if r.kind != "commit"] == [
+    assert [(r.ref_type, r.name, r.commit) for r in revisions if r.ref_type != "commit"] == [
         ("branch", "main", second.commit),
         ("tag", "v1", first.commit),
     ]
@@ -607,7 +607,7 @@ def test_hub_page_pushes_pulls_browses_compares_and_reports_a_bad_token(server, 
     page.text_input(key="hub-revisions-repo").input("alice/from-the-page")
     page.button(key="hub-revisions-submit").click().run()
     revisions = page.dataframe[1].value
-    assert set(revisions["kind"]) == {"branch", "tag", "commit"}
+    assert set(revisions["ref_type"]) == {"branch", "tag", "commit"}
     page.selectbox(key="hub-first").select("v1")
     page.selectbox(key="hub-second").select("main")
     page.button(key="hub-compare").click().run()

@@ -81,9 +81,10 @@ def test_every_section_renders_its_formulas_pictures_and_numbers(page):
         r"z = \sum_j w_j x_j + b",  # neuron
         r"\sigma'(z) = \sigma(z)\,(1-\sigma(z))",  # activations
         r"\mathrm{BCE} = -\big(y \log \hat y",  # losses
-        r"\delta^{(1)} = \big(\delta^{(2)} W^{(2)\top}\big)",  # backprop
+        r"\delta^{(1)} &= \big(\delta^{(2)} W^{(2)\top}\big)",  # backprop
         r"\hat m_t = \frac{m_t}{1-\beta_1^t},\quad \hat v_t = \frac{v_t}{1-\beta_2^t}",  # Adam
-        r"\mathrm{out}[i, j] = \sum_{u=0}^{2}\sum_{v=0}^{2} K[u, v]",  # convolution
+        r"m_t &= \mu m_{t-1} - \eta g_t \\ \theta_t &= \theta_{t-1} + m_t",  # momentum, Keras' form
+        r"\mathrm{out}[i, j] &= \sum_{u=0}^{2}\sum_{v=0}^{2} K[u, v]",  # convolution
     ):
         assert formula in latex
     assert any("Adam formula is garbled" in warning.value for warning in page.warning)

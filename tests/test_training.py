@@ -288,7 +288,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, sys.argv[1])
-    from zoo.training import TrainSpec, fit
+    from zoo.evaluation import evaluate_model
+    from zoo.training import TrainSpec, fit, load_training_data
 
     class Reporter:
         def __init__(self):
@@ -320,7 +321,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
             "kernel_devices": sorted(replica.device for replica in replicas),
             "replicas_equal": all((replica.numpy() == replicas[0].numpy()).all() for replica in replicas),
             "losses": reporter.losses,
-            "accuracy": result.evaluation["accuracy"],
+            "accuracy": evaluate_model(result.model, load_training_data(spec)).accuracy,
             "events": reporter.events,
         }
     print(json.dumps(results))

@@ -248,7 +248,7 @@ def command_train(arguments: argparse.Namespace) -> int:
     run_id = jobs.submit(spec, store, by=LOCAL_USER)
     queued = store.get(run_id)
     print(f"run {run_id}: {spec.kind} queued on {queued.device} with {queued.spec.backend}", file=sys.stderr)
-    run = follow_run(store, run_id)
+    run = wait_showing_progress(store, run_id)
     if arguments.json:
         print(json.dumps(run.summary(), indent=2))
     else:
@@ -269,8 +269,10 @@ def open_run_store() -> Any:
     return store
 
 
-def follow_run(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
-    """Draw a progress bar on stderr until the run ends; Ctrl-C asks the run to stop."""
+def wait_showing_progress(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
+    """Wait for a run to end, drawing a progress bar on stderr; Ctrl-C asks the run to stop.
+
+    (The pages follow a run differently: ``ui.follow_run`` puts its id in the URL.)"""
     interactive = sys.stderr.isatty()
     last_line = ""
     latest: dict[str, float] = {}  # newest value of each metric, read incrementally
@@ -324,13 +326,14 @@ def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str | None:
     return (
         f"epoch {progress.epoch}/{progress.num_epochs} [{bar}]"
         f" step {progress.step}/{progress.total_steps}"
-        f"  {progress.samples_per_second:,.0f} samples/s  ETA {format_seconds(progress.eta_seconds)}"
+        f"  {progress.samples_per_second:,.0f} samples/s  ETA {format_clock(progress.eta_seconds)}"
         f"  loss {loss:.4f}  accuracy {accuracy:.4f}"
     )
 
 
-def format_seconds(seconds: float) -> str:
-    """``75.4`` -> ``1:15``."""
+def format_clock(seconds: float) -> str:
+    """Minutes and seconds as a terminal clock shows them, for the progress line: ``75.4`` -> ``1:15``
+    (the pages write durations out in words with ``ui.format_duration``)."""
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}:{secs:02d}"
 
@@ -344,8 +347,11 @@ def describe_finished_run(run: Any) -> str:
 
 def command_evaluate(arguments: argparse.Namespace) -> int:
     from zoo.evaluation import evaluate_saved_model
+    from zoo.store import open_local_zoo
 
-    evaluation, source = evaluate_saved_model(arguments.model_name, mnist_source=arguments.mnist_source)
+    evaluation, source = evaluate_saved_model(
+        arguments.model_name, open_local_zoo(), mnist_source=arguments.mnist_source
+    )
     summary = {"model_name": arguments.model_name, "data_source": source, **evaluation.to_dict()}
     if arguments.json:
         print(json.dumps(summary, indent=2))
@@ -371,9 +377,9 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
 
 
 def command_runs(arguments: argparse.Namespace) -> int:
-    from zoo.store import ModelStore
+    from zoo.store import open_local_zoo
 
-    names = ModelStore().names_by_run()  # the names models have now: a model may be renamed or deleted
+    names = open_local_zoo().names_by_run()  # the names models have now: a model may be renamed or deleted
     rows = [{**run.summary(), "model_name": names.get(run.id)} for run in open_run_store().list_runs()]
     print_rows(
         rows,
@@ -385,9 +391,9 @@ def command_runs(arguments: argparse.Namespace) -> int:
 
 
 def command_models(arguments: argparse.Namespace) -> int:
-    from zoo.store import ModelStore
+    from zoo.store import open_local_zoo
 
-    rows = [entry.summary() for entry in ModelStore().entries()]
+    rows = [entry.summary() for entry in open_local_zoo().entries()]
     print_rows(
         rows,
         arguments.json,
@@ -405,11 +411,9 @@ def command_stop(arguments: argparse.Namespace) -> int:
 
 def command_predict(arguments: argparse.Namespace) -> int:
     from zoo.inference import Predictor, load_image, predict_digit
-    from zoo.store import ModelStore, install_starter_models
+    from zoo.store import open_local_zoo
 
-    store = ModelStore()
-    install_starter_models(store)
-    predictor = Predictor.from_file(store.entry(arguments.model_name).model_file)
+    predictor = Predictor.from_file(open_local_zoo().entry(arguments.model_name).model_file)
     rows = []
     for image in arguments.images:
         try:
@@ -442,6 +446,7 @@ def command_doctor(arguments: argparse.Namespace) -> int:
 
 def command_push(arguments: argparse.Namespace) -> int:
     from zoo import hub
+    from zoo.store import open_local_zoo
 
     result = hub.push(
         arguments.model_name,
@@ -450,6 +455,7 @@ def command_push(arguments: argparse.Namespace) -> int:
         message=arguments.message,
         tag=arguments.tag,
         include_digits=arguments.include_digits,
+        store=open_local_zoo(),
     )
     if arguments.json:
         print(json.dumps(dataclasses.asdict(result), indent=2))
@@ -462,10 +468,15 @@ def command_push(arguments: argparse.Namespace) -> int:
 
 def command_pull(arguments: argparse.Namespace) -> int:
     from zoo import hub
+    from zoo.store import open_local_zoo
 
     limit = None if arguments.max_download_mb is None else int(arguments.max_download_mb * 1_000_000)
     result = hub.pull(
-        arguments.repo_id, revision=arguments.revision, name=arguments.name, max_download_bytes=limit
+        arguments.repo_id,
+        revision=arguments.revision,
+        name=arguments.name,
+        max_download_bytes=limit,
+        store=open_local_zoo(),
     )
     if arguments.json:
         print(json.dumps({**result.entry.summary(), "made_by": result.made_by}, indent=2, default=str))
@@ -494,7 +505,7 @@ def command_hub_revisions(arguments: argparse.Namespace) -> int:
     from zoo import hub
 
     rows = [revision.summary() for revision in hub.list_revisions(arguments.repo_id)]
-    print_rows(rows, arguments.json, ["kind", "name", "commit", "date", "title"], empty="no revisions")
+    print_rows(rows, arguments.json, ["ref_type", "name", "commit", "date", "title"], empty="no revisions")
     return 0
 
 

@@ -140,7 +140,7 @@ class HubModel:
 class HubRevision:
     """A branch, tag or commit of a repo."""
 
-    kind: str  # "branch", "tag" or "commit"
+    ref_type: str  # "branch", "tag" or "commit" (not ``kind``: that word names a model's kind)
     name: str
     commit: str
     title: str = ""
@@ -148,7 +148,7 @@ class HubRevision:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "ref_type": self.ref_type,
             "name": self.name,
             "commit": self.commit,
             "title": self.title,
@@ -260,6 +260,22 @@ def push(
     its hand-written text; only its metadata and the generated section are replaced. The personal
     digits a model was fine-tuned on go along (``digits.npz``) only with ``include_digits``.
 
+    Args:
+        model_name: a model of the local zoo.
+        repo_id: ``namespace/name`` on the Hub.
+        token: a Hugging Face token (default: ``HF_TOKEN`` or ``hf auth login``); never stored.
+        private: create the repo as private (when it is new).
+        message: the commit message.
+        tag: tag the new commit, e.g. ``v1`` (refused before the commit if it exists).
+        store: the local zoo (default: ``$ZOO_HOME``'s).
+
+    Returns:
+        The repo, the commit id and its URL, and the tag.
+
+    Example:
+        >>> push("mnist-cnn", "alice/mnist-cnn", tag="v1").commit  # doctest: +SKIP
+        '3f1c...'
+
     Raises:
         HubError: bad repo id or tag, no or bad token, no write access, hub unreachable.
         ModelStoreError: no such local model, or its files are corrupt.
@@ -317,6 +333,22 @@ def pull(
     Sizes are checked from the Hub's file listing before anything is downloaded, and the bytes
     received are capped while they stream (a listing may leave sizes out); the local zoo gets the
     model atomically or not at all.
+
+    Args:
+        repo_id: ``namespace/name`` on the Hub.
+        revision: a branch, tag or commit id (default ``main``).
+        token: a Hugging Face token for a private repo (default: ``HF_TOKEN`` or the login).
+        name: its name in the local zoo (default: the repo's name, made unique).
+        max_download_bytes: refuse larger models (default ``ZOO_HUB_MAX_DOWNLOAD_MB``).
+        store: the local zoo (default: ``$ZOO_HOME``'s).
+
+    Returns:
+        The new local entry (its config's ``origin`` names the repo and exact commit), and
+        whether Zoo Studio or plain Keras made the repo.
+
+    Example:
+        >>> pull("alice/mnist-cnn", revision="v1").entry.name  # doctest: +SKIP
+        'mnist-cnn-2'
 
     Raises:
         HubError: bad repo id; repo or revision not found; bad token; hub unreachable; no model

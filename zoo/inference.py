@@ -321,8 +321,21 @@ def place_by_centre_of_mass(scaled: np.ndarray, side: int = MNIST_SIDE) -> np.nd
 def preprocess(pixels: np.ndarray) -> Preprocessed:
     """Turn a drawing or image into an MNIST-style 28x28 digit, keeping every step.
 
+    Args:
+        pixels: an image as an array: grayscale (H, W), gray+alpha (H, W, 2), RGB or RGBA;
+            uint8, uint16 or floats in [0, 1] (what ``load_image`` and the canvas give).
+
+    Returns:
+        Every step's image, the polarity found, the ink's box and the digit (float32 28x28 in
+        [0, 1]); ``is_blank`` with a message when there is too little ink to read.
+
     Raises:
         ZooError: ``pixels`` is not an image array (see ``to_grayscale``).
+
+    Example:
+        >>> result = preprocess(load_image("seven.png"))  # doctest: +SKIP
+        >>> result.digit.shape, list(result.steps)  # doctest: +SKIP
+        ((28, 28), ['grayscale', 'ink', 'cropped', 'scaled', 'centred'])
     """
     gray, alpha = to_grayscale(pixels)
     polarity = detect_polarity(gray, alpha)

@@ -144,12 +144,24 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     """Queue a run of ``by`` for ``spec``, make sure a worker pool will take it up, and return its id
     at once.
 
+    Args:
+        spec: what to train; validated here.
+        store: the run store (default: ``$ZOO_HOME``'s).
+
+    Returns:
+        The run id.
+
     Raises:
         ZooError: the spec is invalid, or the MNIST file it names is missing or malformed
             (checked here, before anything starts).
         PermissionDenied: ``by`` is not signed in, the spec asks more than the host's limits, or
             ``by`` already has as many live runs as the host allows (nothing is queued then).
         RunError: no worker process could be started for it (the run is then closed as failed).
+
+    Example:
+        >>> run_id = submit(TrainSpec.binary(dataset="spiral", num_epochs=50))
+        >>> wait(run_id).status  # doctest: +SKIP
+        'completed'
     """
     check_may_create(by, "train a model")
     spec = spec.resolved()

@@ -177,7 +177,18 @@ class Run:
 
 
 class RunStore:
-    """Runs, their metrics streams and events, in one SQLite file (default ``$ZOO_HOME/runs.sqlite3``)."""
+    """Runs, their metrics streams and events, in one SQLite file (default ``$ZOO_HOME/runs.sqlite3``).
+
+    The worker writes (``try_claim``, ``log_metrics``, ``save_surface``, ``finish``); pages, other
+    tabs and the CLI read (``get``, ``list_runs``, ``metrics_frame``, ``surface``). Every method opens
+    its own short connection, so one store serves many threads.
+
+    Example:
+        >>> store = RunStore()
+        >>> run_id = store.create_run(TrainSpec.binary(num_epochs=3), "cpu")
+        >>> store.get(run_id).status
+        'queued'
+    """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         """Open (or create) the store, check it and bring its schema up to date.
@@ -333,14 +344,25 @@ class RunStore:
     def create_run(
         self, spec: TrainSpec, device: str, *, owner: User | None = None, limits: Limits | None = None
     ) -> str:
-        """Record a new queued run of ``owner`` (default: the local owner) and return its id.
+        """Record a new queued run of ``owner`` (default: the local owner); ``jobs.submit`` then has a
+        worker take it up.
 
         With ``limits``, a person who is not an admin gets the run only while they have fewer than
         ``active_runs_per_owner`` queued or running runs and the host fewer than ``active_runs``
         (counted in the same transaction as the insert, so two quick clicks cannot both pass).
 
+        Args:
+            spec: what to train.
+            device: the queue it waits in: ``cpu`` or ``gpu``.
+            owner: who starts it.
+            limits: the host's caps on live runs (hosted mode).
+
+        Returns:
+            The new run's id (12 hex digits).
+
         Raises:
             PermissionDenied: a cap is reached.
+            StorageError: the store cannot be written.
         """
         owner = owner or User(LOCAL_OWNER, is_admin=True)
         run_id = uuid.uuid4().hex[:12]
@@ -475,8 +497,20 @@ class RunStore:
         return bool(row and row["stop_requested"])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], progress: Progress) -> None:
-        """Append metric values (one row each, at the progress's step and epoch) and replace the run's
-        progress, in one transaction."""
+        """Append metric values and replace the run's progress, in one transaction.
+
+        Args:
+            run_id: the running run.
+            metrics: values by name, e.g. ``{"batch/loss": 0.31}``; one row each, at the progress's
+                step and epoch.
+            progress: where the fit stands now (``Run.progress`` from then on).
+
+        Raises:
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.log_metrics(run_id, {"batch/loss": 0.31}, Progress(7, 28, 1, 1, 640.0, 3.0, 1.1))
+        """
         now = time.time()
         rows = [(run_id, progress.step, progress.epoch, name, value, now) for name, value in metrics.items()]
         with self._transaction() as connection:
@@ -512,7 +546,19 @@ class RunStore:
         final_metrics: dict[str, Any] | None = None,
         model_name: str | None = None,
     ) -> None:
-        """Close a run with its final status; a run that already ended is left as it is."""
+        """Close a run with its final status, and say so in its event log, in one transaction; a run
+        that already ended is left as it is.
+
+        Args:
+            run_id: the run to close.
+            status: one of ``FINAL_STATUSES``.
+            message: why it ended, for people (shown with failures).
+            final_metrics: the test-set evaluation (``Evaluation.to_dict()``).
+            model_name: the name its model was saved under in the local zoo.
+
+        Raises:
+            RunError: ``status`` is not a final status.
+        """
         if status not in FINAL_STATUSES:
             raise RunError(f"status {status!r} is not final: use one of {', '.join(FINAL_STATUSES)}.")
         now = time.time()
@@ -529,7 +575,11 @@ class RunStore:
     def request_stop(self, run_id: str, *, by: User) -> Run:
         """Ask a run to stop: a queued run stops at once, a running one after its current batch.
 
+        Returns:
+            The run as it stands after the request.
+
         Raises:
+            RunError: there is no run with that id.
             PermissionDenied: ``by`` is neither the run's owner nor an admin.
         """
         run = self.get(run_id)
@@ -561,6 +611,10 @@ class RunStore:
     def get(self, run_id: str) -> Run:
         """Return one run, after marking it failed if its worker died.
 
+        Example:
+            >>> store.get(run_id).progress.step  # doctest: +SKIP
+            7
+
         Raises:
             RunError: there is no run with that id.
         """
@@ -572,7 +626,7 @@ class RunStore:
         return _run_from_row(row)
 
     def list_runs(self, limit: int = 500) -> list[Run]:
-        """Runs, newest first."""
+        """The ``limit`` newest runs, newest first (after marking runs with dead workers failed)."""
         self.reconcile()
         with self._connect() as connection:
             rows = connection.execute(
@@ -626,6 +680,10 @@ class RunStore:
 
     def metrics_frame(self, run_id: str, since_id: int = 0) -> pd.DataFrame:
         """Metric rows of a run (id, step, epoch, name, value, wall_time), oldest first.
+
+        Example:
+            >>> frame = store.metrics_frame(run_id)
+            >>> newer = store.metrics_frame(run_id, since_id=int(frame["id"].iloc[-1]))
 
         ``since_id`` returns only rows newer than a previous read, for cheap live updates.
         """

@@ -34,6 +34,8 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# Where a data source sentence ("full MNIST from /data/mnist.npz (60,000 train ...)") ends its first words.
+DATA_SUMMARY_END = re.compile(r" from | downloaded | \(|;")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,18 @@ class ModelEntry:
     @property
     def model_file(self) -> Path:
         return self.path / MODEL_FILE
+
+    @property
+    def accuracy(self) -> float | None:
+        """Its test accuracy, when it was evaluated."""
+        return self.metrics.get("accuracy")
+
+    @property
+    def data_summary(self) -> str:
+        """What it was trained on, in a few words: 'full MNIST', 'embedded MNIST subset', 'moons'..."""
+        if not self.config.data_source:
+            return "training data not recorded"
+        return DATA_SUMMARY_END.split(self.config.data_source, maxsplit=1)[0]
 
     def summary(self) -> dict[str, Any]:
         """One flat row for tables and ``--json`` listings."""
@@ -338,6 +352,19 @@ class ModelStore:
 
 
 STARTER_DIRECTORY = Path(__file__).resolve().parent / "starter"
+
+
+def open_local_zoo(root: str | os.PathLike | None = None) -> ModelStore:
+    """The local zoo (default ``$ZOO_HOME/models``) with the shipped starter models in it: every
+    command and page opens it this way, so a fresh install lists, draws with and evaluates the starter.
+
+    Example:
+        >>> [entry.name for entry in open_local_zoo().entries()]  # doctest: +SKIP
+        ['mnist-cnn']
+    """
+    store = ModelStore(root)
+    install_starter_models(store)
+    return store
 
 
 def install_starter_models(store: ModelStore | None = None, source: Path = STARTER_DIRECTORY) -> list[str]:

@@ -46,10 +46,20 @@ BYTES_PER_POINT = 3 * 4
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Everything that defines a run: model, data, hyperparameters and seed.
+    """Everything that defines a run: model kind, data, hyperparameters and seed.
 
     Build one with ``TrainSpec.cnn(...)`` or ``TrainSpec.binary(...)``: they start from the
-    articles' configurations and validate the result.
+    articles' configurations, take any field as an override and validate the result.
+
+    Raises:
+        ZooError: (from the builders and ``from_dict``) an unknown field or a value outside its
+            range; the message names the field and the range.
+
+    Example:
+        >>> TrainSpec.cnn(num_epochs=3, mnist_source="embedded").batch_size
+        128
+        >>> TrainSpec.binary(dataset="spiral", hidden_units="8,8").hidden_units
+        (8, 8)
     """
 
     kind: str = "cnn"  # one of vocabulary.MODEL_KINDS, as Run.kind and ModelEntry.kind

@@ -18,7 +18,7 @@ from zoo.errors import RunError, StorageError, ZooError
 from zoo.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
 from zoo.paths import models_directory, runs_database_path, zoo_home
 from zoo.runs import Run, RunStore, lane_of
-from zoo.store import ModelEntry, ModelStore, install_starter_models
+from zoo.store import ModelEntry, ModelStore, open_local_zoo
 
 if TYPE_CHECKING:
     import numpy as np
@@ -174,13 +174,14 @@ def may_manage_owner(owner: str | None) -> bool:
 
 
 def model_store() -> ModelStore:
-    """The local zoo of this ``ZOO_HOME``, shared by every session of this server."""
+    """The local zoo of this ``ZOO_HOME``, shared by every session of this server; the shipped starter
+    is in it from the first page on, as in the CLI."""
     return _model_store(str(models_directory()))
 
 
 @st.cache_resource(show_spinner=False)
 def _model_store(root: str) -> ModelStore:
-    return ModelStore(root)
+    return open_local_zoo(root)
 
 
 def digit_store() -> DigitStore:
@@ -299,10 +300,15 @@ def augmentation_examples(seed: int) -> np.ndarray:
 
 
 def cnn_models() -> list[ModelEntry]:
-    """The local zoo's CNNs, newest first; the shipped starter is copied in when the zoo has none of it."""
-    store = model_store()
-    install_starter_models(store)
-    return [entry for entry in store.entries() if entry.kind == "cnn"]
+    """The local zoo's CNNs, the most accurate first (unscored ones last; newest first among equals)."""
+    cnns = [entry for entry in model_store().entries() if entry.kind == "cnn"]
+    return sorted(cnns, key=lambda entry: -1.0 if entry.accuracy is None else entry.accuracy, reverse=True)
+
+
+def describe_model(entry: ModelEntry) -> str:
+    """A model in one line, as pickers and lists show it: name, test accuracy and training data."""
+    scored = f" · test accuracy {entry.accuracy:.1%}" if entry.accuracy is not None else ""
+    return f"{entry.name}{scored} · {entry.data_summary}"
 
 
 def predictor(entry: ModelEntry) -> Predictor:
@@ -379,8 +385,9 @@ def model_of_run(run: Run) -> str | None:
 # --- what every page shows the same way -----------------------------------------------------
 
 
-def format_seconds(seconds: float | None) -> str:
-    """12 s, 3 min 04 s, 1 h 02 min."""
+def format_duration(seconds: float | None) -> str:
+    """A duration in words for the pages: 12 s, 3 min 04 s, 1 h 02 min (the CLI's progress line uses the
+    shorter ``cli.format_clock``)."""
     if seconds is None:
         return "–"
     seconds = max(0, round(seconds))
@@ -407,14 +414,14 @@ def show_progress(run: Run, unit: str = "images") -> None:
     text = (
         f"Epoch {progress.epoch}/{progress.num_epochs} · "
         f"step {progress.step}/{progress.total_steps} · {progress.samples_per_second:,.0f} {unit}/s · "
-        f"ETA {format_seconds(progress.eta_seconds)}"
+        f"ETA {format_duration(progress.eta_seconds)}"
     )
     st.progress(progress.fraction_done, text=text)
 
 
 def show_run_outcome(run: Run) -> None:
     """How an ended run ended: a success line, or why it stopped and what to try (never a traceback)."""
-    duration = format_seconds(run.duration_seconds)
+    duration = format_duration(run.duration_seconds)
     accuracy = run.final_metrics.get("accuracy")
     scored = f" Test accuracy {accuracy:.1%}." if accuracy is not None else ""
     if run.status == "completed":
