@@ -1,7 +1,8 @@
 """``python -m zoo``: train, evaluate and list models and runs without a browser.
 
 Every command prints for people by default and JSON with ``--json``. Bad input prints one
-line on stderr and exits non-zero.
+line on stderr and exits non-zero. Choices come from ``zoo.vocabulary``; models come from the
+local zoo as ``store.open_local_zoo`` opens it (the starter included), as the pages see it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ confusion matrix, ROC/AUC for the binary classifier, and the misclassified examp
 
 The arithmetic is scikit-learn's (well tested, and the reference users compare against);
 this module fixes the conventions: every class is reported even when absent, a zero
-division counts as 0, a binary prediction is "1" at probability >= 0.5.
+division counts as 0, a binary prediction is "1" at probability >= 0.5. It sits above
+``training`` (whose data loading and batched prediction it uses), never below it.
 """
 
 from __future__ import annotations

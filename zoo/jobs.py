@@ -4,8 +4,9 @@
 processes started with ``python -m zoo.jobs DEVICE BACKEND STORE`` in a new process session, which
 import their Keras backend and load the data first, then join the pool of their device and backend
 in the run store and wait there. The first queued run a lane of the device can start goes to one of
-them: that worker leaves the pool, starts its own replacement, trains, saves the model to the local
-zoo, closes the run and exits. So a run starts in a process that is already warm, yet every run
+them: that worker leaves the pool, starts its own replacement, trains (``training.fit``), evaluates
+the model on the test set (``evaluation.evaluate_model``), saves it to the local zoo with its
+``ModelConfig``, closes the run and exits. So a run starts in a process that is already warm, yet every run
 still has a process of its own: a crash, a kill or an out-of-memory ends that run only, and no
 worker is ever reused.
 

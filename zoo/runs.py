@@ -1,7 +1,9 @@
 """The run store: SQLite (WAL), the single source of truth for every run's status and progress.
 
-A worker process writes; pages, other browser tabs and the CLI read. Each operation opens
-its own short connection, so one store object can be shared across Streamlit's threads.
+A worker process writes; pages, other browser tabs and the CLI read. What passes through it is
+typed: a run's ``TrainSpec`` and ``Progress``, a binary run's latest ``DecisionSurface`` (records
+of ``zoo.training``). Each operation opens its own short connection, so one store object can be
+shared across Streamlit's threads.
 
 Opening a store checks it (``PRAGMA quick_check``, then the schema version in ``PRAGMA
 user_version``), one process at a time. A damaged file (not a database, malformed, or emptied

@@ -1,8 +1,9 @@
 """The local zoo: one directory per trained model, written atomically and loaded safely.
 
 A model directory holds ``model.keras`` (Keras 3 format, loaded with ``safe_mode=True``),
-``config.json`` (kind, training spec, data source, run id, origin), ``metrics.json``
-(evaluation) and ``history.csv`` (per-epoch metrics).
+``config.json`` (a ``ModelConfig``: kind, training spec, data source, run id, Hub origin),
+``metrics.json`` (evaluation) and ``history.csv`` (per-epoch metrics). ``open_local_zoo`` is how
+commands and pages open it: with the shipped starter model (``zoo/starter/``) in it.
 """
 
 from __future__ import annotations

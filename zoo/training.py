@@ -1,7 +1,9 @@
 """One training run: the spec, the data it names, the model it builds, and a fit that reports progress.
 
-Nothing here knows about processes or storage: ``fit`` reports through a ``ProgressReporter``
-and asks ``should_stop`` whether to stop; ``zoo.jobs`` connects both to the run store.
+Nothing here knows about processes, storage or evaluation: ``fit`` reports typed records
+(``Progress`` after batches and epochs, ``DecisionSurface`` for the binary classifier) through a
+``ProgressReporter`` and asks ``should_stop`` whether to stop; ``zoo.jobs`` connects both to the
+run store, and evaluates the model ``fit`` returns with ``zoo.evaluation``.
 """
 
 from __future__ import annotations
