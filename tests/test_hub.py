@@ -518,7 +518,8 @@ def test_cli_push_pull_list_revisions_compare_tag(server, trained, capsys):
     assert [row["repo_id"] for row in json.loads(capsys.readouterr().out)] == ["alice/tiny-cnn"]
     assert main(["hub", "revisions", "alice/tiny-cnn"]) == 0
     table = capsys.readouterr().out
-    assert "tag     v1" in table and commit in table and "From the CLI" in table
+    assert table.startswith("ref_type ") and "\ntag       v1 " in table and commit in table
+    assert "From the CLI" in table
     assert main(["hub", "tag", "alice/tiny-cnn", "v2"]) == 0
     assert f"tagged alice/tiny-cnn commit {commit} as v2" in capsys.readouterr().out
     assert main(["hub", "compare", "alice/tiny-cnn", "v1", "v2", "--json"]) == 0
