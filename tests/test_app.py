@@ -435,7 +435,7 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
         scores["after"]["personal_accuracy"],
     ]
     assert [b.label for b in app.button if b.label.startswith("Draw with")] == [f"Draw with {run.model_name}"]
-    assert ModelStore().entry(run.model_name).config["lineage"]["personal_train_digits"] == 5
+    assert ModelStore().entry(run.model_name).config.lineage["personal_train_digits"] == 5
 
 
 def test_draw_stops_a_fine_tuning_run_it_follows():

@@ -18,9 +18,10 @@ from test_training import RecordingReporter
 from zoo import hub, jobs
 from zoo.digits import DigitSetError, DigitStore
 from zoo.errors import ModelStoreError, ZooError
+from zoo.evaluation import evaluate_model
 from zoo.hosting import LOCAL_USER
 from zoo.runs import RunStore
-from zoo.store import ModelStore
+from zoo.store import ModelConfig, ModelStore
 from zoo.training import TrainSpec, fit, load_training_data
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -55,9 +56,8 @@ def base_model() -> str:
     """A CNN of the local zoo trained briefly on the embedded digits (saved as a run would save it)."""
     spec = TrainSpec.cnn(mnist_source="embedded", max_train_samples=500, num_epochs=1, batch_size=50)
     result = fit(spec, RecordingReporter(), lambda: False)
-    ModelStore().save(
-        result.model, "base", config={"kind": "cnn", "spec": spec.to_dict()}, metrics=result.evaluation
-    )
+    metrics = evaluate_model(result.model, load_training_data(spec)).to_dict()
+    ModelStore().save(result.model, "base", config=ModelConfig("cnn", spec=spec.to_dict()), metrics=metrics)
     return "base"
 
 
@@ -108,7 +108,7 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
     )  # MNIST is not forgotten
     assert run.final_metrics["accuracy"] == pytest.approx(scores["after"]["mnist_accuracy"])
     entry = ModelStore().entry(run.model_name)
-    assert entry.name == "mine-cnn" and entry.config["lineage"] == {
+    assert entry.name == "mine-cnn" and entry.config.lineage == {
         "base_model": "base",
         "digits_set": "mine",
         "personal_train_digits": 16,
