@@ -434,8 +434,12 @@ def warm_up() -> None:
     mnist = datasets.load_embedded_mnist()
     for spec in (TrainSpec.binary(num_samples=32), TrainSpec.cnn(conv_filters=(4,), hidden_units=(4,))):
         model = build_model(spec)
-        inputs = scale_digits(mnist.x_train[:8]) if spec.model == "cnn" else np.zeros((8, 2), np.float32)
-        labels = np.eye(10, dtype=np.float32)[mnist.y_train[:8]] if spec.model == "cnn" else np.zeros((8, 1))
+        inputs = scale_digits(mnist.x_train[:8]) if spec.kind == "cnn" else np.zeros((8, 2), np.float32)
+        labels = (
+            np.eye(NUM_DIGITS, dtype=np.float32)[mnist.y_train[:8]]
+            if spec.kind == "cnn"
+            else np.zeros((8, 1))
+        )
         model.fit(inputs, labels, batch_size=8, epochs=1, verbose=0)
         predict_in_batches(model, inputs)
 
