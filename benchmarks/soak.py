@@ -47,12 +47,12 @@ def bad_submissions(home: Path) -> list[tuple[str, dict]]:
     text_file = home / "notes.npz"
     text_file.write_text("not an archive of arrays\n")
     return [
-        ("zero epochs", {"model": "binary", "num_epochs": 0}),
-        ("negative learning rate", {"model": "binary", "learning_rate": -1.0}),
-        ("empty data path", {"model": "cnn", "mnist_source": ""}),
-        ("missing data file", {"model": "cnn", "mnist_source": str(home / "nowhere" / "mnist.npz")}),
-        ("text file named .npz", {"model": "cnn", "mnist_source": str(text_file)}),
-        ("data path is a directory", {"model": "cnn", "mnist_source": str(home)}),
+        ("zero epochs", {"kind": "binary", "num_epochs": 0}),
+        ("negative learning rate", {"kind": "binary", "learning_rate": -1.0}),
+        ("empty data path", {"kind": "cnn", "mnist_source": ""}),
+        ("missing data file", {"kind": "cnn", "mnist_source": str(home / "nowhere" / "mnist.npz")}),
+        ("text file named .npz", {"kind": "cnn", "mnist_source": str(text_file)}),
+        ("data path is a directory", {"kind": "cnn", "mnist_source": str(home)}),
     ]
 
 
@@ -64,14 +64,14 @@ def submit_bad(store, what: str, overrides: dict) -> bool:
     from zoo.training import TrainSpec
 
     before = len(store.list_runs(limit=100_000))
-    model = overrides.pop("model")
+    kind = overrides.pop("kind")
     try:
-        spec = (TrainSpec.cnn if model == "cnn" else TrainSpec.binary)(**overrides)
+        spec = (TrainSpec.cnn if kind == "cnn" else TrainSpec.binary)(**overrides)
         jobs.submit(spec, store, by=LOCAL_USER)
     except ZooError:
         return len(store.list_runs(limit=100_000)) == before
     finally:
-        overrides["model"] = model
+        overrides["kind"] = kind
     print(f"  NOT refused: {what}", file=sys.stderr)
     return False
 

@@ -29,7 +29,7 @@ from test_cli import REPOSITORY, run_zoo, zoo_environment
 from test_data import forged_npz
 
 from zoo.runs import RunStore, process_alive
-from zoo.store import ModelStore, install_starter_models
+from zoo.store import ModelConfig, ModelStore, install_starter_models
 from zoo.training import TrainSpec
 
 TINY_SPEC = TrainSpec.binary(num_epochs=1)
@@ -298,7 +298,7 @@ def test_evaluate_refuses_data_for_a_binary_model(zoo_home):
     import keras
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
-    ModelStore().save(model, "points", config={"kind": "binary"}, metrics={}, history=None)
+    ModelStore().save(model, "points", config=ModelConfig("binary"), metrics={}, history=None)
     one_error_line(
         run_zoo(zoo_home, "evaluate", "points", "--data", "embedded"),
         "points is a binary model",

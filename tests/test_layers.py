@@ -25,6 +25,8 @@ LAYERS = (
         "zoo.hub",
         "zoo.inference",
         "zoo.formulas",
+        "zoo.printed",
+        "zoo.health",
     ),
     ("zoo.ui", "zoo.cli"),
     ("zoo.__main__",),
