@@ -37,7 +37,7 @@ from zoo.hosting import (
 )
 from zoo.models import build_binary_classifier
 from zoo.runs import RunStore
-from zoo.store import ModelStore
+from zoo.store import ModelConfig, ModelStore
 from zoo.training import TrainSpec, build_model, check_limits, estimate_cost
 
 ALICE = User("alice", "alice@example.org")
@@ -231,8 +231,8 @@ def test_only_its_owner_or_an_admin_stops_or_deletes_a_run():
 
 def test_only_its_owner_or_an_admin_renames_or_deletes_a_model():
     models = ModelStore()
-    models.save(build_binary_classifier(), "alices-points", config={"kind": "binary", "owner": "alice"})
-    models.save(build_binary_classifier(), "shared", config={"kind": "binary"})  # e.g. the starter
+    models.save(build_binary_classifier(), "alices-points", config=ModelConfig("binary", owner="alice"))
+    models.save(build_binary_classifier(), "shared", config=ModelConfig("binary"))  # e.g. the starter
     assert models.entry("alices-points").owner == "alice" and models.entry("shared").owner is None
     with pytest.raises(PermissionDenied, match="model 'alices-points' belongs to alice"):
         models.rename("alices-points", "bobs-now", by=BOB)

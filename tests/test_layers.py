@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zoo"
 
 # Lowest first. A module may import modules of its own layer or below, never above.
 LAYERS = (
-    ("zoo", "zoo.vocabulary", "zoo.errors", "zoo.paths"),
+    ("zoo", "zoo.vocabulary", "zoo.errors", "zoo.paths", "zoo.hosting"),
     ("zoo.data", "zoo.models", "zoo.augment", "zoo.backend", "zoo.digits"),
     ("zoo.training", "zoo.runs", "zoo.store"),
     (

@@ -242,9 +242,9 @@ def command_train(arguments: argparse.Namespace) -> int:
     }
     spec = TrainSpec.cnn(**options) if arguments.kind == "cnn" else TrainSpec.binary(**options)
     if spec.base_model is not None:
-        from zoo.store import install_starter_models
+        from zoo.store import open_local_zoo
 
-        install_starter_models()  # so the shipped starter can be fine-tuned on a fresh machine
+        open_local_zoo()  # so the shipped starter can be fine-tuned on a fresh machine
     store = open_run_store()
     run_id = jobs.submit(spec, store, by=LOCAL_USER)
     queued = store.get(run_id)

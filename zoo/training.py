@@ -268,10 +268,10 @@ class TrainingCost:
 def estimate_cost(spec: TrainSpec) -> TrainingCost:
     """The parameters of ``spec``'s model and the memory its training takes (weights, optimizer
     state, activations of one batch, the training data), before any of it exists."""
-    sizes = layer_sizes(spec.model, spec.conv_filters, spec.hidden_units)
+    sizes = layer_sizes(spec.kind, spec.conv_filters, spec.hidden_units)
     parameters = sum(layer_parameters for layer_parameters, _ in sizes)
     activations = sum(outputs for _, outputs in sizes)
-    if spec.model == "cnn":
+    if spec.kind == "cnn":
         samples = spec.max_train_samples or FULL_MNIST_TRAIN_SIZE
         data_bytes = samples * BYTES_PER_DIGIT
     else:
