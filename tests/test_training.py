@@ -21,10 +21,12 @@ from zoo.training import (
     Progress,
     TrainSpec,
     build_model,
+    compiled_form,
     decision_surface,
     describe_environment,
     fit,
     load_training_data,
+    prepare_model,
 )
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -267,6 +269,22 @@ def test_the_decision_surface_is_the_models_probability_and_hidden_units_over_a_
     assert np.array(surface.hidden).shape == (1, 3, 5, 5)  # one layer of three sigmoid units
     assert ((np.array(surface.hidden) >= 0) & (np.array(surface.hidden) <= 1)).all()
     assert DecisionSurface.from_dict(json.loads(json.dumps(surface.to_dict()))) == surface
+
+
+def test_a_prepared_model_trains_exactly_like_a_new_one_without_compiling_again():
+    spec = TrainSpec.binary(dataset="circles", num_samples=150, num_epochs=3, seed=7, device="cpu")
+    new = fit(spec, RecordingReporter(), lambda: False)
+    prepared = prepare_model(TrainSpec.binary())  # the Playground's default: other data, length, seed
+    assert prepared.form == compiled_form(spec) != compiled_form(TrainSpec.binary(hidden_units=(4,)))
+    compiled = prepared.model.train_function
+    again = fit(spec, RecordingReporter(), lambda: False, prepared=[prepared])
+    assert again.model is prepared.model and prepared.model.train_function is compiled
+    assert [row["loss"] for row in again.history] == pytest.approx(
+        [row["loss"] for row in new.history], abs=1e-6
+    )
+    for ours, theirs in zip(again.model.get_weights(), new.model.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert again.evaluation["accuracy"] == new.evaluation["accuracy"]
 
 
 def test_the_environment_names_devices_and_versions():

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from zoo.runs import Run, RunStore, say_last_words
 from zoo.training import (
     DecisionSurface,
     FitResult,
+    PreparedModel,
     Progress,
     TrainingData,
     TrainSpec,
@@ -58,6 +59,9 @@ DEFAULT_WARM_WORKERS = 2
 IDLE_SECONDS = 900.0  # a waiting worker beyond the pool's need leaves after this long
 GPU_MEMORY_PER_RUN_MB = 16_000
 MAX_RUNS_PER_GPU = 8
+# A waiting worker prepares (builds and compiles) these models: a run of the same compiled form
+# (the Train and Playground pages' defaults, whatever their data, length and seed) starts at once.
+PREPARED_SPECS = (TrainSpec.binary(), TrainSpec.cnn())
 GPU_MEMORY_SHARED = 0.9  # of a GPU's memory, split between its concurrent runs (the rest: the driver)
 
 
@@ -323,8 +327,9 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
         if fraction:
             megabytes = int(os.environ.get(backend.MEMORY_MEGABYTES_VARIABLE) or 0)
             implementation.limit_memory(float(fraction), megabytes)
-        if not store.queued_count(device, backend_name):  # else a run waits: start it without delay
-            training.warm_up()
+        prepared = []  # a run waits already: it starts at once, without preparing models first
+        if not store.queued_count(device, backend_name):
+            prepared = training.warm_up(PREPARED_SPECS)
         run = _wait_for_run(pid, device, backend_name, store)
     finally:
         if run is None:
@@ -344,7 +349,7 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
                 store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
 
     _write_output_to(store.log_path(run.id))
-    exit_code = train_run(run, store, replace_this_worker)
+    exit_code = train_run(run, store, replace_this_worker, prepared)
     replace_this_worker()  # the run ended before its first metric
     return exit_code
 
@@ -375,13 +380,18 @@ def _write_output_to(path: Path) -> None:
     os.close(descriptor)
 
 
-def train_run(run: Run, store: RunStore, on_first_report: Callable[[], None] | None = None) -> int:
+def train_run(
+    run: Run,
+    store: RunStore,
+    on_first_report: Callable[[], None] | None = None,
+    prepared: Sequence[PreparedModel] = (),
+) -> int:
     """Train a run this process has claimed, save its model and close it. Returns an exit code.
 
     When the run store fails under it (read-only, disk full, I/O error), the run ends as failed
     with that reason: see ``_fail_when_store_takes_it``."""
     try:
-        return _train(run, store, on_first_report)
+        return _train(run, store, on_first_report, prepared)
     except StorageError as error:
         return _fail_when_store_takes_it(store, run.id, str(error))
 
@@ -402,7 +412,12 @@ def _fail_when_store_takes_it(store: RunStore, run_id: str, reason: str) -> int:
             time.sleep(HEARTBEAT_SECONDS)
 
 
-def _train(run: Run, store: RunStore, on_first_report: Callable[[], None] | None) -> int:
+def _train(
+    run: Run,
+    store: RunStore,
+    on_first_report: Callable[[], None] | None,
+    prepared: Sequence[PreparedModel],
+) -> int:
     from zoo import training
 
     run_id = run.id
@@ -415,7 +430,7 @@ def _train(run: Run, store: RunStore, on_first_report: Callable[[], None] | None
         store.set_started(run_id, data.source, training.describe_environment())
         with store.stop_checker(run_id) as stop_requested:
             reporter = StoreReporter(store, run_id, on_first_report)
-            result = training.fit(run.spec, reporter, stop_requested, data)
+            result = training.fit(run.spec, reporter, stop_requested, data, prepared)
         if not store.get(run_id).is_active:
             return 1  # failed meanwhile by a reader that found this worker silent: that verdict stands
         if result.status == "diverged":

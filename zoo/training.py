@@ -14,7 +14,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -425,23 +425,62 @@ def check_fine_tuning(spec: TrainSpec) -> None:
         DigitStore().fine_tuning_split(spec.digits_set)
 
 
-def warm_up() -> None:
+# Fields that change a run's data, length or placement but not its compiled training step (the
+# device and backend are the worker's own).
+_NOT_COMPILED = (
+    "dataset", "mnist_source", "max_train_samples", "num_samples", "noise", "test_fraction",
+    "num_epochs", "seed", "model_name", "device", "backend",
+)  # fmt: skip
+
+
+def compiled_form(spec: TrainSpec) -> TrainSpec:
+    """What fixes the compiled training step of a run: ``spec`` without its data, length and seed."""
+    return dataclasses.replace(spec, **{name: getattr(TrainSpec, name) for name in _NOT_COMPILED})
+
+
+@dataclass
+class PreparedModel:
+    """A compiled model whose training and test steps a warm worker has already traced, kept for
+    the next run with the same ``compiled_form``: tracing is most of a run's start (seconds)."""
+
+    form: TrainSpec
+    model: keras.Model
+    optimizer_state: list[np.ndarray]
+
+    def restart_from(self, fresh: keras.Model) -> keras.Model:
+        """This model with ``fresh``'s initial weights and an untouched optimizer: the same start
+        as ``fresh``, with its steps already compiled."""
+        self.model.set_weights(fresh.get_weights())
+        for variable, value in zip(self.model.optimizer.variables, self.optimizer_state, strict=True):
+            variable.assign(value)
+        return self.model
+
+
+def warm_up(specs: tuple[TrainSpec, ...]) -> list[PreparedModel]:
     """Make this process ready to start a run at once: load the MNIST a run would read by default
-    (the full set when one is configured, and the embedded digits), and train two tiny models, so
-    that Keras' backend has run its one-time set-up (kernels, tracing machinery, optimizers)."""
+    (the full set when one is configured; the embedded digits) and prepare a model per spec."""
     if datasets.describe_mnist_source().kind != "embedded":
         datasets.load_mnist(allow_download=False)
-    mnist = datasets.load_embedded_mnist()
-    for spec in (TrainSpec.binary(num_samples=32), TrainSpec.cnn(conv_filters=(4,), hidden_units=(4,))):
-        model = build_model(spec)
-        inputs = scale_digits(mnist.x_train[:8]) if spec.kind == "cnn" else np.zeros((8, 2), np.float32)
-        labels = (
-            np.eye(NUM_DIGITS, dtype=np.float32)[mnist.y_train[:8]]
-            if spec.kind == "cnn"
-            else np.zeros((8, 1))
-        )
-        model.fit(inputs, labels, batch_size=8, epochs=1, verbose=0)
-        predict_in_batches(model, inputs)
+    return [prepare_model(spec) for spec in specs]
+
+
+def prepare_model(spec: TrainSpec) -> PreparedModel:
+    """Build the model ``spec`` describes and trace its steps on a few examples (full batches, a
+    partial one, validation), keeping the optimizer's state from before that training."""
+    import keras
+
+    # Two full batches and a partial one after the validation split, as in a real epoch.
+    sample = dataclasses.replace(spec, max_train_samples=3 * spec.batch_size + 7, num_epochs=1)
+    if spec.kind == "cnn":
+        sample = dataclasses.replace(sample, mnist_source="embedded")
+    data = load_training_data(sample)
+    model = build_model(spec)
+    model.optimizer.build(model.trainable_variables)
+    state = [keras.ops.convert_to_numpy(variable) for variable in model.optimizer.variables]
+    arguments = fit_arguments(sample, data)
+    model.fit(**arguments.inputs, epochs=1, verbose=0, **arguments.validation)
+    predict_in_batches(model, data.x_test[: spec.batch_size])
+    return PreparedModel(compiled_form(spec), model, state)
 
 
 def scale_digits(images: np.ndarray) -> np.ndarray:
@@ -550,10 +589,12 @@ def fit(
     reporter: ProgressReporter,
     should_stop: Callable[[], bool],
     data: TrainingData | None = None,
+    prepared: Sequence[PreparedModel] = (),
 ) -> FitResult:
     """Train the model ``spec`` describes, reporting progress and honouring stop requests.
 
     ``data`` is what ``load_training_data(spec)`` returns, for a caller that loaded it already.
+    ``prepared`` models (``warm_up``) of the same compiled form start training without compiling.
 
     A stop request ends training after the current batch; a loss that is NaN, infinite or
     ``DIVERGENCE_FACTOR`` times its first value ends it as diverged.
@@ -563,33 +604,30 @@ def fit(
     keras.utils.set_random_seed(spec.seed)
     data = data or load_training_data(spec)
     reporter.event("data", data.source)
-    validation = {"validation_split": spec.validation_split} if spec.validation_split else {}
-    if spec.kind == "binary":
-        validation = {"validation_data": (data.x_test, data.y_test.astype(np.float32))}
-    split = spec.validation_split if "validation_split" in validation else 0.0  # binary: the test set
-    train_size = len(data.x_train) * (1 - split)
-    inputs: dict[str, Any] = {"x": data.x_train, "y": data.y_train, "batch_size": spec.batch_size}
-    if spec.augment:
-        inputs, validation = augmented_inputs(spec, data)
+    arguments = fit_arguments(spec, data)
     callback = make_progress_callback(
         reporter,
         should_stop,
-        steps_per_epoch=max(1, math.ceil(math.floor(train_size) / spec.batch_size)),
+        steps_per_epoch=max(1, math.ceil(math.floor(arguments.train_size) / spec.batch_size)),
         num_epochs=spec.num_epochs,
         batch_size=spec.batch_size,
         surface_points=data.x_train if spec.kind == "binary" else None,
     )
     # JAX shards the data at fit time, so the scope spans the fit, not only the building.
-    with distribution_scope(spec, reporter):
+    scope = distribution_scope(spec, reporter)
+    with scope:
         model = build_model(spec)
+        ready = next((candidate for candidate in prepared if candidate.form == compiled_form(spec)), None)
+        if ready is not None and isinstance(scope, contextlib.nullcontext):  # compiled for one device
+            model = ready.restart_from(model)
         before = fine_tuning_scores(model, data) if spec.base_model is not None else None
         history = model.fit(
-            **inputs,
+            **arguments.inputs,
             epochs=spec.num_epochs,
             verbose=0,
             shuffle=True,
             callbacks=[callback],
-            **validation,
+            **arguments.validation,
         )
     rows = [
         {"epoch": index + 1, **{name: float(values[index]) for name, values in history.history.items()}}
@@ -608,6 +646,28 @@ def fit(
         )
     fine_tuning = None if before is None else {"before": before, "after": fine_tuning_scores(model, data)}
     return FitResult(model, "stopped" if callback.stopped else "completed", rows, fine_tuning=fine_tuning)
+
+
+@dataclass(frozen=True)
+class FitArguments:
+    """What ``model.fit`` is given for a spec and its data."""
+
+    inputs: dict[str, Any]  # x, y and batch_size, or an augmenting batch generator
+    validation: dict[str, Any]  # validation_split, or validation_data
+    train_size: float  # training examples per epoch
+
+
+def fit_arguments(spec: TrainSpec, data: TrainingData) -> FitArguments:
+    """``model.fit``'s inputs and validation for ``spec`` (the binary classifier validates on its
+    test points)."""
+    validation: dict[str, Any] = {"validation_split": spec.validation_split} if spec.validation_split else {}
+    if spec.kind == "binary":
+        validation = {"validation_data": (data.x_test, data.y_test.astype(np.float32))}
+    split = spec.validation_split if "validation_split" in validation else 0.0  # binary: the test set
+    inputs: dict[str, Any] = {"x": data.x_train, "y": data.y_train, "batch_size": spec.batch_size}
+    if spec.augment:
+        inputs, validation = augmented_inputs(spec, data)
+    return FitArguments(inputs, validation, len(data.x_train) * (1 - split))
 
 
 def fine_tuning_scores(model: keras.Model, data: TrainingData) -> dict[str, float | int]:
