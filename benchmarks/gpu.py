@@ -64,7 +64,7 @@ def epoch_table(store, run_id: str, started_at: float) -> list[dict[str, float]]
     for epoch, values in epochs.iterrows():
         rows.append(
             {
-                "epoch": int(epoch) + 1,
+                "epoch": int(epoch),
                 "seconds": float(ends[epoch] - previous),
                 "images_per_second": float(values.get("epoch/samples_per_second", float("nan"))),
                 "validation_accuracy": float(values.get("epoch/val_accuracy", float("nan"))),
