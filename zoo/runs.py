@@ -725,10 +725,17 @@ class RunStore:
                 "SELECT id, status, device, spec, worker_pid, heartbeat_at, created_at FROM runs "
                 "WHERE status IN ('queued', 'running')"
             ).fetchall()
+        # A worker that trains a run starts its replacement: while it lives, its pool is not empty.
+        training = {
+            (row["device"], _backend_of(row["spec"]))
+            for row in rows
+            if row["status"] == "running" and row["worker_pid"] and process_alive(row["worker_pid"])
+        }
         for row in rows:
+            pool = (row["device"], _backend_of(row["spec"]))
             reason = _worker_failure(
                 row,
-                lambda row=row: self.pool_size(row["device"], _backend_of(row["spec"])),
+                lambda pool=pool: pool in training or self.pool_size(*pool) > 0,
                 self.log_path(row["id"]),
                 self.path,
             )
@@ -835,15 +842,15 @@ def _insert_event(connection: sqlite3.Connection, run_id: str, kind: str, messag
 
 
 def _worker_failure(
-    row: sqlite3.Row, pool_size: Callable[[], int], log_path: Path, store_path: Path
+    row: sqlite3.Row, pool_has_workers: Callable[[], bool], log_path: Path, store_path: Path
 ) -> str | None:
     """Why an active run can never end by itself (its worker's own last words when it left some), or
     None. A queued run has no worker of its own: it waits for the pool of its device and backend, and
-    fails only when that pool has been empty for a minute (the process that submitted it ended before
-    a worker started)."""
+    fails only when that pool has had no worker, waiting or training, for a minute (the process that
+    submitted it ended before a worker started)."""
     pid, heartbeat_at = row["worker_pid"], row["heartbeat_at"]
     if pid is None:
-        if time.time() - row["created_at"] > WORKER_START_TIMEOUT_SECONDS and not pool_size():
+        if time.time() - row["created_at"] > WORKER_START_TIMEOUT_SECONDS and not pool_has_workers():
             return (
                 f"no worker process took up the run within {WORKER_START_TIMEOUT_SECONDS:.0f} s of its "
                 "submission (the submitting process ended first); start the run again."
