@@ -721,21 +721,27 @@ class RunStore:
         """Mark active runs whose worker process is gone (killed, out of memory), silent, or never started
         as failed, so that no run is left active for ever and none blocks its device's queue."""
         with self._connect() as connection:
+            # One snapshot of both tables: a worker moves from the pool to its run at once.
+            connection.execute("BEGIN")
             rows = connection.execute(
                 "SELECT id, status, device, spec, worker_pid, heartbeat_at, created_at FROM runs "
                 "WHERE status IN ('queued', 'running')"
             ).fetchall()
+            waiting = connection.execute("SELECT pid, device, backend FROM workers").fetchall()
+            connection.execute("COMMIT")
         # A worker that trains a run starts its replacement: while it lives, its pool is not empty.
-        training = {
-            (row["device"], _backend_of(row["spec"]))
+        workers = [(row["device"], row["backend"], row["pid"]) for row in waiting] + [
+            (row["device"], _backend_of(row["spec"]), row["worker_pid"])
             for row in rows
-            if row["status"] == "running" and row["worker_pid"] and process_alive(row["worker_pid"])
-        }
+            if row["status"] == "running" and row["worker_pid"]
+        ]
         for row in rows:
             pool = (row["device"], _backend_of(row["spec"]))
             reason = _worker_failure(
                 row,
-                lambda pool=pool: pool in training or self.pool_size(*pool) > 0,
+                lambda pool=pool: any(
+                    (device, backend) == pool and process_alive(pid) for device, backend, pid in workers
+                ),
                 self.log_path(row["id"]),
                 self.path,
             )
