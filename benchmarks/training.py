@@ -100,6 +100,8 @@ def main() -> None:
     if arguments.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is left out as warm-up")
     os.environ.setdefault("ZOO_HOME", tempfile.mkdtemp(prefix="zoo-bench-"))
+    # No worker waits ahead of time: a replacement warming up would share the CPU with the run measured.
+    os.environ["ZOO_WARM_WORKERS"] = "0"
 
     # Interleaved repeats: this machine's speed drifts by 20-30% over minutes, so each round
     # runs the article script and both zoo settings back to back, and medians are compared.
