@@ -179,10 +179,7 @@ def test_a_queued_run_waiting_for_a_busy_device_is_not_failed_while_its_pool_liv
     worker = live_pids()
     assert store.join_pool(worker, "cpu", "tensorflow", size=1)
     assert store.get(waiting).status == "queued"
-    training = running_run_of(store, TrainSpec.cnn(backend="tensorflow"))
-    store.leave_pool(worker)  # it took that run: it starts a replacement while it trains
-    assert store.get(waiting).status == "queued"
-    store.finish(training, "completed")
+    store.leave_pool(worker)
     assert "no worker process took up the run within 60 s" in store.get(waiting).message
 
 

@@ -336,21 +336,20 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
             store.leave_pool(pid)
     if run is None:
         return 0
-    replaced: list[bool] = []
 
     def replace_this_worker() -> None:
-        # Once the run's first metric is in: on a small machine the replacement's start-up would
-        # otherwise compete with this run's start for the CPU.
-        if not replaced:
-            replaced.append(True)
-            try:
-                fill_pool(device, backend_name, store)
-            except OSError as error:
-                store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
+        try:
+            fill_pool(device, backend_name, store)
+        except OSError as error:
+            store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
 
     _write_output_to(store.log_path(run.id))
+    if store.queued_count(device, backend_name):
+        replace_this_worker()  # a queued run needs a worker now
+    # Else once the run's first metric is in: on a small machine the replacement's start-up would
+    # otherwise compete with this run's start for the CPU.
     exit_code = train_run(run, store, replace_this_worker, prepared)
-    replace_this_worker()  # the run ended before its first metric
+    replace_this_worker()  # and again at the end, for runs queued meanwhile
     return exit_code
 
 

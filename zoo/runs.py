@@ -729,12 +729,7 @@ class RunStore:
             ).fetchall()
             waiting = connection.execute("SELECT pid, device, backend FROM workers").fetchall()
             connection.execute("COMMIT")
-        # A worker that trains a run starts its replacement: while it lives, its pool is not empty.
-        workers = [(row["device"], row["backend"], row["pid"]) for row in waiting] + [
-            (row["device"], _backend_of(row["spec"]), row["worker_pid"])
-            for row in rows
-            if row["status"] == "running" and row["worker_pid"]
-        ]
+        workers = [(row["device"], row["backend"], row["pid"]) for row in waiting]
         for row in rows:
             pool = (row["device"], _backend_of(row["spec"]))
             reason = _worker_failure(
@@ -852,8 +847,8 @@ def _worker_failure(
 ) -> str | None:
     """Why an active run can never end by itself (its worker's own last words when it left some), or
     None. A queued run has no worker of its own: it waits for the pool of its device and backend, and
-    fails only when that pool has had no worker, waiting or training, for a minute (the process that
-    submitted it ended before a worker started)."""
+    fails only when that pool has had no worker for a minute (the process that submitted it ended
+    before a worker started, or the pool's workers were killed)."""
     pid, heartbeat_at = row["worker_pid"], row["heartbeat_at"]
     if pid is None:
         if time.time() - row["created_at"] > WORKER_START_TIMEOUT_SECONDS and not pool_has_workers():
