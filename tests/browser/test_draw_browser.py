@@ -45,7 +45,7 @@ def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
 
     stroke(page, [(140, 45 + 10 * step) for step in range(20)])  # a "1": one vertical stroke
     expect(predicted).to_have_text("1", timeout=READ_TIMEOUT_MS)
-    expect(page.get_by_text("5 · centred, 28×28")).to_be_visible()
+    expect(page.get_by_text("5 · centred, 28×28")).to_be_visible(timeout=READ_TIMEOUT_MS)
     screenshot(page, "draw-one")
 
     page.get_by_role("button", name="Reset canvas & history").click()
