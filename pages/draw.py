@@ -2,7 +2,6 @@
 
 import functools
 
-import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
@@ -17,9 +16,7 @@ from zoo.charts.draw import (
 from zoo.charts.training import batch_curves, enlarge_digit
 from zoo.digits import personal_set_name
 from zoo.errors import ZooError
-from zoo.inference import STEP_TITLES, Inspection, Predictor, Preprocessed, load_image, preprocess
-from zoo.runs import Run
-from zoo.store import ModelEntry
+from zoo.inference import STEP_TITLES, load_image, preprocess
 from zoo.vocabulary import CANVAS_SIDE
 
 MODEL_KEY = "draw.model"
@@ -33,7 +30,6 @@ MY_DIGIT_KEY = "draw.my_digit"
 RELABEL_KEY = "draw.relabel_to"
 FINE_TUNE_EPOCHS = 2
 FINE_TUNE_MNIST_DIGITS = 10_000  # MNIST digits mixed with mine: enough not to forget, quick on a CPU
-
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 
 
@@ -191,94 +187,100 @@ def render_quick_run(run_id: str, live: bool) -> bool:
     return False
 
 
-def choose_model(quick_run: Run | None) -> ModelEntry | None:
-    """The quick-training button and the model picker (the most accurate CNN preselected; each
-    with its test accuracy and training data); returns the chosen CNN, or None when there is none."""
-    models = {entry.name: entry for entry in ui.cnn_models()}  # the most accurate first
-    model_column, training_column = st.columns([3, 2], vertical_alignment="bottom")
-    with training_column:
-        st.button(
-            f"Quick-train a CNN ({QUICK_EPOCHS} epochs on the embedded digits)",
-            on_click=start_quick_training,
-            disabled=(quick_run is not None and quick_run.is_active) or not ui.current_user().signed_in,
-            help=f"Trains the CNN for {QUICK_EPOCHS} epochs on the 4,000 embedded digits, in the background"
-            + ("." if ui.current_user().signed_in else " (sign in first)."),
-        )
-        if QUICK_ERROR_KEY in st.session_state:
-            st.error(st.session_state.pop(QUICK_ERROR_KEY))
-    if quick_run is not None and quick_run.is_active:
-        if ui.may_manage_owner(quick_run.owner) and st.button(
-            "Stop", key="draw.stop", help="The run stops after its current batch; its model is kept."
-        ):
-            ui.stop_run(quick_run)
-        ui.live_fragment(functools.partial(render_quick_run, quick_run.id), live=True, key=QUICK_RUN_KEY)()
-    elif quick_run is not None:
-        render_quick_run(quick_run.id, live=False)
-    with model_column:
-        if not models:
-            st.warning("The local zoo has no CNN yet: quick-train one here, or train one on the Train page.")
-            return None
-        if st.session_state.get(MODEL_KEY) not in models:
-            st.session_state[MODEL_KEY] = next(iter(models))
-        name = st.selectbox(
-            "Model", list(models), key=MODEL_KEY, format_func=lambda name: ui.describe_model(models[name])
-        )
-    return models[name]
+ui.run_through_app()
+st.session_state.setdefault(DIGIT_SET_KEY, personal_set_name(ui.current_user()))
+st.title("Draw a digit")
+st.caption(
+    "The model reads your digit the way MNIST was made: ink found, cropped, its longer side scaled "
+    "to 20 pixels, placed in 28×28 with its centre of mass in the middle."
+)
 
+models = {entry.name: entry for entry in ui.cnn_models()}
+quick_run = ui.followed_run("cnn")
+model_column, training_column = st.columns([3, 2], vertical_alignment="bottom")
+with training_column:
+    st.button(
+        f"Quick-train a CNN ({QUICK_EPOCHS} epochs on the embedded digits)",
+        on_click=start_quick_training,
+        disabled=(quick_run is not None and quick_run.is_active) or not ui.current_user().signed_in,
+        help=f"Trains the CNN for {QUICK_EPOCHS} epochs on the 4,000 embedded digits, in the background"
+        + ("." if ui.current_user().signed_in else " (sign in first)."),
+    )
+    if QUICK_ERROR_KEY in st.session_state:
+        st.error(st.session_state.pop(QUICK_ERROR_KEY))
+if quick_run is not None and quick_run.is_active:
+    if ui.may_manage_owner(quick_run.owner) and st.button(
+        "Stop", key="draw.stop", help="The run stops after its current batch; its model is kept."
+    ):
+        ui.stop_run(quick_run)
+    ui.live_fragment(functools.partial(render_quick_run, quick_run.id), live=True, key=QUICK_RUN_KEY)()
+elif quick_run is not None:
+    render_quick_run(quick_run.id, live=False)
+with model_column:
+    if not models:
+        st.warning("The local zoo has no CNN yet: quick-train one here, or train one on the Train page.")
+        st.stop()
+    if st.session_state.get(MODEL_KEY) not in models:
+        st.session_state[MODEL_KEY] = next(iter(models))
+    name = st.selectbox(
+        "Model", list(models), key=MODEL_KEY, format_func=lambda name: ui.describe_model(models[name])
+    )
+    entry = models[name]
 
-def read_input() -> np.ndarray | None:
-    """The canvas, or an uploaded image; its pixels, or None while there are none."""
+try:
+    predictor = ui.predictor(entry)
+except ZooError as error:
+    st.error(str(error))
+    st.stop()
+
+input_column, result_column = st.columns(2)
+pixels = None
+with input_column:
     source = st.segmented_control("Input", ["Draw", "Upload an image"], default="Draw", key="draw.input")
     if source == "Upload an image":
         upload = st.file_uploader("A PNG or JPEG of one digit", type=UPLOAD_TYPES, key="draw.upload")
-        if upload is None:
-            return None
-        try:
-            return load_image(upload.getvalue(), upload.name)
-        except ZooError as error:
-            st.error(str(error))
-            return None
-    brush = st.slider("Brush width", 6, 40, 20, key="draw.brush")
-    canvas = st_canvas(
-        stroke_width=brush,
-        stroke_color="#FFFFFF",
-        background_color="#000000",
-        height=CANVAS_SIDE,
-        width=CANVAS_SIDE,
-        return_image_data=True,
-        key="draw.canvas",
-    )
-    st.caption("Undo, redo and clear are in the canvas toolbar. The reading updates after every stroke.")
-    return canvas.image_data
+        if upload is not None:
+            try:
+                pixels = load_image(upload.getvalue(), upload.name)
+            except ZooError as error:
+                st.error(str(error))
+    else:
+        brush = st.slider("Brush width", 6, 40, 20, key="draw.brush")
+        canvas = st_canvas(
+            stroke_width=brush,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=CANVAS_SIDE,
+            width=CANVAS_SIDE,
+            return_image_data=True,
+            key="draw.canvas",
+        )
+        pixels = canvas.image_data
+        st.caption("Undo, redo and clear are in the canvas toolbar. The reading updates after every stroke.")
 
-
-def show_reading(
-    predictor: Predictor, pixels: np.ndarray | None
-) -> tuple[Preprocessed | None, Inspection | None]:
-    """The predicted digit and the ten probabilities; returns the preprocessing and the inspection."""
+preprocessed = inspection = None
+with result_column:
     if pixels is None:
         st.info("Draw a digit on the canvas, or upload an image of one.")
-        return None, None
-    preprocessed = preprocess(pixels)
-    if preprocessed.is_blank:
-        st.info(preprocessed.message)
-        return preprocessed, None
-    inspection = predictor.inspect(preprocessed.digit)
-    st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.")
-    st.write(f"Confidence: **{inspection.confidence:.1%}**")
-    st.plotly_chart(probability_bars(inspection.probabilities), key="draw.probabilities")
-    return preprocessed, inspection
+    else:
+        preprocessed = preprocess(pixels)
+        if preprocessed.is_blank:
+            st.info(preprocessed.message)
+        else:
+            inspection = predictor.inspect(preprocessed.digit)
+            st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.")
+            st.write(f"Confidence: **{inspection.confidence:.1%}**")
+            st.plotly_chart(probability_bars(inspection.probabilities), key="draw.probabilities")
+            teach_buttons(pixels, preprocessed.digit, inspection.digit)
 
-
-def show_what_the_model_sees(preprocessed: Preprocessed) -> None:
+if preprocessed is not None:
     st.subheader("What the model sees")
     st.caption(f"Ink detected as **{preprocessed.polarity}**; each step of the MNIST procedure:")
     for column, (name, image) in zip(st.columns(len(STEP_TITLES)), preprocessed.steps.items(), strict=False):
         with column:
             st.plotly_chart(step_figure(image, STEP_TITLES[name]), key=f"draw.step.{name}")
 
-
-def show_inside_the_cnn(preprocessed: Preprocessed, inspection: Inspection) -> None:
+if inspection is not None:
     st.subheader("Inside the CNN")
     saliency_column, maps_column = st.columns([1, 2])
     with saliency_column:
@@ -295,38 +297,5 @@ def show_inside_the_cnn(preprocessed: Preprocessed, inspection: Inspection) -> N
             title = f"{name}: {channels} feature maps of {height}×{width}"
             st.plotly_chart(feature_maps_figure(maps, title), key=f"draw.maps.{name}")
 
-
-def draw_page() -> None:
-    """Choose a CNN, draw or upload a digit, and see what the model reads and how."""
-    ui.run_through_app()
-    st.session_state.setdefault(DIGIT_SET_KEY, personal_set_name(ui.current_user()))
-    st.title("Draw a digit")
-    st.caption(
-        "The model reads your digit the way MNIST was made: ink found, cropped, its longer side scaled "
-        "to 20 pixels, placed in 28×28 with its centre of mass in the middle."
-    )
-    quick_run = ui.followed_run("cnn")  # a quick-training or fine-tuning run this page started
-    entry = choose_model(quick_run)
-    if entry is None:
-        return
-    try:
-        predictor = ui.predictor(entry)
-    except ZooError as error:
-        st.error(str(error))
-        return
-    input_column, result_column = st.columns(2)
-    with input_column:
-        pixels = read_input()
-    with result_column:
-        preprocessed, inspection = show_reading(predictor, pixels)
-        if inspection is not None:
-            teach_buttons(pixels, preprocessed.digit, inspection.digit)
-    if preprocessed is not None:
-        show_what_the_model_sees(preprocessed)
-    if inspection is not None:
-        show_inside_the_cnn(preprocessed, inspection)
-    if ui.current_user().signed_in:  # a visitor who is not signed in keeps no digits
-        my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)
-
-
-draw_page()
+if ui.current_user().signed_in:  # a visitor who is not signed in keeps no digits
+    my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)
