@@ -11,7 +11,7 @@ from test_app import APP, ended_run, texts
 from zoo.hosting import User
 from zoo.models import build_mnist_cnn
 from zoo.runs import RunStore
-from zoo.store import ModelStore
+from zoo.store import ModelConfig, ModelStore
 from zoo.training import TrainSpec
 
 ALICE = {"is_logged_in": True, "preferred_username": "alice", "email": "alice@example.org", "sub": "a"}
@@ -85,7 +85,7 @@ def test_only_the_owner_or_an_admin_may_rename_a_runs_model(user, can_rename):
     run_id = store.create_run(spec, "cpu", owner=User("alice"))
     assert store.try_claim(run_id)
     ModelStore().save(
-        build_mnist_cnn(), "alices-cnn", config={"kind": "cnn", "run_id": run_id, "owner": "alice"}
+        build_mnist_cnn(), "alices-cnn", config=ModelConfig("cnn", run_id=run_id, owner="alice")
     )
     store.finish(run_id, "completed", model_name="alices-cnn", final_metrics=EVALUATION)
     app = open_as(user, "train", {"run": run_id})
