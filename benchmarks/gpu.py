@@ -167,7 +167,7 @@ def plain_article_script(arguments: argparse.Namespace) -> float:
     os.environ.setdefault("KERAS_BACKEND", arguments.backend)
     import keras
     import numpy as np
-    from keras import layers, models
+    from training import article_model  # benchmarks/training.py, beside this script
 
     from zoo.data import load_embedded_mnist, load_mnist
 
@@ -177,22 +177,7 @@ def plain_article_script(arguments: argparse.Namespace) -> float:
     test_images = mnist.x_test.reshape((-1, 28, 28, 1)).astype("float32") / 255
     train_labels = keras.utils.to_categorical(mnist.y_train)
     keras.utils.set_random_seed(0)
-    model = models.Sequential()
-    model.add(keras.Input(shape=(28, 28, 1)))
-    model.add(layers.Conv2D(32, (3, 3), activation="relu"))
-    model.add(layers.MaxPooling2D((2, 2)))
-    model.add(layers.Conv2D(64, (3, 3), activation="relu"))
-    model.add(layers.MaxPooling2D((2, 2)))
-    model.add(layers.Conv2D(64, (3, 3), activation="relu"))
-    model.add(layers.Flatten())
-    model.add(layers.Dense(64, activation="relu"))
-    model.add(layers.Dense(10, activation="softmax"))
-    model.compile(
-        optimizer="adam",
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=arguments.steps_per_execution,
-    )
+    model = article_model(arguments.steps_per_execution)
     print(f"\n3. The article's plain Keras script on {keras.backend.backend()} ({arguments.epochs} epochs)")
     print(f"   {'epoch':>5} {'seconds':>8} {'images/s':>10} {'val. accuracy':>14} {'test accuracy':>14}")
     started = last = time.perf_counter()

@@ -26,15 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def plain_article_script(data_path: str, epochs: int) -> float:
-    """The article's script, written as it is there; returns steady-state images/s."""
+def article_model(steps_per_execution: int = 1):
+    """The article's CNN, built and compiled as its script does (also used by benchmarks/gpu.py)."""
     import keras
     from keras import layers, models
-
-    with np.load(data_path) as mnist:
-        train_images, train_labels = mnist["x_train"], mnist["y_train"]
-    train_images = train_images.reshape((60000, 28, 28, 1)).astype("float32") / 255
-    train_labels = keras.utils.to_categorical(train_labels)
 
     model = models.Sequential()
     model.add(keras.Input(shape=(28, 28, 1)))
@@ -46,7 +41,25 @@ def plain_article_script(data_path: str, epochs: int) -> float:
     model.add(layers.Flatten())
     model.add(layers.Dense(64, activation="relu"))
     model.add(layers.Dense(10, activation="softmax"))
-    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer="adam",
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def plain_article_script(data_path: str, epochs: int) -> float:
+    """The article's script, written as it is there; returns steady-state images/s."""
+    import keras
+
+    with np.load(data_path) as mnist:
+        train_images, train_labels = mnist["x_train"], mnist["y_train"]
+    train_images = train_images.reshape((60000, 28, 28, 1)).astype("float32") / 255
+    train_labels = keras.utils.to_categorical(train_labels)
+
+    model = article_model()
 
     epoch_ends: list[float] = []
     timer = keras.callbacks.LambdaCallback(
