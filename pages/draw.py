@@ -187,100 +187,107 @@ def render_quick_run(run_id: str, live: bool) -> bool:
     return False
 
 
-ui.run_through_app()
-st.session_state.setdefault(DIGIT_SET_KEY, personal_set_name(ui.current_user()))
-st.title("Draw a digit")
-st.caption(
-    "The model reads your digit the way MNIST was made: ink found, cropped, its longer side scaled "
-    "to 20 pixels, placed in 28×28 with its centre of mass in the middle."
-)
+def header() -> None:
+    st.title("Draw a digit")
+    st.caption(
+        "The model reads your digit the way MNIST was made: ink found, cropped, its longer side scaled "
+        "to 20 pixels, placed in 28×28 with its centre of mass in the middle."
+    )
 
-models = {entry.name: entry for entry in ui.cnn_models()}
-quick_run = ui.followed_run("cnn")
-model_column, training_column = st.columns([3, 2], vertical_alignment="bottom")
-with training_column:
+
+def quick_training_button(quick_run) -> None:
+    signed_in = ui.current_user().signed_in
     st.button(
         f"Quick-train a CNN ({QUICK_EPOCHS} epochs on the embedded digits)",
         on_click=start_quick_training,
-        disabled=(quick_run is not None and quick_run.is_active) or not ui.current_user().signed_in,
+        disabled=(quick_run is not None and quick_run.is_active) or not signed_in,
         help=f"Trains the CNN for {QUICK_EPOCHS} epochs on the 4,000 embedded digits, in the background"
-        + ("." if ui.current_user().signed_in else " (sign in first)."),
+        + ("." if signed_in else " (sign in first)."),
     )
     if QUICK_ERROR_KEY in st.session_state:
         st.error(st.session_state.pop(QUICK_ERROR_KEY))
-if quick_run is not None and quick_run.is_active:
+
+
+def quick_run_section(quick_run) -> None:
+    """The followed quick or fine-tuning run: live while it runs, then its outcome and model."""
+    if quick_run is None:
+        return
+    if not quick_run.is_active:
+        render_quick_run(quick_run.id, live=False)
+        return
     if ui.may_manage_owner(quick_run.owner) and st.button(
         "Stop", key="draw.stop", help="The run stops after its current batch; its model is kept."
     ):
         ui.stop_run(quick_run)
     ui.live_fragment(functools.partial(render_quick_run, quick_run.id), live=True, key=QUICK_RUN_KEY)()
-elif quick_run is not None:
-    render_quick_run(quick_run.id, live=False)
-with model_column:
+
+
+def model_picker():
+    """The CNN to read with (the most accurate preselected), or None when the zoo has none."""
+    models = {entry.name: entry for entry in ui.cnn_models()}
     if not models:
         st.warning("The local zoo has no CNN yet: quick-train one here, or train one on the Train page.")
-        st.stop()
+        return None
     if st.session_state.get(MODEL_KEY) not in models:
         st.session_state[MODEL_KEY] = next(iter(models))
     name = st.selectbox(
         "Model", list(models), key=MODEL_KEY, format_func=lambda name: ui.describe_model(models[name])
     )
-    entry = models[name]
+    return models[name]
 
-try:
-    predictor = ui.predictor(entry)
-except ZooError as error:
-    st.error(str(error))
-    st.stop()
 
-input_column, result_column = st.columns(2)
-pixels = None
-with input_column:
+def digit_input():
+    """The drawing on the canvas or an uploaded image, as RGBA/RGB pixels; None before there is one."""
     source = st.segmented_control("Input", ["Draw", "Upload an image"], default="Draw", key="draw.input")
     if source == "Upload an image":
         upload = st.file_uploader("A PNG or JPEG of one digit", type=UPLOAD_TYPES, key="draw.upload")
-        if upload is not None:
-            try:
-                pixels = load_image(upload.getvalue(), upload.name)
-            except ZooError as error:
-                st.error(str(error))
-    else:
-        brush = st.slider("Brush width", 6, 40, 20, key="draw.brush")
-        canvas = st_canvas(
-            stroke_width=brush,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            height=CANVAS_SIDE,
-            width=CANVAS_SIDE,
-            return_image_data=True,
-            key="draw.canvas",
-        )
-        pixels = canvas.image_data
-        st.caption("Undo, redo and clear are in the canvas toolbar. The reading updates after every stroke.")
+        if upload is None:
+            return None
+        try:
+            return load_image(upload.getvalue(), upload.name)
+        except ZooError as error:
+            st.error(str(error))
+            return None
+    brush = st.slider("Brush width", 6, 40, 20, key="draw.brush")
+    canvas = st_canvas(
+        stroke_width=brush,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_SIDE,
+        width=CANVAS_SIDE,
+        return_image_data=True,
+        key="draw.canvas",
+    )
+    st.caption("Undo, redo and clear are in the canvas toolbar. The reading updates after every stroke.")
+    return canvas.image_data
 
-preprocessed = inspection = None
-with result_column:
+
+def reading(predictor, pixels):
+    """Preprocess and read the digit; return (preprocessed, inspection), each None when there is none."""
     if pixels is None:
         st.info("Draw a digit on the canvas, or upload an image of one.")
-    else:
-        preprocessed = preprocess(pixels)
-        if preprocessed.is_blank:
-            st.info(preprocessed.message)
-        else:
-            inspection = predictor.inspect(preprocessed.digit)
-            st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.")
-            st.write(f"Confidence: **{inspection.confidence:.1%}**")
-            st.plotly_chart(probability_bars(inspection.probabilities), key="draw.probabilities")
-            teach_buttons(pixels, preprocessed.digit, inspection.digit)
+        return None, None
+    preprocessed = preprocess(pixels)
+    if preprocessed.is_blank:
+        st.info(preprocessed.message)
+        return preprocessed, None
+    inspection = predictor.inspect(preprocessed.digit)
+    st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.")
+    st.write(f"Confidence: **{inspection.confidence:.1%}**")
+    st.plotly_chart(probability_bars(inspection.probabilities), key="draw.probabilities")
+    teach_buttons(pixels, preprocessed.digit, inspection.digit)
+    return preprocessed, inspection
 
-if preprocessed is not None:
+
+def preprocessing_steps(preprocessed) -> None:
     st.subheader("What the model sees")
     st.caption(f"Ink detected as **{preprocessed.polarity}**; each step of the MNIST procedure:")
     for column, (name, image) in zip(st.columns(len(STEP_TITLES)), preprocessed.steps.items(), strict=False):
         with column:
             st.plotly_chart(step_figure(image, STEP_TITLES[name]), key=f"draw.step.{name}")
 
-if inspection is not None:
+
+def inside_the_cnn(preprocessed, inspection) -> None:
     st.subheader("Inside the CNN")
     saliency_column, maps_column = st.columns([1, 2])
     with saliency_column:
@@ -297,5 +304,39 @@ if inspection is not None:
             title = f"{name}: {channels} feature maps of {height}×{width}"
             st.plotly_chart(feature_maps_figure(maps, title), key=f"draw.maps.{name}")
 
-if ui.current_user().signed_in:  # a visitor who is not signed in keeps no digits
-    my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)
+
+def draw_page() -> None:
+    ui.run_through_app()
+    st.session_state.setdefault(DIGIT_SET_KEY, personal_set_name(ui.current_user()))
+    header()
+    quick_run = ui.followed_run("cnn")
+    model_column, training_column = st.columns([3, 2], vertical_alignment="bottom")
+    with training_column:
+        quick_training_button(quick_run)
+    # One block whatever it holds (nothing, a live run, an outcome), so that the elements below keep
+    # their places in the page across reruns: a shifted canvas or reading would be drawn twice meanwhile.
+    with st.container():
+        quick_run_section(quick_run)
+    with model_column:
+        entry = model_picker()
+    if entry is None:
+        return
+    try:
+        predictor = ui.predictor(entry)
+    except ZooError as error:
+        st.error(str(error))
+        return
+    input_column, result_column = st.columns(2)
+    with input_column:
+        pixels = digit_input()
+    with result_column:
+        preprocessed, inspection = reading(predictor, pixels)
+    if preprocessed is not None:
+        preprocessing_steps(preprocessed)
+    if inspection is not None:
+        inside_the_cnn(preprocessed, inspection)
+    if ui.current_user().signed_in:  # a visitor who is not signed in keeps no digits
+        my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)
+
+
+draw_page()
