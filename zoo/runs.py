@@ -204,11 +204,34 @@ class RunStore:
         self._open()
 
     def log_path(self, run_id: str) -> Path:
-        """The worker's log of a run (its stdout and stderr), beside the store."""
+        """The file a run's worker writes its stdout and stderr to (it may not exist yet).
+
+        Args:
+            run_id: the run.
+
+        Returns:
+            ``logs/<run_id>.log`` in the store's directory.
+
+        Example:
+            >>> store.log_path("3f9c0a1b2d4e").name
+            '3f9c0a1b2d4e.log'
+        """
         return self.path.parent / "logs" / f"{run_id}.log"
 
     def last_words(self, run_id: str) -> str | None:
-        """The reason a run's worker gave for failing when the store could not record it, or None."""
+        """The reason a run's worker gave for failing when the store could not record it.
+
+        Args:
+            run_id: the run.
+
+        Returns:
+            The last ``say_last_words`` line in the last 8 KiB of its log, or None (no such line,
+            or no readable log).
+
+        Example:
+            >>> store.last_words(run_id)  # doctest: +SKIP
+            'the run store ... cannot be used (disk I/O error): ...'
+        """
         return last_words(self.log_path(run_id))
 
     def _open(self) -> None:
@@ -365,6 +388,10 @@ class RunStore:
         Raises:
             PermissionDenied: a cap is reached.
             StorageError: the store cannot be written.
+
+        Example:
+            >>> store.create_run(TrainSpec.cnn(num_epochs=1), "cpu")  # doctest: +SKIP
+            '3f9c0a1b2d4e'
         """
         owner = owner or User(LOCAL_OWNER, is_admin=True)
         run_id = uuid.uuid4().hex[:12]
@@ -397,7 +424,23 @@ class RunStore:
 
     def try_claim(self, run_id: str, slots: int = 1) -> bool:
         """Start ``run_id`` if it is first in its lane's queue on its device and the lane has one of
-        its ``slots`` free."""
+        its ``slots`` free; unlike ``claim_next`` it records no worker process.
+
+        Args:
+            run_id: a queued run.
+            slots: how many runs of one lane may run at once on the device.
+
+        Returns:
+            True when the run is now ``running``; False when it must wait, is not queued or does
+            not exist.
+
+        Raises:
+            StorageError: the store cannot be read or written.
+
+        Example:
+            >>> store.try_claim(run_id)  # doctest: +SKIP
+            True
+        """
         self.reconcile()
         with self._transaction() as connection:
             row = connection.execute("SELECT device FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -408,7 +451,23 @@ class RunStore:
 
     def claim_next(self, pid: int, device: str, backend: str, slots: int) -> Run | None:
         """Hand worker ``pid`` (of the pool of ``device`` and ``backend``) the first run it can start,
-        mark it running and take the worker out of the pool; None when there is none."""
+        mark it running and take the worker out of the pool.
+
+        Args:
+            pid: the asking worker's process id (recorded as the run's worker).
+            device: the worker's device, ``cpu`` or ``gpu``.
+            backend: the worker's Keras backend; only runs of that backend are handed out.
+            slots: how many runs of one lane may run at once on the device.
+
+        Returns:
+            The claimed run, already ``running``; None when no queued run may start now.
+
+        Raises:
+            StorageError: the store cannot be read or written.
+
+        Example:
+            >>> run = store.claim_next(os.getpid(), "cpu", "tensorflow", slots=1)  # doctest: +SKIP
+        """
         with self._connect() as connection:  # the common answer, "nothing queued", without a write lock
             if not connection.execute(
                 "SELECT 1 FROM runs WHERE device = ? AND status = 'queued' LIMIT 1", (device,)
@@ -428,7 +487,24 @@ class RunStore:
 
     def join_pool(self, pid: int, device: str, backend: str, size: int) -> bool:
         """Add a just-started worker to the pool of ``device`` and ``backend`` unless that pool
-        already has ``size`` live workers (then the caller ends it)."""
+        already has ``size`` live workers (then the caller ends it). Rows of dead workers are dropped.
+
+        Args:
+            pid: the worker's process id.
+            device: ``cpu`` or ``gpu``.
+            backend: the Keras backend the worker loads.
+            size: the most live workers the pool may have.
+
+        Returns:
+            True when it joined (as ``starting``); False when the pool was full.
+
+        Raises:
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.join_pool(process.pid, "cpu", "tensorflow", size=1)  # doctest: +SKIP
+            True
+        """
         with self._transaction() as connection:
             if len(_live_pool(connection, device, backend)) >= size:
                 return False
@@ -439,19 +515,64 @@ class RunStore:
             return True
 
     def mark_worker_ready(self, pid: int) -> bool:
-        """Record that a pool worker has loaded its backend and data; False if it is not in the pool."""
+        """Record that a pool worker has loaded its backend and data.
+
+        Args:
+            pid: the worker's process id.
+
+        Returns:
+            True when it was marked ``ready``; False when it is not in the pool (it should end).
+
+        Raises:
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.mark_worker_ready(os.getpid())  # doctest: +SKIP
+            True
+        """
         with self._connect() as connection:
             return bool(
                 connection.execute("UPDATE workers SET status = 'ready' WHERE pid = ?", (pid,)).rowcount
             )
 
     def pool_size(self, device: str, backend: str) -> int:
-        """How many live workers (starting or ready) the pool of ``device`` and ``backend`` has."""
+        """How many live workers (starting or ready) the pool of ``device`` and ``backend`` has;
+        rows of dead workers are dropped on the way.
+
+        Args:
+            device: ``cpu`` or ``gpu``.
+            backend: a Keras backend name.
+
+        Returns:
+            The number of live workers.
+
+        Raises:
+            StorageError: the store cannot be read or written.
+
+        Example:
+            >>> store.pool_size("cpu", "tensorflow")  # doctest: +SKIP
+            1
+        """
         with self._transaction() as connection:
             return len(_live_pool(connection, device, backend))
 
     def queued_count(self, device: str, backend: str) -> int:
-        """How many runs wait on ``device`` for a worker of ``backend``."""
+        """How many runs wait on ``device`` for a worker of ``backend``.
+
+        Args:
+            device: ``cpu`` or ``gpu``.
+            backend: a Keras backend name, as the runs' specs record it.
+
+        Returns:
+            The number of queued runs.
+
+        Raises:
+            StorageError: the store cannot be read.
+
+        Example:
+            >>> store.queued_count("cpu", "tensorflow")  # doctest: +SKIP
+            2
+        """
         with self._connect() as connection:
             rows = connection.execute(
                 "SELECT spec FROM runs WHERE device = ? AND status = 'queued'", (device,)
@@ -460,8 +581,22 @@ class RunStore:
 
     def leave_pool_if_surplus(self, pid: int, target: int) -> bool:
         """Take worker ``pid`` out of its pool if the pool has more than ``target`` live workers and
-        it joined last (so that of several surplus workers one leaves at a time), or if it is no
-        longer in the pool at all. Returns whether it must end."""
+        it joined last (so that of several surplus workers one leaves at a time).
+
+        Args:
+            pid: the asking worker's process id.
+            target: how many live workers the pool should keep.
+
+        Returns:
+            Whether the worker must end: True when it left the pool, or was no longer in it.
+
+        Raises:
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.leave_pool_if_surplus(os.getpid(), target=1)  # doctest: +SKIP
+            False
+        """
         with self._transaction() as connection:
             row = connection.execute("SELECT device, backend FROM workers WHERE pid = ?", (pid,)).fetchone()
             if row is None:
@@ -473,18 +608,48 @@ class RunStore:
             return True
 
     def leave_pool(self, pid: int) -> None:
-        """Take worker ``pid`` out of its pool."""
+        """Take worker ``pid`` out of its pool (nothing happens when it is not in one).
+
+        Raises:
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.leave_pool(os.getpid())  # doctest: +SKIP
+        """
         with self._connect() as connection:
             connection.execute("DELETE FROM workers WHERE pid = ?", (pid,))
 
     def pool_workers(self) -> list[int]:
-        """The process ids of every live pool worker, for shutting the pool down."""
+        """The process ids of every live pool worker, for shutting the pool down.
+
+        Returns:
+            The pids of all pools' workers that are still alive.
+
+        Raises:
+            StorageError: the store cannot be read.
+
+        Example:
+            >>> for pid in store.pool_workers():  # doctest: +SKIP
+            ...     os.kill(pid, signal.SIGTERM)
+        """
         with self._connect() as connection:
             pids = [row["pid"] for row in connection.execute("SELECT pid FROM workers").fetchall()]
         return [pid for pid in pids if process_alive(pid)]
 
     def set_started(self, run_id: str, data_source: str, environment: dict[str, Any]) -> None:
-        """Record the data source and the devices/versions the run trains with."""
+        """Record the data source and the devices/versions the run trains with.
+
+        Args:
+            run_id: the running run (an unknown id changes nothing).
+            data_source: one sentence naming the training data, e.g. ``TrainingData.source``.
+            environment: JSON-ready values, e.g. ``training.describe_environment()``.
+
+        Raises:
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.set_started(run_id, data.source, describe_environment())  # doctest: +SKIP
+        """
         with self._connect() as connection:
             connection.execute(
                 "UPDATE runs SET data_source = ?, environment = ? WHERE id = ?",
@@ -492,7 +657,22 @@ class RunStore:
             )
 
     def heartbeat(self, run_id: str) -> bool:
-        """Mark the worker alive; return whether a stop was requested."""
+        """Mark the run's worker alive (readers fail a running run whose heartbeat is over
+        ``HEARTBEAT_TIMEOUT_SECONDS`` old).
+
+        Args:
+            run_id: the running run.
+
+        Returns:
+            Whether a stop was requested (False for an unknown id).
+
+        Raises:
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.heartbeat(run_id)  # doctest: +SKIP
+            False
+        """
         with self._connect() as connection:
             connection.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time(), run_id))
             row = connection.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -509,6 +689,7 @@ class RunStore:
 
         Raises:
             StorageError: the store cannot be written.
+            sqlite3.IntegrityError: there is no run with that id.
 
         Example:
             >>> store.log_metrics(run_id, {"batch/loss": 0.31}, Progress(7, 28, 1, 1, 640.0, 3.0, 1.1))
@@ -525,7 +706,19 @@ class RunStore:
             )
 
     def save_surface(self, run_id: str, surface: DecisionSurface) -> None:
-        """Keep the latest decision surface of a binary run (older ones are replaced)."""
+        """Keep the latest decision surface of a binary run (older ones are replaced).
+
+        Args:
+            run_id: the binary run.
+            surface: the surface at some step (``ProgressReporter.surface`` hands it over).
+
+        Raises:
+            StorageError: the store cannot be written.
+            sqlite3.IntegrityError: there is no run with that id.
+
+        Example:
+            >>> store.save_surface(run_id, surface)  # doctest: +SKIP
+        """
         payload = surface.to_dict()
         step, epoch = payload.pop("step"), payload.pop("epoch")  # they have columns of their own
         with self._connect() as connection:
@@ -535,7 +728,20 @@ class RunStore:
             )
 
     def add_event(self, run_id: str, kind: str, message: str) -> None:
-        """Append a line to the run's event log (data source, warnings, failures)."""
+        """Append a line to the run's event log (data source, warnings, failures).
+
+        Args:
+            run_id: the run.
+            kind: a short tag shown with the line, e.g. ``data``, ``warning``, ``traceback``.
+            message: the line (or a traceback).
+
+        Raises:
+            StorageError: the store cannot be written.
+            sqlite3.IntegrityError: there is no run with that id.
+
+        Example:
+            >>> store.add_event(run_id, "warning", "no GPU found; training on the CPU")  # doctest: +SKIP
+        """
         with self._connect() as connection:
             _insert_event(connection, run_id, kind, message)
 
@@ -560,6 +766,10 @@ class RunStore:
 
         Raises:
             RunError: ``status`` is not a final status.
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.finish(run_id, "failed", message="out of memory; use a smaller batch size")
         """
         if status not in FINAL_STATUSES:
             raise RunError(f"status {status!r} is not final: use one of {', '.join(FINAL_STATUSES)}.")
@@ -577,12 +787,21 @@ class RunStore:
     def request_stop(self, run_id: str, *, by: User) -> Run:
         """Ask a run to stop: a queued run stops at once, a running one after its current batch.
 
+        Args:
+            run_id: the run to stop (a run that already ended stays as it is).
+            by: who asks.
+
         Returns:
             The run as it stands after the request.
 
         Raises:
             RunError: there is no run with that id.
-            PermissionDenied: ``by`` is neither the run's owner nor an admin.
+            PermissionDenied: ``by`` is not signed in, or is neither the run's owner nor an admin.
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.request_stop(queued_run_id, by=LOCAL_USER).status  # doctest: +SKIP
+            'stopped'
         """
         run = self.get(run_id)
         check_may_manage(by, run.owner, f"run {run_id}")
@@ -596,10 +815,19 @@ class RunStore:
         return self.get(run_id)
 
     def delete(self, run_id: str, *, by: User) -> None:
-        """Delete a finished run with its metrics and events (an active run must be stopped first).
+        """Delete a finished run with its metrics, events and surface (its model and log stay).
+
+        Args:
+            run_id: the run to delete.
+            by: who asks.
 
         Raises:
-            PermissionDenied: ``by`` is neither the run's owner nor an admin.
+            RunError: there is no run with that id, or it is still queued or running (stop it first).
+            PermissionDenied: ``by`` is not signed in, or is neither the run's owner nor an admin.
+            StorageError: the store cannot be written.
+
+        Example:
+            >>> store.delete(run_id, by=LOCAL_USER)  # doctest: +SKIP
         """
         run = self.get(run_id)
         check_may_manage(by, run.owner, f"run {run_id}")
@@ -611,14 +839,21 @@ class RunStore:
     # --- reading ------------------------------------------------------------------------------
 
     def get(self, run_id: str) -> Run:
-        """Return one run, after marking it failed if its worker died.
+        """Return one run, after marking active runs whose worker died failed (``reconcile``).
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            The run as the store knows it now.
+
+        Raises:
+            RunError: there is no run with that id.
+            StorageError: the store cannot be read or written.
 
         Example:
             >>> store.get(run_id).progress.step  # doctest: +SKIP
             7
-
-        Raises:
-            RunError: there is no run with that id.
         """
         self.reconcile()
         with self._connect() as connection:
@@ -628,7 +863,21 @@ class RunStore:
         return _run_from_row(row)
 
     def list_runs(self, limit: int = 500) -> list[Run]:
-        """The ``limit`` newest runs, newest first (after marking runs with dead workers failed)."""
+        """The newest runs, newest first (after marking active runs whose worker died failed).
+
+        Args:
+            limit: the most runs returned.
+
+        Returns:
+            Up to ``limit`` runs, by creation time, newest first.
+
+        Raises:
+            StorageError: the store cannot be read or written.
+
+        Example:
+            >>> [run.status for run in store.list_runs(limit=2)]  # doctest: +SKIP
+            ['running', 'completed']
+        """
         self.reconcile()
         with self._connect() as connection:
             rows = connection.execute(
@@ -637,7 +886,21 @@ class RunStore:
         return [_run_from_row(row) for row in rows]
 
     def active_runs(self, owner: str | None = None) -> list[Run]:
-        """Queued and running runs (only ``owner``'s, when given), oldest first."""
+        """Queued and running runs among the 500 newest (``list_runs()``), oldest first.
+
+        Args:
+            owner: only this owner's runs (a ``User.name``); None for everyone's.
+
+        Returns:
+            The active runs, by creation time, oldest first.
+
+        Raises:
+            StorageError: the store cannot be read or written.
+
+        Example:
+            >>> bool(store.active_runs(owner="local"))  # doctest: +SKIP
+            False
+        """
         return sorted(
             (run for run in self.list_runs() if run.is_active and owner in (None, run.owner)),
             key=lambda run: run.created_at,
@@ -646,7 +909,19 @@ class RunStore:
     def queue_position(self, run_id: str) -> int | None:
         """How many runs are ahead of a queued run in its lane on its device, the running ones included.
 
-        Returns None when the run is not queued.
+        Args:
+            run_id: the run.
+
+        Returns:
+            The running runs of its lane plus the queued ones before it; None when it is not queued.
+
+        Raises:
+            RunError: there is no run with that id.
+            StorageError: the store cannot be read or written.
+
+        Example:
+            >>> store.queue_position(run_id)  # doctest: +SKIP
+            1
         """
         run = self.get(run_id)
         if run.status != "queued":
@@ -668,8 +943,21 @@ class RunStore:
         """Yield a check for a stop request cheap enough to call after every batch (it keeps one
         connection open), so a stop lands after the current batch however short batches are.
 
-        A run that is no longer running (a reader found its worker silent and failed it) is
-        stopped too."""
+        Args:
+            run_id: the running run.
+
+        Returns:
+            A context manager whose value is a function answering True when a stop was requested,
+            or the run is no longer ``running`` (a reader found its worker silent and failed it),
+            or is gone.
+
+        Raises:
+            StorageError: the store cannot be read (on entering, or from a call of the check).
+
+        Example:
+            >>> with store.stop_checker(run_id) as stop_requested:  # doctest: +SKIP
+            ...     result = fit(spec, reporter, stop_requested)
+        """
         with self._connect() as connection:
 
             def stop_requested() -> bool:
@@ -681,13 +969,22 @@ class RunStore:
             yield stop_requested
 
     def metrics_frame(self, run_id: str, since_id: int = 0) -> pd.DataFrame:
-        """Metric rows of a run (id, step, epoch, name, value, wall_time), oldest first.
+        """Metric rows of a run, oldest first.
+
+        Args:
+            run_id: the run (an unknown id gives an empty frame).
+            since_id: only rows with a larger ``id`` (the last one read before), for cheap live updates.
+
+        Returns:
+            A DataFrame with the columns ``id``, ``step``, ``epoch``, ``name``, ``value`` and
+            ``wall_time``, one row per logged value.
+
+        Raises:
+            StorageError: the store cannot be read.
 
         Example:
             >>> frame = store.metrics_frame(run_id)
             >>> newer = store.metrics_frame(run_id, since_id=int(frame["id"].iloc[-1]))
-
-        ``since_id`` returns only rows newer than a previous read, for cheap live updates.
         """
         import pandas as pd
 
@@ -708,7 +1005,21 @@ class RunStore:
         return [dict(row) for row in rows]
 
     def surface(self, run_id: str) -> DecisionSurface | None:
-        """The latest decision surface of a binary run, or None before the first one."""
+        """The latest decision surface of a binary run.
+
+        Args:
+            run_id: the run.
+
+        Returns:
+            The surface last saved, or None before the first one (and for other runs or unknown ids).
+
+        Raises:
+            StorageError: the store cannot be read.
+
+        Example:
+            >>> store.surface(run_id).epoch  # doctest: +SKIP
+            12
+        """
         with self._connect() as connection:
             row = connection.execute("SELECT * FROM surfaces WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
