@@ -72,8 +72,18 @@ class FineTuningSplit:
 def check_set_name(name: str) -> str:
     """Return ``name`` if it can name a digit set.
 
+    Args:
+        name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.
+
+    Returns:
+        ``name`` unchanged.
+
     Raises:
         DigitSetError: empty, too long, or characters other than letters, digits, '.', '_' and '-'.
+
+    Example:
+        >>> check_set_name("my-digits")
+        'my-digits'
     """
     if not isinstance(name, str) or not SET_NAME_PATTERN.fullmatch(name):
         raise DigitSetError(
@@ -84,8 +94,19 @@ def check_set_name(name: str) -> str:
 
 
 def personal_set_name(user: User) -> str:
-    """The set a person's corrected drawings go to: ``my-digits`` on one's own machine,
-    ``NAME-digits`` for a signed-in person on a shared host (so each starts with a set of their own)."""
+    """The set a person's corrected drawings go to, so that each starts with a set of their own.
+
+    Args:
+        user: the person.
+
+    Returns:
+        ``my-digits`` for the local owner (one's own machine); ``NAME-digits`` for anyone else,
+        ``NAME`` being their name made safe (``hosting.owner_slug``).
+
+    Example:
+        >>> personal_set_name(User("ada@example.org"))
+        'ada-example.org-digits'
+    """
     if user.name == LOCAL_OWNER:
         return DEFAULT_SET
     return f"{owner_slug(user.name)}-digits"
@@ -94,8 +115,18 @@ def personal_set_name(user: User) -> str:
 def check_label(label: object) -> int:
     """Return ``label`` as an int if it is a digit 0-9.
 
+    Args:
+        label: an int, numpy integer or text such as ``"7"``.
+
+    Returns:
+        The digit as an int.
+
     Raises:
-        DigitSetError: anything else (a bool, a float with a fraction, 10, -1, text).
+        DigitSetError: anything else (a bool, a float, 10, -1, other text).
+
+    Example:
+        >>> check_label("7")
+        7
     """
     if isinstance(label, bool) or not isinstance(label, int | np.integer | str):
         raise DigitSetError(f"label {label!r} is not a digit: give a whole number from 0 to 9.")
@@ -140,7 +171,21 @@ class DigitStore:
         return path
 
     def owner(self, set_name: str) -> str:
-        """Who made the set: only they or an admin may add to it, relabel or delete in it."""
+        """Who made the set: only they or an admin may add to it, relabel or delete in it.
+
+        Args:
+            set_name: the set.
+
+        Returns:
+            The owner's name; the local owner for a set made before sets had owners, or no set.
+
+        Raises:
+            DigitSetError: ``set_name`` is not allowed.
+
+        Example:
+            >>> DigitStore().owner("my-digits")  # doctest: +SKIP
+            'local'
+        """
         path = self._set_path(set_name) / OWNER_FILE
         return path.read_text().strip() if path.is_file() else LOCAL_OWNER
 
@@ -149,7 +194,15 @@ class DigitStore:
             check_may_manage(by, self.owner(set_name), f"the digit set {set_name!r}")
 
     def set_names(self) -> list[str]:
-        """The sets that hold at least one digit, by name."""
+        """The sets that hold at least one digit.
+
+        Returns:
+            Their names, sorted (empty before the first digit is kept).
+
+        Example:
+            >>> DigitStore().set_names()  # doctest: +SKIP
+            ['my-digits']
+        """
         if not self.root.is_dir():
             return []
         return sorted(
@@ -162,9 +215,24 @@ class DigitStore:
         """Keep one labelled digit: ``pixels`` as drawn or uploaded, ``digit`` its (28, 28) preprocessed form.
         A new set is ``by``'s.
 
+        Args:
+            set_name: the set (made when missing).
+            label: the digit that was drawn (see ``check_label``).
+            pixels: the input as drawn or uploaded, e.g. the canvas's RGBA array.
+            digit: its preprocessed form, ``inference.preprocess(pixels).digit``.
+            by: who keeps it.
+
+        Returns:
+            The kept digit, with its new id.
+
         Raises:
             DigitSetError: a bad set name or label, or a digit that is not (28, 28) in [0, 1].
             PermissionDenied: ``by`` is not signed in, or the set is someone else's.
+
+        Example:
+            >>> digit = preprocess(pixels).digit  # doctest: +SKIP
+            >>> store.add("my-digits", 7, pixels, digit, by=LOCAL_USER).label  # doctest: +SKIP
+            7
         """
         check_may_create(by, "keep your digits")
         self._check_may_change(set_name, by)
@@ -204,7 +272,21 @@ class DigitStore:
             raise
 
     def digits(self, set_name: str) -> list[PersonalDigit]:
-        """Every digit of the set, oldest first (an unknown set has none)."""
+        """Every digit of the set, oldest first.
+
+        Args:
+            set_name: the set.
+
+        Returns:
+            Its digits by the time they were added (empty for an unknown set).
+
+        Raises:
+            DigitSetError: ``set_name`` is not allowed.
+
+        Example:
+            >>> [digit.label for digit in DigitStore().digits("my-digits")]  # doctest: +SKIP
+            [7, 1, 7]
+        """
         directory = self._set_path(set_name)
         found = []
         for path in directory.glob(f"*{SUFFIX}") if directory.is_dir() else []:
@@ -230,8 +312,22 @@ class DigitStore:
     def relabel(self, set_name: str, digit_id: str, label: object, *, by: User) -> PersonalDigit:
         """Give one digit another label (the file is rewritten and renamed into place).
 
+        Args:
+            set_name: the digit's set.
+            digit_id: the digit's id (``PersonalDigit.id``).
+            label: the new label (see ``check_label``).
+            by: who asks.
+
+        Returns:
+            The digit with its new label.
+
         Raises:
-            PermissionDenied: ``by`` is neither the set's owner nor an admin.
+            DigitSetError: a bad set name or label, or the set has no such digit.
+            PermissionDenied: ``by`` is not signed in, or is neither the set's owner nor an admin.
+
+        Example:
+            >>> store.relabel("my-digits", digit.id, 1, by=LOCAL_USER).label  # doctest: +SKIP
+            1
         """
         self._check_may_change(set_name, by)
         value = check_label(label)
@@ -245,7 +341,20 @@ class DigitStore:
         )
 
     def delete(self, set_name: str, digit_id: str, *, by: User) -> None:
-        """Remove one digit (for the set's owner or an admin)."""
+        """Remove one digit (for the set's owner or an admin).
+
+        Args:
+            set_name: the digit's set.
+            digit_id: the digit's id (``PersonalDigit.id``).
+            by: who asks.
+
+        Raises:
+            DigitSetError: a bad set name, or the set has no such digit.
+            PermissionDenied: ``by`` is not signed in, or is neither the set's owner nor an admin.
+
+        Example:
+            >>> store.delete("my-digits", digit.id, by=LOCAL_USER)  # doctest: +SKIP
+        """
         self._check_may_change(set_name, by)
         self._digit_path(set_name, digit_id).unlink()
 
@@ -262,12 +371,40 @@ class DigitStore:
         shutil.rmtree(retired, ignore_errors=True)
 
     def counts(self, set_name: str) -> list[int]:
-        """How many digits of each class 0-9 the set holds."""
+        """How many digits of each class 0-9 the set holds.
+
+        Args:
+            set_name: the set.
+
+        Returns:
+            Ten counts, for the digits 0 to 9 (all zero for an unknown set).
+
+        Raises:
+            DigitSetError: ``set_name`` is not allowed.
+
+        Example:
+            >>> DigitStore().counts("my-digits")  # doctest: +SKIP
+            [0, 1, 0, 0, 0, 0, 0, 2, 0, 0]
+        """
         return np.bincount([digit.label for digit in self.digits(set_name)], minlength=NUM_DIGITS).tolist()
 
     def export_npz(self, set_name: str) -> bytes:
-        """The set as an .npz: ``digits`` (N, 28, 28) float32, ``labels`` (N,) int64, ``ids`` and, when all
-        inputs have one shape (the canvas's), ``pixels`` (N, H, W, C) as drawn."""
+        """The set as an .npz, oldest digit first.
+
+        Args:
+            set_name: the set.
+
+        Returns:
+            The file's bytes: ``digits`` (N, 28, 28) float32, ``labels`` (N,) int64, ``ids`` and,
+            when all inputs have one shape and dtype (the canvas's), ``pixels`` (N, ...) as drawn.
+
+        Raises:
+            DigitSetError: a bad set name, or the set holds no digits.
+
+        Example:
+            >>> np.load(io.BytesIO(DigitStore().export_npz("my-digits")))["labels"]  # doctest: +SKIP
+            array([7, 1, 7])
+        """
         digits = self._nonempty(set_name)
         arrays = {
             "digits": np.stack([digit.digit for digit in digits]),
@@ -282,7 +419,21 @@ class DigitStore:
         return buffer.getvalue()
 
     def export_zip(self, set_name: str) -> bytes:
-        """The set as a zip of PNGs: ``LABEL/ID.png`` (the input as drawn) and ``LABEL/ID-28x28.png``."""
+        """The set as a zip of PNGs.
+
+        Args:
+            set_name: the set.
+
+        Returns:
+            The zip's bytes: ``LABEL/ID.png`` (the input as drawn) and ``LABEL/ID-28x28.png`` (the
+            preprocessed digit) for each digit.
+
+        Raises:
+            DigitSetError: a bad set name, or the set holds no digits.
+
+        Example:
+            >>> Path("my-digits.zip").write_bytes(DigitStore().export_zip("my-digits"))  # doctest: +SKIP
+        """
         from PIL import Image
 
         buffer = io.BytesIO()

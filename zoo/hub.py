@@ -268,6 +268,8 @@ def push(
         message: the commit message.
         tag: tag the new commit, e.g. ``v1`` (refused before the commit if it exists).
         store: the local zoo (default: ``$ZOO_HOME``'s).
+        include_digits: also upload the personal digit set it was fine-tuned on (``digits.npz``).
+        by: who pushes (must be signed in).
 
     Returns:
         The repo, the commit id and its URL, and the tag.
@@ -277,8 +279,10 @@ def push(
         '3f1c...'
 
     Raises:
-        HubError: bad repo id or tag, no or bad token, no write access, hub unreachable.
+        HubError: bad repo id or tag, the tag exists, no or bad token, no write access, hub
+            unreachable, or ``include_digits`` for a model not fine-tuned on personal digits.
         ModelStoreError: no such local model, or its files are corrupt.
+        DigitSetError: with ``include_digits``, the set it learnt from is gone or empty now.
         PermissionDenied: ``by`` is not signed in.
     """
     check_may_create(by, "push a model to the Hub")
@@ -341,6 +345,7 @@ def pull(
         name: its name in the local zoo (default: the repo's name, made unique).
         max_download_bytes: refuse larger models (default ``ZOO_HUB_MAX_DOWNLOAD_MB``).
         store: the local zoo (default: ``$ZOO_HOME``'s).
+        by: who pulls; the model is recorded as theirs (must be signed in).
 
     Returns:
         The new local entry (its config's ``origin`` names the repo and exact commit), and
@@ -351,9 +356,11 @@ def pull(
         'mnist-cnn-2'
 
     Raises:
-        HubError: bad repo id; repo or revision not found; bad token; hub unreachable; no model
-            in the repo; download over ``max_download_bytes``; corrupt or unsafe model; shapes
-            that do not fit a Zoo Studio model.
+        HubError: bad repo id; ``name`` already in the local zoo; repo or revision not found; bad
+            token; hub unreachable; no model in the repo; download over ``max_download_bytes``;
+            corrupt or unsafe model; shapes that do not fit a Zoo Studio model.
+        ModelStoreError: ``name`` (or the repo's name, when no ``name`` is given) is not a
+            valid model name.
         PermissionDenied: ``by`` (who will own the pulled model) is not signed in.
     """
     check_may_create(by, "pull a model from the Hub")

@@ -150,21 +150,25 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     at once.
 
     Args:
-        spec: what to train; validated here.
+        spec: what to train; validated here (its ``backend`` made concrete with ``resolved``).
         store: the run store (default: ``$ZOO_HOME``'s).
+        by: who starts it and will own it (``hosting.LOCAL_USER`` on one's own machine).
 
     Returns:
-        The run id.
+        The run id (12 hex digits); the run is ``queued``.
 
     Raises:
-        ZooError: the spec is invalid, or the MNIST file it names is missing or malformed
-            (checked here, before anything starts).
-        PermissionDenied: ``by`` is not signed in, the spec asks more than the host's limits, or
-            ``by`` already has as many live runs as the host allows (nothing is queued then).
+        ZooError: the spec is invalid, the MNIST file it names is missing or malformed, its base
+            model or digit set cannot be fine-tuned, a ``printed`` run finds no fonts, or the
+            hosting configuration is invalid (all checked here, before anything starts).
+        PermissionDenied: ``by`` is not signed in, the spec asks more than the host's limits, names
+            a server file a visitor may not use, or ``by`` already has as many live runs as the
+            host allows (nothing is queued then).
         RunError: no worker process could be started for it (the run is then closed as failed).
+        StorageError: the run store cannot be opened or written.
 
     Example:
-        >>> run_id = submit(TrainSpec.binary(dataset="spiral", num_epochs=50))
+        >>> run_id = submit(TrainSpec.binary(dataset="spiral", num_epochs=50), by=LOCAL_USER)
         >>> wait(run_id).status  # doctest: +SKIP
         'completed'
     """

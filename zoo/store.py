@@ -257,7 +257,15 @@ class ModelStore:
         shutil.rmtree(retired, ignore_errors=True)
 
     def entries(self) -> list[ModelEntry]:
-        """Every valid model in the zoo, newest first; foreign or corrupt directories are skipped."""
+        """Every valid model in the zoo, newest first; foreign or corrupt directories are skipped.
+
+        Returns:
+            The entries, by ``config.created_at``, newest first.
+
+        Example:
+            >>> [entry.name for entry in open_local_zoo().entries()]  # doctest: +SKIP
+            ['my-cnn', 'mnist-cnn']
+        """
         found = []
         for path in self.root.iterdir():
             if path.is_dir() and not path.name.startswith("."):
@@ -269,14 +277,34 @@ class ModelStore:
 
     def names_by_run(self) -> dict[str, str]:
         """The name each run's model has in the zoo now, by run id (follows renames and deletions,
-        unlike ``Run.model_name``, the name it was saved under)."""
+        unlike ``Run.model_name``, the name it was saved under).
+
+        Returns:
+            Model names by the run id their config records (models recording none are left out);
+            runs whose model is gone are absent.
+
+        Example:
+            >>> store.names_by_run().get(run.id)  # doctest: +SKIP
+            'mnist-cnn-3'
+        """
         return {entry.config.run_id: entry.name for entry in self.entries() if entry.config.run_id}
 
     def entry(self, name: str) -> ModelEntry:
         """Read and validate a model directory's description (not its weights).
 
+        Args:
+            name: the model's name in the zoo.
+
+        Returns:
+            Its entry: path, config and metrics (empty when it has no ``metrics.json``).
+
         Raises:
-            ModelStoreError: no such model, or its files are missing or not Zoo Studio's.
+            ModelStoreError: a name that is not allowed, no such model, or its files are missing
+                or not Zoo Studio's.
+
+        Example:
+            >>> open_local_zoo().entry("mnist-cnn").kind  # doctest: +SKIP
+            'cnn'
         """
         path = self.root / check_model_name(name)
         if not path.is_dir():
@@ -301,8 +329,19 @@ class ModelStore:
     def load(self, name: str) -> LoadedModel:
         """Load a model with ``safe_mode=True`` and check its input and output shapes.
 
+        Args:
+            name: the model's name in the zoo.
+
+        Returns:
+            Its entry, the Keras model (not compiled) and its per-epoch history.
+
         Raises:
-            ModelStoreError: the directory or ``model.keras`` is corrupt, unsafe or the wrong shape.
+            ModelStoreError: no such model, or the directory or ``model.keras`` is corrupt, unsafe
+                or the wrong shape.
+
+        Example:
+            >>> open_local_zoo().load("mnist-cnn").model.input_shape  # doctest: +SKIP
+            (None, 28, 28, 1)
         """
         entry = self.entry(name)
         model = load_keras_file(entry.model_file)
@@ -313,9 +352,16 @@ class ModelStore:
     def delete(self, name: str, *, by: User) -> None:
         """Remove a model directory (renamed away first, so it vanishes in one step).
 
+        Args:
+            name: the model's name in the zoo.
+            by: who asks.
+
         Raises:
             ModelStoreError: no model ``name``.
-            PermissionDenied: ``by`` is neither the model's owner nor an admin.
+            PermissionDenied: ``by`` is not signed in, or is neither the model's owner nor an admin.
+
+        Example:
+            >>> store.delete("my-cnn", by=LOCAL_USER)  # doctest: +SKIP
         """
         entry = self.entry(name)
         check_may_manage(by, entry.owner, f"model {name!r}")
@@ -327,9 +373,21 @@ class ModelStore:
     def rename(self, name: str, new_name: str, *, by: User) -> ModelEntry:
         """Give a model a new name (its directory is renamed in one step).
 
+        Args:
+            name: the model's name in the zoo.
+            new_name: its new name (letters, digits, '.', '_', '-').
+            by: who asks.
+
+        Returns:
+            The entry under its new name.
+
         Raises:
             ModelStoreError: no model ``name``, ``new_name`` is not allowed, or it is taken.
-            PermissionDenied: ``by`` is neither the model's owner nor an admin.
+            PermissionDenied: ``by`` is not signed in, or is neither the model's owner nor an admin.
+
+        Example:
+            >>> store.rename("mnist-cnn-3", "best-cnn", by=LOCAL_USER).name  # doctest: +SKIP
+            'best-cnn'
         """
         entry = self.entry(name)
         check_may_manage(by, entry.owner, f"model {name!r}")
@@ -358,6 +416,12 @@ STARTER_DIRECTORY = Path(__file__).resolve().parent / "starter"
 def open_local_zoo(root: str | os.PathLike | None = None) -> ModelStore:
     """The local zoo (default ``$ZOO_HOME/models``) with the shipped starter models in it: every
     command and page opens it this way, so a fresh install lists, draws with and evaluates the starter.
+
+    Args:
+        root: the zoo's directory (created when missing).
+
+    Returns:
+        The store; the starter is copied in when the zoo holds none of the shipped models.
 
     Example:
         >>> [entry.name for entry in open_local_zoo().entries()]  # doctest: +SKIP
