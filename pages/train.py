@@ -94,7 +94,11 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
                     placeholder="/data/mnist.npz",
                 )
             else:  # a shared host: no server paths from visitors, an upload instead
-                given = st.file_uploader("mnist.npz to upload (for an upload source)", type=["npz"])
+                given = st.file_uploader(  # the browser refuses a larger file before it is sent
+                    "mnist.npz to upload (for an upload source)",
+                    type=["npz"],
+                    max_upload_size=ui.hosting().limits.upload_mb,
+                )
             max_train_samples = st.number_input(
                 "Training images to use (0 = all)",
                 0,

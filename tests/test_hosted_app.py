@@ -127,6 +127,8 @@ def test_the_hosted_train_page_offers_uploads_and_registered_data_sets_never_a_s
     assert any(option.startswith("An mnist.npz you upload (up to 60 MB)") for option in options)
     assert "Data set full-mnist (offered by this host)" in options
     assert not [field for field in app.text_input if field.label.startswith("Path of mnist.npz")]
+    (uploader,) = app.get("file_uploader")
+    assert uploader.proto.max_upload_size_mb == 60  # the browser refuses a larger file before sending it
     source = next(radio for radio in app.radio if radio.label == "MNIST source")
     source.set_value("upload")
     next(button for button in app.button if button.label == "Start training").click()

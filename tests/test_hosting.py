@@ -305,6 +305,18 @@ def small_mnist(**replaced: bytes) -> bytes:
     return mnist_npz({name: npy(array) for name, array in arrays.items()} | replaced)
 
 
+def test_a_run_on_a_registered_data_set_names_the_set_not_its_server_path(zoo_home, tmp_path, monkeypatch):
+    served = tmp_path / "srv" / "mnist.npz"  # outside ZOO_HOME: the host's own layout
+    served.parent.mkdir()
+    served.write_bytes(small_mnist())
+    config = tmp_path / "config.toml"
+    config.write_text(f'mode = "hosted"\n\n[datasets]\nclass-mnist = "{served}"\n')
+    monkeypatch.setenv("ZOO_CONFIG", str(config))
+    source = load_mnist(str(served)).source
+    assert source == "MNIST from the data set class-mnist (60 train / 20 test)"
+    assert str(tmp_path) not in source
+
+
 def test_a_header_that_claims_a_billion_images_is_refused_without_allocating_them(tmp_path):
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import DataError
-from zoo.hosting import HostingConfig, PermissionDenied, User, owner_slug
+from zoo.hosting import HostingConfig, PermissionDenied, User, load_config, owner_slug
 from zoo.paths import ensure_directory, shown_path, zoo_home
 from zoo.vocabulary import MNIST_IMAGE_SHAPE, POINT_DATASETS
 
@@ -355,11 +355,12 @@ def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | Non
     validate_mnist_arrays(arrays, path)
     full = "full MNIST" if len(arrays["x_train"]) == 60_000 else "MNIST"
     where = "Keras' dataset cache, " if source_kind == "keras" else ""
+    registered = load_config().dataset_name(path)
     return MnistData(
         *(arrays[key].astype(np.uint8, copy=False) for key in MNIST_KEYS),
         source_kind=source_kind,
         source=(
-            f"{full} from {where}{shown_path(path)} "
+            f"{full} from {where}{f'the data set {registered}' if registered else shown_path(path)} "
             f"({len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test)"
         ),
     )

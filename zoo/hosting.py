@@ -119,6 +119,12 @@ class HostingConfig:
             raise ZooError(f"there is no data set named {name!r} on this host; registered: {known}.")
         return registered[name]
 
+    def dataset_name(self, path: str | os.PathLike) -> str | None:
+        """The name an admin registered the file ``path`` under, or None (how a run names its data
+        without showing visitors the server's layout)."""
+        resolved = Path(path).resolve()
+        return next((name for name, file in self.datasets if Path(file).resolve() == resolved), None)
+
 
 def owner_slug(name: str) -> str:
     """``name`` made safe as a file or set name (letters, digits, '.', '_', '-')."""
