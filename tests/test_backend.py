@@ -2,8 +2,9 @@
 
 The same starter model, the same digits, the same network for the autodiff check: the backends must
 agree on probabilities, saliency and gradients, and a model saved under one loads under the other.
-PyTorch is not installed here (PyPI's torch wheel brings gigabytes of CUDA libraries); its
-implementation runs where torch is installed, e.g. the GPU host.
+PyTorch is not a development requirement (PyPI's torch wheel brings gigabytes of CUDA libraries).
+With its CPU wheel on the path, ``run_under("torch", ...)`` runs the same probe under PyTorch; that
+is how the README's PyTorch numbers were checked.
 """
 
 import json
@@ -67,7 +68,7 @@ PROBE_SCRIPT = textwrap.dedent(
         "feature_map_sum": float(sum(maps.sum() for maps in inspection.feature_maps.values())),
         "loss": loss,
         "gradients": [array.tolist() for array in gradients.arrays()],
-        "saved_probabilities": np.asarray(fresh(digits[..., None], training=False)).tolist(),
+        "saved_probabilities": keras.ops.convert_to_numpy(fresh(digits[..., None], training=False)).tolist(),
         "fit_status": result.status,
         "events": reporter.events,
     }))

@@ -352,7 +352,7 @@ class TorchBackend(Backend):
 
         value = loss(targets, model(inputs, training=True))
         gradients = torch.autograd.grad(value, [variable.value for variable in model.trainable_variables])
-        return WeightGradients(float(value), [_to_numpy(gradient) for gradient in gradients])
+        return WeightGradients(float(_to_numpy(value)), [_to_numpy(gradient) for gradient in gradients])
 
     def distribution_scope(self, device_names: list[str]) -> contextlib.AbstractContextManager:
         raise ZooError(

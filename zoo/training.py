@@ -767,8 +767,10 @@ def augmented_inputs(spec: TrainSpec, data: TrainingData) -> tuple[dict[str, Any
 
 def predict_in_batches(model: keras.Model, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Model outputs for many inputs, one compiled call per batch (faster than ``predict`` here)."""
-    outputs = [
-        np.asarray(model(inputs[start : start + batch_size], training=False))
+    import keras
+
+    outputs = [  # convert_to_numpy: a PyTorch output still holds its autograd graph
+        keras.ops.convert_to_numpy(model(inputs[start : start + batch_size], training=False))
         for start in range(0, len(inputs), batch_size)
     ]
     return np.concatenate(outputs) if outputs else np.zeros((0, *model.output_shape[1:]), np.float32)
@@ -880,7 +882,8 @@ def decision_surface(
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
     hidden_layers = [layer for layer in model.layers if layer.name.startswith("hidden")]
     probe = keras.Model(model.inputs[0], [layer.output for layer in hidden_layers] + [model.outputs[0]])
-    *hidden_outputs, probability = (np.asarray(output) for output in probe(grid, training=False))
+    outputs = probe(grid, training=False)
+    *hidden_outputs, probability = (keras.ops.convert_to_numpy(output) for output in outputs)
     shape = (resolution, resolution)
     return DecisionSurface(
         x=np.round(xs, 4).tolist(),
