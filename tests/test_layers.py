@@ -29,7 +29,7 @@ LAYERS = (
         "zoo.health",
     ),
     ("zoo.ui", "zoo.cli"),
-    ("zoo.__main__",),
+    ("zoo.__main__", "zoo.container"),
 )
 LAYER_OF = {module: index for index, layer in enumerate(LAYERS) for module in layer}
 
