@@ -8,10 +8,12 @@ path: a test (or a server) with another ``ZOO_HOME`` gets its own store, never a
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING
 
 import streamlit as st
+from streamlit.errors import StreamlitAuthError
 
 from zoo.digits import DigitStore
 from zoo.errors import RunError, StorageError, ZooError
@@ -36,6 +38,11 @@ PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
 SIDEBAR_REFRESH_SECONDS = 1.0  # the sidebar's live-run line: cheaper, in every open tab
 _METRICS_CACHE_KEY = "zoo.metrics_cache"
+_SIGN_IN_PROBLEM_KEY = "zoo.sign_in_problem"  # the key of the Sign in button whose click could not sign in
+SIGN_IN_NOT_CONFIGURED = (
+    "Sign-in is not configured on this host: its operator puts an [auth] section in "
+    ".streamlit/secrets.toml, as the README's “Sign in (hosted mode)” shows."
+)
 FAILURE_HINTS = {
     "failed": "Check the settings the message names and start the run again.",
     "diverged": "Start again with a learning rate 10 times smaller, or the Adam optimizer.",
@@ -97,7 +104,7 @@ def account_panel(user: User) -> None:
         st.button("Sign out", on_click=st.logout, key="sign-out", icon=":material/logout:")
     else:
         st.caption("Sign in to train, keep and share your own models.")
-        st.button("Sign in", on_click=st.login, key="sign-in", type="primary", icon=":material/login:")
+        sign_in_button("sign-in")
 
 
 def require_sign_in(what: str) -> User:
@@ -105,9 +112,26 @@ def require_sign_in(what: str) -> User:
     user = current_user()
     if not user.signed_in:
         st.info(f"Sign in to {what}.")
-        st.button("Sign in", on_click=st.login, type="primary", key="sign-in-to-continue")
+        sign_in_button("sign-in-to-continue")
         st.stop()
     return user
+
+
+def sign_in_button(key: str) -> None:
+    """A Sign in button (``st.login``); under it, after a click on a host whose secrets have no
+    usable ``[auth]`` section, one line saying so and how the operator fixes it."""
+    st.button("Sign in", on_click=_sign_in, args=(key,), key=key, type="primary", icon=":material/login:")
+    if st.session_state.get(_SIGN_IN_PROBLEM_KEY) == key:
+        del st.session_state[_SIGN_IN_PROBLEM_KEY]
+        st.error(SIGN_IN_NOT_CONFIGURED)
+
+
+def _sign_in(key: str) -> None:
+    try:
+        st.login()
+    except StreamlitAuthError as error:  # Streamlit's reason names the missing setting: for the server log
+        logging.getLogger(__name__).warning("Sign in: %s", " ".join(str(error).split()))
+        st.session_state[_SIGN_IN_PROBLEM_KEY] = key
 
 
 FILE_SOURCE, UPLOAD_SOURCE, DATASET_PREFIX = "file", "upload", "dataset:"  # Train page source keys

@@ -1,8 +1,11 @@
 """Browser-test fixtures: a real ``streamlit run app.py`` on a free loopback port, and a Chromium page.
 
-``streamlit_app(env=...)`` starts the app (with this test's ZOO_HOME unless ``env`` says otherwise)
-and returns its base URL; the server stops at the end of the test. ``browser_page`` is a fresh
-page in Debian's Chromium, driven by Playwright. Screenshots go to ``test-artifacts/``.
+``streamlit_app(env=..., secrets=...)`` starts the app (with this test's ZOO_HOME unless ``env`` says
+otherwise, and its own secrets.toml when ``secrets`` is given) and returns its base URL; the server stops
+at the end of the test. ``browser_page`` is a fresh page in Debian's Chromium, driven by Playwright;
+``new_page()`` opens more, each its own browser context (another visitor). ``oidc_provider`` is a
+loopback OpenID Connect provider (tests/oidc_server.py) to sign in with ``st.login``. Screenshots go
+to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from oidc_server import OidcProvider
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPOSITORY / "test-artifacts"
@@ -44,13 +48,14 @@ def free_port() -> int:
 def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
     """Start ``streamlit run app.py`` headless on a free loopback port; returns its base URL.
 
-    Call it as ``streamlit_app(env={"NAME": "value"})``; the environment is this process's
-    (with the test's ZOO_HOME) plus ``env``. The server's output is in ``tmp_path/streamlit.log``
-    and is printed when it does not come up.
+    Call it as ``streamlit_app(env={"NAME": "value"}, secrets="[auth]...")``; the environment is this
+    process's (with the test's ZOO_HOME) plus ``env``; ``secrets`` (TOML) becomes the server's only
+    secrets file, in ``tmp_path``, instead of ``.streamlit/secrets.toml``. The server's output is in
+    ``tmp_path/streamlit-PORT.log`` and is printed when it does not come up.
     """
     servers: list[subprocess.Popen] = []
 
-    def start(env: dict[str, str] | None = None, script: str = "app.py") -> str:
+    def start(env: dict[str, str] | None = None, script: str = "app.py", secrets: str | None = None) -> str:
         port = free_port()
         log_path = tmp_path / f"streamlit-{port}.log"
         command = [
@@ -58,6 +63,10 @@ def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
         ]  # fmt: skip
+        if secrets is not None:
+            secrets_path = tmp_path / f"secrets-{port}.toml"
+            secrets_path.write_text(secrets)
+            command += ["--secrets.files", str(secrets_path)]
         with log_path.open("wb") as log:
             server = subprocess.Popen(
                 command,
@@ -102,12 +111,32 @@ def chromium():
 
 
 @pytest.fixture
-def browser_page(chromium):
+def new_page(chromium) -> Iterator[Callable[[], object]]:
+    """``new_page()``: a fresh page in a context of its own (its own cookies: another visitor), 1400 px
+    wide; every context closes at the end of the test."""
+    contexts = []
+
+    def open_page():
+        contexts.append(chromium.new_context(viewport={"width": 1400, "height": 1600}))
+        return contexts[-1].new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def browser_page(new_page):
     """A fresh page (its own context: no cookies or storage from other tests), 1400 px wide."""
-    context = chromium.new_context(viewport={"width": 1400, "height": 1600})
-    page = context.new_page()
-    yield page
-    context.close()
+    return new_page()
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A loopback OpenID Connect provider with the users alice, bob and teacher (tests/oidc_server.py)."""
+    provider = OidcProvider().start()
+    yield provider
+    provider.stop()
 
 
 @pytest.fixture
