@@ -99,6 +99,8 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
     # Not signed in: Home, Learn and Draw only. Then each person signs in with the provider.
     bob.goto(base_url)
     expect_pages(bob, VISITOR_PAGES)
+    expect(main(bob).get_by_text(f"cnn run {cnn_run} ·")).to_be_visible()  # the host's runs, not linked
+    expect(main(bob).get_by_text("No runs yet")).to_have_count(0)
     for page, user in [(bob, "bob"), (alice, "alice"), (teacher, "teacher")]:
         sign_in(page, base_url, user)
         expect_pages(page, ALL_PAGES)
