@@ -4,6 +4,7 @@ given as environment variables become the secrets.toml that Streamlit reads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -14,6 +15,7 @@ import sys
 import time
 import tomllib
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,42 +91,56 @@ def test_the_image_serves_hosted_mode_on_the_ports_the_app_picks(monkeypatch, zo
         serving_port({"STREAMLIT_SERVER_PORT": "http"})
 
 
-def test_the_dockerfiles_cmd_serves_the_app_and_its_healthcheck_passes(tmp_path, zoo_home):
-    """The CMD and HEALTHCHECK lines exactly as the Dockerfile has them, with the image's environment."""
-    command = json.loads(instruction("CMD"))
-    check = json.loads(instruction("HEALTHCHECK").split(" CMD ", 1)[1])
-    port = free_port()
-    environment = {
+def as_the_image_runs(tmp_path: Path, zoo_home: Path, port: int, **env: str) -> dict[str, str]:
+    """The image's environment here: its ENV, this venv as its /opt/venv, the test's homes, ``port``."""
+    return {
         **os.environ,
         **image_environment(),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the image's venv
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(tmp_path / "home"),
         "ZOO_HOME": str(zoo_home),
         "STREAMLIT_SERVER_PORT": str(port),
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        **env,
     }
-    unhealthy = subprocess.run(check, cwd=REPOSITORY, env=environment, capture_output=True, text=True)
-    assert unhealthy.returncode == 1
-    assert f"FAIL  server: http://127.0.0.1:{port}/_stcore/health did not answer" in unhealthy.stdout
-    log_path = tmp_path / "server.log"
+
+
+def healthcheck(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """The Dockerfile's HEALTHCHECK command, as written there."""
+    check = json.loads(instruction("HEALTHCHECK").split(" CMD ", 1)[1])
+    return subprocess.run(check, cwd=REPOSITORY, env=environment, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def image_server(environment: dict[str, str], log_path: Path) -> Iterator[subprocess.CompletedProcess]:
+    """The Dockerfile's CMD, as written there; yields the first passing HEALTHCHECK, then stops it."""
     with log_path.open("wb") as log:
+        command = json.loads(instruction("CMD"))
         server = subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
-        healthy = unhealthy
-        while healthy.returncode and time.monotonic() < deadline:
+        while (health := healthcheck(environment)).returncode and time.monotonic() < deadline:
             assert server.poll() is None, log_path.read_text()
             time.sleep(0.5)
-            healthy = subprocess.run(check, cwd=REPOSITORY, env=environment, capture_output=True, text=True)
-        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert health.returncode == 0, health.stdout + health.stderr + log_path.read_text()
+        yield health
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_dockerfiles_cmd_serves_the_app_and_its_healthcheck_passes(tmp_path, zoo_home):
+    port = free_port()
+    environment = as_the_image_runs(tmp_path, zoo_home, port)
+    unhealthy = healthcheck(environment)
+    assert unhealthy.returncode == 1
+    assert f"FAIL  server: http://127.0.0.1:{port}/_stcore/health did not answer" in unhealthy.stdout
+    with image_server(environment, tmp_path / "server.log") as healthy:
         assert f"ok    server: http://127.0.0.1:{port}/_stcore/health answered 'ok'" in healthy.stdout
         assert "ok    run store:" in healthy.stdout
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
             assert "<title>Streamlit</title>" in page.read().decode()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert "sign-in: no [auth] from the environment" in log_path.read_text()
+    assert "sign-in: no [auth] from the environment" in (tmp_path / "server.log").read_text()
 
 
 def test_a_spaces_oauth_variables_become_the_auth_section(tmp_path):
