@@ -79,3 +79,4 @@ try:
     navigation.run()
 except StorageError as error:  # a page that needs the run store, while it cannot be used
     st.error(str(error), icon=":material/error:")
+ui.keep_reruns_cheap()

@@ -31,6 +31,7 @@ RELABEL_KEY = "draw.relabel_to"
 FINE_TUNE_EPOCHS = 2
 FINE_TUNE_MNIST_DIGITS = 10_000  # MNIST digits mixed with mine: enough not to forget, quick on a CPU
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+TAUGHT_KEY = "draw.taught"  # what the last click on a digit button did, shown once the page reruns
 
 
 def start_quick_training() -> None:
@@ -65,12 +66,13 @@ def start_fine_tuning(base_model: str, set_name: str) -> None:
 
 
 def add_to_my_digits(pixels, digit, label: int) -> None:
+    """Keep the drawing in my digits; the whole page then reruns (see ``drawing_and_reading``)."""
     set_name = st.session_state.get(DIGIT_SET_KEY) or personal_set_name(ui.current_user())
     try:
         ui.digit_store().add(set_name, label, pixels, digit, by=ui.current_user())
-        st.toast(f"Added to {set_name} as a {label}.")
+        st.session_state[TAUGHT_KEY] = f"Added to {set_name} as a {label}."
     except ZooError as error:
-        st.toast(str(error))
+        st.session_state[TAUGHT_KEY] = str(error)
 
 
 def relabel_digit(set_name: str, digit_ids: list[str]) -> None:
@@ -305,9 +307,28 @@ def inside_the_cnn(preprocessed, inspection) -> None:
             st.plotly_chart(feature_maps_figure(maps, title), key=f"draw.maps.{name}")
 
 
+@st.fragment
+def drawing_and_reading(predictor) -> None:
+    """The canvas or upload and everything read from it. A fragment: a stroke reruns this part of
+    the page only, not the sidebar, the model picker or my digits (``benchmarks/load.py``)."""
+    if TAUGHT_KEY in st.session_state:  # a drawing joined my digits: the whole page shows it
+        st.rerun(scope="app")
+    input_column, result_column = st.columns(2)
+    with input_column:
+        pixels = digit_input()
+    with result_column:
+        preprocessed, inspection = reading(predictor, pixels)
+    if preprocessed is not None:
+        preprocessing_steps(preprocessed)
+    if inspection is not None:
+        inside_the_cnn(preprocessed, inspection)
+
+
 def draw_page() -> None:
     ui.run_through_app()
     st.session_state.setdefault(DIGIT_SET_KEY, personal_set_name(ui.current_user()))
+    if TAUGHT_KEY in st.session_state:
+        st.toast(st.session_state.pop(TAUGHT_KEY))
     header()
     quick_run = ui.followed_run("cnn")
     model_column, training_column = st.columns([3, 2], vertical_alignment="bottom")
@@ -326,15 +347,7 @@ def draw_page() -> None:
     except ZooError as error:
         st.error(str(error))
         return
-    input_column, result_column = st.columns(2)
-    with input_column:
-        pixels = digit_input()
-    with result_column:
-        preprocessed, inspection = reading(predictor, pixels)
-    if preprocessed is not None:
-        preprocessing_steps(preprocessed)
-    if inspection is not None:
-        inside_the_cnn(preprocessed, inspection)
+    drawing_and_reading(predictor)
     if ui.current_user().signed_in:  # a visitor who is not signed in keeps no digits
         my_digits(entry.name, busy=quick_run is not None and quick_run.is_active)
 

@@ -398,6 +398,30 @@ def add_bars(count: int, label: int, horizontal: bool) -> None:
         DigitStore().add(DEFAULT_SET, label, pixels, preprocess(pixels).digit, by=LOCAL_USER)
 
 
+def test_draw_reruns_keep_keras_warm_and_the_collections_after_them_cheap():
+    """After every rerun Streamlit collects garbage over the whole heap and clears Keras' session
+    (TensorFlow's kernel cache too); once the Draw page has loaded its model, Keras' state is kept
+    and the long-lived objects are frozen out of the collector's sight (benchmarks/load.py)."""
+    import gc
+    import time
+
+    import keras
+
+    app = open_page("draw")
+    try:
+        assert gc.get_freeze_count() > 100_000, "TensorFlow, Keras and the model are frozen"
+        started = time.process_time()
+        gc.collect()
+        assert time.process_time() - started < 0.15, "a full collection walks only the newer objects"
+        frozen, layer = gc.get_freeze_count(), keras.layers.Dense(1).name
+        rerun(app)
+        assert gc.get_freeze_count() == frozen, "no new modules or models: nothing to freeze again"
+        assert keras.layers.Dense(1).name != layer, "Keras' session was not cleared by the rerun"
+        assert app.get("plotly_chart") == [] and "Draw a digit on the canvas" in texts(app.info)
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
+
+
 def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
     add_bars(2, 4, horizontal=True)
     add_bars(1, 7, horizontal=False)

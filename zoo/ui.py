@@ -70,6 +70,57 @@ def mark_app_session() -> None:
     st.session_state[APP_SESSION_KEY] = True
 
 
+def keep_reruns_cheap() -> None:
+    """Keep what Streamlit does after every script run cheap (app.py calls this at each run's end).
+
+    After every run Streamlit collects garbage over the whole heap (``runner.postScriptGC``) and,
+    once Keras is imported, calls ``keras.backend.clear_session()``: a second full collection, and
+    TensorFlow's kernel cache dropped, so the next prediction re-creates its kernels (2 ms -> 40 ms).
+    With TensorFlow loaded the heap holds ~500,000 objects and one collection takes ~0.25 s of the
+    server's CPU: together most of what a stroke on the Draw page cost (``benchmarks/load.py``).
+
+    Zoo Studio builds no Keras model in a script run (runs train in worker processes; a predictor
+    is built once per model and cached), so Keras' state is kept. After a run that imported modules
+    or loaded a model, the objects alive are nearly all long-lived (modules, models): they are moved
+    out of the collector's sight with ``gc.freeze()``; later objects are collected as before, and
+    what was frozen and has become garbage since is collected at the next freeze.
+    """
+    import gc
+    import sys
+
+    from streamlit.runtime.scriptrunner import script_runner
+
+    if hasattr(script_runner, "_clean_problem_modules"):  # Streamlit's hook: clears Keras, pyplot
+        script_runner._clean_problem_modules = _close_pyplot_figures
+    heap = _heap_state()
+    if heap["modules"] == len(sys.modules) or not heap["lock"].acquire(blocking=False):
+        return
+    try:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        heap["modules"] = len(sys.modules)
+    finally:
+        heap["lock"].release()
+
+
+def _close_pyplot_figures() -> None:
+    """What Streamlit's hook does after every run, but Keras' ``clear_session`` (see above)."""
+    import sys
+
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
+
+
+@st.cache_resource
+def _heap_state() -> dict:
+    """How many modules were loaded at the last ``gc.freeze()`` (None: freeze at the next run's end)."""
+    import threading
+
+    return {"modules": None, "lock": threading.Lock()}
+
+
 # --- who is here ------------------------------------------------------------------------------
 
 
@@ -345,7 +396,9 @@ def predictor(entry: ModelEntry) -> Predictor:
 def _predictor(model_file: str, modified_ns: int) -> Predictor:  # modified_ns: part of the cache key
     from zoo.inference import Predictor
 
-    return Predictor.from_file(model_file)
+    loaded = Predictor.from_file(model_file)
+    _heap_state()["modules"] = None  # the model is long-lived: keep_reruns_cheap freezes it with the rest
+    return loaded
 
 
 # --- runs -----------------------------------------------------------------------------------

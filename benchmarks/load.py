@@ -1,0 +1,578 @@
+"""Held under load: 30 visitors at once against one ``streamlit run app.py``, measured on the server.
+
+The server runs pinned to one core (``os.sched_setaffinity`` on every thread of the process, so
+the worker processes it starts inherit it) and this client to the other, so the client does not
+compete with the server for its core. Each visitor is a protocol-level client: it speaks
+Streamlit's own websocket protocol (``/_stcore/stream``, ``BackMsg`` and ``ForwardMsg`` protobufs
+from ``streamlit.proto``) exactly as the browser does, so 30 of them cost little on the client's
+core. What the browser sends was read off a real Chromium session: a page is opened with a
+``rerun_script`` naming its ``page_script_hash``; a stroke on the canvas (the custom component
+``streamlit_drawable_canvas``) is a ``rerun_script`` whose widget states hold the canvas's JSON
+state, ``{"drawing": {"raw": <Fabric.js JSON>, "data": <PNG data URL of the 280x280 canvas>}}``,
+with the ``fragment_id`` of the fragment that holds the canvas, if any. A new visitor first fetches
+index.html and the files it names (an empty browser cache), as a browser does.
+
+Each visitor opens Home, opens Draw, draws ``--digits`` digits (MNIST test digits re-drawn as on
+the canvas, each revealed in ``--strokes`` strokes, then the canvas is cleared), each stroke
+after looking at the last reading for ``--think`` seconds (uniform), then opens Train and Runs.
+The first visitor does all this alone first (the cold server's costs, reported on their own);
+then the other visitors arrive within ``--arrival`` seconds and all of them go through the steps
+together, phase by phase (Home, Draw, strokes, Train, Runs), so that the server's CPU time in a
+phase, divided by the events in it, is the cost of one event. Reported, server side:
+
+- CPU seconds (``/proc/PID/stat``: user + system, all threads) per page view and per stroke; the
+  worker processes the server starts (the Train page keeps training workers warm) separately;
+- memory per session: the server's RSS growth with all visitors connected, over the first
+  visitor's RSS, divided by the number of later sessions;
+- stroke -> reading: from sending the stroke to the reading's "Predicted digit" (and to the end of
+  the rerun, every figure of the reading sent), p50 / p95 / max;
+- that every visitor was served (every page rendered without an exception, every stroke read,
+  the digit predicted) and that ``/_stcore/health`` answered "ok" throughout (polled every 0.5 s).
+
+    python benchmarks/load.py [--visitors 30] [--digits 3] [--strokes 3] [--think 2 6] [--arrival 10]
+
+Local mode (everyone is the one local owner); the shipped starter CNN reads the digits. Run it on
+a machine with at least 2 cores; the load average before and after is printed with the numbers,
+since other work on the machine shares the server's core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app_speed import describe_machine, start_server
+
+SERVER_CORE, CLIENT_CORE = 0, 1
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+READ_TIMEOUT_SECONDS = 120
+FABRIC_VERSION = "7.4.0"  # what the canvas's Fabric.js writes into its JSON, as a browser sent it
+CONTEXT_INFO = {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US", "color_scheme": "light"}
+
+
+# --- the server process -----------------------------------------------------------------------------
+
+
+def pin_process(pid: int, core: int) -> None:
+    """Pin every thread of ``pid`` to ``core``; threads and processes it starts later inherit it."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(thread), {core})
+
+
+def descendants(pid: int) -> list[int]:
+    children = []
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        children_file = Path(f"/proc/{pid}/task/{thread}/children")
+        if children_file.exists():
+            children += [int(child) for child in children_file.read_text().split()]
+    return children + [grandchild for child in children for grandchild in descendants(child)]
+
+
+def stop_server(server) -> None:
+    """Stop the server, then the worker processes it started (they outlive it by a moment)."""
+    workers = descendants(server.pid)
+    server.terminate()
+    server.wait(timeout=30)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of every thread of ``pid`` so far (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
+def rss_megabytes(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE / 2**20
+
+
+def core_busy_seconds(core: int) -> float:
+    """CPU seconds that ``core`` spent on anything but idling so far, every process included."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+            return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    raise SystemExit(f"/proc/stat has no cpu{core}")
+
+
+@dataclass
+class CpuMeter:
+    """The server's CPU time, its workers' and its core's between two readings."""
+
+    pid: int
+    server: float = 0.0
+    workers: dict[int, float] = field(default_factory=dict)
+    core: float = 0.0
+
+    def read(self) -> tuple[float, float, float]:
+        """(server, workers, the server's core busy with anything) CPU seconds since the last call."""
+        server, core = cpu_seconds(self.pid), core_busy_seconds(SERVER_CORE)
+        workers = {child: cpu_seconds(child) for child in descendants(self.pid)}
+        used = (
+            server - self.server,
+            sum(seconds - self.workers.get(child, 0.0) for child, seconds in workers.items()),
+            core - self.core,
+        )
+        self.server, self.workers, self.core = server, {**self.workers, **workers}, core
+        return used
+
+
+class HealthWatch(threading.Thread):
+    """Polls ``/_stcore/health`` every half second; counts answers other than "ok" and the slowest."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stopped = f"{url}/_stcore/health", threading.Event()
+        self.checks, self.failures, self.slowest = 0, [], 0.0
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as response:
+                    answer = response.read()
+                if answer != b"ok":
+                    self.failures.append(f"answered {answer[:40]!r}")
+            except OSError as error:
+                self.failures.append(str(error))
+            self.checks += 1
+            self.slowest = max(self.slowest, time.perf_counter() - started)
+
+
+# --- what a visitor draws ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stroke:
+    """The canvas's state after one stroke, as the canvas component sends it, and the digit drawn."""
+
+    state: str
+    label: int
+    complete: bool  # the last stroke of its digit: the reading must be a digit
+
+
+def canvas_state(pixels, paths: list[list]) -> str:
+    """The canvas component's widget value: Fabric.js JSON of the paths and a PNG of the canvas."""
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    objects = [
+        {
+            "type": "Path",
+            "version": FABRIC_VERSION,
+            "stroke": "#FFFFFF",
+            "strokeWidth": 20,
+            "fill": None,
+            "path": path,
+        }
+        for path in paths
+    ]
+    raw = {"version": FABRIC_VERSION, "objects": objects, "background": "#000000"}
+    data = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    return json.dumps({"drawing": {"raw": raw, "data": data}}, separators=(",", ":"))
+
+
+def digit_strokes(digit, label: int, strokes: int, rng) -> list[Stroke]:
+    """One MNIST digit re-drawn as on the canvas (white on black), revealed left to right in
+    ``strokes`` parts, then the cleared canvas."""
+    import numpy as np
+
+    from zoo.inference import redraw_on_canvas
+
+    drawn = redraw_on_canvas(digit, rng)
+    ink = drawn[..., 3] if drawn[0, 0, 3] == 0 else np.abs(drawn[..., 0].astype(int) - int(drawn[0, 0, 0]))
+    ink = ink.astype(np.uint8)
+    columns = np.flatnonzero(ink.any(axis=0))
+    edges = np.linspace(columns[0], columns[-1] + 1, strokes + 1).round().astype(int)
+    result, paths = [], []
+    for part in range(1, strokes + 1):
+        shown = np.where(np.arange(ink.shape[1]) < edges[part], ink, 0).astype(np.uint8)
+        rows, cols = np.nonzero(ink[:, edges[part - 1] : edges[part]])
+        order = np.argsort(rows)[:: max(1, len(rows) // 40)]
+        paths.append(
+            [
+                ["M" if i == 0 else "L", int(cols[j] + edges[part - 1]), int(rows[j])]
+                for i, j in enumerate(order)
+            ]
+        )
+        pixels = np.zeros((*ink.shape, 4), np.uint8)
+        pixels[..., :3], pixels[..., 3] = shown[..., np.newaxis], 255
+        result.append(Stroke(canvas_state(pixels, list(paths)), label, part == strokes))
+    blank = np.zeros((*ink.shape, 4), np.uint8)
+    blank[..., 3] = 255
+    result.append(Stroke(canvas_state(blank, []), label, False))
+    return result
+
+
+def visitor_drawings(visitors: int, digits: int, strokes: int) -> list[list[Stroke]]:
+    """Each visitor's strokes, made before the load starts (the client's core stays free)."""
+    import numpy as np
+
+    from zoo.data import load_embedded_mnist
+
+    data = load_embedded_mnist()
+    rng = np.random.default_rng(0)
+    drawings = []
+    for visitor in range(visitors):
+        chosen = [(visitor * digits + index) % len(data.x_test) for index in range(digits)]
+        drawings.append(
+            [
+                stroke
+                for index in chosen
+                for stroke in digit_strokes(data.x_test[index], int(data.y_test[index]), strokes, rng)
+            ]
+        )
+    return drawings
+
+
+# --- one visitor, speaking Streamlit's protocol -------------------------------------------------------
+
+
+@dataclass
+class Rerun:
+    """What came back for one rerun request."""
+
+    sent: float
+    finished: asyncio.Future
+    first_metric: float | None = None
+    metric: str | None = None
+    elements: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class Visitor:
+    """One browser session: a websocket to ``/_stcore/stream``, pages opened and strokes drawn."""
+
+    def __init__(self, number: int, url: str) -> None:
+        self.number, self.url = number, url
+        self.pages: dict[str, str] = {}  # page name -> page_script_hash
+        self.widgets: dict[str, tuple[str, str]] = {}  # user key -> (widget id, fragment id)
+        self.page = ""
+        self.rerun: Rerun | None = None
+        self.problems: list[str] = []
+        self.static_bytes = 0
+
+    async def fetch_static(self) -> None:
+        """index.html and the scripts, styles and fonts it names, as an empty browser cache does."""
+
+        def fetch(path: str) -> bytes:
+            request = urllib.request.Request(f"{self.url}/{path}", headers={"Accept-Encoding": "gzip"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.read()
+
+        index = await asyncio.to_thread(fetch, "")
+        paths = re.findall(rb'(?:src|href)="\./([^"]+)"', index)
+        bodies = await asyncio.gather(*(asyncio.to_thread(fetch, path.decode()) for path in paths))
+        self.static_bytes = len(index) + sum(len(body) for body in bodies)
+
+    async def connect(self) -> None:
+        import websockets
+
+        ws_url = self.url.replace("http://", "ws://") + "/_stcore/stream"
+        self.socket = await websockets.connect(
+            ws_url, subprotocols=["streamlit"], origin=self.url, max_size=None, compression=None
+        )
+        self.reader = asyncio.create_task(self.read_forever())
+
+    async def close(self) -> None:
+        await self.socket.close()
+        self.reader.cancel()
+
+    async def read_forever(self) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        async for payload in self.socket:
+            message = ForwardMsg()
+            message.ParseFromString(payload)
+            self.receive(message, time.perf_counter())
+
+    def receive(self, message, now: float) -> None:
+        kind = message.WhichOneof("type")
+        rerun = self.rerun
+        if kind == "navigation":
+            self.pages = {page.page_name: page.page_script_hash for page in message.navigation.app_pages}
+        elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+            element = message.delta.new_element
+            element_kind = element.WhichOneof("type")
+            inner = getattr(element, element_kind)
+            widget_id = getattr(inner, "id", "") if hasattr(inner, "id") else ""
+            if widget_id.startswith("$$ID-"):
+                self.widgets[widget_id.split("-", 2)[2]] = (widget_id, message.delta.fragment_id)
+            if rerun is not None:
+                rerun.elements += 1
+                if element_kind == "metric" and rerun.first_metric is None:
+                    rerun.first_metric, rerun.metric = now, inner.body
+                elif element_kind == "exception":
+                    rerun.problems.append(f"exception: {inner.message[:200]}")
+                elif element_kind == "alert" and inner.format == inner.ERROR:
+                    rerun.problems.append(f"error: {inner.body[:200]}")
+        elif kind == "script_finished" and rerun is not None and not rerun.finished.done():
+            rerun.finished.set_result(now)
+
+    async def request(
+        self, page_hash: str = "", widgets: dict[str, str] | None = None, fragment: str = ""
+    ) -> Rerun:
+        """Send a ``rerun_script`` (a page opened, or widget values changed) and wait for its end."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        message = BackMsg()
+        state = message.rerun_script
+        state.page_script_hash = page_hash
+        state.fragment_id = fragment
+        for widget_id, json_value in (widgets or {}).items():
+            widget = state.widget_states.widgets.add()
+            widget.id, widget.json_value = widget_id, json_value
+        for name, value in CONTEXT_INFO.items():
+            setattr(state.context_info, name, value)
+        state.context_info.url = f"{self.url}/{self.page}"
+        self.rerun = rerun = Rerun(time.perf_counter(), asyncio.get_running_loop().create_future())
+        await self.socket.send(message.SerializeToString())
+        await asyncio.wait_for(rerun.finished, READ_TIMEOUT_SECONDS)
+        self.problems += [
+            f"visitor {self.number}, {self.page or 'Home'}: {problem}" for problem in rerun.problems
+        ]
+        return rerun
+
+    async def open_home(self) -> Rerun:
+        await self.fetch_static()
+        await self.connect()
+        return await self.request()
+
+    async def open_page(self, name: str) -> Rerun:
+        self.page = name.lower()
+        return await self.request(self.pages[name])
+
+    async def draw(self, stroke: Stroke) -> Rerun:
+        widget_id, fragment = self.widgets["draw.canvas"]
+        rerun = await self.request(self.pages["Draw"], {widget_id: stroke.state}, fragment)
+        if stroke.complete and (rerun.metric is None or not rerun.metric.isdigit()):
+            self.problems.append(f"visitor {self.number}: a stroke of a {stroke.label} got no reading")
+        return rerun
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    events: int
+    seconds: float
+    server_cpu: float
+    workers_cpu: float
+    core_busy: float  # the server's core, busy with anything (this machine's other work included)
+    elements: float  # the median number of elements the server sent for one event: what was rendered
+
+
+async def strokes_of(visitor: Visitor, strokes: list[Stroke], think: tuple[float, float], rng) -> list[Rerun]:
+    readings = []
+    for stroke in strokes:
+        await asyncio.sleep(rng.uniform(*think))
+        readings.append(await visitor.draw(stroke))
+    return readings
+
+
+async def workers_settled(meter: CpuMeter, quiet: float = 0.1, longest: float = 120) -> None:
+    """Wait until the worker processes the Train page started have loaded (under ``quiet`` CPU
+    seconds in 2 s), so that their start does not count against the visitors' phases."""
+    deadline = time.perf_counter() + longest
+    meter.read()
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(2)
+        if meter.read()[1] < quiet:
+            return
+
+
+async def run_load(url: str, pid: int, arguments) -> dict:
+    meter = CpuMeter(pid)
+    meter.read()
+    rng = random.Random(1)
+    drawings = visitor_drawings(arguments.visitors, arguments.digits, arguments.strokes)
+    phases: list[Phase] = []
+
+    async def phase(name: str, events: int, work) -> list:
+        meter.read()
+        started = time.perf_counter()
+        results = await asyncio.gather(*work)
+        server, workers, core = meter.read()
+        reruns = [rerun for result in results for rerun in (result if isinstance(result, list) else [result])]
+        elements = statistics.median(rerun.elements for rerun in reruns)
+        phases.append(Phase(name, events, time.perf_counter() - started, server, workers, core, elements))
+        return results
+
+    first = Visitor(0, url)
+    visitors = [first] + [Visitor(number, url) for number in range(1, arguments.visitors)]
+    # The first visitor alone: the cold server's costs (imports, the model's load and compile).
+    await phase("first visitor: Home (cold)", 1, [first.open_home()])
+    await phase("first visitor: Draw (cold)", 1, [first.open_page("Draw")])
+    first_strokes = await phase(
+        "first visitor: strokes", len(drawings[0]), [strokes_of(first, drawings[0], (0, 0), rng)]
+    )
+    await phase("first visitor: Train (cold)", 1, [first.open_page("Train")])
+    await phase("first visitor: Runs (cold)", 1, [first.open_page("Runs")])
+    await workers_settled(meter)
+    rss_first = rss_megabytes(pid)
+    later = visitors[1:]
+
+    async def arrive(visitor: Visitor) -> Rerun:
+        await asyncio.sleep(rng.uniform(0, arguments.arrival))
+        return await visitor.open_home()
+
+    await phase("new visitor: Home (static files + page)", len(later), [arrive(visitor) for visitor in later])
+    await phase("Draw page view", len(visitors), [visitor.open_page("Draw") for visitor in visitors])
+    think = tuple(arguments.think)
+    stroke_count = sum(len(drawings[visitor.number]) for visitor in visitors)
+    readings = await phase(
+        "Draw stroke (all visitors drawing)",
+        stroke_count,
+        [strokes_of(visitor, drawings[visitor.number], think, rng) for visitor in visitors],
+    )
+    await phase("Train page view", len(visitors), [visitor.open_page("Train") for visitor in visitors])
+    await phase("Runs page view", len(visitors), [visitor.open_page("Runs") for visitor in visitors])
+    rss_all = rss_megabytes(pid)
+    for visitor in visitors:
+        await visitor.close()
+    return {
+        "phases": phases,
+        "first_strokes": [reading for readings_of in first_strokes for reading in readings_of],
+        "readings": [reading for readings_of in readings for reading in readings_of],
+        "rss_first": rss_first,
+        "rss_all": rss_all,
+        "problems": [problem for visitor in visitors for problem in visitor.problems],
+        "static_bytes": statistics.median(visitor.static_bytes for visitor in later) if later else 0,
+    }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def latency_row(name: str, values: list[float]) -> str:
+    return (
+        f"| {name:<44} | {statistics.median(values):>6.2f} | {percentile(values, 0.95):>6.2f} | "
+        f"{max(values):>6.2f} | {len(values):>4} |"
+    )
+
+
+def report(results: dict, arguments, health: HealthWatch, loads: tuple[str, str], startup: float) -> bool:
+    visitors = arguments.visitors
+    print(f"\nMachine: {describe_machine()}")
+    print(
+        f"Server pinned to core {SERVER_CORE}, this client (all {visitors} visitors) to core {CLIENT_CORE} "
+        f"(os.sched_setaffinity); `streamlit run app.py` ready after {startup:.1f} s (not counted)"
+    )
+    print(f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]}")
+    print(
+        f"{visitors} visitors, {arguments.digits} digits x {arguments.strokes} strokes + a clear each, "
+        f"think {arguments.think[0]:g}-{arguments.think[1]:g} s, arrivals within {arguments.arrival:g} s\n"
+    )
+    print(
+        f"| {'phase':<44} | {'events':>6} | {'wall s':>6} | {'server CPU s':>12} | {'per event':>9} | "
+        f"{'elements':>8} | {'workers CPU s':>13} | {'core busy':>9} |"
+    )
+    print(f"|{'-' * 46}|{'-' * 8}|{'-' * 8}|{'-' * 14}|{'-' * 11}|{'-' * 10}|{'-' * 15}|{'-' * 11}|")
+    stroke_cpu = None
+    for phase in results["phases"]:
+        per_event = phase.server_cpu / phase.events
+        if phase.name.startswith("Draw stroke"):
+            stroke_cpu = per_event
+        print(
+            f"| {phase.name:<44} | {phase.events:>6} | {phase.seconds:>6.1f} | {phase.server_cpu:>12.2f} | "
+            f"{per_event:>9.3f} | {phase.elements:>8g} | {phase.workers_cpu:>13.2f} | "
+            f"{phase.core_busy / phase.seconds:>9.0%} |"
+        )
+    readings = results["readings"]
+    to_metric = [reading.first_metric - reading.sent for reading in readings if reading.first_metric]
+    to_end = [reading.finished.result() - reading.sent for reading in readings]
+    alone = [reading.finished.result() - reading.sent for reading in results["first_strokes"]]
+    print(f"\n| {'stroke -> reading (s)':<44} | {'p50':>6} | {'p95':>6} | {'max':>6} | {'n':>4} |")
+    print(f"|{'-' * 46}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 6}|")
+    print(latency_row("first visitor alone, to the end of the rerun", alone))
+    print(latency_row(f"{visitors} visitors, to 'Predicted digit'", to_metric))
+    print(latency_row(f"{visitors} visitors, to the end (every figure sent)", to_end))
+    per_session = (results["rss_all"] - results["rss_first"]) / max(1, visitors - 1)
+    print(
+        f"\nServer RSS: {results['rss_first']:.0f} MB after the first visitor, "
+        f"{results['rss_all']:.0f} MB with all {visitors} connected: {per_session:+.1f} MB per later session"
+    )
+    print(f"Static files per new visitor: {results['static_bytes'] / 2**20:.1f} MB (gzip accepted)")
+    problems = results["problems"]
+    print(f"Every visitor served: {'yes' if not problems else 'NO'} ({len(readings)} strokes read)")
+    for problem in problems[:10]:
+        print(f"  {problem}")
+    print(
+        f"Server healthy: {'yes' if not health.failures else 'NO'} ({health.checks} checks of "
+        f"/_stcore/health, slowest {health.slowest:.2f} s, {len(health.failures)} failed)"
+    )
+    p95 = percentile(to_end, 0.95)
+    targets = [
+        ("server CPU per Draw stroke <= 0.1 s", stroke_cpu is not None and stroke_cpu <= 0.1),
+        ("memory per session after the first <= 5 MB", per_session <= 5),
+        (f"p95 stroke -> reading <= 2 s ({p95:.2f} s)", p95 <= 2),
+        ("every visitor served, server healthy", not problems and not health.failures),
+    ]
+    print("\nTargets: " + "; ".join(f"{name}: {'met' if met else 'NOT met'}" for name, met in targets))
+    return all(met for _, met in targets)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--visitors", type=int, default=30, help="visitors at once (default 30)")
+    parser.add_argument("--digits", type=int, default=3, help="digits each visitor draws (default 3)")
+    parser.add_argument("--strokes", type=int, default=3, help="strokes per digit, then a clear (default 3)")
+    parser.add_argument(
+        "--think", type=float, nargs=2, default=[2.0, 6.0], metavar=("MIN", "MAX"),
+        help="seconds a visitor looks at a reading before the next stroke, uniform (default 2 6)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--arrival", type=float, default=10.0, help="new visitors arrive within (default 10 s)"
+    )
+    arguments = parser.parse_args()
+    if len(os.sched_getaffinity(0)) < 2 and os.cpu_count() < 2:
+        raise SystemExit("this benchmark needs 2 cores: one for the server, one for its visitors")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with tempfile.TemporaryDirectory(prefix="zoo-load-", ignore_cleanup_errors=True) as home:
+        os.environ["ZOO_HOME"] = home
+        server, url, startup = start_server(Path(home) / "streamlit.log")
+        try:
+            pin_process(server.pid, SERVER_CORE)
+            print(f"server {url}, process {server.pid}", flush=True)
+            os.sched_setaffinity(0, {CLIENT_CORE})
+            loads = [", ".join(f"{value:.1f}" for value in os.getloadavg())]
+            health = HealthWatch(url)
+            health.start()
+            results = asyncio.run(run_load(url, server.pid, arguments))
+            health.stopped.set()
+            loads.append(", ".join(f"{value:.1f}" for value in os.getloadavg()))
+        finally:
+            stop_server(server)
+    met = report(results, arguments, health, tuple(loads), startup)
+    sys.exit(0 if met else 1)
+
+
+if __name__ == "__main__":
+    main()
