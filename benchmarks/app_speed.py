@@ -34,6 +34,7 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
+sys.path.insert(0, str(REPOSITORY / "tests"))  # the browser tests' conftest imports oidc_server from there
 sys.path.insert(0, str(REPOSITORY / "tests" / "browser"))
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - the browser tests' launch settings
 
