@@ -10,7 +10,10 @@ core. What the browser sends was read off a real Chromium session: a page is ope
 ``streamlit_drawable_canvas``) is a ``rerun_script`` whose widget states hold the canvas's JSON
 state, ``{"drawing": {"raw": <Fabric.js JSON>, "data": <PNG data URL of the 280x280 canvas>}}``,
 with the ``fragment_id`` of the fragment that holds the canvas, if any. A new visitor first fetches
-index.html and the files it names (an empty browser cache), as a browser does.
+index.html and the files it names (an empty browser cache), as a browser does. Among them,
+``--browsers`` real Chromium visitors (Playwright, on the client's core) draw ones with the mouse on
+the Draw page, resetting the canvas in between: the time from releasing the mouse to the reading
+and its 10 figures on their page is what a person sees, the browser's own rendering included.
 
 Each visitor opens Home, opens Draw, draws ``--digits`` digits (MNIST test digits re-drawn as on
 the canvas, each revealed in ``--strokes`` strokes, then the canvas is cleared), each stroke
@@ -32,15 +35,15 @@ events in it, is the cost of one event. Reported, server side:
 - that every visitor was served (every page rendered without an exception, every stroke read,
   the digit predicted) and that ``/_stcore/health`` answered "ok" throughout (polled every 0.5 s).
 
-    python benchmarks/load.py [--visitors 30] [--digits 3] [--strokes 3] [--think 2 6] [--arrival 10]
+    python benchmarks/load.py [--visitors 30] [--browsers 1] [--digits 3] [--strokes 3] [--think 2 6]
+                              [--arrival 10]
 
 Local mode (everyone is the one local owner), in a temporary ZOO_HOME; the shipped starter CNN
-reads the digits. Not measured here: a browser's own rendering of the figures (the client is no
-browser), and hosted mode's sign-in and training runs. Run it on a machine with at least 2 cores;
-the load average before and after is printed with the numbers, since other work on the machine
-shares the server's core. It exits 1 when a target is not met: at most 0.1 s of server CPU per
-stroke, at most 5 MB per session after the first, p95 stroke -> reading at most 2 s, every
-visitor served and the server healthy.
+reads the digits. Not measured here: hosted mode's sign-in and training runs. Run it on a machine
+with at least 2 cores; the load average before and after is printed with the numbers, since other
+work on the machine shares the server's core. It exits 1 when a target is not met: at most 0.1 s
+of server CPU per stroke, at most 5 MB per session after the first, p95 stroke -> reading at most
+2 s, every visitor served and the server healthy.
 """
 
 from __future__ import annotations
@@ -402,6 +405,48 @@ async def strokes_of(visitor: Visitor, strokes: list[Stroke], think: tuple[float
     return readings
 
 
+class BrowserVisitor:
+    """A real Chromium (Playwright, on the client's core) on the Draw page, drawing with the mouse
+    among the protocol visitors: what a person sees, the browser's own rendering included."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def open(self, playwright) -> None:
+        from conftest import CHROMIUM, CHROMIUM_ARGS  # the browser tests' launch settings
+
+        self.browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self.page = await self.browser.new_page(viewport={"width": 1400, "height": 1600})
+        await self.page.goto(f"{self.url}/draw")
+        await self.page.locator("canvas.upper-canvas").wait_for(timeout=READ_TIMEOUT_SECONDS * 1000)
+
+    async def draw(self, digits: int, think: tuple[float, float], rng) -> list[float]:
+        """Draw ``digits`` ones (a vertical stroke each, the canvas reset in between); return the
+        seconds from releasing the mouse to the reading and its 10 figures on the page."""
+        from playwright.async_api import expect
+
+        timeout = READ_TIMEOUT_SECONDS * 1000
+        predicted, figures = self.page.get_by_test_id("stMetricValue"), self.page.locator(".js-plotly-plot")
+        latencies = []
+        for index in range(digits):
+            await asyncio.sleep(rng.uniform(*think))
+            if index:
+                await self.page.get_by_role("button", name="Reset canvas & history").click()
+                await expect(predicted).to_have_count(0, timeout=timeout)
+            box = await self.page.locator("canvas.upper-canvas").bounding_box()
+            await self.page.mouse.move(box["x"] + 140, box["y"] + 45)
+            await self.page.mouse.down()
+            for step in range(1, 20):
+                await self.page.mouse.move(box["x"] + 140, box["y"] + 45 + 10 * step, steps=2)
+            await self.page.mouse.up()
+            started = time.perf_counter()
+            await expect(predicted).to_have_count(1, timeout=timeout)
+            await expect(figures).to_have_count(10, timeout=timeout)
+            latencies.append(time.perf_counter() - started)
+        await self.browser.close()
+        return latencies
+
+
 async def workers_settled(meter: CpuMeter, quiet: float = 0.1, longest: float = 120) -> None:
     """Wait until the worker processes the Train page started have loaded (under ``quiet`` CPU
     seconds in 2 s), so that their start does not count against the visitors' phases."""
@@ -426,6 +471,7 @@ async def run_load(url: str, pid: int, arguments) -> dict:
         results = await asyncio.gather(*work)
         server, workers, core = meter.read()
         reruns = [rerun for result in results for rerun in (result if isinstance(result, list) else [result])]
+        reruns = [rerun for rerun in reruns if isinstance(rerun, Rerun)]  # a browser's are its latencies
         elements = statistics.median(rerun.elements for rerun in reruns)
         phases.append(Phase(name, events, time.perf_counter() - started, server, workers, core, elements))
         return results
@@ -443,6 +489,13 @@ async def run_load(url: str, pid: int, arguments) -> dict:
     await workers_settled(meter)
     rss_first = rss_megabytes(pid)
     later = visitors[1:]
+    browsers = [BrowserVisitor(url) for _ in range(arguments.browsers)]
+    if browsers:  # opened before the phases: its start and static files are not counted
+        from playwright.async_api import async_playwright
+
+        playwright = await async_playwright().start()
+        for browser in browsers:
+            await browser.open(playwright)
 
     async def arrive(visitor: Visitor) -> Rerun:
         await asyncio.sleep(rng.uniform(0, arguments.arrival))
@@ -452,11 +505,15 @@ async def run_load(url: str, pid: int, arguments) -> dict:
     await phase("Draw page view", len(visitors), [visitor.open_page("Draw") for visitor in visitors])
     think = tuple(arguments.think)
     stroke_count = sum(len(drawings[visitor.number]) for visitor in visitors)
+    stroke_count += len(browsers) * (2 * arguments.digits - 1)  # a stroke and a reset per digit
     readings = await phase(
         "Draw stroke (all visitors drawing)",
         stroke_count,
-        [strokes_of(visitor, drawings[visitor.number], think, rng) for visitor in visitors],
+        [strokes_of(visitor, drawings[visitor.number], think, rng) for visitor in visitors]
+        + [browser.draw(arguments.digits, think, rng) for browser in browsers],
     )
+    if browsers:
+        await playwright.stop()
     await phase("Train page view", len(visitors), [visitor.open_page("Train") for visitor in visitors])
     await phase("Runs page view", len(visitors), [visitor.open_page("Runs") for visitor in visitors])
     rss_all = rss_megabytes(pid)
@@ -465,7 +522,8 @@ async def run_load(url: str, pid: int, arguments) -> dict:
     return {
         "phases": phases,
         "first_strokes": [reading for readings_of in first_strokes for reading in readings_of],
-        "readings": [reading for readings_of in readings for reading in readings_of],
+        "readings": [reading for readings_of in readings[: len(visitors)] for reading in readings_of],
+        "browser_readings": [latency for latencies in readings[len(visitors) :] for latency in latencies],
         "rss_first": rss_first,
         "rss_all": rss_all,
         "problems": [problem for visitor in visitors for problem in visitor.problems],
@@ -521,7 +579,9 @@ def report(results: dict, arguments, health: HealthWatch, loads: tuple[str, str]
     print(latency_row("first visitor alone, to the end of the rerun", alone))
     print(latency_row(f"{visitors} visitors, to 'Predicted digit'", to_metric))
     print(latency_row(f"{visitors} visitors, to the end (every figure sent)", to_end))
-    per_session = (results["rss_all"] - results["rss_first"]) / max(1, visitors - 1)
+    if results["browser_readings"]:
+        print(latency_row("Chromium among them: mouse up -> 10 figures", results["browser_readings"]))
+    per_session = (results["rss_all"] - results["rss_first"]) / max(1, visitors - 1 + arguments.browsers)
     print(
         f"\nServer RSS: {results['rss_first']:.0f} MB after the first visitor, "
         f"{results['rss_all']:.0f} MB with all {visitors} connected: {per_session:+.1f} MB per later session"
@@ -555,6 +615,9 @@ def main() -> None:
         "--think", type=float, nargs=2, default=[2.0, 6.0], metavar=("MIN", "MAX"),
         help="seconds a visitor looks at a reading before the next stroke, uniform (default 2 6)",
     )  # fmt: skip
+    parser.add_argument(
+        "--browsers", type=int, default=1, help="real Chromium visitors drawing among them (default 1)"
+    )
     parser.add_argument(
         "--arrival", type=float, default=10.0, help="new visitors arrive within (default 10 s)"
     )
