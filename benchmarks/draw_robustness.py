@@ -14,7 +14,7 @@ transparent background) and read through the page's own preprocessing (``zoo.inf
   places, so for such a model this set is not independent of its training digits);
 - ``printed-held-out``: the same, typed in fonts kept out of training (``--held-out-fonts DIR``, fonts
   that are not installed, e.g. Debian font packages unpacked with ``dpkg -x``); fonts whose digit
-  code points draw pictures or symbols (Dingbats, Symbol) are skipped;
+  code points draw no plain digit (Dingbats, Symbol, Biolinum's keyboard keycaps) are skipped;
 - ``sklearn-8x8``: scikit-learn's 1,797 8x8 handwritten digits (another collection, shipped with it)
   scaled up to canvas size.
 
@@ -42,7 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 STARTER = Path(__file__).resolve().parents[1] / "zoo" / "starter" / "mnist-cnn" / "model.keras"
 CANVAS = 280
 TARGETS = {"mnist": 0.990, "printed": 0.98, "printed-held-out": 0.98, "sklearn-8x8": 0.95}
-SYMBOL_FONTS = ("D050000L", "StandardSymbols", "Symbol", "Dingbats")  # their "digits" are not digits
+# Fonts whose digit code points draw no plain digit: pictures (Dingbats), symbols, keyboard keycaps.
+SYMBOL_FONTS = ("D050000L", "StandardSymbols", "Symbol", "Dingbats", "LinBiolinum_K")
 CANVAS_RATIO_TARGET = 0.985
 
 
