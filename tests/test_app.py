@@ -132,7 +132,7 @@ def test_home_empty_states_say_what_to_do_next():
     assert "No runs yet" in info and "Playground" in info
     # A fresh install's zoo holds the shipped starter, as the CLI's `models` lists it.
     assert "The local zoo is empty" not in info
-    assert "- mnist-cnn · test accuracy 99.0% · full MNIST (cnn)" in texts(app.markdown)
+    assert "- mnist-cnn · test accuracy 99.5% · full MNIST (cnn)" in texts(app.markdown)
     links = {link.proto.label for link in app.get("page_link")}
     assert {"Playground", "Train", "Runs"} <= links
 

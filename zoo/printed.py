@@ -27,7 +27,7 @@ CANVAS = 280
 STROKE_WEIGHTS = (0, 4, 9)  # extra outline around each glyph, in canvas pixels: regular, bold, marker
 FONT_SIZES = (120, 200)
 MARGIN = 16  # empty pixels around a typed glyph: the preprocessing reads the background off the border
-PRINTED_SHARE = 0.05  # printed digits make up about this share of a --printed run's training digits
+PRINTED_SHARE = 0.10  # printed digits make up about this share of a --printed run's training digits
 
 
 def font_files(folders: tuple[Path, ...] | None = None) -> list[Path]:

@@ -39,7 +39,7 @@ def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
     expect(page.get_by_text("Draw a digit on the canvas")).to_be_visible(timeout=READ_TIMEOUT_MS)
     # The most accurate CNN is preselected (the shipped starter), not the newest (test-cnn, unscored).
     expect(page.get_by_role("combobox", name="Model")).to_have_value(
-        "mnist-cnn · test accuracy 99.0% · full MNIST"
+        "mnist-cnn · test accuracy 99.5% · full MNIST"
     )
     predicted = page.get_by_test_id("stMetricValue")
 
