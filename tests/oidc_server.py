@@ -7,8 +7,9 @@ the person who signs in), the token endpoint (client secret by HTTP Basic or in 
 redirect URI of the authorize request, each code once, PKCE S256 when the client sent a challenge,
 the nonce put into the ID token), JWKS, userinfo and RP-initiated logout.
 
-Users: ``alice``, ``bob`` and ``teacher`` (``USERS``); their ``preferred_username`` is the name
-Zoo Studio records as owner. Redirect URIs are registered without a port: as RFC 8252 says for
+Users: ``alice``, ``bob`` and ``teacher`` (``USERS``), and any more given as ``OidcProvider(users=...)``
+(the load benchmark signs in ``visitor-N``s); their ``preferred_username`` is the name Zoo Studio
+records as owner. Redirect URIs are registered without a port: as RFC 8252 says for
 loopback clients, ``http://127.0.0.1/oauth2callback`` matches that path on any port of that host.
 Every request the provider refused is kept in ``state.refusals``, so a test can say why a
 sign-in did not happen instead of only seeing that it did not.
@@ -78,10 +79,16 @@ class OidcProvider:
     """The loopback provider: ``start()``, ``url``, ``auth_secrets(...)``, ``stop()``; ``state`` for
     assertions."""
 
-    def __init__(self, redirect_uris: tuple[str, ...] = ("http://127.0.0.1/oauth2callback",)) -> None:
+    def __init__(
+        self,
+        redirect_uris: tuple[str, ...] = ("http://127.0.0.1/oauth2callback",),
+        users: dict[str, dict] | None = None,
+    ) -> None:
+        """``users``: user name -> claims (``sub``, ``name``, ``email``), signed in besides ``USERS``."""
         self.state = OidcState(redirect_uris=set(redirect_uris))
         self.key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(4), "use": "sig"})
-        handler = type("BoundOidcHandler", (OidcHandler,), {"state": self.state, "key": self.key})
+        bound = {"state": self.state, "key": self.key, "users": {**USERS, **(users or {})}}
+        handler = type("BoundOidcHandler", (OidcHandler,), bound)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -132,11 +139,13 @@ def token_hash(token: str) -> str:
 
 
 class OidcHandler(BaseHTTPRequestHandler):
-    """Routes one request; the class attributes ``state``, ``key`` and ``issuer`` are bound per server."""
+    """Routes one request; the class attributes ``state``, ``key``, ``users`` and ``issuer`` are bound
+    per server."""
 
     protocol_version = "HTTP/1.1"
     state: OidcState
     key: RSAKey
+    users: dict[str, dict]
     issuer: str
 
     def log_message(self, format, *args):
@@ -235,7 +244,7 @@ class OidcHandler(BaseHTTPRequestHandler):
             for name, value in params.items()
         )
         buttons = "".join(
-            f'<button type="submit" name="user" value="{name}">{name}</button>' for name in USERS
+            f'<button type="submit" name="user" value="{name}">{name}</button>' for name in self.users
         )
         page = (
             '<!doctype html><title>Loopback sign-in</title><link rel="icon" href="data:,">'
@@ -248,7 +257,7 @@ class OidcHandler(BaseHTTPRequestHandler):
         """The chosen user signs in: a one-time code goes back to the client's redirect URI."""
         self.check_authorize_request(params)
         user = params.get("user")
-        if user not in USERS:
+        if user not in self.users:
             raise OidcError(400, "access_denied", f"unknown user {user!r}")
         code = secrets.token_urlsafe(24)
         self.state.grants[code] = Grant(
@@ -311,7 +320,7 @@ class OidcHandler(BaseHTTPRequestHandler):
         )
 
     def claims_of(self, user: str) -> dict:
-        return {"preferred_username": user, "email_verified": True, **USERS[user]}
+        return {"preferred_username": user, "email_verified": True, **self.users[user]}
 
     def userinfo(self, params: dict) -> None:
         authorization = self.headers.get("Authorization", "")

@@ -120,3 +120,19 @@ def test_an_unregistered_redirect_uri_gets_an_error_page_not_a_redirect(provider
     )
     status, location, body = request(provider, "GET", f"{provider.url}/authorize?{query}")
     assert (status, location) == (400, None) and "unregistered redirect_uri" in body
+
+
+def test_a_provider_signs_in_the_users_it_was_given_besides_the_test_users():
+    claims = {"sub": "visitor-7", "name": "Visitor 7", "email": "visitor-7@example.org"}
+    provider = OidcProvider(users={"visitor-7": claims}).start()
+    try:
+        client, verifier = new_client(), generate_token(48)
+        location, _ = sign_in(provider, client, "visitor-7", code_verifier=verifier, nonce=generate_token(20))
+        token = client.fetch_token(
+            f"{provider.url}/token", authorization_response=location, code_verifier=verifier
+        )
+        userinfo = get_json(f"{provider.url}/userinfo", {"Authorization": f"Bearer {token['access_token']}"})
+        assert (userinfo["preferred_username"], userinfo["email"]) == ("visitor-7", "visitor-7@example.org")
+        assert provider.state.sign_ins == ["visitor-7"]
+    finally:
+        provider.stop()
