@@ -131,18 +131,23 @@ def live_refresh_server_times(run_id: str, repeats: int) -> tuple[float, list[fl
     return first, fragment_times, page_times
 
 
-def start_server(log_path: Path) -> tuple[subprocess.Popen, str, float]:
-    """``streamlit run app.py`` on a free loopback port; returns the process, its URL and start time."""
+def start_server(
+    log_path: Path, env: dict[str, str] | None = None, secrets: Path | None = None
+) -> tuple[subprocess.Popen, str, float]:
+    """``streamlit run app.py`` on a free loopback port; returns the process, its URL and start time.
+
+    ``env`` is added to this process's environment; ``secrets`` becomes the server's only secrets file."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     started = time.perf_counter()
+    secrets_option = ["--secrets.files", str(secrets)] if secrets is not None else []
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT,
+             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false", *secrets_option],
+            cwd=REPOSITORY, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     while time.perf_counter() - started < 60:

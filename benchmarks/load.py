@@ -36,14 +36,25 @@ events in it, is the cost of one event. Reported, server side:
   the digit predicted) and that ``/_stcore/health`` answered "ok" throughout (polled every 0.5 s).
 
     python benchmarks/load.py [--visitors 30] [--browsers 1] [--digits 3] [--strokes 3] [--think 2 6]
-                              [--arrival 10]
+                              [--arrival 10] [--hosted [--epochs 5] [--drain 900]]
 
-Local mode (everyone is the one local owner), in a temporary ZOO_HOME; the shipped starter CNN
-reads the digits. Not measured here: hosted mode's sign-in and training runs. Run it on a machine
+Local mode by default (everyone is the one local owner), in a temporary ZOO_HOME; the shipped
+starter CNN reads the digits. ``--hosted``: the server runs with ZOO_MODE=hosted and an ``[auth]``
+secrets file for the loopback OpenID Connect provider of tests/oidc_server.py, and each protocol
+visitor signs in as ``visitor-N`` after its Home, as a browser does: the sidebar's Sign in
+(``st.login`` answers with a redirect to /auth/login), the provider's page (the visitor's button),
+/oauth2callback (the signed auth cookie), then the page and its websocket again with the cookies.
+After Runs, each visitor starts small Playground runs (the 2-3-1 binary classifier, ``--epochs``
+epochs), each from the Playground opened afresh: the per-person quota of queued or running runs
+and one more, which the quota refuses (the host-wide cap is raised to every visitor's quota, so
+the per-person one is what is reached); then the queue is waited on until it drains. Reported
+besides: visitors signed in, runs started and refused (with the message), runs completed, and the
+time the queue took to drain. The Chromium visitors are not signed in. Run it on a machine
 with at least 2 cores; the load average before and after is printed with the numbers, since other
 work on the machine shares the server's core. It exits 1 when a target is not met: at most 0.1 s
 of server CPU per stroke, at most 5 MB per session after the first, p95 stroke -> reading at most
-2 s, every visitor served and the server healthy.
+2 s, every visitor served and the server healthy; hosted, also every visitor signed in, every run
+that started completed and the queue drained.
 """
 
 from __future__ import annotations
@@ -52,6 +63,8 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import html
+import http.cookiejar
 import io
 import json
 import os
@@ -63,6 +76,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,6 +285,8 @@ class Rerun:
     metric: str | None = None
     elements: int = 0
     problems: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # what st.error said
+    through_reruns: bool = False  # wait past an st.rerun() to the end of the rerun it asked for
 
 
 class Visitor:
@@ -280,7 +296,11 @@ class Visitor:
         self.number, self.url = number, url
         self.pages: dict[str, str] = {}  # page name -> page_script_hash
         self.widgets: dict[str, tuple[str, str]] = {}  # user key -> (widget id, fragment id)
+        self.buttons: dict[str, tuple[str, str]] = {}  # label -> (widget id, fragment id)
         self.page = ""
+        self.query = ""  # the page URL's query string, as the app last set it
+        self.login_path: str | None = None  # where st.login sent the browser
+        self.cookies: dict[str, str] = {}  # hosted mode: the app's cookies once signed in
         self.rerun: Rerun | None = None
         self.problems: list[str] = []
         self.static_bytes = 0
@@ -302,8 +322,18 @@ class Visitor:
         import websockets
 
         ws_url = self.url.replace("http://", "ws://") + "/_stcore/stream"
+        signed_in = {}
+        if self.cookies:  # as the browser does: the XSRF cookie's value as the second subprotocol
+            signed_in = {
+                "subprotocols": ["streamlit", self.cookies["_streamlit_xsrf"]],
+                "additional_headers": {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())},
+            }
         self.socket = await websockets.connect(
-            ws_url, subprotocols=["streamlit"], origin=self.url, max_size=None, compression=None
+            ws_url,
+            **{"subprotocols": ["streamlit"], **signed_in},
+            origin=self.url,
+            max_size=None,
+            compression=None,
         )
         self.reader = asyncio.create_task(self.read_forever())
 
@@ -324,6 +354,10 @@ class Visitor:
         rerun = self.rerun
         if kind == "navigation":
             self.pages = {page.page_name: page.page_script_hash for page in message.navigation.app_pages}
+        elif kind == "auth_redirect":
+            self.login_path = message.auth_redirect.url
+        elif kind == "page_info_changed":
+            self.query = message.page_info_changed.query_string
         elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
             element = message.delta.new_element
             element_kind = element.WhichOneof("type")
@@ -331,6 +365,8 @@ class Visitor:
             widget_id = getattr(inner, "id", "") if hasattr(inner, "id") else ""
             if widget_id.startswith("$$ID-"):
                 self.widgets[widget_id.split("-", 2)[2]] = (widget_id, message.delta.fragment_id)
+            if element_kind == "button":
+                self.buttons[inner.label] = (widget_id, message.delta.fragment_id)
             if rerun is not None:
                 rerun.elements += 1
                 if element_kind == "metric" and rerun.first_metric is None:
@@ -338,32 +374,45 @@ class Visitor:
                 elif element_kind == "exception":
                     rerun.problems.append(f"exception: {inner.message[:200]}")
                 elif element_kind == "alert" and inner.format == inner.ERROR:
-                    rerun.problems.append(f"error: {inner.body[:200]}")
+                    rerun.errors.append(inner.body)
         elif kind == "script_finished" and rerun is not None and not rerun.finished.done():
-            rerun.finished.set_result(now)
+            early = message.script_finished == message.FINISHED_EARLY_FOR_RERUN
+            if not (early and rerun.through_reruns):
+                rerun.finished.set_result(now)
 
     async def request(
-        self, page_hash: str = "", widgets: dict[str, str] | None = None, fragment: str = ""
+        self,
+        page_hash: str = "",
+        widgets: dict[str, str | bool] | None = None,
+        fragment: str = "",
+        query: str = "",
+        expect_error: bool = False,
     ) -> Rerun:
-        """Send a ``rerun_script`` (a page opened, or widget values changed) and wait for its end."""
+        """Send a ``rerun_script`` (a page opened, or widget values changed: JSON, or ``True`` for a
+        button's click) and wait for its end. An ``st.error`` is a problem unless ``expect_error``."""
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
         message = BackMsg()
         state = message.rerun_script
         state.page_script_hash = page_hash
         state.fragment_id = fragment
-        for widget_id, json_value in (widgets or {}).items():
+        state.query_string = query
+        for widget_id, value in (widgets or {}).items():
             widget = state.widget_states.widgets.add()
-            widget.id, widget.json_value = widget_id, json_value
+            widget.id = widget_id
+            if isinstance(value, bool):
+                widget.trigger_value = value
+            else:
+                widget.json_value = value
         for name, value in CONTEXT_INFO.items():
             setattr(state.context_info, name, value)
-        state.context_info.url = f"{self.url}/{self.page}"
+        state.context_info.url = f"{self.url}/{self.page}" + (f"?{query}" if query else "")
         self.rerun = rerun = Rerun(time.perf_counter(), asyncio.get_running_loop().create_future())
+        rerun.through_reruns = expect_error  # a start that is not refused reruns the page
         await self.socket.send(message.SerializeToString())
         await asyncio.wait_for(rerun.finished, READ_TIMEOUT_SECONDS)
-        self.problems += [
-            f"visitor {self.number}, {self.page or 'Home'}: {problem}" for problem in rerun.problems
-        ]
+        problems = rerun.problems + ([] if expect_error else [f"error: {e[:200]}" for e in rerun.errors])
+        self.problems += [f"visitor {self.number}, {self.page or 'Home'}: {problem}" for problem in problems]
         return rerun
 
     async def open_home(self) -> Rerun:
@@ -371,9 +420,59 @@ class Visitor:
         await self.connect()
         return await self.request()
 
-    async def open_page(self, name: str) -> Rerun:
+    async def open_page(self, name: str, query: str = "") -> Rerun:
         self.page = name.lower()
-        return await self.request(self.pages[name])
+        return await self.request(self.pages[name], query=query)
+
+    async def sign_in(self, provider_url: str) -> Rerun:
+        """Sign in as ``visitor-N`` the way a browser does: the sidebar's Sign in (``st.login`` sends
+        the browser to the app's /auth/login), which redirects to the provider's page; there the
+        visitor's button, which redirects to the app's /oauth2callback (the auth cookie is set), then
+        to the app; the page loads again, its websocket carrying the cookies."""
+        widget_id, fragment = self.widgets["sign-in"]
+        await self.request(self.pages.get("Home", ""), {widget_id: True}, fragment)
+        if self.login_path is None:
+            raise RuntimeError(f"visitor {self.number}: Sign in did not redirect to the provider")
+        self.cookies = await asyncio.to_thread(self.sign_in_over_http, f"visitor-{self.number}", provider_url)
+        await self.close()
+        await self.connect()
+        rerun = await self.request()
+        if "Playground" not in self.pages:
+            self.problems.append(f"visitor {self.number}: signed in, but not offered the Playground")
+        return rerun
+
+    def sign_in_over_http(self, user: str, provider_url: str) -> dict[str, str]:
+        """/auth/login -> the provider's page; its form sent as ``user`` -> /oauth2callback -> the app.
+        Returns the app's cookies (Authlib's session, the signed user, Streamlit's XSRF token)."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(f"{self.url}{self.login_path}", timeout=READ_TIMEOUT_SECONDS) as response:
+            page = response.read().decode()
+        form = {
+            name: html.unescape(value) for name, value in re.findall(r'name="(\w+)" value="([^"]*)"', page)
+        }
+        form["user"] = user  # the provider's page: who signs in
+        body = urllib.parse.urlencode(form).encode()
+        with opener.open(f"{provider_url}/authorize", body, timeout=READ_TIMEOUT_SECONDS) as response:
+            response.read()  # followed: /oauth2callback, then the app's page
+        with opener.open(f"{self.url}/_stcore/health", timeout=READ_TIMEOUT_SECONDS) as response:
+            response.read()  # as the page does before its websocket: this sets the XSRF cookie
+        return {cookie.name: cookie.value for cookie in jar}
+
+    async def start_runs(self, starts: int, epochs: int) -> list[Rerun]:
+        """Start ``starts`` small Playground runs (the 2-3-1 binary classifier, ``epochs`` epochs),
+        each from the Playground opened afresh (as in a new tab: a Start on a page that follows a
+        live run of one's own would stop that run first); refused starts say why in an st.error."""
+        query, reruns = f"num_epochs={epochs}", []
+        for _ in range(starts):
+            await self.open_page("Playground", query)
+            widget_id, fragment = self.buttons["Start training"]
+            reruns.append(
+                await self.request(
+                    self.pages["Playground"], {widget_id: True}, fragment, query, expect_error=True
+                )
+            )
+        return reruns
 
     async def draw(self, stroke: Stroke) -> Rerun:
         widget_id, fragment = self.widgets["draw.canvas"]
@@ -458,7 +557,37 @@ async def workers_settled(meter: CpuMeter, quiet: float = 0.1, longest: float = 
             return
 
 
-async def run_load(url: str, pid: int, arguments) -> dict:
+async def start_runs_and_drain(visitors: list[Visitor], arguments, phase, meter: CpuMeter) -> dict:
+    """Every visitor starts their quota of small Playground runs and one more; then the queue is
+    waited on until no run is queued or running. Returns what the report says of them."""
+    from zoo.hosting import HOSTED_LIMITS
+    from zoo.runs import RunStore
+
+    quota = HOSTED_LIMITS.active_runs_per_owner
+    starts = await phase(
+        "Playground: start a run (page + Start)",
+        len(visitors) * (quota + 1),
+        [visitor.start_runs(quota + 1, arguments.epochs) for visitor in visitors],
+    )
+    store, started = RunStore(), time.perf_counter()
+    meter.read()
+    while store.active_runs() and time.perf_counter() - started < arguments.drain:
+        await asyncio.sleep(1)
+    server_cpu, workers_cpu, _ = meter.read()
+    runs = store.list_runs(limit=10 * len(visitors) * (quota + 1))
+    refusals = [error for reruns in starts for rerun in reruns for error in rerun.errors]
+    return {
+        "quota": quota,
+        "signed_in": sum("Playground" in visitor.pages for visitor in visitors),
+        "starts": sum(len(reruns) for reruns in starts),
+        "refusals": refusals,
+        "runs": [run.status for run in runs],
+        "owners": len({run.owner for run in runs}),
+        "drain": (time.perf_counter() - started, server_cpu, workers_cpu, not store.active_runs()),
+    }
+
+
+async def run_load(url: str, pid: int, arguments, provider_url: str | None = None) -> dict:
     meter = CpuMeter(pid)
     meter.read()
     rng = random.Random(1)
@@ -480,6 +609,8 @@ async def run_load(url: str, pid: int, arguments) -> dict:
     visitors = [first] + [Visitor(number, url) for number in range(1, arguments.visitors)]
     # The first visitor alone: the cold server's costs (imports, the model's load and compile).
     await phase("first visitor: Home (cold)", 1, [first.open_home()])
+    if provider_url:
+        await phase("first visitor: sign in (cold)", 1, [first.sign_in(provider_url)])
     await phase("first visitor: Draw (cold)", 1, [first.open_page("Draw")])
     first_strokes = await phase(
         "first visitor: strokes", len(drawings[0]), [strokes_of(first, drawings[0], (0, 0), rng)]
@@ -502,6 +633,10 @@ async def run_load(url: str, pid: int, arguments) -> dict:
         return await visitor.open_home()
 
     await phase("new visitor: Home (static files + page)", len(later), [arrive(visitor) for visitor in later])
+    if provider_url:
+        await phase(
+            "sign in (login, provider, callback, Home)", len(later), [v.sign_in(provider_url) for v in later]
+        )
     await phase("Draw page view", len(visitors), [visitor.open_page("Draw") for visitor in visitors])
     think = tuple(arguments.think)
     stroke_count = sum(len(drawings[visitor.number]) for visitor in visitors)
@@ -517,9 +652,13 @@ async def run_load(url: str, pid: int, arguments) -> dict:
     await phase("Train page view", len(visitors), [visitor.open_page("Train") for visitor in visitors])
     await phase("Runs page view", len(visitors), [visitor.open_page("Runs") for visitor in visitors])
     rss_all = rss_megabytes(pid)
+    hosted = {}
+    if provider_url:
+        hosted = await start_runs_and_drain(visitors, arguments, phase, meter)
     for visitor in visitors:
         await visitor.close()
     return {
+        **hosted,
         "phases": phases,
         "first_strokes": [reading for readings_of in first_strokes for reading in readings_of],
         "readings": [reading for readings_of in readings[: len(visitors)] for reading in readings_of],
@@ -540,6 +679,27 @@ def latency_row(name: str, values: list[float]) -> str:
     return (
         f"| {name:<44} | {statistics.median(values):>6.2f} | {percentile(values, 0.95):>6.2f} | "
         f"{max(values):>6.2f} | {len(values):>4} |"
+    )
+
+
+def hosted_lines(results: dict, visitors: int) -> None:
+    """Hosted mode: who signed in, the runs started and refused, and the queue's draining."""
+    quota, runs, refusals = results["quota"], results["runs"], results["refusals"]
+    print(
+        f"Signed in: {results['signed_in']} of {visitors} visitors (each as visitor-N, through /auth/login, "
+        f"the provider's page and /oauth2callback); runs are owned by {results['owners']} of them"
+    )
+    print(
+        f"Runs: {results['starts']} Start presses ({quota} within the per-person quota of {quota} "
+        f"queued or running runs, and 1 beyond, per visitor): {len(runs)} started, {len(refusals)} refused"
+    )
+    for message in sorted(set(refusals)):
+        print(f"  refused {refusals.count(message)} x: {message}")
+    seconds, server_cpu, workers_cpu, drained = results["drain"]
+    statuses = ", ".join(f"{runs.count(status)} {status}" for status in sorted(set(runs)))
+    print(
+        f"Queue: {'drained' if drained else 'NOT drained'} {seconds:.0f} s after the last Start "
+        f"({statuses}); meanwhile server CPU {server_cpu:.1f} s, training workers {workers_cpu:.1f} s"
     )
 
 
@@ -595,6 +755,8 @@ def report(results: dict, arguments, health: HealthWatch, loads: tuple[str, str]
         f"Server healthy: {'yes' if not health.failures else 'NO'} ({health.checks} checks of "
         f"/_stcore/health, slowest {health.slowest:.2f} s, {len(health.failures)} failed)"
     )
+    if "runs" in results:
+        hosted_lines(results, visitors)
     p95 = percentile(to_end, 0.95)
     targets = [
         ("server CPU per Draw stroke <= 0.1 s", stroke_cpu is not None and stroke_cpu <= 0.1),
@@ -602,8 +764,31 @@ def report(results: dict, arguments, health: HealthWatch, loads: tuple[str, str]
         (f"p95 stroke -> reading <= 2 s ({p95:.2f} s)", p95 <= 2),
         ("every visitor served, server healthy", not problems and not health.failures),
     ]
+    if "runs" in results:
+        completed = all(status == "completed" for status in results["runs"])
+        served = results["signed_in"] == visitors and completed and results["drain"][3]
+        targets.append(("every visitor signed in, every run completed, the queue drained", served))
     print("\nTargets: " + "; ".join(f"{name}: {'met' if met else 'NOT met'}" for name, met in targets))
     return all(met for _, met in targets)
+
+
+def hosted_setup(visitors: int, home: Path) -> tuple:
+    """The loopback OpenID Connect provider (tests/oidc_server.py) knowing ``visitor-0`` ...; the
+    server's environment (hosted mode, the host-wide cap on active runs raised to every visitor's
+    quota, so that the per-person quota is the one reached) and its ``[auth]`` secrets file."""
+    from oidc_server import OidcProvider
+
+    from zoo.hosting import HOSTED_LIMITS
+
+    users = {
+        f"visitor-{n}": {"sub": f"visitor-{n}", "name": f"Visitor {n}", "email": f"visitor-{n}@example.org"}
+        for n in range(visitors)
+    }
+    provider = OidcProvider(users=users).start()
+    secrets = home / "secrets.toml"
+    secrets.write_text(provider.auth_secrets("http://127.0.0.1:{port}/oauth2callback"))
+    active_runs = str(visitors * HOSTED_LIMITS.active_runs_per_owner)
+    return provider, {"ZOO_MODE": "hosted", "ZOO_LIMIT_ACTIVE_RUNS": active_runs}, secrets
 
 
 def main() -> None:
@@ -621,13 +806,24 @@ def main() -> None:
     parser.add_argument(
         "--arrival", type=float, default=10.0, help="new visitors arrive within (default 10 s)"
     )
+    parser.add_argument(
+        "--hosted", action="store_true",
+        help="hosted mode: each visitor signs in (loopback OpenID Connect provider) and starts runs",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=5, help="hosted: epochs of each run (default 5)")
+    parser.add_argument(
+        "--drain", type=float, default=900.0, help="hosted: wait at most this for the queue (default 900 s)"
+    )
     arguments = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2 and os.cpu_count() < 2:
         raise SystemExit("this benchmark needs 2 cores: one for the server, one for its visitors")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory(prefix="zoo-load-", ignore_cleanup_errors=True) as home:
         os.environ["ZOO_HOME"] = home
-        server, url, startup = start_server(Path(home) / "streamlit.log")
+        provider, env, secrets = None, {}, None
+        if arguments.hosted:
+            provider, env, secrets = hosted_setup(arguments.visitors, Path(home))
+        server, url, startup = start_server(Path(home) / "streamlit.log", env, secrets)
         try:
             pin_process(server.pid, SERVER_CORE)
             print(f"server {url}, process {server.pid}", flush=True)
@@ -635,11 +831,13 @@ def main() -> None:
             loads = [", ".join(f"{value:.1f}" for value in os.getloadavg())]
             health = HealthWatch(url)
             health.start()
-            results = asyncio.run(run_load(url, server.pid, arguments))
+            results = asyncio.run(run_load(url, server.pid, arguments, provider and provider.url))
             health.stopped.set()
             loads.append(", ".join(f"{value:.1f}" for value in os.getloadavg()))
         finally:
             stop_server(server)
+            if provider:
+                provider.stop()
     met = report(results, arguments, health, tuple(loads), startup)
     sys.exit(0 if met else 1)
 
