@@ -699,7 +699,8 @@ def hosted_lines(results: dict, visitors: int) -> None:
     statuses = ", ".join(f"{runs.count(status)} {status}" for status in sorted(set(runs)))
     print(
         f"Queue: {'drained' if drained else 'NOT drained'} {seconds:.0f} s after the last Start "
-        f"({statuses}); meanwhile server CPU {server_cpu:.1f} s, training workers {workers_cpu:.1f} s"
+        f"({statuses}); meanwhile server CPU {server_cpu:.1f} s, worker processes {workers_cpu:.1f} s "
+        "(those alive when read: a worker that ended between readings is not counted)"
     )
 
 
