@@ -53,8 +53,11 @@ def article_spec(arguments: argparse.Namespace, epochs: int, seed: int = 0):
     )
 
 
-def epoch_table(store, run_id: str, started_at: float) -> list[dict[str, float]]:
-    """Per-epoch rows of a finished run from its metric stream: end time, images/s, accuracy."""
+def epoch_table(store, run_id: str, started_at: float, train_count: int) -> list[dict[str, float]]:
+    """Per-epoch rows of a finished run from its metric stream: seconds, images/s, accuracy.
+
+    Images/s is the epoch's own (``train_count`` images over its seconds, as for the plain script),
+    not the run's ``samples_per_second``, which averages over the run so far, compilation included."""
     frame = store.metrics_frame(run_id)
     epochs = frame[frame.name.str.startswith("epoch/")].pivot_table(
         index="epoch", columns="name", values="value", aggfunc="last"
@@ -66,7 +69,7 @@ def epoch_table(store, run_id: str, started_at: float) -> list[dict[str, float]]
             {
                 "epoch": int(epoch),
                 "seconds": float(ends[epoch] - previous),
-                "images_per_second": float(values.get("epoch/samples_per_second", float("nan"))),
+                "images_per_second": train_count / float(ends[epoch] - previous),
                 "validation_accuracy": float(values.get("epoch/val_accuracy", float("nan"))),
                 "elapsed": float(ends[epoch] - started_at),
             }
@@ -75,7 +78,7 @@ def epoch_table(store, run_id: str, started_at: float) -> list[dict[str, float]]
     return rows
 
 
-def one_run(arguments: argparse.Namespace, store) -> float:
+def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
     """Train once through the worker, print its epochs; return its steady-state images/s."""
     from zoo import jobs
     from zoo.hosting import LOCAL_USER
@@ -90,7 +93,7 @@ def one_run(arguments: argparse.Namespace, store) -> float:
     environment = run.environment
     print(f"   backend {environment.get('backend')}, devices {[d['name'] for d in environment['devices']]}")
     print(f"   data: {run.data_source}")
-    rows = epoch_table(store, run.id, run.started_at)
+    rows = epoch_table(store, run.id, run.started_at, train_count)
     print(f"   {'epoch':>5} {'seconds':>8} {'images/s':>10} {'val. accuracy':>14}")
     for row in rows:
         print(
@@ -241,9 +244,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZOO_HOME"] = home
         store = RunStore()
-        zoo_speed = one_run(arguments, store)
+        train_count = training_images(arguments)
+        zoo_speed = one_run(arguments, store, train_count)
         if arguments.concurrent:
-            concurrent_runs(arguments, store, training_images(arguments))
+            concurrent_runs(arguments, store, train_count)
         jobs.stop_pool(store)
     if not arguments.skip_plain:
         plain_speed = plain_article_script(arguments)

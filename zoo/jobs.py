@@ -350,10 +350,12 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
     _write_output_to(store.log_path(run.id))
     if store.queued_count(device, backend_name):
         replace_this_worker()  # a queued run needs a worker now
-    # Else once the run's first metric is in: on a small machine the replacement's start-up would
-    # otherwise compete with this run's start for the CPU.
-    exit_code = train_run(run, store, replace_this_worker, prepared)
-    replace_this_worker()  # and again at the end, for runs queued meanwhile
+    # Else, on a GPU, once the run's first metric is in (not before: its start-up would compete with this
+    # run's start for the CPU). On a CPU, only when the run ends: the start-up (backend import, warm-up
+    # compiles) takes a whole core for 10-15 s, and the run trained at 0.66x of plain Keras meanwhile
+    # (JAX, 2 cores, benchmarks/gpu.py).
+    exit_code = train_run(run, store, replace_this_worker if device != "cpu" else None, prepared)
+    replace_this_worker()  # and at the end, for the next run and for runs queued meanwhile
     return exit_code
 
 
