@@ -110,17 +110,17 @@ def metrics_problems(store, run) -> list[str]:
     if len(steps) and np.any(np.diff(steps) < 0):
         problems.append("steps go backwards")
     epochs_done = sorted(set(frame.loc[frame["name"] == "epoch/loss", "epoch"]))
-    reached = int(run.progress.get("epoch", 0))
+    reached = run.progress.epoch if run.progress else 0
     last_step = int(frame["step"].max()) if len(frame) else 0
     if run.status in ("completed", "stopped"):
         expected = list(range(1, reached + 1))
         if epochs_done != expected:
             problems.append(f"{run.status}: epoch rows {epochs_done}, expected {expected}")
-        if run.progress and last_step != int(run.progress["step"]):
-            problems.append(f"last metric step {last_step}, progress says {run.progress['step']}")
+        if run.progress and last_step != run.progress.step:
+            problems.append(f"last metric step {last_step}, progress says {run.progress.step}")
     if run.status == "completed" and run.progress:
-        if last_step != int(run.progress["total_steps"]) or reached != run.spec.num_epochs:
-            problems.append(f"completed at step {last_step} of {run.progress['total_steps']}")
+        if last_step != run.progress.total_steps or reached != run.spec.num_epochs:
+            problems.append(f"completed at step {last_step} of {run.progress.total_steps}")
         if "accuracy" not in run.final_metrics:
             problems.append("completed without a test accuracy")
     # failed (killed mid-epoch): every epoch before the one it died in has its row
