@@ -189,13 +189,13 @@ def main() -> None:
     )
     arguments = parser.parse_args()
 
-    from zoo.printed import font_files
+    from zoo.printed import digit_fonts
     from zoo.training import predict_in_batches
 
-    fonts = font_files()
+    fonts = digit_fonts()
     held_out = [
         path
-        for path in font_files(tuple(arguments.held_out_fonts))
+        for path in digit_fonts(tuple(arguments.held_out_fonts))
         if not path.stem.startswith(SYMBOL_FONTS) and path.resolve() not in {font.resolve() for font in fonts}
     ]
     start = time.perf_counter()

@@ -1,5 +1,6 @@
 """Printed digits (zoo/printed.py): the digits 0-9 typed in the machine's fonts, prepared as the Draw page
-prepares a drawing, mixed into a --printed run's training digits; no fonts is a clear refusal.
+prepares a drawing, mixed into a --printed run's training digits; no fonts is a clear refusal, a font
+without digits is passed over.
 
 The fonts are the system's (Debian's chromium, which the README's set-up line installs, brings
 fonts-liberation, and fontconfig brings fonts-dejavu-core)."""
@@ -91,9 +92,22 @@ def test_a_printed_cnn_run_trains_on_them_and_says_so():
     assert "printed digits from" in run.data_source and run.spec.printed
 
 
+def test_fonts_without_the_digits_are_not_typed(tmp_path, a_font, monkeypatch):
+    from fontTools import subset
+
+    letters_only = tmp_path / "LettersOnly.ttf"  # a real font that lacks the digits, as a maths font does
+    subset.main([str(a_font), "--text=ABCabc", f"--output-file={letters_only}"])
+    (tmp_path / "Broken.ttf").write_bytes(b"not a font")
+    shutil.copy(a_font, tmp_path / "Whole.ttf")
+    assert printed.draws_digits(tmp_path / "Whole.ttf")
+    assert not printed.draws_digits(letters_only) and not printed.draws_digits(tmp_path / "Broken.ttf")
+    monkeypatch.setattr(printed, "FONT_FOLDERS", (tmp_path,))
+    assert printed.check_fonts() == [tmp_path / "Whole.ttf"]
+
+
 def test_no_fonts_or_a_printed_binary_run_is_refused_before_a_run_starts(tmp_path, monkeypatch):
     monkeypatch.setattr(printed, "FONT_FOLDERS", (tmp_path,))
-    with pytest.raises(DataError, match="printed digits need TrueType fonts and none were found"):
+    with pytest.raises(DataError, match="need TrueType fonts that draw the digits 0-9 and none were found"):
         jobs.submit(TrainSpec.cnn(mnist_source="embedded", printed=True), by=LOCAL_USER)
     with pytest.raises(ZooError, match="printed digits are for the CNN"):
         TrainSpec.binary(printed=True)

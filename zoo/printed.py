@@ -27,6 +27,7 @@ CANVAS = 280
 STROKE_WEIGHTS = (0, 4, 9)  # extra outline around each glyph, in canvas pixels: regular, bold, marker
 FONT_SIZES = (120, 200)
 MARGIN = 16  # empty pixels around a typed glyph: the preprocessing reads the background off the border
+NO_GLYPH = "\U0010fffd"  # a private code point no font draws: every font draws its "missing glyph" for it
 PRINTED_SHARE = 0.10  # printed digits make up about this share of a --printed run's training digits
 
 
@@ -39,6 +40,24 @@ def font_files(folders: tuple[Path, ...] | None = None) -> list[Path]:
         for path in folder.rglob("*")
         if path.suffix.lower() in FONT_SUFFIXES
     )
+
+
+def draws_digits(font: Path) -> bool:
+    """Whether ``font`` opens and draws all ten digits: a font without them (a maths or symbol font) draws
+    its empty "missing glyph" for each, which must not be learnt as a digit."""
+    from PIL import ImageFont
+
+    try:
+        typeface = ImageFont.truetype(str(font), size=FONT_SIZES[0])
+    except OSError:
+        return False
+    missing = bytes(typeface.getmask(NO_GLYPH))
+    return all(bytes(typeface.getmask(str(digit))) != missing for digit in range(10))
+
+
+def digit_fonts(folders: tuple[Path, ...] | None = None) -> list[Path]:
+    """The fonts of ``font_files(folders)`` that draw the digits (``draws_digits``)."""
+    return [font for font in font_files(folders) if draws_digits(font)]
 
 
 def typed_ink(font: Path, digit: int, size: int, weight: int) -> np.ndarray:
@@ -77,17 +96,17 @@ def printed_digits(fonts: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_fonts() -> list[Path]:
-    """The fonts a ``printed`` run types its digits in.
+    """The fonts a ``printed`` run types its digits in: ``digit_fonts()``.
 
     Raises:
         DataError: this machine has none in the usual folders.
     """
-    fonts = font_files()
+    fonts = digit_fonts()
     if not fonts:
         folders = ", ".join(str(folder) for folder in FONT_FOLDERS)
         raise DataError(
-            f"printed digits need TrueType fonts and none were found in {folders}; install some "
-            "(e.g. apt-get install fonts-dejavu-core) or train without printed digits."
+            f"printed digits need TrueType fonts that draw the digits 0-9 and none were found in {folders}; "
+            "install some (e.g. apt-get install fonts-dejavu-core) or train without printed digits."
         )
     return fonts
 
