@@ -7,9 +7,18 @@ import streamlit as st
 from zoo import jobs, ui
 from zoo.charts import training as charts
 from zoo.errors import ZooError
+from zoo.printed import PRINTED_SHARE
 from zoo.runs import Run
 from zoo.training import TrainSpec
-from zoo.vocabulary import ACTIVATIONS, DEVICES, NUM_DIGITS, OPTIMIZER_LABELS, OPTIMIZERS
+from zoo.vocabulary import (
+    ACTIVATIONS,
+    DEVICES,
+    LEARNING_RATE_SCHEDULE_LABELS,
+    LEARNING_RATE_SCHEDULES,
+    NUM_DIGITS,
+    OPTIMIZER_LABELS,
+    OPTIMIZERS,
+)
 
 ARTICLE = TrainSpec.cnn()
 GALLERY_SIZE = 24
@@ -69,6 +78,13 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
                 0.0005,
                 format="%.5f",
             )
+            learning_rate_schedule = st.selectbox(
+                "Learning-rate schedule",
+                LEARNING_RATE_SCHEDULES,
+                index=LEARNING_RATE_SCHEDULES.index(shown.learning_rate_schedule),
+                format_func=LEARNING_RATE_SCHEDULE_LABELS.get,
+                help="Cosine: big steps first, then smaller and smaller ones that settle the weights.",
+            )
             momentum = st.number_input(
                 "Momentum μ (the Momentum optimizer only)",
                 0.0,
@@ -122,12 +138,13 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
                 "Augment the training digits",
                 shown.augment,
                 help="Each epoch sees the digits freshly rotated (±10°), scaled, shifted, slanted, "
-                "thickened, thinned or coarsened, as people draw them; off for the article's recipe.",
+                "thickened or thinned, as people draw them; off for the article's recipe.",
             )
             printed = st.toggle(
                 "Add printed digits",
                 shown.printed,
-                help="The digits 0-9 typed in this machine's fonts join the training digits (about 5%), "
+                help=f"The digits 0-9 typed in this machine's fonts join the training digits (about "
+                f"{PRINTED_SHARE:.0%}), "
                 "so digits drawn like print (a 1 with a foot, an open 4) are read too.",
             )
             model_name = st.text_input("Model name (optional)", placeholder="mnist-cnn", max_chars=80)
@@ -142,6 +159,7 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
             activation=activation,
             optimizer=optimizer,
             learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule,
             momentum=momentum,
             batch_size=batch_size,
             num_epochs=num_epochs,

@@ -326,7 +326,7 @@ def test_train_runs_an_epoch_and_shows_the_evaluation():
     assert metric(app, "Misclassified").startswith(f"{run.final_metrics['num_misclassified']:,} / 1,000")
 
 
-def test_train_shows_augmented_digits_and_starts_an_augmented_run():
+def test_train_shows_augmented_digits_and_starts_an_augmented_run_with_a_cosine_schedule():
     app = open_page("train")
     rows = [image.captions for image in app.get("image")]
     assert len(rows) == 10 and all(row[0] == "as it is" and len(row) == 6 for row in rows)
@@ -335,12 +335,16 @@ def test_train_shows_augmented_digits_and_starts_an_augmented_run():
     printed = next(widget for widget in app.toggle if widget.label == "Add printed digits")
     assert printed.value is False
     augment.set_value(True)
+    schedule = next(widget for widget in app.selectbox if widget.label == "Learning-rate schedule")
+    assert schedule.value == "constant", "the article's recipe"
+    schedule.set_value("cosine")
     app.radio[0].set_value("embedded")
     for label, value in (("Epochs", 1), ("Training images to use (0 = all)", 300)):
         next(widget for widget in app.number_input if widget.label == label).set_value(value)
     click(app, "Start training")
     run = jobs.wait(app.query_params["run"], timeout=180)
     assert run.status == "completed" and run.spec.augment, run.message
+    assert run.spec.learning_rate_schedule == "cosine"
     assert ModelStore().entry(run.model_name).config.spec["augment"] is True
 
 

@@ -134,13 +134,15 @@ def test_output_into_a_reader_that_has_gone_ends_quietly(home, trained_t1, argum
 
 
 def test_train_binary_for_three_epochs(tmp_path):
-    result = succeeded(run_zoo(tmp_path, "train", "binary", "--epochs", "3"))
+    result = succeeded(run_zoo(tmp_path, "train", "binary", "--epochs", "3", "--lr-schedule", "cosine"))
     finished, data_line = result.stdout.strip().splitlines()
     assert finished.startswith("run ") and " completed, test accuracy " in finished
     assert "; model saved as 'binary-" in finished
     assert data_line == "data: moons (400 points, noise 0.2, seed 0)"
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
     assert [(run["kind"], run["status"], run["epochs"]) for run in runs] == [("binary", "completed", 3)]
+    spec = ModelStore(tmp_path / "models").entry(runs[0]["model_name"]).config.spec
+    assert spec["learning_rate_schedule"] == "cosine"
     # as the Train page does:
     ModelStore(tmp_path / "models").rename(runs[0]["model_name"], "my-points", by=LOCAL_USER)
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
@@ -153,6 +155,11 @@ BAD_INPUT = {
     "epochs not a number": (["train", "cnn", "--epochs", "many"], 2, "invalid int value: 'many'"),
     "epochs out of range": (["train", "cnn", "--epochs", "0"], 1, "error: num_epochs=0: choose an integer"),
     "learning rate too large": (["train", "binary", "--learning-rate", "50"], 1, "error: learning_rate=50.0"),
+    "unknown schedule": (
+        ["train", "binary", "--lr-schedule", "step"],
+        2,
+        "argument --lr-schedule: invalid choice: 'step'",
+    ),
     "too few points": (["train", "binary", "--samples", "5"], 1, "error: num_samples=5: choose between 20"),
     "four convolutions": (["train", "cnn", "--filters", "8,8,8,8"], 1, "error: conv_filters=(8, 8, 8, 8)"),
     "printed points": (["train", "binary", "--printed"], 1, "error: printed: printed digits are for the CNN"),

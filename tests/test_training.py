@@ -27,6 +27,7 @@ from zoo.training import (
     fit,
     load_training_data,
     prepare_model,
+    scheduled_learning_rate,
 )
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -72,6 +73,7 @@ def test_the_cnn_spec_defaults_are_the_articles():
         "activation": "relu",
         "optimizer": "adam",
         "learning_rate": 0.001,
+        "learning_rate_schedule": "constant",
         "momentum": 0.9,
         "batch_size": 128,
         "num_epochs": 10,
@@ -134,6 +136,7 @@ BAD_SPECS = [
     ({"max_train_samples": 5}, "max_train_samples=5: choose at least 10, or none for all"),
     ({"activation": "elu"}, "activation 'elu': choose one of ('sigmoid', 'tanh', 'relu')"),
     ({"optimizer": "nadam"}, "optimizer 'nadam': choose one of"),
+    ({"learning_rate_schedule": "step"}, "learning_rate_schedule 'step': choose one of constant, cosine"),
     ({"device": "tpu"}, "device 'tpu': choose 'auto' (GPU when there is one) or 'cpu'"),
     ({"kind": "rnn"}, "kind 'rnn': choose one of ('cnn', 'binary')"),
     ({"dataset": "moons"}, "dataset 'moons': the CNN trains on 'mnist'"),
@@ -240,7 +243,8 @@ def test_fit_reports_progress_metrics_surfaces_and_events():
     steps = [step for step, *_ in reporter.epochs]
     assert steps == [3, 6, 9]  # 70 points in batches of 32
     final = reporter.epochs[-1]
-    assert set(final[2]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(final[2]) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
+    assert [metrics["learning_rate"] for _, _, metrics, _ in reporter.epochs] == pytest.approx([0.001] * 3)
     assert final[3].epoch == final[3].num_epochs == 3 and final[3].eta_seconds == 0
     assert final[3].samples_per_second > 0 and final[3].fraction_done == 1.0
     assert [row["loss"] for row in result.history] == [
@@ -253,6 +257,23 @@ def test_fit_reports_progress_metrics_surfaces_and_events():
     # Mixed precision needs a GPU: on a CPU it is said and the run trains in float32.
     assert ("mixed_precision", "mixed precision needs a GPU; this run trains in float32") in reporter.events
     assert result.model.dtype_policy.name == "float32"
+
+
+def test_a_cosine_schedule_trains_each_epoch_at_its_lower_rate_also_in_a_prepared_model():
+    spec = TrainSpec.binary(
+        num_samples=100, num_epochs=4, learning_rate=0.01, learning_rate_schedule="cosine"
+    )
+    expected = pytest.approx([0.01, 0.0085355, 0.005, 0.0014645], rel=1e-4)  # 0.01(1 + cos(pi e / 4)) / 2
+    assert [scheduled_learning_rate(spec, epoch) for epoch in range(4)] == expected
+    # The rate is a variable the schedule sets between epochs: the compiled step is the constant one's.
+    prepared = prepare_model(TrainSpec.binary(learning_rate=0.01))
+    assert prepared.form == compiled_form(spec)
+    for ready in ((), [prepared]):
+        reporter = RecordingReporter()
+        result = fit(spec, reporter, lambda: False, prepared=ready)
+        assert [metrics["learning_rate"] for _, _, metrics, _ in reporter.epochs] == expected
+        assert float(result.model.optimizer.learning_rate) == pytest.approx(0.0014645, rel=1e-4)
+        assert [row["learning_rate"] for row in result.history] == expected
 
 
 def test_the_decision_surface_is_the_models_probability_and_hidden_units_over_a_grid():

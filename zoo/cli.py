@@ -19,7 +19,14 @@ from typing import Any, NoReturn
 from zoo.backend import BACKENDS
 from zoo.errors import RunError, ZooError
 from zoo.hosting import LOCAL_USER
-from zoo.vocabulary import ACTIVATIONS, DEVICES, MODEL_KINDS, OPTIMIZERS, POINT_DATASETS
+from zoo.vocabulary import (
+    ACTIVATIONS,
+    DEVICES,
+    LEARNING_RATE_SCHEDULES,
+    MODEL_KINDS,
+    OPTIMIZERS,
+    POINT_DATASETS,
+)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -44,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument(
+        "--lr-schedule",
+        dest="learning_rate_schedule",
+        choices=LEARNING_RATE_SCHEDULES,
+        help="constant (default), or cosine: the rate falls each epoch to about 1%% of it by the last",
+    )
     train.add_argument("--momentum", type=float)
     train.add_argument("--activation", choices=ACTIVATIONS)
     train.add_argument("--hidden", dest="hidden_units", help="hidden layer sizes, e.g. 3 or 8,8")

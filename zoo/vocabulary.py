@@ -28,6 +28,11 @@ OPTIMIZER_LABELS = {
     "rmsprop": "RMSprop",
     "adam": "Adam",
 }
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+LEARNING_RATE_SCHEDULE_LABELS = {
+    "constant": "Constant",
+    "cosine": "Cosine decay (to about 1% by the last epoch)",
+}
 RACE_OPTIMIZERS = ("sgd", "momentum", "adam")  # the ones the Learn page races in plain numpy
 DEVICES = ("auto", "cpu")  # auto: the GPU when the host has one
 POINT_DATASETS = ("moons", "circles", "xor", "gaussians", "spiral")
