@@ -7,6 +7,7 @@ fonts-liberation, and fontconfig brings fonts-dejavu-core)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -55,29 +56,48 @@ def test_every_digit_is_typed_at_every_weight_and_size_and_placed_as_mnist_place
     assert marker.sum() > regular.sum()  # a heavier stroke is more ink
 
 
-def test_a_printed_run_mixes_the_typed_digits_into_the_training_digits(a_font, monkeypatch):
-    monkeypatch.setattr(printed, "FONT_FOLDERS", (a_font.parent,))
+PER_FONT = 10 * len(printed.STROKE_WEIGHTS) * len(printed.FONT_SIZES)  # digits typed in one font
+
+
+@pytest.mark.parametrize(
+    ("fonts", "mnist_digits", "added", "source"),
+    [  # PRINTED_SHARE of 10%: 1,000 MNIST digits want 112 printed ones, 300 want 34
+        (1, 1000, 2 * PER_FONT, f"with {PER_FONT} printed digits from 1 font files (2 copies each)"),
+        (
+            3,
+            300,
+            34,
+            f"with 34 printed digits (drawn at random from {3 * PER_FONT}) from 3 font files (1 copy each)",
+        ),
+    ],
+)
+def test_a_printed_run_mixes_a_tenth_of_typed_digits_into_the_training_digits(
+    fonts, mnist_digits, added, source, a_font, tmp_path, monkeypatch
+):
+    for index in range(fonts):
+        shutil.copy(a_font, tmp_path / f"Font{index}.ttf")
+    monkeypatch.setattr(printed, "FONT_FOLDERS", (tmp_path,))
     mnist = load_embedded_mnist()
     data = TrainingData(
-        scale_digits(mnist.x_train[:1000]),
-        np.eye(10, dtype=np.float32)[mnist.y_train[:1000]],
+        scale_digits(mnist.x_train[:mnist_digits]),
+        np.eye(10, dtype=np.float32)[mnist.y_train[:mnist_digits]],
         scale_digits(mnist.x_test),
         mnist.y_test,
         "embedded",
     )
     mixed = printed.with_printed_digits(TrainSpec.cnn(printed=True), data)
-    fonts = len(printed.font_files())
-    typed = fonts * 10 * len(printed.STROKE_WEIGHTS) * len(printed.FONT_SIZES)
-    copies = max(1, int(np.ceil(0.05 * 1000 / (0.95 * typed))))
-    assert len(mixed.x_train) == 1000 + typed * copies and mixed.y_train.sum() == len(mixed.x_train)
-    assert (
-        mixed.source
-        == f"embedded; with {typed:,} printed digits from {fonts} font files ({copies} copies each)"
-    )
-    first_thousand = {row.tobytes() for row in data.x_train}
-    moved = [index for index, row in enumerate(mixed.x_train) if row.tobytes() not in first_thousand]
+    assert len(mixed.x_train) == mnist_digits + added and mixed.y_train.sum() == len(mixed.x_train)
+    assert mixed.source == f"embedded; {source}"
+    mnist_rows = {row.tobytes() for row in data.x_train}
+    moved = [index for index, row in enumerate(mixed.x_train) if row.tobytes() not in mnist_rows]
     assert min(moved) < len(mixed.x_train) // 2  # shuffled in, not appended
     np.testing.assert_array_equal(mixed.x_test, data.x_test)
+    # The digits drawn are the seed's: the same again for the same seed, others for another seed.
+    again = printed.with_printed_digits(TrainSpec.cnn(printed=True), data)
+    other = printed.with_printed_digits(TrainSpec.cnn(printed=True, seed=1), data)
+    np.testing.assert_array_equal(again.x_train, mixed.x_train)
+    drawn = {row.tobytes() for row in mixed.x_train} != {row.tobytes() for row in other.x_train}
+    assert drawn == (added < fonts * PER_FONT)
 
 
 def test_a_printed_cnn_run_trains_on_them_and_says_so():
@@ -89,7 +109,7 @@ def test_a_printed_cnn_run_trains_on_them_and_says_so():
         timeout=300,
     )
     assert run.status == "completed", run.message
-    assert "printed digits from" in run.data_source and run.spec.printed
+    assert run.spec.printed and re.search(r"with [\d,]+ printed digits .*from \d+ font", run.data_source)
 
 
 def test_fonts_without_the_digits_are_not_typed(tmp_path, a_font, monkeypatch):

@@ -11,6 +11,7 @@ and Liberation families (38 files under /usr/share/fonts).
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,10 +113,20 @@ def check_fonts() -> list[Path]:
 
 
 def with_printed_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
-    """``data`` with the printed digits repeated to about ``PRINTED_SHARE`` of its training digits and
-    shuffled in (so a validation split holds some); the test set stays as it is."""
+    """``data`` with printed digits making up about ``PRINTED_SHARE`` of its training digits, shuffled in
+    (so a validation split holds some); the test set stays as it is.
+
+    Few fonts type fewer digits than the share needs: each is repeated. Many fonts type more: a random
+    part of them goes in, another for each seed, so the share (and the epoch's length) stays the same.
+    """
     fonts = check_fonts()
     digits, labels = printed_digits(fonts)
+    typed = f"{len(digits):,} printed digits"
+    wanted = math.ceil(PRINTED_SHARE * len(data.x_train) / (1 - PRINTED_SHARE))
+    if len(digits) > wanted:
+        chosen = np.random.default_rng(spec.seed + 2).choice(len(digits), wanted, replace=False)
+        typed = f"{wanted:,} printed digits (drawn at random from {len(digits):,})"
+        digits, labels = digits[chosen], labels[chosen]
     from zoo.training import mixed_in
 
     x_train, y_train, copies = mixed_in(data, digits, labels, PRINTED_SHARE, spec.seed + 1)
@@ -123,6 +134,6 @@ def with_printed_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
         data,
         x_train=x_train,
         y_train=y_train,
-        source=f"{data.source}; with {len(digits):,} printed digits from {len(fonts)} font files "
-        f"({copies} copies each)",
+        source=f"{data.source}; with {typed} from {len(fonts)} font files "
+        f"({copies} {'copy' if copies == 1 else 'copies'} each)",
     )
