@@ -138,7 +138,7 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
                 "Augment the training digits",
                 shown.augment,
                 help="Each epoch sees the digits freshly rotated (±10°), scaled, shifted, slanted, "
-                "thickened or thinned, as people draw them; off for the article's recipe.",
+                "thickened, thinned or pixelated, as people draw them; off for the article's recipe.",
             )
             printed = st.toggle(
                 "Add printed digits",

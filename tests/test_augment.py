@@ -3,6 +3,8 @@ the digit the way its name says; an augmented CNN run trains on fresh changes ev
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from test_training import RecordingReporter
@@ -39,6 +41,7 @@ CHANGES = {
     "shear": lambda images: augment.shear(images, 0.3),
     "thicken": augment.thicken,
     "thin": augment.thin,
+    "pixelate": lambda images: augment.pixelate(images, 5, 2),
     "augment": lambda images: augment.augment(images, np.random.default_rng(0)),
 }
 
@@ -106,11 +109,45 @@ def test_thickening_adds_ink_and_thinning_removes_it_keeping_the_strongest(digit
     assert (augment.thicken(bar())[0] > 0.5).sum() == 20 * 4 + 2 * 2  # one pixel each side, and the ends
 
 
+def test_pixelating_draws_the_digit_in_flat_squares_of_the_mean_ink_under_them(digits):
+    # Squares of 2 pixels on the grid at 0: every 2x2 block of pixels is one grey, the digit's mean there.
+    squares = augment.pixelate(digits, 4, 0).reshape(-1, 14, 2, 14, 2)
+    assert np.ptp(squares, axis=(2, 4)).max() < 1e-6
+    means = digits.reshape(-1, 14, 2, 14, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(
+        squares[:, :, 0, :, 0], means / means.max(axis=(1, 2), keepdims=True), atol=1e-6
+    )
+    # Squares of 3 pixels over a bar 2 pixels wide: on the grid at 0 one square holds it (3 columns); a
+    # grid moved by 1 or 3 half pixels splits it between two squares (7 columns, the half-covered edge
+    # columns included), 1 pixel further left for 3 than for 1.
+    columns = [np.flatnonzero(augment.pixelate(bar(), 6, offset)[0].max(axis=0) > 0) for offset in (0, 1, 3)]
+    assert [found.tolist() for found in columns] == [[12, 13, 14], list(range(11, 18)), list(range(10, 17))]
+    # In ``augment``, a share pixelate_probability (10% by default) of the digits is pixelated.
+    still = augment.Augmentation(
+        rotation_degrees=0,
+        scale_range=(1, 1),
+        shift_pixels=0,
+        shear=0,
+        thicken_probability=0,
+        thin_probability=0,
+        pixelate_probability=0,
+    )
+    many = np.tile(digits, (10, 1, 1))
+    for probability, low, high in ((0.0, 0.0, 0.0), (0.1, 0.05, 0.15), (1.0, 1.0, 1.0)):
+        settings = dataclasses.replace(still, pixelate_probability=probability)
+        changed = np.abs(augment.augment(many, np.random.default_rng(0), settings) - many).max(axis=(1, 2))
+        assert low <= (changed > 1e-6).mean() <= high, probability
+
+
 def test_bad_digits_or_settings_are_refused_with_the_shape_expected():
     with pytest.raises(ZooError, match=r"expected \(N, 28, 28\)"):
         augment.rotate(np.zeros((28, 28)), 5)
     with pytest.raises(ZooError, match=r"choose a value in \[0, 1\)"):
         augment.thin(bar(), 1.0)
+    with pytest.raises(ZooError, match=r"pixelate block 7, offset 0: choose a block of \(4, 5, 6\)"):
+        augment.pixelate(bar(), 7)
+    with pytest.raises(ZooError, match="0 <= offset < block"):
+        augment.pixelate(bar(), 4, 4)
 
 
 def test_the_batches_are_augmented_afresh_each_epoch_and_reproducible(digits):

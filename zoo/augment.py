@@ -1,7 +1,7 @@
 """Augmentation: MNIST digits changed the way people's drawings differ from MNIST's writers.
 
 People draw slanted, rotated, bigger or smaller, off-centre, and with a brush thicker or thinner
-than MNIST's pen. Each change here is one function over a batch of digits (N, 28, 28) in [0, 1],
+than MNIST's pen; a small picture blown up to the canvas arrives in square blocks. Each change here is one function over a batch of digits (N, 28, 28) in [0, 1],
 vectorised over the batch with plain numpy/scipy (a batch of 128 takes a few milliseconds on a
 CPU, and it works the same under every Keras backend); ``augment`` draws random amounts of all of
 them. ``augmented_batches`` feeds ``model.fit`` with freshly augmented batches every epoch.
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import keras
 
 SIDE = 28
+PIXEL_BLOCKS = (4, 5, 6)  # sides of ``pixelate``'s squares in half pixels: 2, 2.5 and 3 pixels
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Augmentation:
     thicken_probability: float = 0.25
     thin_probability: float = 0.25
     thin_threshold: float = 0.45  # thinning removes the ink below this level (the stroke's soft edge)
+    pixelate_probability: float = 0.1  # redrawn in square blocks, as a tiny image blown up looks
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:
@@ -140,11 +142,38 @@ def thin(images: np.ndarray, threshold: float = Augmentation.thin_threshold) -> 
     return np.clip((batch - threshold) / (1 - threshold), 0.0, 1.0).astype(np.float32)
 
 
+def pixelate(images: np.ndarray, block: int, offset: int = 0) -> np.ndarray:
+    """Each digit as a tiny image blown up in square blocks looks after the Draw page's preprocessing
+    (scikit-learn's 8x8 digits resized to the canvas with nearest neighbour: squares of about 2.5
+    pixels): averaged over squares of ``block`` x ``block`` half pixels, the grid moved by ``offset``
+    half pixels, each square one flat grey, back at 28x28 (a square edge between two pixels is
+    shared by both), the strongest ink back to full.
+    """
+    if block not in PIXEL_BLOCKS or not 0 <= offset < block:
+        raise ZooError(
+            f"pixelate block {block!r}, offset {offset!r}: choose a block of {PIXEL_BLOCKS} "
+            "and 0 <= offset < block."
+        )
+    batch = _as_batch(images)
+    count, fine = len(batch), 2 * SIDE
+    side = -(-(fine + offset) // block) * block  # the half-pixel grid, padded to whole squares
+    padded = np.zeros((count, side, side), np.float32)
+    padded[:, offset : offset + fine, offset : offset + fine] = batch.repeat(2, axis=1).repeat(2, axis=2)
+    squares = padded.reshape(count, side // block, block, side // block, block).mean(axis=(2, 4))
+    blown_up = squares.repeat(block, axis=1).repeat(block, axis=2)[
+        :, offset : offset + fine, offset : offset + fine
+    ]
+    coarse = blown_up.reshape(count, SIDE, 2, SIDE, 2).mean(axis=(2, 4))
+    peaks = coarse.max(axis=(1, 2), keepdims=True)
+    return np.clip(coarse / np.where(peaks > 0, peaks, 1.0), 0.0, 1.0).astype(np.float32)
+
+
 def augment(
     images: np.ndarray, rng: np.random.Generator, settings: Augmentation = Augmentation()
 ) -> np.ndarray:
     """Each digit rotated, scaled, shifted and slanted by random amounts within ``settings`` (one affine
-    move, so the digit is resampled once), then some thickened and some thinned.
+    move, so the digit is resampled once), then some thickened and some thinned, and some pixelated
+    (in blocks of 2, 2.5 or 3 pixels, the grid placed at random).
 
     Returns (N, 28, 28) float32 in [0, 1]; the same ``rng`` state gives the same result.
     """
@@ -165,6 +194,10 @@ def augment(
         moved[thick] = thicken(moved[thick])
     if thinned.any():
         moved[thinned] = thin(moved[thinned], settings.thin_threshold)
+    pixelated = np.flatnonzero(rng.random(count) < settings.pixelate_probability)
+    for block, chosen in zip(PIXEL_BLOCKS, np.array_split(pixelated, len(PIXEL_BLOCKS)), strict=True):
+        if len(chosen):
+            moved[chosen] = pixelate(moved[chosen], block, int(rng.integers(block)))
     return moved
 
 
