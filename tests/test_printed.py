@@ -24,7 +24,7 @@ from zoo.training import TrainingData, TrainSpec, scale_digits
 
 @pytest.fixture(scope="module")
 def a_font():
-    fonts = printed.font_files()
+    fonts = printed.digit_fonts()
     if not fonts:
         pytest.fail(f"no fonts under {printed.FONT_FOLDERS}: install chromium (or fonts-dejavu-core) first.")
     return fonts[0]
