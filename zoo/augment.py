@@ -1,10 +1,11 @@
 """Augmentation: MNIST digits changed the way people's drawings differ from MNIST's writers.
 
 People draw slanted, rotated, bigger or smaller, off-centre, and with a brush thicker or thinner
-than MNIST's pen; a small picture blown up to the canvas arrives in square blocks. Each change here is one function over a batch of digits (N, 28, 28) in [0, 1],
-vectorised over the batch with plain numpy/scipy (a batch of 128 takes a few milliseconds on a
-CPU, and it works the same under every Keras backend); ``augment`` draws random amounts of all of
-them. ``augmented_batches`` feeds ``model.fit`` with freshly augmented batches every epoch.
+than MNIST's pen; a small picture blown up to the canvas arrives in square blocks. Each change
+here is one function over a batch of digits (N, 28, 28) in [0, 1], vectorised over the batch with
+plain numpy/scipy (a batch of 128 takes a few milliseconds on a CPU, and it works the same under
+every Keras backend); ``augment`` draws random amounts of all of them. ``augmented_batches`` feeds
+``model.fit`` with freshly augmented batches every epoch.
 """
 
 from __future__ import annotations
