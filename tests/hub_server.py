@@ -31,10 +31,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
+from loopback import LoopbackServer
 
 WRITE_TOKEN = "hf_test_alice_write_0123456789"
 READ_TOKEN = "hf_test_alice_read_0123456789"
@@ -193,25 +194,14 @@ class HubState:
         return commit
 
 
-class HubServer:
+class HubServer(LoopbackServer):
     """The loopback Hub: ``start()``, ``url``, ``reset()``, ``stop()``; ``state`` for assertions."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = HubState()
         handler = type("BoundHubHandler", (HubHandler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        super().__init__(handler, "loopback-hub", host, port)
         handler.base_url = self.url
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="loopback-hub", daemon=True)
-
-    def start(self) -> HubServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def reset(self) -> None:
         """Forget every repo, object and logged request (tokens stay)."""

@@ -25,11 +25,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from loopback import LoopbackServer
 
 CLIENT_ID = "zoo-studio-tests"
 CLIENT_SECRET = "zoo-studio-tests-client-secret"
@@ -75,7 +76,7 @@ class OidcState:
     refusals: list[str] = field(default_factory=list)  # "METHOD /path: error: description"
 
 
-class OidcProvider:
+class OidcProvider(LoopbackServer):
     """The loopback provider: ``start()``, ``url``, ``auth_secrets(...)``, ``stop()``; ``state`` for
     assertions."""
 
@@ -89,19 +90,8 @@ class OidcProvider:
         self.key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(4), "use": "sig"})
         bound = {"state": self.state, "key": self.key, "users": {**USERS, **(users or {})}}
         handler = type("BoundOidcHandler", (OidcHandler,), bound)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(handler, "loopback-oidc")
         handler.issuer = self.url
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="loopback-oidc", daemon=True)
-
-    def start(self) -> OidcProvider:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def auth_secrets(self, redirect_uri: str, cookie_secret: str | None = None) -> str:
         """The ``[auth]`` section of a Streamlit ``secrets.toml`` that signs in with this provider.
