@@ -296,6 +296,22 @@ def test_events_surfaces_and_the_started_record(store):
     ]
 
 
+def test_rows_for_a_run_the_store_does_not_hold_are_refused_naming_it_and_nothing_is_written(store):
+    run_id = running_run(store)
+    store.log_metrics(run_id, {"batch/loss": 0.9}, progress(1, 1))
+    writes = {
+        "metrics": lambda: store.log_metrics("0123456789ab", {"batch/loss": 0.5}, progress(2, 1)),
+        "surface": lambda: store.save_surface("0123456789ab", surface(5, 1, 0.1)),
+        "event": lambda: store.add_event("0123456789ab", "data", "moons"),
+    }
+    for name, write in writes.items():
+        with pytest.raises(RunError, match="there is no run '0123456789ab'"):
+            write()
+        assert [run.id for run in store.list_runs()] == [run_id], name
+    assert store.metrics_frame(run_id).value.tolist() == [0.9]
+    assert store.get(run_id).progress == progress(1, 1)
+
+
 def test_delete_refuses_an_active_run_and_removes_a_finished_one_with_its_rows(store):
     run_id = running_run(store)
     store.log_metrics(run_id, {"batch/loss": 1.0}, progress(1, 1))

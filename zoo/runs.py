@@ -689,14 +689,14 @@ class RunStore:
 
         Raises:
             StorageError: the store cannot be written.
-            sqlite3.IntegrityError: there is no run with that id.
+            RunError: there is no run with that id (nothing is written).
 
         Example:
             >>> store.log_metrics(run_id, {"batch/loss": 0.31}, Progress(7, 28, 1, 1, 640.0, 3.0, 1.1))
         """
         now = time.time()
         rows = [(run_id, progress.step, progress.epoch, name, value, now) for name, value in metrics.items()]
-        with self._transaction() as connection:
+        with _of_a_known_run(run_id), self._transaction() as connection:
             connection.executemany(
                 "INSERT INTO metrics (run_id, step, epoch, name, value, wall_time) VALUES (?,?,?,?,?,?)", rows
             )
@@ -714,14 +714,14 @@ class RunStore:
 
         Raises:
             StorageError: the store cannot be written.
-            sqlite3.IntegrityError: there is no run with that id.
+            RunError: there is no run with that id (nothing is written).
 
         Example:
             >>> store.save_surface(run_id, surface)  # doctest: +SKIP
         """
         payload = surface.to_dict()
         step, epoch = payload.pop("step"), payload.pop("epoch")  # they have columns of their own
-        with self._connect() as connection:
+        with _of_a_known_run(run_id), self._connect() as connection:
             connection.execute(
                 "INSERT OR REPLACE INTO surfaces (run_id, step, epoch, payload) VALUES (?,?,?,?)",
                 (run_id, step, epoch, json.dumps(payload)),
@@ -737,12 +737,12 @@ class RunStore:
 
         Raises:
             StorageError: the store cannot be written.
-            sqlite3.IntegrityError: there is no run with that id.
+            RunError: there is no run with that id (nothing is written).
 
         Example:
             >>> store.add_event(run_id, "warning", "no GPU found; training on the CPU")  # doctest: +SKIP
         """
-        with self._connect() as connection:
+        with _of_a_known_run(run_id), self._connect() as connection:
             _insert_event(connection, run_id, kind, message)
 
     def finish(
@@ -859,7 +859,7 @@ class RunStore:
         with self._connect() as connection:
             row = connection.execute("SELECT * FROM runs WHERE id = ?", (str(run_id),)).fetchone()
         if row is None:
-            raise RunError(f"there is no run {run_id!r}; `python -m zoo runs` lists the run ids.")
+            raise _no_such_run(run_id)
         return _run_from_row(row)
 
     def list_runs(self, limit: int = 500) -> list[Run]:
@@ -1053,6 +1053,21 @@ class RunStore:
             )
             if reason:
                 self.finish(row["id"], "failed", message=reason)
+
+
+def _no_such_run(run_id: str) -> RunError:
+    """The one message for a run id the store does not hold."""
+    return RunError(f"there is no run {run_id!r}; `python -m zoo runs` lists the run ids.")
+
+
+@contextlib.contextmanager
+def _of_a_known_run(run_id: str) -> Iterator[None]:
+    """Rows written for ``run_id``: a run the store does not hold (the row's foreign key fails) is a
+    ``RunError`` naming it, not SQLite's bare IntegrityError."""
+    try:
+        yield
+    except sqlite3.IntegrityError as error:
+        raise _no_such_run(run_id) from error
 
 
 def _result_code(error: sqlite3.Error) -> int:
