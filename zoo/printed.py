@@ -123,11 +123,11 @@ def with_printed_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
     """
     fonts = check_fonts()
     digits, labels = printed_digits(fonts)
-    typed = f"{len(digits):,} printed digits"
+    described = f"{len(digits):,} printed digits"
     wanted = math.ceil(PRINTED_SHARE * len(data.x_train) / (1 - PRINTED_SHARE))
     if len(digits) > wanted:
         chosen = np.random.default_rng(spec.seed + 2).choice(len(digits), wanted, replace=False)
-        typed = f"{wanted:,} printed digits (drawn at random from {len(digits):,})"
+        described = f"{wanted:,} printed digits (drawn at random from {len(digits):,})"
         digits, labels = digits[chosen], labels[chosen]
     from zoo.training import mixed_in
 
@@ -136,6 +136,6 @@ def with_printed_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
         data,
         x_train=x_train,
         y_train=y_train,
-        source=f"{data.source}; with {typed} from {len(fonts)} font files "
+        source=f"{data.source}; with {described} from {len(fonts)} font files "
         f"({copies} {'copy' if copies == 1 else 'copies'} each)",
     )

@@ -8,7 +8,9 @@ path: a test (or a server) with another ``ZOO_HOME`` gets its own store, never a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -93,15 +95,15 @@ def keep_reruns_cheap() -> None:
     if hasattr(script_runner, "_clean_problem_modules"):  # Streamlit's hook: clears Keras, pyplot
         script_runner._clean_problem_modules = _close_pyplot_figures
     heap = _heap_state()
-    if heap["modules"] == len(sys.modules) or not heap["lock"].acquire(blocking=False):
+    if heap.modules_at_freeze == len(sys.modules) or not heap.lock.acquire(blocking=False):
         return
     try:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
-        heap["modules"] = len(sys.modules)
+        heap.modules_at_freeze = len(sys.modules)
     finally:
-        heap["lock"].release()
+        heap.lock.release()
 
 
 def _close_pyplot_figures() -> None:
@@ -113,12 +115,17 @@ def _close_pyplot_figures() -> None:
         pyplot.close("all")
 
 
-@st.cache_resource
-def _heap_state() -> dict:
-    """How many modules were loaded at the last ``gc.freeze()`` (None: freeze at the next run's end)."""
-    import threading
+@dataclasses.dataclass
+class _HeapState:
+    """The server's one record of ``keep_reruns_cheap``'s last ``gc.freeze()``."""
 
-    return {"modules": None, "lock": threading.Lock()}
+    modules_at_freeze: int | None = None  # modules loaded then; None: freeze at the next run's end
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+@st.cache_resource
+def _heap_state() -> _HeapState:
+    return _HeapState()
 
 
 # --- who is here ------------------------------------------------------------------------------
@@ -397,7 +404,7 @@ def _predictor(model_file: str, modified_ns: int) -> Predictor:  # modified_ns: 
     from zoo.inference import Predictor
 
     loaded = Predictor.from_file(model_file)
-    _heap_state()["modules"] = None  # the model is long-lived: keep_reruns_cheap freezes it with the rest
+    _heap_state().modules_at_freeze = None  # long-lived: keep_reruns_cheap freezes it with the rest
     return loaded
 
 
