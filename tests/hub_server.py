@@ -181,7 +181,12 @@ class HubState:
         self.lfs_objects: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []
         self.unhandled: list[tuple[str, str]] = []
-        self.stall_seconds = 0.0
+        # Misbehaviours, for the tests of a Hub that answers late, slowly or wrongly:
+        self.stall_seconds = 0.0  # answer requests whose path matches stall_paths this much later
+        self.stall_paths = ""  # a regular expression searched in the path ("": every request)
+        self.trickle_seconds = 0.0  # > 0: send the headers, then the body one byte per this many seconds
+        self.answer_instead: tuple[str, bytes] | None = None  # (content type, body) answered 200 to all
+        self.released = threading.Event()  # set by reset(): stalled and trickling answers end at once
         self.list_sizes = True  # False: model info lists files without sizes, as some Hubs do
         self.counter = itertools.count()
 
@@ -211,7 +216,12 @@ class HubServer(LoopbackServer):
             self.state.requests.clear()
             self.state.unhandled.clear()
             self.state.stall_seconds = 0.0
+            self.state.stall_paths = ""
+            self.state.trickle_seconds = 0.0
+            self.state.answer_instead = None
             self.state.list_sizes = True
+            self.state.released.set()
+            self.state.released = threading.Event()
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         """The files of ``repo_id`` at ``revision``, as the server stores them."""
@@ -248,9 +258,14 @@ class HubHandler(BaseHTTPRequestHandler):
         body = self.read_body()
         with self.state.lock:
             self.state.requests.append((method, url.path))
-            stall = self.state.stall_seconds
-        if stall:
-            time.sleep(stall)
+            stall = self.state.stall_seconds if re.search(self.state.stall_paths, url.path) else 0.0
+            answer_instead, released = self.state.answer_instead, self.state.released
+        if stall and released.wait(stall):
+            self.close_connection = True
+            return
+        if answer_instead is not None:
+            self.send_answer(200, {"Content-Type": answer_instead[0]}, answer_instead[1])
+            return
         try:
             for route_method, pattern, name in ROUTES:
                 match = re.fullmatch(pattern, url.path)
@@ -283,15 +298,32 @@ class HubHandler(BaseHTTPRequestHandler):
     # ---- answers -------------------------------------------------------------------------
 
     def send_json(self, data, status: int = 200, headers: dict | None = None) -> None:
-        payload = json.dumps(data).encode()
+        self.send_answer(
+            status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(data).encode()
+        )
+
+    def send_answer(self, status: int, headers: dict, payload: bytes) -> None:
+        """Status, headers and (except for HEAD) the body; with ``trickle_seconds``, one byte at a time."""
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        trickle, released = self.state.trickle_seconds, self.state.released
+        if not trickle:
             self.wfile.write(payload)
+            return
+        self.close_connection = True  # the client may give up halfway
+        try:
+            for index in range(len(payload)):
+                self.wfile.write(payload[index : index + 1])
+                self.wfile.flush()
+                if released.wait(trickle):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up
 
     def send_error_answer(self, error: HubHttpError) -> None:
         headers = {"X-Error-Message": error.message}
@@ -637,13 +669,7 @@ class HubHandler(BaseHTTPRequestHandler):
             end = int(ranged.group(2)) if ranged.group(2) else len(data) - 1
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
             data, status = data[start : end + 1], 206
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command == "GET":
-            self.wfile.write(data)
+        self.send_answer(status, headers, data)
 
 
 def start_session_hub() -> HubServer:

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -391,6 +392,97 @@ def test_hub_unreachable_timeout(server, trained, monkeypatch):
         with pytest.raises(hub.HubError, match=r"did not answer within 0.5 s; check the network") as error:
             call()
         assert_clean_failure(error)
+
+
+# ---- a Hub that is slow, down, or not a Hub ---------------------------------------------------
+
+HUB_COMMANDS = {
+    "list": ["hub", "list"],
+    "revisions": ["hub", "revisions", "alice/tiny-cnn"],
+    "compare": ["hub", "compare", "alice/tiny-cnn", "main", "main"],
+    "tag": ["hub", "tag", "alice/tiny-cnn", "v9"],
+    "push": ["push", "tiny-cnn", "alice/tiny-cnn"],
+    "pull": ["pull", "alice/tiny-cnn", "--name", "pulled"],
+}
+NOT_JSON = {
+    "html": ("text/html; charset=utf-8", b"<!doctype html><html><body><h1>Welcome</h1></body></html>"),
+    "binary": ("image/png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe" + bytes(range(256))),
+}
+
+
+def failed_command(name: str, capsys) -> tuple[str, float]:
+    """Run a Hub command of the CLI in this process; assert it failed with one ``error:`` line on
+    stderr, naming no token, and that no model was pulled; return the line and the seconds it took."""
+    from zoo.cli import main
+
+    started = time.monotonic()
+    exit_code = main(HUB_COMMANDS[name])
+    elapsed = time.monotonic() - started
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert exit_code == 1 and captured.out == "", (name, captured)
+    assert len(lines) == 1 and lines[0].startswith("error: "), (name, captured.err)
+    assert all(token not in lines[0] for token in (WRITE_TOKEN, READ_TOKEN, OTHER_TOKEN))
+    assert "pulled" not in {entry.name for entry in ModelStore().entries()}
+    return lines[0], elapsed
+
+
+def test_a_pull_whose_downloads_never_answer_ends_within_zoo_hub_timeout_in_total(
+    server, trained, monkeypatch, capsys
+):
+    install(trained)
+    hub.push("tiny-cnn", "alice/tiny-cnn")
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "2")
+    server.state.stall_paths, server.state.stall_seconds = "/resolve/", 600.0  # model info still answers
+    line, elapsed = failed_command("pull", capsys)
+    assert "did not answer within 2 s; check the network or raise ZOO_HUB_TIMEOUT" in line
+    assert elapsed < 2 + 3, f"{elapsed:.1f} s"  # huggingface_hub alone: 390 s (10 s, then 60 s retried)
+    assert any("/resolve/" in path for _, path in server.state.requests)  # it did get to the files
+
+
+def test_a_push_whose_large_file_upload_never_answers_ends_within_zoo_hub_timeout_in_total(
+    server, monkeypatch
+):
+    from zoo import models
+
+    big = models.build_mnist_cnn(dense_units=(5000,))  # ~11.5 MB of weights: uploaded through LFS
+    ModelStore().save(big, "big-cnn", config=ModelConfig("cnn"))
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "2")
+    server.state.stall_paths, server.state.stall_seconds = "^/_lfs/", 600.0
+    started = time.monotonic()
+    with pytest.raises(hub.HubError, match="did not answer within 2 s; check the network or raise") as error:
+        hub.push("big-cnn", "alice/big-cnn")  # huggingface_hub wraps the failure in a RuntimeError
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 3, f"{elapsed:.1f} s"
+    assert any(path.startswith("/_lfs/") for _, path in server.state.requests)
+    assert_clean_failure(error)
+
+
+def test_a_hub_sending_a_byte_a_second_ends_every_command_within_zoo_hub_timeout_in_total(
+    server, trained, monkeypatch, capsys
+):
+    install(trained)
+    hub.push("tiny-cnn", "alice/tiny-cnn")
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "2")
+    server.state.trickle_seconds = 1.0  # headers at once, then the body one byte a second
+    for name in HUB_COMMANDS:
+        line, elapsed = failed_command(name, capsys)
+        assert "did not answer within 2 s; check the network or raise ZOO_HUB_TIMEOUT" in line, line
+        assert elapsed < 2 + 3, f"{name}: {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("answer", NOT_JSON, ids=list(NOT_JSON))
+def test_an_endpoint_answering_200_with_something_else_than_json_is_named_in_one_line(
+    server, trained, answer, capsys
+):
+    install(trained)
+    hub.push("tiny-cnn", "alice/tiny-cnn")
+    content_type, body = NOT_JSON[answer]
+    server.state.answer_instead = (content_type, body)
+    for name in HUB_COMMANDS:
+        line, _ = failed_command(name, capsys)
+        assert f"{server.url}/api/" in line and f"answered 200 with {content_type}, not JSON" in line, line
+        assert f"HF_ENDPOINT ({server.url}) is probably not a Hugging Face Hub" in line, line
 
 
 def test_repo_without_a_model(server):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpcore2
 import httpx2
 
 from zoo import __version__
@@ -201,7 +202,8 @@ def default_max_download_bytes() -> int:
 
 
 def timeout_seconds() -> float:
-    """How long to wait for the Hub to answer: ``ZOO_HUB_TIMEOUT`` seconds (default 30)."""
+    """How long one Hub action (push, pull, a listing) may take in all, uploads and downloads
+    included: ``ZOO_HUB_TIMEOUT`` seconds (default 30)."""
     return _positive_setting("ZOO_HUB_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
 
 
@@ -373,28 +375,28 @@ def pull(
     token = resolve_token(token)
     api = _api(token)
     where = f"{repo_id} at {revision}"
-    with _hub_errors(f"pull {where}", token):
+    with _hub_errors(f"pull {where}", token):  # one ZOO_HUB_TIMEOUT for the listing and the downloads
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
-    sizes = {sibling.rfilename: sibling.size for sibling in info.siblings or []}  # None: size not listed
-    missing = [file for file in (KERAS_CONFIG_FILE, KERAS_WEIGHTS_FILE) if file not in sizes]
-    if missing:
-        raise HubError(
-            f"{where} holds no Keras model: {', '.join(missing)} missing (a repo pushed by Zoo Studio "
-            "or by Keras' model.save('hf://...') has config.json and model.weights.h5)."
+        sizes = {sibling.rfilename: sibling.size for sibling in info.siblings or []}  # None: not listed
+        missing = [file for file in (KERAS_CONFIG_FILE, KERAS_WEIGHTS_FILE) if file not in sizes]
+        if missing:
+            raise HubError(
+                f"{where} holds no Keras model: {', '.join(missing)} missing (a repo pushed by Zoo Studio "
+                "or by Keras' model.save('hf://...') has config.json and model.weights.h5)."
+            )
+        wanted = [file for file in PULLED_FILES if file in sizes]
+        total = sum(sizes[file] or 0 for file in wanted)
+        over_limit = (
+            f"over the download limit of {limit / 1e6:,.1f} MB; raise it (--max-download-mb or "
+            "ZOO_HUB_MAX_DOWNLOAD_MB) if you trust this repo."
         )
-    wanted = [file for file in PULLED_FILES if file in sizes]
-    total = sum(sizes[file] or 0 for file in wanted)
-    over_limit = (
-        f"over the download limit of {limit / 1e6:,.1f} MB; raise it (--max-download-mb or "
-        "ZOO_HUB_MAX_DOWNLOAD_MB) if you trust this repo."
-    )
-    if total > limit:
-        raise HubError(f"{where}: the model files are {total / 1e6:,.1f} MB, {over_limit}")
-    # Sizes the listing leaves out (or understates) are capped while the bytes arrive.
-    with _hub_errors(
-        f"download {where}", token, max_bytes=limit, too_large=f"{where}: the download went {over_limit}"
-    ):
-        paths = [api.hf_hub_download(repo_id, file, revision=info.sha) for file in wanted]
+        if total > limit:
+            raise HubError(f"{where}: the model files are {total / 1e6:,.1f} MB, {over_limit}")
+        # Sizes the listing leaves out (or understates) are capped while the bytes arrive.
+        with _hub_errors(
+            f"download {where}", token, max_bytes=limit, too_large=f"{where}: the download went {over_limit}"
+        ):
+            paths = [api.hf_hub_download(repo_id, file, revision=info.sha) for file in wanted]
     folder = Path(paths[0]).parent
     origin = f"{repo_id} at {info.sha[:8]}"
     zoo_config = _read_repo_json(folder / ZOO_CONFIG_FILE, origin) if ZOO_CONFIG_FILE in wanted else None
@@ -488,12 +490,14 @@ def revision_metrics(repo_id: str, revision: str, *, token: str | None = None) -
 def compare_revisions(
     repo_id: str, first: str, second: str, *, token: str | None = None
 ) -> RevisionComparison:
-    """Two revisions' metrics side by side (see ``RevisionComparison.rows``)."""
-    return RevisionComparison(
-        repo_id,
-        revision_metrics(repo_id, first, token=token),
-        revision_metrics(repo_id, second, token=token),
-    )
+    """Two revisions' metrics side by side (see ``RevisionComparison.rows``), read within one
+    ``ZOO_HUB_TIMEOUT``."""
+    with _hub_errors(f"compare {first} and {second} of {repo_id}", token):
+        return RevisionComparison(
+            repo_id,
+            revision_metrics(repo_id, first, token=token),
+            revision_metrics(repo_id, second, token=token),
+        )
 
 
 def tag_revision(
@@ -756,15 +760,17 @@ def _hold_hub_calls_to_budgets() -> None:
 
 @dataclass
 class _Budget:
-    """What one Hub action may spend: total time (retries included) and bytes received."""
+    """What one Hub action may spend: the time by which it ends (retries, uploads and downloads
+    included) and the bytes it receives; and the last answer it got, to name one it cannot read."""
 
-    deadline: float | None  # time.monotonic() by which the action ends; None: each request times out alone
+    deadline: float  # time.monotonic() by which the action ends
     max_bytes: int | None
     received: int = 0
+    last_answer: httpx2.Response | None = None
 
 
-class _BudgetSpent(Exception):
-    """The action's time ran out; ``error`` is the last failure seen (None: the Hub was too slow)."""
+class _GiveUp(Exception):
+    """The action ends now: ``error`` is why (None: its time ran out while the Hub had not answered)."""
 
     def __init__(self, error: BaseException | None) -> None:
         super().__init__(str(error))
@@ -779,34 +785,42 @@ _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("zoo_hu
 _RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 
 
-class _BudgetTransport(httpx2.BaseTransport):
-    """An httpx transport that retries failed connections and busy answers itself, within the calling
-    action's total time (``ZOO_HUB_TIMEOUT``), so that huggingface_hub's own back-off (five retries,
-    23 s of sleeping, a warning each) never starts; and that stops a download at ``max_bytes``.
-    Requests outside a Zoo Studio action only get a per-request timeout."""
+class _BudgetTransport(httpx2.HTTPTransport):
+    """An httpx transport that keeps each Zoo Studio action to its budget.
+
+    Failed connections and busy answers are retried here within the action's time, so that
+    huggingface_hub's own back-off (five retries, 23 s of sleeping, a warning each) never starts;
+    every socket operation waits at most until the action's deadline (``_DeadlineBackend``), so
+    neither a silent Hub nor one sending a byte a second outlasts it; and a download stops at
+    ``max_bytes``. Requests outside an action only get a per-request timeout."""
 
     def __init__(self) -> None:
-        self._inner = httpx2.HTTPTransport()
+        super().__init__()
+        # httpx has no public way to give its connection pool another network backend.
+        self._pool = httpcore2.ConnectionPool(
+            ssl_context=httpx2.create_ssl_context(), network_backend=_DeadlineBackend()
+        )
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         budget = _BUDGET.get()
-        timeouts = request.extensions.get("timeout") or {}
-        if budget is None or budget.deadline is None:
+        if budget is None:
+            timeouts = request.extensions.get("timeout") or {}
             if all(value is None for value in timeouts.values()):  # huggingface_hub passes None: no end
                 request.extensions["timeout"] = httpx2.Timeout(timeout_seconds()).as_dict()
-            return self._capped(self._inner.handle_request(request), budget)
+            return super().handle_request(request)
         wait, last_error = 0.25, None
         while True:
             remaining = budget.deadline - time.monotonic()
             if remaining <= 0:
-                raise _BudgetSpent(last_error)
+                raise _GiveUp(last_error)
             request.extensions["timeout"] = httpx2.Timeout(remaining).as_dict()
             try:
-                response = self._inner.handle_request(request)
+                response = super().handle_request(request)
             except httpx2.TransportError as error:
                 if last_error is None or not isinstance(error, httpx2.TimeoutException):
                     last_error = error  # a refused connection stays the reason, not the last short timeout
             else:
+                budget.last_answer = response
                 if response.status_code not in _RETRY_STATUSES:
                     return self._capped(response, budget)
                 response.close()
@@ -814,14 +828,80 @@ class _BudgetTransport(httpx2.BaseTransport):
             time.sleep(max(0.0, min(wait, budget.deadline - time.monotonic())))
             wait = min(wait * 2, 4.0)
 
-    def _capped(self, response: httpx2.Response, budget: _Budget | None) -> httpx2.Response:
-        if budget is None or budget.max_bytes is None:
-            return response
-        response.stream = _CappedStream(response.stream, budget)
+    def _capped(self, response: httpx2.Response, budget: _Budget) -> httpx2.Response:
+        if budget.max_bytes is not None:
+            response.stream = _CappedStream(response.stream, budget)
         return response
 
+
+class _DeadlineBackend(httpcore2.NetworkBackend):
+    """httpcore's sockets, each connect, read and write cut to what is left of the calling action's
+    time (``_until_deadline``)."""
+
+    def __init__(self) -> None:
+        self._sockets = httpcore2.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore2.NetworkStream:
+        with _until_deadline(timeout) as cut:
+            return _DeadlineStream(self._sockets.connect_tcp(host, port, cut, local_address, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._sockets.sleep(seconds)
+
+
+class _DeadlineStream(httpcore2.NetworkStream):
+    """A connection whose every read and write ends by the calling action's deadline."""
+
+    def __init__(self, stream: httpcore2.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _until_deadline(timeout) as cut:
+            return self._stream.read(max_bytes, cut)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        with _until_deadline(timeout) as cut:
+            self._stream.write(buffer, cut)
+
     def close(self) -> None:
-        self._inner.close()
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        with _until_deadline(timeout) as cut:
+            return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, cut))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+@contextlib.contextmanager
+def _until_deadline(timeout: float | None) -> Iterator[float | None]:
+    """``timeout`` cut to the time the calling action has left (unchanged outside an action); a socket
+    operation that waits until the deadline ends the action.
+
+    Raises:
+        _GiveUp: the action's time is up (before or during the operation).
+    """
+    budget = _BUDGET.get()
+    remaining = None if budget is None else budget.deadline - time.monotonic()
+    if remaining is None or (timeout is not None and timeout < remaining):
+        yield timeout
+        return
+    if remaining <= 0:
+        raise _GiveUp(None)
+    try:
+        yield remaining
+    except httpcore2.TimeoutException:
+        raise _GiveUp(None) from None
 
 
 class _CappedStream(httpx2.SyncByteStream):
@@ -871,30 +951,70 @@ def _hub_errors(
     """Hold the Hub calls inside to one budget and turn huggingface_hub and network errors into
     one-line HubErrors naming ``action``.
 
-    Without ``max_bytes`` the calls take ``timeout_seconds()`` in all, retries included; with it
-    (downloads) each request has that long, and the bytes received stop at ``max_bytes`` with
-    HubError(``too_large``)."""
-    from huggingface_hub import errors
-
-    deadline = None if max_bytes is not None else time.monotonic() + timeout_seconds()
-    reset = _BUDGET.set(_Budget(deadline, max_bytes))
+    The calls take ``timeout_seconds()`` in all, retries, uploads and downloads included (inside
+    another action, no longer than what it has left); with ``max_bytes`` the bytes received stop
+    there with HubError(``too_large``)."""
+    deadline = time.monotonic() + timeout_seconds()
+    outer = _BUDGET.get()
+    budget = _Budget(deadline if outer is None else min(deadline, outer.deadline), max_bytes)
+    reset = _BUDGET.set(budget)
     try:
         yield
-    except _BudgetSpent as spent:
-        error = spent.error or httpx2.TimeoutException("no answer in time")
-        raise HubError(_redact(_describe(error, action), token)) from None
-    except _TooLarge:
-        raise HubError(too_large) from None
-    except (
+    except _hub_failures() as error:
+        message = _hub_failure(error, action, budget, too_large)
+        if message is None:
+            raise
+        raise HubError(_redact(message, token)) from None
+    finally:
+        _BUDGET.reset(reset)
+
+
+def _hub_failures() -> tuple[type[BaseException], ...]:
+    """What Hub calls raise that ``_hub_errors`` says in one line."""
+    from huggingface_hub import errors
+
+    return (
+        _GiveUp,
+        _TooLarge,
+        json.JSONDecodeError,  # huggingface_hub reading an answer that is not JSON
+        UnicodeDecodeError,
+        RuntimeError,  # huggingface_hub's wrapping of what an LFS upload raised
         errors.HfHubHTTPError,
         errors.LocalEntryNotFoundError,
         errors.HFValidationError,
         errors.OfflineModeIsEnabled,
         httpx2.TransportError,
-    ) as error:
-        raise HubError(_redact(_describe(error, action), token)) from None
-    finally:
-        _BUDGET.reset(reset)
+    )
+
+
+def _hub_failure(error: BaseException, action: str, budget: _Budget, too_large: str) -> str | None:
+    """The one line for a failure of ``_hub_failures()`` in ``action``; None for a RuntimeError that
+    wraps none."""
+    if isinstance(error, _GiveUp):
+        return _describe(error.error or httpx2.TimeoutException("no answer in time"), action)
+    if isinstance(error, _TooLarge):
+        return too_large
+    if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
+        return _not_json(budget.last_answer, action)
+    if isinstance(error, RuntimeError):
+        cause = error.__cause__
+        wrapped = isinstance(cause, _hub_failures()) and not isinstance(cause, RuntimeError)
+        return _hub_failure(cause, action, budget, too_large) if wrapped else None
+    return _describe(error, action)
+
+
+def _not_json(answer: httpx2.Response | None, action: str) -> str:
+    """Why an answer the client had to read as JSON could not be, and the likely cause."""
+    if answer is None:
+        what = "the Hub's answer"
+    else:
+        content_type = answer.headers.get("content-type") or "no content type"
+        url = answer.request.url.copy_with(query=None)
+        what = f"{url} answered {answer.status_code} with {content_type}"
+    return (
+        f"cannot {action}: {what}, not JSON, so HF_ENDPOINT ({hub_endpoint()}) is probably not a Hugging "
+        "Face Hub; set it to a Hub's address, or unset it to use huggingface.co."
+    )
 
 
 def _describe(error: BaseException, action: str) -> str:
