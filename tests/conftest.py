@@ -82,6 +82,7 @@ def server(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
     monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
     monkeypatch.delenv("ZOO_HUB_TIMEOUT", raising=False)
+    monkeypatch.delenv("ZOO_HUB_CONNECT_TIMEOUT", raising=False)
     monkeypatch.delenv("ZOO_HUB_MAX_DOWNLOAD_MB", raising=False)
     yield hub_server
     hub_server.reset()

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from hub_server import WRITE_TOKEN
+from loopback import black_hole, closed_port_url
 from test_cli import REPOSITORY, run_zoo, zoo_environment
 from test_data import forged_npz
 
@@ -317,21 +317,26 @@ def hub_environment(home: Path, **overrides: str) -> dict[str, str]:
 
 
 def test_hub_list_against_a_hub_that_is_down_or_hung_keeps_to_zoo_hub_timeout_in_total(zoo_home, server):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    server.state.stall_seconds = 30.0
-    for endpoint, reason in ((closed, "is unreachable"), (server.url, "did not answer within 3 s")):
-        started = time.monotonic()
-        result = run_zoo(
-            zoo_home,
-            "hub",
-            "list",
-            environment=hub_environment(zoo_home, HF_ENDPOINT=endpoint, ZOO_HUB_TIMEOUT="3"),
-        )
-        elapsed = time.monotonic() - started
-        one_error_line(result, "cannot list the models on the Hub", reason)
-        assert elapsed < 3 + 8, f"{elapsed:.1f} s against {endpoint}"  # 3 s budget, plus Python's start
+    with black_hole() as unanswered:
+        for endpoint, misbehaviour, reason in (
+            (closed_port_url(), {}, "is unreachable (ConnectError)"),
+            (unanswered, {}, "is unreachable (no connection within 1 s)"),
+            (server.url, {"stall_seconds": 30.0}, "did not answer within 3 s"),
+            (server.url, {"trickle_seconds": 5.0}, "did not answer within 3 s"),  # "[]" over 5 s
+        ):
+            server.reset()
+            for name, value in misbehaviour.items():
+                setattr(server.state, name, value)
+            started = time.monotonic()
+            result = run_zoo(
+                zoo_home,
+                "hub",
+                "list",
+                environment=hub_environment(zoo_home, HF_ENDPOINT=endpoint, ZOO_HUB_TIMEOUT="3"),
+            )
+            elapsed = time.monotonic() - started
+            one_error_line(result, "cannot list the models on the Hub", reason)
+            assert elapsed < 3 + 8, f"{elapsed:.1f} s against {endpoint}"  # 3 s budget, plus Python's start
 
 
 def pushed_starter(repo_id: str) -> None:

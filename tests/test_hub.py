@@ -7,11 +7,11 @@ HF_HUB_DISABLE_XET, HF_HOME) before anything imports it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hub_server import OTHER_TOKEN, READ_TOKEN, WRITE_TOKEN
+from loopback import black_hole, closed_port_url
 
 from zoo import hub
 from zoo.store import ModelConfig, ModelOrigin, ModelStore
@@ -366,19 +367,6 @@ def test_revision_not_found(server, trained):
         hub.compare_revisions("alice/tiny-cnn", "main", "v9")
 
 
-def test_hub_unreachable_connection_refused(server, trained, monkeypatch):
-    install(trained)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port}")
-    # (Listings are left out: huggingface_hub retries them for 23 s on connection errors.)
-    for call in (lambda: hub.pull("alice/tiny-cnn"), lambda: hub.push("tiny-cnn", "alice/tiny-cnn")):
-        with pytest.raises(hub.HubError, match=f"127.0.0.1:{closed_port} is unreachable") as error:
-            call()
-        assert_clean_failure(error)
-
-
 def test_hub_unreachable_timeout(server, trained, monkeypatch):
     install(trained)
     hub.push("tiny-cnn", "alice/tiny-cnn")
@@ -483,6 +471,20 @@ def test_an_endpoint_answering_200_with_something_else_than_json_is_named_in_one
         line, _ = failed_command(name, capsys)
         assert f"{server.url}/api/" in line and f"answered 200 with {content_type}, not JSON" in line, line
         assert f"HF_ENDPOINT ({server.url}) is probably not a Hugging Face Hub" in line, line
+
+
+@pytest.mark.parametrize("where", ["closed port", "black hole"])
+def test_a_hub_that_cannot_be_reached_is_known_within_about_a_second(
+    server, trained, where, monkeypatch, capsys
+):
+    install(trained)
+    with contextlib.ExitStack() as stack:
+        endpoint = closed_port_url() if where == "closed port" else stack.enter_context(black_hole())
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        for name in HUB_COMMANDS:
+            line, elapsed = failed_command(name, capsys)
+            assert f"the Hub at {endpoint} is unreachable" in line and "HF_ENDPOINT" in line, line
+            assert elapsed < 2, f"{name}: {elapsed:.1f} s"  # ZOO_HUB_TIMEOUT is 30 s
 
 
 def test_repo_without_a_model(server):
@@ -707,3 +709,30 @@ def test_hub_page_pushes_pulls_browses_compares_and_reports_a_bad_token(server, 
     comparison = page.dataframe[2].value
     assert comparison.iloc[0]["metric"] == "accuracy" and comparison.iloc[0]["change"] == 0.0
     assert not page.exception
+
+
+@pytest.mark.parametrize("where", ["closed port", "black hole"])
+def test_the_hub_page_says_within_about_a_second_that_the_hub_cannot_be_reached(
+    server, trained, where, monkeypatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    install(trained)
+    with contextlib.ExitStack() as stack:
+        endpoint = closed_port_url() if where == "closed port" else stack.enter_context(black_hole())
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        page = AppTest.from_file(str(REPO_ROOT / "pages" / "hub.py"), default_timeout=60)
+        page.run()
+        for field, submit in (
+            ("hub-push-repo", "hub-push-submit"),
+            ("hub-pull-repo", "hub-pull-submit"),
+            ("hub-browse-author", "hub-browse-submit"),
+            ("hub-revisions-repo", "hub-revisions-submit"),
+        ):
+            page.text_input(key=field).input("alice/tiny-cnn")
+            started = time.monotonic()
+            page.button(key=submit).click().run()
+            elapsed = time.monotonic() - started
+            assert len(page.error) == 1 and f"the Hub at {endpoint} is unreachable" in page.error[0].value
+            assert elapsed < 2 + 1, f"{submit}: {elapsed:.1f} s"  # the page's rerun included
+        assert not page.exception

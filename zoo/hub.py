@@ -82,6 +82,7 @@ CARD_BEGIN = "<!-- zoo-studio:begin (generated: Zoo Studio replaces this section
 CARD_END = "<!-- zoo-studio:end -->"
 DEFAULT_MAX_DOWNLOAD_MB = 500.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 1.0
 MAX_CURVE_ROWS = 25
 REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 REPO_ID_PATTERN = re.compile(rf"{REPO_PART}/{REPO_PART}")
@@ -205,6 +206,12 @@ def timeout_seconds() -> float:
     """How long one Hub action (push, pull, a listing) may take in all, uploads and downloads
     included: ``ZOO_HUB_TIMEOUT`` seconds (default 30)."""
     return _positive_setting("ZOO_HUB_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
+
+
+def connect_timeout_seconds() -> float:
+    """How long to wait for the Hub to take a connection: ``ZOO_HUB_CONNECT_TIMEOUT`` seconds
+    (default 1), so that a Hub that cannot be reached is known at once, not after ``ZOO_HUB_TIMEOUT``."""
+    return _positive_setting("ZOO_HUB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS)
 
 
 def token_source(token: str | None = None) -> str:
@@ -788,11 +795,12 @@ _RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 class _BudgetTransport(httpx2.HTTPTransport):
     """An httpx transport that keeps each Zoo Studio action to its budget.
 
-    Failed connections and busy answers are retried here within the action's time, so that
-    huggingface_hub's own back-off (five retries, 23 s of sleeping, a warning each) never starts;
-    every socket operation waits at most until the action's deadline (``_DeadlineBackend``), so
-    neither a silent Hub nor one sending a byte a second outlasts it; and a download stops at
-    ``max_bytes``. Requests outside an action only get a per-request timeout."""
+    A Hub that does not take a connection within ``connect_timeout_seconds()`` fails the action at
+    once (one quick probe, no retry); busy answers and broken connections are retried here within
+    the action's time, so that huggingface_hub's own back-off (five retries, 23 s of sleeping, a
+    warning each) never starts; every socket operation waits at most until the action's deadline
+    (``_DeadlineBackend``), so neither a silent Hub nor one sending a byte a second outlasts it; and
+    a download stops at ``max_bytes``. Requests outside an action only get a per-request timeout."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -813,12 +821,14 @@ class _BudgetTransport(httpx2.HTTPTransport):
             remaining = budget.deadline - time.monotonic()
             if remaining <= 0:
                 raise _GiveUp(last_error)
-            request.extensions["timeout"] = httpx2.Timeout(remaining).as_dict()
+            timeout = httpx2.Timeout(remaining, connect=connect_timeout_seconds())
+            request.extensions["timeout"] = timeout.as_dict()
             try:
                 response = super().handle_request(request)
+            except (httpx2.ConnectError, httpx2.ConnectTimeout) as error:
+                raise _GiveUp(error) from None  # nothing takes connections there: waiting will not help
             except httpx2.TransportError as error:
-                if last_error is None or not isinstance(error, httpx2.TimeoutException):
-                    last_error = error  # a refused connection stays the reason, not the last short timeout
+                last_error = error  # a connection broken mid-answer: try again while time is left
             else:
                 budget.last_answer = response
                 if response.status_code not in _RETRY_STATUSES:
@@ -1049,6 +1059,12 @@ def _describe(error: BaseException, action: str) -> str:
             )
         detail = (error.server_message or "").strip().splitlines()
         return f"cannot {action}: the Hub answered {status}" + (f" ({detail[0][:200]})." if detail else ".")
+    if isinstance(error, httpx2.ConnectTimeout):
+        return (
+            f"cannot {action}: the Hub at {endpoint} is unreachable (no connection within "
+            f"{connect_timeout_seconds():g} s); check the network and HF_ENDPOINT, or on a slow network "
+            "raise ZOO_HUB_CONNECT_TIMEOUT."
+        )
     if isinstance(error, httpx2.TimeoutException):
         return (
             f"cannot {action}: the Hub at {endpoint} did not answer within {timeout_seconds():g} s; "
