@@ -15,65 +15,72 @@ def push_section(token: str | None) -> None:
     if not names:
         st.info("The local zoo is empty: train a model on Train or Playground, or pull one.")
         return
+    # Two columns keep the button, and the outcome below it, in view on a laptop's screen.
     with st.form("hub-push"):
-        model_name = st.selectbox("Model from the local zoo", names, key="hub-push-model")
-        repo_id = st.text_input("Repo id", placeholder="your-name/mnist-cnn", key="hub-push-repo")
-        private = st.checkbox("Private (applies when the repo is created)", key="hub-push-private")
-        message = st.text_input("Commit message", placeholder="Push from Zoo Studio", key="hub-push-message")
-        tag = st.text_input("Tag this commit (optional)", placeholder="v1", key="hub-push-tag")
-        include_digits = st.checkbox(
-            "Also push the personal digits it was fine-tuned on (digits.npz)",
+        left, right = st.columns(2)
+        model_name = left.selectbox("Model from the local zoo", names, key="hub-push-model")
+        repo_id = right.text_input("Repo id", placeholder="your-name/mnist-cnn", key="hub-push-repo")
+        message = left.text_input(
+            "Commit message", placeholder="Push from Zoo Studio", key="hub-push-message"
+        )
+        tag = right.text_input("Tag this commit (optional)", placeholder="v1", key="hub-push-tag")
+        private = left.checkbox("Private (applies when the repo is created)", key="hub-push-private")
+        include_digits = right.checkbox(
+            "Also push its personal digits (digits.npz)",
             key="hub-push-digits",
-            help="Off by default: your own drawings leave this machine only if you tick this.",
+            help="The digits it was fine-tuned on. Off by default: your own drawings leave this machine "
+            "only if you tick this.",
         )
         if not st.form_submit_button("Push", key="hub-push-submit"):
             return
-    try:
-        with st.spinner(f"Pushing {model_name} to {repo_id}…"):
-            pushed = hub.push(
-                model_name,
-                repo_id.strip(),
-                token=token,
-                private=private,
-                message=message.strip() or None,
-                tag=tag.strip() or None,
-                store=ui.model_store(),
-                include_digits=include_digits,
-                by=ui.current_user(),
-            )
-    except ZooError as error:
-        st.error(str(error))
-        return
-    tagged = f", tagged `{pushed.tag}`" if pushed.tag else ""
-    st.success(
-        f"Pushed **{model_name}** to [{pushed.repo_id}]({pushed.repo_url}): commit `{pushed.commit}`{tagged}."
-    )
+        try:
+            with st.spinner(f"Pushing {model_name} to {repo_id}…"):
+                pushed = hub.push(
+                    model_name,
+                    repo_id.strip(),
+                    token=token,
+                    private=private,
+                    message=message.strip() or None,
+                    tag=tag.strip() or None,
+                    store=ui.model_store(),
+                    include_digits=include_digits,
+                    by=ui.current_user(),
+                )
+        except ZooError as error:
+            st.error(str(error))
+            return
+        tagged = f", tagged `{pushed.tag}`" if pushed.tag else ""
+        st.success(
+            f"Pushed **{model_name}** to [{pushed.repo_id}]({pushed.repo_url}): commit `{pushed.commit}`"
+            f"{tagged}."
+        )
 
 
 def pull_section(token: str | None) -> None:
     with st.form("hub-pull"):
         repo_id = st.text_input("Repo id", placeholder="someone/mnist-cnn", key="hub-pull-repo")
-        revision = st.text_input("Revision: branch, tag or commit id", value="main", key="hub-pull-revision")
-        name = st.text_input("Name in the local zoo (optional)", key="hub-pull-name")
+        left, right = st.columns(2)
+        revision = left.text_input("Revision: branch, tag or commit", value="main", key="hub-pull-revision")
+        name = right.text_input("Name in the local zoo (optional)", key="hub-pull-name")
         if not st.form_submit_button("Pull", key="hub-pull-submit"):
             return
-    try:
-        with st.spinner(f"Pulling {repo_id}…"):
-            pulled = hub.pull(
-                repo_id.strip(),
-                revision=revision.strip() or None,
-                token=token,
-                name=name.strip() or None,
-                store=ui.model_store(),
-                by=ui.current_user(),
-            )
-    except ZooError as error:
-        st.error(str(error))
-        return
-    st.success(
-        f"Pulled {pulled.repo_id} at `{pulled.revision}` (commit `{pulled.commit}`) into the local zoo "
-        f"as **{pulled.entry.name}** ({pulled.entry.kind}). The Draw page can use it now."
-    )
+        try:
+            with st.spinner(f"Pulling {repo_id}…"):
+                pulled = hub.pull(
+                    repo_id.strip(),
+                    revision=revision.strip() or None,
+                    token=token,
+                    name=name.strip() or None,
+                    store=ui.model_store(),
+                    by=ui.current_user(),
+                )
+        except ZooError as error:
+            st.error(str(error))
+            return
+        st.success(
+            f"Pulled {pulled.repo_id} at `{pulled.revision}` (commit `{pulled.commit}`) into the local zoo "
+            f"as **{pulled.entry.name}** ({pulled.entry.kind}). The Draw page can use it now."
+        )
 
 
 def browse_section(token: str | None) -> None:
@@ -149,9 +156,8 @@ def hub_page() -> None:
     ui.require_sign_in("push and pull models")
     st.title("Hub")
     st.write(
-        f"The hosted zoo on **{hub.hub_endpoint()}**: push a model of your local zoo with a generated "
-        "model card, pull anyone's model (at a branch, tag or exact commit) for the Draw page, and "
-        "compare the revisions of a repo."
+        f"The hosted zoo on **{hub.hub_endpoint()}**: push your models with a generated model card, pull "
+        "anyone's (at a branch, tag or commit) for the Draw page, and compare a repo's revisions."
     )
     hub_token = ui.hub_token_field()
     st.caption(f"Token: {hub.token_source(hub_token)}.")
