@@ -28,6 +28,7 @@ QUICK_EPOCHS = 3  # one epoch on 4,000 digits reads drawn digits at ~80%; three 
 DIGIT_SET_KEY = "draw.digit_set"
 MY_DIGIT_KEY = "draw.my_digit"
 RELABEL_KEY = "draw.relabel_to"
+SHARE_KEY = "draw.share"
 FINE_TUNE_EPOCHS = 2
 FINE_TUNE_MNIST_DIGITS = 10_000  # MNIST digits mixed with mine: enough not to forget, quick on a CPU
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
@@ -108,22 +109,54 @@ def teach_buttons(pixels, digit, predicted: int) -> None:
         )
 
 
+def share_set(set_name: str) -> None:
+    """Share the set with everyone, or stop sharing it, as its toggle now says."""
+    try:
+        ui.digit_store().set_shared(set_name, st.session_state[SHARE_KEY], by=ui.current_user())
+    except ZooError as error:
+        st.toast(str(error))
+
+
+def sharing(set_name: str) -> bool:
+    """The owner's switch that shares the set; others read whose it is. Returns whether it is theirs."""
+    store = ui.digit_store()
+    owner, shared = store.owner(set_name), store.is_shared(set_name)
+    if not ui.may_manage_owner(owner):
+        st.caption(f"{set_name} is {owner}'s, shared with everyone: you can look at it and fine-tune on it.")
+        return False
+    if ui.hosting().hosted:  # on one's own machine there is nobody to share with
+        st.session_state[SHARE_KEY] = shared
+        st.toggle(
+            "Share this set with everyone",
+            key=SHARE_KEY,
+            on_change=share_set,
+            args=(set_name,),
+            help="Shared, everyone signed in can see these digits, download them and fine-tune on them; "
+            "only you change them. Not shared, only you and the host's admins can.",
+        )
+    return True
+
+
 def my_digits(model_name: str, busy: bool) -> None:
     """The personal set: counts, gallery, relabel/delete/download, and fine-tuning on it."""
     st.subheader("My digits")
     set_name = st.text_input(
         "Digit set", key=DIGIT_SET_KEY, max_chars=64, help="Your labelled drawings are kept under this name."
     )
-    store = ui.digit_store()
+    store, user = ui.digit_store(), ui.current_user()
+    others = [name for name in store.set_names(by=user) if name != set_name]
+    if others:
+        st.caption(f"Other sets you can use: {', '.join(others)}.")
     try:
-        digits = store.digits(set_name)
+        digits = store.digits(set_name, by=user)
     except ZooError as error:
         st.error(str(error))
         return
     if not digits:
         st.info(f"{set_name} holds no digits yet: draw one and click the digit it really is.")
         return
-    counts = store.counts(set_name)
+    theirs = not sharing(set_name)  # another person's shared set: read-only
+    counts = store.counts(set_name, by=user)
     st.markdown(
         f"**{len(digits)} digits** · " + " · ".join(f"{label}: {count}" for label, count in enumerate(counts))
     )
@@ -144,12 +177,13 @@ def my_digits(model_name: str, busy: bool) -> None:
         label_column, relabel_column, delete_column = st.columns(3, vertical_alignment="bottom")
         label_column.selectbox("Relabel as", range(10), key=RELABEL_KEY)
         digit_ids = [digit.id for digit in digits]
-        theirs = not ui.may_manage_owner(store.owner(set_name))  # another person's set: read-only
         relabel_column.button("Relabel", on_click=relabel_digit, args=(set_name, digit_ids), disabled=theirs)
         delete_column.button("Delete", on_click=delete_digit, args=(set_name, digit_ids), disabled=theirs)
         npz_column, zip_column = st.columns(2)
-        npz_column.download_button("Download .npz", store.export_npz(set_name), f"{set_name}.npz")
-        zip_column.download_button("Download .zip of PNGs", store.export_zip(set_name), f"{set_name}.zip")
+        npz_column.download_button("Download .npz", store.export_npz(set_name, by=user), f"{set_name}.npz")
+        zip_column.download_button(
+            "Download .zip of PNGs", store.export_zip(set_name, by=user), f"{set_name}.zip"
+        )
     if st.button(
         f"Fine-tune {model_name} on my digits",
         disabled=busy,

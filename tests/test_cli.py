@@ -228,7 +228,12 @@ def test_digits_add_list_relabel_export_and_delete(tmp_path):
         f"error: {blank}: Draw a digit: there is too little ink to read one."
     ]
     sets = json.loads(succeeded(run_zoo(tmp_path, "digits", "list", "--json")).stdout)
-    assert sets == [{"set": "mine", "digits": 2, **{str(d): 2 if d == 1 else 0 for d in range(10)}}]
+    counts = {str(d): 2 if d == 1 else 0 for d in range(10)}
+    assert sets == [{"set": "mine", "owner": "local", "shared": False, "digits": 2, **counts}]
+    assert succeeded(run_zoo(tmp_path, "digits", "share", "mine")).stdout == "mine: shared with everyone\n"
+    assert json.loads(succeeded(run_zoo(tmp_path, "digits", "list", "--json")).stdout)[0]["shared"] is True
+    succeeded(run_zoo(tmp_path, "digits", "unshare", "mine"))
+    assert json.loads(succeeded(run_zoo(tmp_path, "digits", "list", "--json")).stdout)[0]["shared"] is False
     first, second = json.loads(succeeded(run_zoo(tmp_path, "digits", "list", "mine", "--json")).stdout)
     succeeded(run_zoo(tmp_path, "digits", "relabel", "mine", second["id"], "7"))
     succeeded(run_zoo(tmp_path, "digits", "export", "mine", str(tmp_path / "mine.npz")))
@@ -249,6 +254,7 @@ def test_digits_add_list_relabel_export_and_delete(tmp_path):
         (["digits", "export", "mine", "out.txt"], "give a path ending in .npz (arrays) or .zip"),
         (["digits", "export", "mine", "out.npz"], "error: the digit set 'mine' holds no digits"),
         (["digits", "relabel", "mine", "0" * 32, "3"], "error: the set 'mine' has no digit"),
+        (["digits", "share", "mine"], "error: there is no digit set 'mine'; known: none."),
     ],
 )
 def test_digits_bad_input_is_one_line(arguments, message, tmp_path):

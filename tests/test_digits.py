@@ -46,18 +46,19 @@ def test_a_digit_is_kept_with_its_input_its_28x28_form_and_its_label():
     store = DigitStore()
     added = store.add("mine", 7, canvas(1), digit(1), by=LOCAL_USER)
     assert added.label == 7 and added.set_name == "mine"
-    (kept,) = store.digits("mine")
+    (kept,) = store.digits("mine", by=LOCAL_USER)
     assert kept.id == added.id and kept.label == 7
     np.testing.assert_array_equal(kept.digit, digit(1))
-    np.testing.assert_array_equal(store.pixels("mine", added.id), canvas(1))
-    assert store.counts("mine") == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
-    assert store.set_names() == ["mine"] and store.digits("other") == []
+    np.testing.assert_array_equal(store.pixels("mine", added.id, by=LOCAL_USER), canvas(1))
+    assert store.counts("mine", by=LOCAL_USER) == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
+    assert store.set_names(by=LOCAL_USER) == ["mine"] and store.digits("other", by=LOCAL_USER) == []
 
 
 def test_the_set_survives_a_restart_of_the_process(zoo_home):
     ids = fill(DigitStore(), [3, 3, 5])
     script = (
-        "from zoo.digits import DigitStore; print([(d.id, d.label) for d in DigitStore().digits('mine')])"
+        "from zoo.digits import DigitStore; from zoo.hosting import LOCAL_USER; "
+        "print([(d.id, d.label) for d in DigitStore().digits('mine', by=LOCAL_USER)])"
     )
     listed = subprocess.run(
         [sys.executable, "-c", script],
@@ -75,8 +76,10 @@ def test_relabel_and_delete_change_only_the_digit_named():
     first, second, third = fill(store, [1, 2, 3])
     assert store.relabel("mine", second, "9", by=LOCAL_USER).label == 9
     store.delete("mine", first, by=LOCAL_USER)
-    assert [(kept.id, kept.label) for kept in store.digits("mine")] == [(second, 9), (third, 3)]
-    np.testing.assert_array_equal(store.pixels("mine", second), canvas(1))  # relabelling keeps the drawing
+    kept = store.digits("mine", by=LOCAL_USER)
+    assert [(digit.id, digit.label) for digit in kept] == [(second, 9), (third, 3)]
+    relabelled = store.pixels("mine", second, by=LOCAL_USER)
+    np.testing.assert_array_equal(relabelled, canvas(1))  # relabelling keeps the drawing
     with pytest.raises(DigitSetError, match="has no digit"):
         store.delete("mine", first, by=LOCAL_USER)
     with pytest.raises(DigitSetError, match="has no digit"):
@@ -96,7 +99,7 @@ def test_a_write_that_fails_keeps_the_digit_as_it_was_and_leaves_no_temporary_fi
     with pytest.raises(OSError, match="No space left"):
         store.add("mine", 1, canvas(2), digit(2), by=LOCAL_USER)
     monkeypatch.undo()
-    assert [(each.id, each.label) for each in store.digits("mine")] == [(kept, 4)]
+    assert [(each.id, each.label) for each in store.digits("mine", by=LOCAL_USER)] == [(kept, 4)]
     assert sorted(path.name for path in (store.root / "mine").iterdir()) == [".owner", f"{kept}.npz"]
 
 
@@ -127,11 +130,11 @@ def test_two_sessions_adding_at_once_both_keep_every_digit(zoo_home):
         thread.start()
     seen = []
     while any(process.poll() is None for process in processes) or any(t.is_alive() for t in threads):
-        seen.append(len(store.digits("shared")))  # never a half-written file
+        seen.append(len(store.digits("shared", by=LOCAL_USER)))  # never a half-written file
     for thread in threads:
         thread.join()
     assert [process.wait() for process in processes] == [0, 0]
-    assert store.counts("shared") == [0, 25, 25, 25, 25, 0, 0, 0, 0, 0]
+    assert store.counts("shared", by=LOCAL_USER) == [0, 25, 25, 25, 25, 0, 0, 0, 0, 0]
     assert seen == sorted(seen)
 
 
@@ -149,7 +152,7 @@ def test_a_label_outside_0_to_9_is_refused_and_nothing_is_added(label, message):
     store = DigitStore()
     with pytest.raises(DigitSetError, match=message):
         store.add("mine", label, canvas(0), digit(0), by=LOCAL_USER)
-    assert store.digits("mine") == []
+    assert store.digits("mine", by=LOCAL_USER) == []
 
 
 def test_bad_set_names_and_digits_are_refused():
@@ -165,10 +168,10 @@ def test_bad_set_names_and_digits_are_refused():
 def test_the_set_exports_as_npz_arrays_and_as_a_zip_of_pngs():
     store = DigitStore()
     ids = fill(store, [0, 6])
-    arrays = np.load(io.BytesIO(store.export_npz("mine")))
+    arrays = np.load(io.BytesIO(store.export_npz("mine", by=LOCAL_USER)))
     assert arrays["labels"].tolist() == [0, 6] and arrays["ids"].tolist() == ids
     assert arrays["digits"].shape == (2, 28, 28) and arrays["pixels"].shape == (2, 280, 280, 4)
-    with zipfile.ZipFile(io.BytesIO(store.export_zip("mine"))) as archive:
+    with zipfile.ZipFile(io.BytesIO(store.export_zip("mine", by=LOCAL_USER))) as archive:
         names = sorted(archive.namelist())
         assert names == sorted(
             [f"0/{ids[0]}.png", f"0/{ids[0]}-28x28.png", f"6/{ids[1]}.png", f"6/{ids[1]}-28x28.png"]
@@ -176,7 +179,7 @@ def test_the_set_exports_as_npz_arrays_and_as_a_zip_of_pngs():
         small = np.asarray(Image.open(io.BytesIO(archive.read(f"6/{ids[1]}-28x28.png"))))
     assert small.shape == (28, 28) and np.abs(small / 255 - digit(1)).max() <= 0.5 / 255 + 1e-6
     with pytest.raises(DigitSetError, match="holds no digits"):
-        store.export_zip("empty")
+        store.export_zip("empty", by=LOCAL_USER)
 
 
 def test_the_fine_tuning_split_holds_out_every_fifth_digit_and_is_stable():
@@ -205,4 +208,4 @@ def test_a_set_unfit_for_fine_tuning_is_refused_with_what_to_do(labels, message)
     fill(store, labels)
     with pytest.raises(DigitSetError, match=message.replace("(", r"\(").replace(")", r"\)")):
         store.fine_tuning_split("mine")
-    assert store.counts("mine") == np.bincount(labels, minlength=10).tolist()  # nothing lost
+    assert store.counts("mine", by=LOCAL_USER) == np.bincount(labels, minlength=10).tolist()  # nothing lost

@@ -141,7 +141,8 @@ def test_a_set_unfit_for_fine_tuning_starts_no_run_and_loses_nothing(base_model,
     with pytest.raises(DigitSetError) as raised:
         jobs.submit(spec, by=LOCAL_USER)
     assert message in str(raised.value).replace("(", "(").replace(")", ")")
-    assert RunStore().list_runs() == [] and store.counts("mine") == np.bincount(labels, minlength=10).tolist()
+    assert RunStore().list_runs() == []
+    assert store.counts("mine", by=LOCAL_USER) == np.bincount(labels, minlength=10).tolist()
     assert [entry.name for entry in ModelStore().entries()] == ["base"]
 
 

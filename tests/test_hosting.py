@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hub_server import WRITE_TOKEN
 from test_cli import run_zoo
 
-from zoo import jobs
+from zoo import hub, jobs
 from zoo.data import (
     check_visitor_data_source,
     load_embedded_mnist,
@@ -38,7 +39,7 @@ from zoo.hosting import (
 from zoo.models import build_binary_classifier
 from zoo.runs import RunStore
 from zoo.store import ModelConfig, ModelStore
-from zoo.training import TrainSpec, build_model, check_limits, estimate_cost
+from zoo.training import TrainSpec, build_model, check_fine_tuning, check_limits, estimate_cost
 
 ALICE = User("alice", "alice@example.org")
 BOB = User("bob", "bob@example.org")
@@ -276,10 +277,65 @@ def test_a_digit_set_is_its_makers_and_each_person_starts_with_their_own():
     ):
         with pytest.raises(PermissionDenied, match="the digit set 'alices-digits' belongs to alice"):
             change()
-    assert [(each.id, each.label) for each in store.digits("alices-digits")] == [(kept.id, 3)]
+    assert [(each.id, each.label) for each in store.digits("alices-digits", by=ALICE)] == [(kept.id, 3)]
     assert store.relabel("alices-digits", kept.id, 5, by=ALICE).label == 5
     store.delete_set("alices-digits", by=TEACHER)
-    assert store.set_names() == [] and not list(store.root.iterdir())
+    assert store.set_names(by=ALICE) == [] and not list(store.root.iterdir())
+
+
+def test_a_digit_set_is_private_to_its_owner_and_an_admin_unless_its_owner_shares_it():
+    store = DigitStore()
+    for index in range(6):
+        drawing = np.full((28, 28), index, np.uint8)
+        store.add("alices-digits", index % 2, drawing, drawing / 255, by=ALICE)
+    first = store.digits("alices-digits", by=ALICE)[0]
+    private = "the digit set 'alices-digits' is alice's and not shared"
+    for read in (
+        lambda: store.digits("alices-digits", by=BOB),
+        lambda: store.counts("alices-digits", by=BOB),
+        lambda: store.pixels("alices-digits", first.id, by=BOB),
+        lambda: store.export_npz("alices-digits", by=BOB),
+        lambda: store.export_zip("alices-digits", by=BOB),
+        lambda: store.digits("alices-digits", by=VISITOR),
+        lambda: store.set_shared("alices-digits", True, by=BOB),  # only its owner (or an admin) shares it
+    ):
+        with pytest.raises(PermissionDenied, match=private):
+            read()
+    assert store.set_names(by=BOB) == [] and store.set_names(by=VISITOR) == []
+    assert store.set_names(by=ALICE) == store.set_names(by=TEACHER) == ["alices-digits"]
+    assert store.counts("alices-digits", by=TEACHER) == [3, 3, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert not store.is_shared("alices-digits")
+
+    # Shared on purpose: everyone reads it, lists it and may train on it; only alice (or an admin) changes it.
+    store.set_shared("alices-digits", True, by=ALICE)
+    assert store.is_shared("alices-digits") and store.set_names(by=BOB) == ["alices-digits"]
+    assert store.digits("alices-digits", by=BOB)[0].id == first.id
+    assert np.load(io.BytesIO(store.export_npz("alices-digits", by=VISITOR)))["labels"].tolist() == [0, 1] * 3
+    with pytest.raises(PermissionDenied, match="the digit set 'alices-digits' belongs to alice"):
+        store.relabel("alices-digits", first.id, 7, by=BOB)
+    store.set_shared("alices-digits", False, by=TEACHER)
+    with pytest.raises(PermissionDenied, match=private):
+        store.digits("alices-digits", by=BOB)
+
+
+def test_nobody_fine_tunes_on_or_pushes_another_persons_digits_unless_they_are_shared(hosted, server):
+    store, private = DigitStore(), "the digit set 'alices-digits' is alice's and not shared"
+    for index in range(6):
+        store.add("alices-digits", index % 2, np.zeros((28, 28), np.uint8), np.zeros((28, 28)), by=ALICE)
+    cnn = build_model(TrainSpec.cnn())
+    ModelStore().save(cnn, "base", config=ModelConfig("cnn", owner="alice"))
+    tuned = ModelConfig("cnn", owner="alice", lineage={"digits_set": "alices-digits"})
+    ModelStore().save(cnn, "base-alices-digits", config=tuned)
+    spec = TrainSpec.cnn(mnist_source="embedded", base_model="base", digits_set="alices-digits")
+    with pytest.raises(PermissionDenied, match=private):
+        jobs.submit(spec, by=BOB)
+    assert RunStore().list_runs() == []
+    with pytest.raises(PermissionDenied, match=private):  # her digits do not leave with her model either
+        hub.push("base-alices-digits", "bob/tuned", token=WRITE_TOKEN, include_digits=True, by=BOB)
+    assert "bob/tuned" not in server.state.repos
+    check_fine_tuning(spec, by=TEACHER)  # an admin may
+    store.set_shared("alices-digits", True, by=ALICE)
+    check_fine_tuning(spec, by=BOB)
 
 
 def mnist_npz(members: dict[str, bytes]) -> bytes:

@@ -196,7 +196,8 @@ def add_hub_commands(commands: Any) -> None:
 
 
 def add_digits_commands(commands: Any) -> None:
-    """``digits add|list|export|relabel|delete``: personal labelled sets for fine-tuning (zoo/digits.py)."""
+    """``digits add|list|export|relabel|delete|share|unshare``: personal labelled sets for fine-tuning
+    (zoo/digits.py)."""
     digits = commands.add_parser("digits", help="personal labelled digit sets ('my digits')")
     digit_commands = digits.add_subparsers(dest="digits_command", required=True, parser_class=OneLineParser)
     add = digit_commands.add_parser("add", help="add images of one digit to a set (preprocessed as on Draw)")
@@ -225,6 +226,14 @@ def add_digits_commands(commands: Any) -> None:
     delete.add_argument("set_name", metavar="SET")
     delete.add_argument("digit_id", metavar="ID")
     delete.set_defaults(handler=command_digits_delete)
+
+    for name, shared, what in (
+        ("share", True, "let everyone see, download and fine-tune on a set (only its owner changes it)"),
+        ("unshare", False, "keep a set to its owner (and admins) again"),
+    ):
+        sharing = digit_commands.add_parser(name, help=what)
+        sharing.add_argument("set_name", metavar="SET")
+        sharing.set_defaults(handler=command_digits_share, shared=shared)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -565,7 +574,7 @@ def command_digits_add(arguments: argparse.Namespace) -> int:
     store = DigitStore()
     for pixels, digit in read:
         store.add(arguments.set_name, label, pixels, digit, by=LOCAL_USER)
-    counts = store.counts(arguments.set_name)
+    counts = store.counts(arguments.set_name, by=LOCAL_USER)
     print(f"added {len(read)} digit(s) {label} to {arguments.set_name}: {sum(counts)} digits in the set")
     return 0
 
@@ -575,15 +584,21 @@ def command_digits_list(arguments: argparse.Namespace) -> int:
 
     store = DigitStore()
     if arguments.set_name is None:
-        counts = {name: store.counts(name) for name in store.set_names()}
+        counts = {name: store.counts(name, by=LOCAL_USER) for name in store.set_names(by=LOCAL_USER)}
         rows = [
-            {"set": name, "digits": sum(each), **{str(digit): count for digit, count in enumerate(each)}}
+            {
+                "set": name,
+                "owner": store.owner(name),
+                "shared": store.is_shared(name),
+                "digits": sum(each),
+                **{str(digit): count for digit, count in enumerate(each)},
+            }
             for name, each in counts.items()
         ]
         print_rows(
             rows,
             arguments.json,
-            ["set", "digits", *map(str, range(10))],
+            ["set", "owner", "shared", "digits", *map(str, range(10))],
             empty="no digit sets yet: correct a reading on the Draw page, or `python -m zoo digits add`",
         )
         return 0
@@ -593,7 +608,7 @@ def command_digits_list(arguments: argparse.Namespace) -> int:
             "label": digit.label,
             "added": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(digit.created_at)),
         }
-        for digit in store.digits(arguments.set_name)
+        for digit in store.digits(arguments.set_name, by=LOCAL_USER)
     ]
     print_rows(
         rows,
@@ -613,7 +628,7 @@ def command_digits_export(arguments: argparse.Namespace) -> int:
     exporters = {".npz": DigitStore.export_npz, ".zip": DigitStore.export_zip}
     if path.suffix not in exporters:
         raise ZooError(f"{path}: give a path ending in .npz (arrays) or .zip (PNG images).")
-    content = exporters[path.suffix](DigitStore(), arguments.set_name)
+    content = exporters[path.suffix](DigitStore(), arguments.set_name, by=LOCAL_USER)
     try:
         path.write_bytes(content)
     except OSError as error:
@@ -637,6 +652,15 @@ def command_digits_delete(arguments: argparse.Namespace) -> int:
 
     DigitStore().delete(arguments.set_name, arguments.digit_id, by=LOCAL_USER)
     print(f"{arguments.set_name} {arguments.digit_id}: deleted")
+    return 0
+
+
+def command_digits_share(arguments: argparse.Namespace) -> int:
+    from zoo.digits import DigitStore
+
+    DigitStore().set_shared(arguments.set_name, arguments.shared, by=LOCAL_USER)
+    shared = "shared with everyone" if arguments.shared else "kept to its owner and admins"
+    print(f"{arguments.set_name}: {shared}")
     return 0
 
 

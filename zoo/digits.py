@@ -8,6 +8,10 @@ file (names are random): both are kept.
 
 The split for fine-tuning is stable: digits are ordered by the time they were added and every fifth
 one is held out for testing, so adding a digit never moves an old one between the two parts.
+
+A set is its owner's: only they and an admin see, download or fine-tune on its digits, unless the owner
+shares it (``set_shared``); a shared set is read by everyone and still changed only by its owner or an
+admin. Reading asks who reads (``by``), and refuses others with ``PermissionDenied``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.hosting import LOCAL_OWNER, User, check_may_create, check_may_manage, owner_slug
+from zoo.hosting import (
+    LOCAL_OWNER,
+    PermissionDenied,
+    User,
+    check_may_create,
+    check_may_manage,
+    may_read,
+    owner_slug,
+)
 from zoo.paths import zoo_home
 from zoo.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
 
@@ -37,6 +49,7 @@ SUFFIX = ".npz"
 OWNER_FILE = (
     ".owner"  # in a set's directory: who made the set (a set made before owners is the local owner's)
 )
+SHARED_FILE = ".shared"  # in a set's directory: its owner shares it with everyone, read-only
 
 
 class DigitSetError(ZooError):
@@ -193,20 +206,86 @@ class DigitStore:
         if self._set_path(set_name).is_dir():
             check_may_manage(by, self.owner(set_name), f"the digit set {set_name!r}")
 
-    def set_names(self) -> list[str]:
-        """The sets that hold at least one digit.
+    def is_shared(self, set_name: str) -> bool:
+        """Whether the set's owner shares it with everyone (to see, download and fine-tune on, not to change).
+
+        Raises:
+            DigitSetError: ``set_name`` is not allowed.
+        """
+        return (self._set_path(set_name) / SHARED_FILE).is_file()
+
+    def may_read(self, set_name: str, by: User) -> bool:
+        """Whether ``by`` may see, download or fine-tune on the set's digits: its owner, an admin, anyone
+        when it is shared, and anyone while there is no such set (it holds nothing to see).
+
+        Raises:
+            DigitSetError: ``set_name`` is not allowed.
+        """
+        if not self._set_path(set_name).is_dir():
+            return True
+        return may_read(by, self.owner(set_name), self.is_shared(set_name))
+
+    def check_may_read(self, set_name: str, by: User) -> None:
+        """Raise ``PermissionDenied`` unless ``by`` may read the set (see ``may_read``).
+
+        Raises:
+            DigitSetError: ``set_name`` is not allowed.
+            PermissionDenied: the set is someone else's and not shared.
+        """
+        if not self.may_read(set_name, by):
+            owner = self.owner(set_name)
+            raise PermissionDenied(
+                f"the digit set {set_name!r} is {owner}'s and not shared: only {owner} or an admin may see "
+                "it or fine-tune on it; ask them to share it, or use a set of your own."
+            )
+
+    def set_shared(self, set_name: str, shared: bool, *, by: User) -> None:
+        """Share the set with everyone, or stop sharing it (for its owner or an admin).
+
+        Args:
+            set_name: the set (it must hold digits).
+            shared: True to share it, False to keep it to its owner (and admins) again.
+            by: who asks.
+
+        Raises:
+            DigitSetError: a bad set name, or no such set.
+            PermissionDenied: ``by`` is neither the set's owner nor an admin (a set they may not read is
+                refused as such, saying nothing more about it).
+
+        Example:
+            >>> DigitStore().set_shared("alice-digits", True, by=alice)  # doctest: +SKIP
+        """
+        self.check_may_read(set_name, by)
+        self._check_may_change(set_name, by)
+        marker = self._set_path(set_name) / SHARED_FILE
+        if not marker.parent.is_dir():
+            raise DigitSetError(
+                f"there is no digit set {set_name!r}; known: {', '.join(self.set_names(by=by)) or 'none'}."
+            )
+        if shared:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
+
+    def set_names(self, *, by: User) -> list[str]:
+        """The sets that hold at least one digit and that ``by`` may read (see ``may_read``).
 
         Returns:
             Their names, sorted (empty before the first digit is kept).
 
         Example:
-            >>> DigitStore().set_names()  # doctest: +SKIP
+            >>> DigitStore().set_names(by=LOCAL_USER)  # doctest: +SKIP
             ['my-digits']
         """
         if not self.root.is_dir():
             return []
         return sorted(
-            path.name for path in self.root.iterdir() if path.is_dir() and any(path.glob(f"*{SUFFIX}"))
+            path.name
+            for path in self.root.iterdir()
+            if path.is_dir()
+            and not path.name.startswith(".")
+            and any(path.glob(f"*{SUFFIX}"))
+            and self.may_read(path.name, by)
         )
 
     def add(
@@ -271,22 +350,28 @@ class DigitStore:
             temporary.unlink(missing_ok=True)
             raise
 
-    def digits(self, set_name: str) -> list[PersonalDigit]:
+    def digits(self, set_name: str, *, by: User) -> list[PersonalDigit]:
         """Every digit of the set, oldest first.
 
         Args:
             set_name: the set.
+            by: who reads.
 
         Returns:
             Its digits by the time they were added (empty for an unknown set).
 
         Raises:
             DigitSetError: ``set_name`` is not allowed.
+            PermissionDenied: the set is someone else's and not shared.
 
         Example:
-            >>> [digit.label for digit in DigitStore().digits("my-digits")]  # doctest: +SKIP
+            >>> [digit.label for digit in DigitStore().digits("my-digits", by=LOCAL_USER)]  # doctest: +SKIP
             [7, 1, 7]
         """
+        self.check_may_read(set_name, by)
+        return self._digits(set_name)
+
+    def _digits(self, set_name: str) -> list[PersonalDigit]:
         directory = self._set_path(set_name)
         found = []
         for path in directory.glob(f"*{SUFFIX}") if directory.is_dir() else []:
@@ -304,8 +389,17 @@ class DigitStore:
                 )
         return sorted(found, key=lambda digit: (digit.created_at, digit.id))
 
-    def pixels(self, set_name: str, digit_id: str) -> np.ndarray:
-        """The input of one digit as it was drawn or uploaded."""
+    def pixels(self, set_name: str, digit_id: str, *, by: User) -> np.ndarray:
+        """The input of one digit as it was drawn or uploaded.
+
+        Raises:
+            DigitSetError: a bad set name, or the set has no such digit.
+            PermissionDenied: the set is someone else's and not shared.
+        """
+        self.check_may_read(set_name, by)
+        return self._pixels(set_name, digit_id)
+
+    def _pixels(self, set_name: str, digit_id: str) -> np.ndarray:
         with np.load(self._digit_path(set_name, digit_id), allow_pickle=False) as stored:
             return stored["pixels"]
 
@@ -364,35 +458,39 @@ class DigitStore:
         path = self._set_path(set_name)
         if not path.is_dir():
             raise DigitSetError(
-                f"there is no digit set {set_name!r}; known: {', '.join(self.set_names()) or 'none'}."
+                f"there is no digit set {set_name!r}; known: {', '.join(self.set_names(by=by)) or 'none'}."
             )
         retired = self.root / f".old-{uuid.uuid4().hex}"
         os.rename(path, retired)
         shutil.rmtree(retired, ignore_errors=True)
 
-    def counts(self, set_name: str) -> list[int]:
+    def counts(self, set_name: str, *, by: User) -> list[int]:
         """How many digits of each class 0-9 the set holds.
 
         Args:
             set_name: the set.
+            by: who reads.
 
         Returns:
             Ten counts, for the digits 0 to 9 (all zero for an unknown set).
 
         Raises:
             DigitSetError: ``set_name`` is not allowed.
+            PermissionDenied: the set is someone else's and not shared.
 
         Example:
-            >>> DigitStore().counts("my-digits")  # doctest: +SKIP
+            >>> DigitStore().counts("my-digits", by=LOCAL_USER)  # doctest: +SKIP
             [0, 1, 0, 0, 0, 0, 0, 2, 0, 0]
         """
-        return np.bincount([digit.label for digit in self.digits(set_name)], minlength=NUM_DIGITS).tolist()
+        digits = self.digits(set_name, by=by)
+        return np.bincount([digit.label for digit in digits], minlength=NUM_DIGITS).tolist()
 
-    def export_npz(self, set_name: str) -> bytes:
+    def export_npz(self, set_name: str, *, by: User) -> bytes:
         """The set as an .npz, oldest digit first.
 
         Args:
             set_name: the set.
+            by: who reads.
 
         Returns:
             The file's bytes: ``digits`` (N, 28, 28) float32, ``labels`` (N,) int64, ``ids`` and,
@@ -400,29 +498,33 @@ class DigitStore:
 
         Raises:
             DigitSetError: a bad set name, or the set holds no digits.
+            PermissionDenied: the set is someone else's and not shared.
 
         Example:
-            >>> np.load(io.BytesIO(DigitStore().export_npz("my-digits")))["labels"]  # doctest: +SKIP
+            >>> exported = DigitStore().export_npz("my-digits", by=LOCAL_USER)  # doctest: +SKIP
+            >>> np.load(io.BytesIO(exported))["labels"]  # doctest: +SKIP
             array([7, 1, 7])
         """
+        self.check_may_read(set_name, by)
         digits = self._nonempty(set_name)
         arrays = {
             "digits": np.stack([digit.digit for digit in digits]),
             "labels": np.asarray([digit.label for digit in digits], dtype=np.int64),
             "ids": np.asarray([digit.id for digit in digits]),
         }
-        inputs = [self.pixels(set_name, digit.id) for digit in digits]
+        inputs = [self._pixels(set_name, digit.id) for digit in digits]
         if len({(array.shape, array.dtype) for array in inputs}) == 1:
             arrays["pixels"] = np.stack(inputs)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         return buffer.getvalue()
 
-    def export_zip(self, set_name: str) -> bytes:
+    def export_zip(self, set_name: str, *, by: User) -> bytes:
         """The set as a zip of PNGs.
 
         Args:
             set_name: the set.
+            by: who reads.
 
         Returns:
             The zip's bytes: ``LABEL/ID.png`` (the input as drawn) and ``LABEL/ID-28x28.png`` (the
@@ -430,17 +532,20 @@ class DigitStore:
 
         Raises:
             DigitSetError: a bad set name, or the set holds no digits.
+            PermissionDenied: the set is someone else's and not shared.
 
         Example:
-            >>> Path("my-digits.zip").write_bytes(DigitStore().export_zip("my-digits"))  # doctest: +SKIP
+            >>> exported = DigitStore().export_zip("my-digits", by=LOCAL_USER)  # doctest: +SKIP
+            >>> Path("my-digits.zip").write_bytes(exported)  # doctest: +SKIP
         """
         from PIL import Image
 
+        self.check_may_read(set_name, by)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for digit in self._nonempty(set_name):
                 for suffix, image in (
-                    ("", self.pixels(set_name, digit.id)),
+                    ("", self._pixels(set_name, digit.id)),
                     ("-28x28", (digit.digit * 255).round().astype(np.uint8)),
                 ):
                     png = io.BytesIO()
@@ -452,7 +557,7 @@ class DigitStore:
         return buffer.getvalue()
 
     def _nonempty(self, set_name: str) -> list[PersonalDigit]:
-        digits = self.digits(set_name)
+        digits = self._digits(set_name)
         if not digits:
             raise DigitSetError(
                 f"the digit set {set_name!r} holds no digits; add some on the Draw page (correct a reading) "
@@ -461,7 +566,8 @@ class DigitStore:
         return digits
 
     def fine_tuning_split(self, set_name: str) -> FineTuningSplit:
-        """The set's training and held-out parts, checked for fine-tuning.
+        """The set's training and held-out parts, checked for fine-tuning (who may fine-tune on it is
+        checked when the run is admitted: ``training.check_fine_tuning``).
 
         Raises:
             DigitSetError: the set is empty, holds one class only, or is too small to hold out a test part.

@@ -218,6 +218,12 @@ def may_manage(user: User, owner: str | None) -> bool:
     return user.is_admin or (user.signed_in and owner is not None and owner == user.name)
 
 
+def may_read(user: User, owner: str | None, shared: bool) -> bool:
+    """Whether ``user`` may see what ``owner`` keeps to themselves unless ``shared`` (a digit set):
+    everyone when it is shared, else its owner and admins."""
+    return shared or may_manage(user, owner)
+
+
 def check_may_manage(user: User, owner: str | None, what: str) -> None:
     """Raise ``PermissionDenied`` unless ``user`` may manage ``what``, owned by ``owner``."""
     if not user.signed_in:

@@ -292,7 +292,8 @@ def push(
             unreachable, or ``include_digits`` for a model not fine-tuned on personal digits.
         ModelStoreError: no such local model, or its files are corrupt.
         DigitSetError: with ``include_digits``, the set it learnt from is gone or empty now.
-        PermissionDenied: ``by`` is not signed in.
+        PermissionDenied: ``by`` is not signed in, or with ``include_digits``, the set it learnt from
+            is someone else's and not shared.
     """
     check_may_create(by, "push a model to the Hub")
     check_repo_id(repo_id)
@@ -312,7 +313,7 @@ def push(
             {**entry.config.to_dict(), "format": HUB_FORMAT, "model_name": entry.name},
         )
         if include_digits:
-            (folder / DIGITS_FILE).write_bytes(_personal_digits(entry))
+            (folder / DIGITS_FILE).write_bytes(_personal_digits(entry, by))
         with _hub_errors(f"push to {repo_id}", token):
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
             if tag is not None:
@@ -679,19 +680,20 @@ def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> st
     return "\n".join(lines)
 
 
-def _personal_digits(entry: ModelEntry) -> bytes:
-    """The .npz export of the personal set a fine-tuned model learnt from.
+def _personal_digits(entry: ModelEntry, by: User) -> bytes:
+    """The .npz export of the personal set a fine-tuned model learnt from, read as ``by``.
 
     Raises:
         HubError: the model was not fine-tuned on a digit set.
         DigitSetError: the set is gone or empty now.
+        PermissionDenied: the set is someone else's and not shared.
     """
     from zoo.digits import DigitStore
 
     set_name = (entry.config.lineage or {}).get("digits_set")
     if not set_name:
         raise HubError(f"{entry.name!r} was not fine-tuned on personal digits, so there are none to push.")
-    return DigitStore().export_npz(set_name)
+    return DigitStore().export_npz(set_name, by=by)
 
 
 def _fine_tuning_lines(entry: ModelEntry) -> list[str]:

@@ -183,7 +183,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     if spec.kind == "cnn" and spec.mnist_source != "embedded":
         # a bad file (the spec's or ZOO_MNIST) is refused now, from its headers, before a run exists
         check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)
-    check_fine_tuning(spec)  # so is a missing base model or a digit set unfit for fine-tuning
+    check_fine_tuning(spec, by)  # so is a missing base model, or a digit set unfit or not theirs
     if spec.printed:
         check_fonts()  # and a machine without fonts to type printed digits in
     store = store or RunStore()

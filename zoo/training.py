@@ -23,7 +23,7 @@ import numpy as np
 from zoo import data as datasets
 from zoo.backend import BACKENDS, configured_name
 from zoo.errors import ZooError
-from zoo.hosting import Limits, check_within
+from zoo.hosting import Limits, User, check_within
 from zoo.models import check_conv_filters, check_hidden_units, layer_sizes
 from zoo.vocabulary import (
     ACTIVATIONS,
@@ -487,11 +487,13 @@ def mixed_in(
     )
 
 
-def check_fine_tuning(spec: TrainSpec) -> None:
-    """Refuse a fine-tuning spec whose base model or digit set cannot be used, before a run starts.
+def check_fine_tuning(spec: TrainSpec, by: User) -> None:
+    """Refuse a fine-tuning spec whose base model or digit set cannot be used by ``by``, before a run
+    starts.
 
     Raises:
         ModelStoreError: no such model in the local zoo, or it is not a CNN.
+        PermissionDenied: the digit set is someone else's and not shared (``DigitStore.check_may_read``).
         DigitSetError: the set is unfit for fine-tuning (see ``DigitStore.fine_tuning_split``).
     """
     from zoo.digits import DigitStore
@@ -504,7 +506,9 @@ def check_fine_tuning(spec: TrainSpec) -> None:
     if entry.kind != "cnn":
         raise ModelStoreError(f"base model {entry.name!r} is a {entry.kind} model; fine-tune a CNN.")
     if spec.digits_set is not None:
-        DigitStore().fine_tuning_split(spec.digits_set)
+        digit_store = DigitStore()
+        digit_store.check_may_read(spec.digits_set, by)
+        digit_store.fine_tuning_split(spec.digits_set)
 
 
 # Fields that change a run's data, length or placement but not its compiled training step (the

@@ -4,8 +4,8 @@
 otherwise, and its own secrets.toml when ``secrets`` is given) and returns its base URL; the server stops
 at the end of the test. ``browser_page`` is a fresh page in Debian's Chromium, driven by Playwright;
 ``new_page()`` opens more, each its own browser context (another visitor). ``oidc_provider`` is a
-loopback OpenID Connect provider (tests/oidc_server.py) to sign in with ``st.login``. Screenshots go
-to ``test-artifacts/``.
+loopback OpenID Connect provider (tests/oidc_server.py) to sign in with ``st.login``, and ``hosted`` the
+environment of a hosted studio whose admin is teacher. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -137,6 +137,16 @@ def oidc_provider() -> Iterator[OidcProvider]:
     provider = OidcProvider().start()
     yield provider
     provider.stop()
+
+
+@pytest.fixture
+def hosted(monkeypatch) -> dict[str, str]:
+    """Hosted mode, with teacher as the admin, for the server (pass it as ``env``) and for this test's own
+    zoo calls."""
+    env = {"ZOO_MODE": "hosted", "ZOO_ADMINS": "teacher"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
 
 
 @pytest.fixture

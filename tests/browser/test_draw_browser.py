@@ -117,7 +117,7 @@ def test_a_corrected_drawing_joins_my_digits_and_a_fine_tuned_model_reads_it(
     expect(page.get_by_text("8 digits")).to_be_visible(timeout=READ_TIMEOUT_MS)
     expect(page.get_by_text("4: 5")).to_be_visible()
     expect(page.get_by_text("#8 · 4")).to_be_visible()  # the drawing, in the gallery with its label
-    assert [digit.label for digit in store.digits(DEFAULT_SET)][-1] == 4
+    assert [digit.label for digit in store.digits(DEFAULT_SET, by=LOCAL_USER)][-1] == 4
     screenshot(page, "draw-my-digits")
 
     page.get_by_role("button", name="Fine-tune mnist-cnn on my digits").click()

@@ -28,15 +28,6 @@ ALL_PAGES = ["Home", "Playground", "Train", "Runs", "Learn", "Draw", "Hub"]
 RENAME_FIELD = "Keep the model in the local zoo as"
 
 
-@pytest.fixture
-def hosted(monkeypatch):
-    """Hosted mode, with teacher as the admin, for the server and for this test's own zoo calls."""
-    env = {"ZOO_MODE": "hosted", "ZOO_ADMINS": "teacher"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
 def sidebar(page):
     return page.get_by_test_id("stSidebar")
 

@@ -1,0 +1,71 @@
+"""Hosted mode as a class meets it in a real browser, signed in through ``st.login`` against the loopback
+OpenID Connect provider: whose drawings are whose, links shared with visitors, the host's limits in the
+widgets, and the teacher's admin page. Screenshots go to test-artifacts/."""
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+from test_sign_in_browser import PAGE_LOAD_TIMEOUT_MS, main, sign_in
+
+from zoo.digits import DigitStore
+from zoo.hosting import User
+
+pytestmark = pytest.mark.browser
+
+
+def auth_secrets(oidc_provider) -> str:
+    return oidc_provider.auth_secrets("http://127.0.0.1:{port}/oauth2callback")
+
+
+def choose_digit_set(page, base_url: str, set_name: str) -> None:
+    """Open Draw and type ``set_name`` as the digit set (my digits)."""
+    page.goto(f"{base_url}/draw")
+    field = page.get_by_label("Digit set", exact=True)
+    field.fill(set_name, timeout=PAGE_LOAD_TIMEOUT_MS)
+    field.press("Enter")
+
+
+def test_a_persons_drawings_are_theirs_unless_they_share_them_and_an_admin_sees_them(
+    streamlit_app, new_page, oidc_provider, hosted, screenshot
+):
+    store = DigitStore()
+    for index in range(6):
+        drawing = np.zeros((280, 280, 4), np.uint8)
+        drawing[40:240, 130 + index : 150 + index, 3] = 255
+        store.add("alice-digits", index % 2, drawing, np.zeros((28, 28), np.float32), by=User("alice"))
+    base_url = streamlit_app(env=hosted, secrets=auth_secrets(oidc_provider))
+    bob, teacher, alice = new_page(), new_page(), new_page()
+
+    # bob types her set's name on Draw: not shown, not downloadable, nothing to fine-tune on.
+    sign_in(bob, base_url, "bob")
+    choose_digit_set(bob, base_url, "alice-digits")
+    expect(main(bob).get_by_text("the digit set 'alice-digits' is alice's and not shared")).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
+    expect(bob.get_by_text("6 digits")).to_have_count(0)
+    expect(bob.get_by_text("Relabel, delete or download")).to_have_count(0)  # where the downloads are
+    expect(bob.get_by_role("button", name="Fine-tune mnist-cnn on my digits")).to_have_count(0)
+    screenshot(bob, "hosted-bob-refused-alices-digits")
+
+    # The admin sees them.
+    sign_in(teacher, base_url, "teacher")
+    choose_digit_set(teacher, base_url, "alice-digits")
+    expect(teacher.get_by_text("6 digits")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+
+    # alice shares her set on Draw; then bob sees it and may fine-tune on it, not change it.
+    sign_in(alice, base_url, "alice")
+    alice.goto(f"{base_url}/draw")
+    expect(alice.get_by_text("6 digits")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    assert not store.is_shared("alice-digits")
+    alice.get_by_text("Share this set with everyone").click()
+    expect(alice.get_by_role("switch", name="Share this set with everyone")).to_be_checked()
+    choose_digit_set(bob, base_url, "alice-digits")
+    expect(bob.get_by_text("6 digits")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    assert store.is_shared("alice-digits")
+    expect(bob.get_by_text("alice-digits is alice's, shared with everyone")).to_be_visible()
+    expect(bob.get_by_role("button", name="Fine-tune mnist-cnn on my digits")).to_be_enabled()
+    bob.get_by_text("Relabel, delete or download").click()
+    expect(bob.get_by_role("button", name="Download .npz")).to_be_visible()
+    expect(bob.get_by_role("button", name="Relabel")).to_be_disabled()
+    expect(bob.get_by_text("Share this set with everyone")).to_have_count(0)
+    screenshot(bob, "hosted-bob-sees-alices-shared-digits")
