@@ -32,7 +32,8 @@ def live_runs_panel(live: bool) -> bool:
     if len(everyone) > len(active):
         st.caption(f"{len(everyone)} run(s) queued or training on this host.")
     if not active:
-        st.caption("No live run of yours. Start one on Train or Playground.")
+        start = "Start one on Train or Playground" if user.signed_in else "Sign in to start one"
+        st.caption(f"No live run of yours. {start}.")
     for run in active:
         st.page_link(
             ui.PAGE_OF_KIND[run.kind],
@@ -45,14 +46,21 @@ def live_runs_panel(live: bool) -> bool:
 
 
 user = ui.current_user()
-navigation = st.navigation(
-    [
-        st.Page(file, title=title, icon=icon, default=index == 0)
-        for index, (file, title, icon) in enumerate(PAGES)
-        if ui.page_is_open(file, user)
-    ]
-)
+# Every page exists for everyone, so that a shared link opens it; the menu lists those open to this person
+# (a visitor's link to Train asks them to sign in there, and brings them back to it afterwards).
+pages = [
+    st.Page(
+        file,
+        title=title,
+        icon=icon,
+        default=index == 0,
+        visibility="visible" if ui.page_is_open(file, user) else "hidden",
+    )
+    for index, (file, title, icon) in enumerate(PAGES)
+]
+navigation = st.navigation(pages)
 ui.mark_app_session()
+ui.keep_place_through_sign_in(navigation, pages, user)
 try:
     run_store = ui.open_run_store()
     # a store damaged since it was opened is moved aside here

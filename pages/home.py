@@ -81,7 +81,9 @@ def recent_runs(user) -> None:
             st.page_link(ui.PAGE_OF_KIND[run.kind], label=label, query_params={ui.RUN_QUERY_KEY: run.id})
         else:
             st.caption(label)
-    if not runs:
+    if not runs and not user.signed_in:
+        st.info("No runs yet: sign in to start one.")
+    elif not runs:
         st.info("No runs yet. Start one on **Playground** (seconds) or **Train** (the MNIST CNN).")
     elif user.signed_in:
         st.page_link("pages/runs.py", label="All runs", icon=":material/table_rows:")

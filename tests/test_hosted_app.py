@@ -57,6 +57,35 @@ def test_a_visitor_who_is_not_signed_in_gets_home_learn_and_draw_and_a_sign_in_b
     assert "Training (sign in)" in texts(learn.caption)
 
 
+@pytest.mark.parametrize(
+    ("page", "what"),
+    [
+        ("train", "train a model"),
+        ("playground", "train a model"),
+        ("runs", "see and manage runs"),
+        ("hub", "push and pull models"),
+    ],
+)
+def test_a_visitor_on_a_shared_link_gets_that_page_asking_to_sign_in_not_page_not_found(page, what):
+    run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="embedded"), "completed", None)
+    app = open_as({"is_logged_in": False}, page, {"run": run_id})
+    assert f"Sign in to {what}. You come back to this page after signing in." in texts(app.info)
+    assert [button.label for button in app.main.button] == ["Sign in"]
+    assert app.query_params["run"] == run_id  # the link's query stays for the return
+    links = {link.proto.label for link in app.get("page_link")}
+    assert not {"Train", "Playground", "Runs", "Hub"} & links  # offered by the link, not in the menu
+
+
+def test_visitors_are_told_to_sign_in_to_start_a_run_not_to_open_pages_they_cannot_open():
+    visitor = open_as({"is_logged_in": False})
+    shown = texts(visitor.sidebar.caption) + texts(visitor.info)
+    assert "Start one on" not in shown
+    assert "No live run of yours. Sign in to start one." in texts(visitor.sidebar.caption)
+    assert "No runs yet: sign in to start one." in texts(visitor.info)
+    alice = open_as(ALICE)
+    assert "No live run of yours. Start one on Train or Playground." in texts(alice.sidebar.caption)
+
+
 def test_the_sidebar_shows_ones_own_live_runs_and_the_hosts_count():
     run_id = alices_running_run()
     alice = open_as(ALICE)

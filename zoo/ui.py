@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
+import secrets
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -163,13 +165,15 @@ def account_panel(user: User) -> None:
     else:
         st.caption("Sign in to train, keep and share your own models.")
         sign_in_button("sign-in")
+        _give_browser_a_key()
 
 
 def require_sign_in(what: str) -> User:
-    """The signed-in person; a visitor who is not signed in gets a sign-in button and the page stops."""
+    """The signed-in person; a visitor who is not signed in gets a sign-in button and the page stops
+    (signing in brings them back to this page, its query included: ``keep_place_through_sign_in``)."""
     user = current_user()
     if not user.signed_in:
-        st.info(f"Sign in to {what}.")
+        st.info(f"Sign in to {what}. You come back to this page after signing in.")
         sign_in_button("sign-in-to-continue")
         st.stop()
     return user
@@ -190,6 +194,98 @@ def _sign_in(key: str) -> None:
     except StreamlitAuthError as error:  # Streamlit's reason names the missing setting: for the server log
         logging.getLogger(__name__).warning("Sign in: %s", " ".join(str(error).split()))
         st.session_state[_SIGN_IN_PROBLEM_KEY] = key
+        return
+    browser = st.session_state.get(_BROWSER_KEY)
+    if browser:  # where to come back to, for this browser's first session after signing in
+        place = PlaceBeforeSignIn(
+            st.session_state.get(_PAGE_KEY, ""), tuple(st.query_params.to_dict().items()), time.time()
+        )
+        _places_before_sign_in().keep(browser, place)
+
+
+# --- back where one was, after signing in ----------------------------------------------------
+# st.login() ends on the app's root in a new session (Streamlit's /oauth2callback redirects there): the
+# page and query a visitor signed in from would be lost. So each visitor's browser gets a random key, in a
+# cookie set by a script (Streamlit sets no cookie of its own a page can use); a click on Sign in keeps the
+# page and its query under that key on this server, and the browser's first signed-in run goes back there.
+
+BROWSER_COOKIE = "zoo_browser"  # a random key per browser, kept until the browser closes
+RETURN_SECONDS = 600.0  # how long a place is kept for the sign-in to come back
+_BROWSER_KEY = "zoo.browser_key"
+_PAGE_KEY = "zoo.page"  # the URL path of the page this session showed last
+_BROWSER_KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaceBeforeSignIn:
+    """The page (its URL path; '' for Home) and query a visitor clicked Sign in on, and when."""
+
+    url_path: str
+    query: tuple[tuple[str, str], ...]
+    kept_at: float
+
+
+@dataclasses.dataclass
+class _PlacesBeforeSignIn:
+    """The server's places kept for the sign-ins under way, by browser key."""
+
+    by_browser: dict[str, PlaceBeforeSignIn] = dataclasses.field(default_factory=dict)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def keep(self, browser: str, place: PlaceBeforeSignIn) -> None:
+        with self.lock:
+            for stale in [key for key, kept in self.by_browser.items() if _expired(kept)]:
+                del self.by_browser[stale]
+            self.by_browser[browser] = place
+
+    def take(self, browser: str) -> PlaceBeforeSignIn | None:
+        """The place kept for ``browser`` (once), unless it is older than ``RETURN_SECONDS``."""
+        with self.lock:
+            place = self.by_browser.pop(browser, None)
+        return None if place is None or _expired(place) else place
+
+
+def _expired(place: PlaceBeforeSignIn) -> bool:
+    return time.time() - place.kept_at > RETURN_SECONDS
+
+
+@st.cache_resource
+def _places_before_sign_in() -> _PlacesBeforeSignIn:
+    return _PlacesBeforeSignIn()
+
+
+def _browser_cookie() -> str | None:
+    """The browser's key as its cookie held it when this session started (None: none, or not a key)."""
+    key = st.context.cookies.get(BROWSER_COOKIE)
+    return key if isinstance(key, str) and _BROWSER_KEY_PATTERN.fullmatch(key) else None
+
+
+def _give_browser_a_key() -> None:
+    """Make sure this visitor's browser holds a key (``BROWSER_COOKIE``), and remember it in the session."""
+    key = _browser_cookie()
+    if key is not None:
+        st.session_state[_BROWSER_KEY] = key
+        return
+    key = st.session_state.setdefault(_BROWSER_KEY, secrets.token_hex(16))
+    st.html(
+        f"<script>document.cookie = '{BROWSER_COOKIE}={key}; path=/; samesite=lax';</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
+def keep_place_through_sign_in(current: st.Page, pages: list[st.Page], user: User) -> None:
+    """Hosted mode: note the page a visitor is on (a click on Sign in keeps it); once signed in, go back
+    to the page and query kept for this browser, if any (app.py calls this after ``st.navigation``)."""
+    if not hosting().hosted:
+        return
+    if not user.signed_in:
+        st.session_state[_PAGE_KEY] = current.url_path
+        return
+    key = _browser_cookie()
+    place = _places_before_sign_in().take(key) if key is not None else None
+    page = next((page for page in pages if place is not None and page.url_path == place.url_path), None)
+    if page is not None and (page.url_path != current.url_path or place.query):
+        st.switch_page(page, query_params=dict(place.query))
 
 
 FILE_SOURCE, UPLOAD_SOURCE, DATASET_PREFIX = "file", "upload", "dataset:"  # Train page source keys

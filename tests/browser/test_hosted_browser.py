@@ -5,10 +5,12 @@ widgets, and the teacher's admin page. Screenshots go to test-artifacts/."""
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-from test_sign_in_browser import PAGE_LOAD_TIMEOUT_MS, main, sign_in
+from test_sign_in_browser import PAGE_LOAD_TIMEOUT_MS, VISITOR_PAGES, expect_pages, main, sidebar, sign_in
 
 from zoo.digits import DigitStore
 from zoo.hosting import User
+from zoo.runs import RunStore
+from zoo.training import TrainSpec
 
 pytestmark = pytest.mark.browser
 
@@ -69,3 +71,34 @@ def test_a_persons_drawings_are_theirs_unless_they_share_them_and_an_admin_sees_
     expect(bob.get_by_role("button", name="Relabel")).to_be_disabled()
     expect(bob.get_by_text("Share this set with everyone")).to_have_count(0)
     screenshot(bob, "hosted-bob-sees-alices-shared-digits")
+
+
+def test_a_visitor_opening_a_shared_link_signs_in_on_that_page_and_comes_back_to_it(
+    streamlit_app, browser_page, oidc_provider, hosted, screenshot
+):
+    store = RunStore()
+    run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu", owner=User("alice"))
+    assert store.try_claim(run_id)
+    store.finish(run_id, "stopped", message="stopped on request")
+    base_url = streamlit_app(env=hosted, secrets=auth_secrets(oidc_provider))
+    page = browser_page
+    page.goto(f"{base_url}/train?run={run_id}")  # a link alice shared, opened by someone not signed in
+    expect(main(page).get_by_text("Sign in to train a model.")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect_pages(page, VISITOR_PAGES)
+    screenshot(page, "hosted-visitor-on-a-shared-link")
+
+    main(page).get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="bob", exact=True).click()  # the provider's page
+    expect(page).to_have_url(f"{base_url}/train?run={run_id}", timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(main(page).get_by_text(f"Run {run_id} stopped after")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(sidebar(page).get_by_text("Signed in as bob.")).to_be_visible()
+
+    # Signing in from another page comes back to that one; once back, a reload stays where it is.
+    sidebar(page).get_by_role("button", name="Sign out").click()
+    expect(sidebar(page).get_by_role("button", name="Sign in")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    page.goto(f"{base_url}/learn")
+    sidebar(page).get_by_role("button", name="Sign in").click(timeout=PAGE_LOAD_TIMEOUT_MS)
+    page.get_by_role("button", name="alice", exact=True).click()
+    expect(page).to_have_url(f"{base_url}/learn", timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(sidebar(page).get_by_text("Signed in as alice.")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
