@@ -1,6 +1,8 @@
 """Playground: the article's binary classifier on 2-D points, with its decision boundary and
 every hidden unit drawn live. Every setting is bound to the URL, so a link reproduces the experiment."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from zoo import jobs, ui
@@ -14,6 +16,7 @@ from zoo.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATA
 # needs ~10x the epochs) lets the boundary visibly form in a run of 10-20 s on a laptop CPU.
 DEFAULTS = TrainSpec.binary(learning_rate=0.01)
 MAX_LAYERS, MAX_UNITS = 4, 8
+MAX_EPOCHS = 1000  # beyond a host's limit on epochs, when it has a lower one
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SETTING_DEFAULTS = {
@@ -34,19 +37,29 @@ BOUND = {"bind": "query-params"}
 
 
 def restore_defaults() -> None:
-    st.session_state.update(SETTING_DEFAULTS)
+    epochs = ui.limit_bound(lambda value: replace(DEFAULTS, num_epochs=value), 1, MAX_EPOCHS)
+    st.session_state.update(SETTING_DEFAULTS, num_epochs=min(DEFAULTS.num_epochs, epochs.maximum))
 
 
 def settings() -> TrainSpec | None:
     """The data, network and training settings (bound to the URL) as a spec; None, said with
-    ``st.error``, when they do not make one."""
+    ``st.error``, when they do not make one. A field that feeds a limit of the host stops at it, the
+    settings above it as chosen (``ui.limit_bound``), and says so."""
     data_column, network_column, training_column = st.columns(3)
     with data_column.container(border=True):
         st.markdown("**Data**")
         dataset = st.selectbox("Dataset", POINT_DATASETS, key="dataset", **BOUND)
         noise = st.slider("Noise", 0.0, 1.0, DEFAULTS.noise, 0.05, key="noise", **BOUND)
+        points = ui.limit_bound(lambda value: replace(DEFAULTS, num_samples=value), 50, 2000)
         num_samples = st.slider(
-            "Number of points", 50, 2000, DEFAULTS.num_samples, 50, key="num_samples", **BOUND
+            "Number of points",
+            50,
+            points.maximum,
+            min(DEFAULTS.num_samples, points.maximum),
+            50,
+            key="num_samples",
+            help=points.note,
+            **BOUND,
         )
         test_fraction = st.slider(
             "Share of points held out for testing",
@@ -62,17 +75,24 @@ def settings() -> TrainSpec | None:
         st.markdown("**Network**")
         hidden_layers = st.number_input("Hidden layers", 1, MAX_LAYERS, 1, key="hidden_layers", **BOUND)
         unit_columns = st.columns(2)
-        hidden_units = tuple(
-            unit_columns[(layer - 1) % 2].number_input(
-                f"Units in layer {layer}",
+        chosen = replace(DEFAULTS, num_samples=num_samples, hidden_units=())
+        for layer in range(1, hidden_layers + 1):
+            units = ui.limit_bound(
+                lambda value, chosen=chosen: replace(chosen, hidden_units=(*chosen.hidden_units, value)),
                 1,
                 MAX_UNITS,
-                DEFAULTS.hidden_units[0],
+            )
+            value = unit_columns[(layer - 1) % 2].number_input(
+                f"Units in layer {layer}",
+                1,
+                units.maximum,
+                min(DEFAULTS.hidden_units[0], units.maximum),
                 key=f"units_{layer}",
+                help=units.note,
                 **BOUND,
             )
-            for layer in range(1, hidden_layers + 1)
-        )
+            chosen = replace(chosen, hidden_units=(*chosen.hidden_units, value))
+        hidden_units = chosen.hidden_units
         activation = st.selectbox("Activation", ACTIVATIONS, key="activation", **BOUND)
     with training_column.container(border=True):
         st.markdown("**Training**")
@@ -87,10 +107,28 @@ def settings() -> TrainSpec | None:
         learning_rate = st.select_slider(
             "Learning rate", LEARNING_RATES, DEFAULTS.learning_rate, key="learning_rate", **BOUND
         )
+        batch = ui.limit_bound(lambda value: replace(chosen, batch_size=value), 1, BATCH_SIZES[-1])
+        batch_sizes = [size for size in BATCH_SIZES if size <= batch.maximum]
         batch_size = st.select_slider(
-            "Batch size", BATCH_SIZES, DEFAULTS.batch_size, key="batch_size", **BOUND
+            "Batch size",
+            batch_sizes,
+            min(DEFAULTS.batch_size, batch_sizes[-1]),
+            key="batch_size",
+            help=batch.note,
+            **BOUND,
         )
-        num_epochs = st.number_input("Epochs", 1, 1000, DEFAULTS.num_epochs, 10, key="num_epochs", **BOUND)
+        chosen = replace(chosen, batch_size=batch_size)
+        epochs = ui.limit_bound(lambda value: replace(chosen, num_epochs=value), 1, MAX_EPOCHS)
+        num_epochs = st.number_input(
+            "Epochs",
+            1,
+            epochs.maximum,
+            min(DEFAULTS.num_epochs, epochs.maximum),
+            10,
+            key="num_epochs",
+            help=epochs.note,
+            **BOUND,
+        )
     try:
         return TrainSpec.binary(
             dataset=dataset,

@@ -1,6 +1,8 @@
 """Train: the article's MNIST CNN with live curves, then its test accuracy, confusion matrix,
 per-class scores and mistakes. The run id lives in the URL, so a reload or a second tab follows it."""
 
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
@@ -9,7 +11,7 @@ from zoo.charts import training as charts
 from zoo.errors import ZooError
 from zoo.printed import PRINTED_SHARE
 from zoo.runs import Run
-from zoo.training import TrainSpec
+from zoo.training import FULL_MNIST_TRAIN_SIZE, TrainSpec
 from zoo.vocabulary import (
     ACTIVATIONS,
     DEVICES,
@@ -21,6 +23,7 @@ from zoo.vocabulary import (
 )
 
 ARTICLE = TrainSpec.cnn()
+MAX_EPOCHS = 1000  # beyond a host's limit on epochs, when it has a lower one
 GALLERY_SIZE = 24
 CELL_KEYS = ("train.true_digit", "train.predicted_digit")
 
@@ -38,6 +41,13 @@ def bounded(value, low, high):
     return min(max(value, low), high)
 
 
+def replace_filters(spec: TrainSpec, index: int, filters: int) -> TrainSpec:
+    """``spec`` with ``filters`` in its convolution ``index``."""
+    conv_filters = list(spec.conv_filters)
+    conv_filters[index] = filters
+    return replace(spec, conv_filters=tuple(conv_filters))
+
+
 def show_digits(images: np.ndarray, captions: list[str]) -> None:
     st.image([charts.enlarge_digit(image) for image in images], caption=captions, width=84)
 
@@ -48,6 +58,14 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
     Bad settings are said with ``st.error`` and give no spec."""
     sources = ui.mnist_sources()
     source_choice = ui.mnist_source_choice(shown.mnist_source, sources)
+    filters_bounds = [
+        ui.limit_bound(lambda value, index=index: replace_filters(shown, index, value), 1, 256)
+        for index in range(len(shown.conv_filters))
+    ]
+    units = ui.limit_bound(lambda value: replace(shown, hidden_units=(value,)), 1, 1024)
+    batch = ui.limit_bound(lambda value: replace(shown, batch_size=value), 8, 2048)
+    epochs = ui.limit_bound(lambda value: replace(shown, num_epochs=value), 1, MAX_EPOCHS)
+    images = ui.limit_bound(lambda value: replace(shown, max_train_samples=value), 1, FULL_MNIST_TRAIN_SIZE)
     with st.form("hyperparameters"):
         architecture, optimisation, data_and_device = st.columns(3)
         with architecture:
@@ -55,11 +73,21 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
             filter_columns = st.columns(3)
             conv_filters = tuple(
                 filter_columns[index].number_input(
-                    f"Conv {index + 1} filters", 1, 256, bounded(filters, 1, 256)
+                    f"Conv {index + 1} filters",
+                    1,
+                    bound.maximum,
+                    bounded(filters, 1, bound.maximum),
+                    help=bound.note,
                 )
-                for index, filters in enumerate(shown.conv_filters)
+                for index, (filters, bound) in enumerate(zip(shown.conv_filters, filters_bounds, strict=True))
             )
-            dense_units = st.number_input("Dense units", 1, 1024, bounded(shown.hidden_units[0], 1, 1024))
+            dense_units = st.number_input(
+                "Dense units",
+                1,
+                units.maximum,
+                bounded(shown.hidden_units[0], 1, units.maximum),
+                help=units.note,
+            )
             activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(shown.activation))
             seed = st.number_input("Seed", 0, 99_999, bounded(shown.seed, 0, 99_999))
         with optimisation:
@@ -92,8 +120,17 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
                 bounded(shown.momentum, 0.0, 0.99),
                 0.05,
             )
-            batch_size = st.number_input("Batch size", 8, 2048, bounded(shown.batch_size, 8, 2048), 32)
-            num_epochs = st.number_input("Epochs", 1, 100, bounded(shown.num_epochs, 1, 100))
+            batch_size = st.number_input(
+                "Batch size",
+                8,
+                batch.maximum,
+                bounded(shown.batch_size, 8, batch.maximum),
+                32,
+                help=batch.note,
+            )
+            num_epochs = st.number_input(
+                "Epochs", 1, epochs.maximum, bounded(shown.num_epochs, 1, epochs.maximum), help=epochs.note
+            )
             validation_split = st.slider("Validation split", 0.0, 0.5, shown.validation_split, 0.05)
         with data_and_device:
             st.markdown("**Data and device**")
@@ -118,10 +155,10 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
             max_train_samples = st.number_input(
                 "Training images to use (0 = all)",
                 0,
-                60_000,
-                bounded(shown.max_train_samples or 0, 0, 60_000),
+                images.maximum,
+                bounded(shown.max_train_samples or 0, 0, images.maximum),
                 1000,
-                help="A few thousand train in seconds.",
+                help=" ".join(filter(None, ["A few thousand train in seconds.", images.note])),
             )
             device = st.radio(
                 "Device",

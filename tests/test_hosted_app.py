@@ -126,6 +126,31 @@ def test_only_the_owner_or_an_admin_may_rename_a_runs_model(user, can_rename):
         )
 
 
+def number_input(app: AppTest, label: str):
+    (found,) = [field for field in app.number_input if field.label == label]
+    return found
+
+
+def test_the_fields_stop_at_the_hosts_limits_and_say_so(monkeypatch):
+    monkeypatch.setenv("ZOO_LIMIT_EPOCHS", "40")
+    monkeypatch.setenv("ZOO_LIMIT_BATCH_SIZE", "100")
+    train = open_as(ALICE, "train")
+    epochs, batch_size = number_input(train, "Epochs"), number_input(train, "Batch size")
+    assert (epochs.max, batch_size.max) == (40, 100)
+    assert "this host allows 40 epochs per run" in epochs.help
+    assert "this host allows batches of at most 100" in batch_size.help
+    assert number_input(train, "Dense units").max == 1024 and not number_input(train, "Dense units").help
+    playground = open_as(ALICE, "playground")
+    epochs = number_input(playground, "Epochs")
+    assert (epochs.max, epochs.value) == (40, 40)  # the article's 100 epochs are beyond this host: its 40
+    assert "this host allows 40 epochs per run" in epochs.help
+    (batch_sizes,) = [slider for slider in playground.select_slider if slider.label == "Batch size"]
+    assert batch_sizes.options[-1] == "64" and "this host allows batches of at most 100" in batch_sizes.help
+    next(button for button in playground.button if button.label == "Default settings").click()
+    playground.run()
+    assert not playground.exception and number_input(playground, "Epochs").value == 40
+
+
 def test_a_failed_runs_message_shows_no_server_path_in_hosted_mode():
     message = "the worker process 123 ended without finishing the run (killed, or out of memory)"
     run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="embedded"), "failed", message)

@@ -9,6 +9,7 @@ import io
 import resource
 import sqlite3
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,14 @@ from zoo.hosting import (
 from zoo.models import build_binary_classifier
 from zoo.runs import RunStore
 from zoo.store import ModelConfig, ModelStore
-from zoo.training import TrainSpec, build_model, check_fine_tuning, check_limits, estimate_cost
+from zoo.training import (
+    TrainSpec,
+    build_model,
+    check_fine_tuning,
+    check_limits,
+    estimate_cost,
+    largest_within_limits,
+)
 
 ALICE = User("alice", "alice@example.org")
 BOB = User("bob", "bob@example.org")
@@ -178,6 +186,34 @@ def test_hosted_limits_bound_epochs_samples_and_batch_size():
     ]:
         with pytest.raises(PermissionDenied, match=message):
             check_limits(spec, limits)
+
+
+def test_a_settings_largest_value_on_this_host_and_the_limit_that_sets_it():
+    binary, cnn = TrainSpec.binary(), TrainSpec.cnn()
+    epochs = largest_within_limits(lambda value: replace(binary, num_epochs=value), 1, 1000, HOSTED_LIMITS)
+    assert (epochs.maximum, epochs.limit) == (500, "epochs")
+    assert epochs.note == (
+        "At most 500 with the other settings as they are: this host allows 500 epochs per run."
+    )
+    short = largest_within_limits(lambda value: replace(binary, num_epochs=value), 1, 100, HOSTED_LIMITS)
+    assert (short.maximum, short.limit, short.note) == (100, None, None)  # the field's own range is tighter
+
+    # Settings that feed a limit together: a CNN's batch size and layer, its memory and parameters.
+    for vary, high, limits, limit in [
+        (lambda value: replace(cnn, batch_size=value), 8192, Limits(training_memory_mb=300), "memory"),
+        (lambda value: replace(cnn, hidden_units=(value,)), 4096, Limits(parameters=10**5), "parameter"),
+    ]:
+        bound = largest_within_limits(vary, 1, high, limits)
+        assert bound.limit is not None and 1 < bound.maximum < high
+        check_limits(vary(bound.maximum), limits)
+        with pytest.raises(PermissionDenied, match=limit):
+            check_limits(vary(bound.maximum + 1), limits)
+
+    # A limit the spec is beyond through another setting (batch 128 of 64) does not stop this one.
+    epochs = largest_within_limits(
+        lambda value: replace(cnn, num_epochs=value), 1, 1000, Limits(batch_size=64)
+    )
+    assert (epochs.maximum, epochs.limit) == (1000, None)
 
 
 def test_the_cli_refuses_a_huge_layer_in_one_line(tmp_path):

@@ -196,6 +196,24 @@ def _limits(defaults: Limits, overrides: Any, path: Path) -> Limits:
     return dataclasses.replace(defaults, **chosen)
 
 
+LIMIT_WORDS = {  # what each limit allows, for the fields it bounds: "this host allows ..."
+    "epochs": "{:,} epochs per run",
+    "batch_size": "batches of at most {:,}",
+    "samples": "{:,} training samples (images or points) per run",
+    "parameters": "models of at most {:,} parameters",
+    "training_memory_mb": "{:,} MB of estimated training memory per run",
+    "active_runs_per_owner": "{:,} queued or running runs per person",
+    "active_runs": "{:,} queued or running runs in all",
+    "upload_mb": "uploads of at most {:,} MB",
+}
+
+
+def describe_limit(name: str, value: int) -> str:
+    """What the limit ``name`` at ``value`` allows, in words: ``describe_limit("epochs", 500)`` is
+    ``'500 epochs per run'``."""
+    return LIMIT_WORDS[name].format(value)
+
+
 def limit_setting(name: str) -> str:
     """How an operator changes the limit ``name``, for messages."""
     return f"ZOO_LIMIT_{name.upper()}, or {name} under [limits] in the configuration file"

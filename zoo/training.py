@@ -23,7 +23,7 @@ import numpy as np
 from zoo import data as datasets
 from zoo.backend import BACKENDS, configured_name
 from zoo.errors import ZooError
-from zoo.hosting import Limits, User, check_within
+from zoo.hosting import Limits, User, check_within, describe_limit
 from zoo.models import check_conv_filters, check_hidden_units, layer_sizes
 from zoo.vocabulary import (
     ACTIVATIONS,
@@ -365,6 +365,17 @@ def estimate_cost(spec: TrainSpec) -> TrainingCost:
     return TrainingCost(parameters=parameters, memory_bytes=memory, samples=samples)
 
 
+def _asked_of_limits(spec: TrainSpec, cost: TrainingCost) -> list[tuple[str, int, str]]:
+    """What ``spec`` asks of each limit: (the ``Limits`` field, the value, what it is in words)."""
+    return [
+        ("epochs", spec.num_epochs, "the number of epochs"),
+        ("batch_size", spec.batch_size, "the batch size"),
+        ("samples", cost.samples, "the number of training samples"),
+        ("parameters", cost.parameters, "the model's parameter count"),
+        ("training_memory_mb", math.ceil(cost.memory_bytes / 2**20), "the estimated training memory (MB)"),
+    ]
+
+
 def check_limits(spec: TrainSpec, limits: Limits) -> TrainingCost:
     """Refuse ``spec`` when it asks more than ``limits`` allow (before anything is queued).
 
@@ -372,15 +383,78 @@ def check_limits(spec: TrainSpec, limits: Limits) -> TrainingCost:
         PermissionDenied: naming the first value beyond its limit, the limit, and how to change it.
     """
     cost = estimate_cost(spec)
-    check_within("epochs", spec.num_epochs, limits.epochs, "the number of epochs")
-    check_within("batch_size", spec.batch_size, limits.batch_size, "the batch size")
-    check_within("samples", cost.samples, limits.samples, "the number of training samples")
-    check_within("parameters", cost.parameters, limits.parameters, "the model's parameter count")
-    memory_mb = math.ceil(cost.memory_bytes / 2**20)
-    check_within(
-        "training_memory_mb", memory_mb, limits.training_memory_mb, "the estimated training memory (MB)"
-    )
+    for name, value, what in _asked_of_limits(spec, cost):
+        check_within(name, value, getattr(limits, name), what)
     return cost
+
+
+def limits_exceeded(spec: TrainSpec, limits: Limits) -> list[str]:
+    """The ``Limits`` fields of the limits ``spec`` asks more than, in ``check_limits``' order."""
+    return [
+        name
+        for name, value, _ in _asked_of_limits(spec, estimate_cost(spec))
+        if getattr(limits, name) is not None and value > getattr(limits, name)
+    ]
+
+
+@dataclass(frozen=True)
+class LimitBound:
+    """How far one setting may go on this host, the others as they are: its largest value, and the
+    limit that stops it there (None when the setting's own range ends first)."""
+
+    maximum: int
+    limit: str | None = None  # the Limits field
+    limit_value: int | None = None
+
+    @property
+    def note(self) -> str | None:
+        """The sentence a page shows next to the field when a limit of the host bounds it, else None."""
+        if self.limit is None or self.limit_value is None:
+            return None
+        return (
+            f"At most {self.maximum:,} with the other settings as they are: this host allows "
+            f"{describe_limit(self.limit, self.limit_value)}."
+        )
+
+
+def largest_within_limits(
+    vary: Callable[[int], TrainSpec], low: int, high: int, limits: Limits
+) -> LimitBound:
+    """The largest value from ``low`` to ``high`` of the one setting that ``vary`` puts into a spec, for
+    which that spec stays within ``limits`` (what a page's field may offer).
+
+    Every cost a limit bounds grows with each setting (epochs, batch size, samples, layer sizes), so a
+    bisection finds it with ``estimate_cost`` alone, nothing built. A limit the spec is beyond already at
+    ``low`` (through another setting) does not stop this one: starting the run says so.
+
+    Args:
+        vary: the spec with the setting at a given value, e.g. ``lambda n: replace(spec, num_epochs=n)``.
+        low: the setting's lowest value.
+        high: its highest value, limits aside.
+
+    Returns:
+        The bound.
+
+    Example:
+        >>> largest_within_limits(lambda n: replace(spec, num_epochs=n), 1, 1000, HOSTED_LIMITS).maximum
+        500
+    """
+    beyond_already = set(limits_exceeded(vary(low), limits))
+
+    def new_limits_exceeded(value: int) -> list[str]:
+        return [name for name in limits_exceeded(vary(value), limits) if name not in beyond_already]
+
+    if not new_limits_exceeded(high):
+        return LimitBound(high)
+    within, beyond = low, high
+    while beyond - within > 1:
+        middle = (within + beyond) // 2
+        if new_limits_exceeded(middle):
+            beyond = middle
+        else:
+            within = middle
+    limit = new_limits_exceeded(beyond)[0]
+    return LimitBound(within, limit, getattr(limits, limit))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -25,6 +26,7 @@ from zoo.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, m
 from zoo.paths import models_directory, runs_database_path, zoo_home
 from zoo.runs import Run, RunStore, lane_of
 from zoo.store import ModelEntry, ModelStore, open_local_zoo
+from zoo.training import LimitBound, TrainSpec, largest_within_limits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from zoo.data import PointsData
     from zoo.evaluation import Evaluation
     from zoo.inference import Predictor
-    from zoo.training import TrainSpec
 
 APP_SESSION_KEY = "zoo.app_session"
 VISITOR_PAGES = ("pages/home.py", "pages/learn.py", "pages/draw.py")  # open without signing in
@@ -340,6 +341,12 @@ def chosen_mnist_source(choice: str, given, user: User) -> str:
     if choice.startswith(DATASET_PREFIX):
         return hosting().dataset_path(choice.removeprefix(DATASET_PREFIX))
     return choice
+
+
+def limit_bound(vary: Callable[[int], TrainSpec], low: int, high: int) -> LimitBound:
+    """How far a page's field may go on this host, the other settings as they are: ``high``, or less
+    where a limit of the host stops it (``training.largest_within_limits``; its ``note`` says which)."""
+    return largest_within_limits(vary, low, high, hosting().limits)
 
 
 def may_manage_owner(owner: str | None) -> bool:

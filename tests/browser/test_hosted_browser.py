@@ -102,3 +102,29 @@ def test_a_visitor_opening_a_shared_link_signs_in_on_that_page_and_comes_back_to
     page.get_by_role("button", name="alice", exact=True).click()
     expect(page).to_have_url(f"{base_url}/learn", timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(sidebar(page).get_by_text("Signed in as alice.")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}])
+def test_fields_stop_at_the_hosts_limits_and_say_so(
+    streamlit_app, browser_page, oidc_provider, hosted, screenshot, viewport
+):
+    page = browser_page
+    base_url = streamlit_app(env=hosted, secrets=auth_secrets(oidc_provider))
+    sign_in(page, base_url, "alice")
+    page.set_viewport_size(viewport)  # a phone's sidebar is folded away: signed in before
+    # The hosted defaults: 500 epochs per run, batches of at most 1,024.
+    for path, fields in [("playground", {"Epochs": 500}), ("train", {"Epochs": 500, "Batch size": 1024})]:
+        page.goto(f"{base_url}/{path}")
+        for label, maximum in fields.items():
+            expect(page.get_by_label(label, exact=True)).to_have_attribute(
+                "max", str(maximum), timeout=PAGE_LOAD_TIMEOUT_MS
+            )
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=PAGE_LOAD_TIMEOUT_MS)
+            page.get_by_role("button", name=f"Help for {label}").hover()  # its tooltip: the words next to it
+            expect(page.get_by_test_id("stTooltipContent")).to_have_text(
+                f"At most {maximum:,} with the other settings as they are: this host allows "
+                + ("500 epochs per run." if label == "Epochs" else "batches of at most 1,024."),
+                timeout=PAGE_LOAD_TIMEOUT_MS,
+            )
+            page.mouse.move(0, 0)  # the tooltip goes
+        screenshot(page, f"hosted-limits-{path}-{viewport['width']}")
