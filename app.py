@@ -16,6 +16,7 @@ PAGES = [  # file, title, icon; the first is the default page
     ("pages/learn.py", "Learn", ":material/functions:"),
     ("pages/draw.py", "Draw", ":material/draw:"),
     ("pages/hub.py", "Hub", ":material/cloud_sync:"),
+    ("pages/admin.py", "Admin", ":material/admin_panel_settings:"),
 ]
 
 
@@ -65,6 +66,7 @@ try:
     run_store = ui.open_run_store()
     # a store damaged since it was opened is moved aside here
     live = bool(run_store.active_runs(owner=user.name))
+    ui.note_visit(run_store, user)
 except StorageError as error:  # Learn, Draw and Hub work without it: say so and go on
     run_store, live = None, False
     st.error(f"{error} (Learn, Draw and Hub work without the run store.)", icon=":material/error:")

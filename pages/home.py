@@ -39,6 +39,13 @@ PAGE_GUIDE = [
         ":material/cloud_sync:",
         "Share models through the Hugging Face Hub, or pull someone else's.",
     ),
+    (
+        "admin.py",
+        "Admin",
+        ":material/admin_panel_settings:",
+        "The host at a glance: who is active, everyone's runs, models and best scores, the queue and "
+        "the load; stop or delete from there.",
+    ),
 ]
 PAGES_DIRECTORY = Path(__file__).parent
 

@@ -22,7 +22,7 @@ from zoo.training import Progress, TrainSpec
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 APP = REPOSITORY / "app.py"
-PAGE_ORDER = ["home", "playground", "train", "runs", "learn", "draw", "hub"]
+PAGE_ORDER = ["home", "playground", "train", "runs", "learn", "draw", "hub", "admin"]
 TINY_BINARY = {"num_epochs": "4", "num_samples": "60"}
 
 

@@ -196,3 +196,46 @@ def _config_with_a_data_set(monkeypatch):
     path = zoo_home() / "hosted.toml"
     path.write_text('mode = "hosted"\n[datasets]\nfull-mnist = "/srv/data/mnist.npz"\n')
     return path
+
+
+def test_the_admin_page_is_the_admins_overview_with_stop_and_delete():
+    store, models = RunStore(), ModelStore()
+    live = alices_running_run()
+    finished = store.create_run(TrainSpec.binary(), "cpu", owner=User("bob"))
+    assert store.try_claim(finished)
+    bobs = ModelConfig("cnn", run_id=finished, owner="bob")
+    models.save(build_mnist_cnn(), "bobs-cnn", config=bobs, metrics={"accuracy": 0.9})
+    store.finish(finished, "completed", model_name="bobs-cnn", final_metrics={"accuracy": 0.9})
+    open_as(ALICE)  # alice and bob were on a page just now
+    open_as(BOB)
+
+    teacher = open_as(TEACHER)
+    assert "Admin" in {link.proto.label for link in teacher.get("page_link")}
+    admin = open_as(TEACHER, "admin")
+    people = admin.table[0].value
+    assert list(people["person"]) == ["alice", "bob", "local", "teacher"]
+    assert list(people["active"]) == ["yes", "yes", "no", "yes"]
+    assert list(admin.table[1].value["run"]) == [live]  # the queue
+    assert people.set_index("person").loc["bob", "best CNN"] == "bobs-cnn · 90.0%"
+    stop = next(box for box in admin.selectbox if box.label == "Live run")
+    stop.set_value(live)
+    next(button for button in admin.button if button.label == "Stop this run").click()
+    admin.run()
+    assert store.heartbeat(live)  # stop requested by the admin
+    assert store.get(live).owner == "alice"
+    chosen = next(box for box in admin.selectbox if box.label == "Run")
+    chosen.set_value(finished)
+    admin.checkbox(key="admin.delete_model").check()
+    next(button for button in admin.button if button.label == "Delete this run").click()
+    admin.run()
+    assert not admin.exception and [run.id for run in store.list_runs()] == [live]
+    assert "bobs-cnn" not in {entry.name for entry in models.entries()}
+
+
+@pytest.mark.parametrize("user", [ALICE, BOB])
+def test_a_student_has_no_admin_page_and_its_address_says_so_politely(user):
+    app = open_as(user)
+    assert "Admin" not in {link.proto.label for link in app.get("page_link")}
+    admin = open_as(user, "admin")
+    assert "This page is for the host's admins" in texts(admin.info)
+    assert not admin.table and not admin.dataframe and [button.label for button in admin.main.button] == []

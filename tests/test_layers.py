@@ -27,6 +27,7 @@ LAYERS = (
         "zoo.formulas",
         "zoo.printed",
         "zoo.health",
+        "zoo.overview",
     ),
     ("zoo.ui", "zoo.cli"),
     ("zoo.__main__", "zoo.container"),

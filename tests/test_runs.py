@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import RunError, StorageError
-from zoo.hosting import LOCAL_USER
-from zoo.runs import SCHEMA_VERSION, RunStore, process_alive
+from zoo.hosting import LOCAL_USER, VISITOR, User
+from zoo.runs import SCHEMA_VERSION, Person, RunStore, process_alive
 from zoo.training import DecisionSurface, Progress, TrainSpec
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
@@ -322,6 +322,19 @@ def test_delete_refuses_an_active_run_and_removes_a_finished_one_with_its_rows(s
     store.delete(run_id, by=LOCAL_USER)
     assert store.list_runs() == [] and store.metrics_frame(run_id).empty
     assert store.events(run_id) == [] and store.surface(run_id) is None
+
+
+def test_the_store_records_when_each_signed_in_person_was_last_seen(store):
+    assert store.people() == []
+    store.record_seen(User("alice", "alice@example.org"), at=100.0)
+    store.record_seen(User("teacher", is_admin=True), at=150.0)
+    store.record_seen(User("alice", "alice@example.org"), at=200.0)  # seen again: one row, the latest time
+    assert store.people() == [
+        Person("alice", "alice@example.org", is_admin=False, last_seen=200.0),
+        Person("teacher", None, is_admin=True, last_seen=150.0),
+    ]
+    store.record_seen(VISITOR, at=300.0)  # nobody to record
+    assert [person.name for person in store.people()] == ["alice", "teacher"]
 
 
 def test_runs_are_listed_newest_first(store):

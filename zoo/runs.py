@@ -119,6 +119,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2 -> 3: every run has an owner (hosted mode); runs recorded before are the local owner's.
     (f"ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '{LOCAL_OWNER}'",),
+    # 3 -> 4: when each signed-in person was last seen on a page (hosted mode; the admin page's "active").
+    (
+        "CREATE TABLE IF NOT EXISTS people (name TEXT PRIMARY KEY, email TEXT, "
+        "is_admin INTEGER NOT NULL, last_seen REAL NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -176,6 +181,16 @@ class Run:
             "model_name": self.model_name,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True)
+class Person:
+    """A signed-in person as the store last saw them (``RunStore.record_seen``)."""
+
+    name: str
+    email: str | None
+    is_admin: bool
+    last_seen: float  # time.time() of the last page of theirs that ran
 
 
 class RunStore:
@@ -414,6 +429,33 @@ class RunStore:
                 ),
             )
         return run_id
+
+    def record_seen(self, user: User, at: float | None = None) -> None:
+        """Record that ``user`` was on a page at ``at`` (default: now); nothing for a visitor who is
+        not signed in.
+
+        Raises:
+            StorageError: the store cannot be written.
+        """
+        if not user.signed_in:
+            return
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT INTO people (name, email, is_admin, last_seen) VALUES (?,?,?,?) ON CONFLICT(name) "
+                "DO UPDATE SET email = excluded.email, is_admin = excluded.is_admin, "
+                "last_seen = MAX(last_seen, excluded.last_seen)",
+                (user.name, user.email, int(user.is_admin), time.time() if at is None else at),
+            )
+
+    def people(self) -> list[Person]:
+        """Everyone ``record_seen`` recorded, by name.
+
+        Raises:
+            StorageError: the store cannot be read.
+        """
+        with self._connect() as connection:
+            rows = connection.execute("SELECT * FROM people ORDER BY name").fetchall()
+        return [Person(row["name"], row["email"], bool(row["is_admin"]), row["last_seen"]) for row in rows]
 
     def set_worker(self, run_id: str, pid: int) -> None:
         """Record the process that executes the run (used to detect a worker that died)."""

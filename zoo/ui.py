@@ -35,9 +35,13 @@ if TYPE_CHECKING:
     from zoo.data import PointsData
     from zoo.evaluation import Evaluation
     from zoo.inference import Predictor
+    from zoo.overview import HostOverview
 
 APP_SESSION_KEY = "zoo.app_session"
 VISITOR_PAGES = ("pages/home.py", "pages/learn.py", "pages/draw.py")  # open without signing in
+ADMIN_PAGE = "pages/admin.py"  # in the menu of a hosted studio's admins only
+SEEN_EVERY_SECONDS = 30.0  # how often a session records its person as seen (the Admin page's "active")
+_SEEN_AT_KEY = "zoo.seen_at"
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the page that follows a run
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
@@ -153,8 +157,23 @@ def current_user() -> User:
 
 def page_is_open(page_file: str, user: User) -> bool:
     """Whether ``user`` sees the page ``pages/NAME.py``: a visitor who is not signed in sees only
-    Home, Learn and Draw (with the shared models); training, managing and pushing need a sign-in."""
+    Home, Learn and Draw (with the shared models); training, managing and pushing need a sign-in; the
+    Admin page is for a hosted studio's admins."""
+    if page_file == ADMIN_PAGE:
+        return user.is_admin and hosting().hosted
     return user.signed_in or page_file in VISITOR_PAGES
+
+
+def note_visit(store: RunStore, user: User) -> None:
+    """Hosted mode: record that ``user`` is here, for the Admin page's "active" (at most once every
+    ``SEEN_EVERY_SECONDS`` per session, so a rerun costs no write)."""
+    if not (user.signed_in and hosting().hosted):
+        return
+    if time.time() - st.session_state.get(_SEEN_AT_KEY, 0.0) < SEEN_EVERY_SECONDS:
+        return
+    with contextlib.suppress(StorageError):  # a store that takes no writes says so where it matters
+        store.record_seen(user)
+        st.session_state[_SEEN_AT_KEY] = time.time()
 
 
 def account_panel(user: User) -> None:
@@ -562,6 +581,14 @@ def metrics_frame(run_id: str) -> pd.DataFrame:
         frame = pd.concat([frame, new_rows], ignore_index=True)
     cache[key] = frame
     return frame
+
+
+def host_overview() -> HostOverview:
+    """This host at a glance for its admins: people, runs, queue, models, load and limits
+    (``overview.host_overview`` over this ``ZOO_HOME``'s stores)."""
+    from zoo.overview import host_overview as gather
+
+    return gather(run_store(), model_store(), hosting())
 
 
 def model_of_run(run: Run) -> str | None:

@@ -2,10 +2,21 @@
 OpenID Connect provider: whose drawings are whose, links shared with visitors, the host's limits in the
 widgets, and the teacher's admin page. Screenshots go to test-artifacts/."""
 
+import re
+import subprocess
+
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-from test_sign_in_browser import PAGE_LOAD_TIMEOUT_MS, VISITOR_PAGES, expect_pages, main, sidebar, sign_in
+from test_sign_in_browser import (
+    ALL_PAGES,
+    PAGE_LOAD_TIMEOUT_MS,
+    VISITOR_PAGES,
+    expect_pages,
+    main,
+    sidebar,
+    sign_in,
+)
 
 from zoo.digits import DigitStore
 from zoo.hosting import User
@@ -128,3 +139,44 @@ def test_fields_stop_at_the_hosts_limits_and_say_so(
             )
             page.mouse.move(0, 0)  # the tooltip goes
         screenshot(page, f"hosted-limits-{path}-{viewport['width']}")
+
+
+def test_the_teacher_has_an_admin_overview_that_stops_runs_and_a_student_is_politely_refused_it(
+    streamlit_app, new_page, oidc_provider, hosted, screenshot
+):
+    store = RunStore()
+    worker = subprocess.Popen(["sleep", "600"])  # stands for the process training alice's run
+    try:
+        live = store.create_run(TrainSpec.binary(), "cpu", owner=User("alice"))
+        store.set_worker(live, worker.pid)
+        assert store.try_claim(live)
+        base_url = streamlit_app(env=hosted, secrets=auth_secrets(oidc_provider))
+        bob, teacher = new_page(), new_page()
+
+        sign_in(bob, base_url, "bob")
+        expect_pages(bob, ALL_PAGES)  # no Admin in a student's menu
+        bob.goto(f"{base_url}/admin")  # and its address: a polite no, not "Page not found"
+        expect(main(bob).get_by_text("This page is for the host's admins")).to_be_visible(
+            timeout=PAGE_LOAD_TIMEOUT_MS
+        )
+        expect(bob.get_by_text("Page not found")).to_have_count(0)
+        expect(main(bob).get_by_role("table")).to_have_count(0)
+
+        sign_in(teacher, base_url, "teacher")
+        expect_pages(teacher, [*ALL_PAGES, "Admin"])
+        sidebar(teacher).get_by_test_id("stSidebarNavLink").filter(has_text="Admin").click()
+        people = main(teacher).get_by_role("table").first
+        expect(people.get_by_role("row", name="bob yes")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+        expect(people.get_by_role("row", name="teacher yes")).to_be_visible()
+        expect(people.get_by_role("row", name="alice no never on a page")).to_be_visible()
+        expect(main(teacher).get_by_text(re.compile("500 epochs per run"))).to_be_visible()
+        screenshot(teacher, "hosted-admin-overview")
+
+        main(teacher).get_by_role("button", name="Stop this run").click()
+        expect(teacher.get_by_text(f"Stopping run {live} after its current batch.")).to_be_visible(
+            timeout=PAGE_LOAD_TIMEOUT_MS
+        )
+        assert store.heartbeat(live)  # the worker is asked to stop
+    finally:
+        worker.kill()
+        worker.wait()
