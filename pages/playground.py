@@ -37,8 +37,7 @@ BOUND = {"bind": "query-params"}
 
 
 def restore_defaults() -> None:
-    epochs = ui.limit_bound(lambda value: replace(DEFAULTS, num_epochs=value), 1, MAX_EPOCHS)
-    st.session_state.update(SETTING_DEFAULTS, num_epochs=min(DEFAULTS.num_epochs, epochs.maximum))
+    st.session_state.update(SETTING_DEFAULTS)
 
 
 def settings() -> TrainSpec | None:

@@ -133,22 +133,25 @@ def number_input(app: AppTest, label: str):
 
 def test_the_fields_stop_at_the_hosts_limits_and_say_so(monkeypatch):
     monkeypatch.setenv("ZOO_LIMIT_EPOCHS", "40")
-    monkeypatch.setenv("ZOO_LIMIT_BATCH_SIZE", "100")
+    monkeypatch.setenv("ZOO_LIMIT_BATCH_SIZE", "20")  # below the Playground's default of 32, too
     train = open_as(ALICE, "train")
     epochs, batch_size = number_input(train, "Epochs"), number_input(train, "Batch size")
-    assert (epochs.max, batch_size.max) == (40, 100)
+    assert (epochs.max, batch_size.max, batch_size.value) == (40, 20, 20)
     assert "this host allows 40 epochs per run" in epochs.help
-    assert "this host allows batches of at most 100" in batch_size.help
+    assert "this host allows batches of at most 20" in batch_size.help
     assert number_input(train, "Dense units").max == 1024 and not number_input(train, "Dense units").help
     playground = open_as(ALICE, "playground")
     epochs = number_input(playground, "Epochs")
     assert (epochs.max, epochs.value) == (40, 40)  # the article's 100 epochs are beyond this host: its 40
     assert "this host allows 40 epochs per run" in epochs.help
     (batch_sizes,) = [slider for slider in playground.select_slider if slider.label == "Batch size"]
-    assert batch_sizes.options[-1] == "64" and "this host allows batches of at most 100" in batch_sizes.help
+    assert (batch_sizes.options[-1], batch_sizes.value) == ("16", 16)
+    assert "this host allows batches of at most 20" in batch_sizes.help
+    number_input(playground, "Epochs").set_value(30).run()
     next(button for button in playground.button if button.label == "Default settings").click()
     playground.run()
     assert not playground.exception and number_input(playground, "Epochs").value == 40
+    assert [slider.value for slider in playground.select_slider if slider.label == "Batch size"] == [16]
 
 
 def test_a_failed_runs_message_shows_no_server_path_in_hosted_mode():
