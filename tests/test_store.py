@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
+import queue
 import re
 import threading
 import zipfile
@@ -192,6 +194,61 @@ def test_a_concurrent_reader_never_sees_a_partial_model(store):
     assert visible_names(store) == [f"model-{index}" for index in range(6)] + ["rewritten"]
 
 
+CONCURRENT_TRIALS = 4
+
+
+def save_when_released(root: Path, who: str, barrier, results) -> None:
+    """A process of its own (as a worker or a Hub pull is) that saves, at the barrier's release, a model
+    under a name the other process saves under at the same moment: plain, then as a new name."""
+    store = ModelStore(root)
+    for trial in range(CONCURRENT_TRIALS):
+        for unique in (False, True):
+            model = binary_model(seed=trial)
+            config = ModelConfig("binary", run_id=f"{who}-{trial}-{unique}")
+            barrier.wait(timeout=120)
+            try:
+                name = store.save(model, f"trial-{trial}-{unique}", config=config, unique=unique).name
+            except ModelStoreError as error:
+                name = f"refused: {error}"
+            results.put((who, trial, unique, name))
+
+
+def test_two_processes_saving_under_one_name_at_once_never_replace_each_others_model(store):
+    """Issue 21: two runs saving as NAME at the same moment both said "saved as NAME" and one model was
+    gone. Each save must keep its model and say the name it really got."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter each, as workers are
+    barrier, results = context.Barrier(2), context.Queue()
+    processes = [
+        context.Process(target=save_when_released, args=(store.root, who, barrier, results))
+        for who in ("first", "second")
+    ]
+    for process in processes:
+        process.start()
+    reported: list[tuple[str, int, bool, str]] = []
+    while len(reported) < 2 * 2 * CONCURRENT_TRIALS:
+        try:
+            reported.append(results.get(timeout=1))
+        except queue.Empty:
+            failed = [process.exitcode for process in processes if process.exitcode not in (None, 0)]
+            assert not failed, f"a saving process failed (exit {failed}; its traceback is above): {reported}"
+    for process in processes:
+        process.join(timeout=60)
+    for trial in range(CONCURRENT_TRIALS):
+        plain = {who: name for who, number, unique, name in reported if number == trial and not unique}
+        saved = [who for who, name in plain.items() if not name.startswith("refused")]
+        assert len(saved) == 1, f"trial {trial}: {plain}"  # one got the name, the other was told it is taken
+        (loser,) = set(plain) - set(saved)
+        assert f"a model named 'trial-{trial}-False' already exists" in plain[loser]
+        assert store.entry(f"trial-{trial}-False").config.run_id == f"{saved[0]}-{trial}-False"
+        named = {who: name for who, number, unique, name in reported if number == trial and unique}
+        assert sorted(named.values()) == [f"trial-{trial}-True", f"trial-{trial}-True-2"], named
+        for who, name in named.items():  # each holds the model of the process that reported it
+            assert store.entry(name).config.run_id == f"{who}-{trial}-True"
+    assert sorted(visible_names(store)) == sorted(
+        name for *_, name in reported if not name.startswith("refused")
+    )
+
+
 # --- what cannot be loaded ------------------------------------------------------------------------
 
 
@@ -284,14 +341,13 @@ def test_bad_names_are_refused_with_the_rule(store, name):
         store.entry(name)
 
 
-def test_unique_name_counts_up_past_taken_names(store):
-    assert store.unique_name("cnn") == "cnn"
-    save_binary(store, "cnn")
-    assert store.unique_name("cnn") == "cnn-2"
-    save_binary(store, "cnn-2")
-    assert store.unique_name("cnn") == "cnn-3"
-    with pytest.raises(ModelStoreError):
-        store.unique_name("bad name")
+def test_a_unique_save_counts_up_past_taken_names(store):
+    assert [save_binary(store, "cnn", unique=True).name for _ in range(3)] == ["cnn", "cnn-2", "cnn-3"]
+    (store.root / "cnn-4").write_text("a file, not a model")  # taken too
+    assert save_binary(store, "cnn", unique=True).name == "cnn-5"
+    with pytest.raises(ModelStoreError, match="is not allowed"):
+        save_binary(store, "bad name", unique=True)
+    assert visible_names(store) == ["cnn", "cnn-2", "cnn-3", "cnn-4", "cnn-5"]
 
 
 def test_delete_removes_the_whole_directory(store):

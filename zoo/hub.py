@@ -420,10 +420,11 @@ def pull(
     config = ModelConfig(kind, **recorded, origin=origin, owner=by.name)
     entry = store.save(
         model,
-        name or store.unique_name(repo_id.split("/")[1]),
+        name or repo_id.split("/")[1],
         config=config,
         metrics=metrics,
         history=history,
+        unique=name is None,
     )
     return PullResult(entry, repo_id, info.sha, revision, "zoo-studio" if zoo_config else "keras")
 

@@ -471,13 +471,15 @@ def _save_model(run: Run, result: FitResult, evaluation: dict[str, Any], data: T
     from zoo.store import ModelConfig, ModelStore
 
     models = ModelStore()
-    name = models.unique_name(run.spec.model_name or f"{run.kind}-{run.id}")
     lineage = data.lineage.to_dict() if data.lineage is not None else None
     config = ModelConfig(
         run.kind, run.spec.to_dict(), data.source, run.id, result.status, lineage=lineage, owner=run.owner
     )
-    models.save(result.model, name, config=config, metrics=evaluation, history=result.history)
-    return name
+    name = run.spec.model_name or f"{run.kind}-{run.id}"
+    saved = models.save(
+        result.model, name, config=config, metrics=evaluation, history=result.history, unique=True
+    )
+    return saved.name  # the name it really got: another run may have taken the one asked for meanwhile
 
 
 def main(device: str, backend_name: str, store_path: str) -> int:

@@ -8,8 +8,10 @@ commands and pages open it: with the shipped starter model (``zoo/starter/``) in
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -35,6 +37,9 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# What renaming a model directory onto a name says when something is there already: a model (ENOTEMPTY on
+# Linux, EEXIST elsewhere) or a file (ENOTDIR).
+NAME_TAKEN = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR)
 # Where a data source sentence ("full MNIST from /data/mnist.npz (60,000 train ...)") ends its first words.
 DATA_SUMMARY_END = re.compile(r" from | downloaded | \(|;")
 
@@ -198,9 +203,14 @@ class ModelStore:
         metrics: dict[str, Any] | None = None,
         history: list[dict[str, float]] | None = None,
         overwrite: bool = False,
+        unique: bool = False,
     ) -> ModelEntry:
         """Write a model directory atomically: all files go to a hidden temporary directory
         that is renamed into place, so readers never see half a model.
+
+        The rename is also what takes the name: it fails when a directory of that name appeared
+        meanwhile (another process saving under the same name at the same moment), so a save never
+        replaces another model unless ``overwrite`` asks it to.
 
         The store adds the format marker, and the creation time unless ``config`` has one.
 
@@ -211,12 +221,15 @@ class ModelStore:
             metrics: its evaluation (``metrics.json``).
             history: per-epoch metrics (``history.csv``).
             overwrite: replace a model of that name.
+            unique: save as ``name``, or as ``name-2``, ``name-3``... whichever is free when the model
+                is renamed into place (the returned entry says which).
 
         Returns:
-            The new entry.
+            The new entry, under the name it was saved as.
 
         Raises:
-            ModelStoreError: bad name, kind or shapes, or ``name`` exists and ``overwrite`` is false.
+            ModelStoreError: bad name, kind or shapes, or ``name`` exists and neither ``overwrite`` nor
+                ``unique`` is set.
 
         Example:
             >>> ModelStore().save(model, "my-cnn", config=ModelConfig("cnn"))  # doctest: +SKIP
@@ -227,12 +240,8 @@ class ModelStore:
                 f"config kind {config.kind!r} is unknown: use one of {', '.join(KIND_SHAPES)}."
             )
         check_model_shapes(model, config.kind, f"model {name!r}")
-        target = self.root / name
-        if target.exists() and not overwrite:
-            raise ModelStoreError(
-                f"a model named {name!r} already exists in {self.root}; choose another name "
-                "or delete the old one first."
-            )
+        if (self.root / name).exists() and not (overwrite or unique):
+            raise self._taken(name)  # said before the model is written; the rename below is the real guard
         full_config = {**config.to_dict(), "format": FORMAT, "created_at": config.created_at or time.time()}
         temporary = self.root / f".tmp-{uuid.uuid4().hex}"
         temporary.mkdir()
@@ -241,20 +250,44 @@ class ModelStore:
             write_json(temporary / CONFIG_FILE, full_config)
             write_json(temporary / METRICS_FILE, metrics or {})
             _write_history(temporary / HISTORY_FILE, history or [])
-            self._move_into_place(temporary, target)
+            if overwrite:
+                self._replace(temporary, self.root / name)
+            else:
+                name = self._rename_into_free_name(temporary, name, unique)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
         return self.entry(name)
 
-    def _move_into_place(self, temporary: Path, target: Path) -> None:
-        if not target.exists():
-            os.rename(temporary, target)
-            return
+    def _rename_into_free_name(self, temporary: Path, name: str, unique: bool) -> str:
+        """Rename ``temporary`` to ``name`` (or, ``unique``, to the first of ``name-2``, ``name-3``...
+        that is free) and return the name it got. A directory rename does not replace a directory
+        that holds anything, so two processes can never both take one name."""
+        candidate, number = name, 1
+        while True:
+            try:
+                os.rename(temporary, self.root / check_model_name(candidate))
+                return candidate
+            except OSError as error:
+                if error.errno not in NAME_TAKEN:
+                    raise
+            if not unique:
+                raise self._taken(name)
+            number += 1
+            candidate = f"{name}-{number}"
+
+    def _replace(self, temporary: Path, target: Path) -> None:
         retired = self.root / f".old-{uuid.uuid4().hex}"
-        os.rename(target, retired)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(target, retired)
         os.rename(temporary, target)
         shutil.rmtree(retired, ignore_errors=True)
+
+    def _taken(self, name: str) -> ModelStoreError:
+        return ModelStoreError(
+            f"a model named {name!r} already exists in {self.root}; choose another name "
+            "or delete the old one first."
+        )
 
     def entries(self) -> list[ModelEntry]:
         """Every valid model in the zoo, newest first; foreign or corrupt directories are skipped.
@@ -399,15 +432,6 @@ class ModelStore:
             )
         os.rename(path, target)
         return self.entry(new_name)
-
-    def unique_name(self, base: str) -> str:
-        """Return ``base``, or ``base-2``, ``base-3``... whichever is not taken yet."""
-        check_model_name(base)
-        candidate, number = base, 1
-        while (self.root / candidate).exists():
-            number += 1
-            candidate = f"{base}-{number}"
-        return candidate
 
 
 STARTER_DIRECTORY = Path(__file__).resolve().parent / "starter"
