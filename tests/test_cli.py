@@ -247,6 +247,20 @@ def test_digits_add_list_relabel_export_and_delete(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "arguments", [["predict", "mnist-cnn"], ["digits", "add", "mine", "7"]], ids=["predict", "digits add"]
+)
+def test_a_fifo_named_as_an_image_is_refused_at_once_in_one_line(arguments, tmp_path):
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer for ever
+    result = run_zoo(tmp_path, *arguments, str(fifo), timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: image {fifo} is a named pipe (FIFO); give the path of a PNG or JPEG file."
+    ]
+    assert not (tmp_path / "digits" / "mine").exists()
+
+
+@pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["digits", "add", "mine", "12", "x.png"], "error: label '12' is outside 0-9"),

@@ -144,16 +144,24 @@ def _explicit_mnist_path(path: str | os.PathLike | None) -> str | None:
     return str(Path(explicit).expanduser().resolve()) if explicit else None
 
 
-def require_regular_file(path: str | os.PathLike, what: str) -> None:
-    """Refuse a path that is missing or is not a regular file, saying what it is instead.
+def require_regular_file(
+    path: str | os.PathLike, what: str, expected: str = "a Keras mnist.npz file"
+) -> None:
+    """Refuse a path that is missing or is not a regular file, saying what it is instead (before it is
+    opened: opening a FIFO to read waits for a writer for ever).
+
+    Args:
+        path: the file named.
+        what: what it was named as, e.g. "MNIST file" or "image".
+        expected: what to give instead, e.g. "a PNG or JPEG file".
 
     Raises:
-        DataError: e.g. "MNIST file /data is a directory; ...".
+        DataError: e.g. "MNIST file /data is a directory; give the path of a Keras mnist.npz file.".
     """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise DataError(f"{what} {path} does not exist; give the path of a Keras mnist.npz file.") from None
+        raise DataError(f"{what} {path} does not exist; give the path of {expected}.") from None
     except OSError as error:
         raise DataError(f"{what} {path} cannot be read ({error.strerror}); check its permissions.") from None
     if stat.S_ISREG(mode):
@@ -166,7 +174,7 @@ def require_regular_file(path: str | os.PathLike, what: str) -> None:
         kind = "a socket"
     else:
         kind = "a device, not a regular file"
-    raise DataError(f"{what} {path} is {kind}; give the path of a .npz file, e.g. a Keras mnist.npz.")
+    raise DataError(f"{what} {path} is {kind}; give the path of {expected}.")
 
 
 @dataclass(frozen=True)

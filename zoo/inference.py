@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.data import require_regular_file
 from zoo.errors import ZooError
 from zoo.vocabulary import CANVAS_SIDE, MNIST_IMAGE_SHAPE
 
@@ -130,11 +131,14 @@ def load_image(source: bytes | str | os.PathLike, name: str = "") -> np.ndarray:
     the decoder itself (it never builds the full raster), others after a size check.
 
     Raises:
-        ZooError: not an image, truncated or corrupt, animated, an unsupported pixel format,
-            or more than ``MAX_IMAGE_PIXELS`` pixels to decode.
+        ZooError: a path that is missing or not a regular file (a FIFO is never opened), not an image,
+            truncated or corrupt, animated, an unsupported pixel format, or more than
+            ``MAX_IMAGE_PIXELS`` pixels to decode.
     """
     from PIL import Image, UnidentifiedImageError
 
+    if not isinstance(source, bytes):
+        require_regular_file(source, "image", "a PNG or JPEG file")
     label = name or (str(source) if not isinstance(source, bytes) else "the image")
     stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
     try:
