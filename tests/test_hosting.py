@@ -6,6 +6,7 @@ Real SQLite run stores, real local-zoo directories and real Keras models; the CL
 from __future__ import annotations
 
 import io
+import re
 import resource
 import sqlite3
 import zipfile
@@ -36,6 +37,7 @@ from zoo.hosting import (
     PermissionDenied,
     User,
     load_config,
+    owner_slug,
 )
 from zoo.models import build_binary_classifier
 from zoo.runs import RunStore
@@ -300,7 +302,9 @@ def test_a_digit_set_is_its_makers_and_each_person_starts_with_their_own():
     store = DigitStore()
     pixels, digit = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.float32)
     assert personal_set_name(LOCAL_USER) == "my-digits"
-    assert personal_set_name(User("alice@example.org")) == "alice-example.org-digits"
+    assert re.fullmatch(
+        r"alice-example\.org-[0-9a-f]{12}-digits", personal_set_name(User("alice@example.org"))
+    )
     kept = store.add("alices-digits", 3, pixels, digit, by=ALICE)
     assert store.owner("alices-digits") == "alice"
     with pytest.raises(PermissionDenied, match="sign in to keep your digits"):
@@ -372,6 +376,39 @@ def test_nobody_fine_tunes_on_or_pushes_another_persons_digits_unless_they_are_s
     check_fine_tuning(spec, by=TEACHER)  # an admin may
     store.set_shared("alices-digits", True, by=ALICE)
     check_fine_tuning(spec, by=BOB)
+
+
+def test_distinct_people_get_distinct_folders_and_digit_sets(hosted):
+    """Issue 21: "alice." was given alice's folder (both made "alice"), so she could train on alice's
+    uploads. Every name gets a place of its own; a name that is already a safe spelling keeps its own."""
+    names = ["alice", "alice.", ".alice", "alice@example.org", "alice example.org", "alice-example.org"]
+    names += ["Zoë", "Zoe", "日本", "中文", "x" * 60, "x" * 60 + "y", "bob-0123456789ab"]
+    assert len({owner_slug(name) for name in names}) == len(names)
+    assert len({uploads_directory(name) for name in names}) == len(names)
+    assert len({personal_set_name(User(name)) for name in names}) == len(names)
+    for name in ("alice", "alice-example.org", "Zoe", "x" * 50):  # as before: their folders stay theirs
+        assert owner_slug(name) == name
+    for name in names:
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}", owner_slug(name)), name
+    config = load_config()
+    upload = save_uploaded_mnist(small_mnist(), "mnist.npz", "alice", 60 * 2**20)
+    check_visitor_data_source(upload, ALICE, config)
+    with pytest.raises(PermissionDenied, match="a file on the server cannot be named"):
+        check_visitor_data_source(upload, User("alice."), config)
+    store = RunStore()
+    with pytest.raises(PermissionDenied, match="a file on the server cannot be named"):
+        jobs.submit(TrainSpec.cnn(mnist_source=upload), store, by=User("alice."))
+    assert store.list_runs() == []
+
+
+def test_a_digit_set_made_before_names_were_kept_apart_is_still_its_makers(hosted):
+    """Before issue 21 "alice@example.org" kept her digits in "alice-example.org-digits" (a name
+    "alice example.org" shared): her set, recorded as hers, stays her personal set; not his."""
+    pixels, digit = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.float32)
+    her, him = User("alice@example.org"), User("alice example.org")
+    DigitStore().add("alice-example.org-digits", 3, pixels, digit, by=her)
+    assert personal_set_name(her) == "alice-example.org-digits"
+    assert personal_set_name(him) == f"{owner_slug(him.name)}-digits" != personal_set_name(her)
 
 
 def mnist_npz(members: dict[str, bytes]) -> bytes:
@@ -457,7 +494,7 @@ def test_an_upload_is_kept_as_its_owners_data_set_and_named_without_server_paths
         28,
     )
     assert (
-        "$ZOO_HOME/datasets/alice-example.org/" in load_mnist(path).source
+        f"$ZOO_HOME/datasets/{owner_slug('alice@example.org')}/" in load_mnist(path).source
         and str(zoo_home) not in load_mnist(path).source
     )
     bad_labels = small_mnist(y_test=npy(np.full(20, 12, np.uint8)))

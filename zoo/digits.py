@@ -35,6 +35,7 @@ from zoo.hosting import (
     User,
     check_may_create,
     check_may_manage,
+    former_owner_slug,
     may_read,
     owner_slug,
 )
@@ -106,23 +107,29 @@ def check_set_name(name: str) -> str:
     return name
 
 
-def personal_set_name(user: User) -> str:
+def personal_set_name(user: User, store: DigitStore | None = None) -> str:
     """The set a person's corrected drawings go to, so that each starts with a set of their own.
 
     Args:
         user: the person.
+        store: where the sets are (default: ``$ZOO_HOME``'s).
 
     Returns:
         ``my-digits`` for the local owner (one's own machine); ``NAME-digits`` for anyone else,
-        ``NAME`` being their name made safe (``hosting.owner_slug``).
+        ``NAME`` being their name made safe and distinct (``hosting.owner_slug``), or the set they made
+        under the slug of their name that older versions gave (recorded as theirs), which stays theirs.
 
     Example:
-        >>> personal_set_name(User("ada@example.org"))
-        'ada-example.org-digits'
+        >>> personal_set_name(User("ada@example.org"))  # doctest: +SKIP
+        'ada-example.org-cfe00dde46ef-digits'
     """
     if user.name == LOCAL_OWNER:
         return DEFAULT_SET
-    return f"{owner_slug(user.name)}-digits"
+    name, former = f"{owner_slug(user.name)}-digits", f"{former_owner_slug(user.name)}-digits"
+    store = store or DigitStore()
+    if former != name and store.owner(former) == user.name:
+        return former
+    return name
 
 
 def check_label(label: object) -> int:

@@ -21,6 +21,7 @@ Nothing here imports Streamlit: ``zoo.ui`` turns the signed-in person into a ``U
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import tomllib
@@ -33,6 +34,8 @@ from zoo.paths import zoo_home
 
 MODES = ("local", "hosted")
 LOCAL_OWNER = "local"  # the owner of everything made in local mode and by the CLI
+SLUG_LENGTH = 50  # an owner's slug; "-digits" after it still makes a digit set name (at most 64)
+HASHED_SLUG_END = re.compile(r"-[0-9a-f]{12}$")  # how owner_slug ends a name it had to change
 
 
 class PermissionDenied(ZooError):
@@ -127,8 +130,32 @@ class HostingConfig:
 
 
 def owner_slug(name: str) -> str:
-    """``name`` made safe as a file or set name (letters, digits, '.', '_', '-')."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:50] or "visitor"
+    """``name`` made safe as a file or set name (letters, digits, '.', '_', '-'; at most 50), and distinct
+    for distinct names: the folder of a person's uploads and the name of their digit set.
+
+    A name that is already such a spelling is kept as it is (``alice``; so are the folders made for it
+    before); any other name is spelt safely and followed by 12 hex digits of its SHA-256, which no kept
+    name ends with, so "alice." gets a place of its own instead of alice's.
+
+    Example:
+        >>> owner_slug("alice"), owner_slug("alice.")
+        ('alice', 'alice-aa3bed7fcf1e')
+    """
+    spelled = _spelled_safely(name)
+    if spelled == name and len(name) <= SLUG_LENGTH and not HASHED_SLUG_END.search(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{spelled[: SLUG_LENGTH - len(digest) - 1] or 'visitor'}-{digest}"
+
+
+def former_owner_slug(name: str) -> str:
+    """The slug ``owner_slug`` gave before it kept names apart (distinct names could share it): only for
+    finding what a person made then, where its owner is recorded."""
+    return _spelled_safely(name)[:SLUG_LENGTH] or "visitor"
+
+
+def _spelled_safely(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")
 
 
 def config_path() -> Path:
