@@ -8,10 +8,11 @@ import streamlit as st
 
 from zoo import jobs, ui
 from zoo.charts import training as charts
+from zoo.data import FULL_MNIST_COUNTS
 from zoo.errors import ZooError
 from zoo.printed import PRINTED_SHARE
 from zoo.runs import Run
-from zoo.training import FULL_MNIST_TRAIN_SIZE, TrainSpec
+from zoo.training import TrainSpec
 from zoo.vocabulary import (
     ACTIVATIONS,
     DEVICES,
@@ -65,7 +66,7 @@ def hyperparameter_form(shown: TrainSpec, user) -> tuple[bool, TrainSpec | None]
     units = ui.limit_bound(lambda value: replace(shown, hidden_units=(value,)), 1, 1024)
     batch = ui.limit_bound(lambda value: replace(shown, batch_size=value), 8, 2048)
     epochs = ui.limit_bound(lambda value: replace(shown, num_epochs=value), 1, MAX_EPOCHS)
-    images = ui.limit_bound(lambda value: replace(shown, max_train_samples=value), 1, FULL_MNIST_TRAIN_SIZE)
+    images = ui.limit_bound(lambda value: replace(shown, max_train_samples=value), 1, FULL_MNIST_COUNTS.train)
     with st.form("hyperparameters"):
         architecture, optimisation, data_and_device = st.columns(3)
         with architecture:

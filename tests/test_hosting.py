@@ -434,6 +434,49 @@ def small_mnist(**replaced: bytes) -> bytes:
     return mnist_npz({name: npy(array) for name, array in arrays.items()} | replaced)
 
 
+def many_blank_digits(path: Path, images: int) -> Path:
+    """A Keras mnist.npz of ``images`` blank training digits (and 20 test digits) that takes a few MB on
+    disk: zeros compress, so the file's size says nothing of what it holds."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("x_train.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "|u1", "fortran_order": False, "shape": (images, 28, 28)}
+            )
+            for _ in range(images // 10_000):
+                member.write(bytes(10_000 * 28 * 28))
+        archive.writestr("y_train.npy", npy(np.zeros(images, np.uint8)))
+        archive.writestr("x_test.npy", npy(np.zeros((20, 28, 28), np.uint8)))
+        archive.writestr("y_test.npy", npy(np.zeros(20, np.uint8)))
+    return path
+
+
+def test_hosted_limits_are_judged_from_what_the_data_holds_before_a_run_is_queued(hosted, monkeypatch):
+    """Issue 21: an uploaded mnist.npz of 2.9 MB holding 600,000 digits passed the samples and memory
+    limits (estimated from 60,000) and its worker reached 4.9 GB against 1,024 MB."""
+    upload = many_blank_digits(uploads_directory("alice") / "many.npz", 600_000)  # where uploads are kept
+    assert upload.stat().st_size < HOSTED_LIMITS.upload_mb * 2**20  # small enough to upload
+    spec = TrainSpec.cnn(mnist_source=str(upload), num_epochs=1)
+    limits = load_config().limits
+    with pytest.raises(
+        PermissionDenied, match="training samples is 600,000, beyond this host's limit of 60,000"
+    ):
+        check_limits(spec, limits)
+    store = RunStore()
+    with pytest.raises(PermissionDenied, match=r"training samples is 600,000.*ZOO_LIMIT_SAMPLES"):
+        jobs.submit(spec, store, by=ALICE)
+    monkeypatch.setenv("ZOO_LIMIT_SAMPLES", "none")
+    with pytest.raises(
+        PermissionDenied,
+        match=r"estimated training memory \(MB\) is 2,\d{3}, beyond this host's limit of 1,024.*MEMORY_MB",
+    ):
+        jobs.submit(spec, store, by=ALICE)
+    assert store.list_runs() == []
+    # A small file is judged by what it holds too: 60 digits fit a limit of 100 samples.
+    small = uploads_directory("alice") / "small.npz"
+    small.write_bytes(small_mnist())
+    assert check_limits(TrainSpec.cnn(mnist_source=str(small)), Limits(samples=100)).samples == 60
+
+
 def test_a_run_on_a_registered_data_set_names_the_set_not_its_server_path(zoo_home, tmp_path, monkeypatch):
     served = tmp_path / "srv" / "mnist.npz"  # outside ZOO_HOME: the host's own layout
     served.parent.mkdir()

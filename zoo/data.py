@@ -129,8 +129,47 @@ def check_mnist_source(path: str | os.PathLike | None = None) -> None:
     """
     explicit = _explicit_mnist_path(path)
     if explicit:
-        require_regular_file(explicit, "MNIST file")
-        validate_mnist_layout(read_npz_headers(explicit, max_bytes=MAX_MNIST_BYTES), explicit)
+        read_mnist_headers(explicit)
+
+
+@dataclass(frozen=True)
+class MnistCounts:
+    """How many training and test digits an MNIST source holds."""
+
+    train: int
+    test: int
+
+
+FULL_MNIST_COUNTS = MnistCounts(60_000, 10_000)
+
+
+def count_mnist_digits(path: str | os.PathLike | None = None) -> MnistCounts:
+    """How many digits ``load_mnist(path)`` would give, read from the arrays' headers of the file it
+    would load (``path``, ``ZOO_MNIST`` or Keras' cache), so that limits are judged from what the data
+    holds, not from its size on disk; without a file, the full MNIST's (what Keras downloads).
+
+    Raises:
+        DataError: the file is missing, not a regular file, or not an MNIST npz.
+    """
+    cached = _keras_mnist_cache_path()
+    file = _explicit_mnist_path(path) or (str(cached) if cached.is_file() else None)
+    if file is None:
+        return FULL_MNIST_COUNTS
+    headers = read_mnist_headers(file)
+    return MnistCounts(train=headers["x_train"].shape[0], test=headers["x_test"].shape[0])
+
+
+def read_mnist_headers(path: str) -> dict[str, ArrayHeader]:
+    """The array headers of the MNIST file ``path``, checked: a regular file, in Keras' layout, with
+    arrays of at most ``MAX_MNIST_BYTES``; nothing is loaded.
+
+    Raises:
+        DataError: what is wrong with the file and how to fix it.
+    """
+    require_regular_file(path, "MNIST file")
+    headers = read_npz_headers(path, max_bytes=MAX_MNIST_BYTES)
+    validate_mnist_layout(headers, path)
+    return headers
 
 
 def _explicit_mnist_path(path: str | os.PathLike | None) -> str | None:
@@ -351,8 +390,7 @@ def _read_mnist_file(path: str, source_kind: str = "file") -> MnistData:
 
 @functools.lru_cache(maxsize=2)
 def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | None) -> MnistData:
-    require_regular_file(path, "MNIST file")
-    validate_mnist_layout(read_npz_headers(path, max_bytes=MAX_MNIST_BYTES), path)
+    read_mnist_headers(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files if key in MNIST_KEYS}

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.backend import configured_name, worker_environment
-from zoo.data import check_mnist_source, check_visitor_data_source
+from zoo.data import check_visitor_data_source
 from zoo.errors import RunError, StorageError, ZooError
 from zoo.evaluation import evaluate_model
 from zoo.hosting import User, check_may_create, load_config
@@ -177,12 +177,11 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     spec.validate()
     config = load_config()
     limits = config.limits
-    check_limits(spec, limits)
-    if config.hosted and not by.is_admin:
+    if config.hosted and not by.is_admin:  # first: nothing of a file a visitor may not name is read
         check_visitor_data_source(spec.mnist_source, by, config)
-    if spec.kind == "cnn" and spec.mnist_source != "embedded":
-        # a bad file (the spec's or ZOO_MNIST) is refused now, from its headers, before a run exists
-        check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)
+    # Judged from what the data holds: a bad file (the spec's or ZOO_MNIST) is refused here, from its
+    # arrays' headers, before a run exists.
+    check_limits(spec, limits)
     check_fine_tuning(spec, by)  # so is a missing base model, or a digit set unfit or not theirs
     if spec.printed:
         check_fonts()  # and a machine without fonts to type printed digits in

@@ -44,13 +44,14 @@ SURFACE_RESOLUTION = 40
 # A loss this many times its first value has exploded: with the loss computed from logits it can grow
 # to 1e17 and fall back to chance once the ReLUs die, without ever becoming NaN.
 DIVERGENCE_FACTOR = 1000.0
-FULL_MNIST_TRAIN_SIZE = 60_000  # what "all training images" may be, for the limits
 # Training memory, per parameter: float32 weights, their gradients and two optimizer slots (Adam);
 # per activation value: the forward value kept for the backward pass and its gradient;
-# per training example held: its float32 pixels (or point) and one-hot label, beside the uint8 source.
+# per digit of the MNIST file: its uint8 pixels and label (the whole file is loaded);
+# per digit trained or tested on: its float32 pixels and one-hot label; per point: two floats and a label.
 BYTES_PER_PARAMETER = 4 * 4
 BYTES_PER_ACTIVATION = 4 * 2
-BYTES_PER_DIGIT = 28 * 28 * (4 + 1) + 10 * 4
+BYTES_PER_SOURCE_DIGIT = 28 * 28 + 1
+BYTES_PER_DIGIT = 28 * 28 * 4 + 10 * 4
 BYTES_PER_POINT = 3 * 4
 
 
@@ -344,18 +345,29 @@ class TrainingCost:
 
     parameters: int
     memory_bytes: int
-    samples: int  # training images (CNN; all of the full MNIST when not limited) or points (binary)
+    samples: int  # training images (CNN; all the data holds when not limited) or points (binary)
 
 
 def estimate_cost(spec: TrainSpec) -> TrainingCost:
     """The parameters of ``spec``'s model and the memory its training takes (weights, optimizer
-    state, activations of one batch, the training data), before any of it exists."""
+    state, activations of one batch, the training data), before any of it exists; the digits counted
+    are those its MNIST source holds, read from the file's array headers (``data.count_mnist_digits``).
+
+    Raises:
+        DataError: the MNIST file the spec (or ``ZOO_MNIST``) names is missing or not an MNIST npz.
+    """
     sizes = layer_sizes(spec.kind, spec.conv_filters, spec.hidden_units)
     parameters = sum(layer_parameters for layer_parameters, _ in sizes)
     activations = sum(outputs for _, outputs in sizes)
     if spec.kind == "cnn":
-        samples = spec.max_train_samples or FULL_MNIST_TRAIN_SIZE
-        data_bytes = samples * BYTES_PER_DIGIT
+        if spec.mnist_source == "embedded":
+            embedded = datasets.load_embedded_mnist()
+            held = datasets.MnistCounts(len(embedded.x_train), len(embedded.x_test))
+        else:
+            held = datasets.count_mnist_digits(None if spec.mnist_source == "auto" else spec.mnist_source)
+        samples = min(spec.max_train_samples or held.train, held.train)
+        source_bytes = (held.train + held.test) * BYTES_PER_SOURCE_DIGIT
+        data_bytes = source_bytes + (samples + held.test) * BYTES_PER_DIGIT
     else:
         samples = spec.num_samples
         data_bytes = samples * BYTES_PER_POINT
@@ -377,10 +389,12 @@ def _asked_of_limits(spec: TrainSpec, cost: TrainingCost) -> list[tuple[str, int
 
 
 def check_limits(spec: TrainSpec, limits: Limits) -> TrainingCost:
-    """Refuse ``spec`` when it asks more than ``limits`` allow (before anything is queued).
+    """Refuse ``spec`` when it asks more than ``limits`` allow (before anything is queued), judged
+    from what its data holds (``estimate_cost``).
 
     Raises:
         PermissionDenied: naming the first value beyond its limit, the limit, and how to change it.
+        DataError: the MNIST file the spec names is missing or not an MNIST npz.
     """
     cost = estimate_cost(spec)
     for name, value, what in _asked_of_limits(spec, cost):
