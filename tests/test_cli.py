@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_store import forge_keras_config, small_cnn, with_dense_units
 
 from zoo.hosting import LOCAL_USER
-from zoo.store import ModelStore
+from zoo.store import ModelConfig, ModelStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -244,6 +245,17 @@ def test_digits_add_list_relabel_export_and_delete(tmp_path):
     succeeded(run_zoo(tmp_path, "digits", "delete", "mine", first["id"]))
     listed = succeeded(run_zoo(tmp_path, "digits", "list", "mine")).stdout
     assert second["id"] in listed and first["id"] not in listed
+
+
+def test_predict_with_a_model_too_big_to_load_is_one_line(tmp_path):
+    entry = ModelStore(tmp_path / "models").save(small_cnn(), "huge-layer", config=ModelConfig("cnn"))
+    forge_keras_config(entry.model_file, with_dense_units(500_000))
+    result = run_zoo(tmp_path, "predict", "huge-layer", str(tmp_path / "seven.png"), timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(
+        f"error: {entry.model_file} is too big to load: the model's parameter count"
+    )
 
 
 @pytest.mark.parametrize(

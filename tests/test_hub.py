@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 from hub_server import OTHER_TOKEN, READ_TOKEN, WRITE_TOKEN
 from loopback import black_hole, closed_port_url
+from test_store import forge_keras_config, small_cnn, with_dense_units
 
 from zoo import hub
 from zoo.store import ModelConfig, ModelOrigin, ModelStore
@@ -541,6 +543,34 @@ def test_a_model_needing_unsafe_deserialization_is_refused(server):
         hub.HubError, match=r"needs unsafe deserialization .* which Zoo Studio refuses"
     ) as error:
         hub.pull("alice/lambda-model")
+    assert_clean_failure(error)
+
+
+def test_a_small_repo_describing_a_huge_model_is_refused_before_it_is_built(server, tmp_path):
+    """Issue 21: a 47 KB model with one Dense(500000) took 4 GB on pull; a description file larger than a
+    model's is refused from its size too."""
+    entry = ModelStore(tmp_path).save(small_cnn(), "huge-layer", config=ModelConfig("cnn"))
+    forge_keras_config(entry.model_file, with_dense_units(500_000))
+    api().create_repo("alice/huge-layer")
+    with zipfile.ZipFile(entry.model_file) as archive:
+        for name in archive.namelist():
+            api().upload_file(
+                path_or_fileobj=archive.read(name), path_in_repo=name, repo_id="alice/huge-layer"
+            )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        hub.HubError,
+        match=r"^alice/huge-layer at [0-9a-f]{8} is too big to load: the model's parameter count is "
+        r"397,500,010, beyond this host's limit of 50,000,000;.*ZOO_LIMIT_PARAMETERS",
+    ) as error:
+        hub.pull("alice/huge-layer")
+    assert_clean_failure(error)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB
+    api().upload_file(path_or_fileobj=b" " * 5_000_000, path_in_repo="zoo.json", repo_id="alice/huge-layer")
+    with pytest.raises(
+        hub.HubError, match=r"alice/huge-layer at [0-9a-f]{8}: zoo.json is 5.0 MB, more than"
+    ) as error:
+        hub.pull("alice/huge-layer")
     assert_clean_failure(error)
 
 

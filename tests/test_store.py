@@ -4,11 +4,13 @@ reader), clear errors for corrupt, foreign and unsafe directories, names, delete
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import multiprocessing
 import os
 import queue
 import re
+import resource
 import threading
 import zipfile
 from pathlib import Path
@@ -319,6 +321,139 @@ def test_a_model_needing_unsafe_deserialization_is_refused_and_its_code_never_ru
     with pytest.raises(ModelStoreError, match="refuses"):
         load_keras_file(entry.model_file, origin="a pulled model")
     assert not marker.exists()
+
+
+def forge_keras_config(model_file: Path, change) -> Path:
+    """Rewrite the config.json inside the .keras file ``model_file`` with ``change`` (a function of the
+    config), keeping its weights: a small file that describes a model other than the one it holds."""
+    with zipfile.ZipFile(model_file) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["config.json"] = json.dumps(change(json.loads(members["config.json"]))).encode()
+    with zipfile.ZipFile(model_file, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return model_file
+
+
+def with_dense_units(units: int):
+    """A config change: the layer named "hidden" gets ``units`` units (and the next layer takes them)."""
+
+    def change(config: dict) -> dict:
+        for layer in config["config"]["layers"]:
+            if layer["config"]["name"] == "hidden":
+                layer["config"]["units"] = units
+            elif layer["config"]["name"] == "digit":
+                layer["build_config"]["input_shape"] = [None, units]
+        return config
+
+    return change
+
+
+def small_cnn() -> keras.Model:
+    """A CNN in shape only (28x28x1 -> 10): Flatten, Dense(8) named hidden, Dense(10); 6,370 parameters."""
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(8, activation="relu", name="hidden"),
+            keras.layers.Dense(10, activation="softmax", name="digit"),
+        ]
+    )
+
+
+def peak_memory_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def test_a_small_model_file_describing_a_huge_layer_is_refused_before_it_is_built(store):
+    """Issue 21: a 47 KB .keras with one Dense(500000) allocated 4 GB on predict before failing."""
+    entry = store.save(small_cnn(), "huge-layer", config=ModelConfig("cnn"))
+    forge_keras_config(entry.model_file, with_dense_units(500_000))
+    assert entry.model_file.stat().st_size < 60_000
+    before = peak_memory_kb()
+    for load in (
+        lambda: store.load("huge-layer"),
+        lambda: load_keras_file(entry.model_file, "a pulled model"),
+    ):
+        with pytest.raises(ModelStoreError) as refused:
+            load()
+        assert re.search(
+            r"is too big to load: the model's parameter count is 397,500,010, beyond this host's limit of "
+            r"50,000,000; .*ZOO_LIMIT_PARAMETERS",
+            str(refused.value),
+        ), refused.value
+    assert str(refused.value).startswith("a pulled model is too big to load")
+    assert peak_memory_kb() - before < 200_000  # kB: the 1.6 GB layer was never built
+
+
+def test_the_limits_that_refuse_a_model_are_the_hosts_and_can_be_changed(store, monkeypatch):
+    store.save(small_cnn(), "small", config=ModelConfig("cnn"))
+    monkeypatch.setenv("ZOO_LIMIT_PARAMETERS", "5000")
+    with pytest.raises(ModelStoreError, match="parameter count is 6,370, beyond this host's limit of 5,000"):
+        store.load("small")
+    monkeypatch.setenv("ZOO_LIMIT_PARAMETERS", "none")
+    monkeypatch.setenv("ZOO_LIMIT_TRAINING_MEMORY_MB", "1")
+    wide = store.save(small_cnn(), "wide", config=ModelConfig("cnn"))  # 100,000 units: 318 MB of weights
+    forge_keras_config(wide.model_file, with_dense_units(100_000))
+    with pytest.raises(
+        ModelStoreError,
+        match=r"the memory the model takes loaded \(MB\) is 3\d\d, beyond this host's limit of 1;",
+    ):
+        store.load("wide")
+    monkeypatch.setenv("ZOO_LIMIT_TRAINING_MEMORY_MB", "none")
+    assert store.load("small").model.count_params() == 6370
+
+
+def test_weights_claiming_more_than_the_model_may_take_are_refused_before_they_are_read(store, monkeypatch):
+    """An HDF5 dataset is declared with a shape; unwritten, it takes no room in the file, yet reading it
+    fills an array of that shape."""
+    import h5py
+
+    entry = store.save(small_cnn(), "heavy-weights", config=ModelConfig("cnn"))
+    with zipfile.ZipFile(entry.model_file) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(weights, "r+") as file:
+        found = []
+        file.visititems(lambda name, item: found.append(name) if isinstance(item, h5py.Dataset) else None)
+        del file[found[0]]
+        file.create_dataset(found[0], shape=(32_768, 8_192), dtype="float32", chunks=True)  # 1 GiB
+    members["model.weights.h5"] = weights.getvalue()
+    with zipfile.ZipFile(entry.model_file, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    assert entry.model_file.stat().st_size < 100_000
+    monkeypatch.setenv("ZOO_LIMIT_TRAINING_MEMORY_MB", "500")
+    before = peak_memory_kb()
+    with pytest.raises(ModelStoreError, match=r"the memory the model takes loaded \(MB\) is 1,02\d, beyond"):
+        store.load("heavy-weights")
+    assert peak_memory_kb() - before < 200_000
+
+
+def test_a_model_whose_config_is_gigabytes_is_refused_from_its_size(store):
+    """Issue 21: a model whose config.json was 1.5 GB of spaces loaded at 3.7 GB. Its size is what is
+    judged, so a sparse file (1.5 GB that takes no disk) stands in for the zoo's config.json, and 64 MB of
+    spaces (a few KB compressed) for the config.json inside model.keras."""
+    entry = save_binary(store, "huge-description")
+    os.truncate(entry.path / "config.json", 1_500_000_000)
+    before = peak_memory_kb()
+    with pytest.raises(ModelStoreError) as refused:
+        store.entry("huge-description")
+    assert str(refused.value) == (
+        f"{entry.path / 'config.json'} is 1,500.0 MB, more than the 4 MB a model's description file may take "
+        "(a real one takes a few KB); the model directory is corrupt: delete it, or save the model again."
+    )
+    assert store.entries() == []
+    assert peak_memory_kb() - before < 100_000  # kB: the 1.5 GB were never read
+    keras_config = save_binary(store, "huge-keras-config")
+    forge_keras_config(keras_config.model_file, lambda config: {**config, "padding": " " * 64_000_000})
+    assert keras_config.model_file.stat().st_size < 1_000_000
+    before = peak_memory_kb()  # past the forging's own strings
+    with pytest.raises(
+        ModelStoreError, match=r"config\.json in .*model\.keras is 64\.0 MB, more than the 4 MB"
+    ):
+        store.load("huge-keras-config")
+    assert peak_memory_kb() - before < 100_000
 
 
 # --- names ----------------------------------------------------------------------------------------

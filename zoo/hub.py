@@ -42,6 +42,7 @@ from zoo.store import (
     ModelEntry,
     ModelOrigin,
     ModelStore,
+    check_description_size,
     check_model_name,
     check_model_shapes,
     load_keras_file,
@@ -407,8 +408,14 @@ def pull(
             paths = [api.hf_hub_download(repo_id, file, revision=info.sha) for file in wanted]
     folder = Path(paths[0]).parent
     origin = f"{repo_id} at {info.sha[:8]}"
-    zoo_config = _read_repo_json(folder / ZOO_CONFIG_FILE, origin) if ZOO_CONFIG_FILE in wanted else None
     try:
+        for file in wanted:  # a description larger than a model's is refused before it is read
+            if file != KERAS_WEIGHTS_FILE:
+                check_description_size(
+                    (folder / file).stat().st_size, f"{origin}: {file}", "the repo is corrupt."
+                )
+        zoo_config = _read_repo_json(folder / ZOO_CONFIG_FILE, origin) if ZOO_CONFIG_FILE in wanted else None
+        # measured before it is built: a model beyond this host's limits is refused without being allocated
         model = load_keras_file(folder, origin=origin)
     except ModelStoreError as error:
         raise HubError(str(error)) from None

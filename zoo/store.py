@@ -13,17 +13,20 @@ import csv
 import dataclasses
 import errno
 import json
+import math
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from zoo.errors import ModelStoreError
-from zoo.hosting import User, check_may_manage
+from zoo.hosting import PermissionDenied, User, check_may_manage, check_within, load_config
 from zoo.paths import models_directory
 from zoo.vocabulary import KIND_SHAPES
 
@@ -37,6 +40,14 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# A model's description files (config.json, metrics.json, history.csv; Keras' config.json and
+# metadata.json) take a few KB; what is larger is damaged or forged and is refused before it is read.
+MAX_DESCRIPTION_BYTES = 4_000_000
+DAMAGED_DIRECTORY_FIX = "the model directory is corrupt: delete it, or save the model again."
+DAMAGED_FILE_FIX = "the file is damaged or forged: delete it, or save or pull the model again."
+KERAS_DESCRIPTION_FILES = ("config.json", "metadata.json")  # what Keras reads of a model besides its weights
+KERAS_WEIGHTS_FILE = "model.weights.h5"
+BYTES_PER_VALUE = 4  # float32
 # What renaming a model directory onto a name says when something is there already: a model (ENOTEMPTY on
 # Linux, EEXIST elsewhere) or a file (ENOTDIR).
 NAME_TAKEN = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR)
@@ -479,25 +490,167 @@ def install_starter_models(store: ModelStore | None = None, source: Path = START
     return installed
 
 
+@dataclass(frozen=True)
+class ModelSize:
+    """What a Keras model holds, judged from its files before anything of it is built."""
+
+    parameters: int  # of the model its config describes
+    weight_bytes: int  # of the arrays its weights file declares (each is read whole when loaded)
+    activations: int  # values its layers output for one digit
+
+    @property
+    def memory_bytes(self) -> int:
+        """What it takes loaded and reading one digit: float32 weights, the weights file's arrays as they
+        are read, each layer's output and its gradient (the Draw page's saliency)."""
+        return self.parameters * BYTES_PER_VALUE + self.weight_bytes + self.activations * BYTES_PER_VALUE * 2
+
+
 def load_keras_file(path: Path, origin: str | None = None) -> keras.Model:
     """Load a ``.keras`` file (or Keras model folder) with ``safe_mode=True``; any failure becomes
     one clear error naming ``origin`` (default: the path).
 
+    The model is measured first (``measure_keras_model``) and refused when it is beyond this host's
+    limits on parameters and memory (``hosting.Limits``), so a small file that describes a huge model
+    never allocates it: loading takes at most the memory those limits allow.
+
     Raises:
-        ModelStoreError: the file is corrupt, not a Keras model, or needs unsafe
-            deserialization (e.g. a Lambda layer), which is refused.
+        ModelStoreError: the file is corrupt, not a Keras model, beyond the host's limits (saying what
+            it holds, the limit and the setting that changes it), or needs unsafe deserialization (e.g.
+            a Lambda layer), which is refused.
     """
     import keras
 
+    origin = origin or str(path)
     try:
+        check_model_size(measure_keras_model(path, origin), origin)
         return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ModelStoreError:
+        raise
     except Exception as error:  # Keras raises many types for bad files; all mean "unusable"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "safe_mode" in str(error) or "unsafe" in str(error).lower():
             reason = "it needs unsafe deserialization (e.g. a Lambda layer), which Zoo Studio refuses"
+        raise ModelStoreError(f"{origin} cannot be loaded as a Keras model: {reason[:300]}.") from None
+
+
+def check_model_size(size: ModelSize, origin: str) -> None:
+    """Refuse a model beyond this host's limits on parameters and memory (``hosting.load_config``).
+
+    Raises:
+        ModelStoreError: naming ``origin``, what it holds, the limit and the setting that changes it.
+    """
+    limits = load_config().limits
+    memory_mb = math.ceil(size.memory_bytes / 2**20)
+    try:
+        check_within("parameters", size.parameters, limits.parameters, "the model's parameter count")
+        check_within(
+            "training_memory_mb",
+            memory_mb,
+            limits.training_memory_mb,
+            "the memory the model takes loaded (MB)",
+        )
+    except PermissionDenied as error:
+        raise ModelStoreError(f"{origin} is too big to load: {error}") from None
+
+
+def measure_keras_model(path: Path, origin: str) -> ModelSize:
+    """Measure the model of a ``.keras`` file (or Keras model folder) without building it: the sizes of
+    its description files, the arrays its weights file declares, and the parameters and layer outputs of
+    the model its config describes.
+
+    Raises:
+        ModelStoreError: a description file (config.json, metadata.json) larger than a model needs, or
+            no config.json.
+        Exception: whatever reading or deserializing a bad file raises (``load_keras_file`` says it).
+    """
+    with contextlib.ExitStack() as stack:
+        archive = None if path.is_dir() else stack.enter_context(zipfile.ZipFile(path))
+        if archive is None:
+            sizes = {file.name: file.stat().st_size for file in path.iterdir() if file.is_file()}
+        else:
+            sizes = {member.filename: member.file_size for member in archive.infolist()}
+
+        def open_file(name: str) -> IO[bytes]:
+            return stack.enter_context((path / name).open("rb") if archive is None else archive.open(name))
+
+        config_file, _ = KERAS_DESCRIPTION_FILES
+        for name in KERAS_DESCRIPTION_FILES:
+            if name in sizes:
+                check_description_size(sizes[name], f"{name} in {origin}", DAMAGED_FILE_FIX)
+        if config_file not in sizes:
+            raise ModelStoreError(f"{origin} cannot be loaded as a Keras model: it has no {config_file}.")
+        parameters, activations = _measure_layers(json.load(open_file(config_file)))
+        has_weights = KERAS_WEIGHTS_FILE in sizes
+        weight_bytes = _declared_array_bytes(open_file(KERAS_WEIGHTS_FILE)) if has_weights else 0
+    return ModelSize(parameters, weight_bytes, activations)
+
+
+def _measure_layers(config: dict[str, Any]) -> tuple[int, int]:
+    """The parameters and one digit's layer outputs of the model ``config`` describes, from a copy built
+    in a thread of its own under ``keras.StatelessScope``: its variables get shapes but no values (nothing
+    is allocated), and the thread's Keras state, which keeps them for a later initialisation, ends with it."""
+    import keras
+
+    measured: dict[str, Any] = {}
+
+    def build() -> None:
+        try:
+            with keras.StatelessScope(initialize_variables=False):
+                model = keras.saving.deserialize_keras_object(
+                    {**config, "compile_config": None}, safe_mode=True
+                )
+                measured["parameters"] = sum(math.prod(variable.shape) for variable in model.weights)
+                measured["activations"] = sum(map(_values_per_digit, model.layers))
+        except Exception as error:  # raised again in the caller's thread, where load_keras_file says it
+            measured["error"] = error
+
+    thread = threading.Thread(target=build, name="zoo-measure-model")
+    thread.start()
+    thread.join()
+    if "error" in measured:
+        raise measured["error"]
+    return measured["parameters"], measured["activations"]
+
+
+def _values_per_digit(layer: keras.Layer) -> int:
+    import keras
+
+    try:
+        outputs = keras.tree.flatten(layer.output)
+    except (AttributeError, ValueError):  # a layer never called, or called more than once
+        return 0
+    return sum(math.prod(dimension or 1 for dimension in output.shape[1:]) for output in outputs)
+
+
+def _declared_array_bytes(weights: Any) -> int:
+    """The bytes of every array an HDF5 weights file declares (from its headers: an unwritten array
+    takes no room in the file, yet reading it fills one of its declared shape)."""
+    import h5py
+
+    total = 0
+
+    def add(_: str, item: Any) -> None:
+        nonlocal total
+        if isinstance(item, h5py.Dataset) and item.shape is not None:
+            total += math.prod(item.shape) * item.dtype.itemsize
+
+    with h5py.File(weights, "r") as file:
+        file.visititems(add)
+    return total
+
+
+def check_description_size(size: int, what: str, fix: str) -> None:
+    """Refuse a description file of a model (its config, metrics or history: a few KB) that is larger
+    than ``MAX_DESCRIPTION_BYTES``, from its size, before it is read.
+
+    Raises:
+        ModelStoreError: ``what`` is too large; ``fix`` says what to do.
+    """
+    if size > MAX_DESCRIPTION_BYTES:
         raise ModelStoreError(
-            f"{origin or path} cannot be loaded as a Keras model: {reason[:300]}."
-        ) from None
+            f"{what} is {size / 1e6:,.1f} MB, more than the {MAX_DESCRIPTION_BYTES / 1e6:,.0f} MB a model's "
+            f"description file may take (a real one takes a few KB); {fix}"
+        )
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -512,6 +665,7 @@ def read_json(path: Path) -> dict[str, Any]:
         ModelStoreError: the file is unreadable, not JSON, or not an object.
     """
     try:
+        check_description_size(path.stat().st_size, str(path), DAMAGED_DIRECTORY_FIX)
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelStoreError(
@@ -531,9 +685,14 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
-    """Per-epoch metrics from a ``history.csv`` (empty when the file is absent)."""
+    """Per-epoch metrics from a ``history.csv`` (empty when the file is absent).
+
+    Raises:
+        ModelStoreError: the file is larger than a model's history can be.
+    """
     if not path.is_file():
         return []
+    check_description_size(path.stat().st_size, str(path), DAMAGED_DIRECTORY_FIX)
     with path.open(newline="") as handle:
         return [
             {key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)
