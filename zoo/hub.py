@@ -37,6 +37,9 @@ from zoo.errors import ModelStoreError, ZooError
 from zoo.hosting import LOCAL_USER, User, check_may_create, load_config
 from zoo.store import (
     HISTORY_FILE,
+    KERAS_ARCHIVE_MEMBERS,
+    KERAS_CONFIG_FILE,
+    KERAS_WEIGHTS_FILE,
     METRICS_FILE,
     ModelConfig,
     ModelEntry,
@@ -59,9 +62,6 @@ HUB_FORMAT = "zoo-studio-hub/1"
 ZOO_CONFIG_FILE = "zoo.json"  # not config.json: that name belongs to Keras' model config
 CARD_FILE = "README.md"
 DIGITS_FILE = "digits.npz"  # a fine-tuned model's personal digits, pushed only when asked for
-KERAS_CONFIG_FILE = "config.json"
-KERAS_WEIGHTS_FILE = "model.weights.h5"
-KERAS_ARCHIVE_MEMBERS = (KERAS_CONFIG_FILE, "metadata.json", KERAS_WEIGHTS_FILE)
 PULLED_FILES = (*KERAS_ARCHIVE_MEMBERS, ZOO_CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
 # What a pulled model keeps of the repo's zoo.json; its kind is checked, its origin and creation time are new.
 PULLED_CONFIG_FIELDS = ("spec", "data_source", "run_id", "status")

@@ -45,8 +45,11 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 MAX_DESCRIPTION_BYTES = 4_000_000
 DAMAGED_DIRECTORY_FIX = "the model directory is corrupt: delete it, or save the model again."
 DAMAGED_FILE_FIX = "the file is damaged or forged: delete it, or save or pull the model again."
-KERAS_DESCRIPTION_FILES = ("config.json", "metadata.json")  # what Keras reads of a model besides its weights
+# Keras' own model layout (a .keras archive's members, or a folder's files such as a Hub repo's).
+KERAS_CONFIG_FILE = "config.json"
 KERAS_WEIGHTS_FILE = "model.weights.h5"
+KERAS_DESCRIPTION_FILES = (KERAS_CONFIG_FILE, "metadata.json")  # what Keras reads besides the weights
+KERAS_ARCHIVE_MEMBERS = (*KERAS_DESCRIPTION_FILES, KERAS_WEIGHTS_FILE)
 BYTES_PER_VALUE = 4  # float32
 # What renaming a model directory onto a name says when something is there already: a model (ENOTEMPTY on
 # Linux, EEXIST elsewhere) or a file (ENOTDIR).
@@ -573,13 +576,14 @@ def measure_keras_model(path: Path, origin: str) -> ModelSize:
         def open_file(name: str) -> IO[bytes]:
             return stack.enter_context((path / name).open("rb") if archive is None else archive.open(name))
 
-        config_file, _ = KERAS_DESCRIPTION_FILES
         for name in KERAS_DESCRIPTION_FILES:
             if name in sizes:
                 check_description_size(sizes[name], f"{name} in {origin}", DAMAGED_FILE_FIX)
-        if config_file not in sizes:
-            raise ModelStoreError(f"{origin} cannot be loaded as a Keras model: it has no {config_file}.")
-        parameters, activations = _measure_layers(json.load(open_file(config_file)))
+        if KERAS_CONFIG_FILE not in sizes:
+            raise ModelStoreError(
+                f"{origin} cannot be loaded as a Keras model: it has no {KERAS_CONFIG_FILE}."
+            )
+        parameters, activations = _measure_layers(json.load(open_file(KERAS_CONFIG_FILE)))
         has_weights = KERAS_WEIGHTS_FILE in sizes
         weight_bytes = _declared_array_bytes(open_file(KERAS_WEIGHTS_FILE)) if has_weights else 0
     return ModelSize(parameters, weight_bytes, activations)
