@@ -154,6 +154,15 @@ def test_the_fields_stop_at_the_hosts_limits_and_say_so(monkeypatch):
     assert [slider.value for slider in playground.select_slider if slider.label == "Batch size"] == [16]
 
 
+def test_the_train_page_opens_on_a_run_whose_data_file_is_gone():
+    """The fields' limits count the digits of the followed run's data; a file that is gone since
+    leaves them unbounded by it (starting a run says what is wrong) instead of failing the page."""
+    spec = TrainSpec.cnn(mnist_source="/gone/mnist.npz")
+    run_id = ended_run(RunStore(), spec, "failed", "the data file went away")
+    app = open_as(TEACHER, "train", {"run": run_id})
+    assert "Start training" in [button.label for button in app.button]
+
+
 def test_a_failed_runs_message_shows_no_server_path_in_hosted_mode():
     message = "the worker process 123 ended without finishing the run (killed, or out of memory)"
     run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="embedded"), "failed", message)

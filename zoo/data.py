@@ -155,7 +155,13 @@ def count_mnist_digits(path: str | os.PathLike | None = None) -> MnistCounts:
     file = _explicit_mnist_path(path) or (str(cached) if cached.is_file() else None)
     if file is None:
         return FULL_MNIST_COUNTS
-    headers = read_mnist_headers(file)
+    return _count_mnist_file(file, _file_version(file))
+
+
+@functools.lru_cache(maxsize=16)
+def _count_mnist_file(path: str, version: tuple[int, int] | None) -> MnistCounts:
+    """Counted once per version of the file (a page's fields ask for every value they try)."""
+    headers = read_mnist_headers(path)
     return MnistCounts(train=headers["x_train"].shape[0], test=headers["x_test"].shape[0])
 
 
@@ -380,12 +386,16 @@ def check_visitor_data_source(mnist_source: str, user: User, config: HostingConf
 
 def _read_mnist_file(path: str, source_kind: str = "file") -> MnistData:
     """The file's arrays, read once per version: a file replaced in place (new time or size) is read again."""
+    return _load_mnist_file(path, source_kind, _file_version(path))
+
+
+def _file_version(path: str) -> tuple[int, int] | None:
+    """What tells a file replaced in place from the one read before: its modification time and size."""
     try:
         status = os.stat(path)
-        version = (status.st_mtime_ns, status.st_size)
     except OSError:
-        version = None  # a missing file: _load_mnist_file says so
-    return _load_mnist_file(path, source_kind, version)
+        return None  # a missing file: its reader says so
+    return (status.st_mtime_ns, status.st_size)
 
 
 @functools.lru_cache(maxsize=2)

@@ -22,7 +22,7 @@ import numpy as np
 
 from zoo import data as datasets
 from zoo.backend import BACKENDS, configured_name
-from zoo.errors import ZooError
+from zoo.errors import DataError, ZooError
 from zoo.hosting import Limits, User, check_within, describe_limit
 from zoo.models import check_conv_filters, check_hidden_units, layer_sizes
 from zoo.vocabulary import (
@@ -439,7 +439,8 @@ def largest_within_limits(
 
     Every cost a limit bounds grows with each setting (epochs, batch size, samples, layer sizes), so a
     bisection finds it with ``estimate_cost`` alone, nothing built. A limit the spec is beyond already at
-    ``low`` (through another setting) does not stop this one: starting the run says so.
+    ``low`` (through another setting) does not stop this one, nor does data that cannot be counted (a
+    file gone since): starting the run says so.
 
     Args:
         vary: the spec with the setting at a given value, e.g. ``lambda n: replace(spec, num_epochs=n)``.
@@ -453,7 +454,10 @@ def largest_within_limits(
         >>> largest_within_limits(lambda n: replace(spec, num_epochs=n), 1, 1000, HOSTED_LIMITS).maximum
         500
     """
-    beyond_already = set(limits_exceeded(vary(low), limits))
+    try:
+        beyond_already = set(limits_exceeded(vary(low), limits))
+    except DataError:  # data that cannot be counted bounds no field: starting the run says what is wrong
+        return LimitBound(high)
 
     def new_limits_exceeded(value: int) -> list[str]:
         return [name for name in limits_exceeded(vary(value), limits) if name not in beyond_already]
