@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,15 @@ from zoo.evaluation import evaluate_model
 from zoo.hosting import LOCAL_USER
 from zoo.runs import RunStore
 from zoo.store import ModelConfig, ModelStore
-from zoo.training import TrainSpec, fit, load_training_data
+from zoo.training import (
+    DigitReading,
+    FineTuningReport,
+    FineTuningScores,
+    TrainSpec,
+    fit,
+    load_training_data,
+    predict_in_batches,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -74,12 +84,7 @@ def test_the_training_data_mixes_the_personal_training_part_into_mnist_and_keeps
     assert data.x_train.shape == (900 + 16 * 15, 28, 28, 1) and data.y_train.shape == (1140, 10)
     personal_rows = np.flatnonzero(data.x_train.reshape(1140, -1).max(axis=1) == 1.0)
     assert len(personal_rows) >= 16 * 15 and personal_rows.min() < 500  # shuffled in, not all at the end
-    assert data.personal_test[0].shape == (4, 28, 28, 1) and sorted(data.personal_test[1].tolist()) == [
-        4,
-        4,
-        7,
-        7,
-    ]
+    assert data.personal.x_test.shape == (4, 28, 28) and sorted(data.personal.y_test.tolist()) == [4, 4, 7, 7]
     assert (
         len(data.x_test) == 1000
         and "with 16 personal digits of the set 'mine' (15 copies each)" in data.source
@@ -125,12 +130,87 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
     assert f"| held-out personal digits | {before:.4f} | {after:.4f} |" in card
 
 
+def test_fine_tuning_reports_each_of_my_digits_and_warns_of_one_the_base_read_right_and_it_now_misreads(
+    base_model,
+):
+    """A flat bar the base model reads as a 4, labelled 4, then ten of the same bar labelled 7: the
+    fine-tuned model reads the first as a 7 too. The run's record and the CLI say which digit, as the Draw page does;
+    the numbers are those of the two models themselves, on the set's digits and the MNIST test digits."""
+    base = ModelStore().load("base").model
+    candidates = bars(20, True, 5)
+    read_as = predict_in_batches(base, candidates[..., None]).argmax(axis=1).tolist()
+    assert 4 in read_as, f"the base model reads no bar as a 4: {read_as}"
+    first = candidates[read_as.index(4)]
+    store = DigitStore()
+    store.add("mine", 4, (first * 255).astype(np.uint8), first, by=LOCAL_USER)
+    for _ in range(10):
+        store.add("mine", 7, (first * 255).astype(np.uint8), first, by=LOCAL_USER)
+    options = ["--data", "embedded", "--max-train-samples", "900", "--epochs", "3", "--batch-size", "50"]
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", "train", "cnn", "--base", "base", "--digits", "mine", *options],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (run,) = RunStore().list_runs()
+    report = FineTuningReport.from_dict(run.final_metrics["fine_tuning"])
+    tuned = ModelStore().load(run.model_name).model
+    digits = np.stack([digit.digit for digit in store.digits("mine", by=LOCAL_USER)])[..., None]
+    before, after = predict_in_batches(base, digits), predict_in_batches(tuned, digits)
+    assert [reading.label for reading in report.digits] == [4] + [7] * 10
+    assert [reading.number for reading in report.digits if reading.held_out] == [3, 8]  # the 2nd and 7th 7
+    assert [reading.before for reading in report.digits] == before.argmax(axis=1).tolist()
+    assert [reading.after for reading in report.digits] == after.argmax(axis=1).tolist()
+    assert report.digits[0].after_probability == pytest.approx(after[0].max(), abs=1e-6)
+    assert report.digits[0].regressed and (report.digits[0].before, report.digits[0].after) == (4, 7)
+
+    mnist = load_training_data(TrainSpec.cnn(mnist_source="embedded"))
+    right_before = predict_in_batches(base, mnist.x_test).argmax(axis=1) == mnist.y_test
+    now_read = predict_in_batches(tuned, mnist.x_test).argmax(axis=1)
+    lost = right_before & (now_read != mnist.y_test)
+    assert report.mnist_read_right_before == right_before.sum()
+    assert sum(misreading.count for misreading in report.mnist_regressions) == lost.sum()
+    assert report.mnist_fixed == (~right_before & (now_read == mnist.y_test)).sum()
+
+    warning = report.warning()
+    assert warning.startswith(
+        "The fine-tuned model misreads 1 of your digits that the base model read right: #1 (a 4"
+    )
+    assert f"now read as 7 at {after[0].max():.0%}" in warning
+    assert run.final_metrics["fine_tuning"]["warning"] == warning  # in the run's record as plain text
+    assert ("warning", warning) in [(event["kind"], event["message"]) for event in RunStore().events(run.id)]
+    assert f"warning: {warning}" in result.stderr.splitlines()  # one line from the CLI
+    mine_before, mine_after = (
+        sum(getattr(reading, model) == reading.label for reading in report.digits)
+        for model in ("before", "after")
+    )
+    said = (
+        f"your digits read right: {mine_before} of 11 by the base model, {mine_after} of 11 by the fine-tuned"
+    )
+    assert said in result.stdout
+
+
+def test_a_fine_tuning_report_without_a_regression_warns_of_nothing_and_reads_old_records():
+    before, after = FineTuningScores(0.9), FineTuningScores(0.92)
+    fixed = DigitReading(
+        1, "a" * 32, 3, True, before=5, before_probability=0.7, after=3, after_probability=0.9
+    )
+    report = FineTuningReport(before, after, (fixed,), mnist_read_right_before=900, mnist_fixed=20)
+    assert fixed.fixed and not fixed.regressed and report.warning() is None
+    assert FineTuningReport.from_dict(report.to_dict()) == report
+    old = {"before": {"mnist_accuracy": 0.9}, "after": {"mnist_accuracy": 0.91}}  # a run made before readings
+    assert FineTuningReport.from_dict(old) == FineTuningReport(before, FineTuningScores(0.91))
+
+
 @pytest.mark.parametrize(
     ("labels", "message"),
     [
         ([], "the digit set 'mine' holds no digits"),
         ([5] * 8, "holds only 5s (8); fine-tuning needs at least two different digits"),
-        ([1, 2, 1], "holds 3 digits, too few to hold out a test part"),
+        ([1, 2], "holds one drawing of each digit (1, 2), so none is left to test on"),
     ],
 )
 def test_a_set_unfit_for_fine_tuning_starts_no_run_and_loses_nothing(base_model, labels, message):

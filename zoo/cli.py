@@ -276,6 +276,8 @@ def command_train(arguments: argparse.Namespace) -> int:
         print(json.dumps(run.summary(), indent=2))
     else:
         print(describe_finished_run(run))
+    if run.final_metrics.get("fine_tuning", {}).get("warning"):
+        print(f"warning: {run.final_metrics['fine_tuning']['warning']}", file=sys.stderr)
     if run.status in ("completed", "stopped"):
         return 0
     print(f"error: run {run.id} {run.status}: {run.message}", file=sys.stderr)
@@ -362,10 +364,15 @@ def format_clock(seconds: float) -> str:
 
 
 def describe_finished_run(run: Any) -> str:
+    from zoo.training import FineTuningReport
+
     accuracy = run.final_metrics.get("accuracy")
     scored = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
     saved = f"; model saved as {run.model_name!r} (python -m zoo models)" if run.model_name else ""
-    return f"run {run.id} {run.status}{scored}{saved}\ndata: {run.data_source}"
+    lines = [f"run {run.id} {run.status}{scored}{saved}", f"data: {run.data_source}"]
+    if run.final_metrics.get("fine_tuning"):
+        lines.append(FineTuningReport.from_dict(run.final_metrics["fine_tuning"]).summary() or "")
+    return "\n".join(line for line in lines if line)
 
 
 def command_evaluate(arguments: argparse.Namespace) -> int:

@@ -6,8 +6,9 @@ Every write goes to a hidden temporary file that is renamed into place, so a rea
 digit, a crash loses nothing already kept, and two sessions adding at the same time each add their own
 file (names are random): both are kept.
 
-The split for fine-tuning is stable: digits are ordered by the time they were added and every fifth
-one is held out for testing, so adding a digit never moves an old one between the two parts.
+The split for fine-tuning is stratified and stable: of each digit drawn at least twice, its 2nd, 7th,
+12th... drawing (by the time added) is held out for testing, so every digit the set can test is tested,
+and adding a digit never moves an old one between the two parts.
 
 A set is its owner's: only they and an admin see, download or fine-tune on its digits, unless the owner
 shares it (``set_shared``); a shared set is read by everyone and still changed only by its owner or an
@@ -23,6 +24,7 @@ import shutil
 import time
 import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +44,7 @@ from zoo.hosting import (
 from zoo.paths import zoo_home
 from zoo.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
 
-HOLD_OUT_EVERY = 5  # every fifth digit (by time added) is held out for testing
-MIN_FINE_TUNE_DIGITS = HOLD_OUT_EVERY  # fewer digits leave nothing to test on
+HOLD_OUT_EVERY = 5  # of each digit's drawings (by time added), the 2nd, 7th, 12th... are held out
 DEFAULT_SET = "my-digits"
 SET_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SUFFIX = ".npz"
@@ -70,17 +71,58 @@ class PersonalDigit:
 
 @dataclass(frozen=True)
 class FineTuningSplit:
-    """A personal set split for fine-tuning: digits (N, 28, 28) float32 and labels (N,) per part."""
+    """A personal set split for fine-tuning: all its digits, oldest first, and which are held out."""
 
     set_name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    ids: tuple[str, ...]
+    images: np.ndarray  # (N, 28, 28) float32
+    labels: np.ndarray  # (N,) int
+    held_out: np.ndarray  # (N,) bool: kept for testing (see ``held_out_mask``)
+
+    @property
+    def x_train(self) -> np.ndarray:
+        return self.images[~self.held_out]
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.labels[~self.held_out]
+
+    @property
+    def x_test(self) -> np.ndarray:
+        return self.images[self.held_out]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.labels[self.held_out]
 
     def counts(self) -> list[int]:
         """How many digits of each class the set holds (both parts)."""
-        return np.bincount(np.concatenate([self.y_train, self.y_test]), minlength=NUM_DIGITS).tolist()
+        return np.bincount(self.labels, minlength=NUM_DIGITS).tolist()
+
+
+def held_out_mask(labels: Sequence[int]) -> np.ndarray:
+    """Which digits of a set to hold out for testing: of each class, its 2nd, 7th, 12th... digit.
+
+    Every class drawn at least twice is tested and still trained on; a class drawn once is trained
+    on only. The mask depends only on each digit's place among the earlier ones of its class, so
+    adding digits never moves an old one between the parts.
+
+    Args:
+        labels: the set's labels, oldest digit first.
+
+    Returns:
+        A bool array, True where the digit is held out.
+
+    Example:
+        >>> held_out_mask([5, 0, 5, 0, 5, 7]).tolist()
+        [False, False, True, True, False, False]
+    """
+    seen = np.zeros(NUM_DIGITS, int)
+    mask = np.zeros(len(labels), bool)
+    for index, label in enumerate(labels):
+        mask[index] = seen[label] % HOLD_OUT_EVERY == 1
+        seen[label] += 1
+    return mask
 
 
 def check_set_name(name: str) -> str:
@@ -573,11 +615,11 @@ class DigitStore:
         return digits
 
     def fine_tuning_split(self, set_name: str) -> FineTuningSplit:
-        """The set's training and held-out parts, checked for fine-tuning (who may fine-tune on it is
-        checked when the run is admitted: ``training.check_fine_tuning``).
+        """The set's training and held-out parts (``held_out_mask``), checked for fine-tuning (who may
+        fine-tune on it is checked when the run is admitted: ``training.check_fine_tuning``).
 
         Raises:
-            DigitSetError: the set is empty, holds one class only, or is too small to hold out a test part.
+            DigitSetError: the set is empty, holds one class only, or no digit twice (nothing to test on).
         """
         digits = self._nonempty(set_name)
         labels = np.asarray([digit.label for digit in digits])
@@ -587,14 +629,17 @@ class DigitStore:
                 f"the digit set {set_name!r} holds only {labels[0]}s ({len(labels)}); fine-tuning needs at "
                 "least two different digits, or the model would learn to answer one digit for everything."
             )
-        if len(digits) < MIN_FINE_TUNE_DIGITS:
+        held_out = held_out_mask(labels)
+        if not held_out.any():
             raise DigitSetError(
-                f"the digit set {set_name!r} holds {len(digits)} digits, too few to hold out a test part: "
-                f"add at least {MIN_FINE_TUNE_DIGITS - len(digits)} more (every {HOLD_OUT_EVERY}th is kept "
-                "for testing)."
+                f"the digit set {set_name!r} holds one drawing of each digit "
+                f"({', '.join(map(str, labels))}), so none is left to test on: draw a second of at least one "
+                "of them (a drawing of each digit drawn twice is held out to test the fine-tuned model)."
             )
-        images = np.stack([digit.digit for digit in digits])
-        held_out = np.arange(len(digits)) % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
         return FineTuningSplit(
-            set_name, images[~held_out], labels[~held_out], images[held_out], labels[held_out]
+            set_name,
+            tuple(digit.id for digit in digits),
+            np.stack([digit.digit for digit in digits]),
+            labels,
+            held_out,
         )

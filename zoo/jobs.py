@@ -442,7 +442,7 @@ def _train(
             return 0
         evaluation = evaluate_model(result.model, data).to_dict()  # also a stopped model, as it stood
         if result.fine_tuning is not None:
-            evaluation["fine_tuning"] = result.fine_tuning
+            evaluation["fine_tuning"] = result.fine_tuning.to_dict()
         model_name = _save_model(run, result, evaluation, data)
         message = "stopped on request; the model as it stood is saved" if result.status == "stopped" else None
         store.finish(run_id, result.status, message=message, final_metrics=evaluation, model_name=model_name)

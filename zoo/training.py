@@ -38,6 +38,8 @@ from zoo.vocabulary import (
 if TYPE_CHECKING:
     import keras
 
+    from zoo.digits import FineTuningSplit
+
 BACKEND_CHOICES = ("auto", *BACKENDS)
 REPORT_INTERVAL_SECONDS = 0.25
 SURFACE_RESOLUTION = 40
@@ -485,7 +487,7 @@ class TrainingData:
     y_test: np.ndarray  # integer labels (digits, or 0/1)
     source: str
     lineage: Lineage | None = None  # a fine-tuning run's base model and personal set
-    personal_test: tuple[np.ndarray, np.ndarray] | None = None  # the personal set's held-out part
+    personal: FineTuningSplit | None = None  # a fine-tuning run's personal set, both parts
 
 
 # Personal digits make up about this share of a fine-tuning run's training digits (repeated as needed),
@@ -525,8 +527,8 @@ def load_training_data(spec: TrainSpec) -> TrainingData:
 
 def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
     """A fine-tuning run's data: the personal set's training part repeated to about ``PERSONAL_SHARE``
-    of the digits and shuffled in among MNIST's (a validation split then holds both), its held-out
-    part kept aside; the MNIST test set stays the test set.
+    of the digits and shuffled in among MNIST's (a validation split then holds both), the whole set
+    kept aside to read before and after (``FineTuningReport``); the MNIST test set stays the test set.
 
     Raises:
         DigitSetError: the set is empty, holds one class, or is too small to hold out a test part.
@@ -555,7 +557,7 @@ def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
         source=f"{data.source}; with {len(split.x_train)} personal digits of the set "
         f"{spec.digits_set!r} ({copies} copies each)",
         lineage=lineage,
-        personal_test=(split.x_test[..., np.newaxis], split.y_test.astype(int)),
+        personal=split,
     )
 
 
@@ -775,8 +777,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     diverged_step: int | None = None
     message: str = ""
-    # A fine-tuning run's accuracy before and after (``fine_tuning_scores``), kept with its metrics.
-    fine_tuning: dict[str, dict[str, float | int]] | None = None
+    fine_tuning: FineTuningReport | None = None  # a fine-tuning run's readings before and after
 
 
 def fit(
@@ -815,7 +816,7 @@ def fit(
         ready = next((candidate for candidate in prepared if candidate.form == compiled_form(spec)), None)
         if ready is not None and isinstance(scope, contextlib.nullcontext):  # compiled for one device
             model = ready.restart_from(model)
-        before = fine_tuning_scores(model, data) if spec.base_model is not None else None
+        before = read_for_fine_tuning(model, data) if spec.base_model is not None else None
         # The schedule first, so the epoch's learning rate is among the metrics the progress callback reports.
         schedule = keras.callbacks.LearningRateScheduler(lambda epoch: scheduled_learning_rate(spec, epoch))
         history = model.fit(
@@ -841,7 +842,11 @@ def fit(
                 f"rate {spec.learning_rate:g} is too large for this model; try one 10 times smaller."
             ),
         )
-    fine_tuning = None if before is None else {"before": before, "after": fine_tuning_scores(model, data)}
+    fine_tuning = (
+        None if before is None else fine_tuning_report(data, before, read_for_fine_tuning(model, data))
+    )
+    if fine_tuning is not None and fine_tuning.warning():
+        reporter.event("warning", fine_tuning.warning())
     return FitResult(model, "stopped" if callback.stopped else "completed", rows, fine_tuning=fine_tuning)
 
 
@@ -867,18 +872,217 @@ def fit_arguments(spec: TrainSpec, data: TrainingData) -> FitArguments:
     return FitArguments(inputs, validation, len(data.x_train) * (1 - split))
 
 
-def fine_tuning_scores(model: keras.Model, data: TrainingData) -> dict[str, float | int]:
-    """Accuracy on the MNIST test digits and on the personal set's held-out part, side by side."""
-    scores: dict[str, float | int] = {
-        "mnist_accuracy": float((predict_in_batches(model, data.x_test).argmax(axis=1) == data.y_test).mean())
-    }
-    if data.personal_test is not None:
-        inputs, labels = data.personal_test
-        scores["personal_accuracy"] = float(
-            (predict_in_batches(model, inputs).argmax(axis=1) == labels).mean()
+@dataclass(frozen=True)
+class FineTuningScores:
+    """One model's accuracy in a fine-tuning run: the base model's before, the fine-tuned one's after."""
+
+    mnist_accuracy: float  # on the MNIST test digits
+    personal_accuracy: float | None = None  # on the personal set's held-out digits (None: no set)
+    personal_test_digits: int = 0
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain JSON-ready values (the personal ones only with a set)."""
+        values: dict[str, float | int] = {"mnist_accuracy": self.mnist_accuracy}
+        if self.personal_accuracy is not None:
+            values |= {
+                "personal_accuracy": self.personal_accuracy,
+                "personal_test_digits": self.personal_test_digits,
+            }
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float | int]) -> FineTuningScores:
+        """The record ``to_dict`` made."""
+        return cls(
+            values["mnist_accuracy"], values.get("personal_accuracy"), values.get("personal_test_digits", 0)
         )
-        scores["personal_test_digits"] = len(labels)
-    return scores
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    """One digit of the personal set as the base model read it and as the fine-tuned model reads it."""
+
+    number: int  # its place in the set when fine-tuned, from 1 (the Draw page's gallery number)
+    id: str
+    label: int
+    held_out: bool  # kept for testing, not trained on
+    before: int  # the digit the base model read
+    before_probability: float  # the probability the base model gave it
+    after: int
+    after_probability: float
+
+    @property
+    def regressed(self) -> bool:
+        """The base model read it right and the fine-tuned model reads another digit."""
+        return self.before == self.label != self.after
+
+    @property
+    def fixed(self) -> bool:
+        """The base model misread it and the fine-tuned model reads it right."""
+        return self.before != self.label == self.after
+
+
+@dataclass(frozen=True)
+class Misreading:
+    """How many MNIST test digits of one class, read right by the base model, the fine-tuned model
+    reads as one other digit."""
+
+    label: int
+    read_as: int
+    count: int
+
+
+@dataclass(frozen=True)
+class FineTuningReport:
+    """What fine-tuning changed: accuracy before and after, every digit of the personal set read by both
+    models, and the MNIST test digits the base model read right that the fine-tuned model misreads."""
+
+    before: FineTuningScores
+    after: FineTuningScores
+    digits: tuple[DigitReading, ...] = ()  # the set's digits, oldest first
+    mnist_read_right_before: int = 0  # MNIST test digits the base model read right
+    mnist_regressions: tuple[Misreading, ...] = ()  # of those, the ones now misread; most frequent first
+    mnist_fixed: int = 0  # MNIST test digits the base model misread and the fine-tuned model reads right
+
+    def warning(self) -> str | None:
+        """One paragraph naming what the base model read right and the fine-tuned one misreads (the
+        person's digits one by one, MNIST's by how often), or None when there is nothing."""
+        regressed = [digit for digit in self.digits if digit.regressed]
+        lost = sum(misreading.count for misreading in self.mnist_regressions)
+        if not regressed and not lost:
+            return None
+        parts = []
+        if regressed:
+            each = "; ".join(
+                f"#{digit.number} (a {digit.label} read right at {digit.before_probability:.0%}, now read as "
+                f"{digit.after} at {digit.after_probability:.0%})"
+                for digit in regressed
+            )
+            parts.append(
+                f"The fine-tuned model misreads {len(regressed)} of your digits that the base model read "
+                f"right: {each}."
+            )
+        if lost:
+            common = ", ".join(
+                f"{misreading.label} as {misreading.read_as} ({misreading.count})"
+                for misreading in self.mnist_regressions[:MISREADINGS_NAMED]
+            )
+            parts.append(
+                f"{'It' if regressed else 'The fine-tuned model'} misreads {lost} of the "
+                f"{self.mnist_read_right_before:,} MNIST test digits that the base model read right (most "
+                f"often {common}), and reads {self.mnist_fixed} that it misread right."
+            )
+        parts.append(
+            "Draw more of the digits it now confuses and fine-tune again, or keep drawing with the base "
+            "model."
+        )
+        return " ".join(parts)
+
+    def summary(self) -> str | None:
+        """How many of the set's digits each model reads right (None without a set)."""
+        if not self.digits:
+            return None
+        total, held_out = len(self.digits), [digit for digit in self.digits if digit.held_out]
+
+        def right(digits: Sequence[DigitReading], model: str) -> int:
+            return sum(getattr(digit, model) == digit.label for digit in digits)
+
+        return (
+            f"your digits read right: {right(self.digits, 'before')} of {total} by the base model, "
+            f"{right(self.digits, 'after')} of {total} by the fine-tuned one (held out: "
+            f"{right(held_out, 'before')} of {len(held_out)} before, {right(held_out, 'after')} after)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values, the warning's text among them (kept with the run's metrics)."""
+        return {
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "digits": [dataclasses.asdict(digit) for digit in self.digits],
+            "mnist_read_right_before": self.mnist_read_right_before,
+            "mnist_regressions": [dataclasses.asdict(misreading) for misreading in self.mnist_regressions],
+            "mnist_fixed": self.mnist_fixed,
+            "warning": self.warning(),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FineTuningReport:
+        """The record ``to_dict`` made; a run from before the per-digit readings has scores only."""
+        return cls(
+            FineTuningScores.from_dict(values["before"]),
+            FineTuningScores.from_dict(values["after"]),
+            tuple(DigitReading(**digit) for digit in values.get("digits", ())),
+            values.get("mnist_read_right_before", 0),
+            tuple(Misreading(**misreading) for misreading in values.get("mnist_regressions", ())),
+            values.get("mnist_fixed", 0),
+        )
+
+
+MISREADINGS_NAMED = 3  # the most frequent MNIST misreadings a warning names
+
+
+@dataclass(frozen=True)
+class FineTuningReadings:
+    """One model's probabilities for the MNIST test digits and for every digit of the personal set."""
+
+    mnist: np.ndarray  # (M, 10)
+    personal: np.ndarray  # (N, 10); N = 0 without a set
+
+
+def read_for_fine_tuning(model: keras.Model, data: TrainingData) -> FineTuningReadings:
+    """What ``model`` reads in a fine-tuning run's test digits and personal set (before or after)."""
+    images = data.personal.images[..., np.newaxis] if data.personal is not None else data.x_test[:0]
+    return FineTuningReadings(predict_in_batches(model, data.x_test), predict_in_batches(model, images))
+
+
+def fine_tuning_report(
+    data: TrainingData, before: FineTuningReadings, after: FineTuningReadings
+) -> FineTuningReport:
+    """Compare the base model's readings with the fine-tuned model's (``read_for_fine_tuning``)."""
+    read_before, read_after = before.mnist.argmax(axis=1), after.mnist.argmax(axis=1)
+    right_before = read_before == data.y_test
+    lost = right_before & (read_after != data.y_test)
+    pairs, counts = np.unique(np.stack([data.y_test[lost], read_after[lost]]), axis=1, return_counts=True)
+    regressions = sorted(
+        (
+            Misreading(int(label), int(read_as), int(count))
+            for (label, read_as), count in zip(pairs.T, counts, strict=True)
+        ),
+        key=lambda misreading: (-misreading.count, misreading.label, misreading.read_as),
+    )
+    split = data.personal
+    if split is None:
+        scores = [FineTuningScores(float((read == data.y_test).mean())) for read in (read_before, read_after)]
+        digits: tuple[DigitReading, ...] = ()
+    else:
+        scores = [
+            FineTuningScores(
+                float((read == data.y_test).mean()),
+                float((personal.argmax(axis=1)[split.held_out] == split.y_test).mean()),
+                int(split.held_out.sum()),
+            )
+            for read, personal in ((read_before, before.personal), (read_after, after.personal))
+        ]
+        digits = tuple(
+            DigitReading(
+                index + 1,
+                split.ids[index],
+                int(split.labels[index]),
+                bool(split.held_out[index]),
+                int(before.personal[index].argmax()),
+                float(before.personal[index].max()),
+                int(after.personal[index].argmax()),
+                float(after.personal[index].max()),
+            )
+            for index in range(len(split.labels))
+        )
+    return FineTuningReport(
+        *scores,
+        digits,
+        int(right_before.sum()),
+        tuple(regressions),
+        int((~right_before & (read_after == data.y_test)).sum()),
+    )
 
 
 def augmented_inputs(spec: TrainSpec, data: TrainingData) -> tuple[dict[str, Any], dict[str, Any]]:
