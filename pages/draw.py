@@ -8,6 +8,7 @@ from streamlit_drawable_canvas import st_canvas
 from zoo import ui
 from zoo.charts.draw import (
     feature_maps_figure,
+    fine_tuned_digits_table,
     fine_tuning_table,
     probability_bars,
     saliency_figure,
@@ -17,6 +18,7 @@ from zoo.charts.training import batch_curves, enlarge_digit
 from zoo.digits import personal_set_name
 from zoo.errors import ZooError
 from zoo.inference import STEP_TITLES, load_image, preprocess
+from zoo.training import FineTuningReport
 from zoo.vocabulary import CANVAS_SIDE
 
 MODEL_KEY = "draw.model"
@@ -33,6 +35,15 @@ FINE_TUNE_EPOCHS = 2
 FINE_TUNE_MNIST_DIGITS = 10_000  # MNIST digits mixed with mine: enough not to forget, quick on a CPU
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 TAUGHT_KEY = "draw.taught"  # what the last click on a digit button did, shown once the page reruns
+CANVAS_KEY = "draw.canvas"  # with the canvas's generation: Clear draws a new, blank canvas under a new key
+CANVAS_GENERATION_KEY = "draw.canvas_generation"
+BRUSH_KEY = "draw.brush"
+DEFAULT_BRUSH = 20
+CANVAS_TOOLBAR_HEIGHT = 24  # px the canvas's toolbar rises above it, beyond the gap between elements
+# The digit buttons, in two rows of five that wrap in a narrow column: each wide enough for its digit
+# and for a finger (Streamlit's columns made them 26 px wide on a 1280 px laptop, their digits cut).
+TEACH_BUTTON_WIDTH = 48
+INSIDE_KEY = "draw.inside"  # the "Inside the CNN" expander: drawn only while it is open
 
 
 def start_quick_training() -> None:
@@ -93,20 +104,27 @@ def delete_digit(set_name: str, digit_ids: list[str]) -> None:
     st.session_state[MY_DIGIT_KEY] = 0
 
 
+def clear_canvas() -> None:
+    """Empty the canvas and the reading: the canvas is drawn anew under the next key, blank."""
+    st.session_state[CANVAS_GENERATION_KEY] = st.session_state.get(CANVAS_GENERATION_KEY, 0) + 1
+
+
 def teach_buttons(pixels, digit, predicted: int) -> None:
     """One click says which digit was really drawn and keeps the drawing in my digits."""
     if not ui.current_user().signed_in:
         st.caption("Sign in to keep the digits this model misreads and fine-tune it on them.")
         return
     st.markdown(f"**Not a {predicted}?** Click the digit you drew: it is kept in *my digits*.")
-    for label, column in enumerate(st.columns(10)):
-        column.button(
-            str(label),
-            key=f"draw.teach.{label}",
-            on_click=add_to_my_digits,
-            args=(pixels, digit, label),
-            width="stretch",
-        )
+    for first in (0, 5):
+        with st.container(horizontal=True, gap="xsmall"):
+            for label in range(first, first + 5):
+                st.button(
+                    str(label),
+                    key=f"draw.teach.{label}",
+                    on_click=add_to_my_digits,
+                    args=(pixels, digit, label),
+                    width=TEACH_BUTTON_WIDTH,
+                )
 
 
 def share_set(set_name: str) -> None:
@@ -188,13 +206,31 @@ def my_digits(model_name: str, busy: bool) -> None:
         f"Fine-tune {model_name} on my digits",
         disabled=busy,
         help=f"Continues training {model_name} for {FINE_TUNE_EPOCHS} epochs on your digits mixed with "
-        "MNIST's, in the background; every fifth of your digits is held out to test it.",
+        "MNIST's, in the background; of each digit you drew twice or more, one drawing in five is held out "
+        "to test it.",
     ):
         try:
             start_fine_tuning(model_name, set_name)
             st.rerun()
         except ZooError as error:
             st.error(str(error))
+
+
+def fine_tuning_outcome(report: FineTuningReport) -> None:
+    """What fine-tuning changed: what it now misreads, accuracy before and after, each of my digits."""
+    warning = report.warning()
+    if warning:
+        st.warning(warning, icon=":material/warning:")
+    table = fine_tuning_table(report)
+    st.table(
+        table.style.format("{:.3f}", subset=["before", "after"]).format("{:+.3f}", subset=["change"]).hide()
+    )
+    if report.digits:
+        with st.expander(
+            f"Each of your {len(report.digits)} digits, read before and after",
+            expanded=any(digit.regressed for digit in report.digits),
+        ):
+            st.table(fine_tuned_digits_table(report).style.hide())
 
 
 def render_quick_run(run_id: str, live: bool) -> bool:
@@ -211,12 +247,7 @@ def render_quick_run(run_id: str, live: bool) -> bool:
         return run.is_active
     ui.show_run_outcome(run)
     if run.final_metrics.get("fine_tuning"):
-        table = fine_tuning_table(run.final_metrics["fine_tuning"])
-        st.table(
-            table.style.format("{:.3f}", subset=["before", "after"])
-            .format("{:+.3f}", subset=["change"])
-            .hide()
-        )
+        fine_tuning_outcome(FineTuningReport.from_dict(run.final_metrics["fine_tuning"]))
     name = ui.model_of_run(run)
     if name:
         st.button(f"Draw with {name}", on_click=use_model, args=(name,), type="primary")
@@ -274,7 +305,9 @@ def model_picker():
 
 def digit_input():
     """The drawing on the canvas or an uploaded image, as RGBA/RGB pixels; None before there is one."""
-    source = st.segmented_control("Input", ["Draw", "Upload an image"], default="Draw", key="draw.input")
+    source = st.segmented_control(
+        "Input", ["Draw", "Upload an image"], default="Draw", key="draw.input", label_visibility="collapsed"
+    )
     if source == "Upload an image":
         upload = st.file_uploader("A PNG or JPEG of one digit", type=UPLOAD_TYPES, key="draw.upload")
         if upload is None:
@@ -284,17 +317,20 @@ def digit_input():
         except ZooError as error:
             st.error(str(error))
             return None
-    brush = st.slider("Brush width", 6, 40, 20, key="draw.brush")
+    # Room above the canvas for its toolbar (undo, redo), which shows there while the pointer is on it.
+    st.space(CANVAS_TOOLBAR_HEIGHT)
     canvas = st_canvas(
-        stroke_width=brush,
+        stroke_width=st.session_state.get(BRUSH_KEY, DEFAULT_BRUSH),  # the slider under the canvas
         stroke_color="#FFFFFF",
         background_color="#000000",
         height=CANVAS_SIDE,
         width=CANVAS_SIDE,
         return_image_data=True,
-        key="draw.canvas",
+        key=f"{CANVAS_KEY}.{st.session_state.get(CANVAS_GENERATION_KEY, 0)}",
     )
-    st.caption("Undo, redo and clear are in the canvas toolbar. The reading updates after every stroke.")
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.button("Clear", icon=":material/ink_eraser:", on_click=clear_canvas, key="draw.clear")
+        st.slider("Brush width", 6, 40, DEFAULT_BRUSH, key=BRUSH_KEY)
     return canvas.image_data
 
 
@@ -308,8 +344,9 @@ def reading(predictor, pixels):
         st.info(preprocessed.message)
         return preprocessed, None
     inspection = predictor.inspect(preprocessed.digit)
-    st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.")
-    st.write(f"Confidence: **{inspection.confidence:.1%}**")
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.metric("Predicted digit", str(inspection.digit), help="The most probable digit.", width="content")
+        st.write(f"Confidence: **{inspection.confidence:.1%}**")
     st.plotly_chart(probability_bars(inspection.probabilities), key="draw.probabilities")
     teach_buttons(pixels, preprocessed.digit, inspection.digit)
     return preprocessed, inspection
@@ -352,10 +389,17 @@ def drawing_and_reading(predictor) -> None:
         pixels = digit_input()
     with result_column:
         preprocessed, inspection = reading(predictor, pixels)
-    if preprocessed is not None:
+    # Closed, the look inside costs a line of the page (my digits come right after the reading) and no
+    # work: its figures are made only while it is open. Always drawn, so it stays as the person left it.
+    with st.expander("What the model sees, and inside the CNN", key=INSIDE_KEY, on_change="rerun") as inside:
+        if not inside.open:
+            return
+        if preprocessed is None:
+            st.caption("Draw a digit, or upload an image of one, to see each step and inside the CNN.")
+            return
         preprocessing_steps(preprocessed)
-    if inspection is not None:
-        inside_the_cnn(preprocessed, inspection)
+        if inspection is not None:
+            inside_the_cnn(preprocessed, inspection)
 
 
 def draw_page() -> None:

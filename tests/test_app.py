@@ -415,18 +415,24 @@ def test_runs_table_lists_every_run_with_its_outcome():
 # --- Draw: my digits -----------------------------------------------------------------------------
 
 
+def bar_drawing(index: int, horizontal: bool) -> np.ndarray:
+    """A canvas (280x280 RGBA) with one thick bar on it, lower or further right for a larger ``index``."""
+    pixels = np.zeros((280, 280, 4), np.uint8)
+    start = 60 + 10 * index
+    if horizontal:
+        pixels[start : start + 24, 40:240, 3] = 255
+    else:
+        pixels[40:240, start : start + 24, 3] = 255
+    return pixels
+
+
 def add_bars(count: int, label: int, horizontal: bool) -> None:
     """Add ``count`` bar drawings to the default set, preprocessed as the Draw page does."""
     from zoo.digits import DEFAULT_SET, DigitStore
     from zoo.inference import preprocess
 
     for index in range(count):
-        pixels = np.zeros((280, 280, 4), np.uint8)
-        start = 60 + 10 * index
-        if horizontal:
-            pixels[start : start + 24, 40:240, 3] = 255
-        else:
-            pixels[40:240, start : start + 24, 3] = 255
+        pixels = bar_drawing(index, horizontal)
         DigitStore().add(DEFAULT_SET, label, pixels, preprocess(pixels).digit, by=LOCAL_USER)
 
 
@@ -458,41 +464,58 @@ def test_draw_reruns_keep_keras_warm_and_the_collections_after_them_cheap():
 
 
 def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
-    add_bars(2, 4, horizontal=True)
-    add_bars(1, 7, horizontal=False)
+    add_bars(1, 4, horizontal=True)
+    add_bars(2, 7, horizontal=False)
     app = open_page("draw")
-    assert "**3 digits** · 0: 0 · 1: 0 · 2: 0 · 3: 0 · 4: 2" in texts(app.markdown)
+    assert "**3 digits** · 0: 0 · 1: 0 · 2: 0 · 3: 0 · 4: 1" in texts(app.markdown)
     gallery = app.get("image")[-1].captions
-    assert gallery == ["#1 · 4", "#2 · 4", "#3 · 7"]
-    click(app, "Fine-tune mnist-cnn on my digits")
-    assert "holds 3 digits, too few to hold out a test part: add at least 2 more" in texts(app.error)
-    assert RunStore().list_runs() == []
+    assert gallery == ["#1 · 4", "#2 · 7", "#3 · 7"]
 
     app.selectbox(key="draw.my_digit").set_value(2)
     app.selectbox(key="draw.relabel_to").set_value(1)
     click(app, "Relabel")
-    assert app.get("image")[-1].captions == ["#1 · 4", "#2 · 4", "#3 · 1"]
+    assert app.get("image")[-1].captions == ["#1 · 4", "#2 · 7", "#3 · 1"]
+    click(app, "Fine-tune mnist-cnn on my digits")
+    assert "holds one drawing of each digit (4, 7, 1), so none is left to test on" in texts(app.error)
+    assert RunStore().list_runs() == []
     app.selectbox(key="draw.my_digit").set_value(0)
     click(app, "Delete")
-    assert app.get("image")[-1].captions == ["#1 · 4", "#2 · 1"]
+    assert app.get("image")[-1].captions == ["#1 · 7", "#2 · 1"]
     assert [button.label for button in app.get("download_button")] == [
         "Download .npz",
         "Download .zip of PNGs",
     ]
 
-    add_bars(4, 1, horizontal=False)
+    # The starter reads an upright bar as a 1, rightly for #2; four more of the same bar labelled 7 teach
+    # the fine-tuned model to read it as a 7: a digit the starter read right, it now misreads.
+    add_bars(4, 7, horizontal=False)
     click(app, "Fine-tune mnist-cnn on my digits")
     run = jobs.wait(app.query_params["run"], timeout=300)
     assert run.status == "completed" and run.spec.base_model == "mnist-cnn", run.message
     assert run.spec.digits_set == "my-digits" and run.spec.num_epochs == 2
     rerun(app)
-    table = app.table[0].value
-    assert table["test set"].tolist() == ["MNIST test digits", "my held-out digits (1)"]
+    accuracy, digits = (table.value for table in app.table)
+    assert accuracy["test set"].tolist() == ["MNIST test digits", "my held-out digits (1)"]  # the 2nd 7
     scores = run.final_metrics["fine_tuning"]
-    assert table["after"].tolist() == [
+    assert accuracy["after"].tolist() == [
         scores["after"]["mnist_accuracy"],
         scores["after"]["personal_accuracy"],
     ]
+    assert digits["digit"].tolist() == ["#1", "#2", "#3", "#4", "#5", "#6"]
+    assert digits["drawn"].tolist() == [7, 1, 7, 7, 7, 7]
+    assert digits["part"].tolist() == [
+        "trained on",
+        "trained on",
+        "held out",
+        "trained on",
+        "trained on",
+        "trained on",
+    ]
+    assert digits["base model read"].str.startswith("1 (").all()
+    assert digits["fine-tuned reads"].str.startswith("7 (").all(), digits
+    assert digits["change"].tolist() == ["now right", "now misread"] + ["now right"] * 4
+    (warning,) = [text for text in texts(app.warning).splitlines() if "misreads 1 of your digits" in text]
+    assert "#2 (a 1 read right at 100%, now read as 7 at " in warning
     assert [b.label for b in app.button if b.label.startswith("Draw with")] == [f"Draw with {run.model_name}"]
     assert ModelStore().entry(run.model_name).config.lineage["personal_train_digits"] == 5
 

@@ -134,8 +134,8 @@ def test_fine_tuning_reports_each_of_my_digits_and_warns_of_one_the_base_read_ri
     base_model,
 ):
     """A flat bar the base model reads as a 4, labelled 4, then ten of the same bar labelled 7: the
-    fine-tuned model reads the first as a 7 too. The run's record and the CLI say which digit, as the Draw page does;
-    the numbers are those of the two models themselves, on the set's digits and the MNIST test digits."""
+    fine-tuned model reads the first as a 7 too. The run's record and the CLI say which digit (as the
+    Draw page does); the numbers are the two models' own, on the set's digits and the MNIST test digits."""
     base = ModelStore().load("base").model
     candidates = bars(20, True, 5)
     read_as = predict_in_batches(base, candidates[..., None]).argmax(axis=1).tolist()

@@ -963,14 +963,15 @@ class FineTuningReport:
                 f"right: {each}."
             )
         if lost:
-            common = ", ".join(
-                f"{misreading.label} as {misreading.read_as} ({misreading.count})"
+            named = ", ".join(
+                f"{misreading.label} read as {misreading.read_as} ×{misreading.count}"
                 for misreading in self.mnist_regressions[:MISREADINGS_NAMED]
             )
+            more = ", ..." if len(self.mnist_regressions) > MISREADINGS_NAMED else ""
             parts.append(
                 f"{'It' if regressed else 'The fine-tuned model'} misreads {lost} of the "
-                f"{self.mnist_read_right_before:,} MNIST test digits that the base model read right (most "
-                f"often {common}), and reads {self.mnist_fixed} that it misread right."
+                f"{self.mnist_read_right_before:,} MNIST test digits that the base model read right "
+                f"({named}{more}), and reads {self.mnist_fixed} that it misread right."
             )
         parts.append(
             "Draw more of the digits it now confuses and fine-tune again, or keep drawing with the base "

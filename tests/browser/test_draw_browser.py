@@ -15,6 +15,27 @@ pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 90_000  # a cold server imports TensorFlow and compiles the model first
 READ_TIMEOUT_MS = 30_000
 TRAINING_TIMEOUT_MS = 150_000
+VIEWPORTS = {"laptop": (1280, 800), "wide laptop": (1366, 900), "phone": (390, 844)}
+MIN_TOUCH_TARGET_PX = 40  # a finger's width: the size of Streamlit's own buttons' height
+
+# Each digit button's size, whether its digit shows in full (its text box wide enough for the digit, the
+# glyphs inside the button) and whether the button lies inside the window.
+DIGIT_BUTTONS = """() => [...Array(10).keys()].map((digit) => {
+    const button = [...document.querySelectorAll('[data-testid="stMain"] button')]
+        .find((candidate) => candidate.innerText.trim() === String(digit));
+    if (!button) return {digit, found: false};
+    const box = button.getBoundingClientRect();
+    const text = button.querySelector('[data-testid="stMarkdownContainer"]');
+    const glyphs = document.createRange();
+    glyphs.selectNodeContents(text);
+    const drawn = glyphs.getBoundingClientRect();
+    return {
+        digit, found: true, width: Math.round(box.width), height: Math.round(box.height),
+        shown: text.clientWidth > 0 && text.scrollWidth <= text.clientWidth && drawn.width > 0
+            && drawn.left >= box.left && drawn.right <= box.right,
+        inWindow: box.left >= 0 && box.right <= window.innerWidth,
+    };
+})"""
 
 
 def stroke(page, points) -> None:
@@ -26,6 +47,101 @@ def stroke(page, points) -> None:
     for x, y in rest:
         page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
     page.mouse.up()
+
+
+# The brightest red value of the canvas's drawing layer: 255 with white ink on it, 0 when it is black.
+BRIGHTEST_RED = """(canvas) => {
+    const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let brightest = 0;
+    for (let index = 0; index < pixels.length; index += 4) brightest = Math.max(brightest, pixels[index]);
+    return brightest;
+}"""
+
+
+def open_draw_page(page, base_url: str) -> None:
+    page.goto(f"{base_url}/draw")
+    expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_text("Draw a digit on the canvas")).to_be_visible(timeout=READ_TIMEOUT_MS)
+
+
+def draw_a_one(page) -> None:
+    stroke(page, [(140, 45 + 10 * step) for step in range(20)])  # one vertical stroke
+    expect(page.get_by_test_id("stMetricValue")).to_have_text("1", timeout=READ_TIMEOUT_MS)
+
+
+def open_inside(page) -> None:
+    """Open "What the model sees, and inside the CNN" once the page has settled (a click while the
+    stroke's rerun is still drawing may be undone by that rerun's own, closed, expander)."""
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=READ_TIMEOUT_MS)
+    page.get_by_text("What the model sees, and inside the CNN").click()
+
+
+def test_the_digit_buttons_show_their_digits_and_are_big_enough_to_tap_at_every_width(
+    streamlit_app, chromium, screenshot
+):
+    """The buttons that correct a reading were 26 px wide and blank at 1280x800, cut at 1366x900."""
+    base_url = streamlit_app()
+    for device, (width, height) in VIEWPORTS.items():
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        try:
+            page = context.new_page()
+            open_draw_page(page, base_url)
+            draw_a_one(page)
+            expect(page.get_by_role("button", name="9", exact=True)).to_be_visible()
+            buttons = page.evaluate(DIGIT_BUTTONS)
+            screenshot(page, f"draw-digit-buttons-{width}x{height}")
+            unfit = [
+                button
+                for button in buttons
+                if not button["found"]
+                or not button["shown"]
+                or not button["inWindow"]
+                or min(button["width"], button["height"]) < MIN_TOUCH_TARGET_PX
+            ]
+            assert unfit == [], (
+                f"digit buttons unreadable or too small on a {device} ({width}x{height}): {unfit}"
+            )
+        finally:
+            context.close()
+
+
+def test_a_visible_clear_button_empties_the_canvas_and_my_digits_start_on_the_first_screen(
+    streamlit_app, chromium, screenshot
+):
+    """At 1366x900 my digits sat under ~3,900 px of feature maps, and clear hid in a toolbar that shows on
+    hover, over the brush slider."""
+    context = chromium.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        page = context.new_page()
+        open_draw_page(page, streamlit_app())
+        draw_a_one(page)
+        my_digits = page.get_by_role("heading", name="My digits")
+        expect(my_digits).to_be_visible()
+        assert my_digits.bounding_box()["y"] < 900, "my digits start below the first screen"
+        inside = page.get_by_text("What the model sees, and inside the CNN")
+        expect(inside).to_be_visible()  # closed: one click away
+        expect(page.get_by_text("5 · centred, 28×28")).to_have_count(0)
+        page.locator("canvas.upper-canvas").hover()  # the canvas's own toolbar shows above it
+        toolbar = page.get_by_role("button", name="Reset canvas & history").bounding_box()
+        brush = page.get_by_test_id("stSlider").bounding_box()
+        assert toolbar["y"] + toolbar["height"] <= brush["y"] or brush["y"] + brush["height"] <= toolbar["y"]
+        screenshot(page, "draw-first-screen")
+
+        open_inside(page)
+        expect(page.get_by_text("5 · centred, 28×28")).to_be_visible(timeout=READ_TIMEOUT_MS)
+        assert page.locator("canvas.dc-canvas.lower-canvas").evaluate(BRIGHTEST_RED) == 255, (
+            "the stroke is on the canvas"
+        )
+        page.get_by_role("button", name="Clear").click()
+        expect(page.get_by_text("Draw a digit on the canvas")).to_be_visible(timeout=READ_TIMEOUT_MS)
+        expect(page.get_by_test_id("stMetricValue")).to_have_count(0)
+        expect(page.get_by_text("5 · centred, 28×28")).to_have_count(0)
+        assert page.locator("canvas.dc-canvas.lower-canvas").evaluate(BRIGHTEST_RED) == 0, (
+            "the canvas still shows ink"
+        )
+        draw_a_one(page)  # the new canvas draws and reads as the first did
+    finally:
+        context.close()
 
 
 def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
@@ -45,6 +161,7 @@ def test_drawn_and_uploaded_digits_are_read_and_quick_training_offers_its_model(
 
     stroke(page, [(140, 45 + 10 * step) for step in range(20)])  # a "1": one vertical stroke
     expect(predicted).to_have_text("1", timeout=READ_TIMEOUT_MS)
+    open_inside(page)  # it stays open from here on
     expect(page.get_by_text("5 · centred, 28×28")).to_be_visible(timeout=READ_TIMEOUT_MS)
     screenshot(page, "draw-one")
 
@@ -123,7 +240,11 @@ def test_a_corrected_drawing_joins_my_digits_and_a_fine_tuned_model_reads_it(
     page.get_by_role("button", name="Fine-tune mnist-cnn on my digits").click()
     use_new_model = page.get_by_role("button", name="Draw with mnist-cnn-my-digits")
     expect(use_new_model).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
-    expect(page.get_by_text("my held-out digits (1)")).to_be_visible()
+    expect(page.get_by_text("my held-out digits (2)")).to_be_visible()  # a 4 and a 1, not "every fifth"
+    page.get_by_text("Each of your 8 digits, read before and after").click()
+    drawn = page.get_by_role("row").filter(has_text="#8")  # the dash, as each model read it
+    expect(drawn).to_contain_text(f"{first_reading} (")
+    expect(drawn.get_by_role("cell").nth(4)).to_have_text(re.compile(r"^4 \(\d+%\)$"))
     use_new_model.click()
     expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile("^mnist-cnn-my-digits"))
     expect(predicted).to_have_text("4", timeout=READ_TIMEOUT_MS)  # the same drawing, read by the new model

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,13 @@ import plotly.graph_objects as go
 
 from zoo.charts import digit_heatmap
 
+if TYPE_CHECKING:
+    from zoo.training import FineTuningReport
+
 STEP_DISPLAY_SIDE = 112
+PROBABILITY_BARS_HEIGHT = (
+    210  # px: low enough that the Draw page's my digits start on a laptop's first screen
+)
 FEATURE_MAP_COLUMNS = 8
 
 
@@ -32,7 +37,7 @@ def probability_bars(probabilities: np.ndarray) -> go.Figure:
         )
     )
     figure.update_layout(
-        height=260,
+        height=PROBABILITY_BARS_HEIGHT,
         margin={"l": 8, "r": 8, "t": 8, "b": 8},
         xaxis={"title": "digit", "type": "category"},
         yaxis={"title": "probability", "range": [0, 1.15], "tickformat": ".0%"},
@@ -95,18 +100,43 @@ def saliency_figure(digit: np.ndarray, saliency: np.ndarray, title: str = "Salie
     return figure
 
 
-def fine_tuning_table(scores: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def fine_tuning_table(report: FineTuningReport) -> pd.DataFrame:
     """Accuracy before and after fine-tuning, side by side: the MNIST test digits and the held-out
-    part of the personal set (``scores`` as a fine-tuning run's ``final_metrics["fine_tuning"]``)."""
-    before, after = scores["before"], scores["after"]
-    rows = [("MNIST test digits", "mnist_accuracy")]
-    if "personal_accuracy" in before:
-        rows.append((f"my held-out digits ({after['personal_test_digits']})", "personal_accuracy"))
+    part of the personal set."""
+    rows = [("MNIST test digits", report.before.mnist_accuracy, report.after.mnist_accuracy)]
+    if report.before.personal_accuracy is not None:
+        rows.append(
+            (
+                f"my held-out digits ({report.after.personal_test_digits})",
+                report.before.personal_accuracy,
+                report.after.personal_accuracy,
+            )
+        )
     return pd.DataFrame(
         {
-            "test set": [label for label, _ in rows],
-            "before": [before[key] for _, key in rows],
-            "after": [after[key] for _, key in rows],
-            "change": [after[key] - before[key] for _, key in rows],
+            "test set": [label for label, _, _ in rows],
+            "before": [before for _, before, _ in rows],
+            "after": [after for _, _, after in rows],
+            "change": [after - before for _, before, after in rows],
+        }
+    )
+
+
+def fine_tuned_digits_table(report: FineTuningReport) -> pd.DataFrame:
+    """Each digit of the personal set as the base model read it and as the fine-tuned model reads it,
+    numbered as the set's gallery numbered it when the run started."""
+    return pd.DataFrame(
+        {
+            "digit": [f"#{digit.number}" for digit in report.digits],
+            "drawn": [digit.label for digit in report.digits],
+            "part": ["held out" if digit.held_out else "trained on" for digit in report.digits],
+            "base model read": [
+                f"{digit.before} ({digit.before_probability:.0%})" for digit in report.digits
+            ],
+            "fine-tuned reads": [f"{digit.after} ({digit.after_probability:.0%})" for digit in report.digits],
+            "change": [
+                "now misread" if digit.regressed else "now right" if digit.fixed else ""
+                for digit in report.digits
+            ],
         }
     )
