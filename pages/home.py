@@ -82,12 +82,19 @@ def recent_runs(user) -> None:
     for run in runs:
         accuracy = run.final_metrics.get("accuracy")
         scored = f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""
-        duration = ui.format_duration(run.duration_seconds)
-        label = f"{run.kind} run {run.id} · {run.status}{scored} · {duration}"
+        details = f"{run.status}{scored} · {ui.format_duration(run.duration_seconds)}"
         if user.signed_in:
-            st.page_link(ui.PAGE_OF_KIND[run.kind], label=label, query_params={ui.RUN_QUERY_KEY: run.id})
+            # The link names the run, its details follow as text: a page link's label is one line, cut
+            # short where the column ends (on a phone), while text wraps under it.
+            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                st.page_link(
+                    ui.PAGE_OF_KIND[run.kind],
+                    label=f"{run.kind} run {run.id}",
+                    query_params={ui.RUN_QUERY_KEY: run.id},
+                )
+                st.caption(details, width="content")
         else:
-            st.caption(label)
+            st.caption(f"{run.kind} run {run.id} · {details}")
     if not runs and not user.signed_in:
         st.info("No runs yet: sign in to start one.")
     elif not runs:

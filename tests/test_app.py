@@ -249,7 +249,8 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
 
     home = open_page()
     run_links = [link.proto for link in home.main.get("page_link") if run_id in link.proto.label]
-    assert len(run_links) == 1 and "completed · test accuracy" in run_links[0].label
+    assert [link.label for link in run_links] == [f"binary run {run_id}"]
+    assert re.search(r"^completed · test accuracy \d+\.\d% · ", texts(home.caption), re.MULTILINE)
     assert re.search(r"- my-moons · test accuracy \d+\.\d% · moons \(binary\)", texts(home.markdown))
 
 

@@ -10,6 +10,19 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+# The legend in rows along the figure's bottom edge, under the axis titles: Plotly widens the bottom
+# margin to hold it, so at any width (a phone's 358 px or a laptop's column) it covers no title,
+# subplot title, axis or tick label; its entries wrap onto more rows when the figure is narrow.
+LEGEND_BELOW = {
+    "orientation": "h",
+    "yref": "container",
+    "y": 0,
+    "yanchor": "bottom",
+    "x": 0,
+    "xanchor": "left",
+}
+SUBPLOT_TITLE_SIZE = 13  # px: two or three subplot titles side by side fit a phone's width
+
 
 def digit_heatmap(
     image: np.ndarray, title: str = "", *, colorscale: str = "gray_r", size: int = 220

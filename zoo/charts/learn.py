@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Sequence
 
@@ -9,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from zoo.charts import digit_heatmap
+from zoo.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE, digit_heatmap
 from zoo.formulas import BackpropTrace, ConvolutionStep, NetworkWeights, Trajectory
 from zoo.vocabulary import OPTIMIZER_LABELS
 
@@ -20,7 +21,9 @@ LOSS_TITLES = {
     "categorical_crossentropy": "Categorical cross-entropy",
 }
 OPTIMIZER_COLORS = {"sgd": "#d62728", "momentum": "#1f77b4", "adam": "#2ca02c"}
+SATURATED_COLOR = "rgba(128, 128, 128, 0.15)"
 MAX_RACE_FRAMES = 60
+PIPELINE_COLUMNS = 3
 
 
 def neuron_figure(
@@ -68,7 +71,6 @@ def activations_figure(
     names = list(curves)
     figure = make_subplots(rows=1, cols=len(names), subplot_titles=[ACTIVATION_TITLES[n] for n in names])
     shapes: list[dict] = []
-    annotations: list[dict] = []
     for column, name in enumerate(names, start=1):
         values, derivative = curves[name]
         figure.add_trace(
@@ -89,7 +91,7 @@ def activations_figure(
         )
         axis = "x" if column == 1 else f"x{column}"
         for start, end in saturation[name]:
-            # Shapes and annotations go in as one batch: plotly's add_vrect copies the layout each time.
+            # The shapes go in as one batch: plotly's add_vrect copies the layout each time.
             shapes.append(
                 {
                     "type": "rect",
@@ -99,27 +101,24 @@ def activations_figure(
                     "x1": end,
                     "y0": 0,
                     "y1": 1,
-                    "fillcolor": "grey",
-                    "opacity": 0.15,
+                    "fillcolor": SATURATED_COLOR,
                     "line": {"width": 0},
                 }
             )
-            annotations.append(
-                {
-                    "xref": axis,
-                    "yref": f"y{'' if column == 1 else column} domain",
-                    "x": (start + end) / 2,
-                    "y": 0.98,
-                    "text": "saturated",
-                    "showarrow": False,
-                    "font": {"size": 10, "color": "grey"},
-                }
-            )
-    figure.update_layout(shapes=shapes, annotations=[*figure.layout.annotations, *annotations])
-    figure.update_xaxes(title_text="z")
-    figure.update_layout(
-        height=340, margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": 1.18}
+    # The shading's legend entry (a word over each shaded region ran into its neighbour on a phone).
+    figure.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker={"symbol": "square", "size": 12, "color": SATURATED_COLOR},
+            name="saturated",
+        )
     )
+    figure.update_annotations(font_size=SUBPLOT_TITLE_SIZE)
+    figure.update_layout(shapes=shapes)
+    figure.update_xaxes(title_text="z")
+    figure.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend=LEGEND_BELOW)
     return figure
 
 
@@ -131,7 +130,7 @@ def losses_figure(
 ) -> go.Figure:
     """Each loss (left) and its gradient dL/dp (right) against the predicted probability p of the label."""
     figure = make_subplots(
-        rows=1, cols=2, subplot_titles=(f"Loss for label y = {label:g}", "Gradient dL/dp (clipped to ±20)")
+        rows=1, cols=2, subplot_titles=(f"Loss for label y = {label:g}", "dL/dp, clipped at ±20")
     )
     colors = ("#1f77b4", "#d62728", "#2ca02c")
     for color, (name, (values, gradients)) in zip(colors, curves.items(), strict=False):
@@ -151,11 +150,11 @@ def losses_figure(
         )
     for column in (1, 2):
         figure.add_vline(x=chosen_prediction, line={"dash": "dot", "color": "grey"}, row=1, col=column)
-    figure.update_xaxes(title_text="p = predicted probability of class 1", range=[0, 1])
+    # p: the predicted probability of class 1 (the page's ŷ); short, so that two panels fit a phone
+    figure.update_xaxes(title_text="p = P(class 1)", range=[0, 1])
     figure.update_yaxes(range=[0, 8], row=1, col=1)
-    figure.update_layout(
-        height=360, margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": 1.2}
-    )
+    figure.update_annotations(font_size=SUBPLOT_TITLE_SIZE)
+    figure.update_layout(height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend=LEGEND_BELOW)
     return figure
 
 
@@ -227,9 +226,13 @@ def backprop_network_figure(weights: NetworkWeights, trace: BackpropTrace) -> go
     figure.update_xaxes(visible=False, range=[-0.4, 2.4])
     figure.update_yaxes(visible=False, range=[-0.15, 1.05])
     figure.update_layout(
-        height=380,
-        margin={"l": 4, "r": 4, "t": 30, "b": 4},
-        title=f"Loss L = {trace.loss:.6f} (red edge: ∂L/∂w > 0, blue: < 0; width ∝ |∂L/∂w|)",
+        height=400,
+        margin={"l": 4, "r": 4, "t": 60, "b": 4},
+        title={
+            "text": f"Loss L = {trace.loss:.6f}",
+            # the key on a line of its own, short enough for a phone
+            "subtitle": {"text": "edge: red ∂L/∂w > 0, blue < 0; width ∝ |∂L/∂w|"},
+        },
     )
     return figure
 
@@ -305,14 +308,22 @@ def optimizer_race_figure(
     ]
     frame_names = [str(end - 1) for end in frame_ends]
     play = {"frame": {"duration": 60, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    # Top down, each on rows of its own so that nothing overlaps on a phone: the title with the legend
+    # under it (one block, which Plotly makes room for above the plot however many rows its entries
+    # take), the plot, Play/Pause, the step slider.
     figure.update_layout(
-        title={"text": title, "x": 0.01, "y": 0.98} if title else None,
-        height=560,
-        margin={"l": 10, "r": 10, "t": 50, "b": 110},
+        height=620,
+        margin={"l": 10, "r": 10, "t": 10, "b": 180},
         xaxis={"range": [float(xs[0]), float(xs[-1])], "title": "x"},
         yaxis={"range": [float(ys[0]), float(ys[-1])], "title": "y"},
-        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.01, "yanchor": "bottom"},
-        # Play/Pause and the step slider sit under the plot, clear of the legend and the title.
+        legend={
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "title": {"text": title, "side": "top", "font": {"size": 16}},
+        },
         updatemenus=[
             {
                 "type": "buttons",
@@ -321,7 +332,7 @@ def optimizer_race_figure(
                 "y": 0.0,
                 "xanchor": "left",
                 "yanchor": "top",
-                "pad": {"t": 60, "r": 10},
+                "pad": {"t": 50, "r": 10},
                 "showactive": False,
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [frame_names, play]},
@@ -336,11 +347,11 @@ def optimizer_race_figure(
         sliders=[
             {
                 "currentvalue": {"prefix": "step "},
-                "x": 0.22,
-                "len": 0.78,
+                "x": 0.0,
+                "len": 1.0,
                 "y": 0.0,
                 "yanchor": "top",
-                "pad": {"t": 40},
+                "pad": {"t": 100},
                 "active": len(frame_names) - 1,
                 "steps": [
                     {
@@ -371,7 +382,7 @@ def loss_over_steps_figure(trajectories: dict[str, Trajectory]) -> go.Figure:
     positive = all(np.all(t.losses > 0) for t in trajectories.values())
     figure.update_yaxes(type="log" if positive else "linear", title_text="f(x, y)")
     figure.update_xaxes(title_text="step")
-    figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h"})
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend=LEGEND_BELOW)
     return figure
 
 
@@ -426,21 +437,27 @@ def convolution_figures(
 
 
 def pipeline_figure(steps: Sequence[tuple[str, str, str]]) -> go.Figure:
-    """The pipeline as a row of boxes joined by arrows; each box's title links to ``url`` (a page path).
+    """The pipeline as boxes joined by arrows, ``PIPELINE_COLUMNS`` to a row, every other row running
+    right to left (so each arrow is short); each box's title links to ``url`` (a page path). Three
+    boxes to a row leave each wide enough for its words on a phone (six in a row ran into each other
+    there) as on a laptop.
 
     ``steps``: (title, what happens there, url) per box, in order.
     """
-    width, gap = 1.0, 0.35
+    width, gap, height, row_gap = 1.0, 0.3, 1.0, 0.45
     shapes, annotations = [], []
+    previous = None  # the last box's (left, bottom)
     for index, (title, caption, url) in enumerate(steps):
-        left = index * (width + gap)
+        row, place = divmod(index, PIPELINE_COLUMNS)
+        column = place if row % 2 == 0 else PIPELINE_COLUMNS - 1 - place
+        left, bottom = column * (width + gap), -row * (height + row_gap)
         shapes.append(
             {
                 "type": "rect",
                 "x0": left,
                 "x1": left + width,
-                "y0": 0,
-                "y1": 1,
+                "y0": bottom,
+                "y1": bottom + height,
                 "line": {"color": "#1f77b4", "width": 2},
                 "fillcolor": "rgba(31,119,180,0.08)",
             }
@@ -448,28 +465,35 @@ def pipeline_figure(steps: Sequence[tuple[str, str, str]]) -> go.Figure:
         annotations.append(
             {
                 "x": left + width / 2,
-                "y": 0.68,
+                "y": bottom + 0.7,
                 "text": f'<a href="{url}" target="_self"><b>{title}</b></a>',
                 "showarrow": False,
-                "font": {"size": 14},
+                "font": {"size": 12},
             }
         )
         annotations.append(
             {
                 "x": left + width / 2,
-                "y": 0.3,
+                "y": bottom + 0.32,
                 "text": "<br>".join(textwrap.wrap(caption, 16)),
                 "showarrow": False,
                 "font": {"size": 10, "color": "grey"},
             }
         )
-        if index:
+        if previous is not None:
+            before_left, before_bottom = previous
+            if before_bottom != bottom:  # down to the next row, in the same column
+                tail, head = (left + width / 2, before_bottom), (left + width / 2, bottom + height)
+            elif before_left < left:
+                tail, head = (before_left + width, bottom + height / 2), (left, bottom + height / 2)
+            else:
+                tail, head = (before_left, bottom + height / 2), (left + width, bottom + height / 2)
             annotations.append(
                 {
-                    "x": left,
-                    "y": 0.5,
-                    "ax": left - gap,
-                    "ay": 0.5,
+                    "x": head[0],
+                    "y": head[1],
+                    "ax": tail[0],
+                    "ay": tail[1],
                     "axref": "x",
                     "ayref": "y",
                     "text": "",
@@ -479,11 +503,13 @@ def pipeline_figure(steps: Sequence[tuple[str, str, str]]) -> go.Figure:
                     "arrowwidth": 2,
                 }
             )
+        previous = (left, bottom)
+    rows = math.ceil(len(steps) / PIPELINE_COLUMNS)
     figure = go.Figure(layout={"shapes": shapes, "annotations": annotations})
-    total = len(steps) * width + (len(steps) - 1) * gap
+    total = PIPELINE_COLUMNS * width + (PIPELINE_COLUMNS - 1) * gap
     figure.update_xaxes(visible=False, range=[-0.05, total + 0.05])
-    figure.update_yaxes(visible=False, range=[-0.05, 1.05])
-    figure.update_layout(height=190, margin={"l": 4, "r": 4, "t": 4, "b": 4}, plot_bgcolor="white")
+    figure.update_yaxes(visible=False, range=[-(rows - 1) * (height + row_gap) - 0.05, height + 0.05])
+    figure.update_layout(height=130 * rows, margin={"l": 4, "r": 4, "t": 4, "b": 4}, plot_bgcolor="white")
     return figure
 
 

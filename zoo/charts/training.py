@@ -15,6 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from zoo.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -57,6 +59,7 @@ def batch_curves(frame: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(title_text="step")
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_annotations(font_size=SUBPLOT_TITLE_SIZE)
     figure.update_layout(height=300, showlegend=False, margin=CHART_MARGIN)
     return figure
 
@@ -84,7 +87,8 @@ def epoch_curves(frame: pd.DataFrame) -> go.Figure:
                 column,
             )
     figure.update_xaxes(title_text="epoch", rangemode="tozero")
-    figure.update_layout(height=300, margin=CHART_MARGIN, legend={"orientation": "h", "y": -0.25})
+    figure.update_annotations(font_size=SUBPLOT_TITLE_SIZE)
+    figure.update_layout(height=320, margin=CHART_MARGIN, legend=LEGEND_BELOW)
     return figure
 
 
@@ -102,7 +106,7 @@ def loss_curves(frame: pd.DataFrame) -> go.Figure:
         margin=CHART_MARGIN,
         xaxis_title="epoch",
         yaxis_rangemode="tozero",
-        legend={"orientation": "h", "y": -0.3},
+        legend=LEGEND_BELOW,
     )
     return figure
 
@@ -174,7 +178,7 @@ def decision_boundary(
         title=title,
         height=460,
         margin=CHART_MARGIN,
-        legend={"orientation": "h", "y": -0.12},
+        legend=LEGEND_BELOW,
         yaxis={"scaleanchor": "x"},
     )
     return figure
@@ -292,7 +296,7 @@ def roc_figure(
         margin=CHART_MARGIN,
         xaxis={"title": "false positive rate", "range": [0, 1]},
         yaxis={"title": "true positive rate", "range": [0, 1.02], "scaleanchor": "x"},
-        legend={"orientation": "h", "y": -0.25},
+        legend=LEGEND_BELOW,
     )
     return figure
 
@@ -329,9 +333,7 @@ def overlay_curves(frames: Mapping[str, pd.DataFrame], metric: str) -> go.Figure
                 mode="lines+markers" if x == "epoch" else "lines",
             )
         )
-    figure.update_layout(
-        title=metric, height=380, margin=CHART_MARGIN, xaxis_title=x, legend={"orientation": "h", "y": -0.2}
-    )
+    figure.update_layout(title=metric, height=380, margin=CHART_MARGIN, xaxis_title=x, legend=LEGEND_BELOW)
     return figure
 
 
