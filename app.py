@@ -3,9 +3,11 @@
 import streamlit as st
 
 from zoo import ui
+from zoo.backend import quiet_missing_gpu_error
 from zoo.data import describe_mnist_source
 from zoo.errors import DataError, StorageError
 
+quiet_missing_gpu_error()  # before any page starts TensorFlow in this process
 st.set_page_config(page_title="Zoo Studio", page_icon="🧠", layout="wide")
 
 PAGES = [  # file, title, icon; the first is the default page

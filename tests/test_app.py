@@ -4,7 +4,9 @@ Train and Runs, their empty states, failed runs' messages, and real (tiny) runs 
 from __future__ import annotations
 
 import ast
+import glob
 import json
+import os
 import re
 import subprocess
 import sys
@@ -151,6 +153,34 @@ def test_home_renders_without_importing_tensorflow(zoo_home):
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"errors": [], "title": ["Zoo Studio"], "heavy": []}
+
+
+def test_the_server_starting_tensorflow_on_a_machine_without_a_gpu_prints_no_cuinit_error(zoo_home):
+    """TensorFlow's pip build looks for CUDA when it first lists its devices and, finding no driver,
+    prints "failed call to cuInit" as an error: noise on every laptop. The Draw page loads a model
+    in the server process, which starts TensorFlow there (as the first visitor of a fresh server does)."""
+    probe = (
+        "import json, sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"app = AppTest.from_file({str(APP)!r}, default_timeout=120).run()\n"
+        "app.switch_page('pages/draw.py').run()\n"
+        "print(json.dumps({'errors': [e.message for e in app.exception],\n"
+        "  'tensorflow': 'tensorflow' in sys.modules}))\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("TF_CPP")}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        env=environment,
+        timeout=240,
+        check=True,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"errors": [], "tensorflow": True}, "the Draw page started TensorFlow"
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        assert "cuInit" not in result.stdout + result.stderr
 
 
 def test_home_empty_states_say_what_to_do_next():

@@ -88,6 +88,21 @@ def configured_name() -> str:
     return name or DEFAULT_BACKEND
 
 
+def quiet_missing_gpu_error() -> None:
+    """On a machine without an NVIDIA device, keep TensorFlow's "failed call to cuInit" error line out
+    of this process's output (call it before anything imports TensorFlow: the app does, first thing).
+
+    TensorFlow's pip build looks for CUDA when it first lists its devices and, finding no driver,
+    logs that line as an error, on every laptop. Its C++ log level (``TF_CPP_MIN_LOG_LEVEL``, read
+    once, at import) is set to 3, as the workers' is; a level already set, or ``ZOO_NATIVE_LOGS=1``,
+    or an NVIDIA device (``/dev/nvidia0``, ...) leaves it alone.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") or os.environ.get("ZOO_NATIVE_LOGS") == "1":
+        return
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+
 def worker_environment(name: str, memory_fraction: float | None, gpu_megabytes: int = 0) -> dict[str, str]:
     """Environment variables a worker process needs before it imports Keras.
 
