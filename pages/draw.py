@@ -282,10 +282,8 @@ def quick_run_section(quick_run) -> None:
     if not quick_run.is_active:
         render_quick_run(quick_run.id, live=False)
         return
-    if ui.may_manage_owner(quick_run.owner) and st.button(
-        "Stop", key="draw.stop", help="The run stops after its current batch; its model is kept."
-    ):
-        ui.stop_run(quick_run)
+    if ui.may_manage_owner(quick_run.owner):
+        ui.stop_button(quick_run, key="draw.stop")
     ui.live_fragment(functools.partial(render_quick_run, quick_run.id), live=True, key=QUICK_RUN_KEY)()
 
 

@@ -150,7 +150,7 @@ def settings() -> TrainSpec | None:
 def run_buttons(spec: TrainSpec, run: Run | None, user) -> Run | None:
     """Start, Stop, Reset and Default settings; returns the run the page follows after them."""
     mine = run is not None and ui.may_manage_owner(run.owner)
-    start_column, stop_column, reset_column, defaults_column = st.columns(4)
+    start_column, reset_column, defaults_column = st.columns(3)
     if start_column.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch"):
         if mine and run.is_active:
             ui.stop_run(run)
@@ -160,8 +160,6 @@ def run_buttons(spec: TrainSpec, run: Run | None, user) -> Run | None:
         except ZooError as error:
             st.error(str(error))
     live = run is not None and run.is_active
-    if stop_column.button("Stop", icon=":material/stop:", disabled=not (live and mine), width="stretch"):
-        ui.stop_run(run)
     if reset_column.button(
         "Reset", icon=":material/restart_alt:", width="stretch", help="Stop the run and clear the plane."
     ):
@@ -183,6 +181,9 @@ def show_training(run: Run | None, spec: TrainSpec) -> None:
         data = ui.points(shown_spec)
         surface = ui.run_store().surface(current.id) if current is not None else None
         if current is not None and current.is_active:
+            if ui.may_manage_owner(current.owner):
+                # In the fragment: a click reruns only the fragment, not the whole page.
+                ui.stop_button(current, key="playground.stop")
             ui.show_progress(current, "points")
         plane_column, curves_column = st.columns([3, 2])
         plane_column.plotly_chart(

@@ -249,6 +249,9 @@ def show_live_run(run: Run) -> None:
             f"{current.spec.backend} · "
             f"{current.data_source or 'data loading…'}"
         )
+        if current.is_active and ui.may_manage_owner(current.owner):
+            # In the fragment: a click reruns only the fragment, not the whole page.
+            ui.stop_button(current, key="train.stop")
         if current.is_active or current.progress:
             ui.show_progress(current)
         frame = ui.metrics_frame(current.id)
@@ -361,14 +364,6 @@ def train_page() -> None:
                 "on a CPU."
             )
         return
-    if (
-        run.is_active
-        and ui.may_manage_owner(run.owner)
-        and st.button(
-            "Stop", icon=":material/stop:", help="The run stops after its current batch; the model is kept."
-        )
-    ):
-        ui.stop_run(run)
     show_live_run(run)
     if run.is_active:
         return

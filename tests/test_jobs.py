@@ -278,6 +278,40 @@ def test_a_run_starts_in_a_warm_worker_that_then_ends_and_is_replaced(zoo_home, 
     assert store.log_path(run.id).is_file()  # the run's own log, as with a worker started for it
 
 
+def test_a_warm_worker_stops_mid_epoch_within_a_few_batches_and_no_page_starts_a_worker_meanwhile(
+    zoo_home, monkeypatch
+):
+    """The Train page's run as the walk of issue 22 had it: the article's CNN (the compiled model a
+    warm worker prepared) for 4 epochs on the embedded digits, stopped in epoch 2."""
+    monkeypatch.setenv("ZOO_WARM_WORKERS", "1")
+    store = RunStore()
+    jobs.keep_pool_warm("cpu", store)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not ready_workers(store):
+        assert time.monotonic() < deadline, "the worker never became ready"
+        time.sleep(0.1)
+    run_id = jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=4), store, by=LOCAL_USER)
+    steps_per_epoch = 29  # 3,600 training digits (4,000 less the validation split) in batches of 128
+    wait_until(lambda: steps_done(store.get(run_id)) > steps_per_epoch + 3, RUN_TIMEOUT, store, run_id)
+    # While the run trains on the CPU, a page shown tops up nothing: a worker's start-up would take a
+    # core from the run (the run's worker starts its replacement when it ends).
+    jobs.keep_pool_warm("cpu", store)
+    assert store.pool_workers() == []
+    step_at_request = steps_done(store.get(run_id))
+    store.request_stop(run_id, by=LOCAL_USER)
+    run = jobs.wait(run_id, RUN_TIMEOUT, store)
+    assert run.status == "stopped", run.message
+    # Reported progress lags the training by at most a report interval (0.25 s): a few batches.
+    assert run.progress.epoch == 2 and run.progress.step - step_at_request <= 8, (
+        f"stop requested at step {step_at_request}, training ended at step {run.progress.step}"
+    )
+    assert ModelStore().entry(run.model_name).config.status == "stopped"
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not store.pool_workers():  # the replacement, once the run has ended
+        assert time.monotonic() < deadline, "no replacement worker started after the run"
+        time.sleep(0.1)
+
+
 def ready_workers(store: RunStore) -> list[int]:
     with sqlite3.connect(store.path) as connection:
         return [row[0] for row in connection.execute("SELECT pid FROM workers WHERE status = 'ready'")]

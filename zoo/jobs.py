@@ -249,10 +249,14 @@ def keep_pool_warm(device: str, store: RunStore) -> None:
     """Top up the pool of ``device`` and this host's backend with waiting workers, so the next run
     starts warm (nothing when ``ZOO_WARM_WORKERS`` is 0). Pages call it when they are shown.
 
+    Not while a run trains on a CPU: a worker's start-up (its backend's import, the warm-up compiles)
+    would take a core from that run and slow every page meanwhile; the run's worker starts its
+    replacement when the run ends (``run_pool_worker``).
+
     Raises:
         OSError: a worker process could not be started.
     """
-    if warm_workers():
+    if warm_workers() and not (device == "cpu" and store.running_count(device)):
         fill_pool(device, configured_name(), store)
 
 

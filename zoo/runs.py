@@ -153,6 +153,7 @@ class Run:
     model_name: str | None
     message: str | None
     owner: str = LOCAL_OWNER
+    stop_requested: bool = False  # a stop was asked for (a running run ends after its current batch)
 
     @property
     def is_active(self) -> bool:
@@ -620,6 +621,28 @@ class RunStore:
                 "SELECT spec FROM runs WHERE device = ? AND status = 'queued'", (device,)
             ).fetchall()
         return sum(_backend_of(row["spec"]) == backend for row in rows)
+
+    def running_count(self, device: str) -> int:
+        """How many runs train on ``device`` now.
+
+        Args:
+            device: ``cpu`` or ``gpu``.
+
+        Returns:
+            The number of running runs.
+
+        Raises:
+            StorageError: the store cannot be read.
+
+        Example:
+            >>> store.running_count("cpu")  # doctest: +SKIP
+            1
+        """
+        with self._connect() as connection:
+            (count,) = connection.execute(
+                "SELECT COUNT(*) FROM runs WHERE device = ? AND status = 'running'", (device,)
+            ).fetchone()
+        return count
 
     def leave_pool_if_surplus(self, pid: int, target: int) -> bool:
         """Take worker ``pid`` out of its pool if the pool has more than ``target`` live workers and
@@ -1312,4 +1335,5 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         model_name=row["model_name"],
         message=row["message"],
         owner=row["owner"],
+        stop_requested=bool(row["stop_requested"]),
     )
