@@ -245,7 +245,7 @@ def show_saved_model(model_name: str, metrics: dict) -> None:
 
 def show_outcome(run: Run, spec: TrainSpec) -> None:
     """How the ended run did on the test points."""
-    if run.spec != spec:
+    if run.spec != spec.resolved():  # the run records its backend made concrete
         st.caption("The settings above differ from this run's; press **Start training** to train with them.")
     ui.show_run_outcome(run)
     if run.final_metrics:

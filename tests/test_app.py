@@ -26,6 +26,13 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 APP = REPOSITORY / "app.py"
 PAGE_ORDER = ["home", "playground", "train", "runs", "learn", "draw", "hub", "admin"]
 TINY_BINARY = {"num_epochs": "4", "num_samples": "60"}
+# A binary run's final metrics as the worker records them (evaluation.Evaluation.to_dict), trimmed.
+BINARY_SCORES = {
+    "accuracy": 0.9,
+    "auc": 0.95,
+    "per_class": {"1": {"precision": 0.9, "recall": 0.88, "f1": 0.89}},
+    "confusion_matrix": [[55, 5], [7, 53]],
+}
 
 
 def open_page(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
@@ -282,6 +289,19 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     assert [link.label for link in run_links] == [f"binary run {run_id}"]
     assert re.search(r"^completed · test accuracy \d+\.\d% · ", texts(home.caption), re.MULTILINE)
     assert re.search(r"- my-moons · test accuracy \d+\.\d% · moons \(binary\)", texts(home.markdown))
+
+
+def test_playground_says_the_settings_differ_from_the_runs_only_when_they_do():
+    """A run records its backend made concrete (``tensorflow``) while the page holds ``auto``."""
+    spec = TrainSpec.binary(learning_rate=0.01, noise=0.3).resolved()  # as jobs.submit records it
+    run_id = ended_run(RunStore(), spec, "completed", None, final_metrics=BINARY_SCORES)
+    differ = "The settings above differ from this run's"
+    app = open_page("playground", {"run": run_id, "noise": "0.3"})
+    assert f"Run {run_id} completed" in texts(app.success)
+    assert differ not in texts(app.caption)
+    app.slider(key="noise").set_value(0.45)
+    rerun(app)
+    assert differ in texts(app.caption)
 
 
 def test_playground_shows_why_a_run_diverged():
