@@ -9,14 +9,14 @@ from zoo import jobs, ui
 from zoo.charts import training as charts
 from zoo.errors import ZooError
 from zoo.runs import Run
-from zoo.training import TrainSpec
+from zoo.training import LimitBound, TrainSpec
 from zoo.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
 # needs ~10x the epochs) lets the boundary visibly form in a run of 10-20 s on a laptop CPU.
-DEFAULTS = TrainSpec.binary(learning_rate=0.01)
+# Its model stays out of the zoo's lists until kept ("Keep this model").
+DEFAULTS = TrainSpec.binary(learning_rate=0.01, keep_model=False)
 MAX_LAYERS, MAX_UNITS = 4, 8
-MAX_EPOCHS = 1000  # beyond a host's limit on epochs, when it has a lower one
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SETTING_DEFAULTS = {
@@ -33,27 +33,54 @@ SETTING_DEFAULTS = {
     "batch_size": DEFAULTS.batch_size,
     "num_epochs": DEFAULTS.num_epochs,
 }
+# What each setting may be: the widgets' choices and ranges, and the reasons a link's value is ignored.
+CHOICES = {
+    "dataset": POINT_DATASETS,
+    "activation": ACTIVATIONS,
+    "optimizer": OPTIMIZERS,
+    "learning_rate": LEARNING_RATES,
+    "batch_size": BATCH_SIZES,
+}
+RANGES = {
+    "noise": (0.0, 1.0),
+    "num_samples": (50, 2000),
+    "test_fraction": (0.1, 0.9),
+    "seed": (0, 99_999),
+    "hidden_layers": (1, MAX_LAYERS),
+    **{f"units_{layer}": (1, MAX_UNITS) for layer in range(1, MAX_LAYERS + 1)},
+    "num_epochs": (1, 1000),
+}
+LABELS = {"optimizer": OPTIMIZER_LABELS}  # choices shown (and written in the URL) by these names
 BOUND = {"bind": "query-params"}
+NOTICE_KEY = "playground.notice"  # what Start or Reset did to someone else's run, said after the rerun
+IGNORED_KEY = "playground.ignored_link_values"
+LINK_READ_KEY = "playground.link_read"  # the session's first run of the page has read its link
 
 
 def restore_defaults() -> None:
     st.session_state.update(SETTING_DEFAULTS)
+    # A number field has no bounds of its own (number_setting) to start it within the host's limits.
+    epochs = ui.limit_bound(lambda value: replace(DEFAULTS, num_epochs=value), *RANGES["num_epochs"])
+    st.session_state["num_epochs"] = min(DEFAULTS.num_epochs, epochs.maximum)
+    st.session_state.pop(IGNORED_KEY, None)
 
 
-def settings() -> TrainSpec | None:
-    """The data, network and training settings (bound to the URL) as a spec; None, said with
-    ``st.error``, when they do not make one. A field that feeds a limit of the host stops at it, the
-    settings above it as chosen (``ui.limit_bound``), and says so."""
-    data_column, network_column, training_column = st.columns(3)
-    with data_column.container(border=True):
-        st.markdown("**Data**")
-        dataset = st.selectbox("Dataset", POINT_DATASETS, key="dataset", **BOUND)
-        noise = st.slider("Noise", 0.0, 1.0, DEFAULTS.noise, 0.05, key="noise", **BOUND)
-        points = ui.limit_bound(lambda value: replace(DEFAULTS, num_samples=value), 50, 2000)
+def settings() -> tuple[TrainSpec | None, list[str], dict[str, tuple]]:
+    """The data, network and training settings (bound to the URL) as a spec, what is wrong with them
+    (each also said with ``st.error`` under its field; no spec when something is), and what each
+    field allowed: its choices, or its lowest and highest value. A field that feeds a limit of the
+    host stops at it, the settings above it as chosen (``ui.limit_bound``), and says so."""
+    problems: list[str] = []
+    allowed: dict[str, tuple] = {**CHOICES, **RANGES}
+    data_tab, network_tab, training_tab = st.tabs(["Data", "Network", "Training"])
+    with data_tab:
+        dataset = st.selectbox("Dataset", CHOICES["dataset"], key="dataset", **BOUND)
+        noise = st.slider("Noise", *RANGES["noise"], DEFAULTS.noise, 0.05, key="noise", **BOUND)
+        points = ui.limit_bound(lambda value: replace(DEFAULTS, num_samples=value), *RANGES["num_samples"])
+        allowed["num_samples"] = (RANGES["num_samples"][0], points.maximum)
         num_samples = st.slider(
             "Number of points",
-            50,
-            points.maximum,
+            *allowed["num_samples"],
             min(DEFAULTS.num_samples, points.maximum),
             50,
             key="num_samples",
@@ -62,122 +89,265 @@ def settings() -> TrainSpec | None:
         )
         test_fraction = st.slider(
             "Share of points held out for testing",
-            0.1,
-            0.9,
+            *RANGES["test_fraction"],
             DEFAULTS.test_fraction,
             0.05,
             key="test_fraction",
             **BOUND,
         )
-        seed = st.number_input("Seed", 0, 99_999, DEFAULTS.seed, key="seed", **BOUND)
-    with network_column.container(border=True):
-        st.markdown("**Network**")
-        hidden_layers = st.number_input("Hidden layers", 1, MAX_LAYERS, 1, key="hidden_layers", **BOUND)
+        seed = number_setting("Seed", "seed", problems, allowed)
+    with network_tab:
+        hidden_layers = number_setting("Hidden layers", "hidden_layers", problems, allowed)
         unit_columns = st.columns(2)
         chosen = replace(DEFAULTS, num_samples=num_samples, hidden_units=())
-        for layer in range(1, hidden_layers + 1):
+        for layer in range(1, min(max(hidden_layers or 1, 1), MAX_LAYERS) + 1):
+            key = f"units_{layer}"
             units = ui.limit_bound(
                 lambda value, chosen=chosen: replace(chosen, hidden_units=(*chosen.hidden_units, value)),
-                1,
-                MAX_UNITS,
+                *RANGES[key],
             )
-            value = unit_columns[(layer - 1) % 2].number_input(
-                f"Units in layer {layer}",
-                1,
-                units.maximum,
-                min(DEFAULTS.hidden_units[0], units.maximum),
-                key=f"units_{layer}",
-                help=units.note,
-                **BOUND,
+            value = number_setting(
+                f"Units in layer {layer}", key, problems, allowed, unit_columns[(layer - 1) % 2], bound=units
             )
-            chosen = replace(chosen, hidden_units=(*chosen.hidden_units, value))
-        hidden_units = chosen.hidden_units
-        activation = st.selectbox("Activation", ACTIVATIONS, key="activation", **BOUND)
-    with training_column.container(border=True):
-        st.markdown("**Training**")
+            chosen = replace(chosen, hidden_units=(*chosen.hidden_units, value or RANGES[key][0]))
+        activation = st.selectbox("Activation", CHOICES["activation"], key="activation", **BOUND)
+    with training_tab:
         optimizer = st.selectbox(
             "Optimizer",
-            OPTIMIZERS,
+            CHOICES["optimizer"],
             index=OPTIMIZERS.index(DEFAULTS.optimizer),
             format_func=OPTIMIZER_LABELS.get,
             key="optimizer",
             **BOUND,
         )
         learning_rate = st.select_slider(
-            "Learning rate", LEARNING_RATES, DEFAULTS.learning_rate, key="learning_rate", **BOUND
+            "Learning rate", CHOICES["learning_rate"], DEFAULTS.learning_rate, key="learning_rate", **BOUND
         )
         batch = ui.limit_bound(lambda value: replace(chosen, batch_size=value), 1, BATCH_SIZES[-1])
-        batch_sizes = [size for size in BATCH_SIZES if size <= batch.maximum]
+        allowed["batch_size"] = tuple(size for size in BATCH_SIZES if size <= batch.maximum)
         batch_size = st.select_slider(
             "Batch size",
-            batch_sizes,
-            min(DEFAULTS.batch_size, batch_sizes[-1]),
+            allowed["batch_size"],
+            min(DEFAULTS.batch_size, allowed["batch_size"][-1]),
             key="batch_size",
             help=batch.note,
             **BOUND,
         )
         chosen = replace(chosen, batch_size=batch_size)
-        epochs = ui.limit_bound(lambda value: replace(chosen, num_epochs=value), 1, MAX_EPOCHS)
-        num_epochs = st.number_input(
-            "Epochs",
-            1,
-            epochs.maximum,
-            min(DEFAULTS.num_epochs, epochs.maximum),
-            10,
-            key="num_epochs",
-            help=epochs.note,
-            **BOUND,
-        )
+        epochs = ui.limit_bound(lambda value: replace(chosen, num_epochs=value), *RANGES["num_epochs"])
+        num_epochs = number_setting("Epochs", "num_epochs", problems, allowed, step=10, bound=epochs)
+    if problems:
+        return None, problems, allowed
     try:
-        return TrainSpec.binary(
-            dataset=dataset,
-            noise=noise,
-            num_samples=num_samples,
-            test_fraction=test_fraction,
-            seed=seed,
-            hidden_units=hidden_units,
-            activation=activation,
-            optimizer=optimizer,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            num_epochs=num_epochs,
+        return (
+            TrainSpec.from_dict(
+                {
+                    **DEFAULTS.to_dict(),
+                    "dataset": dataset,
+                    "noise": noise,
+                    "num_samples": num_samples,
+                    "test_fraction": test_fraction,
+                    "seed": seed,
+                    "hidden_units": chosen.hidden_units,
+                    "activation": activation,
+                    "optimizer": optimizer,
+                    "learning_rate": learning_rate,
+                    "batch_size": batch_size,
+                    "num_epochs": num_epochs,
+                }
+            ),
+            [],
+            allowed,
         )
     except ZooError as error:
         st.error(str(error))
+        return None, [str(error)], allowed
+
+
+def number_setting(
+    label: str,
+    key: str,
+    problems: list[str],
+    allowed: dict[str, tuple],
+    container=st,
+    step: int = 1,
+    bound: LimitBound | None = None,
+) -> int | None:
+    """A whole-number setting within ``RANGES[key]``, or up to ``bound``, where a limit of the host
+    stops it (its note next to the field); a value outside is said under the field and added to
+    ``problems``. The field has no bounds of its own: Streamlit's would keep a rejected value on
+    screen, in red, while the page went on with the last one it accepted."""
+    low, high = RANGES[key][0], bound.maximum if bound is not None else RANGES[key][1]
+    allowed[key] = (low, high)
+    note = bound.note if bound is not None else None
+    value = container.number_input(
+        label, value=min(SETTING_DEFAULTS[key], high), step=step, key=key, help=note, **BOUND
+    )
+    if value is None or not low <= value <= high:
+        shown = "nothing" if value is None else value
+        problem = f"{label}: {shown} is not allowed; choose {low} to {high}." + (f" {note}" if note else "")
+        container.error(problem)
+        problems.append(problem)
         return None
+    return value
 
 
-def run_buttons(spec: TrainSpec, run: Run | None, user) -> Run | None:
-    """Start, Stop, Reset and Default settings; returns the run the page follows after them."""
-    mine = run is not None and ui.may_manage_owner(run.owner)
+def link_values() -> dict[str, str]:
+    """The settings this page's link names, as written there (read before the widgets take them)."""
+    return {key: st.query_params[key] for key in SETTING_DEFAULTS if key in st.query_params}
+
+
+def say_ignored_link_values(given: dict[str, str], allowed: dict[str, tuple]) -> None:
+    """Say which of the link's settings the page could not take, and why (Streamlit drops them from
+    the URL without a word); the note stays until Start, Reset or Default settings."""
+    if not st.session_state.get(LINK_READ_KEY):  # later runs' URLs are the widgets' own
+        st.session_state[LINK_READ_KEY] = True
+        ignored = [
+            f"{key}={value!r} ({reason_ignored(key, allowed[key])})"
+            for key, value in given.items()
+            if key in st.session_state and not taken(key, value, st.session_state[key])
+        ]
+    else:
+        ignored = []
+    if ignored:
+        st.session_state[IGNORED_KEY] = (
+            f"The link's {', '.join(ignored)} could not be used; those settings are at their defaults."
+        )
+    if IGNORED_KEY in st.session_state:
+        st.warning(st.session_state[IGNORED_KEY], icon=":material/link_off:")
+
+
+def taken(key: str, written: str, value) -> bool:
+    """Whether the widget of ``key`` holds what the link wrote for it."""
+    shown = LABELS.get(key, {}).get(value, value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return float(written) == float(value)
+        except ValueError:
+            return False
+    return written == str(shown)
+
+
+def reason_ignored(key: str, allowed: tuple) -> str:
+    if key in CHOICES:
+        names = [str(LABELS.get(key, {}).get(choice, choice)) for choice in allowed]
+        return "choose one of " + ", ".join(names)
+    low, high = allowed
+    return f"choose a number from {low} to {high}"
+
+
+def settings_of_run(spec: TrainSpec) -> tuple[dict, list[str]]:
+    """The page's settings that reproduce ``spec``, and the ones its widgets cannot show (a run started
+    from the command line may use a learning rate or batch size the sliders do not offer)."""
+    values = {
+        "dataset": spec.dataset,
+        "noise": spec.noise,
+        "num_samples": spec.num_samples,
+        "test_fraction": spec.test_fraction,
+        "seed": spec.seed,
+        "hidden_layers": len(spec.hidden_units),
+        **{f"units_{layer}": units for layer, units in enumerate(spec.hidden_units, start=1)},
+        "activation": spec.activation,
+        "optimizer": spec.optimizer,
+        "learning_rate": spec.learning_rate,
+        "batch_size": spec.batch_size,
+        "num_epochs": spec.num_epochs,
+    }
+    not_offered = [
+        f"{key.replace('_', ' ')} {values.pop(key)}"
+        for key in list(values)
+        if key in CHOICES and values[key] not in CHOICES[key]
+    ]
+    return values, not_offered
+
+
+def load_run_settings(spec: TrainSpec) -> None:
+    values, not_offered = settings_of_run(spec)
+    st.session_state.update(values)
+    st.session_state.pop(IGNORED_KEY, None)
+    if not_offered:
+        st.session_state[NOTICE_KEY] = (
+            f"The page does not offer the run's {', '.join(not_offered)}: those settings stay as they were."
+        )
+
+
+def followed_run_note(run: Run | None, spec: TrainSpec | None, user) -> None:
+    """Whose run the page follows and its settings, with a button that loads them into the page."""
+    if NOTICE_KEY in st.session_state:
+        st.info(st.session_state.pop(NOTICE_KEY), icon=":material/info:")
+    if run is None:
+        return
+    if run.owner != user.name:
+        st.info(
+            f"**{run.owner}'s run {run.id}** ({run.status}), trained with: {run.spec.describe()}. "
+            f"**Start training** starts a run of your own with the settings below; {run.owner}'s "
+            + ("goes on training." if run.is_active else "stays as it is."),
+            icon=":material/person:",
+        )
+    if spec is None or not spec.trains_like(run.spec):
+        st.button(
+            "Load this run's settings",
+            icon=":material/download:",
+            on_click=load_run_settings,
+            args=(run.spec,),
+            help=f"Its settings: {run.spec.describe()}.",
+        )
+
+
+def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, user) -> Run | None:
+    """Start, Reset and Default settings; returns the run the page follows after them. Start and
+    Reset stop the followed run only when it is the person's own; someone else's goes on."""
+    own_live_run = run is not None and run.is_active and run.owner == user.name
     start_column, reset_column, defaults_column = st.columns(3)
     if start_column.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch"):
-        if mine and run.is_active:
+        if spec is None:
+            st.error("Not started: " + " ".join(problems))
+            return run
+        if own_live_run:
             ui.stop_run(run)
         try:
-            ui.follow_run(jobs.submit(spec, ui.run_store(), by=user))
-            st.rerun()  # the sidebar, drawn before this page, shows the new live run too
+            new_run = jobs.submit(spec, ui.run_store(), by=user)
         except ZooError as error:
             st.error(str(error))
-    live = run is not None and run.is_active
+            return run
+        if run is not None and run.is_active and not own_live_run:
+            st.session_state[NOTICE_KEY] = (
+                f"Started run {new_run} of your own. {run.owner}'s run {run.id} goes on training: "
+                f"only {run.owner} or an admin can stop it."
+            )
+        st.session_state.pop(IGNORED_KEY, None)
+        ui.follow_run(new_run)
+        st.rerun()  # the sidebar, drawn before this page, shows the new live run too
     if reset_column.button(
-        "Reset", icon=":material/restart_alt:", width="stretch", help="Stop the run and clear the plane."
+        "Reset",
+        icon=":material/restart_alt:",
+        width="stretch",
+        help="Stop your run and clear the plane (someone else's run goes on).",
     ):
-        if live and mine:
+        if own_live_run:
             ui.stop_run(run)
+        elif run is not None and run.is_active:
+            st.session_state[NOTICE_KEY] = (
+                f"You left {run.owner}'s run {run.id}; it goes on training (only {run.owner} or an admin "
+                "can stop it)."
+            )
+        st.session_state.pop(IGNORED_KEY, None)
         ui.follow_run(None)
-        run = None
+        st.rerun()
     defaults_column.button("Default settings", width="stretch", on_click=restore_defaults)
     return run
 
 
-def show_training(run: Run | None, spec: TrainSpec) -> None:
+def show_training(run: Run | None, spec: TrainSpec | None) -> None:
     """The plane, the loss curves and the hidden units of the followed run (or the bare data of
     ``spec``): redrawn live while the run trains."""
 
     def render(live: bool) -> bool:
         current = ui.run_store().get(run.id) if run is not None else None
         shown_spec = current.spec if current is not None else spec
+        if shown_spec is None:
+            st.info("The plane shows the points once the settings are fixed.")
+            return False
         data = ui.points(shown_spec)
         surface = ui.run_store().surface(current.id) if current is not None else None
         if current is not None and current.is_active:
@@ -185,22 +355,19 @@ def show_training(run: Run | None, spec: TrainSpec) -> None:
                 # In the fragment: a click reruns only the fragment, not the whole page.
                 ui.stop_button(current, key="playground.stop")
             ui.show_progress(current, "points")
-        plane_column, curves_column = st.columns([3, 2])
-        plane_column.plotly_chart(
+        st.plotly_chart(
             charts.decision_boundary(surface, data.x_train, data.y_train, data.x_test, data.y_test),
             key="boundary",
         )
-        with curves_column:
-            if current is None:
-                st.info(
-                    "Press **Start training** to watch the boundary form. The points are the data it will "
-                    "learn."
-                )
-                return False
-            st.plotly_chart(charts.loss_curves(ui.metrics_frame(current.id)), key="loss")
-            if surface is not None:
-                st.plotly_chart(charts.hidden_unit_maps(surface), key="hidden_units")
-                st.caption("What each hidden unit computes: its activation at every point of the plane.")
+        if current is None:
+            st.info(
+                "Press **Start training** to watch the boundary form. The points are the data it will learn."
+            )
+            return False
+        st.plotly_chart(charts.loss_curves(ui.metrics_frame(current.id)), key="loss")
+        if surface is not None:
+            st.plotly_chart(charts.hidden_unit_maps(surface), key="hidden_units")
+            st.caption("What each hidden unit computes: its activation at every point of the plane.")
         return current.is_active
 
     ui.live_fragment(render, live=run is not None and run.is_active, key="playground-live")()
@@ -225,7 +392,7 @@ def show_scores(metrics: dict) -> None:
 
 
 def show_saved_model(model_name: str, metrics: dict) -> None:
-    """The ROC curve and confusion matrix of the run's saved model, and its name in the local zoo."""
+    """The ROC curve and confusion matrix of the run's saved model, and keeping it in the local zoo."""
     roc_column, matrix_column = st.columns(2)
     with roc_column, st.spinner("Scoring the test points (loads TensorFlow the first time)…"):
         try:
@@ -243,9 +410,9 @@ def show_saved_model(model_name: str, metrics: dict) -> None:
     ui.keep_model_form(model_name, key="playground-keep-model")
 
 
-def show_outcome(run: Run, spec: TrainSpec) -> None:
+def show_outcome(run: Run, spec: TrainSpec | None) -> None:
     """How the ended run did on the test points."""
-    if run.spec != spec.resolved():  # the run records its backend made concrete
+    if spec is None or not spec.trains_like(run.spec):
         st.caption("The settings above differ from this run's; press **Start training** to train with them.")
     ui.show_run_outcome(run)
     if run.final_metrics:
@@ -265,11 +432,17 @@ def playground_page() -> None:
         "Like TensorFlow Playground, on the article's own Keras network: two inputs, a hidden layer of "
         "three sigmoid units, one sigmoid output. Change anything; the URL keeps your settings."
     )
-    spec = settings()
-    if spec is None:
-        return
-    run = run_buttons(spec, ui.followed_run("binary"), user)
-    show_training(run, spec)
+    given = link_values()
+    run = ui.followed_run("binary")
+    # The plane beside the settings, not under them: in sight on a laptop's screen (1366x900).
+    settings_column, plane_column = st.columns([2, 3])
+    with settings_column:
+        spec, problems, allowed = settings()
+        say_ignored_link_values(given, allowed)
+        run = run_buttons(spec, problems, run, user)
+        followed_run_note(run, spec, user)
+    with plane_column:
+        show_training(run, spec)
     if run is not None and not run.is_active:
         show_outcome(ui.run_store().get(run.id), spec)
 

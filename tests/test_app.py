@@ -252,12 +252,40 @@ def test_playground_settings_come_from_the_url():
     assert "Press **Start training**" in texts(app.info)
 
 
-def test_playground_bounds_its_numeric_inputs():
+def test_playground_refuses_to_start_with_a_setting_out_of_range_and_says_why():
     app = open_page("playground")
-    epochs = app.number_input(key="num_epochs")
-    assert (epochs.min, epochs.max) == (1, 1000)
     assert (app.slider(key="num_samples").min, app.slider(key="num_samples").max) == (50, 2000)
-    assert app.number_input(key="units_1").max == 8
+    app.number_input(key="units_1").set_value(0)
+    app.number_input(key="num_epochs").set_value(-5)
+    rerun(app)
+    said = texts(app.error)
+    assert "Units in layer 1: 0 is not allowed; choose 1 to 8." in said
+    assert "Epochs: -5 is not allowed; choose 1 to 1000." in said
+    click(app, "Start training")
+    assert "Not started: Units in layer 1: 0 is not allowed" in texts(app.error)
+    assert RunStore().list_runs() == [] and "run" not in app.query_params
+
+
+def test_playground_says_which_values_of_its_link_it_could_not_use_and_why():
+    query = {
+        "dataset": "banana",
+        "noise": "0.45",
+        "learning_rate": "0.5",
+        "seed": "abc",
+        "activation": "tanh",
+    }
+    app = open_page("playground", query)
+    assert (
+        app.slider(key="noise").value == pytest.approx(0.45)
+        and app.selectbox(key="activation").value == "tanh"
+    )
+    warning = texts(app.warning)
+    assert "dataset='banana' (choose one of moons, circles, xor, gaussians, spiral)" in warning
+    assert "learning_rate='0.5' (choose one of 0.0001," in warning
+    assert "seed='abc' (choose a number from 0 to 99999)" in warning
+    assert "noise" not in warning and "activation" not in warning
+    click(app, "Default settings")
+    assert "could not be used" not in texts(app.warning)
 
 
 def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name():
@@ -279,10 +307,13 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     hidden = [trace for trace in chart(app, "hidden_units")["data"] if trace["type"] == "heatmap"]
     assert len(hidden) == 3, "one heatmap per hidden unit of the 2-3-1 network"
 
+    # A Playground model stays out of the zoo's lists (Home, `models`, Hub) until it is kept.
+    assert [entry.name for entry in ModelStore().entries()] == ["mnist-cnn"]  # the shipped starter
+    assert ModelStore().names_by_run()[run_id] == f"binary-{run_id}"
     app.text_input[0].input("my-moons")
-    click(app, "Save under this name")
+    click(app, "Keep this model")
     assert "Saved in the local zoo as **my-moons**" in texts(app.success)
-    assert [entry.name for entry in ModelStore().entries()] == ["my-moons", "mnist-cnn"]  # and the starter
+    assert [entry.name for entry in ModelStore().entries()] == ["my-moons", "mnist-cnn"]
 
     home = open_page()
     run_links = [link.proto for link in home.main.get("page_link") if run_id in link.proto.label]

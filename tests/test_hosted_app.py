@@ -142,8 +142,12 @@ def test_the_fields_stop_at_the_hosts_limits_and_say_so(monkeypatch):
     assert number_input(train, "Dense units").max == 1024 and not number_input(train, "Dense units").help
     playground = open_as(ALICE, "playground")
     epochs = number_input(playground, "Epochs")
-    assert (epochs.max, epochs.value) == (40, 40)  # the article's 100 epochs are beyond this host: its 40
+    assert epochs.value == 40  # the article's 100 epochs are beyond this host: its 40
     assert "this host allows 40 epochs per run" in epochs.help
+    # The Playground's number fields have no bounds of their own (issue 22, item 10): beyond the limit is
+    # said under the field, with the limit, and Start refuses it.
+    number_input(playground, "Epochs").set_value(41).run()
+    assert "Epochs: 41 is not allowed; choose 1 to 40. At most 40" in texts(playground.error)
     (batch_sizes,) = [slider for slider in playground.select_slider if slider.label == "Batch size"]
     assert (batch_sizes.options[-1], batch_sizes.value) == ("16", 16)
     assert "this host allows batches of at most 20" in batch_sizes.help
@@ -251,3 +255,53 @@ def test_a_student_has_no_admin_page_and_its_address_says_so_politely(user):
     admin = open_as(user, "admin")
     assert "This page is for the host's admins" in texts(admin.info)
     assert not admin.table and not admin.dataframe and [button.label for button in admin.main.button] == []
+def alices_live_playground_run() -> str:
+    """alice's Playground run, training: her own settings (spiral, 8,8 tanh units), not the page's."""
+    store = RunStore()
+    spec = TrainSpec.binary(dataset="spiral", hidden_units=(8, 8), activation="tanh")
+    run_id = store.create_run(spec.resolved(), "cpu", owner=User("alice"))
+    assert store.try_claim(run_id)
+    return run_id
+
+
+def button(app: AppTest, label: str):
+    return next(button for button in app.button if button.label == label)
+
+
+def test_bob_following_alices_run_is_told_whose_it_is_and_can_load_its_settings():
+    alices = alices_live_playground_run()
+    app = open_as(BOB, "playground", {"run": alices})  # her link
+    note = texts(app.info)
+    assert f"**alice's run {alices}** (running), trained with: spiral: 400 points" in note
+    assert "hidden units 8,8, tanh" in note and "alice's goes on training" in note
+    assert app.selectbox(key="dataset").value == "moons"  # the page's settings are still his
+    button(app, "Load this run's settings").click()
+    app.run()
+    assert app.selectbox(key="dataset").value == "spiral" and app.selectbox(key="activation").value == "tanh"
+    assert [app.number_input(key=key).value for key in ("hidden_layers", "units_1", "units_2")] == [2, 8, 8]
+    assert "Load this run's settings" not in [b.label for b in app.button]  # they are the page's now
+
+
+@pytest.mark.parametrize("user", [BOB, TEACHER])
+def test_start_on_someone_elses_live_run_starts_ones_own_and_says_hers_goes_on(user):
+    alices = alices_live_playground_run()
+    app = open_as(user, "playground", {"run": alices, "num_samples": "50", "num_epochs": "1"})
+    button(app, "Start training").click()
+    app.run()
+    store = RunStore()
+    mine = app.query_params["run"]
+    assert mine != alices and store.get(mine).owner == user["preferred_username"]
+    assert store.get(alices).status == "running" and not store.get(alices).stop_requested
+    assert f"Started run {mine} of your own. alice's run {alices} goes on training" in texts(app.info)
+    # Queued behind hers (a CPU trains one Playground run at a time); stopped here, before it starts.
+    assert store.request_stop(mine, by=User(user["preferred_username"])).status == "stopped"
+
+
+def test_reset_on_someone_elses_live_run_leaves_it_and_says_so():
+    alices = alices_live_playground_run()
+    app = open_as(BOB, "playground", {"run": alices})
+    button(app, "Reset").click()
+    app.run()
+    assert "run" not in app.query_params
+    assert RunStore().get(alices).status == "running" and not RunStore().get(alices).stop_requested
+    assert f"You left alice's run {alices}; it goes on training" in texts(app.info)

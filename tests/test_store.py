@@ -12,6 +12,7 @@ import queue
 import re
 import resource
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -502,6 +503,31 @@ def test_rename_moves_a_model_and_refuses_a_taken_name(store):
     assert visible_names(store) == ["renamed", "second"]
     with pytest.raises(ModelStoreError, match="a model named 'second' already exists"):
         store.rename("renamed", "second", by=LOCAL_USER)
+
+
+def test_a_model_nobody_kept_is_left_out_of_the_lists_until_kept(store):
+    save_binary(store, "kept-one")
+    scratch = store.save(
+        binary_model(), "binary-0123456789ab", config=ModelConfig("binary", run_id="0123456789ab", kept=False)
+    )
+    assert not scratch.config.kept
+    assert [entry.name for entry in store.entries()] == ["kept-one"]
+    assert [entry.name for entry in store.entries(include_unkept=True)] == ["binary-0123456789ab", "kept-one"]
+    assert store.names_by_run() == {"0123456789ab": "binary-0123456789ab"}  # its run still finds it
+    kept = store.keep("binary-0123456789ab", by=LOCAL_USER, new_name="my-moons")
+    assert kept.config.kept and kept.config.run_id == "0123456789ab"
+    assert [entry.name for entry in store.entries()] == ["my-moons", "kept-one"]
+    assert store.load("my-moons").entry.config.kept  # on disk, for every later reader
+
+
+def test_models_nobody_kept_are_removed_after_a_day(store):
+    day = 24 * 3600
+    for name, age in (("binary-old", day + 60), ("binary-new", day - 60)):
+        config = ModelConfig("binary", kept=False, created_at=time.time() - age)
+        store.save(binary_model(), name, config=config)
+    store.save(binary_model(), "kept-old", config=ModelConfig("binary", created_at=time.time() - 2 * day))
+    assert store.remove_unkept() == ["binary-old"]
+    assert visible_names(store) == ["binary-new", "kept-old"]
 
 
 # --- the starter and how a model is described --------------------------------------------------------

@@ -4,6 +4,7 @@ MirroredStrategy over two logical CPUs (in a subprocess: it must be set up befor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -88,12 +89,21 @@ def test_the_cnn_spec_defaults_are_the_articles():
         "base_model": None,
         "digits_set": None,
         "model_name": None,
+        "keep_model": True,
     }
     model = build_model(spec)
     assert model.count_params() == 93_322 and model.loss == "categorical_crossentropy"
     assert type(model.optimizer).__name__ == "Adam" and float(model.optimizer.learning_rate) == pytest.approx(
         1e-3
     )
+
+
+def test_a_spec_trains_like_its_run_whatever_its_backend_spelling_model_name_or_keeping():
+    page = TrainSpec.binary(keep_model=False)  # the Playground's: backend "auto", model not kept
+    recorded = TrainSpec.binary(model_name="my-moons").resolved()  # as a run records a CLI spec
+    assert page.trains_like(recorded) and recorded.trains_like(page)
+    assert not page.trains_like(dataclasses.replace(recorded, noise=0.3))
+    assert not page.trains_like(dataclasses.replace(recorded, backend="jax"))  # unless this host runs JAX
 
 
 def test_the_binary_spec_defaults_are_the_articles():

@@ -476,12 +476,20 @@ def _save_model(run: Run, result: FitResult, evaluation: dict[str, Any], data: T
     models = ModelStore()
     lineage = data.lineage.to_dict() if data.lineage is not None else None
     config = ModelConfig(
-        run.kind, run.spec.to_dict(), data.source, run.id, result.status, lineage=lineage, owner=run.owner
+        run.kind,
+        run.spec.to_dict(),
+        data.source,
+        run.id,
+        result.status,
+        lineage=lineage,
+        owner=run.owner,
+        kept=run.spec.keep_model,
     )
     name = run.spec.model_name or f"{run.kind}-{run.id}"
     saved = models.save(
         result.model, name, config=config, metrics=evaluation, history=result.history, unique=True
     )
+    models.remove_unkept()  # Playground models nobody kept for a day
     return saved.name  # the name it really got: another run may have taken the one asked for meanwhile
 
 

@@ -54,6 +54,7 @@ BYTES_PER_VALUE = 4  # float32
 # What renaming a model directory onto a name says when something is there already: a model (ENOTEMPTY on
 # Linux, EEXIST elsewhere) or a file (ENOTDIR).
 NAME_TAKEN = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR)
+UNKEPT_LIFETIME_SECONDS = 24 * 3600  # how long a model nobody kept stays in the zoo's directory
 # Where a data source sentence ("full MNIST from /data/mnist.npz (60,000 train ...)") ends its first words.
 DATA_SUMMARY_END = re.compile(r" from | downloaded | \(|;")
 
@@ -89,6 +90,9 @@ class ModelConfig:
     created_at: float | None = None
     lineage: dict[str, Any] | None = None  # a fine-tuned model's base model and digits (Lineage.to_dict)
     owner: str | None = None  # who trained or pulled it (hosted mode); None: shipped or older models
+    # False: a Playground run's model, left out of the zoo's lists until someone keeps it (``keep``),
+    # removed with its run or after UNKEPT_LIFETIME_SECONDS (``remove_unkept``).
+    kept: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -303,8 +307,11 @@ class ModelStore:
             "or delete the old one first."
         )
 
-    def entries(self) -> list[ModelEntry]:
+    def entries(self, include_unkept: bool = False) -> list[ModelEntry]:
         """Every valid model in the zoo, newest first; foreign or corrupt directories are skipped.
+
+        Args:
+            include_unkept: also the models of Playground runs nobody kept (``ModelConfig.kept``).
 
         Returns:
             The entries, by ``config.created_at``, newest first.
@@ -317,9 +324,11 @@ class ModelStore:
         for path in self.root.iterdir():
             if path.is_dir() and not path.name.startswith("."):
                 try:
-                    found.append(self.entry(path.name))
+                    entry = self.entry(path.name)
                 except ModelStoreError:
                     continue
+                if include_unkept or entry.config.kept:
+                    found.append(entry)
         return sorted(found, key=lambda entry: entry.config.created_at or 0, reverse=True)
 
     def names_by_run(self) -> dict[str, str]:
@@ -334,7 +343,11 @@ class ModelStore:
             >>> store.names_by_run().get(run.id)  # doctest: +SKIP
             'mnist-cnn-3'
         """
-        return {entry.config.run_id: entry.name for entry in self.entries() if entry.config.run_id}
+        return {
+            entry.config.run_id: entry.name
+            for entry in self.entries(include_unkept=True)
+            if entry.config.run_id
+        }
 
     def entry(self, name: str) -> ModelEntry:
         """Read and validate a model directory's description (not its weights).
@@ -446,6 +459,52 @@ class ModelStore:
             )
         os.rename(path, target)
         return self.entry(new_name)
+
+    def keep(self, name: str, *, by: User, new_name: str | None = None) -> ModelEntry:
+        """Keep a model nobody kept yet (a Playground run's), under ``new_name`` if given: from then on
+        the zoo lists it (Home, Draw, the Hub page, ``python -m zoo models``) and nothing removes it.
+
+        Args:
+            name: the model's name in the zoo.
+            by: who asks.
+            new_name: its name from now on (default: unchanged).
+
+        Returns:
+            The kept entry.
+
+        Raises:
+            ModelStoreError: no model ``name``, ``new_name`` is not allowed, or it is taken.
+            PermissionDenied: ``by`` is not signed in, or is neither the model's owner nor an admin.
+
+        Example:
+            >>> store.keep("binary-3f9c0a1b2d4e", by=LOCAL_USER, new_name="my-spiral").name  # doctest: +SKIP
+            'my-spiral'
+        """
+        entry = self.entry(name)
+        check_may_manage(by, entry.owner, f"model {name!r}")
+        if new_name is not None and new_name != name:
+            entry = self.rename(name, new_name, by=by)
+        values = read_json(entry.path / CONFIG_FILE)
+        temporary = entry.path / f".{CONFIG_FILE}.{uuid.uuid4().hex}"
+        write_json(temporary, {**values, "kept": True})
+        os.replace(temporary, entry.path / CONFIG_FILE)  # readers see the old file or the new, never half
+        return self.entry(entry.name)
+
+    def remove_unkept(self, older_than_seconds: float = UNKEPT_LIFETIME_SECONDS) -> list[str]:
+        """Remove the models nobody kept that were made over ``older_than_seconds`` ago (housekeeping:
+        whoever made them). Returns their names."""
+        deadline = time.time() - older_than_seconds
+        stale = [
+            entry
+            for entry in self.entries(include_unkept=True)
+            if not entry.config.kept and (entry.config.created_at or 0) < deadline
+        ]
+        for entry in stale:
+            retired = self.root / f".old-{uuid.uuid4().hex}"
+            with contextlib.suppress(FileNotFoundError):  # another process removed it first
+                os.rename(entry.path, retired)
+                shutil.rmtree(retired, ignore_errors=True)
+        return [entry.name for entry in stale]
 
 
 STARTER_DIRECTORY = Path(__file__).resolve().parent / "starter"

@@ -104,6 +104,8 @@ class TrainSpec:
     base_model: str | None = None  # CNN: continue training this local-zoo model instead of a new one
     digits_set: str | None = None  # with base_model: fine-tune on this personal set mixed with MNIST
     model_name: str | None = None
+    # False (Playground runs): the model stays out of the zoo's lists until it is kept (ModelConfig.kept)
+    keep_model: bool = True
 
     @classmethod
     def cnn(cls, **overrides: Any) -> TrainSpec:
@@ -205,6 +207,42 @@ class TrainSpec:
             return self
         return dataclasses.replace(self, backend=configured_name())
 
+    def trains_like(self, other: TrainSpec) -> bool:
+        """Whether a run of this spec trains as a run of ``other`` does: the same settings with
+        ``backend`` made concrete (a run records it so), whatever its model is named or whether it is kept.
+
+        Example:
+            >>> TrainSpec.binary(keep_model=False).trains_like(TrainSpec.binary().resolved())
+            True
+        """
+        return dataclasses.replace(self.resolved(), model_name=None, keep_model=True) == dataclasses.replace(
+            other.resolved(), model_name=None, keep_model=True
+        )
+
+    def describe(self) -> str:
+        """The settings in one line for people.
+
+        Example:
+            >>> TrainSpec.binary().describe().split(" · ")
+            ['moons: 400 points, noise 0.2, 30% for testing, seed 0', 'hidden units 3, sigmoid',
+             'adam, learning rate 0.001, batch 32, 100 epochs']
+        """
+        if self.kind == "binary":
+            data = (
+                f"{self.dataset}: {self.num_samples} points, noise {self.noise:g}, "
+                f"{self.test_fraction:.0%} for testing, seed {self.seed}"
+            )
+        else:
+            data = f"MNIST ({self.mnist_source}), seed {self.seed}"
+        network = f"hidden units {','.join(map(str, self.hidden_units))}, {self.activation}"
+        if self.kind == "cnn":
+            network = f"conv filters {','.join(map(str, self.conv_filters))}, " + network
+        training = (
+            f"{self.optimizer}, learning rate {self.learning_rate:g}, batch {self.batch_size}, "
+            f"{self.num_epochs} epochs"
+        )
+        return " · ".join((data, network, training))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values, the inverse of ``from_dict``.
 
@@ -234,6 +272,7 @@ class TrainSpec:
             (self.kind in MODEL_KINDS, f"kind {self.kind!r}: choose one of {MODEL_KINDS}"),
             (self.activation in ACTIVATIONS, f"activation {self.activation!r}: choose one of {ACTIVATIONS}"),
             (self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r}: choose one of {OPTIMIZERS}"),
+            (isinstance(self.keep_model, bool), f"keep_model={self.keep_model!r}: give true or false"),
             (
                 self.device in DEVICES,
                 f"device {self.device!r}: choose 'auto' (GPU when there is one) or 'cpu'",
@@ -609,7 +648,7 @@ def check_fine_tuning(spec: TrainSpec, by: User) -> None:
 # device and backend are the worker's own).
 _NOT_COMPILED = (
     "dataset", "mnist_source", "max_train_samples", "num_samples", "noise", "test_fraction",
-    "num_epochs", "seed", "model_name", "device", "backend",
+    "num_epochs", "seed", "model_name", "keep_model", "device", "backend",
     "learning_rate_schedule",  # a schedule sets the optimizer's rate variable between epochs
 )  # fmt: skip
 

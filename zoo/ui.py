@@ -689,23 +689,35 @@ def stop_button(run: Run, *, key: str, container=st, **options) -> None:
 
 
 def keep_model_form(model_name: str, key: str) -> str:
-    """A name field that renames the run's model in the local zoo (for its owner or an admin; others
-    see whose it is); returns its current name."""
-    owner = model_store().entry(model_name).owner
-    if not may_manage_owner(owner):
+    """A name field that renames the run's model in the local zoo, or keeps a model nobody kept yet (a
+    Playground run's) under that name (for its owner or an admin; others see whose it is); returns its
+    current name."""
+    entry = model_store().entry(model_name)
+    if not may_manage_owner(entry.owner):
         st.caption(
-            f"The model **{model_name}** is {owner or 'shared'}'s: you can draw with it, not rename it."
+            f"The model **{model_name}** is {entry.owner or 'shared'}'s: you can draw with it, not rename it."
         )
         return model_name
+    kept = entry.config.kept
     with st.form(key):
-        new_name = st.text_input("Keep the model in the local zoo as", value=model_name, max_chars=80)
-        if st.form_submit_button("Save under this name"):
+        new_name = st.text_input(
+            "Keep the model in the local zoo as" if kept else "Name", value=model_name, max_chars=80
+        )
+        if st.form_submit_button("Save under this name" if kept else "Keep this model"):
             try:
-                if new_name != model_name:
+                if not kept:
+                    model_name = model_store().keep(model_name, by=current_user(), new_name=new_name).name
+                elif new_name != model_name:
                     model_name = model_store().rename(model_name, new_name, by=current_user()).name
+                kept = True
                 st.success(f"Saved in the local zoo as **{model_name}**.")
             except ZooError as error:
                 st.error(str(error))
+        if not kept:
+            st.caption(
+                "Playground models stay out of the local zoo's lists (Home, Hub, `python -m zoo models`) "
+                "until you keep one; the others are removed with their run, or after a day."
+            )
     return model_name
 
 
