@@ -7,6 +7,8 @@ from zoo.charts import training as charts
 from zoo.errors import ZooError
 from zoo.runs import Run
 
+CONFIRM_KEY = "runs.delete-to-confirm"  # the run ids whose deletion waits for a confirmation
+
 
 def show_no_runs() -> None:
     st.info("No runs yet. Train the MNIST CNN on **Train**, or a binary classifier on **Playground**.")
@@ -64,20 +66,39 @@ def download_metrics(chosen: list[Run]) -> None:
 
 
 def delete_runs(chosen: list[Run], user) -> None:
-    """Delete the chosen runs that ``user`` may manage, and on request their saved models."""
+    """Delete the chosen runs that ``user`` may manage, once confirmed, with the Playground models
+    nobody kept and, on request, their other saved models."""
     deletable = [run for run in chosen if ui.may_manage_owner(run.owner)]
     if len(deletable) < len(chosen):
         others = len(chosen) - len(deletable)
         st.caption(f"{others} of the chosen runs are someone else's: you can look at them, not delete them.")
     also_models = st.checkbox("Also delete their saved models from the local zoo")
-    if not st.button(f"Delete {len(deletable)} run(s)", icon=":material/delete:", disabled=not deletable):
+    ids = [run.id for run in deletable]
+    if st.button(f"Delete {len(deletable)} run(s)", icon=":material/delete:", disabled=not deletable):
+        st.session_state[CONFIRM_KEY] = ids
+    if st.session_state.get(CONFIRM_KEY) != ids or not ids:
         return
+    with st.container(border=True):
+        models = " and their saved models" if also_models else ""
+        st.warning(
+            f"Delete run(s) {', '.join(ids)} with their metrics{models}? This cannot be undone.",
+            icon=":material/warning:",
+        )
+        confirm_column, cancel_column = st.columns(2)
+        confirmed = confirm_column.button("Yes, delete them", type="primary", key="runs.confirm-delete")
+        if cancel_column.button("Cancel", key="runs.cancel-delete"):
+            del st.session_state[CONFIRM_KEY]
+            st.rerun()
+        if not confirmed:
+            return
+    del st.session_state[CONFIRM_KEY]
     model_names, errors = ui.model_store().names_by_run(), []
     for run in deletable:
         try:
             ui.run_store().delete(run.id, by=user)
-            if also_models and run.id in model_names:
-                ui.model_store().delete(model_names[run.id], by=user)
+            name = model_names.get(run.id)
+            if name and (also_models or not ui.model_store().entry(name).config.kept):
+                ui.model_store().delete(name, by=user)  # a Playground model nobody kept goes with its run
         except ZooError as error:
             errors.append(str(error))
     for error in errors:

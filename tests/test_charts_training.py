@@ -91,10 +91,8 @@ def test_every_hidden_unit_gets_its_own_heatmap_one_row_per_layer():
     heatmaps = [trace for trace in figure.data if trace.type == "heatmap"]
     assert len(heatmaps) == 6
     titles = [annotation.text for annotation in figure.layout.annotations]
-    assert titles == [f"layer 1 · unit {unit}" for unit in (1, 2, 3, 4)] + [
-        "layer 2 · unit 1",
-        "layer 2 · unit 2",
-    ]
+    assert titles == [f"unit {unit}" for unit in (1, 2, 3, 4)] + ["unit 1", "unit 2"]
+    assert [figure.layout[f"yaxis{axis}"].title.text for axis in (1, 5)] == ["layer 1", "layer 2"]
     np.testing.assert_allclose(values(heatmaps[5].z), np.asarray(surface().probability) * 2, rtol=1e-6)
 
 
@@ -154,6 +152,11 @@ def test_runs_table_has_one_row_per_run_with_its_saved_model():
         "moons",
     )
     assert (row["test accuracy"], row["AUC"], row["saved model"]) == (0.91, 0.97, "my-model")
+    # What a run was trained with, to compare runs by.
+    assert (row["epochs"], row["batch"], row["learning rate"], row["optimizer"]) == (100, 32, 0.001, "adam")
+    assert (row["hidden layers"], row["activation"], row["owner"]) == ("3", "sigmoid", "local")
+    cnn = store.create_run(TrainSpec.cnn(hidden_units=(32,)), "cpu")
+    assert charts.runs_table([store.get(cnn)], {}).iloc[0]["hidden layers"] == "conv 32,64,64 · 32"
     assert row["duration (s)"] >= 0
     assert charts.runs_table([], {}).empty
 

@@ -2,6 +2,7 @@
 to its evaluation across a reload, and runs chosen on Runs, overlaid and deleted.
 Screenshots go to test-artifacts/."""
 
+import contextlib
 import re
 import time
 
@@ -143,32 +144,63 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
     screenshot(page, "train-evaluated")
 
 
-def test_runs_chosen_in_the_table_are_overlaid_then_deleted_with_their_models(
+def test_runs_chosen_in_the_table_are_overlaid_then_deleted_once_confirmed_with_their_models(
     streamlit_app, browser_page, screenshot, zoo_home
 ):
     store, models = RunStore(), ModelStore()
-    spec = TrainSpec.binary(num_epochs=5)
-    run_ids = [jobs.submit(spec, store, by=LOCAL_USER) for _ in range(2)]
-    for run_id in run_ids:
-        assert jobs.wait(run_id, RUN_TIMEOUT_S, store).status == "completed"
-    assert len(models.entries()) == 2
+    kept_run = jobs.submit(TrainSpec.binary(num_epochs=5), store, by=LOCAL_USER)  # as the CLI trains
+    assert jobs.wait(kept_run, RUN_TIMEOUT_S, store).status == "completed"
+    playground_run = jobs.submit(TrainSpec.binary(num_epochs=5, keep_model=False), store, by=LOCAL_USER)
+    assert jobs.wait(playground_run, RUN_TIMEOUT_S, store).status == "completed"
+    kept_model, playground_model = (models.names_by_run()[run_id] for run_id in (kept_run, playground_run))
+    assert [entry.name for entry in models.entries()] == [kept_model]  # the Playground's is not kept
 
     page = browser_page
     page.goto(f"{streamlit_app()}/runs")
     table = page.get_by_test_id("stDataFrame")
     expect(table.locator("canvas").first).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_text("Choose one or more runs in the table")).to_be_visible()
-    # the row-selection boxes of the first two rows, under the header row
+    # the row-selection boxes of the first two rows, under the header row (newest first)
     row_boxes = [{"x": ROW_MARKER_X, "y": (row + 0.5) * TABLE_ROW_HEIGHT} for row in (1, 2)]
     table.click(position=row_boxes[0])
     expect(page.locator(".st-key-runs-overlay .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     table.click(position=row_boxes[1])
     traces = page.wait_for_function(TRACE_NAMES, arg="runs-overlay", timeout=PAGE_LOAD_TIMEOUT_MS)
-    assert sorted(traces.json_value()) == sorted(f"binary {run_id}" for run_id in run_ids)
+    assert sorted(traces.json_value()) == sorted(f"binary {run_id}" for run_id in (kept_run, playground_run))
     screenshot(page, "runs-overlay")
 
-    page.get_by_text("Also delete their saved models from the local zoo").click()
-    page.get_by_role("button", name="Delete 2 run(s)").click()
+    # One click deletes nothing: it asks first, and Cancel keeps the runs.
+    table.click(position=row_boxes[1])  # only the Playground run stays chosen
+    page.get_by_role("button", name="Delete 1 run(s)").click()
+    expect(page.get_by_text(f"Delete run(s) {playground_run} with their metrics?")).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
+    assert {run.id for run in store.list_runs()} == {kept_run, playground_run}
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("button", name="Yes, delete them")).to_have_count(0, timeout=PAGE_LOAD_TIMEOUT_MS)
+    assert {run.id for run in store.list_runs()} == {kept_run, playground_run}
+    # Confirmed: the run goes, with its Playground model nobody kept (the box for models unticked).
+    page.get_by_role("button", name="Delete 1 run(s)").click()
+    page.get_by_role("button", name="Yes, delete them").click(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.get_by_text("Choose one or more runs in the table")).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
+    assert [run.id for run in store.list_runs()] == [kept_run]
+    assert playground_model not in [entry.name for entry in models.entries(include_unkept=True)]
+
+    also_models = page.get_by_text("Also delete their saved models from the local zoo")
+    for _ in range(3):  # the table is drawn anew after the deletion: a click may land on the old one
+        table.click(position=row_boxes[0])
+        with contextlib.suppress(AssertionError):
+            expect(also_models).to_be_visible(timeout=10_000)
+            break
+    screenshot(page, "runs-after-delete")
+    also_models.click()
+    page.get_by_role("button", name="Delete 1 run(s)").click()
+    expect(page.get_by_text("and their saved models? This cannot be undone")).to_be_visible(
+        timeout=PAGE_LOAD_TIMEOUT_MS
+    )
+    page.get_by_role("button", name="Yes, delete them").click()
     expect(page.get_by_text("No runs yet")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     assert store.list_runs() == []
     assert [entry.name for entry in models.entries()] == ["mnist-cnn"]  # only the shipped starter is left

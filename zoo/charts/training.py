@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from zoo.runs import Run
-    from zoo.training import DecisionSurface
+    from zoo.training import DecisionSurface, TrainSpec
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
 CLASS_COLORS = ("#d62728", "#1f77b4")  # class 0, class 1
@@ -186,18 +186,19 @@ def decision_boundary(
 
 def hidden_unit_maps(surface: DecisionSurface) -> go.Figure:
     """What each hidden unit computes: its activation over the plane, one small heatmap per unit
-    (one row per layer)."""
+    (one row per layer, named on its left; each map titled with its unit's number only, so that eight
+    titles side by side stay apart in a narrow column)."""
     layers = surface.hidden
     columns = max(len(units) for units in layers)
     figure = make_subplots(
         rows=len(layers),
         cols=columns,
         subplot_titles=[
-            f"layer {layer + 1} · unit {unit + 1}" if unit < len(layers[layer]) else ""
+            f"unit {unit + 1}" if unit < len(layers[layer]) else ""
             for layer in range(len(layers))
             for unit in range(columns)
         ],
-        horizontal_spacing=0.03,
+        horizontal_spacing=0.02,
         vertical_spacing=0.12 if len(layers) > 1 else 0.0,
     )
     x, y = np.asarray(surface.x), np.asarray(surface.y)
@@ -215,10 +216,11 @@ def hidden_unit_maps(surface: DecisionSurface) -> go.Figure:
                 layer + 1,
                 unit + 1,
             )
+        figure.update_yaxes(title_text=f"layer {layer + 1}", title_standoff=4, row=layer + 1, col=1)
     figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
+    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
     figure.update_annotations(font_size=11)
-    figure.update_layout(height=150 * len(layers) + 40, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_layout(height=150 * len(layers) + 40, margin={"l": 30, "r": 10, "t": 30, "b": 10})
     return figure
 
 
@@ -352,20 +354,33 @@ def runs_table(runs: Sequence[Run], model_names: Mapping[str, str]) -> pd.DataFr
                 "run": run.id,
                 "status": run.status,
                 "kind": run.kind,
+                "saved model": model_names.get(run.id, ""),
                 "dataset": run.spec.dataset,
-                "data source": run.data_source or "",
-                "device": run.device,
-                "started": pd.Timestamp(run.created_at, unit="s").floor("s"),
-                "duration (s)": round(run.duration_seconds, 1) if run.duration_seconds is not None else None,
                 "epochs": run.spec.num_epochs,
+                "batch": run.spec.batch_size,
+                "learning rate": run.spec.learning_rate,
+                "optimizer": run.spec.optimizer,
+                "hidden layers": layers_of(run.spec),
+                "activation": run.spec.activation,
                 "test accuracy": metrics.get("accuracy"),
                 "macro F1": metrics.get("macro_f1"),
                 "AUC": metrics.get("auc"),
-                "saved model": model_names.get(run.id, ""),
+                "data source": run.data_source or "",
+                "device": run.device,
+                "owner": run.owner,
+                "started": pd.Timestamp(run.created_at, unit="s").floor("s"),
+                "duration (s)": round(run.duration_seconds, 1) if run.duration_seconds is not None else None,
                 "message": run.message or "",
             }
         )
     return pd.DataFrame(rows, columns=None if rows else ["run", "status", "kind"])
+
+
+def layers_of(spec: TrainSpec) -> str:
+    """A run's hidden layers in a few characters: units per dense layer (``8,8``), after the
+    convolutions' filters for the CNN (``conv 32,64,64 · 64``)."""
+    dense = ",".join(map(str, spec.hidden_units))
+    return f"conv {','.join(map(str, spec.conv_filters))} · {dense}" if spec.kind == "cnn" else dense
 
 
 def enlarge_digit(image: np.ndarray, factor: int = 3) -> np.ndarray:
