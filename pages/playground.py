@@ -298,8 +298,7 @@ def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, us
     """Start, Reset and Default settings; returns the run the page follows after them. Start and
     Reset stop the followed run only when it is the person's own; someone else's goes on."""
     own_live_run = run is not None and run.is_active and run.owner == user.name
-    start_column, reset_column, defaults_column = st.columns(3)
-    if start_column.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch"):
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch"):
         if spec is None:
             st.error("Not started: " + " ".join(problems))
             return run
@@ -318,6 +317,7 @@ def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, us
         st.session_state.pop(IGNORED_KEY, None)
         ui.follow_run(new_run)
         st.rerun()  # the sidebar, drawn before this page, shows the new live run too
+    reset_column, defaults_column = st.columns(2)
     if reset_column.button(
         "Reset",
         icon=":material/restart_alt:",
@@ -434,13 +434,18 @@ def playground_page() -> None:
     )
     given = link_values()
     run = ui.followed_run("binary")
-    # The plane beside the settings, not under them: in sight on a laptop's screen (1366x900).
+    # The plane beside the settings, not under them, and the buttons above them: in sight on a
+    # laptop's screen (1366x900).
     settings_column, plane_column = st.columns([2, 3])
     with settings_column:
+        buttons_area, notes_area = st.container(), st.container()
         spec, problems, allowed = settings()
-        say_ignored_link_values(given, allowed)
-        run = run_buttons(spec, problems, run, user)
-        followed_run_note(run, spec, user)
+        with notes_area:
+            say_ignored_link_values(given, allowed)
+        with buttons_area:
+            run = run_buttons(spec, problems, run, user)
+        with notes_area:
+            followed_run_note(run, spec, user)
     with plane_column:
         show_training(run, spec)
     if run is not None and not run.is_active:

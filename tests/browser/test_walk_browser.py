@@ -14,6 +14,7 @@ pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_S = 180
 LAPTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 # Milliseconds from the next click anywhere on the page to the first alert or toast with ``text``,
 # as the browser itself sees them (Playwright's own waits do not count): window.__answered().
@@ -72,3 +73,74 @@ def test_stop_on_train_says_so_at_once_and_the_run_ends_where_it_was_clicked(
     assert run.progress.epoch == 2 and run.progress.step < 2 * steps_per_epoch, (
         f"clicked at step {at_click.step} (epoch 2 of 4), the run ended at step {run.progress.step}"
     )
+
+
+# The boxes of a chart's subplot titles (Plotly draws them as SVG text), in page pixels.
+TITLE_BOXES = """(key) => [...document.querySelectorAll(`.st-key-${key} .annotation-text`)].map((title) => {
+    const box = title.getBoundingClientRect();
+    return {text: title.textContent, left: box.left, right: box.right, top: box.top, bottom: box.bottom};
+})"""
+
+
+def overlapping(boxes: list[dict]) -> list[tuple[str, str]]:
+    return [
+        (first["text"], second["text"])
+        for index, first in enumerate(boxes)
+        for second in boxes[index + 1 :]
+        if first["left"] < second["right"]
+        and second["left"] < first["right"]
+        and first["top"] < second["bottom"]
+        and second["top"] < first["bottom"]
+    ]
+
+
+def test_playground_keeps_its_plane_in_sight_refuses_bad_numbers_names_bad_link_values_and_spaces_unit_maps(
+    streamlit_app, new_page, screenshot, zoo_home
+):
+    page = new_page()
+    page.set_viewport_size(LAPTOP)
+    link = "playground?hidden_layers=2&units_1=8&units_2=8&num_epochs=30&dataset=banana&seed=abc"
+    page.goto(f"{streamlit_app()}/{link}")
+    plane = page.locator(".st-key-boundary .js-plotly-plot")
+    expect(plane).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    warning = page.get_by_text(re.compile(r"The link's .* could not be used"))
+    expect(warning).to_contain_text("dataset='banana' (choose one of moons, circles, xor, gaussians, spiral)")
+    expect(warning).to_contain_text("seed='abc' (choose a number from 0 to 99999)")
+    box = plane.bounding_box()
+    assert box["y"] + box["height"] <= LAPTOP["height"], f"the plane ends at {box['y'] + box['height']} px"
+    screenshot(page, "playground-1366")
+
+    # A number out of range stays on screen with its reason, and Start refuses it.
+    page.get_by_role("tab", name="Network").click()
+    units = page.get_by_label("Units in layer 1")
+    units.fill("0")
+    units.press("Enter")
+    expect(page.get_by_text("Units in layer 1: 0 is not allowed; choose 1 to 8.")).to_be_visible()
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Not started: Units in layer 1: 0 is not allowed")).to_be_visible()
+    assert RunStore(zoo_home / "runs.sqlite3").list_runs() == []
+    assert "run=" not in page.url
+    units.fill("8")
+    units.press("Enter")
+    expect(page.get_by_text("Units in layer 1: 0 is not allowed")).to_have_count(0)
+
+    page.get_by_role("button", name="Start training").click()
+    expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
+    run_id = re.search(r"run=([0-9a-f]{12})", page.url).group(1)
+    expect(page.get_by_text(re.compile(rf"Run {run_id} completed"))).to_be_visible(
+        timeout=RUN_TIMEOUT_S * 1000
+    )
+    screenshot(page, "playground-completed-1366")
+    expect(plane).to_have_count(1, timeout=10_000)  # the live fragment's copy gives way to the page's
+    box = plane.bounding_box()
+    assert box["y"] + box["height"] <= LAPTOP["height"], f"the plane ends at {box['y'] + box['height']} px"
+    maps = page.locator(".st-key-hidden_units .js-plotly-plot")
+    for size, name in ((LAPTOP, "1366"), ({"width": 1280, "height": 800}, "1280"), (PHONE, "390")):
+        page.set_viewport_size(size)
+        maps.scroll_into_view_if_needed()
+        expect(maps).to_be_visible()
+        page.wait_for_timeout(500)  # Plotly redraws at the new width
+        titles = page.evaluate(TITLE_BOXES, "hidden_units")
+        assert len(titles) == 16, titles
+        assert overlapping(titles) == [], f"at {size['width']} px"
+        screenshot(page, f"playground-unit-maps-{name}")
