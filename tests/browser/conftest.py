@@ -51,7 +51,8 @@ def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
     Call it as ``streamlit_app(env={"NAME": "value"}, secrets="[auth]...")``; the environment is this
     process's (with the test's ZOO_HOME) plus ``env``; ``secrets`` (TOML) becomes the server's only
     secrets file, in ``tmp_path``, instead of ``.streamlit/secrets.toml``. The server's output is in
-    ``tmp_path/streamlit-PORT.log`` and is printed when it does not come up.
+    ``tmp_path/streamlit-PORT.log`` and is printed when it does not come up. ``streamlit_app.servers``
+    holds the started servers' processes.
     """
     servers: list[subprocess.Popen] = []
 
@@ -89,6 +90,7 @@ def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
                 time.sleep(0.2)
         pytest.fail(f"streamlit did not start on {base_url}; its log:\n{log_path.read_text()[-3000:]}")
 
+    start.servers = servers  # the started servers' processes, for tests that stop one themselves
     yield start
     for server in servers:
         server.terminate()

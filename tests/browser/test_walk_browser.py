@@ -3,12 +3,14 @@ sizes of the walk: a Stop that lands at once, the Playground's plane in sight an
 readable, refused settings said, deletions confirmed. Screenshots go to test-artifacts/."""
 
 import re
+import signal
+import sqlite3
 import time
 
 import pytest
 from playwright.sync_api import expect
 
-from zoo.runs import RunStore
+from zoo.runs import RunStore, process_alive
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 60_000
@@ -144,3 +146,29 @@ def test_playground_keeps_its_plane_in_sight_refuses_bad_numbers_names_bad_link_
         assert len(titles) == 16, titles
         assert overlapping(titles) == [], f"at {size['width']} px"
         screenshot(page, f"playground-unit-maps-{name}")
+
+
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_the_warm_workers_end_with_their_server(streamlit_app, new_page, zoo_home, ending):
+    base_url = streamlit_app(env={"ZOO_WARM_WORKERS": "2"})
+    page = new_page()
+    page.goto(f"{base_url}/playground")  # a page that trains: it fills the pool
+    expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    store = RunStore(zoo_home / "runs.sqlite3")
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while len(ready_workers(store)) < 2:  # loaded, waiting for a run
+        assert time.monotonic() < deadline, "the warm pool never filled"
+        time.sleep(0.2)
+    workers = ready_workers(store)
+    (server,) = streamlit_app.servers
+    server.send_signal(ending)
+    server.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while alive := [pid for pid in workers if process_alive(pid)]:
+        assert time.monotonic() < deadline, f"workers {alive} outlived their server by a minute"
+        time.sleep(0.2)
+
+
+def ready_workers(store: RunStore) -> list[int]:
+    with sqlite3.connect(store.path) as connection:
+        return [row[0] for row in connection.execute("SELECT pid FROM workers WHERE status = 'ready'")]
