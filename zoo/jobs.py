@@ -12,7 +12,8 @@ worker is ever reused.
 
 The run store is the only channel, so the app and the CLI share the pools: whoever submits (or
 shows the Train page) tops the pool up to ``ZOO_WARM_WORKERS`` waiting workers (default 2; 0 starts a
-worker only when a run is queued). A queued run holds no process of its own. A device runs up to
+worker only when a run is queued); they wait while the process that started the pool lives (the server,
+the CLI command: ``ZOO_POOL_OWNER``). A queued run holds no process of its own. A device runs up to
 ``ZOO_RUNS_PER_DEVICE`` runs per lane at once (default 1 on a CPU; on a GPU, one per 16 GB of its
 memory, up to 8, each limited to its share of the memory); Playground runs have their own lane.
 """
@@ -40,7 +41,7 @@ from zoo.evaluation import evaluate_model
 from zoo.hosting import User, check_may_create, load_config
 from zoo.paths import ensure_directory, zoo_home
 from zoo.printed import check_fonts, with_printed_digits
-from zoo.runs import Run, RunStore, say_last_words
+from zoo.runs import Run, RunStore, process_alive, say_last_words
 from zoo.training import (
     DecisionSurface,
     FitResult,
@@ -57,6 +58,9 @@ HEARTBEAT_SECONDS = 1.0
 STORE_RETRY_SECONDS = 300.0  # how long a worker whose store failed keeps trying to close its run
 DEFAULT_WARM_WORKERS = 2
 IDLE_SECONDS = 900.0  # a waiting worker beyond the pool's need leaves after this long
+# Set on every worker: the process whose pages or command wanted the pool (a server, a CLI command), as
+# "pid:start time". Its workers wait only while it lives; a replacement inherits it from its worker.
+POOL_OWNER_VARIABLE = "ZOO_POOL_OWNER"
 GPU_MEMORY_PER_RUN_MB = 16_000
 MAX_RUNS_PER_GPU = 8
 # A waiting worker prepares (builds and compiles) these models: a run of the same compiled form
@@ -229,6 +233,7 @@ def _start_worker(device: str, backend_name: str, store: RunStore) -> subprocess
     environment = {
         **os.environ,
         "ZOO_HOME": str(zoo_home()),
+        POOL_OWNER_VARIABLE: os.environ.get(POOL_OWNER_VARIABLE) or process_identity(os.getpid()),
         **worker_environment(backend_name, memory_fraction(device), gpu_memory_mb()),
     }
     if device == "cpu":
@@ -243,6 +248,26 @@ def _start_worker(device: str, backend_name: str, store: RunStore) -> subprocess
             env=environment,
             start_new_session=True,
         )
+
+
+def process_identity(pid: int) -> str:
+    """``pid`` with its start time (``pid:ticks since boot``), which a process that reuses the pid
+    later does not share; the bare pid where /proc does not say."""
+    try:
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return str(pid)
+    return f"{pid}:{started}"
+
+
+def pool_owner_alive() -> bool:
+    """Whether the process that wanted this worker's pool (``ZOO_POOL_OWNER``) still runs; True in a
+    process that was not started as a pool worker."""
+    owner = os.environ.get(POOL_OWNER_VARIABLE)
+    if not owner:
+        return True
+    pid = int(owner.split(":")[0])
+    return process_alive(pid) and process_identity(pid) == owner
 
 
 def keep_pool_warm(device: str, store: RunStore) -> None:
@@ -334,8 +359,8 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
         if fraction:
             megabytes = int(os.environ.get(backend.MEMORY_MEGABYTES_VARIABLE) or 0)
             implementation.limit_memory(float(fraction), megabytes)
-        prepared = []  # a run waits already: it starts at once, without preparing models first
-        if not store.queued_count(device, backend_name):
+        prepared = []  # a run waits already (or nobody wants the pool): no models prepared first
+        if not store.queued_count(device, backend_name) and pool_owner_alive():
             prepared = training.warm_up(PREPARED_SPECS)
         run = _wait_for_run(pid, device, backend_name, store)
     finally:
@@ -345,6 +370,8 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
         return 0
 
     def replace_this_worker() -> None:
+        if not (pool_owner_alive() or store.queued_count(device, backend_name)):
+            return  # the server (or command) that wanted the pool has ended, and no run waits
         try:
             fill_pool(device, backend_name, store)
         except OSError as error:
@@ -363,7 +390,9 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
 
 
 def _wait_for_run(pid: int, device: str, backend_name: str, store: RunStore) -> Run | None:
-    """Wait in the pool until a run is handed over; None when this worker is no longer needed."""
+    """Wait in the pool until a run is handed over; None when this worker is no longer needed: the
+    pool has more workers than it needs, counting no waiting ones after IDLE_SECONDS or once the
+    process that wanted the pool has ended (its queued runs are still taken up)."""
     if not store.mark_worker_ready(pid):
         return None  # not (or no longer) in the pool
     idle_since = time.monotonic()
@@ -371,7 +400,7 @@ def _wait_for_run(pid: int, device: str, backend_name: str, store: RunStore) -> 
         run = store.claim_next(pid, device, backend_name, runs_per_device(device))
         if run is not None:
             return run
-        idle = time.monotonic() - idle_since > IDLE_SECONDS
+        idle = time.monotonic() - idle_since > IDLE_SECONDS or not pool_owner_alive()
         if store.leave_pool_if_surplus(pid, _pool_target(device, backend_name, store, idle)):
             return None
         time.sleep(POOL_POLL_SECONDS)
