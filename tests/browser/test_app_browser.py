@@ -88,9 +88,7 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     run = RunStore(zoo_home / "runs.sqlite3").get(run_id)
     assert run.status == "stopped" and run.progress.epoch < 400
     expect(page.locator(".st-key-roc .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
-    expect(page.get_by_role("button", name="Save under this name")).to_be_visible(
-        timeout=PAGE_LOAD_TIMEOUT_MS
-    )
+    expect(page.get_by_role("button", name="Keep this model")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     page.set_viewport_size({"width": 1400, "height": 2600})  # the whole page, results included
     screenshot(page, "playground-stopped")
 

@@ -111,6 +111,9 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
     bob.goto(f"{base_url}/playground?run={live_run}")
     expect(main(bob).get_by_test_id("stProgress").first).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(main(bob).get_by_role("button", name="Stop")).to_have_count(0)  # hers to stop, not his
+    expect(
+        main(bob).get_by_text(re.compile(rf"alice's run {live_run} \((queued|running)\), trained with"))
+    ).to_be_visible()
     expect(sidebar(bob).get_by_text("No live run of yours")).to_be_visible()
     expect(sidebar(bob).get_by_text(re.compile(r"run\(s\) queued or training on this host"))).to_be_visible()
     expect(sidebar(bob).get_by_text(re.compile("^Live:"))).to_have_count(0)
@@ -136,7 +139,7 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
     expect(bob.get_by_text(f"The model {boundary_model} is alice's")).to_be_visible(
         timeout=PAGE_LOAD_TIMEOUT_MS
     )
-    expect(bob.get_by_label(RENAME_FIELD)).to_have_count(0)
+    expect(bob.get_by_role("button", name="Keep this model")).to_have_count(0)
     bob.goto(f"{base_url}/train?run={cnn_run}")
     expect(bob.get_by_text(f"The model {cnn_model} is alice's")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(bob.get_by_label(RENAME_FIELD)).to_have_count(0)
@@ -150,7 +153,7 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
     expect(bob.get_by_text(re.compile(rf"^{cnn_model} · test accuracy"))).to_be_visible(
         timeout=PAGE_LOAD_TIMEOUT_MS
     )
-    expect(main(bob).get_by_role("button", name=re.compile("Delete|Rename|Save"))).to_have_count(0)
+    expect(main(bob).get_by_role("button", name=re.compile("Delete|Rename|Save|Keep"))).to_have_count(0)
     bob.goto(f"{base_url}/runs")
     choose_rows(bob, 2)
     expect(bob.get_by_text("2 of the chosen runs are someone else's")).to_be_visible()
@@ -158,10 +161,10 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
     screenshot(bob, "hosted-bob-runs")
     assert {run.id for run in store.list_runs()} == {live_run, cnn_run}
 
-    # alice renames her model; the admin deletes both runs with their models.
+    # alice keeps her Playground model under a name; the admin deletes both runs with their models.
     alice.goto(f"{base_url}/playground?run={live_run}")
-    alice.get_by_label(RENAME_FIELD).fill("alices-boundary", timeout=PAGE_LOAD_TIMEOUT_MS)
-    alice.get_by_role("button", name="Save under this name").click()
+    alice.get_by_label("Name", exact=True).fill("alices-boundary", timeout=PAGE_LOAD_TIMEOUT_MS)
+    alice.get_by_role("button", name="Keep this model").click()
     expect(alice.get_by_text("Saved in the local zoo as alices-boundary.")).to_be_visible(
         timeout=PAGE_LOAD_TIMEOUT_MS
     )
@@ -170,6 +173,7 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
     choose_rows(teacher, 2)
     teacher.get_by_text("Also delete their saved models from the local zoo").click()
     teacher.get_by_role("button", name="Delete 2 run(s)").click()
+    teacher.get_by_role("button", name="Yes, delete them").click(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(teacher.get_by_text("No runs yet")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     assert store.list_runs() == []
     assert [entry.name for entry in models.entries()] == ["mnist-cnn"]  # the shipped starter is shared
