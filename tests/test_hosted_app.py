@@ -255,6 +255,8 @@ def test_a_student_has_no_admin_page_and_its_address_says_so_politely(user):
     admin = open_as(user, "admin")
     assert "This page is for the host's admins" in texts(admin.info)
     assert not admin.table and not admin.dataframe and [button.label for button in admin.main.button] == []
+
+
 def alices_live_playground_run() -> str:
     """alice's Playground run, training: her own settings (spiral, 8,8 tanh units), not the page's."""
     store = RunStore()
