@@ -4,6 +4,7 @@ told, the full MNIST, and the 2-D point sets."""
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -200,6 +201,8 @@ def test_a_malformed_npz_names_the_file_and_the_problem(case, tmp_path):
         load_mnist(path)
     assert str(raised.value).startswith(f"{path}: ")
     assert problem in str(raised.value)
+    with pytest.raises(DataError, match=re.escape(problem)):  # so is the check made before a run is queued
+        data.check_mnist_source(path)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

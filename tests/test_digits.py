@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import pytest
 from PIL import Image
 
 from zoo.digits import DigitSetError, DigitStore
+from zoo.errors import StorageError
 from zoo.hosting import LOCAL_USER
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -94,9 +96,10 @@ def test_a_write_that_fails_keeps_the_digit_as_it_was_and_leaves_no_temporary_fi
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    full = re.escape(f"{store.root / 'mine'} cannot be written (No space left on device): free space")
+    with pytest.raises(StorageError, match=full):
         store.relabel("mine", kept, 8, by=LOCAL_USER)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StorageError, match=full):
         store.add("mine", 1, canvas(2), digit(2), by=LOCAL_USER)
     monkeypatch.undo()
     assert [(each.id, each.label) for each in store.digits("mine", by=LOCAL_USER)] == [(kept, 4)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,11 +26,14 @@ from pathlib import Path
 import pytest
 from hub_server import WRITE_TOKEN
 from loopback import black_hole, closed_port_url
-from test_cli import REPOSITORY, run_zoo, zoo_environment
+from PIL import Image
+from test_cli import REPOSITORY, run_zoo, succeeded, zoo_environment
 from test_data import forged_npz
 
+from zoo.digits import DigitStore
+from zoo.hosting import LOCAL_USER
 from zoo.runs import RunStore, process_alive
-from zoo.store import ModelConfig, ModelStore, install_starter_models
+from zoo.store import STARTER_DIRECTORY, ModelConfig, ModelStore, install_starter_models
 from zoo.training import TrainSpec
 
 TINY_SPEC = TrainSpec.binary(num_epochs=1)
@@ -199,6 +203,16 @@ def small_disk(path: Path, megabytes: int) -> Iterator[Path]:
         subprocess.run(["umount", "--lazy", str(path)], check=True)
 
 
+def fill_up(disk: Path) -> Path:
+    """Fill the file system of ``disk`` with one file, until a write fails (ENOSPC); return the file."""
+    filler = disk / "filler"
+    with contextlib.suppress(OSError), filler.open("wb") as handle:
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+    return filler
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
 def test_a_disk_that_fills_up_during_a_run_fails_the_run_with_the_reason(tmp_path, processes):
     with small_disk(tmp_path / "disk", 16) as home:
@@ -206,11 +220,7 @@ def test_a_disk_that_fills_up_during_a_run_fails_the_run_with_the_reason(tmp_pat
         processes.append(follower)
         store = RunStore(home / "runs.sqlite3")
         run_id = running_run(store)
-        filler = home / "filler"
-        with contextlib.suppress(OSError), filler.open("wb") as handle:
-            while True:  # until the disk is full (ENOSPC)
-                handle.write(b"\0" * 65536)
-                handle.flush()
+        filler = fill_up(home)
         time.sleep(3)  # the worker meets the full disk at its next metric, and keeps trying to close the run
         filler.unlink()
         _, stderr = follower.communicate(timeout=120)
@@ -435,3 +445,124 @@ def test_pages_that_need_no_run_store_work_while_it_is_unusable(zoo_home):
         app.switch_page("pages/runs.py")  # a page that needs the store says why, without a traceback
         app.run()
         assert not app.exception and unusable in " ".join(error.value for error in app.error)
+
+
+# --- one line, the right cause (issue 21) ---------------------------------------------------------
+
+
+def symlink_loop(directory: Path) -> Path:
+    """Two symbolic links naming each other: opening either fails with ELOOP."""
+    first, second = directory / "loop-a.npz", directory / "loop-b.npz"
+    first.symlink_to(second)
+    second.symlink_to(first)
+    return first
+
+
+def test_a_symlink_loop_as_data_or_zoo_mnist_is_one_line_for_train_evaluate_and_doctor(zoo_home, tmp_path):
+    loop = symlink_loop(tmp_path)
+    said = f"MNIST file {loop} is a loop of symbolic links"
+    looped = zoo_environment(zoo_home, ZOO_MNIST=str(loop))
+    one_error_line(run_zoo(zoo_home, "train", "cnn", "--data", str(loop)), said)
+    one_error_line(run_zoo(zoo_home, "train", "cnn", environment=looped), said)
+    install_starter_models(ModelStore())
+    one_error_line(run_zoo(zoo_home, "evaluate", "mnist-cnn", "--data", str(loop)), said)
+    doctor = run_zoo(zoo_home, "doctor", environment=looped)
+    assert doctor.returncode == 1 and doctor.stderr == "", doctor.stderr
+    assert any(line.startswith(f"FAIL  data source: {said}") for line in doctor.stdout.splitlines())
+    no_runs_and_no_logs(zoo_home)
+
+
+def drawn_one(directory: Path) -> Path:
+    """A PNG of a drawn 1: a white bar on black, as the canvas gives it."""
+    import numpy as np
+
+    drawing = np.zeros((280, 280), np.uint8)
+    drawing[40:240, 130:150] = 255
+    path = directory / "one.png"
+    Image.fromarray(drawing).save(path)
+    return path
+
+
+def test_digits_add_relabel_and_delete_on_a_read_only_zoo_home_are_one_line_and_lose_nothing(
+    zoo_home, tmp_path
+):
+    image = drawn_one(tmp_path)
+    succeeded(run_zoo(zoo_home, "digits", "add", "mine", "1", str(image)))
+    (kept,) = DigitStore().digits("mine", by=LOCAL_USER)
+    set_directory = zoo_home / "digits" / "mine"
+    with read_only(zoo_home, recursive=True):
+        for arguments, directory in (
+            (("digits", "add", "mine", "1", str(image)), set_directory),
+            (("digits", "add", "other", "2", str(image)), zoo_home / "digits"),
+            (("digits", "relabel", "mine", kept.id, "7"), set_directory),
+            (("digits", "delete", "mine", kept.id), set_directory),
+        ):
+            one_error_line(run_zoo(zoo_home, *arguments), f"{directory} cannot be written", "writable")
+    assert [(digit.id, digit.label) for digit in DigitStore().digits("mine", by=LOCAL_USER)] == [(kept.id, 1)]
+    assert DigitStore().set_names(by=LOCAL_USER) == ["mine"]
+
+
+def test_pull_into_a_read_only_zoo_home_is_one_line(zoo_home, server):
+    pushed_starter("alice/read-only")
+    with read_only(zoo_home, recursive=True):
+        result = run_zoo(
+            zoo_home, "pull", "alice/read-only", "--name", "pulled", environment=hub_environment(zoo_home)
+        )
+    one_error_line(result, f"{zoo_home / 'models'} cannot be written", "writable")
+    assert not (zoo_home / "models" / "pulled").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_digits_add_on_a_full_disk_is_one_line_and_keeps_the_digits_already_there(tmp_path):
+    image = drawn_one(tmp_path)
+    with small_disk(tmp_path / "disk", 1) as home:
+        succeeded(run_zoo(home, "digits", "add", "mine", "1", str(image)))
+        fill_up(home)
+        result = run_zoo(home, "digits", "add", "mine", "2", str(image))
+        one_error_line(result, f"{home / 'digits' / 'mine'} cannot be written", "No space left", "free space")
+        assert [digit.label for digit in DigitStore(home / "digits").digits("mine", by=LOCAL_USER)] == [1]
+        assert not list((home / "digits" / "mine").glob(".tmp-*"))  # no half-written digit left behind
+
+
+def copy_of_the_starter(name: str, **spec: object) -> Path:
+    """The shipped starter copied into the local zoo as ``name``, its recorded spec changed by ``spec``."""
+    path = ModelStore().root / name
+    shutil.copytree(STARTER_DIRECTORY / "mnist-cnn", path)
+    config = json.loads((path / "config.json").read_text())
+    config["spec"].update(spec)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_evaluate_a_model_whose_data_file_is_on_another_machine_falls_back_in_the_readme_order(
+    zoo_home, mnist_npz_file
+):
+    elsewhere = "/home/trainer/.keras/datasets/mnist.npz"
+    copy_of_the_starter("trained-elsewhere", mnist_source=elsewhere)
+    missing = f"{elsewhere}, the file it was trained on, is not on this machine"
+    with_zoo_mnist = zoo_environment(zoo_home, ZOO_MNIST=str(mnist_npz_file))
+    summary = json.loads(
+        succeeded(
+            run_zoo(zoo_home, "evaluate", "trained-elsewhere", "--json", environment=with_zoo_mnist)
+        ).stdout
+    )
+    assert (
+        summary["data_source"].startswith(f"MNIST from {mnist_npz_file}")
+        and missing in summary["data_source"]
+    )
+    assert summary["num_examples"] == 1000
+    text = succeeded(run_zoo(zoo_home, "evaluate", "trained-elsewhere")).stdout.splitlines()[0]
+    assert text.startswith("trained-elsewhere on embedded MNIST subset") and missing in text
+
+
+def test_evaluate_the_starter_on_a_fresh_machine_uses_zoo_mnist_or_the_embedded_digits(
+    zoo_home, mnist_npz_file
+):
+    with_zoo_mnist = zoo_environment(zoo_home, ZOO_MNIST=str(mnist_npz_file))
+    summary = json.loads(
+        succeeded(run_zoo(zoo_home, "evaluate", "mnist-cnn", "--json", environment=with_zoo_mnist)).stdout
+    )
+    assert summary["data_source"].startswith(f"MNIST from {mnist_npz_file}"), summary["data_source"]
+    assert summary["accuracy"] > 0.98  # the starter reads the embedded test digits (in that file)
+    plain = succeeded(run_zoo(zoo_home, "evaluate", "mnist-cnn")).stdout.splitlines()[0]
+    assert plain.startswith("mnist-cnn on embedded MNIST subset"), plain

@@ -20,12 +20,13 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.errors import ModelStoreError
+from zoo.errors import ModelStoreError, StorageError
 from zoo.hosting import LOCAL_USER
 from zoo.models import build_binary_classifier, build_mnist_cnn
 from zoo.store import (
     FORMAT,
     MODEL_FILES,
+    STARTER_DIRECTORY,
     ModelConfig,
     ModelStore,
     check_model_name,
@@ -126,7 +127,7 @@ def test_a_save_that_fails_midway_leaves_nothing_visible(store):
         raise OSError(28, "No space left on device")
 
     model.save = save_until_the_disk_is_full  # a full disk cannot be had here
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StorageError, match=re.escape(f"{store.root} cannot be written (No space left")):
         store.save(model, "broken", config=ModelConfig("binary"))
     assert visible_names(store) == ["kept"]  # no "broken", no hidden temporary directory either
     assert [entry.name for entry in store.entries()] == ["kept"]
@@ -541,6 +542,28 @@ def test_the_local_zoo_opens_with_the_shipped_starter_in_it(zoo_home):
     assert starter.data_summary == "full MNIST"
     store.rename("mnist-cnn", "my-starter", by=LOCAL_USER)
     assert [entry.name for entry in open_local_zoo().entries()] == ["mnist-cnn", "my-starter"]
+
+
+def strings_in(value: object) -> list[str]:
+    """Every string in a JSON value, keys included."""
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (key, *strings_in(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in strings_in(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_the_shipped_starter_names_no_path_of_the_machine_that_trained_it():
+    starter = STARTER_DIRECTORY / "mnist-cnn"
+    records = [json.loads((starter / name).read_text()) for name in ("config.json", "metrics.json")]
+    with zipfile.ZipFile(starter / "model.keras") as archive:
+        records += [json.loads(archive.read(name)) for name in ("config.json", "metadata.json")]
+    texts = [text for record in records for text in strings_in(record)] + [
+        (starter / "history.csv").read_text()
+    ]
+    machine_paths = [text for text in texts if re.search(r"(^|[\s(])(/|~/)\w", text)]
+    assert machine_paths == []
+    assert records[0]["spec"]["mnist_source"] == "auto"  # evaluated on what this machine has (README's order)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ the CLI, run records and model cards never substitute one source for another sil
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import math
@@ -122,7 +123,8 @@ def describe_mnist_source(path: str | os.PathLike | None = None) -> MnistSource:
 
 def check_mnist_source(path: str | os.PathLike | None = None) -> None:
     """Refuse, before a run starts, an explicit MNIST file (``path`` or ``ZOO_MNIST``) that is missing,
-    not a regular file, or not an MNIST npz, reading only its arrays' headers (fast at any size).
+    not a regular file, or not an MNIST npz, reading only its arrays' headers and its labels (fast at
+    any size: the images are not read).
 
     Raises:
         DataError: what is wrong with the file and how to fix it.
@@ -130,6 +132,7 @@ def check_mnist_source(path: str | os.PathLike | None = None) -> None:
     explicit = _explicit_mnist_path(path)
     if explicit:
         read_mnist_headers(explicit)
+        check_labels(_read_arrays(explicit, ("y_train", "y_test")), explicit)
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,23 @@ def read_mnist_headers(path: str) -> dict[str, ArrayHeader]:
     return headers
 
 
+def mnist_source_here(recorded: str) -> tuple[str, str | None]:
+    """The MNIST source to use for a model that recorded ``recorded`` (``TrainSpec.mnist_source``) on
+    this machine: the recorded one when it is here; when it names a file this machine does not have
+    (the model was trained elsewhere), ``auto``: the README's order (ZOO_MNIST, Keras' cache, embedded).
+
+    Returns:
+        The source, and None or a note for people saying that the recorded file is not here.
+
+    Example:
+        >>> mnist_source_here("/home/trainer/mnist.npz")  # doctest: +SKIP
+        ('auto', '/home/trainer/mnist.npz, the file it was trained on, is not on this machine')
+    """
+    if recorded in ("auto", "embedded") or os.path.lexists(os.path.expanduser(recorded)):
+        return recorded, None
+    return "auto", f"{recorded}, the file it was trained on, is not on this machine"
+
+
 def _explicit_mnist_path(path: str | os.PathLike | None) -> str | None:
     """The MNIST file asked for (the argument, else ZOO_MNIST), resolved; an empty argument is refused."""
     if path is not None and not str(path).strip():
@@ -186,7 +206,9 @@ def _explicit_mnist_path(path: str | os.PathLike | None) -> str | None:
             "mnist.npz file."
         )
     explicit = path or os.environ.get("ZOO_MNIST")
-    return str(Path(explicit).expanduser().resolve()) if explicit else None
+    # realpath, not Path.resolve: a loop of symbolic links stays as given (resolve raises RuntimeError on
+    # one), for require_regular_file to name.
+    return os.path.realpath(os.path.expanduser(explicit)) if explicit else None
 
 
 def require_regular_file(
@@ -208,6 +230,10 @@ def require_regular_file(
     except FileNotFoundError:
         raise DataError(f"{what} {path} does not exist; give the path of {expected}.") from None
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise DataError(
+                f"{what} {path} is a loop of symbolic links; give the path of {expected}."
+            ) from None
         raise DataError(f"{what} {path} cannot be read ({error.strerror}); check its permissions.") from None
     if stat.S_ISREG(mode):
         return
@@ -324,6 +350,15 @@ def validate_mnist_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
         DataError: naming ``origin`` and the first problem found.
     """
     validate_mnist_layout(arrays, origin)
+    check_labels(arrays, origin)
+
+
+def check_labels(arrays: Mapping[str, np.ndarray], origin: str) -> None:
+    """Check that the labels ``y_train`` and ``y_test`` are the digits 0-9.
+
+    Raises:
+        DataError: naming ``origin`` and the split with other labels.
+    """
     for split in ("train", "test"):
         labels = arrays[f"y_{split}"]
         if labels.min() < 0 or labels.max() > 9:
@@ -401,13 +436,7 @@ def _file_version(path: str) -> tuple[int, int] | None:
 @functools.lru_cache(maxsize=2)
 def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | None) -> MnistData:
     read_mnist_headers(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files if key in MNIST_KEYS}
-    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
-        raise DataError(
-            f"{path} is not a readable .npz file ({error}); give a Keras mnist.npz file."
-        ) from None
+    arrays = _read_arrays(path, MNIST_KEYS)
     validate_mnist_arrays(arrays, path)
     full = "full MNIST" if len(arrays["x_train"]) == 60_000 else "MNIST"
     where = "Keras' dataset cache, " if source_kind == "keras" else ""
@@ -420,6 +449,21 @@ def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | Non
             f"({len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test)"
         ),
     )
+
+
+def _read_arrays(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an .npz whose headers were checked (each member is read alone).
+
+    Raises:
+        DataError: a member cannot be read (e.g. a corrupt compressed stream).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in keys}
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
+        raise DataError(
+            f"{path} is not a readable .npz file ({error}); give a Keras mnist.npz file."
+        ) from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -41,7 +41,7 @@ from zoo.hosting import (
     may_read,
     owner_slug,
 )
-from zoo.paths import zoo_home
+from zoo.paths import unwritable, zoo_home
 from zoo.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
 
 HOLD_OUT_EVERY = 5  # of each digit's drawings (by time added), the 2nd, 7th, 12th... are held out
@@ -356,6 +356,7 @@ class DigitStore:
         Raises:
             DigitSetError: a bad set name or label, or a digit that is not (28, 28) in [0, 1].
             PermissionDenied: ``by`` is not signed in, or the set is someone else's.
+            StorageError: the set cannot be written (read-only, disk full); it is as it was.
 
         Example:
             >>> digit = preprocess(pixels).digit  # doctest: +SKIP
@@ -367,15 +368,7 @@ class DigitStore:
         value, array = check_label(label), _check_digit(digit)
         directory = self._set_path(set_name)
         if not directory.is_dir():
-            self.root.mkdir(parents=True, exist_ok=True)
-            temporary = self.root / f".tmp-{uuid.uuid4().hex}"
-            temporary.mkdir()
-            (temporary / OWNER_FILE).write_text(by.name)
-            try:
-                os.rename(temporary, directory)
-            except OSError:  # another session made the set at the same moment: it is theirs
-                shutil.rmtree(temporary, ignore_errors=True)
-                self._check_may_change(set_name, by)
+            self._make_set(directory, by)
         digit_id, created_at = uuid.uuid4().hex, time.time()
         self._write(
             directory / f"{digit_id}{SUFFIX}",
@@ -386,8 +379,33 @@ class DigitStore:
         )
         return PersonalDigit(set_name, digit_id, value, array, created_at)
 
+    def _make_set(self, directory: Path, by: User) -> None:
+        """Make the set ``directory`` as ``by``'s, in one step (a temporary directory renamed into place).
+
+        Raises:
+            StorageError: the digit sets' directory cannot be written (read-only, disk full).
+        """
+        temporary = self.root / f".tmp-{uuid.uuid4().hex}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            temporary.mkdir()
+            (temporary / OWNER_FILE).write_text(by.name)
+        except OSError as error:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise unwritable(self.root, error) from None
+        try:
+            os.rename(temporary, directory)
+        except OSError:  # another session made the set at the same moment: it is theirs
+            shutil.rmtree(temporary, ignore_errors=True)
+            self._check_may_change(directory.name, by)
+
     def _write(self, path: Path, **arrays: np.ndarray) -> None:
-        """Write an .npz next to ``path`` and rename it into place (atomic on one file system)."""
+        """Write an .npz next to ``path`` and rename it into place (atomic on one file system).
+
+        Raises:
+            StorageError: the set's directory cannot be written (read-only, disk full); ``path``
+                is as it was.
+        """
         temporary = path.with_name(f".tmp-{uuid.uuid4().hex}{SUFFIX}")
         try:
             with temporary.open("wb") as handle:
@@ -395,6 +413,9 @@ class DigitStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise unwritable(path.parent, error) from None
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -467,6 +488,7 @@ class DigitStore:
         Raises:
             DigitSetError: a bad set name or label, or the set has no such digit.
             PermissionDenied: ``by`` is not signed in, or is neither the set's owner nor an admin.
+            StorageError: the set cannot be written (read-only, disk full); the digit keeps its label.
 
         Example:
             >>> store.relabel("my-digits", digit.id, 1, by=LOCAL_USER).label  # doctest: +SKIP
@@ -494,12 +516,17 @@ class DigitStore:
         Raises:
             DigitSetError: a bad set name, or the set has no such digit.
             PermissionDenied: ``by`` is not signed in, or is neither the set's owner nor an admin.
+            StorageError: the set cannot be written (read-only); the digit stays.
 
         Example:
             >>> store.delete("my-digits", digit.id, by=LOCAL_USER)  # doctest: +SKIP
         """
         self._check_may_change(set_name, by)
-        self._digit_path(set_name, digit_id).unlink()
+        path = self._digit_path(set_name, digit_id)
+        try:
+            path.unlink()
+        except OSError as error:
+            raise unwritable(path.parent, error) from None
 
     def delete_set(self, set_name: str, *, by: User) -> None:
         """Remove a whole set (renamed away first, so it vanishes in one step), for its owner or an admin."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.data import check_mnist_source
+from zoo.data import check_mnist_source, mnist_source_here
 from zoo.errors import DataError, ZooError
 from zoo.store import ModelStore
 from zoo.training import TrainingData, TrainSpec, load_training_data, predict_in_batches
@@ -134,8 +134,9 @@ def evaluate_saved_model(
 
     Returns the evaluation and a sentence naming the data source. A model without a
     training spec (e.g. pulled from the Hub) is evaluated on the default data for its kind;
-    ``mnist_source`` ("auto", "embedded" or a file) overrides where a CNN's MNIST comes from,
-    e.g. when the file it was trained from is not on this machine.
+    ``mnist_source`` ("auto", "embedded" or a file) overrides where a CNN's MNIST comes from. A
+    recorded file that is not on this machine (the model was trained elsewhere) gives way to the
+    README's order (ZOO_MNIST, Keras' cache, embedded), and the sentence says so.
 
     Raises:
         ModelStoreError: no such model, or it cannot be loaded.
@@ -159,5 +160,6 @@ def evaluate_saved_model(
         spec = TrainSpec.cnn() if loaded.entry.kind == "cnn" else TrainSpec.binary()
     if mnist_source is not None:
         spec = dataclasses.replace(spec, mnist_source=mnist_source)
-    data = load_training_data(spec)
-    return evaluate_model(loaded.model, data), data.source
+    here, missing = mnist_source_here(spec.mnist_source)
+    data = load_training_data(dataclasses.replace(spec, mnist_source=here))
+    return evaluate_model(loaded.model, data), data.source if missing is None else f"{data.source}; {missing}"

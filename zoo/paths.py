@@ -1,5 +1,6 @@
 """Where Zoo Studio keeps its files: one data directory (default ~/.zoo-studio, env ZOO_HOME)."""
 
+import errno
 import os
 from pathlib import Path
 
@@ -32,6 +33,16 @@ def ensure_directory(directory: Path) -> Path:
             "writable for this user, or set ZOO_HOME to a writable directory."
         ) from error
     return directory
+
+
+def unwritable(path: str | os.PathLike, error: OSError) -> StorageError:
+    """One line for a file or directory under ``ZOO_HOME`` that cannot be written: which, why, and the fix
+    (room on the disk when it is full or over quota, else write permission)."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space on that disk, or set ZOO_HOME to a directory on another disk"
+    else:
+        fix = "make it writable for this user, or set ZOO_HOME to a writable directory"
+    return StorageError(f"{path} cannot be written ({error.strerror or error}): {fix}.")
 
 
 def runs_database_path() -> Path:

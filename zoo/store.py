@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from zoo.errors import ModelStoreError
 from zoo.hosting import PermissionDenied, User, check_may_manage, check_within, load_config
-from zoo.paths import models_directory
+from zoo.paths import models_directory, unwritable
 from zoo.vocabulary import KIND_SHAPES
 
 if TYPE_CHECKING:
@@ -248,6 +248,7 @@ class ModelStore:
         Raises:
             ModelStoreError: bad name, kind or shapes, or ``name`` exists and neither ``overwrite`` nor
                 ``unique`` is set.
+            StorageError: the zoo's directory cannot be written (read-only, disk full); nothing is saved.
 
         Example:
             >>> ModelStore().save(model, "my-cnn", config=ModelConfig("cnn"))  # doctest: +SKIP
@@ -262,8 +263,8 @@ class ModelStore:
             raise self._taken(name)  # said before the model is written; the rename below is the real guard
         full_config = {**config.to_dict(), "format": FORMAT, "created_at": config.created_at or time.time()}
         temporary = self.root / f".tmp-{uuid.uuid4().hex}"
-        temporary.mkdir()
         try:
+            temporary.mkdir()
             model.save(temporary / MODEL_FILE)
             write_json(temporary / CONFIG_FILE, full_config)
             write_json(temporary / METRICS_FILE, metrics or {})
@@ -272,6 +273,9 @@ class ModelStore:
                 self._replace(temporary, self.root / name)
             else:
                 name = self._rename_into_free_name(temporary, name, unique)
+        except OSError as error:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise unwritable(self.root, error) from None
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
