@@ -12,6 +12,7 @@ small tmpfs that a test fills (mounting needs root).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -522,6 +523,15 @@ def test_digits_add_on_a_full_disk_is_one_line_and_keeps_the_digits_already_ther
         one_error_line(result, f"{home / 'digits' / 'mine'} cannot be written", "No space left", "free space")
         assert [digit.label for digit in DigitStore(home / "digits").digits("mine", by=LOCAL_USER)] == [1]
         assert not list((home / "digits" / "mine").glob(".tmp-*"))  # no half-written digit left behind
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed here")
+def test_a_backend_that_is_not_installed_is_refused_at_once_before_anything_is_queued(zoo_home):
+    started = time.monotonic()
+    result = run_zoo(zoo_home, "train", "binary", "--backend", "torch", timeout=120)
+    one_error_line(result, "No module named 'torch'", "pip install torch")
+    assert time.monotonic() - started < 30
+    no_runs_and_no_logs(zoo_home)
 
 
 def copy_of_the_starter(name: str, **spec: object) -> Path:

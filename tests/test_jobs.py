@@ -355,3 +355,11 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_workers_find_zoo_wherever_the_caller_stands(zoo_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as a script elsewhere, or `streamlit run /abs/path/app.py`: no zoo/ here
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    run_id = jobs.submit(TrainSpec.binary(num_epochs=1), by=LOCAL_USER)
+    run = jobs.wait(run_id, timeout=50)  # a run no worker takes up waits 60 s before it fails
+    assert run.status == "completed", run.message

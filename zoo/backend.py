@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -73,6 +74,32 @@ def check_name(name: str) -> str:
     if name not in BACKENDS:
         raise ZooError(f"backend {name!r}: choose one of {', '.join(BACKENDS)}.")
     return name
+
+
+# How to install what a backend needs, for the message that refuses it.
+INSTALL_HINTS = {
+    "keras": "pip install -r requirements.txt",
+    "tensorflow": "pip install -r requirements.txt (on an NVIDIA GPU: requirements-gpu.txt)",
+    "jax": 'pip install jax (on an NVIDIA GPU: "jax[cuda13]" or "jax[cuda12]")',
+    "torch": "pip install torch (for a GPU, the wheel for your CUDA from pytorch.org)",
+}
+
+
+def check_installed(name: str) -> None:
+    """Refuse a backend this Python cannot import, before a run is queued for it: its package and
+    Keras are looked up (``importlib.util.find_spec``), not imported, so the check is cheap.
+
+    Raises:
+        ZooError: e.g. "No module named 'torch'", with how to install it and the backends that are here.
+    """
+    for module in ("keras", check_name(name)):
+        if importlib.util.find_spec(module) is None:
+            here = [other for other in BACKENDS if importlib.util.find_spec(other) is not None]
+            instead = f", or train with {' or '.join(here)}" if here and module != "keras" else ""
+            raise ZooError(
+                f"the {name} backend cannot be used here (No module named {module!r}): "
+                f"{INSTALL_HINTS[module]}{instead}."
+            )
 
 
 def configured_name() -> str:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.backend import configured_name, worker_environment
+from zoo.backend import check_installed, configured_name, worker_environment
 from zoo.data import check_visitor_data_source
 from zoo.errors import RunError, StorageError, ZooError
 from zoo.evaluation import evaluate_model
@@ -56,6 +56,8 @@ from zoo.training import (
 POOL_POLL_SECONDS = 0.1  # how often a waiting worker looks for a queued run: part of the start latency
 HEARTBEAT_SECONDS = 1.0
 STORE_RETRY_SECONDS = 300.0  # how long a worker whose store failed keeps trying to close its run
+# Where the ``zoo`` package lies: workers find it there whatever directory the caller stands in.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
 DEFAULT_WARM_WORKERS = 2
 IDLE_SECONDS = 900.0  # a waiting worker beyond the pool's need leaves after this long
 # Set on every worker: the process whose pages or command wanted the pool (a server, a CLI command), as
@@ -162,9 +164,10 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
         The run id (12 hex digits); the run is ``queued``.
 
     Raises:
-        ZooError: the spec is invalid, the MNIST file it names is missing or malformed, its base
-            model or digit set cannot be fine-tuned, a ``printed`` run finds no fonts, or the
-            hosting configuration is invalid (all checked here, before anything starts).
+        ZooError: the spec is invalid, its backend is not installed, the MNIST file it names is
+            missing or malformed, its base model or digit set cannot be fine-tuned, a ``printed`` run
+            finds no fonts, or the hosting configuration is invalid (all checked here, before
+            anything starts).
         PermissionDenied: ``by`` is not signed in, the spec asks more than the host's limits, names
             a server file a visitor may not use, or ``by`` already has as many live runs as the
             host allows (nothing is queued then).
@@ -179,6 +182,7 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     check_may_create(by, "train a model")
     spec = spec.resolved()
     spec.validate()
+    check_installed(spec.backend)  # else no worker could start, and the run would wait for one in vain
     config = load_config()
     limits = config.limits
     if config.hosted and not by.is_admin:  # first: nothing of a file a visitor may not name is read
@@ -234,6 +238,8 @@ def _start_worker(device: str, backend_name: str, store: RunStore) -> subprocess
         **os.environ,
         "ZOO_HOME": str(zoo_home()),
         POOL_OWNER_VARIABLE: os.environ.get(POOL_OWNER_VARIABLE) or process_identity(os.getpid()),
+        # This process's zoo package, wherever the caller stands (-P: not one in its working directory).
+        "PYTHONPATH": os.pathsep.join(filter(None, (PACKAGE_PARENT, os.environ.get("PYTHONPATH")))),
         **worker_environment(backend_name, memory_fraction(device), gpu_memory_mb()),
     }
     if device == "cpu":
@@ -241,7 +247,7 @@ def _start_worker(device: str, backend_name: str, store: RunStore) -> subprocess
     log_path = ensure_directory(store.log_path("workers").parent) / "workers.log"
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "zoo.jobs", device, backend_name, str(store.path)],
+            [sys.executable, "-P", "-m", "zoo.jobs", device, backend_name, str(store.path)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
