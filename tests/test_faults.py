@@ -6,7 +6,8 @@ Read-only directories: chmod does not stop root (these tests may run as root), s
 ``chattr +i`` (immutable) makes a directory and its files unwritable, and chmod does it for other
 users. The store's ``-shm`` file is left writable during a run: SQLite maps it into memory, and an
 immutable mapped file kills the writer with SIGBUS instead of a write error. A full disk is a
-small tmpfs that a test fills (mounting needs root).
+small tmpfs that a test fills (mounting needs root). A store's write lock is held by this process
+with ``BEGIN IMMEDIATE``, as any other SQLite client holds it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -473,6 +475,30 @@ def test_a_symlink_loop_as_data_or_zoo_mnist_is_one_line_for_train_evaluate_and_
     no_runs_and_no_logs(zoo_home)
 
 
+def damage_run_record(store: RunStore, run_id: str, column: str, value: str) -> None:
+    with sqlite3.connect(store.path) as connection:
+        connection.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, run_id))
+
+
+def test_a_run_record_with_damaged_json_is_listed_as_damaged_among_the_others(zoo_home):
+    store = RunStore()
+    sound, bad_spec, bad_progress = (store.create_run(TINY_SPEC, "cpu") for _ in range(3))
+    for run_id in (sound, bad_spec, bad_progress):
+        store.finish(run_id, "completed")
+    damage_run_record(store, bad_spec, "spec", '{"kind": "binary", "num_ep')
+    damage_run_record(store, bad_progress, "progress", "[1, 2")
+    result = run_zoo(zoo_home, "runs", "--json")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    assert rows.keys() == {sound, bad_spec, bad_progress} and rows[sound]["status"] == "completed"
+    for run_id, column in ((bad_spec, "spec"), (bad_progress, "progress")):
+        assert rows[run_id]["status"] == "damaged", rows[run_id]
+        assert f"its {column} is not valid" in rows[run_id]["message"], rows[run_id]["message"]
+        assert "delete it on the Runs page" in rows[run_id]["message"]
+    table = succeeded(run_zoo(zoo_home, "runs")).stdout
+    assert any(line.startswith(bad_spec) and " damaged " in line for line in table.splitlines()), table
+
+
 def drawn_one(directory: Path) -> Path:
     """A PNG of a drawn 1: a white bar on black, as the canvas gives it."""
     import numpy as np
@@ -576,3 +602,114 @@ def test_evaluate_the_starter_on_a_fresh_machine_uses_zoo_mnist_or_the_embedded_
     assert summary["accuracy"] > 0.98  # the starter reads the embedded test digits (in that file)
     plain = succeeded(run_zoo(zoo_home, "evaluate", "mnist-cnn")).stdout.splitlines()[0]
     assert plain.startswith("mnist-cnn on embedded MNIST subset"), plain
+
+
+def store_damaged_inside(store: RunStore) -> str:
+    """Damage the b-tree pages of a store holding runs, so that quick_check reports problems over
+    several lines (not "not a database"); returns what quick_check says."""
+    for _ in range(30):
+        run_id = store.create_run(TINY_SPEC, "cpu")
+        store.add_event(run_id, "note", "x" * 500)
+        store.finish(run_id, "completed")
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    content = bytearray(store.path.read_bytes())
+    for page in (3, 10, 20):  # a leaf page header claiming 80 cells at offset 0
+        content[page * 4096 : page * 4096 + 12] = bytes.fromhex("0d000000500fff0000000000")
+    store.path.write_bytes(bytes(content))
+    with sqlite3.connect(store.path) as connection:
+        return connection.execute("PRAGMA quick_check(3)").fetchone()[0]
+
+
+def test_a_store_damaged_inside_is_moved_aside_with_a_one_line_warning(zoo_home):
+    found = store_damaged_inside(RunStore())
+    assert "\n" in found  # SQLite's own report is several lines
+    result = run_zoo(zoo_home, "runs")
+    (moved,) = zoo_home.glob("runs.sqlite3.damaged-*")
+    assert result.returncode == 0 and "no runs yet" in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith(f"warning: the run store {zoo_home / 'runs.sqlite3'} was damaged (")
+    assert f"it was moved to {moved}" in line and "On tree page" in line
+
+
+class LineReader:
+    """The lines a process writes to a pipe, with when each arrived, read by a thread as they come."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def first(self, text: str) -> tuple[float, str] | None:
+        return next(((at, line) for at, line in self.lines if text in line), None)
+
+    def text(self) -> list[str]:
+        self.thread.join(timeout=30)
+        return [line for _, line in self.lines]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_disk_that_stays_full_during_a_run_is_said_at_once(tmp_path, processes):
+    with small_disk(tmp_path / "disk", 16) as home:
+        follower = start_zoo(home, *LONG_BINARY_RUN)
+        processes.append(follower)
+        stderr = LineReader(follower.stderr)
+        store = RunStore(home / "runs.sqlite3")
+        run_id = running_run(store)
+        # A reader in the middle of a read (a page drawing a chart): SQLite cannot restart its write-ahead
+        # log from the top, so every write needs new room on the disk, and the disk stays full for them.
+        reader = sqlite3.connect(store.path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM metrics").fetchone()
+        filler = fill_up(home)
+        filled = time.monotonic()
+        at, line = wait_for(
+            lambda: stderr.first("waiting for the run store to accept writes"), 30, "the follower to say why"
+        )
+        assert at - filled < 10, f"said after {at - filled:.1f} s"
+        assert f"the disk under {home} is full" in line
+        reader.close()
+        filler.unlink()
+        follower.wait(timeout=120)
+        run = store.get(run_id)
+    lines = stderr.text()
+    assert run.status == "failed" and "disk is full" in run.message, run.message
+    assert follower.returncode == 1 and lines[-1] == f"error: run {run_id} failed: {run.message}"
+    assert not any("Traceback" in line for line in lines) and sum("error:" in line for line in lines) == 1
+
+
+# --- store locks and doctor (issue 21) ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def write_lock_held(store: RunStore) -> Iterator[None]:
+    """Hold the store's write lock from this process, as another SQLite client would."""
+    connection = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+def test_a_run_survives_another_process_holding_the_store_write_lock_for_40_s(zoo_home, processes):
+    epochs = 60
+    follower = start_zoo(zoo_home, "train", "binary", "--epochs", str(epochs), "--samples", "2000")
+    processes.append(follower)
+    store = RunStore()
+    run_id = running_run(store)
+    with write_lock_held(store):
+        time.sleep(40)
+    _, stderr = follower.communicate(timeout=240)
+    run = store.get(run_id)
+    assert run.status == "completed" and follower.returncode == 0, (run.message, stderr)
+    epochs_logged = store.metrics_frame(run_id).query("name == 'epoch/loss'")["epoch"].tolist()
+    assert epochs_logged == list(range(1, epochs + 1))  # every epoch's metrics, none lost to the lock
+    assert "Traceback" not in stderr and "error:" not in stderr, stderr

@@ -31,6 +31,10 @@ from zoo.vocabulary import (
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 PROGRESS_WIDTH = 24
+# A run whose worker has not said it is alive for this long: the follower says why (a full disk, a
+# store another process keeps locked), or that it waits, instead of staying silent until it ends.
+STALLED_SECONDS = 3.0
+SILENT_SECONDS = 15.0
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -302,6 +306,7 @@ def wait_showing_progress(store: Any, run_id: str, poll_seconds: float = 0.25) -
     last_line = ""
     latest: dict[str, float] = {}  # newest value of each metric, read incrementally
     last_row = 0
+    stall_told = False
     while True:
         try:
             run = store.get(run_id)
@@ -312,6 +317,12 @@ def wait_showing_progress(store: Any, run_id: str, poll_seconds: float = 0.25) -
                 if interactive and last_line:
                     print(file=sys.stderr)
                 raise RunError(f"run {run_id} failed: {said}")
+            stall = None if stall_told else stalled(store, run)
+            if stall:
+                print(f"\n{stall}" if interactive and last_line else stall, file=sys.stderr)
+                stall_told, last_line = True, ""
+            elif stall_told and not silent_for(run, STALLED_SECONDS):
+                stall_told = False  # the worker reports again: a later stall is said again
             new_rows = store.metrics_frame(run_id, since_id=last_row)
             if len(new_rows):
                 last_row = int(new_rows["id"].iloc[-1])
@@ -331,6 +342,29 @@ def wait_showing_progress(store: Any, run_id: str, poll_seconds: float = 0.25) -
     if interactive and last_line:
         print(file=sys.stderr)
     return run
+
+
+def silent_for(run: Any, seconds: float) -> bool:
+    """Whether a running run's worker has not said it is alive for ``seconds``."""
+    beat = run.heartbeat_at
+    return run.status == "running" and beat is not None and time.time() - beat > seconds
+
+
+def stalled(store: Any, run: Any) -> str | None:
+    """One line saying why a running run's worker has gone quiet, once it has: the store cannot take
+    writes (its disk is full, another process holds its write lock), or, after SILENT_SECONDS, that
+    the follower waits for it; None while it reports."""
+    if not silent_for(run, STALLED_SECONDS):
+        return None
+    blocker = store.write_blocker()
+    if blocker:
+        return f"waiting for the run store to accept writes ({blocker})..."
+    if silent_for(run, SILENT_SECONDS):
+        return (
+            f"no word from the worker of run {run.id} for {SILENT_SECONDS:.0f} s; waiting (a worker silent "
+            "for 120 s is ended and its run failed)..."
+        )
+    return None
 
 
 def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str | None:

@@ -19,3 +19,8 @@ class RunError(ZooError):
 
 class StorageError(ZooError):
     """The zoo's directory or its run store cannot be opened, read or written; the message names the fix."""
+
+
+class StoreLocked(StorageError):
+    """Another process held the run store's write lock for longer than a write waits; the write can be
+    tried again when it lets go (nothing is wrong with the store)."""

@@ -32,16 +32,16 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from zoo.backend import check_installed, configured_name, worker_environment
 from zoo.data import check_visitor_data_source
-from zoo.errors import RunError, StorageError, ZooError
+from zoo.errors import RunError, StorageError, StoreLocked, ZooError
 from zoo.evaluation import evaluate_model
 from zoo.hosting import User, check_may_create, load_config
 from zoo.paths import ensure_directory, zoo_home
 from zoo.printed import check_fonts, with_printed_digits
-from zoo.runs import Run, RunStore, process_alive, say_last_words
+from zoo.runs import MetricsReport, Run, RunStore, process_alive, say_last_words
 from zoo.training import (
     DecisionSurface,
     FitResult,
@@ -55,7 +55,12 @@ from zoo.training import (
 
 POOL_POLL_SECONDS = 0.1  # how often a waiting worker looks for a queued run: part of the start latency
 HEARTBEAT_SECONDS = 1.0
-STORE_RETRY_SECONDS = 300.0  # how long a worker whose store failed keeps trying to close its run
+STORE_RETRY_SECONDS = 300.0  # how long a worker whose store failed (or stays locked) keeps trying to write
+# A report waits this long for another process's write lock (a write takes milliseconds: a lock held
+# this long is no passing write), then it is kept in memory and training goes on; while reports are
+# kept, writing them is tried again every LOCKED_RETRY_SECONDS.
+LOCKED_REPORT_WAIT_SECONDS = 2.0
+LOCKED_RETRY_SECONDS = 10.0
 # Where the ``zoo`` package lies: workers find it there whatever directory the caller stands in.
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
 DEFAULT_WARM_WORKERS = 2
@@ -319,34 +324,90 @@ def wait(run_id: str, timeout: float = 600.0, store: RunStore | None = None, pol
 class StoreReporter:
     """Sends ``training.fit`` progress to the run store (a ``ProgressReporter``).
 
-    ``on_first_report`` is called once, after the first metrics are written.
+    Another process holding the store's write lock never holds training up, nor loses a metric: the
+    reports are kept in memory and written together once the lock is let go (tried again every
+    ``LOCKED_RETRY_SECONDS``, for up to ``STORE_RETRY_SECONDS``); so is the latest decision surface.
+    ``flush`` writes what is still kept when the fit ends. ``on_first_report`` is called once, after
+    the first metrics are written.
     """
 
     def __init__(
         self, store: RunStore, run_id: str, on_first_report: Callable[[], None] | None = None
     ) -> None:
         self.store, self.run_id, self.on_first_report = store, run_id, on_first_report
+        self.kept: list[MetricsReport] = []
+        self.kept_surface: DecisionSurface | None = None
+        self.last_try = 0.0
 
     def batch(self, metrics: dict[str, float], progress: Progress) -> None:
-        self.store.log_metrics(self.run_id, _prefixed("batch", metrics), progress)
-        self._reported()
-
-    def _reported(self) -> None:
-        if self.on_first_report is not None:
-            callback, self.on_first_report = self.on_first_report, None
-            callback()
+        self._report(_prefixed("batch", metrics), progress)
 
     def epoch(self, metrics: dict[str, float], progress: Progress) -> None:
         named = _prefixed("epoch", metrics)
         named["epoch/samples_per_second"] = progress.samples_per_second
-        self.store.log_metrics(self.run_id, named, progress)
-        self._reported()
+        self._report(named, progress)
+
+    def _report(self, metrics: dict[str, float], progress: Progress) -> None:
+        now = time.time()
+        self.kept.append(MetricsReport(metrics, progress, now))
+        if len(self.kept) > 1 and now - self.last_try < LOCKED_RETRY_SECONDS:
+            return  # the store was locked a moment ago: keep this one too
+        self.last_try = now
+        try:
+            self.store.log_reports(self.run_id, self.kept, wait_seconds=LOCKED_REPORT_WAIT_SECONDS)
+        except StoreLocked:
+            if now - self.kept[0].wall_time > STORE_RETRY_SECONDS:
+                raise
+            return
+        self.kept = []
+        if self.kept_surface is not None:
+            self.surface(self.kept_surface)
+        if self.on_first_report is not None:
+            callback, self.on_first_report = self.on_first_report, None
+            callback()
 
     def surface(self, surface: DecisionSurface) -> None:
-        self.store.save_surface(self.run_id, surface)
+        try:
+            self.store.save_surface(self.run_id, surface)
+            self.kept_surface = None
+        except StoreLocked:  # only the latest surface counts: keep it for the next write that goes through
+            self.kept_surface = surface
 
     def event(self, kind: str, message: str) -> None:
-        self.store.add_event(self.run_id, kind, message)
+        _patiently(lambda: self.store.add_event(self.run_id, kind, message))
+
+    def flush(self) -> None:
+        """Write the reports and the surface still kept, waiting for the store's write lock if need be.
+
+        Raises:
+            StoreLocked: the store stayed locked for ``STORE_RETRY_SECONDS``.
+            StorageError: the store cannot be written.
+        """
+        _patiently(lambda: self.store.log_reports(self.run_id, self.kept))
+        self.kept = []
+        if self.kept_surface is not None:
+            _patiently(lambda: self.store.save_surface(self.run_id, self.kept_surface))
+            self.kept_surface = None
+
+
+Written = TypeVar("Written")
+
+
+def _patiently(write: Callable[[], Written]) -> Written:
+    """One of a worker's writes, tried again while another process holds the store's write lock (each
+    try waits ``BUSY_WAIT_SECONDS``), for up to ``STORE_RETRY_SECONDS``: a lock delays a run, it does
+    not fail it.
+
+    Raises:
+        StoreLocked: the store stayed locked that long.
+    """
+    deadline = time.monotonic() + STORE_RETRY_SECONDS
+    while True:
+        try:
+            return write()
+        except StoreLocked:
+            if time.monotonic() > deadline:
+                raise
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
@@ -380,8 +441,9 @@ def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
             return  # the server (or command) that wanted the pool has ended, and no run waits
         try:
             fill_pool(device, backend_name, store)
-        except OSError as error:
-            store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
+        except (OSError, StorageError) as error:  # the next submit fills the pool instead
+            with contextlib.suppress(StorageError):
+                store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
 
     _write_output_to(store.log_path(run.id))
     if store.queued_count(device, backend_name):
@@ -470,28 +532,36 @@ def _train(
         data = training.load_training_data(run.spec)
         if run.spec.printed:
             data = with_printed_digits(run.spec, data)
-        store.set_started(run_id, data.source, training.describe_environment())
+        environment = training.describe_environment()
+        _patiently(lambda: store.set_started(run_id, data.source, environment))
         with store.stop_checker(run_id) as stop_requested:
             reporter = StoreReporter(store, run_id, on_first_report)
             result = training.fit(run.spec, reporter, stop_requested, data, prepared)
+        reporter.flush()
         if not store.get(run_id).is_active:
             return 1  # failed meanwhile by a reader that found this worker silent: that verdict stands
         if result.status == "diverged":
-            store.finish(run_id, "diverged", message=result.message)
+            _patiently(lambda: store.finish(run_id, "diverged", message=result.message))
             return 0
         evaluation = evaluate_model(result.model, data).to_dict()  # also a stopped model, as it stood
         if result.fine_tuning is not None:
             evaluation["fine_tuning"] = result.fine_tuning.to_dict()
         model_name = _save_model(run, result, evaluation, data)
         message = "stopped on request; the model as it stood is saved" if result.status == "stopped" else None
-        store.finish(run_id, result.status, message=message, final_metrics=evaluation, model_name=model_name)
+        _patiently(
+            lambda: store.finish(
+                run_id, result.status, message=message, final_metrics=evaluation, model_name=model_name
+            )
+        )
         return 0
     except ZooError as error:
-        store.finish(run_id, "failed", message=str(error))
+        reason = str(error)
+        _patiently(lambda: store.finish(run_id, "failed", message=reason))
         return 1
     except Exception as error:  # the run fails; the reason is kept for the person who started it
-        store.add_event(run_id, "traceback", traceback.format_exc())
-        store.finish(run_id, "failed", message=f"{type(error).__name__}: {error}"[:500])
+        reason, details = f"{type(error).__name__}: {error}"[:500], traceback.format_exc()
+        _patiently(lambda: store.add_event(run_id, "traceback", details))
+        _patiently(lambda: store.finish(run_id, "failed", message=reason))
         return 1
     finally:
         finished.set()

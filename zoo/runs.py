@@ -27,17 +27,18 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import RunError, StorageError
+from zoo.errors import RunError, StorageError, StoreLocked
 from zoo.hosting import LOCAL_OWNER, Limits, PermissionDenied, User, check_may_manage
 from zoo.paths import ensure_directory, runs_database_path
 from zoo.training import DecisionSurface, Progress, TrainSpec
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
+DAMAGED_STATUS = "damaged"  # how a run whose record cannot be read is listed (the others stay readable)
+BUSY_WAIT_SECONDS = 30.0  # how long a write waits for another process's write lock before StoreLocked
+FULL_DISK_BYTES = 1_000_000  # less free space than this under the store: its disk is full
 HEARTBEAT_TIMEOUT_SECONDS = 120.0
 WORKER_START_TIMEOUT_SECONDS = 60.0
 LAST_WORDS_PREFIX = "zoo worker: the run failed: "
@@ -129,7 +133,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF) that choose the fix to suggest;
 # the others (read-only, cannot open, permission) are told to make the directory writable.
-_SQLITE_BUSY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 10, 11, 13, 26
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_IOERR, _SQLITE_CORRUPT = 5, 6, 10, 11
+_SQLITE_FULL, _SQLITE_NOTADB = 13, 26
 DAMAGE_CODES = (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
@@ -154,6 +159,7 @@ class Run:
     message: str | None
     owner: str = LOCAL_OWNER
     stop_requested: bool = False  # a stop was asked for (a running run ends after its current batch)
+    heartbeat_at: float | None = None  # when its worker last said it was alive
 
     @property
     def is_active(self) -> bool:
@@ -192,6 +198,15 @@ class Person:
     email: str | None
     is_admin: bool
     last_seen: float  # time.time() of the last page of theirs that ran
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    """Metric values a run reported at one point of its fit, and when (``RunStore.log_reports``)."""
+
+    metrics: dict[str, float]  # values by name, e.g. {"batch/loss": 0.31}
+    progress: Progress  # where the fit stood
+    wall_time: float  # time.time() when reported
 
 
 class RunStore:
@@ -260,8 +275,9 @@ class RunStore:
                     "and a fresh store started (the old runs are in that file)."
                 )
             with self._connect(recover=False) as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-                self._migrate(connection)
+                if not _is_current(connection):  # opening a current store only reads: no write lock
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    self._migrate(connection)
 
     @contextlib.contextmanager
     def _opening_lock(self) -> Iterator[None]:
@@ -298,7 +314,10 @@ class RunStore:
             if _result_code(error) in DAMAGE_CODES:
                 return str(error)
             raise _storage_error(self.path, error) from error
-        return None if problems == ["ok"] else "; ".join(problems)[:300]
+        if problems == ["ok"]:
+            return None
+        # SQLite's report spans lines ("*** in database main ***\nOn tree page 11 ..."): one line here
+        return " ".join(" ".join(problems).replace("*** in database main ***", "").split())[:300]
 
     def _move_aside(self) -> Path:
         """Rename the store and its -wal/-shm files to ``<name>.damaged-<time>`` (never delete them)."""
@@ -342,13 +361,16 @@ class RunStore:
         connection.execute("COMMIT")
 
     @contextlib.contextmanager
-    def _connect(self, recover: bool = True) -> Iterator[sqlite3.Connection]:
-        """A short connection; SQLite failures (read-only, disk full, I/O, damage) become StorageError.
+    def _connect(
+        self, recover: bool = True, wait_seconds: float = BUSY_WAIT_SECONDS
+    ) -> Iterator[sqlite3.Connection]:
+        """A short connection; SQLite failures (read-only, disk full, I/O, damage) become StorageError,
+        and a write lock another process holds for over ``wait_seconds`` StoreLocked.
 
         A store found damaged here (it was sound when opened) is moved aside and started afresh at
         once (``recover``), and the operation fails with the notice that says where the old file is."""
         try:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection = sqlite3.connect(self.path, timeout=wait_seconds, isolation_level=None)
         except sqlite3.Error as error:
             raise _storage_error(self.path, error) from error
         try:
@@ -370,8 +392,8 @@ class RunStore:
             connection.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as connection:
+    def _transaction(self, wait_seconds: float = BUSY_WAIT_SECONDS) -> Iterator[sqlite3.Connection]:
+        with self._connect(wait_seconds=wait_seconds) as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -753,21 +775,49 @@ class RunStore:
             progress: where the fit stands now (``Run.progress`` from then on).
 
         Raises:
-            StorageError: the store cannot be written.
+            StorageError: the store cannot be written (StoreLocked: another process held its write
+                lock for ``BUSY_WAIT_SECONDS``).
             RunError: there is no run with that id (nothing is written).
 
         Example:
             >>> store.log_metrics(run_id, {"batch/loss": 0.31}, Progress(7, 28, 1, 1, 640.0, 3.0, 1.1))
         """
-        now = time.time()
-        rows = [(run_id, progress.step, progress.epoch, name, value, now) for name, value in metrics.items()]
-        with _of_a_known_run(run_id), self._transaction() as connection:
+        self.log_reports(run_id, [MetricsReport(metrics, progress, time.time())])
+
+    def log_reports(
+        self, run_id: str, reports: Sequence[MetricsReport], *, wait_seconds: float = BUSY_WAIT_SECONDS
+    ) -> None:
+        """Append the metric values of several reports, each at its own step, epoch and time, and set
+        the run's progress to the last one's, in one transaction (all of them or none).
+
+        Args:
+            run_id: the running run.
+            reports: oldest first, e.g. the reports a worker kept while another process held the
+                store's write lock.
+            wait_seconds: how long to wait for another process's write lock.
+
+        Raises:
+            StoreLocked: another process held the write lock for ``wait_seconds``; nothing is written.
+            StorageError: the store cannot be written.
+            RunError: there is no run with that id (nothing is written).
+
+        Example:
+            >>> store.log_reports(run_id, kept, wait_seconds=0.1)  # doctest: +SKIP
+        """
+        if not reports:
+            return
+        rows = [
+            (run_id, report.progress.step, report.progress.epoch, name, value, report.wall_time)
+            for report in reports
+            for name, value in report.metrics.items()
+        ]
+        with _of_a_known_run(run_id), self._transaction(wait_seconds) as connection:
             connection.executemany(
                 "INSERT INTO metrics (run_id, step, epoch, name, value, wall_time) VALUES (?,?,?,?,?,?)", rows
             )
             connection.execute(
                 "UPDATE runs SET progress = ?, heartbeat_at = ? WHERE id = ?",
-                (json.dumps(progress.to_dict()), now, run_id),
+                (json.dumps(reports[-1].progress.to_dict()), time.time(), run_id),
             )
 
     def save_surface(self, run_id: str, surface: DecisionSurface) -> None:
@@ -949,6 +999,31 @@ class RunStore:
                 "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
             ).fetchall()
         return [_run_from_row(row) for row in rows]
+
+    def write_blocker(self, wait_seconds: float = 1.0) -> str | None:
+        """Why the store cannot take a write now, found without writing a row: its disk is full,
+        another process has held its write lock for ``wait_seconds``, or it cannot be written.
+
+        Args:
+            wait_seconds: how long to wait for another process's write lock.
+
+        Returns:
+            The reason in a few words, or None when a write would go through now.
+
+        Example:
+            >>> store.write_blocker()  # doctest: +SKIP
+            'another process holds its write lock'
+        """
+        if _disk_full(self.path.parent):
+            return f"the disk under {self.path.parent} is full"
+        try:
+            with self._transaction(wait_seconds):
+                pass  # BEGIN IMMEDIATE took the write lock: a write would go through
+        except StoreLocked:
+            return "another process holds its write lock"
+        except StorageError as error:
+            return str(error)
+        return None
 
     def active_runs(self, owner: str | None = None) -> list[Run]:
         """Queued and running runs among the 500 newest (``list_runs()``), oldest first.
@@ -1135,6 +1210,19 @@ def _of_a_known_run(run_id: str) -> Iterator[None]:
         raise _no_such_run(run_id) from error
 
 
+def _is_current(connection: sqlite3.Connection) -> bool:
+    """Whether a store is in WAL mode at ``SCHEMA_VERSION`` already (asked with reads only)."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    return version == SCHEMA_VERSION and connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _disk_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < FULL_DISK_BYTES
+    except OSError:
+        return False
+
+
 def _result_code(error: sqlite3.Error) -> int:
     return (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
 
@@ -1143,12 +1231,16 @@ def _storage_error(path: Path, error: BaseException) -> StorageError:
     """One line for a store that cannot be used: which file, what went wrong, and the fix."""
     code = _result_code(error) if isinstance(error, sqlite3.Error) else 0
     reason = (error.strerror if isinstance(error, OSError) else None) or str(error)
-    if code == _SQLITE_FULL or getattr(error, "errno", None) == 28:
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return StoreLocked(
+            f"the run store {path} cannot be used ({reason}): another process holds its write lock; "
+            "try again when it lets go."
+        )
+    io_error = code == _SQLITE_IOERR or getattr(error, "errno", None) == 5
+    if code == _SQLITE_FULL or getattr(error, "errno", None) == 28 or (io_error and _disk_full(path.parent)):
         fix = "free space on that disk, or set ZOO_HOME to a directory on another disk"
-    elif code == _SQLITE_IOERR or getattr(error, "errno", None) == 5:
+    elif io_error:
         fix = "check the disk (e.g. `dmesg`), or set ZOO_HOME to a directory on another disk"
-    elif code == _SQLITE_BUSY:
-        fix = "another process held it locked for 30 s; try again"
     elif code in DAMAGE_CODES:
         fix = "open it again (any `python -m zoo` command) to move it aside and start a fresh store"
     else:
@@ -1205,7 +1297,11 @@ def _live_pool(connection: sqlite3.Connection, device: str, backend: str) -> lis
 
 
 def _backend_of(spec_json: str) -> str:
-    return json.loads(spec_json).get("backend", "auto")
+    """The backend a run's spec names; ``auto`` (no pool's) for a damaged spec."""
+    try:
+        return json.loads(spec_json).get("backend", "auto")
+    except (ValueError, AttributeError):
+        return "auto"
 
 
 def _check_active_caps(connection: sqlite3.Connection, owner: str, limits: Limits) -> None:
@@ -1318,22 +1414,47 @@ def process_alive(pid: int) -> bool:
 
 
 def _run_from_row(row: sqlite3.Row) -> Run:
+    """The run a row records; a row with a column that cannot be read back is a run with status
+    ``damaged`` whose message says which column and how to get rid of it (one bad row never hides
+    the others)."""
+    problems: list[str] = []
+
+    def read(column: str, parse: Callable[[Any], Any], default: Any) -> Any:
+        try:
+            return default if row[column] is None else parse(json.loads(row[column]))
+        except (ValueError, TypeError, AttributeError) as error:  # ZooError is a ValueError too
+            problems.append(f"its {column} is not valid ({error})")
+            return default
+
+    stand_in = TrainSpec.binary() if row["kind"] == "binary" else TrainSpec.cnn()
+    spec = read("spec", TrainSpec.from_dict, stand_in)
+    environment = read("environment", dict, {})
+    progress = read("progress", lambda values: Progress.from_dict(values) if values else None, None)
+    final_metrics = read("final_metrics", dict, {})
+    status, message = row["status"], row["message"]
+    if problems:
+        status = DAMAGED_STATUS
+        message = (
+            f"the record of run {row['id']} in the run store is damaged: {'; '.join(problems)}; the "
+            "other runs are unaffected: delete it on the Runs page."
+        )
     return Run(
         id=row["id"],
         kind=row["kind"],
-        status=row["status"],
-        spec=TrainSpec.from_dict(json.loads(row["spec"])),
+        status=status,
+        spec=spec,
         device=row["device"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         worker_pid=row["worker_pid"],
         data_source=row["data_source"],
-        environment=json.loads(row["environment"] or "{}"),
-        progress=Progress.from_dict(json.loads(row["progress"])) if row["progress"] else None,
-        final_metrics=json.loads(row["final_metrics"] or "{}"),
+        environment=environment,
+        progress=progress,
+        final_metrics=final_metrics,
         model_name=row["model_name"],
-        message=row["message"],
+        message=message,
         owner=row["owner"],
         stop_requested=bool(row["stop_requested"]),
+        heartbeat_at=row["heartbeat_at"],
     )
