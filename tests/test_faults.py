@@ -497,6 +497,10 @@ def test_a_run_record_with_damaged_json_is_listed_as_damaged_among_the_others(zo
         assert "delete it on the Runs page" in rows[run_id]["message"]
     table = succeeded(run_zoo(zoo_home, "runs")).stdout
     assert any(line.startswith(bad_spec) and " damaged " in line for line in table.splitlines()), table
+    doctor = run_zoo(zoo_home, "doctor")
+    assert doctor.returncode == 1 and doctor.stderr == "", doctor.stderr
+    (line,) = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL  run store:")]
+    assert bad_spec in line and bad_progress in line and sound not in line
 
 
 def drawn_one(directory: Path) -> Path:
@@ -713,3 +717,57 @@ def test_a_run_survives_another_process_holding_the_store_write_lock_for_40_s(zo
     epochs_logged = store.metrics_frame(run_id).query("name == 'epoch/loss'")["epoch"].tolist()
     assert epochs_logged == list(range(1, epochs + 1))  # every epoch's metrics, none lost to the lock
     assert "Traceback" not in stderr and "error:" not in stderr, stderr
+
+
+def test_runs_and_doctor_answer_while_another_process_holds_the_store_write_lock(zoo_home):
+    store = RunStore()
+    run_id = store.create_run(TINY_SPEC, "cpu")
+    store.finish(run_id, "completed")
+    with write_lock_held(store):
+        started = time.monotonic()
+        runs = run_zoo(zoo_home, "runs", "--json", timeout=120)
+        listed = time.monotonic() - started
+        started = time.monotonic()
+        doctor = run_zoo(zoo_home, "doctor", timeout=120)
+        checked = time.monotonic() - started
+    assert runs.returncode == 0 and runs.stderr == "", runs.stderr
+    assert [row["id"] for row in json.loads(runs.stdout)] == [run_id] and listed < 20, listed
+    assert doctor.returncode == 1 and checked < 15, (checked, doctor.stdout)  # Docker's health check: 20 s
+    (line,) = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL  run store:")]
+    assert "another process holds its write lock" in line, line
+    assert all(line.startswith("ok  ") for line in doctor.stdout.splitlines() if "run store" not in line)
+
+
+def test_doctor_fails_an_unreadable_configuration_with_the_words_train_gives(zoo_home):
+    zoo_home.mkdir()
+    (zoo_home / "config.toml").write_text("mode = hosted\n")  # a bare word: not TOML
+    refused = one_error_line(run_zoo(zoo_home, "train", "binary"), "config.toml cannot be read")
+    doctor = run_zoo(zoo_home, "doctor")
+    assert doctor.returncode == 1 and doctor.stderr == ""
+    assert f"FAIL  configuration: {refused.removeprefix('error: ')}" in doctor.stdout.splitlines()
+
+
+def test_models_and_doctor_list_model_folders_with_a_damaged_config_or_model_file(zoo_home):
+    install_starter_models(ModelStore())
+    (copy_of_the_starter("bad-config") / "config.json").write_text('{"kind": "cnn", "form')
+    model_file = copy_of_the_starter("bad-model") / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:5000])  # cut short, as by a full disk
+    listed = succeeded(run_zoo(zoo_home, "models"))
+    assert listed.stdout.splitlines()[1].startswith("mnist-cnn ")
+    damaged = [line for line in listed.stdout.splitlines() if line.startswith("damaged: ")]
+    assert [line.split()[1] for line in damaged] == ["bad-config", "bad-model"], listed.stdout
+    assert (
+        "config.json is not valid JSON" in damaged[0]
+        and "model.keras is not a Keras model file" in damaged[1]
+    )
+    assert all("delete the folder" in line for line in damaged)
+    rows = json.loads(succeeded(run_zoo(zoo_home, "models", "--json")).stdout)
+    assert [(row["name"], bool(row["damaged"])) for row in rows] == [
+        ("mnist-cnn", False),
+        ("bad-config", True),
+        ("bad-model", True),
+    ]
+    doctor = run_zoo(zoo_home, "doctor")
+    assert doctor.returncode == 1 and doctor.stderr == ""
+    (line,) = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL  local zoo:")]
+    assert "bad-config" in line and "bad-model" in line and "delete the folder" in line

@@ -457,13 +457,20 @@ def command_runs(arguments: argparse.Namespace) -> int:
 def command_models(arguments: argparse.Namespace) -> int:
     from zoo.store import open_local_zoo
 
-    rows = [entry.summary() for entry in open_local_zoo().entries()]
+    store = open_local_zoo()
+    entries, damaged = store.entries(), store.damaged()
+    if arguments.json:
+        rows = [{**entry.summary(), "damaged": None} for entry in entries]
+        print(json.dumps([*rows, *(model.summary() for model in damaged)], indent=2))
+        return 0
     print_rows(
-        rows,
-        arguments.json,
+        [entry.summary() for entry in entries],
+        False,
         ["name", "kind", "accuracy", "origin", "data_source"],
         empty="no models yet: train one with `python -m zoo train cnn`",
     )
+    for model in damaged:
+        print(f"damaged: {model.name}  {model.problem}")
     return 0
 
 

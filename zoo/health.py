@@ -1,27 +1,36 @@
-"""Health checks with meaning: the run store, the zoo directory, free disk, the backend and device,
-and the data source, each ok or what to do. ``python -m zoo doctor`` prints them (exit 1 when one
-fails, so it serves as a container health check) and the Home page shows them.
+"""Health checks with meaning: the configuration, the zoo directory, the run store, the local zoo's
+models, free disk, the backend and device, and the data source, each ok or what to do. ``python -m
+zoo doctor`` prints them (exit 1 when one fails, so it serves as a container health check) and the
+Home page shows them.
 
-Fast enough to run every 30 s: nothing imports TensorFlow or loads data.
+Fast enough to run every 30 s: nothing imports TensorFlow or loads data. The checks run side by side
+and each has ``CHECK_SECONDS`` to answer, so a hung disk or a store another process keeps locked is
+a failed check in a few seconds, well within Docker's 20 s health-check timeout, not a hang.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from zoo.backend import BACKENDS, check_installed
 from zoo.data import check_mnist_source, describe_mnist_source
 from zoo.errors import ZooError
+from zoo.hosting import load_config
 from zoo.jobs import describe_device
-from zoo.paths import models_directory, zoo_home
-from zoo.runs import SCHEMA_VERSION, RunStore
+from zoo.paths import models_directory, unwritable, zoo_home
+from zoo.runs import DAMAGED_STATUS, SCHEMA_VERSION, RunStore
+from zoo.store import ModelStore
 
 MIN_FREE_BYTES = 1_000_000_000  # a few runs' models and metrics, and room for SQLite to grow
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+CHECK_SECONDS = 5.0  # each check's deadline (they run at once: doctor takes about this at most)
+STORE_LOCK_SECONDS = 2.0  # a write lock held longer than this is reported (a write takes milliseconds)
 
 
 @dataclass(frozen=True)
@@ -33,88 +42,130 @@ class HealthCheck:
     detail: str
 
 
-def check_health() -> list[HealthCheck]:
-    """Run every check, in the order a person fixes them (the directory before the store in it)."""
-    return [check() for check in CHECKS]
+def check_health(deadline_seconds: float = CHECK_SECONDS) -> list[HealthCheck]:
+    """Run every check at once, each given ``deadline_seconds`` to answer; the results come in the
+    order a person fixes them (the configuration first, the directory before the store in it).
+
+    Returns:
+        One ``HealthCheck`` per check; a check that did not answer in time is failed, saying so.
+    """
+    found: dict[str, HealthCheck] = {}
+
+    def run(name: str, check: Callable[[], tuple[bool, str]]) -> None:
+        try:
+            found[name] = HealthCheck(name, *check())
+        except Exception as error:  # an unforeseen failure is that check's finding, not the end of doctor
+            found[name] = HealthCheck(name, False, f"the check failed: {type(error).__name__}: {error}")
+
+    # Daemon threads: one that hangs (a dead network disk) neither holds the others up nor the exit.
+    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in CHECKS.items()]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + deadline_seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    late = (
+        f"no answer within {deadline_seconds:g} s (a disk or network file system that hangs?); "
+        "check the directories ZOO_HOME, ZOO_MNIST and KERAS_HOME name."
+    )
+    return [found.get(name) or HealthCheck(name, False, late) for name in CHECKS]
 
 
-def _check_directory() -> HealthCheck:
-    name = "zoo directory"
+def _check_configuration() -> tuple[bool, str]:
+    try:
+        config = load_config()
+    except ZooError as error:
+        return False, str(error)  # the words `train` and the pages refuse it with
+    return True, f"{config.mode} mode, from {config.source}"
+
+
+def _check_directory() -> tuple[bool, str]:
     try:
         home = zoo_home()
-        models = models_directory()
-        with tempfile.NamedTemporaryFile(dir=models, prefix=".doctor-"):
+        with tempfile.NamedTemporaryFile(dir=models_directory(), prefix=".doctor-"):
             pass  # a model can be written here
     except (ZooError, OSError) as error:
-        return HealthCheck(name, False, _unwritable(error))
-    count = sum(1 for path in models.iterdir() if path.is_dir() and not path.name.startswith("."))
-    return HealthCheck(name, True, f"{home} is writable; {count} model(s) in the local zoo")
+        return False, _unwritable(error)
+    return True, f"{home} is writable"
 
 
 def _unwritable(error: BaseException) -> str:
-    if isinstance(error, ZooError):
-        return str(error)
-    return (
-        f"{error.filename} cannot be written ({error.strerror}): make it writable for this user, "
-        "or set ZOO_HOME to a writable directory."
-    )
+    if isinstance(error, OSError):
+        return str(unwritable(error.filename, error))
+    return str(error)
 
 
-def _check_store() -> HealthCheck:
-    name = "run store"
+def _check_store() -> tuple[bool, str]:
     try:
         store = RunStore()
         runs = store.list_runs(limit=100_000)
+        blocker = store.write_blocker(STORE_LOCK_SECONDS)
     except ZooError as error:
-        return HealthCheck(name, False, str(error))
+        return False, str(error)
+    if blocker:
+        fix = f"`fuser -v {store.path}` names it; end it" if "lock" in blocker else "see the free disk check"
+        return False, f"{store.path} cannot take writes: {blocker} (runs wait until it can): {fix}."
+    damaged = [run for run in runs if run.status == DAMAGED_STATUS]
+    if damaged:
+        return False, " ".join(run.message or "" for run in damaged)
     active = sum(run.is_active for run in runs)
     found = f"{store.path}: {len(runs)} run(s), {active} active, schema version {SCHEMA_VERSION}"
-    return HealthCheck(name, True, f"{found}; note: {store.notice}" if store.notice else found)
+    return True, f"{found}; note: {store.notice}" if store.notice else found
 
 
-def _check_disk() -> HealthCheck:
-    name = "free disk"
+def _check_models() -> tuple[bool, str]:
+    try:
+        store = ModelStore()
+        entries, damaged = store.entries(), store.damaged()
+    except (ZooError, OSError) as error:
+        return False, _unwritable(error)
+    if damaged:
+        return False, " ".join(f"{model.name}: {model.problem}" for model in damaged)
+    return True, f"{len(entries)} model(s) in {store.root}"
+
+
+def _check_disk() -> tuple[bool, str]:
     try:
         home = zoo_home()
         free = shutil.disk_usage(home).free
     except (ZooError, OSError) as error:
-        return HealthCheck(name, False, _unwritable(error))
+        return False, _unwritable(error)
     if free < MIN_FREE_BYTES:
-        return HealthCheck(
-            name,
+        return (
             False,
             f"only {free / 1e6:,.0f} MB free under {home} (runs need {MIN_FREE_BYTES / 1e9:g} GB): "
             "free space there, or set ZOO_HOME to a directory on a larger disk.",
         )
-    return HealthCheck(name, True, f"{free / 1e9:,.1f} GB free under {home}")
+    return True, f"{free / 1e9:,.1f} GB free under {home}"
 
 
-def _check_backend() -> HealthCheck:
-    name = "backend and device"
+def _check_backend() -> tuple[bool, str]:
     backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
-    module = BACKEND_MODULES.get(backend)
-    if module is None:
-        return HealthCheck(
-            name,
-            False,
-            f"KERAS_BACKEND={backend!r} is not a Keras backend: use {', '.join(BACKEND_MODULES)}.",
-        )
-    if importlib.util.find_spec(module) is None or importlib.util.find_spec("keras") is None:
-        return HealthCheck(
-            name, False, f"Keras' {backend} backend is not installed: pip install -r requirements.txt."
-        )
-    versions = f"keras {importlib.metadata.version('keras')}, {backend} {importlib.metadata.version(module)}"
-    return HealthCheck(name, True, f"{versions}; trains on {describe_device()}")
+    if backend not in BACKENDS:
+        return False, f"KERAS_BACKEND={backend!r} is not a Keras backend: use {', '.join(BACKENDS)}."
+    try:
+        check_installed(backend)
+    except ZooError as error:
+        return False, str(error)
+    versions = f"keras {importlib.metadata.version('keras')}, {backend} {importlib.metadata.version(backend)}"
+    return True, f"{versions}; trains on {describe_device()}"
 
 
-def _check_data() -> HealthCheck:
-    name = "data source"
+def _check_data() -> tuple[bool, str]:
     try:
         check_mnist_source()
         source = describe_mnist_source()
     except ZooError as error:
-        return HealthCheck(name, False, str(error))
-    return HealthCheck(name, True, source.description)
+        return False, str(error)
+    return True, source.description
 
 
-CHECKS = (_check_directory, _check_store, _check_disk, _check_backend, _check_data)
+CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
+    "configuration": _check_configuration,
+    "zoo directory": _check_directory,
+    "run store": _check_store,
+    "local zoo": _check_models,
+    "free disk": _check_disk,
+    "backend and device": _check_backend,
+    "data source": _check_data,
+}

@@ -166,6 +166,19 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class DamagedModel:
+    """A folder of the local zoo that holds a model's files but cannot be used, and what to do."""
+
+    name: str
+    path: Path
+    problem: str  # what is wrong, and the fix
+
+    def summary(self) -> dict[str, Any]:
+        """One row for ``--json`` listings, beside the models' (``ModelEntry.summary``)."""
+        return {"name": self.name, "path": str(self.path), "damaged": self.problem}
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A model loaded from the local zoo with its entry and per-epoch history."""
 
@@ -312,7 +325,8 @@ class ModelStore:
         )
 
     def entries(self, include_unkept: bool = False) -> list[ModelEntry]:
-        """Every valid model in the zoo, newest first; foreign or corrupt directories are skipped.
+        """Every valid model in the zoo, newest first; foreign directories and damaged models (see
+        ``damaged``) are left out.
 
         Args:
             include_unkept: also the models of Playground runs nobody kept (``ModelConfig.kept``).
@@ -324,16 +338,40 @@ class ModelStore:
             >>> [entry.name for entry in open_local_zoo().entries()]  # doctest: +SKIP
             ['my-cnn', 'mnist-cnn']
         """
-        found = []
-        for path in self.root.iterdir():
-            if path.is_dir() and not path.name.startswith("."):
-                try:
-                    entry = self.entry(path.name)
-                except ModelStoreError:
-                    continue
-                if include_unkept or entry.config.kept:
-                    found.append(entry)
-        return sorted(found, key=lambda entry: entry.config.created_at or 0, reverse=True)
+        return [entry for entry in self._survey()[0] if include_unkept or entry.config.kept]
+
+    def damaged(self) -> list[DamagedModel]:
+        """The folders that hold a model's files (``model.keras``, ``config.json``...) but that
+        ``entries`` leaves out: a config that is not valid, a model file that is not a whole Keras
+        archive. Nothing is loaded (the archive's zip directory is read).
+
+        Returns:
+            Each with what is wrong and the fix, by name.
+
+        Example:
+            >>> [model.name for model in open_local_zoo().damaged()]  # doctest: +SKIP
+            ['cut-short']
+        """
+        return self._survey()[1]
+
+    def _survey(self) -> tuple[list[ModelEntry], list[DamagedModel]]:
+        found, damaged = [], []
+        for path in sorted(self.root.iterdir()):
+            if not path.is_dir() or path.name.startswith("."):
+                continue
+            try:
+                entry = self.entry(path.name)
+                check_keras_archive(entry.model_file)
+                found.append(entry)
+            except ModelStoreError as error:
+                if any((path / file).exists() for file in MODEL_FILES):  # not a foreign directory
+                    fix = (
+                        f"delete the folder {path}, or put its files back from a backup "
+                        "(or train or pull the model again)"
+                    )
+                    damaged.append(DamagedModel(path.name, path, f"{str(error).rstrip('.')}; {fix}."))
+        found.sort(key=lambda entry: entry.config.created_at or 0, reverse=True)
+        return found, damaged
 
     def names_by_run(self) -> dict[str, str]:
         """The name each run's model has in the zoo now, by run id (follows renames and deletions,
@@ -554,6 +592,22 @@ def install_starter_models(store: ModelStore | None = None, source: Path = START
         except OSError:  # another session installed it at the same moment
             shutil.rmtree(temporary, ignore_errors=True)
     return installed
+
+
+def check_keras_archive(path: Path) -> None:
+    """Check that a ``.keras`` file is a whole Keras archive, from its zip directory alone (cheap:
+    nothing is loaded), so that a file cut short or overwritten is found without loading TensorFlow.
+
+    Raises:
+        ModelStoreError: it is not a zip archive, or lacks its config, metadata or weights.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = [name for name in KERAS_ARCHIVE_MEMBERS if name not in archive.namelist()]
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelStoreError(f"{path} is not a Keras model file ({error}).") from None
+    if missing:
+        raise ModelStoreError(f"{path} is not a Keras model file ({', '.join(missing)} missing in it).")
 
 
 @dataclass(frozen=True)
