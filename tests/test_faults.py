@@ -716,6 +716,7 @@ def test_a_run_survives_another_process_holding_the_store_write_lock_for_40_s(zo
     assert run.status == "completed" and follower.returncode == 0, (run.message, stderr)
     epochs_logged = store.metrics_frame(run_id).query("name == 'epoch/loss'")["epoch"].tolist()
     assert epochs_logged == list(range(1, epochs + 1))  # every epoch's metrics, none lost to the lock
+    assert store.surface(run_id).epoch == epochs  # and the decision surface as training left it
     assert "Traceback" not in stderr and "error:" not in stderr, stderr
 
 

@@ -367,11 +367,13 @@ class StoreReporter:
             callback()
 
     def surface(self, surface: DecisionSurface) -> None:
-        try:
-            self.store.save_surface(self.run_id, surface)
+        # Only the latest surface counts: while reports are kept (the store is locked), so is it.
+        self.kept_surface = surface
+        if self.kept:
+            return
+        with contextlib.suppress(StoreLocked):  # if locked: written with the next reports, or by flush
+            self.store.save_surface(self.run_id, surface, wait_seconds=LOCKED_REPORT_WAIT_SECONDS)
             self.kept_surface = None
-        except StoreLocked:  # only the latest surface counts: keep it for the next write that goes through
-            self.kept_surface = surface
 
     def event(self, kind: str, message: str) -> None:
         _patiently(lambda: self.store.add_event(self.run_id, kind, message))

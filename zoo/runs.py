@@ -820,14 +820,18 @@ class RunStore:
                 (json.dumps(reports[-1].progress.to_dict()), time.time(), run_id),
             )
 
-    def save_surface(self, run_id: str, surface: DecisionSurface) -> None:
+    def save_surface(
+        self, run_id: str, surface: DecisionSurface, *, wait_seconds: float = BUSY_WAIT_SECONDS
+    ) -> None:
         """Keep the latest decision surface of a binary run (older ones are replaced).
 
         Args:
             run_id: the binary run.
             surface: the surface at some step (``ProgressReporter.surface`` hands it over).
+            wait_seconds: how long to wait for another process's write lock.
 
         Raises:
+            StoreLocked: another process held the write lock for ``wait_seconds``; nothing is written.
             StorageError: the store cannot be written.
             RunError: there is no run with that id (nothing is written).
 
@@ -836,7 +840,7 @@ class RunStore:
         """
         payload = surface.to_dict()
         step, epoch = payload.pop("step"), payload.pop("epoch")  # they have columns of their own
-        with _of_a_known_run(run_id), self._connect() as connection:
+        with _of_a_known_run(run_id), self._connect(wait_seconds=wait_seconds) as connection:
             connection.execute(
                 "INSERT OR REPLACE INTO surfaces (run_id, step, epoch, payload) VALUES (?,?,?,?)",
                 (run_id, step, epoch, json.dumps(payload)),
