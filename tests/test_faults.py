@@ -31,7 +31,7 @@ from hub_server import WRITE_TOKEN
 from loopback import black_hole, closed_port_url
 from PIL import Image
 from test_cli import REPOSITORY, run_zoo, succeeded, zoo_environment
-from test_data import forged_npz
+from test_data import forged_npz, mnist_arrays, write_npz
 
 from zoo.digits import DigitStore
 from zoo.hosting import LOCAL_USER
@@ -285,6 +285,16 @@ def test_an_npz_whose_header_claims_a_billion_images_is_one_line_for_train_and_e
     one_error_line(run_zoo(zoo_home, "train", "cnn", "--data", str(forged)), claim)
     install_starter_models(ModelStore())
     one_error_line(run_zoo(zoo_home, "evaluate", "mnist-cnn", "--data", str(forged)), claim)
+    no_runs_and_no_logs(zoo_home)
+
+
+def test_an_npz_with_labels_outside_0_9_is_refused_before_a_run_is_queued(zoo_home, tmp_path):
+    arrays = mnist_arrays(50, 20)
+    arrays["y_train"][3] = 12
+    labelled = write_npz(tmp_path / "labels.npz", arrays)
+    one_error_line(
+        run_zoo(zoo_home, "train", "cnn", "--data", str(labelled)), "y_train holds labels outside 0-9"
+    )
     no_runs_and_no_logs(zoo_home)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from zoo.backend import check_installed, configured_name, worker_environment
-from zoo.data import check_visitor_data_source
+from zoo.data import check_mnist_source, check_visitor_data_source
 from zoo.errors import RunError, StorageError, StoreLocked, ZooError
 from zoo.evaluation import evaluate_model
 from zoo.hosting import User, check_may_create, load_config
@@ -193,8 +193,10 @@ def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
     if config.hosted and not by.is_admin:  # first: nothing of a file a visitor may not name is read
         check_visitor_data_source(spec.mnist_source, by, config)
     # Judged from what the data holds: a bad file (the spec's or ZOO_MNIST) is refused here, from its
-    # arrays' headers, before a run exists.
+    # arrays' headers, before a run exists; and so are labels other than 0-9 (only they are read).
     check_limits(spec, limits)
+    if spec.kind == "cnn" and spec.mnist_source != "embedded":
+        check_mnist_source(None if spec.mnist_source == "auto" else spec.mnist_source)
     check_fine_tuning(spec, by)  # so is a missing base model, or a digit set unfit or not theirs
     if spec.printed:
         check_fonts()  # and a machine without fonts to type printed digits in
