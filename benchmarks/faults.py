@@ -545,11 +545,17 @@ def models_kept(*names: str) -> Callable[[Context], str | None]:
 
 def same_name_race(context: Context, trials: int = 3) -> str | None:
     """Item 1: two runs that save under one name at the same moment (two warm workers, two runs at
-    once): both models must be kept, under two names, and each run must say its own."""
+    once): both models must be kept, under two names, and each run must say its own. The warm workers
+    take this process as the owner of their pool (ZOO_POOL_OWNER), so they outlive the warming run."""
+    from zoo.jobs import POOL_OWNER_VARIABLE, process_identity
+
     for trial in range(trials):
         home = context.scratch / f"race-{trial}"
         environment = context.with_environment(
-            ZOO_HOME=str(home), ZOO_WARM_WORKERS="2", ZOO_RUNS_PER_DEVICE="2"
+            ZOO_HOME=str(home),
+            ZOO_WARM_WORKERS="2",
+            ZOO_RUNS_PER_DEVICE="2",
+            **{POOL_OWNER_VARIABLE: process_identity(os.getpid())},
         )
         try:
             first = run_command(
