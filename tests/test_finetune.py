@@ -5,6 +5,7 @@ anything trains, and nothing is lost."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -28,6 +29,7 @@ from zoo.training import (
     DigitReading,
     FineTuningReport,
     FineTuningScores,
+    Misreading,
     TrainSpec,
     fit,
     load_training_data,
@@ -200,6 +202,14 @@ def test_a_fine_tuning_report_without_a_regression_warns_of_nothing_and_reads_ol
     )
     report = FineTuningReport(before, after, (fixed,), mnist_read_right_before=900, mnist_fixed=20)
     assert fixed.fixed and not fixed.regressed and report.warning() is None
+    # MNIST digits changing hands without a net loss (2 newly misread, 3 newly read right) are no warning
+    swapped = Misreading(label=0, read_as=6, count=2)
+    assert dataclasses.replace(report, mnist_regressions=(swapped,), mnist_fixed=3).warning() is None
+    net_loss = dataclasses.replace(report, mnist_regressions=(swapped,), mnist_fixed=1).warning()
+    assert (
+        "misreads 2 of the 900 MNIST test digits that the base model read right (0 read as 6 ×2)" in net_loss
+    )
+    assert "reads right only 1 that the base model misread" in net_loss
     assert FineTuningReport.from_dict(report.to_dict()) == report
     old = {"before": {"mnist_accuracy": 0.9}, "after": {"mnist_accuracy": 0.91}}  # a run made before readings
     assert FineTuningReport.from_dict(old) == FineTuningReport(before, FineTuningScores(0.91))
