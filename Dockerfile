@@ -40,8 +40,8 @@ ENV HOME=/home/user \
     KERAS_BACKEND=${KERAS_BACKEND}
 VOLUME /data
 
-# 7860 on a Space (SPACE_ID set), 8501 elsewhere, STREAMLIT_SERVER_PORT when set (zoo/container.py).
+# 7860 on a Space (SPACE_ID set), 8501 elsewhere, STREAMLIT_SERVER_PORT when set (zoo/app/container.py).
 EXPOSE 8501 7860
 HEALTHCHECK --interval=30s --timeout=20s --start-period=60s \
-    CMD ["python", "-m", "zoo.container", "health"]
-CMD ["python", "-m", "zoo.container", "serve"]
+    CMD ["python", "-m", "zoo.app.container", "health"]
+CMD ["python", "-m", "zoo.app.container", "serve"]

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from zoo import ui
-from zoo.backend import quiet_missing_gpu_error
-from zoo.data import describe_mnist_source
-from zoo.errors import DataError, StorageError
+from zoo.app import ui
+from zoo.core.errors import DataError, StorageError
+from zoo.ml.backend import quiet_missing_gpu_error
+from zoo.ml.data import describe_mnist_source
 
 quiet_missing_gpu_error()  # before any page starts TensorFlow in this process
 st.set_page_config(page_title="Zoo Studio", page_icon="🧠", layout="wide")

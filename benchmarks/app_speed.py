@@ -50,7 +50,7 @@ FRAGMENT_TIME_KEY = "zoo.refresh_seconds.train-live"
 
 
 def progress(step: int, epoch: int):
-    from zoo.training import Progress
+    from zoo.ml.training import Progress
 
     total = STEPS_PER_EPOCH * NUM_EPOCHS
     return Progress(step, total, epoch, NUM_EPOCHS, 1500.0, (total - step) / 12, step / 12)
@@ -58,8 +58,8 @@ def progress(step: int, epoch: int):
 
 def fill_run_store() -> str:
     """20 finished runs and one live 10-epoch CNN run with a full history; returns the live run's id."""
-    from zoo.runs import RunStore
-    from zoo.training import TrainSpec
+    from zoo.ml.training import TrainSpec
+    from zoo.runs.store import RunStore
 
     store = RunStore()
     for index in range(20):
@@ -91,7 +91,7 @@ def fill_run_store() -> str:
 
 
 def log_one_step(run_id: str, step: int) -> None:
-    from zoo.runs import RunStore
+    from zoo.runs.store import RunStore
 
     RunStore().log_metrics(run_id, {"batch/loss": 0.05, "batch/accuracy": 0.99}, progress(step, NUM_EPOCHS))
 
@@ -181,7 +181,7 @@ def metric_to_browser_seconds(browser, url: str, run_id: str, repeats: int) -> l
     page = context.new_page()
     page.goto(f"{url}/train?run={run_id}")
     page.locator(".st-key-batch_curves .js-plotly-plot").wait_for(timeout=60_000)
-    from zoo.runs import RunStore
+    from zoo.runs.store import RunStore
 
     step = int(RunStore().metrics_frame(run_id)["step"].max())
     page.wait_for_function(LAST_STEP_ON_CHART, arg=step, timeout=60_000, polling=10)
@@ -199,7 +199,7 @@ def metric_to_browser_seconds(browser, url: str, run_id: str, repeats: int) -> l
 
 
 def describe_machine() -> str:
-    from zoo.jobs import describe_device
+    from zoo.execution.jobs import describe_device
 
     model = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -1,7 +1,7 @@
 """Draw page: how well CNNs read digits that were not written by MNIST's writers.
 
 Every set is drawn as the Draw page's canvas delivers a drawing (280x280 RGBA, white ink on a
-transparent background) and read through the page's own preprocessing (``zoo.inference.preprocess``):
+transparent background) and read through the page's own preprocessing (``zoo.ml.inference.preprocess``):
 
 - ``mnist``: the MNIST test digits as they are (no canvas), the reference;
 - ``mnist-canvas``: the same digits redrawn on the canvas (``inference.redraw_on_canvas``: random size,
@@ -11,7 +11,7 @@ transparent background) and read through the page's own preprocessing (``zoo.inf
 - ``printed``: the digits 0-9 typed in every TrueType font found under the font folders that draws
   them (on the development machine: DejaVu, Liberation and the Debian packages of
   ``zoo/starter/training-fonts.txt``), at three stroke weights, random size and place
-  (``zoo/printed.py`` types them; a ``--printed`` run trains on the same fonts, at other sizes and
+  (``zoo/ml/printed.py`` types them; a ``--printed`` run trains on the same fonts, at other sizes and
   places, so for such a model this set is not independent of its training digits);
 - ``printed-held-out``: the same, typed in fonts kept out of training (``--held-out-fonts DIR``, fonts
   that are not installed, e.g. Debian font packages unpacked with ``dpkg -x``); fonts whose digit
@@ -109,7 +109,7 @@ def typed(fonts: list[Path], rng: np.random.Generator) -> tuple[list[np.ndarray]
     """Each digit typed in each font at each stroke weight, 40-80% of the canvas high, at a random place."""
     from PIL import Image
 
-    from zoo.printed import STROKE_WEIGHTS, typed_ink
+    from zoo.ml.printed import STROKE_WEIGHTS, typed_ink
 
     canvases, labels = [], []
     for path in fonts:
@@ -134,7 +134,7 @@ def sklearn_digits(rng: np.random.Generator, smooth: bool = True) -> tuple[list[
 
 def read(canvases: list[np.ndarray]) -> np.ndarray:
     """Each canvas through the Draw page's preprocessing; a canvas read as blank becomes an empty digit."""
-    from zoo.inference import preprocess
+    from zoo.ml.inference import preprocess
 
     digits = [preprocess(canvas).digit for canvas in canvases]
     return np.stack([np.zeros((28, 28), np.float32) if digit is None else digit for digit in digits])[
@@ -146,9 +146,9 @@ def build_sets(
     data: str, samples: int, fonts: list[Path], held_out_fonts: list[Path]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The test sets, each (N, 28, 28, 1) inputs as the model sees them and their labels."""
-    from zoo.data import load_mnist
-    from zoo.inference import redraw_on_canvas
-    from zoo.training import scale_digits
+    from zoo.ml.data import load_mnist
+    from zoo.ml.inference import redraw_on_canvas
+    from zoo.ml.training import scale_digits
 
     mnist = load_mnist(data)
     images, labels = mnist.x_test[:samples], mnist.y_test[:samples]
@@ -174,7 +174,7 @@ def build_sets(
 
 def model_loader(name: str) -> Callable[[], object]:
     """A local-zoo model by name, or a .keras file by path, or the shipped starter for ``starter``."""
-    from zoo.store import ModelStore, load_keras_file
+    from zoo.storage.models import ModelStore, load_keras_file
 
     if name == "starter":
         return lambda: load_keras_file(STARTER)
@@ -201,8 +201,8 @@ def main() -> None:
     )
     arguments = parser.parse_args()
 
-    from zoo.printed import digit_fonts
-    from zoo.training import predict_in_batches
+    from zoo.ml.printed import digit_fonts
+    from zoo.ml.training import predict_in_batches
 
     fonts = digit_fonts()
     held_out = [

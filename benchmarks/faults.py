@@ -354,8 +354,8 @@ def first_digit(context: Context) -> str:
 
 
 def with_runs(context: Context, count: int = 2) -> list[str]:
-    from zoo.runs import RunStore
-    from zoo.training import TrainSpec
+    from zoo.ml.training import TrainSpec
+    from zoo.runs.store import RunStore
 
     store = RunStore(context.home / "runs.sqlite3")
     ids = [store.create_run(TrainSpec.binary(num_epochs=1), "cpu") for _ in range(count)]
@@ -504,7 +504,7 @@ def recorded_elsewhere(context: Context) -> None:
 
 
 def mnist_file(context: Context) -> None:
-    from zoo.data import MNIST_KEYS, load_embedded_mnist
+    from zoo.ml.data import MNIST_KEYS, load_embedded_mnist
 
     mnist = load_embedded_mnist()
     npz(context.scratch / "mnist.npz", **{key: getattr(mnist, key) for key in MNIST_KEYS})
@@ -512,8 +512,8 @@ def mnist_file(context: Context) -> None:
 
 def damaged_store(context: Context) -> None:
     """A store whose b-tree pages are damaged: SQLite's quick_check reports it over several lines."""
-    from zoo.runs import RunStore
-    from zoo.training import TrainSpec
+    from zoo.ml.training import TrainSpec
+    from zoo.runs.store import RunStore
 
     store = RunStore(context.home / "runs.sqlite3")
     for _ in range(30):
@@ -547,7 +547,7 @@ def same_name_race(context: Context, trials: int = 3) -> str | None:
     """Item 1: two runs that save under one name at the same moment (two warm workers, two runs at
     once): both models must be kept, under two names, and each run must say its own. The warm workers
     take this process as the owner of their pool (ZOO_POOL_OWNER), so they outlive the warming run."""
-    from zoo.jobs import POOL_OWNER_VARIABLE, process_identity
+    from zoo.execution.jobs import POOL_OWNER_VARIABLE, process_identity
 
     for trial in range(trials):
         home = context.scratch / f"race-{trial}"
@@ -710,7 +710,7 @@ def from_another_directory(context: Context) -> str | None:
     """Item 8: the library used from another directory (no zoo/ there, no PYTHONPATH): workers find it."""
     script = (
         f"import sys; sys.path.insert(0, {str(REPOSITORY)!r}); from zoo import jobs; "
-        "from zoo.hosting import LOCAL_USER; from zoo.training import TrainSpec; "
+        "from zoo.core.hosting import LOCAL_USER; from zoo.ml.training import TrainSpec; "
         "run = jobs.wait(jobs.submit(TrainSpec.binary(num_epochs=1), by=LOCAL_USER), timeout=90); "
         "print(run.status, run.message)"
     )
@@ -1318,7 +1318,7 @@ def truncated_png(context: Context) -> None:
 
 def distinct_owner_folders(context: Context) -> str | None:
     script = (
-        "from zoo.data import uploads_directory; "
+        "from zoo.ml.data import uploads_directory; "
         "print(uploads_directory('alice') != uploads_directory('alice.'))"
     )
     outcome = run_command([sys.executable, "-c", script], context.environment, 60)

@@ -3,7 +3,7 @@
 One prepared script for a borrowed GPU machine (it works on a CPU too, on small settings):
 
 1. One run of the article's CNN recipe (Adam 0.001, batch 128, validation split 0.1) submitted
-   through ``zoo.jobs`` like the Train page does, with live metrics. Per epoch: seconds, training
+   through ``zoo.execution.jobs`` like the Train page does, with live metrics. Per epoch: seconds, training
    images/s, and accuracy on the held-out validation images (the run's per-epoch curve); the test
    accuracy at the end; and the training time until validation accuracy first reached --target.
 2. K = 1, 2, 4, ... of those runs submitted at once to one device (``ZOO_RUNS_PER_DEVICE=K``, each
@@ -42,7 +42,7 @@ BATCH_SIZE = 128
 
 
 def article_spec(arguments: argparse.Namespace, epochs: int, seed: int = 0):
-    from zoo.training import TrainSpec
+    from zoo.ml.training import TrainSpec
 
     return TrainSpec.cnn(
         mnist_source=arguments.data or "embedded",
@@ -80,8 +80,8 @@ def epoch_table(store, run_id: str, started_at: float, train_count: int) -> list
 
 def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
     """Train once through the worker, print its epochs; return its steady-state images/s."""
-    from zoo import jobs
-    from zoo.hosting import LOCAL_USER
+    from zoo.core.hosting import LOCAL_USER
+    from zoo.execution import jobs
 
     print(f"\n1. One article-recipe run through Zoo Studio's worker ({arguments.epochs} epochs)")
     warm_pool(store, arguments.backend, 1)
@@ -114,8 +114,8 @@ def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
 
 
 def concurrent_runs(arguments: argparse.Namespace, store, train_count: int) -> None:
-    from zoo import jobs
-    from zoo.hosting import LOCAL_USER
+    from zoo.core.hosting import LOCAL_USER
+    from zoo.execution import jobs
 
     print(f"\n2. K article-recipe runs at once on one device ({arguments.concurrent_epochs} epoch(s) each)")
     print(f"   {'K':>3} {'wall s':>8} {'aggregate images/s':>19} {'per run images/s':>17}")
@@ -139,7 +139,7 @@ def concurrent_runs(arguments: argparse.Namespace, store, train_count: int) -> N
 
 def training_images(arguments: argparse.Namespace) -> int:
     """How many images one epoch trains on: the training set less the 10% validation split."""
-    from zoo.data import load_embedded_mnist, load_mnist
+    from zoo.ml.data import load_embedded_mnist, load_mnist
 
     mnist = load_mnist(arguments.data) if arguments.data else load_embedded_mnist()
     return int(len(mnist.x_train) * 0.9)
@@ -150,7 +150,7 @@ def warm_pool(store, backend: str, count: int) -> None:
     the runs' times start at a warm worker (as in the app), not at a backend's import."""
     import sqlite3
 
-    from zoo import jobs
+    from zoo.execution import jobs
 
     os.environ["ZOO_WARM_WORKERS"] = str(count)
     jobs.fill_pool(jobs.detect_device(), backend, store)
@@ -172,7 +172,7 @@ def plain_article_script(arguments: argparse.Namespace) -> float:
     import numpy as np
     from training import article_model  # benchmarks/training.py, beside this script
 
-    from zoo.data import load_embedded_mnist, load_mnist
+    from zoo.ml.data import load_embedded_mnist, load_mnist
 
     mnist = load_mnist(arguments.data) if arguments.data else load_embedded_mnist()
     trained = training_images(arguments)
@@ -235,9 +235,9 @@ def main() -> None:
     if arguments.data:
         arguments.data = str(Path(arguments.data).resolve())
 
-    from zoo import jobs
-    from zoo.backend import configured_name
-    from zoo.runs import RunStore
+    from zoo.execution import jobs
+    from zoo.ml.backend import configured_name
+    from zoo.runs.store import RunStore
 
     arguments.backend = arguments.backend or configured_name()
     print(f"Zoo Studio on {jobs.describe_device()} ({platform.node()}), Keras backend {arguments.backend}")

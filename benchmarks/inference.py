@@ -67,7 +67,7 @@ def decode_png(data: bytes) -> np.ndarray:
 def speed(model_path: Path, images: np.ndarray, repeats: int) -> list[tuple[str, float, float]]:
     import tensorflow  # noqa: F401  (imported once per process, before the model load is timed)
 
-    from zoo import inference
+    from zoo.ml import inference
 
     rng = np.random.default_rng(1)
     drawings = [canvas_png(inference.redraw_on_canvas(digit, rng)) for digit in images[:repeats]]
@@ -103,9 +103,9 @@ def speed(model_path: Path, images: np.ndarray, repeats: int) -> list[tuple[str,
 
 
 def quality(model_path: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    from zoo import inference
-    from zoo.store import load_keras_file
-    from zoo.training import predict_in_batches, scale_digits
+    from zoo.ml import inference
+    from zoo.ml.training import predict_in_batches, scale_digits
+    from zoo.storage.models import load_keras_file
 
     model = load_keras_file(model_path)
     rng = np.random.default_rng(0)
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per speed row")
     arguments = parser.parse_args()
 
-    from zoo.data import load_mnist
+    from zoo.ml.data import load_mnist
 
     mnist = load_mnist(arguments.data)
     print(f"model: {arguments.model}")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 TARGET_SECONDS = 2.0
 DATASET_TIMER = (
-    "import time; started = time.perf_counter(); from zoo.data import load_embedded_mnist; "
+    "import time; started = time.perf_counter(); from zoo.ml.data import load_embedded_mnist; "
     "load_embedded_mnist(); print(time.perf_counter() - started)"
 )
 
@@ -54,7 +54,7 @@ def main() -> None:
     arguments = parser.parse_args()
     os.environ.setdefault("ZOO_HOME", tempfile.mkdtemp(prefix="zoo-learn-bench-"))
     if arguments.preloaded_mnist:  # child run: the page's own cold cost, with the dataset already in memory
-        from zoo.data import load_embedded_mnist
+        from zoo.ml.data import load_embedded_mnist
 
         load_embedded_mnist()
         print(timed_run(learn_page()))

@@ -225,7 +225,7 @@ def digit_strokes(digit, label: int, strokes: int, rng) -> list[Stroke]:
     ``strokes`` parts, then the cleared canvas."""
     import numpy as np
 
-    from zoo.inference import redraw_on_canvas
+    from zoo.ml.inference import redraw_on_canvas
 
     drawn = redraw_on_canvas(digit, rng)
     ink = drawn[..., 3] if drawn[0, 0, 3] == 0 else np.abs(drawn[..., 0].astype(int) - int(drawn[0, 0, 0]))
@@ -256,7 +256,7 @@ def visitor_drawings(visitors: int, digits: int, strokes: int) -> list[list[Stro
     """Each visitor's strokes, made before the load starts (the client's core stays free)."""
     import numpy as np
 
-    from zoo.data import load_embedded_mnist
+    from zoo.ml.data import load_embedded_mnist
 
     data = load_embedded_mnist()
     rng = np.random.default_rng(0)
@@ -561,8 +561,8 @@ async def workers_settled(meter: CpuMeter, quiet: float = 0.1, longest: float = 
 async def start_runs_and_drain(visitors: list[Visitor], arguments, phase, meter: CpuMeter) -> dict:
     """Every visitor starts their quota of small Playground runs and one more; then the queue is
     waited on until no run is queued or running. Returns what the report says of them."""
-    from zoo.hosting import HOSTED_LIMITS
-    from zoo.runs import RunStore
+    from zoo.core.hosting import HOSTED_LIMITS
+    from zoo.runs.store import RunStore
 
     quota = HOSTED_LIMITS.active_runs_per_owner
     starts = await phase(
@@ -780,7 +780,7 @@ def hosted_setup(visitors: int, home: Path) -> tuple:
     quota, so that the per-person quota is the one reached) and its ``[auth]`` secrets file."""
     from oidc_server import OidcProvider
 
-    from zoo.hosting import HOSTED_LIMITS
+    from zoo.core.hosting import HOSTED_LIMITS
 
     users = {
         f"visitor-{n}": {"sub": f"visitor-{n}", "name": f"Visitor {n}", "email": f"visitor-{n}@example.org"}

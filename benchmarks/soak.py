@@ -58,10 +58,10 @@ def bad_submissions(home: Path) -> list[tuple[str, dict]]:
 
 def submit_bad(store, what: str, overrides: dict) -> bool:
     """Whether the bad submission was refused with a ZooError and left no run behind."""
-    from zoo import jobs
-    from zoo.errors import ZooError
-    from zoo.hosting import LOCAL_USER
-    from zoo.training import TrainSpec
+    from zoo.core.errors import ZooError
+    from zoo.core.hosting import LOCAL_USER
+    from zoo.execution import jobs
+    from zoo.ml.training import TrainSpec
 
     before = len(store.list_runs(limit=100_000))
     kind = overrides.pop("kind")
@@ -79,7 +79,7 @@ def submit_bad(store, what: str, overrides: dict) -> bool:
 def disturb(store, run_id: str, action: str) -> bool:
     """Stop, kill or freeze a run's worker; False while a kill or freeze must wait for the run to have
     a worker (a queued run waits for the pool). A run that already ended is left alone."""
-    from zoo.hosting import LOCAL_USER
+    from zoo.core.hosting import LOCAL_USER
 
     run = store.get(run_id)
     if not run.is_active:
@@ -141,11 +141,11 @@ def main() -> int:
     os.environ["ZOO_HOME"] = str(home)
     os.environ.pop("ZOO_MNIST", None)
 
-    from zoo import jobs
-    from zoo.hosting import LOCAL_USER
-    from zoo.runs import RunStore, process_alive
-    from zoo.store import ModelStore
-    from zoo.training import TrainSpec
+    from zoo.core.hosting import LOCAL_USER
+    from zoo.execution import jobs
+    from zoo.ml.training import TrainSpec
+    from zoo.runs.store import RunStore, process_alive
+    from zoo.storage.models import ModelStore
 
     rng = random.Random(options.seed)
     store = RunStore()

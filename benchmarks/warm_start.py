@@ -1,6 +1,6 @@
 """Start to first metric: how long after Start a run's first batch metric is in the run store.
 
-What the Train and Playground pages do when a person presses Start (``zoo.jobs.submit``), for the
+What the Train and Playground pages do when a person presses Start (``zoo.execution.jobs.submit``), for the
 Playground's binary classifier and the article's CNN (embedded MNIST), in two set-ups:
 
 - warm: ``ZOO_WARM_WORKERS`` workers already wait in the pool with their backend and data loaded
@@ -40,8 +40,8 @@ def ready_workers(database: Path) -> int:
 
 def start_to_first_metric(spec, store) -> float:
     """Submit ``spec``, wait for its first metric row, stop the run; seconds from submit to that row."""
-    from zoo import jobs
-    from zoo.hosting import LOCAL_USER
+    from zoo.core.hosting import LOCAL_USER
+    from zoo.execution import jobs
 
     started = time.time()
     run_id = jobs.submit(spec, store, by=LOCAL_USER)
@@ -63,9 +63,9 @@ def start_to_first_metric(spec, store) -> float:
 
 
 def measure(label: str, warm: int, repeats: int, backend: str) -> dict[str, list[float]]:
-    from zoo import jobs
-    from zoo.runs import RunStore
-    from zoo.training import TrainSpec
+    from zoo.execution import jobs
+    from zoo.ml.training import TrainSpec
+    from zoo.runs.store import RunStore
 
     os.environ["ZOO_WARM_WORKERS"] = str(warm)
     specs = {

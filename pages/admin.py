@@ -7,11 +7,11 @@ import time
 import pandas as pd
 import streamlit as st
 
-from zoo import ui
-from zoo.errors import ZooError
-from zoo.hosting import describe_limit
-from zoo.overview import ACTIVE_SECONDS, HostOverview
-from zoo.runs import Run
+from zoo.app import ui
+from zoo.app.overview import ACTIVE_SECONDS, HostOverview
+from zoo.core.errors import ZooError
+from zoo.core.hosting import describe_limit
+from zoo.runs.store import Run
 
 
 def ago(moment: float | None, now: float) -> str:

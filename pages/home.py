@@ -7,8 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from zoo import ui
-from zoo.health import check_health
+from zoo.app import ui
+from zoo.app.health import check_health
 
 PAGE_GUIDE = [
     (

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from zoo import hub, ui
-from zoo.errors import ZooError
+from zoo.app import ui
+from zoo.core.errors import ZooError
+from zoo.hub import operations as hub
 
 MODELS_KEY = "zoo.hub.models"
 REVISIONS_KEY = "zoo.hub.revisions"

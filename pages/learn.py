@@ -1,15 +1,16 @@
 """Learn: every formula of the articles, live, interactive and checked against Keras.
 
-The numbers come from zoo.formulas (plain numpy); Keras is only imported when a check button is pressed.
+The numbers come from zoo.ml.formulas (plain numpy); Keras is only imported when a check button is pressed.
 """
 
 import numpy as np
 import streamlit as st
 
-from zoo import formulas, ui
-from zoo.charts import learn as charts
-from zoo.errors import ZooError
-from zoo.vocabulary import OPTIMIZER_LABELS
+from zoo.app import ui
+from zoo.app.charts import learn as charts
+from zoo.core.errors import ZooError
+from zoo.core.vocabulary import OPTIMIZER_LABELS
+from zoo.ml import formulas
 
 LEARNING_RATES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 PIPELINE = (  # (step, what happens there, the page that does it)

@@ -5,12 +5,13 @@ from dataclasses import replace
 
 import streamlit as st
 
-from zoo import jobs, ui
-from zoo.charts import training as charts
-from zoo.errors import ZooError
-from zoo.runs import Run
-from zoo.training import LimitBound, TrainSpec
-from zoo.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
+from zoo.app import ui
+from zoo.app.charts import training as charts
+from zoo.core.errors import ZooError
+from zoo.core.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
+from zoo.execution import jobs
+from zoo.ml.training import LimitBound, TrainSpec
+from zoo.runs.store import Run
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
 # needs ~10x the epochs) lets the boundary visibly form in a run of 10-20 s on a laptop CPU.

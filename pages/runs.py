@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from zoo import ui
-from zoo.charts import training as charts
-from zoo.errors import ZooError
-from zoo.runs import Run
+from zoo.app import ui
+from zoo.app.charts import training as charts
+from zoo.core.errors import ZooError
+from zoo.runs.store import Run
 
 CONFIRM_KEY = "runs.delete-to-confirm"  # the run ids whose deletion waits for a confirmation
 

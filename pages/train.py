@@ -6,14 +6,10 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from zoo import jobs, ui
-from zoo.charts import training as charts
-from zoo.data import FULL_MNIST_COUNTS
-from zoo.errors import ZooError
-from zoo.printed import PRINTED_SHARE
-from zoo.runs import Run
-from zoo.training import TrainSpec
-from zoo.vocabulary import (
+from zoo.app import ui
+from zoo.app.charts import training as charts
+from zoo.core.errors import ZooError
+from zoo.core.vocabulary import (
     ACTIVATIONS,
     DEVICES,
     LEARNING_RATE_SCHEDULE_LABELS,
@@ -22,6 +18,11 @@ from zoo.vocabulary import (
     OPTIMIZER_LABELS,
     OPTIMIZERS,
 )
+from zoo.execution import jobs
+from zoo.ml.data import FULL_MNIST_COUNTS
+from zoo.ml.printed import PRINTED_SHARE
+from zoo.ml.training import TrainSpec
+from zoo.runs.store import Run
 
 ARTICLE = TrainSpec.cnn()
 MAX_EPOCHS = 1000  # beyond a host's limit on epochs, when it has a lower one

@@ -29,9 +29,9 @@ def zoo_home(tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.delenv("ZOO_MNIST", raising=False)
     yield home
     if (home / "runs.sqlite3").exists():  # end the test's waiting workers, as a server's shutdown would
-        from zoo.errors import StorageError
-        from zoo.jobs import stop_pool
-        from zoo.runs import RunStore
+        from zoo.core.errors import StorageError
+        from zoo.execution.jobs import stop_pool
+        from zoo.runs.store import RunStore
 
         with contextlib.suppress(StorageError):  # a test left a store this version cannot open
             stop_pool(RunStore(home / "runs.sqlite3"))
@@ -47,7 +47,7 @@ def starter_cnn_file() -> Path:
 @pytest.fixture(scope="session")
 def mnist_test():
     """The embedded MNIST's 1,000 test digits (images uint8 (N, 28, 28), labels)."""
-    from zoo.data import load_embedded_mnist
+    from zoo.ml.data import load_embedded_mnist
 
     mnist = load_embedded_mnist()
     return mnist.x_test, mnist.y_test
@@ -66,7 +66,7 @@ def mnist_npz_file(tmp_path_factory) -> Path:
     embedded digits: 4,000 train / 1,000 test."""
     import numpy as np
 
-    from zoo.data import MNIST_KEYS, load_embedded_mnist
+    from zoo.ml.data import MNIST_KEYS, load_embedded_mnist
 
     mnist = load_embedded_mnist()
     path = tmp_path_factory.mktemp("mnist") / "mnist.npz"

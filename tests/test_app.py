@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from zoo import jobs
-from zoo.hosting import LOCAL_USER
-from zoo.runs import RunStore
-from zoo.store import ModelStore
-from zoo.training import Progress, TrainSpec
+from zoo.core.hosting import LOCAL_USER
+from zoo.execution import jobs
+from zoo.ml.training import Progress, TrainSpec
+from zoo.runs.store import RunStore
+from zoo.storage.models import ModelStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 APP = REPOSITORY / "app.py"
@@ -121,7 +121,7 @@ def test_a_rerun_keeps_keras_state_closes_pyplot_figures_and_freezes_the_long_li
     import matplotlib.pyplot as pyplot
     from streamlit.runtime.scriptrunner import script_runner
 
-    from zoo import ui
+    from zoo.app import ui
 
     # Streamlit's own hook comes back after the test; clear_session is recorded, not run.
     monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
@@ -510,8 +510,8 @@ def bar_drawing(index: int, horizontal: bool) -> np.ndarray:
 
 def add_bars(count: int, label: int, horizontal: bool) -> None:
     """Add ``count`` bar drawings to the default set, preprocessed as the Draw page does."""
-    from zoo.digits import DEFAULT_SET, DigitStore
-    from zoo.inference import preprocess
+    from zoo.ml.inference import preprocess
+    from zoo.storage.digits import DEFAULT_SET, DigitStore
 
     for index in range(count):
         pixels = bar_drawing(index, horizontal)

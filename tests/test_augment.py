@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from test_training import RecordingReporter
 
-from zoo import augment
-from zoo.data import load_embedded_mnist
-from zoo.errors import ZooError
-from zoo.evaluation import evaluate_model
-from zoo.inference import centre_of_mass
-from zoo.training import TrainSpec, fit, load_training_data
+from zoo.core.errors import ZooError
+from zoo.ml import augment
+from zoo.ml.data import load_embedded_mnist
+from zoo.ml.evaluation import evaluate_model
+from zoo.ml.inference import centre_of_mass
+from zoo.ml.training import TrainSpec, fit, load_training_data
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""zoo.backend on TensorFlow (this process) and JAX (a subprocess: Keras fixes its backend at import).
+"""zoo.ml.backend on TensorFlow (this process) and JAX (a subprocess: Keras fixes its backend at import).
 
 The same starter model, the same digits, the same network for the autodiff check: the backends must
 agree on probabilities, saliency and gradients, and a model saved under one loads under the other.
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo import backend, formulas
-from zoo.data import load_embedded_mnist
-from zoo.inference import Predictor
-from zoo.store import STARTER_DIRECTORY
+from zoo.ml import backend, formulas
+from zoo.ml.data import load_embedded_mnist
+from zoo.ml.inference import Predictor
+from zoo.storage.models import STARTER_DIRECTORY
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 STARTER_MODEL = STARTER_DIRECTORY / "mnist-cnn" / "model.keras"
@@ -32,10 +32,10 @@ PROBE_SCRIPT = textwrap.dedent(
     import json, sys
     import keras
     import numpy as np
-    from zoo import backend, formulas
-    from zoo.data import load_embedded_mnist
-    from zoo.inference import Predictor
-    from zoo.training import TrainSpec, describe_environment, fit
+    from zoo.ml import backend, formulas
+    from zoo.ml.data import load_embedded_mnist
+    from zoo.ml.inference import Predictor
+    from zoo.ml.training import TrainSpec, describe_environment, fit
 
     starter, saved_here = sys.argv[1], sys.argv[2]
     digits = load_embedded_mnist().x_test[: int(sys.argv[3])].astype(np.float32) / 255
@@ -184,7 +184,7 @@ def test_a_worker_sharing_a_gpu_gets_its_memory_share_before_its_backend_starts(
 
 
 def test_a_run_started_with_backend_jax_trains_on_jax_and_records_it(zoo_home):
-    from zoo.runs import RunStore
+    from zoo.runs.store import RunStore
 
     completed = subprocess.run(
         [sys.executable, "-m", "zoo", "train", "binary", "--backend", "jax", "--epochs", "2", "--json"],

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoo.charts import training as charts
-from zoo.runs import RunStore
-from zoo.training import DecisionSurface, TrainSpec
+from zoo.app.charts import training as charts
+from zoo.ml.training import DecisionSurface, TrainSpec
+from zoo.runs.store import RunStore
 
 
 def metrics(rows: list[tuple[int, int, str, float]]) -> pd.DataFrame:

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from test_store import forge_keras_config, small_cnn, with_dense_units
 
-from zoo.hosting import LOCAL_USER
-from zoo.store import ModelConfig, ModelStore
+from zoo.core.hosting import LOCAL_USER
+from zoo.storage.models import ModelConfig, ModelStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The container (Dockerfile, zoo/container.py): the Dockerfile's own CMD and HEALTHCHECK run here
+"""The container (Dockerfile, zoo/app/container.py): the Dockerfile's own CMD and HEALTHCHECK run here
 against a real Streamlit server, its ports and environment agree with the app's, and sign-in secrets
 given as environment variables become the secrets.toml that Streamlit reads."""
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from zoo.container import DEFAULT_PORT, SPACE_PORT, auth_secrets, serving_port, write_auth_secrets
-from zoo.errors import ZooError
-from zoo.hosting import load_config
+from zoo.app.container import DEFAULT_PORT, SPACE_PORT, auth_secrets, serving_port, write_auth_secrets
+from zoo.core.errors import ZooError
+from zoo.core.hosting import load_config
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SPACE = {  # what a Hugging Face Space with `hf_oauth: true` puts in the environment

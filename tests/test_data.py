@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo import data
-from zoo.data import describe_mnist_source, load_embedded_mnist, load_mnist, make_points
-from zoo.errors import DataError
-from zoo.vocabulary import POINT_DATASETS
+from zoo.core.errors import DataError
+from zoo.core.vocabulary import POINT_DATASETS
+from zoo.ml import data
+from zoo.ml.data import describe_mnist_source, load_embedded_mnist, load_mnist, make_points
 
 
 def mnist_arrays(num_train: int = 50, num_test: int = 20, seed: int = 0) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""My digits (zoo/digits.py): a personal labelled set that keeps every digit through restarts, crashes
+"""My digits (zoo/storage/digits.py): a personal labelled set that keeps every digit through restarts, crashes
 and two sessions adding at once; its gallery counts, relabel, delete and exports; and the checks that
 refuse a set unfit for fine-tuning before anything trains."""
 
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.digits import DigitSetError, DigitStore
-from zoo.errors import StorageError
-from zoo.hosting import LOCAL_USER
+from zoo.core.errors import StorageError
+from zoo.core.hosting import LOCAL_USER
+from zoo.storage.digits import DigitSetError, DigitStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_a_digit_is_kept_with_its_input_its_28x28_form_and_its_label():
 def test_the_set_survives_a_restart_of_the_process(zoo_home):
     ids = fill(DigitStore(), [3, 3, 5])
     script = (
-        "from zoo.digits import DigitStore; from zoo.hosting import LOCAL_USER; "
+        "from zoo.storage.digits import DigitStore; from zoo.core.hosting import LOCAL_USER; "
         "print([(d.id, d.label) for d in DigitStore().digits('mine', by=LOCAL_USER)])"
     )
     listed = subprocess.run(
@@ -112,8 +112,8 @@ def test_two_sessions_adding_at_once_both_keep_every_digit(zoo_home):
     script = textwrap.dedent(
         """
         import sys, numpy as np
-        from zoo.digits import DigitStore
-        from zoo.hosting import LOCAL_USER
+        from zoo.storage.digits import DigitStore
+        from zoo.core.hosting import LOCAL_USER
         store, label = DigitStore(), int(sys.argv[1])
         for index in range(25):
             pixels, digit = np.zeros((280, 280, 4), np.uint8), np.full((28, 28), index / 25, np.float32)

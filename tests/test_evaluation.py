@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from zoo.errors import ZooError
-from zoo.evaluation import evaluate_predictions, evaluate_saved_model
-from zoo.store import ModelConfig, ModelStore
-from zoo.training import TrainSpec, build_model, load_training_data, predict_in_batches
+from zoo.core.errors import ZooError
+from zoo.ml.evaluation import evaluate_predictions, evaluate_saved_model
+from zoo.ml.training import TrainSpec, build_model, load_training_data, predict_in_batches
+from zoo.storage.models import ModelConfig, ModelStore
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,11 @@ from PIL import Image
 from test_cli import REPOSITORY, run_zoo, succeeded, zoo_environment
 from test_data import forged_npz, mnist_arrays, write_npz
 
-from zoo.digits import DigitStore
-from zoo.hosting import LOCAL_USER
-from zoo.runs import RunStore, process_alive
-from zoo.store import STARTER_DIRECTORY, ModelConfig, ModelStore, install_starter_models
-from zoo.training import TrainSpec
+from zoo.core.hosting import LOCAL_USER
+from zoo.ml.training import TrainSpec
+from zoo.runs.store import RunStore, process_alive
+from zoo.storage.digits import DigitStore
+from zoo.storage.models import STARTER_DIRECTORY, ModelConfig, ModelStore, install_starter_models
 
 TINY_SPEC = TrainSpec.binary(num_epochs=1)
 LONG_BINARY_RUN = ("train", "binary", "--epochs", "500", "--samples", "2000", "--device", "cpu")
@@ -363,7 +363,7 @@ def test_hub_list_against_a_hub_that_is_down_or_hung_keeps_to_zoo_hub_timeout_in
 
 
 def pushed_starter(repo_id: str) -> None:
-    from zoo import hub
+    from zoo.hub import operations as hub
 
     install_starter_models(ModelStore())
     hub.push("mnist-cnn", repo_id)

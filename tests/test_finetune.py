@@ -18,14 +18,12 @@ from huggingface_hub import ModelCard
 from streamlit.testing.v1 import AppTest
 from test_training import RecordingReporter
 
-from zoo import hub, jobs
-from zoo.digits import DigitSetError, DigitStore
-from zoo.errors import ModelStoreError, ZooError
-from zoo.evaluation import evaluate_model
-from zoo.hosting import LOCAL_USER
-from zoo.runs import RunStore
-from zoo.store import ModelConfig, ModelStore
-from zoo.training import (
+from zoo.core.errors import ModelStoreError, ZooError
+from zoo.core.hosting import LOCAL_USER
+from zoo.execution import jobs
+from zoo.hub import operations as hub
+from zoo.ml.evaluation import evaluate_model
+from zoo.ml.training import (
     DigitReading,
     FineTuningReport,
     FineTuningScores,
@@ -35,6 +33,9 @@ from zoo.training import (
     load_training_data,
     predict_in_batches,
 )
+from zoo.runs.store import RunStore
+from zoo.storage.digits import DigitSetError, DigitStore
+from zoo.storage.models import ModelConfig, ModelStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

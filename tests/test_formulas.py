@@ -1,13 +1,13 @@
-"""The Learn page's reference math (zoo.formulas) against Keras and against finite differences."""
+"""The Learn page's reference math (zoo.ml.formulas) against Keras and against finite differences."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from zoo import formulas
-from zoo.data import load_embedded_mnist
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
+from zoo.ml import formulas
+from zoo.ml.data import load_embedded_mnist
 
 TOLERANCE = 1e-6
 

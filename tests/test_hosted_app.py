@@ -8,11 +8,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import APP, ended_run, texts
 
-from zoo.hosting import User
-from zoo.models import build_mnist_cnn
-from zoo.runs import RunStore
-from zoo.store import ModelConfig, ModelStore
-from zoo.training import TrainSpec
+from zoo.core.hosting import User
+from zoo.ml.architectures import build_mnist_cnn
+from zoo.ml.training import TrainSpec
+from zoo.runs.store import RunStore
+from zoo.storage.models import ModelConfig, ModelStore
 
 ALICE = {"is_logged_in": True, "preferred_username": "alice", "email": "alice@example.org", "sub": "a"}
 BOB = {"is_logged_in": True, "preferred_username": "bob", "email": "bob@example.org", "sub": "b"}
@@ -207,7 +207,7 @@ def test_the_hosted_train_page_offers_uploads_and_registered_data_sets_never_a_s
 
 
 def _config_with_a_data_set(monkeypatch):
-    from zoo.paths import zoo_home
+    from zoo.core.paths import zoo_home
 
     path = zoo_home() / "hosted.toml"
     path.write_text('mode = "hosted"\n[datasets]\nfull-mnist = "/srv/data/mnist.npz"\n')

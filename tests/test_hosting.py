@@ -18,17 +18,8 @@ import pytest
 from hub_server import WRITE_TOKEN
 from test_cli import run_zoo
 
-from zoo import hub, jobs
-from zoo.data import (
-    check_visitor_data_source,
-    load_embedded_mnist,
-    load_mnist,
-    save_uploaded_mnist,
-    uploads_directory,
-)
-from zoo.digits import DigitStore, personal_set_name
-from zoo.errors import DataError, ZooError
-from zoo.hosting import (
+from zoo.core.errors import DataError, ZooError
+from zoo.core.hosting import (
     HOSTED_LIMITS,
     LOCAL_LIMITS,
     LOCAL_USER,
@@ -39,10 +30,17 @@ from zoo.hosting import (
     load_config,
     owner_slug,
 )
-from zoo.models import build_binary_classifier
-from zoo.runs import RunStore
-from zoo.store import ModelConfig, ModelStore
-from zoo.training import (
+from zoo.execution import jobs
+from zoo.hub import operations as hub
+from zoo.ml.architectures import build_binary_classifier
+from zoo.ml.data import (
+    check_visitor_data_source,
+    load_embedded_mnist,
+    load_mnist,
+    save_uploaded_mnist,
+    uploads_directory,
+)
+from zoo.ml.training import (
     TrainSpec,
     build_model,
     check_fine_tuning,
@@ -50,6 +48,9 @@ from zoo.training import (
     estimate_cost,
     largest_within_limits,
 )
+from zoo.runs.store import RunStore
+from zoo.storage.digits import DigitStore, personal_set_name
+from zoo.storage.models import ModelConfig, ModelStore
 
 ALICE = User("alice", "alice@example.org")
 BOB = User("bob", "bob@example.org")

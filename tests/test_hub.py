@@ -25,8 +25,8 @@ from hub_server import OTHER_TOKEN, READ_TOKEN, WRITE_TOKEN
 from loopback import black_hole, closed_port_url
 from test_store import forge_keras_config, small_cnn, with_dense_units
 
-from zoo import hub
-from zoo.store import ModelConfig, ModelOrigin, ModelStore
+from zoo.hub import operations as hub
+from zoo.storage.models import ModelConfig, ModelOrigin, ModelStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_TRAIN = 200
@@ -37,9 +37,10 @@ def trained(tmp_path_factory):
     """A tiny CNN (1 epoch on 200 embedded digits) saved through ModelStore, and test digits."""
     import keras
 
-    from zoo import data, models
-    from zoo.evaluation import evaluate_predictions
-    from zoo.training import TrainSpec, scale_digits
+    from zoo.ml import architectures as models
+    from zoo.ml import data
+    from zoo.ml.evaluation import evaluate_predictions
+    from zoo.ml.training import TrainSpec, scale_digits
 
     mnist = data.load_embedded_mnist()
     spec = TrainSpec.cnn(mnist_source="embedded", max_train_samples=NUM_TRAIN, num_epochs=1, batch_size=32)
@@ -84,7 +85,7 @@ def api(token: str = WRITE_TOKEN):
 
 
 def test_round_trip_gives_identical_predictions_and_the_draw_pipeline_reads_the_pulled_model(server, trained):
-    from zoo import inference
+    from zoo.ml import inference
 
     name = install(trained)
     pushed = hub.push(name, "alice/tiny-cnn", message="First tiny CNN", tag="v1")
@@ -148,7 +149,7 @@ def test_a_zoo_pushed_model_loads_with_plain_keras_hf(server, trained):
 def test_a_plain_keras_hf_model_is_pulled_with_its_kind_inferred(server):
     import keras
 
-    from zoo import models
+    from zoo.ml import architectures as models
 
     keras.utils.set_random_seed(1)
     model = models.build_binary_classifier((3,), "sigmoid")
@@ -164,7 +165,7 @@ def test_a_plain_keras_hf_model_is_pulled_with_its_kind_inferred(server):
 
 
 def test_a_model_over_10_mib_goes_through_lfs_and_comes_back_identical(server, trained):
-    from zoo import models
+    from zoo.ml import architectures as models
 
     big = models.build_mnist_cnn(dense_units=(5000,))  # ~11.5 MB of weights
     ModelStore().save(big, "big-cnn", config=ModelConfig("cnn"))
@@ -271,7 +272,7 @@ def test_tag_a_pushed_revision(server, trained):
 
 
 def test_browse_lists_zoo_models_filtered_by_author_and_search_with_card_metrics(server, trained):
-    from zoo import models
+    from zoo.ml import architectures as models
 
     install(trained, "a", metrics={"accuracy": 0.5})
     install(trained, "b", metrics={"accuracy": 0.75, "macro_f1": 0.7})
@@ -403,7 +404,7 @@ NOT_JSON = {
 def failed_command(name: str, capsys) -> tuple[str, float]:
     """Run a Hub command of the CLI in this process; assert it failed with one ``error:`` line on
     stderr, naming no token, and that no model was pulled; return the line and the seconds it took."""
-    from zoo.cli import main
+    from zoo.app.cli import main
 
     started = time.monotonic()
     exit_code = main(HUB_COMMANDS[name])
@@ -433,7 +434,7 @@ def test_a_pull_whose_downloads_never_answer_ends_within_zoo_hub_timeout_in_tota
 def test_a_push_whose_large_file_upload_never_answers_ends_within_zoo_hub_timeout_in_total(
     server, monkeypatch
 ):
-    from zoo import models
+    from zoo.ml import architectures as models
 
     big = models.build_mnist_cnn(dense_units=(5000,))  # ~11.5 MB of weights: uploaded through LFS
     ModelStore().save(big, "big-cnn", config=ModelConfig("cnn"))
@@ -623,7 +624,7 @@ def test_the_token_is_never_written_or_logged(server, trained, caplog):
 
 
 def test_cli_push_pull_list_revisions_compare_tag(server, trained, capsys):
-    from zoo.cli import main
+    from zoo.app.cli import main
 
     install(trained)
     assert main(["push", "tiny-cnn", "alice/tiny-cnn", "--message", "From the CLI", "--tag", "v1"]) == 0
@@ -652,7 +653,7 @@ def test_cli_push_pull_list_revisions_compare_tag(server, trained, capsys):
 
 
 def test_cli_errors_are_one_line_and_exit_non_zero(server, trained, capsys, monkeypatch):
-    from zoo.cli import main
+    from zoo.app.cli import main
 
     install(trained)
     assert main(["pull", "not a repo"]) == 1
@@ -694,7 +695,7 @@ def test_cli_hub_list_in_a_fresh_process(server, trained):
 def test_hub_page_pushes_pulls_browses_compares_and_reports_a_bad_token(server, trained, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from zoo.ui import HUB_TOKEN_FIELD_KEY
+    from zoo.app.ui import HUB_TOKEN_FIELD_KEY
 
     monkeypatch.delenv("HF_TOKEN")  # the page's password field is the only token
     install(trained)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import inference
-from zoo.charts.draw import feature_maps_figure, probability_bars, saliency_figure, step_figure
-from zoo.errors import ModelStoreError, ZooError
-from zoo.store import ModelConfig, ModelStore, install_starter_models, load_keras_file
+from zoo.app.charts.draw import feature_maps_figure, probability_bars, saliency_figure, step_figure
+from zoo.core.errors import ModelStoreError, ZooError
+from zoo.ml import inference
+from zoo.storage.models import ModelConfig, ModelStore, install_starter_models, load_keras_file
 
 
 def stroke_image(side: int = 280) -> np.ndarray:
@@ -265,7 +265,7 @@ def test_inspection_shows_every_convolution_and_a_saliency_map(predictor, mnist_
 
 
 def test_a_model_that_does_not_read_digits_is_refused(tmp_path):
-    from zoo.models import build_binary_classifier
+    from zoo.ml.architectures import build_binary_classifier
 
     path = tmp_path / "binary.keras"
     build_binary_classifier().save(path)
@@ -330,7 +330,7 @@ def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, starter_cnn_
 
 
 def test_predict_command_reads_image_files(starter_cnn_file, a_seven, tmp_path, capsys):
-    from zoo.cli import main
+    from zoo.app.cli import main
 
     ModelStore().save(load_keras_file(starter_cnn_file), "test-cnn", config=ModelConfig("cnn"))
     seven, blank, broken = tmp_path / "seven.png", tmp_path / "blank.png", tmp_path / "broken.png"
@@ -348,7 +348,7 @@ def test_predict_command_reads_image_files(starter_cnn_file, a_seven, tmp_path, 
 
 
 def test_a_fresh_zoo_reads_digits_with_the_shipped_starter(a_seven, tmp_path, capsys):
-    from zoo.cli import main
+    from zoo.app.cli import main
 
     seven = tmp_path / "seven.png"
     Image.fromarray(a_seven).save(seven)

@@ -1,4 +1,4 @@
-"""A run's whole life through ``zoo.jobs``: real background worker processes training real Keras
+"""A run's whole life through ``zoo.execution.jobs``: real background worker processes training real Keras
 models on tiny data, the SQLite run store in between, the local zoo at the end.
 
 Queueing, completion and reproducibility share one module fixture: three identical tiny CNN runs
@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo import jobs
-from zoo.data import load_embedded_mnist
-from zoo.errors import RunError
-from zoo.evaluation import evaluate_predictions
-from zoo.hosting import LOCAL_USER
-from zoo.runs import Run, RunStore
-from zoo.store import ModelStore
-from zoo.training import TrainSpec, predict_in_batches, scale_digits
+from zoo.core.errors import RunError
+from zoo.core.hosting import LOCAL_USER
+from zoo.execution import jobs
+from zoo.ml.data import load_embedded_mnist
+from zoo.ml.evaluation import evaluate_predictions
+from zoo.ml.training import TrainSpec, predict_in_batches, scale_digits
+from zoo.runs.store import Run, RunStore
+from zoo.storage.models import ModelStore
 
 # 320 embedded digits, 10% held out for validation: 288 training images, 9 batches of 32 per epoch.
 TINY_CNN = {"mnist_source": "embedded", "max_train_samples": 320, "batch_size": 32, "num_epochs": 2}

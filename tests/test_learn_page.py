@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from zoo import formulas
-from zoo.data import load_embedded_mnist
-from zoo.vocabulary import OPTIMIZER_LABELS
+from zoo.core.vocabulary import OPTIMIZER_LABELS
+from zoo.ml import formulas
+from zoo.ml.data import load_embedded_mnist
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 SECTIONS = [

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.errors import ZooError
-from zoo.models import build_binary_classifier, build_mnist_cnn, compile_classifier, make_optimizer
+from zoo.core.errors import ZooError
+from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn, compile_classifier, make_optimizer
 
 
 def layer_table(model: keras.Model) -> list[tuple]:

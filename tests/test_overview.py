@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 
-from zoo.hosting import HOSTED_LIMITS, HostingConfig, User
-from zoo.models import build_binary_classifier, build_mnist_cnn
-from zoo.overview import ACTIVE_SECONDS, host_overview
-from zoo.runs import RunStore
-from zoo.store import ModelConfig, ModelStore, open_local_zoo
-from zoo.training import TrainSpec
+from zoo.app.overview import ACTIVE_SECONDS, host_overview
+from zoo.core.hosting import HOSTED_LIMITS, HostingConfig, User
+from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
+from zoo.ml.training import TrainSpec
+from zoo.runs.store import RunStore
+from zoo.storage.models import ModelConfig, ModelStore, open_local_zoo
 
 ALICE, BOB = User("alice", "alice@example.org"), User("bob")
 CONFIG = HostingConfig(mode="hosted", admins=frozenset({"teacher"}), limits=HOSTED_LIMITS)

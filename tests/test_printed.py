@@ -1,4 +1,4 @@
-"""Printed digits (zoo/printed.py): the digits 0-9 typed in the machine's fonts, prepared as the Draw page
+"""Printed digits (zoo/ml/printed.py): the digits 0-9 typed in the machine's fonts, prepared as the Draw page
 prepares a drawing, mixed into a --printed run's training digits; no fonts is a clear refusal, a font
 without digits is passed over.
 
@@ -13,13 +13,14 @@ import shutil
 import numpy as np
 import pytest
 
-from zoo import jobs, printed
-from zoo.data import load_embedded_mnist
-from zoo.errors import DataError, ZooError
-from zoo.hosting import LOCAL_USER
-from zoo.inference import centre_of_mass
-from zoo.runs import RunStore
-from zoo.training import TrainingData, TrainSpec, scale_digits
+from zoo.core.errors import DataError, ZooError
+from zoo.core.hosting import LOCAL_USER
+from zoo.execution import jobs
+from zoo.ml import printed
+from zoo.ml.data import load_embedded_mnist
+from zoo.ml.inference import centre_of_mass
+from zoo.ml.training import TrainingData, TrainSpec, scale_digits
+from zoo.runs.store import RunStore
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from zoo.errors import RunError, StorageError
-from zoo.hosting import LOCAL_USER, VISITOR, User
-from zoo.runs import SCHEMA_VERSION, Person, RunStore, process_alive
-from zoo.training import DecisionSurface, Progress, TrainSpec
+from zoo.core.errors import RunError, StorageError
+from zoo.core.hosting import LOCAL_USER, VISITOR, User
+from zoo.ml.training import DecisionSurface, Progress, TrainSpec
+from zoo.runs.store import SCHEMA_VERSION, Person, RunStore, process_alive
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
 

@@ -20,10 +20,10 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.errors import ModelStoreError, StorageError
-from zoo.hosting import LOCAL_USER
-from zoo.models import build_binary_classifier, build_mnist_cnn
-from zoo.store import (
+from zoo.core.errors import ModelStoreError, StorageError
+from zoo.core.hosting import LOCAL_USER
+from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
+from zoo.storage.models import (
     FORMAT,
     MODEL_FILES,
     STARTER_DIRECTORY,

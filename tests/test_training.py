@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo.data import load_embedded_mnist
-from zoo.errors import ModelStoreError, ZooError
-from zoo.training import (
+from zoo.core.errors import ModelStoreError, ZooError
+from zoo.ml.data import load_embedded_mnist
+from zoo.ml.training import (
     DecisionSurface,
     Progress,
     TrainSpec,
@@ -336,8 +336,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, sys.argv[1])
-    from zoo.evaluation import evaluate_model
-    from zoo.training import TrainSpec, fit, load_training_data
+    from zoo.ml.evaluation import evaluate_model
+    from zoo.ml.training import TrainSpec, fit, load_training_data
 
     class Reporter:
         def __init__(self):

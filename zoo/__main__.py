@@ -1,4 +1,4 @@
-"""``python -m zoo``: see zoo/cli.py."""
+"""``python -m zoo``: see zoo/app/cli.py."""
 
 import os
 import sys
@@ -23,6 +23,6 @@ def silence_native_stderr() -> None:
 
 silence_native_stderr()
 
-from zoo.cli import main  # noqa: E402 - after stderr is redirected: TensorFlow loads below it
+from zoo.app.cli import main  # noqa: E402 - after stderr is redirected: TensorFlow loads below it
 
 sys.exit(main())

@@ -9,11 +9,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from zoo import jobs
-from zoo.hosting import LOCAL_USER
-from zoo.runs import RunStore
-from zoo.store import ModelStore
-from zoo.training import TrainSpec
+from zoo.core.hosting import LOCAL_USER
+from zoo.execution import jobs
+from zoo.ml.training import TrainSpec
+from zoo.runs.store import RunStore
+from zoo.storage.models import ModelStore
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 60_000

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from zoo.hosting import LOCAL_USER
-from zoo.store import ModelConfig, ModelStore, load_keras_file
+from zoo.core.hosting import LOCAL_USER
+from zoo.storage.models import ModelConfig, ModelStore, load_keras_file
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 90_000  # a cold server imports TensorFlow and compiles the model first
@@ -205,8 +205,8 @@ def test_a_corrected_drawing_joins_my_digits_and_a_fine_tuned_model_reads_it(
 ):
     """Teach the starter that a flat dash is a 4: correct its reading with one click, see the drawing
     in my digits, fine-tune on the set, and read the same drawing with the new model."""
-    from zoo.digits import DEFAULT_SET, DigitStore
-    from zoo.inference import preprocess
+    from zoo.ml.inference import preprocess
+    from zoo.storage.digits import DEFAULT_SET, DigitStore
 
     store = DigitStore()
     for index, (label, horizontal) in enumerate([(4, True)] * 4 + [(1, False)] * 3):

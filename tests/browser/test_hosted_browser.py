@@ -18,10 +18,10 @@ from test_sign_in_browser import (
     sign_in,
 )
 
-from zoo.digits import DigitStore
-from zoo.hosting import User
-from zoo.runs import RunStore
-from zoo.training import TrainSpec
+from zoo.core.hosting import User
+from zoo.ml.training import TrainSpec
+from zoo.runs.store import RunStore
+from zoo.storage.digits import DigitStore
 
 pytestmark = pytest.mark.browser
 

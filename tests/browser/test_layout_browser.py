@@ -8,9 +8,9 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from zoo import jobs
-from zoo.hosting import LOCAL_USER
-from zoo.training import TrainSpec
+from zoo.core.hosting import LOCAL_USER
+from zoo.execution import jobs
+from zoo.ml.training import TrainSpec
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 90_000

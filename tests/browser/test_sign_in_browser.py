@@ -14,12 +14,12 @@ from oidc_server import USERS
 from playwright.sync_api import expect
 from test_app_browser import ROW_MARKER_X, RUN_TIMEOUT_S, TABLE_ROW_HEIGHT
 
-from zoo import jobs
-from zoo.hosting import User
-from zoo.runs import RunStore
-from zoo.store import ModelStore
-from zoo.training import TrainSpec
-from zoo.ui import SIGN_IN_NOT_CONFIGURED
+from zoo.app.ui import SIGN_IN_NOT_CONFIGURED
+from zoo.core.hosting import User
+from zoo.execution import jobs
+from zoo.ml.training import TrainSpec
+from zoo.runs.store import RunStore
+from zoo.storage.models import ModelStore
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 90_000  # the first page that scores a saved model imports TensorFlow in the server

@@ -10,7 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from zoo.runs import RunStore, process_alive
+from zoo.runs.store import RunStore, process_alive
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 60_000

@@ -15,7 +15,7 @@ and environment variables, which win over the file::
     [datasets]                             # MNIST files an admin offers by name (hosted mode)
     full-mnist = "/srv/data/mnist.npz"
 
-Nothing here imports Streamlit: ``zoo.ui`` turns the signed-in person into a ``User``.
+Nothing here imports Streamlit: ``zoo.app.ui`` turns the signed-in person into a ``User``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
-from zoo.paths import zoo_home
+from zoo.core.errors import ZooError
+from zoo.core.paths import zoo_home
 
 MODES = ("local", "hosted")
 LOCAL_OWNER = "local"  # the owner of everything made in local mode and by the CLI

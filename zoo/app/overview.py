@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.hosting import LOCAL_OWNER, HostingConfig, Limits
-from zoo.jobs import detect_device
-from zoo.runs import FINAL_STATUSES, Run, RunStore
-from zoo.store import ModelEntry, ModelStore
+from zoo.core.hosting import LOCAL_OWNER, HostingConfig, Limits
+from zoo.execution.jobs import detect_device
+from zoo.runs.store import FINAL_STATUSES, Run, RunStore
+from zoo.storage.models import ModelEntry, ModelStore
 
 ACTIVE_SECONDS = 600.0  # seen on a page in the last 10 minutes
 MEMINFO = Path("/proc/meminfo")  # Linux's memory counters (None elsewhere)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from zoo.errors import ZooError
-from zoo.vocabulary import ACTIVATIONS, MNIST_INPUT_SHAPE, NUM_DIGITS, OPTIMIZERS, POINT_INPUT_SHAPE
+from zoo.core.errors import ZooError
+from zoo.core.vocabulary import ACTIVATIONS, MNIST_INPUT_SHAPE, NUM_DIGITS, OPTIMIZERS, POINT_INPUT_SHAPE
 
 if TYPE_CHECKING:
     import keras

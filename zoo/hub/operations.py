@@ -33,9 +33,10 @@ import httpcore2
 import httpx2
 
 from zoo import __version__
-from zoo.errors import ModelStoreError, ZooError
-from zoo.hosting import LOCAL_USER, User, check_may_create, load_config
-from zoo.store import (
+from zoo.core.errors import ModelStoreError, ZooError
+from zoo.core.hosting import LOCAL_USER, User, check_may_create, load_config
+from zoo.core.vocabulary import KIND_SHAPES
+from zoo.storage.models import (
     HISTORY_FILE,
     KERAS_ARCHIVE_MEMBERS,
     KERAS_CONFIG_FILE,
@@ -52,7 +53,6 @@ from zoo.store import (
     read_history,
     write_json,
 )
-from zoo.vocabulary import KIND_SHAPES
 
 if TYPE_CHECKING:
     import keras
@@ -696,7 +696,7 @@ def _personal_digits(entry: ModelEntry, by: User) -> bytes:
         DigitSetError: the set is gone or empty now.
         PermissionDenied: the set is someone else's and not shared.
     """
-    from zoo.digits import DigitStore
+    from zoo.storage.digits import DigitStore
 
     set_name = (entry.config.lineage or {}).get("digits_set")
     if not set_name:

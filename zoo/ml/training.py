@@ -2,8 +2,8 @@
 
 Nothing here knows about processes, storage or evaluation: ``fit`` reports typed records
 (``Progress`` after batches and epochs, ``DecisionSurface`` for the binary classifier) through a
-``ProgressReporter`` and asks ``should_stop`` whether to stop; ``zoo.jobs`` connects both to the
-run store, and evaluates the model ``fit`` returns with ``zoo.evaluation``.
+``ProgressReporter`` and asks ``should_stop`` whether to stop; ``zoo.execution.jobs`` connects both to the
+run store, and evaluates the model ``fit`` returns with ``zoo.ml.evaluation``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from zoo import data as datasets
-from zoo.backend import BACKENDS, configured_name
-from zoo.errors import DataError, ZooError
-from zoo.hosting import Limits, User, check_within, describe_limit
-from zoo.models import check_conv_filters, check_hidden_units, layer_sizes
-from zoo.vocabulary import (
+from zoo.core.errors import DataError, ZooError
+from zoo.core.hosting import Limits, User, check_within, describe_limit
+from zoo.core.vocabulary import (
     ACTIVATIONS,
     DEVICES,
     LEARNING_RATE_SCHEDULES,
@@ -34,11 +31,14 @@ from zoo.vocabulary import (
     OPTIMIZERS,
     POINT_DATASETS,
 )
+from zoo.ml import data as datasets
+from zoo.ml.architectures import check_conv_filters, check_hidden_units, layer_sizes
+from zoo.ml.backend import BACKENDS, configured_name
 
 if TYPE_CHECKING:
     import keras
 
-    from zoo.digits import FineTuningSplit
+    from zoo.storage.digits import FineTuningSplit
 
 BACKEND_CHOICES = ("auto", *BACKENDS)
 REPORT_INTERVAL_SECONDS = 0.25
@@ -99,7 +99,7 @@ class TrainSpec:
     mixed_precision: bool = False
     augment: bool = False  # CNN: each epoch sees freshly rotated, scaled, shifted, slanted, re-stroked digits
     printed: bool = (
-        False  # CNN: digits typed in this machine's fonts join the training digits (zoo/printed.py)
+        False  # CNN: digits typed in this machine's fonts join the training digits (zoo/ml/printed.py)
     )
     base_model: str | None = None  # CNN: continue training this local-zoo model instead of a new one
     digits_set: str | None = None  # with base_model: fine-tune on this personal set mixed with MNIST
@@ -353,13 +353,13 @@ class TrainSpec:
             check_conv_filters(self.conv_filters)
         else:
             datasets.check_points_parameters(self.dataset, self.num_samples, self.noise, self.test_fraction)
-        from zoo.store import check_model_name
+        from zoo.storage.models import check_model_name
 
         for name in (self.model_name, self.base_model):
             if name is not None:
                 check_model_name(name)
         if self.digits_set is not None:
-            from zoo.digits import check_set_name
+            from zoo.storage.digits import check_set_name
 
             check_set_name(self.digits_set)
 
@@ -572,7 +572,7 @@ def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
     Raises:
         DigitSetError: the set is empty, holds one class, or is too small to hold out a test part.
     """
-    from zoo.digits import DigitStore
+    from zoo.storage.digits import DigitStore
 
     mnist_count = len(data.x_train)
     if spec.digits_set is None:
@@ -629,9 +629,9 @@ def check_fine_tuning(spec: TrainSpec, by: User) -> None:
         PermissionDenied: the digit set is someone else's and not shared (``DigitStore.check_may_read``).
         DigitSetError: the set is unfit for fine-tuning (see ``DigitStore.fine_tuning_split``).
     """
-    from zoo.digits import DigitStore
-    from zoo.errors import ModelStoreError
-    from zoo.store import ModelStore
+    from zoo.core.errors import ModelStoreError
+    from zoo.storage.digits import DigitStore
+    from zoo.storage.models import ModelStore
 
     if spec.base_model is None:
         return
@@ -726,10 +726,10 @@ def scheduled_learning_rate(spec: TrainSpec, epoch: int) -> float:
 
 def build_model(spec: TrainSpec) -> keras.Model:
     """Build and compile the model ``spec`` describes."""
-    from zoo import models
+    from zoo.ml import architectures as models
 
     if spec.base_model is not None:
-        from zoo.store import ModelStore
+        from zoo.storage.models import ModelStore
 
         model = ModelStore().load(spec.base_model).model
     elif spec.kind == "cnn":
@@ -795,7 +795,7 @@ class DecisionSurface:
 
 
 class ProgressReporter(Protocol):
-    """Where ``fit`` sends progress; ``zoo.jobs`` writes it to the run store."""
+    """Where ``fit`` sends progress; ``zoo.execution.jobs`` writes it to the run store."""
 
     def batch(self, metrics: dict[str, float], progress: Progress) -> None: ...
 
@@ -809,7 +809,7 @@ class ProgressReporter(Protocol):
 @dataclass(frozen=True)
 class FitResult:
     """How a fit ended, with the model as it stands at that point (evaluate it with
-    ``zoo.evaluation.evaluate_model`` unless it diverged)."""
+    ``zoo.ml.evaluation.evaluate_model`` unless it diverged)."""
 
     model: keras.Model
     status: str  # completed, stopped or diverged
@@ -1132,7 +1132,7 @@ def augmented_inputs(spec: TrainSpec, data: TrainingData) -> tuple[dict[str, Any
     """``model.fit``'s inputs and validation for an augmented run: the validation part is split off as
     Keras' ``validation_split`` would (the last part, unaugmented); the rest is augmented afresh
     each epoch."""
-    from zoo.augment import augmented_batches
+    from zoo.ml.augment import augmented_batches
 
     held_out = math.floor(len(data.x_train) * spec.validation_split)
     kept = len(data.x_train) - held_out
@@ -1285,7 +1285,7 @@ def distribution_scope(spec: TrainSpec, reporter: ProgressReporter) -> contextli
     """
     import keras
 
-    from zoo import backend
+    from zoo.ml import backend
 
     implementation = backend.current()
     gpus = implementation.gpus()
@@ -1308,7 +1308,7 @@ def describe_environment() -> dict[str, Any]:
     """The backend, the devices it sees and the library versions, recorded with every run."""
     import keras
 
-    from zoo import backend
+    from zoo.ml import backend
 
     implementation = backend.current()
     return {

@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from zoo.backend import BACKENDS, check_installed
-from zoo.data import check_mnist_source, describe_mnist_source
-from zoo.errors import ZooError
-from zoo.hosting import load_config
-from zoo.jobs import describe_device
-from zoo.paths import models_directory, unwritable, zoo_home
-from zoo.runs import DAMAGED_STATUS, SCHEMA_VERSION, RunStore
-from zoo.store import ModelStore
+from zoo.core.errors import ZooError
+from zoo.core.hosting import load_config
+from zoo.core.paths import models_directory, unwritable, zoo_home
+from zoo.execution.jobs import describe_device
+from zoo.ml.backend import BACKENDS, check_installed
+from zoo.ml.data import check_mnist_source, describe_mnist_source
+from zoo.runs.store import DAMAGED_STATUS, SCHEMA_VERSION, RunStore
+from zoo.storage.models import ModelStore
 
 MIN_FREE_BYTES = 1_000_000_000  # a few runs' models and metrics, and room for SQLite to grow
 CHECK_SECONDS = 5.0  # each check's deadline (they run at once: doctor takes about this at most)

@@ -5,7 +5,7 @@ anti-aliased) and placing it in a 28x28 field with its centre of mass at pixel (
 ``preprocess`` repeats exactly that for a canvas drawing or an image file, one testable
 function per step, and keeps every intermediate image so the app can show what the model sees.
 
-``Predictor`` wraps a loaded CNN in functions compiled by Keras' backend (``zoo.backend``;
+``Predictor`` wraps a loaded CNN in functions compiled by Keras' backend (``zoo.ml.backend``;
 ``model.predict`` costs about 50 ms for one digit on a small CPU, a compiled call about 1 ms)
 and warms them up, so the first prediction a person asks for pays no tracing delay.
 """
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.data import require_regular_file
-from zoo.errors import ZooError
-from zoo.vocabulary import CANVAS_SIDE, MNIST_IMAGE_SHAPE
+from zoo.core.errors import ZooError
+from zoo.core.vocabulary import CANVAS_SIDE, MNIST_IMAGE_SHAPE
+from zoo.ml.data import require_regular_file
 
 if TYPE_CHECKING:
     import keras
@@ -411,7 +411,7 @@ class Predictor:
     def __init__(self, model: keras.Model) -> None:
         import keras
 
-        from zoo import backend
+        from zoo.ml import backend
 
         self.model = model
         self.conv_layer_names = [
@@ -434,7 +434,7 @@ class Predictor:
         Raises:
             ModelStoreError: the file is unusable or not an MNIST classifier.
         """
-        from zoo.store import check_model_shapes, load_keras_file
+        from zoo.storage.models import check_model_shapes, load_keras_file
 
         model = load_keras_file(Path(path))
         check_model_shapes(model, "cnn", str(path))

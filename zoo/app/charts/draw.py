@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from zoo.charts import digit_heatmap
+from zoo.app.charts import digit_heatmap
 
 if TYPE_CHECKING:
-    from zoo.training import FineTuningReport
+    from zoo.ml.training import FineTuningReport
 
 STEP_DISPLAY_SIDE = 112
 PROBABILITY_BARS_HEIGHT = (

@@ -14,8 +14,8 @@ from dataclasses import astuple, dataclass, replace
 
 import numpy as np
 
-from zoo.errors import ZooError
-from zoo.vocabulary import RACE_OPTIMIZERS
+from zoo.core.errors import ZooError
+from zoo.core.vocabulary import RACE_OPTIMIZERS
 
 ACTIVATION_NAMES = ("sigmoid", "relu", "tanh")
 LOSS_NAMES = ("mse", "binary_crossentropy", "categorical_crossentropy")
@@ -332,13 +332,13 @@ def backprop(weights: NetworkWeights, inputs, labels, learning_rate: float = 0.1
 def keras_backprop_gradients(weights: NetworkWeights, inputs, labels) -> tuple[float, NetworkWeights]:
     """The loss and gradients that Keras' automatic differentiation computes (on its active backend).
 
-    Uses the app's own ``zoo.models.build_binary_classifier`` with ``weights`` set, and Keras'
+    Uses the app's own ``zoo.ml.architectures.build_binary_classifier`` with ``weights`` set, and Keras'
     ``BinaryCrossentropy`` loss, the one training uses.
     """
     import keras
 
-    from zoo import backend
-    from zoo.models import build_binary_classifier
+    from zoo.ml import backend
+    from zoo.ml.architectures import build_binary_classifier
 
     x = np.atleast_2d(np.asarray(inputs, dtype=np.float32))
     y = np.asarray(labels, dtype=np.float32).reshape(-1, 1)

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import DataError
-from zoo.hosting import HostingConfig, PermissionDenied, User, load_config, owner_slug
-from zoo.paths import ensure_directory, shown_path, zoo_home
-from zoo.vocabulary import MNIST_IMAGE_SHAPE, POINT_DATASETS
+from zoo.core.errors import DataError
+from zoo.core.hosting import HostingConfig, PermissionDenied, User, load_config, owner_slug
+from zoo.core.paths import ensure_directory, shown_path, zoo_home
+from zoo.core.vocabulary import MNIST_IMAGE_SHAPE, POINT_DATASETS
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 EMBEDDED_TEST_FRACTION = 0.2

@@ -1,7 +1,7 @@
 """``python -m zoo``: train, evaluate and list models and runs without a browser.
 
 Every command prints for people by default and JSON with ``--json``. Bad input prints one
-line on stderr and exits non-zero. Choices come from ``zoo.vocabulary``; models come from the
+line on stderr and exits non-zero. Choices come from ``zoo.core.vocabulary``; models come from the
 local zoo as ``store.open_local_zoo`` opens it (the starter included), as the pages see it.
 """
 
@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from zoo.backend import BACKENDS
-from zoo.errors import RunError, ZooError
-from zoo.hosting import LOCAL_USER
-from zoo.vocabulary import (
+from zoo.core.errors import RunError, ZooError
+from zoo.core.hosting import LOCAL_USER
+from zoo.core.vocabulary import (
     ACTIVATIONS,
     DEVICES,
     LEARNING_RATE_SCHEDULES,
@@ -27,6 +26,7 @@ from zoo.vocabulary import (
     OPTIMIZERS,
     POINT_DATASETS,
 )
+from zoo.ml.backend import BACKENDS
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -201,7 +201,7 @@ def add_hub_commands(commands: Any) -> None:
 
 def add_digits_commands(commands: Any) -> None:
     """``digits add|list|export|relabel|delete|share|unshare``: personal labelled sets for fine-tuning
-    (zoo/digits.py)."""
+    (zoo/storage/digits.py)."""
     digits = commands.add_parser("digits", help="personal labelled digit sets ('my digits')")
     digit_commands = digits.add_subparsers(dest="digits_command", required=True, parser_class=OneLineParser)
     add = digit_commands.add_parser("add", help="add images of one digit to a set (preprocessed as on Draw)")
@@ -259,8 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def command_train(arguments: argparse.Namespace) -> int:
-    from zoo import jobs
-    from zoo.training import TrainSpec
+    from zoo.execution import jobs
+    from zoo.ml.training import TrainSpec
 
     fields = (field.name for field in dataclasses.fields(TrainSpec) if field.name != "kind")
     options = {
@@ -268,7 +268,7 @@ def command_train(arguments: argparse.Namespace) -> int:
     }
     spec = TrainSpec.cnn(**options) if arguments.kind == "cnn" else TrainSpec.binary(**options)
     if spec.base_model is not None:
-        from zoo.store import open_local_zoo
+        from zoo.storage.models import open_local_zoo
 
         open_local_zoo()  # so the shipped starter can be fine-tuned on a fresh machine
     store = open_run_store()
@@ -290,7 +290,7 @@ def command_train(arguments: argparse.Namespace) -> int:
 
 def open_run_store() -> Any:
     """The run store, with a one-line warning on stderr when opening it moved a damaged store aside."""
-    from zoo.runs import RunStore
+    from zoo.runs.store import RunStore
 
     store = RunStore()
     if store.notice:
@@ -398,7 +398,7 @@ def format_clock(seconds: float) -> str:
 
 
 def describe_finished_run(run: Any) -> str:
-    from zoo.training import FineTuningReport
+    from zoo.ml.training import FineTuningReport
 
     accuracy = run.final_metrics.get("accuracy")
     scored = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
@@ -410,8 +410,8 @@ def describe_finished_run(run: Any) -> str:
 
 
 def command_evaluate(arguments: argparse.Namespace) -> int:
-    from zoo.evaluation import evaluate_saved_model
-    from zoo.store import open_local_zoo
+    from zoo.ml.evaluation import evaluate_saved_model
+    from zoo.storage.models import open_local_zoo
 
     evaluation, source = evaluate_saved_model(
         arguments.model_name, open_local_zoo(), mnist_source=arguments.mnist_source
@@ -441,7 +441,7 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
 
 
 def command_runs(arguments: argparse.Namespace) -> int:
-    from zoo.store import open_local_zoo
+    from zoo.storage.models import open_local_zoo
 
     names = open_local_zoo().names_by_run()  # the names models have now: a model may be renamed or deleted
     rows = [{**run.summary(), "model_name": names.get(run.id)} for run in open_run_store().list_runs()]
@@ -455,7 +455,7 @@ def command_runs(arguments: argparse.Namespace) -> int:
 
 
 def command_models(arguments: argparse.Namespace) -> int:
-    from zoo.store import open_local_zoo
+    from zoo.storage.models import open_local_zoo
 
     store = open_local_zoo()
     entries, damaged = store.entries(), store.damaged()
@@ -481,8 +481,8 @@ def command_stop(arguments: argparse.Namespace) -> int:
 
 
 def command_predict(arguments: argparse.Namespace) -> int:
-    from zoo.inference import Predictor, load_image, predict_digit
-    from zoo.store import open_local_zoo
+    from zoo.ml.inference import Predictor, load_image, predict_digit
+    from zoo.storage.models import open_local_zoo
 
     predictor = Predictor.from_file(open_local_zoo().entry(arguments.model_name).model_file)
     rows = []
@@ -504,7 +504,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
 
 def command_doctor(arguments: argparse.Namespace) -> int:
-    from zoo.health import check_health
+    from zoo.app.health import check_health
 
     checks = check_health()
     if arguments.json:
@@ -516,8 +516,8 @@ def command_doctor(arguments: argparse.Namespace) -> int:
 
 
 def command_push(arguments: argparse.Namespace) -> int:
-    from zoo import hub
-    from zoo.store import open_local_zoo
+    from zoo.hub import operations as hub
+    from zoo.storage.models import open_local_zoo
 
     result = hub.push(
         arguments.model_name,
@@ -538,8 +538,8 @@ def command_push(arguments: argparse.Namespace) -> int:
 
 
 def command_pull(arguments: argparse.Namespace) -> int:
-    from zoo import hub
-    from zoo.store import open_local_zoo
+    from zoo.hub import operations as hub
+    from zoo.storage.models import open_local_zoo
 
     limit = None if arguments.max_download_mb is None else int(arguments.max_download_mb * 1_000_000)
     result = hub.pull(
@@ -560,7 +560,7 @@ def command_pull(arguments: argparse.Namespace) -> int:
 
 
 def command_hub_list(arguments: argparse.Namespace) -> int:
-    from zoo import hub
+    from zoo.hub import operations as hub
 
     rows = [model.summary() for model in hub.list_models(author=arguments.author, search=arguments.search)]
     print_rows(
@@ -573,7 +573,7 @@ def command_hub_list(arguments: argparse.Namespace) -> int:
 
 
 def command_hub_revisions(arguments: argparse.Namespace) -> int:
-    from zoo import hub
+    from zoo.hub import operations as hub
 
     rows = [revision.summary() for revision in hub.list_revisions(arguments.repo_id)]
     print_rows(rows, arguments.json, ["ref_type", "name", "commit", "date", "title"], empty="no revisions")
@@ -581,7 +581,7 @@ def command_hub_revisions(arguments: argparse.Namespace) -> int:
 
 
 def command_hub_compare(arguments: argparse.Namespace) -> int:
-    from zoo import hub
+    from zoo.hub import operations as hub
 
     comparison = hub.compare_revisions(arguments.repo_id, arguments.first, arguments.second)
     if not arguments.json:
@@ -599,7 +599,7 @@ def command_hub_compare(arguments: argparse.Namespace) -> int:
 
 
 def command_hub_tag(arguments: argparse.Namespace) -> int:
-    from zoo import hub
+    from zoo.hub import operations as hub
 
     commit = hub.tag_revision(arguments.repo_id, arguments.tag, revision=arguments.revision)
     print(f"tagged {arguments.repo_id} commit {commit} as {arguments.tag}")
@@ -607,8 +607,8 @@ def command_hub_tag(arguments: argparse.Namespace) -> int:
 
 
 def command_digits_add(arguments: argparse.Namespace) -> int:
-    from zoo.digits import DigitStore, check_label, check_set_name
-    from zoo.inference import load_image, preprocess
+    from zoo.ml.inference import load_image, preprocess
+    from zoo.storage.digits import DigitStore, check_label, check_set_name
 
     check_set_name(arguments.set_name)
     label = check_label(arguments.label)
@@ -628,7 +628,7 @@ def command_digits_add(arguments: argparse.Namespace) -> int:
 
 
 def command_digits_list(arguments: argparse.Namespace) -> int:
-    from zoo.digits import DigitStore
+    from zoo.storage.digits import DigitStore
 
     store = DigitStore()
     if arguments.set_name is None:
@@ -670,7 +670,7 @@ def command_digits_list(arguments: argparse.Namespace) -> int:
 def command_digits_export(arguments: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from zoo.digits import DigitStore
+    from zoo.storage.digits import DigitStore
 
     path = Path(arguments.path)
     exporters = {".npz": DigitStore.export_npz, ".zip": DigitStore.export_zip}
@@ -688,7 +688,7 @@ def command_digits_export(arguments: argparse.Namespace) -> int:
 
 
 def command_digits_relabel(arguments: argparse.Namespace) -> int:
-    from zoo.digits import DigitStore
+    from zoo.storage.digits import DigitStore
 
     digit = DigitStore().relabel(arguments.set_name, arguments.digit_id, arguments.label, by=LOCAL_USER)
     print(f"{arguments.set_name} {digit.id}: now labelled {digit.label}")
@@ -696,7 +696,7 @@ def command_digits_relabel(arguments: argparse.Namespace) -> int:
 
 
 def command_digits_delete(arguments: argparse.Namespace) -> int:
-    from zoo.digits import DigitStore
+    from zoo.storage.digits import DigitStore
 
     DigitStore().delete(arguments.set_name, arguments.digit_id, by=LOCAL_USER)
     print(f"{arguments.set_name} {arguments.digit_id}: deleted")
@@ -704,7 +704,7 @@ def command_digits_delete(arguments: argparse.Namespace) -> int:
 
 
 def command_digits_share(arguments: argparse.Namespace) -> int:
-    from zoo.digits import DigitStore
+    from zoo.storage.digits import DigitStore
 
     DigitStore().set_shared(arguments.set_name, arguments.shared, by=LOCAL_USER)
     shared = "shared with everyone" if arguments.shared else "kept to its owner and admins"

@@ -1,4 +1,5 @@
-"""Plotly figures for the Learn page: pure functions, numbers from ``zoo.formulas`` in, ``go.Figure`` out."""
+"""Plotly figures for the Learn page: pure functions, numbers from ``zoo.ml.formulas`` in,
+``go.Figure`` out."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from zoo.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE, digit_heatmap
-from zoo.formulas import BackpropTrace, ConvolutionStep, NetworkWeights, Trajectory
-from zoo.vocabulary import OPTIMIZER_LABELS
+from zoo.app.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE, digit_heatmap
+from zoo.core.vocabulary import OPTIMIZER_LABELS
+from zoo.ml.formulas import BackpropTrace, ConvolutionStep, NetworkWeights, Trajectory
 
 ACTIVATION_TITLES = {"sigmoid": "Sigmoid σ(z)", "relu": "ReLU max(0, z)", "tanh": "tanh(z)"}
 LOSS_TITLES = {

@@ -2,7 +2,7 @@
 
 A worker process writes; pages, other browser tabs and the CLI read. What passes through it is
 typed: a run's ``TrainSpec`` and ``Progress``, a binary run's latest ``DecisionSurface`` (records
-of ``zoo.training``). Each operation opens its own short connection, so one store object can be
+of ``zoo.ml.training``). Each operation opens its own short connection, so one store object can be
 shared across Streamlit's threads.
 
 Opening a store checks it (``PRAGMA quick_check``, then the schema version in ``PRAGMA
@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import RunError, StorageError, StoreLocked
-from zoo.hosting import LOCAL_OWNER, Limits, PermissionDenied, User, check_may_manage
-from zoo.paths import ensure_directory, runs_database_path
-from zoo.training import DecisionSurface, Progress, TrainSpec
+from zoo.core.errors import RunError, StorageError, StoreLocked
+from zoo.core.hosting import LOCAL_OWNER, Limits, PermissionDenied, User, check_may_manage
+from zoo.core.paths import ensure_directory, runs_database_path
+from zoo.ml.training import DecisionSurface, Progress, TrainSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1382,14 +1382,15 @@ def last_words(log_path: Path) -> str | None:
 
 
 def _end_worker(pid: int, store_path: Path) -> None:
-    """SIGKILL a hung worker (e.g. frozen by SIGSTOP) with its process group, but only while the pid
-    is still a worker of this store (``python -m zoo.jobs ... STORE``), never a process that reused it."""
+    """SIGKILL a hung worker (e.g. frozen by SIGSTOP) with its process group, but only while the pid is
+    still a worker of this store (``python -m zoo.execution.jobs ... STORE``), never a process that
+    reused it."""
     try:
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return
     store = os.path.realpath(store_path)
-    if b"zoo.jobs" not in arguments or not any(
+    if b"zoo.execution.jobs" not in arguments or not any(
         os.path.realpath(os.fsdecode(a)) == store for a in arguments[-2:]
     ):
         return

@@ -1,7 +1,7 @@
 """The container's start and health check (the Dockerfile's CMD and HEALTHCHECK), for hosted mode.
 
-    python -m zoo.container serve    # [auth] secrets from the environment, then `streamlit run app.py`
-    python -m zoo.container health   # exit 0 when the server answers /_stcore/health and `doctor` passes
+    python -m zoo.app.container serve    # [auth] secrets from the environment, then `streamlit run app.py`
+    python -m zoo.app.container health   # exit 0 when the server answers /_stcore/health and `doctor` passes
 
 The port is ``STREAMLIT_SERVER_PORT`` when set, else 7860 on a Hugging Face Space (which sets
 ``SPACE_ID``), else Streamlit's 8501. Sign-in (``st.login``) reads ``[auth]`` from a secrets.toml; a
@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from zoo.cli import main as cli_main
-from zoo.errors import ZooError
+from zoo.app.cli import main as cli_main
+from zoo.core.errors import ZooError
 
 DEFAULT_PORT, SPACE_PORT = 8501, 7860
 HUB_OPENID_PROVIDER = "https://huggingface.co"
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     commands = {"serve": serve, "health": health}
     if len(arguments) != 1 or arguments[0] not in commands:
-        print("usage: python -m zoo.container {serve,health}", file=sys.stderr)
+        print("usage: python -m zoo.app.container {serve,health}", file=sys.stderr)
         return 2
     try:
         return commands[arguments[0]](os.environ)

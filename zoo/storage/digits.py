@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import ZooError
-from zoo.hosting import (
+from zoo.core.errors import ZooError
+from zoo.core.hosting import (
     LOCAL_OWNER,
     PermissionDenied,
     User,
@@ -41,8 +41,8 @@ from zoo.hosting import (
     may_read,
     owner_slug,
 )
-from zoo.paths import unwritable, zoo_home
-from zoo.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
+from zoo.core.paths import unwritable, zoo_home
+from zoo.core.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
 
 HOLD_OUT_EVERY = 5  # of each digit's drawings (by time added), the 2nd, 7th, 12th... are held out
 DEFAULT_SET = "my-digits"
@@ -211,7 +211,7 @@ def _check_digit(digit: np.ndarray) -> np.ndarray:
     ):
         raise DigitSetError(
             f"a preprocessed digit of shape {np.shape(digit)} was given; it must be (28, 28) in [0, 1] "
-            "(what zoo.inference.preprocess returns)."
+            "(what zoo.ml.inference.preprocess returns)."
         )
     return array
 

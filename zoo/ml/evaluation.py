@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.data import check_mnist_source, mnist_source_here
-from zoo.errors import DataError, ZooError
-from zoo.store import ModelStore
-from zoo.training import TrainingData, TrainSpec, load_training_data, predict_in_batches
+from zoo.core.errors import DataError, ZooError
+from zoo.ml.data import check_mnist_source, mnist_source_here
+from zoo.ml.training import TrainingData, TrainSpec, load_training_data, predict_in_batches
+from zoo.storage.models import ModelStore
 
 if TYPE_CHECKING:
     import keras

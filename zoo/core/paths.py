@@ -4,7 +4,7 @@ import errno
 import os
 from pathlib import Path
 
-from zoo.errors import StorageError
+from zoo.core.errors import StorageError
 
 
 def zoo_home() -> Path:

@@ -15,13 +15,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from zoo.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE
+from zoo.app.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from zoo.runs import Run
-    from zoo.training import DecisionSurface, TrainSpec
+    from zoo.ml.training import DecisionSurface, TrainSpec
+    from zoo.runs.store import Run
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
 CLASS_COLORS = ("#d62728", "#1f77b4")  # class 0, class 1

@@ -1,7 +1,7 @@
 """Where runs execute: a pool of warm worker processes per device, one process per run.
 
 ``submit`` records a queued run; it never trains in the caller. Runs are taken up by *pool workers*:
-processes started with ``python -m zoo.jobs DEVICE BACKEND STORE`` in a new process session, which
+processes started with ``python -m zoo.execution.jobs DEVICE BACKEND STORE`` in a new process session, which
 import their Keras backend and load the data first, then join the pool of their device and backend
 in the run store and wait there. The first queued run a lane of the device can start goes to one of
 them: that worker leaves the pool, starts its own replacement, trains (``training.fit``), evaluates
@@ -34,15 +34,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zoo.backend import check_installed, configured_name, worker_environment
-from zoo.data import check_mnist_source, check_visitor_data_source
-from zoo.errors import RunError, StorageError, StoreLocked, ZooError
-from zoo.evaluation import evaluate_model
-from zoo.hosting import User, check_may_create, load_config
-from zoo.paths import ensure_directory, zoo_home
-from zoo.printed import check_fonts, with_printed_digits
-from zoo.runs import MetricsReport, Run, RunStore, process_alive, say_last_words
-from zoo.training import (
+from zoo.core.errors import RunError, StorageError, StoreLocked, ZooError
+from zoo.core.hosting import User, check_may_create, load_config
+from zoo.core.paths import ensure_directory, zoo_home
+from zoo.ml.backend import check_installed, configured_name, worker_environment
+from zoo.ml.data import check_mnist_source, check_visitor_data_source
+from zoo.ml.evaluation import evaluate_model
+from zoo.ml.printed import check_fonts, with_printed_digits
+from zoo.ml.training import (
     DecisionSurface,
     FitResult,
     PreparedModel,
@@ -52,6 +51,7 @@ from zoo.training import (
     check_fine_tuning,
     check_limits,
 )
+from zoo.runs.store import MetricsReport, Run, RunStore, process_alive, say_last_words
 
 POOL_POLL_SECONDS = 0.1  # how often a waiting worker looks for a queued run: part of the start latency
 HEARTBEAT_SECONDS = 1.0
@@ -62,7 +62,7 @@ STORE_RETRY_SECONDS = 300.0  # how long a worker whose store failed (or stays lo
 LOCKED_REPORT_WAIT_SECONDS = 2.0
 LOCKED_RETRY_SECONDS = 10.0
 # Where the ``zoo`` package lies: workers find it there whatever directory the caller stands in.
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 DEFAULT_WARM_WORKERS = 2
 IDLE_SECONDS = 900.0  # a waiting worker beyond the pool's need leaves after this long
 # Set on every worker: the process whose pages or command wanted the pool (a server, a CLI command), as
@@ -254,7 +254,7 @@ def _start_worker(device: str, backend_name: str, store: RunStore) -> subprocess
     log_path = ensure_directory(store.log_path("workers").parent) / "workers.log"
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-P", "-m", "zoo.jobs", device, backend_name, str(store.path)],
+            [sys.executable, "-P", "-m", "zoo.execution.jobs", device, backend_name, str(store.path)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -421,7 +421,7 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 def run_pool_worker(device: str, backend_name: str, store: RunStore) -> int:
     """A pool worker: load the backend and the data, wait in the pool, train the first run it is
     handed, and exit. Returns an exit code."""
-    from zoo import backend, training
+    from zoo.ml import backend, training
 
     pid, run = os.getpid(), None
     try:
@@ -527,7 +527,7 @@ def _train(
     on_first_report: Callable[[], None] | None,
     prepared: Sequence[PreparedModel],
 ) -> int:
-    from zoo import training
+    from zoo.ml import training
 
     run_id = run.id
     finished = threading.Event()
@@ -580,7 +580,7 @@ def _beat_heart(store: RunStore, run_id: str, finished: threading.Event) -> None
 
 
 def _save_model(run: Run, result: FitResult, evaluation: dict[str, Any], data: TrainingData) -> str:
-    from zoo.store import ModelConfig, ModelStore
+    from zoo.storage.models import ModelConfig, ModelStore
 
     models = ModelStore()
     lineage = data.lineage.to_dict() if data.lineage is not None else None
@@ -603,7 +603,7 @@ def _save_model(run: Run, result: FitResult, evaluation: dict[str, Any], data: T
 
 
 def main(device: str, backend_name: str, store_path: str) -> int:
-    """``python -m zoo.jobs DEVICE BACKEND STORE``: a pool worker's entry point; a store that cannot
+    """``python -m zoo.execution.jobs DEVICE BACKEND STORE``: a pool worker's entry point; a store that cannot
     be used is one line in the workers' log, not a traceback."""
     try:
         return run_pool_worker(device, backend_name, RunStore(store_path))

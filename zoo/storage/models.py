@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from zoo.errors import ModelStoreError
-from zoo.hosting import PermissionDenied, User, check_may_manage, check_within, load_config
-from zoo.paths import models_directory, unwritable
-from zoo.vocabulary import KIND_SHAPES
+from zoo.core.errors import ModelStoreError
+from zoo.core.hosting import PermissionDenied, User, check_may_manage, check_within, load_config
+from zoo.core.paths import models_directory, unwritable
+from zoo.core.vocabulary import KIND_SHAPES
 
 if TYPE_CHECKING:
     import keras
@@ -549,7 +549,7 @@ class ModelStore:
         return [entry.name for entry in stale]
 
 
-STARTER_DIRECTORY = Path(__file__).resolve().parent / "starter"
+STARTER_DIRECTORY = Path(__file__).resolve().parents[1] / "starter"
 
 
 def open_local_zoo(root: str | os.PathLike | None = None) -> ModelStore:

@@ -3,7 +3,7 @@
 People often draw digits the way they are printed (a "1" with a flag and a foot, an open "4", a
 "7" with a bar), which MNIST's writers rarely did. ``typed_ink`` types one digit as ink on a
 canvas-sized field; ``printed_digits`` prepares every digit of every font at several stroke weights
-through the Draw page's own preprocessing (``zoo.inference.preprocess``), so they look to the model
+through the Draw page's own preprocessing (``zoo.ml.inference.preprocess``), so they look to the model
 exactly as a typed-looking drawing does. A fresh Debian machine with Chromium has the DejaVu and
 Liberation families (38 files); the shipped starter was trained with the 57 Debian font packages of
 ``zoo/starter/training-fonts.txt`` installed as well (522 files that draw digits): the more shapes of
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 if TYPE_CHECKING:
-    from zoo.training import TrainingData, TrainSpec
+    from zoo.ml.training import TrainingData, TrainSpec
 
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
 FONT_SUFFIXES = (".ttf", ".otf")
@@ -84,7 +84,7 @@ def printed_digits(fonts: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         (N, 28, 28) float32 in [0, 1] and (N,) int labels.
     """
-    from zoo.inference import preprocess
+    from zoo.ml.inference import preprocess
 
     digits, labels = [], []
     for font in fonts:
@@ -129,7 +129,7 @@ def with_printed_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
         chosen = np.random.default_rng(spec.seed + 2).choice(len(digits), wanted, replace=False)
         described = f"{wanted:,} printed digits (drawn at random from {len(digits):,})"
         digits, labels = digits[chosen], labels[chosen]
-    from zoo.training import mixed_in
+    from zoo.ml.training import mixed_in
 
     x_train, y_train, copies = mixed_in(data, digits, labels, PRINTED_SHARE, spec.seed + 1)
     return dataclasses.replace(

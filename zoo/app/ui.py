@@ -20,22 +20,22 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
-from zoo.digits import DigitStore
-from zoo.errors import RunError, StorageError, ZooError
-from zoo.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
-from zoo.paths import models_directory, runs_database_path, zoo_home
-from zoo.runs import Run, RunStore, lane_of
-from zoo.store import ModelEntry, ModelStore, open_local_zoo
-from zoo.training import LimitBound, TrainSpec, largest_within_limits
+from zoo.core.errors import RunError, StorageError, ZooError
+from zoo.core.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
+from zoo.core.paths import models_directory, runs_database_path, zoo_home
+from zoo.ml.training import LimitBound, TrainSpec, largest_within_limits
+from zoo.runs.store import Run, RunStore, lane_of
+from zoo.storage.digits import DigitStore
+from zoo.storage.models import ModelEntry, ModelStore, open_local_zoo
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from zoo.data import PointsData
-    from zoo.evaluation import Evaluation
-    from zoo.inference import Predictor
-    from zoo.overview import HostOverview
+    from zoo.app.overview import HostOverview
+    from zoo.ml.data import PointsData
+    from zoo.ml.evaluation import Evaluation
+    from zoo.ml.inference import Predictor
 
 APP_SESSION_KEY = "zoo.app_session"
 VISITOR_PAGES = ("pages/home.py", "pages/learn.py", "pages/draw.py")  # open without signing in
@@ -139,7 +139,7 @@ def _heap_state() -> _HeapState:
 
 
 def hosting() -> HostingConfig:
-    """This server's hosting configuration (``zoo.hosting``), read on each call so an edit applies."""
+    """This server's hosting configuration (``zoo.core.hosting``), read on each call so an edit applies."""
     return load_config()
 
 
@@ -346,7 +346,7 @@ def chosen_mnist_source(choice: str, given, user: User) -> str:
     Raises:
         ZooError: a missing file, no or a bad upload, or an unknown data set.
     """
-    from zoo import data
+    from zoo.ml import data
 
     if choice == FILE_SOURCE:
         data.describe_mnist_source(given.strip())  # a missing file is said now, not after a worker started
@@ -425,8 +425,8 @@ def _run_store(path: str) -> RunStore:
 
 
 def keep_workers_warm() -> None:
-    """Make sure warm workers wait for the next run on this host's device (see ``zoo.jobs``)."""
-    from zoo.jobs import keep_pool_warm
+    """Make sure warm workers wait for the next run on this host's device (see ``zoo.execution.jobs``)."""
+    from zoo.execution.jobs import keep_pool_warm
 
     with contextlib.suppress(OSError):  # a run that is started reports it, with the reason
         keep_pool_warm(_device(), run_store())
@@ -434,7 +434,7 @@ def keep_workers_warm() -> None:
 
 def backend_name() -> str:
     """The Keras backend new runs train with here (read without importing Keras)."""
-    from zoo.backend import configured_name
+    from zoo.ml.backend import configured_name
 
     return configured_name()
 
@@ -442,14 +442,14 @@ def backend_name() -> str:
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:
     """Which GPU(s) this host trains on, or its CPU (asks nvidia-smi once per server)."""
-    from zoo.jobs import describe_device
+    from zoo.execution.jobs import describe_device
 
     return describe_device()
 
 
 @st.cache_resource(show_spinner=False)
 def _device() -> str:
-    from zoo.jobs import detect_device
+    from zoo.execution.jobs import detect_device
 
     return detect_device()
 
@@ -461,14 +461,14 @@ def points(spec: TrainSpec) -> PointsData:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _points(dataset: str, num_samples: int, noise: float, test_fraction: float, seed: int) -> PointsData:
-    from zoo.data import make_points
+    from zoo.ml.data import make_points
 
     return make_points(dataset, num_samples, noise, test_fraction, seed)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _saved_model_evaluation(root: str, name: str, created_at: float) -> tuple[Evaluation, str]:
-    from zoo.evaluation import evaluate_saved_model
+    from zoo.ml.evaluation import evaluate_saved_model
 
     return evaluate_saved_model(name, ModelStore(root))
 
@@ -484,7 +484,7 @@ def saved_model_evaluation(name: str) -> tuple[Evaluation, str]:
 def mnist_test_set(mnist_source: str) -> tuple[np.ndarray, np.ndarray]:
     """The uint8 test digits and their labels for a CNN run's data source (``auto``,
     ``embedded`` or a path), as the worker and ``evaluate_saved_model`` load them."""
-    from zoo import data
+    from zoo.ml import data
 
     if mnist_source == "embedded":
         mnist = data.load_embedded_mnist()
@@ -496,8 +496,8 @@ def mnist_test_set(mnist_source: str) -> tuple[np.ndarray, np.ndarray]:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def augmentation_examples(seed: int) -> np.ndarray:
     """One embedded training digit of each class and random augmentations of it (see ``augment.examples``)."""
-    from zoo.augment import examples
-    from zoo.data import load_embedded_mnist
+    from zoo.ml.augment import examples
+    from zoo.ml.data import load_embedded_mnist
 
     mnist = load_embedded_mnist()
     return examples(mnist.x_train, mnist.y_train, seed=seed)
@@ -523,7 +523,7 @@ def predictor(entry: ModelEntry) -> Predictor:
 
 @st.cache_resource(show_spinner="Loading the model and compiling it…", max_entries=4)
 def _predictor(model_file: str, modified_ns: int) -> Predictor:  # modified_ns: part of the cache key
-    from zoo.inference import Predictor
+    from zoo.ml.inference import Predictor
 
     loaded = Predictor.from_file(model_file)
     _heap_state().modules_at_freeze = None  # long-lived: keep_reruns_cheap freezes it with the rest
@@ -586,7 +586,7 @@ def metrics_frame(run_id: str) -> pd.DataFrame:
 def host_overview() -> HostOverview:
     """This host at a glance for its admins: people, runs, queue, models, load and limits
     (``overview.host_overview`` over this ``ZOO_HOME``'s stores)."""
-    from zoo.overview import host_overview as gather
+    from zoo.app.overview import host_overview as gather
 
     return gather(run_store(), model_store(), hosting())
 

@@ -1,0 +1,3 @@
+"""Where runs execute: admission, the executors (the local warm pool of worker processes) and their
+workers.
+"""

@@ -1,0 +1,1 @@
+"""The hosted zoo: push, pull, list and compare models on the Hugging Face Hub."""

@@ -1,0 +1,1 @@
+"""Where artifacts are kept: the local zoo of trained models and the personal digit sets."""
