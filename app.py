@@ -3,11 +3,10 @@
 import streamlit as st
 
 from zoo.app import ui
-from zoo.core.errors import DataError, StorageError
+from zoo.core.errors import DataError, SettingsError, StorageError
 from zoo.ml.backend import quiet_missing_gpu_error
 from zoo.ml.data import describe_mnist_source
 
-quiet_missing_gpu_error()  # before any page starts TensorFlow in this process
 st.set_page_config(page_title="Zoo Studio", page_icon="🧠", layout="wide")
 
 PAGES = [  # file, title, icon; the first is the default page
@@ -48,7 +47,12 @@ def live_runs_panel(live: bool) -> bool:
     return bool(active)
 
 
-user = ui.current_user()
+try:
+    quiet_missing_gpu_error()  # before any page starts TensorFlow in this process
+    user = ui.current_user()
+except SettingsError as error:  # a ZOO_* variable or a line of config.toml: which, and how to fix it
+    st.error(str(error), icon=":material/error:")
+    st.stop()
 # Every page exists for everyone, so that a shared link opens it; the menu lists those open to this person
 # (a visitor's link to Train asks them to sign in there, and brings them back to it afterwards).
 pages = [

@@ -561,7 +561,7 @@ async def workers_settled(meter: CpuMeter, quiet: float = 0.1, longest: float = 
 async def start_runs_and_drain(visitors: list[Visitor], arguments, phase, meter: CpuMeter) -> dict:
     """Every visitor starts their quota of small Playground runs and one more; then the queue is
     waited on until no run is queued or running. Returns what the report says of them."""
-    from zoo.core.hosting import HOSTED_LIMITS
+    from zoo.core.settings import HOSTED_LIMITS
     from zoo.runs.store import RunStore
 
     quota = HOSTED_LIMITS.active_runs_per_owner
@@ -780,7 +780,7 @@ def hosted_setup(visitors: int, home: Path) -> tuple:
     quota, so that the per-person quota is the one reached) and its ``[auth]`` secrets file."""
     from oidc_server import OidcProvider
 
-    from zoo.core.hosting import HOSTED_LIMITS
+    from zoo.core.settings import HOSTED_LIMITS
 
     users = {
         f"visitor-{n}": {"sub": f"visitor-{n}", "name": f"Visitor {n}", "email": f"visitor-{n}@example.org"}

@@ -20,16 +20,14 @@ from test_cli import run_zoo
 
 from zoo.core.errors import DataError, ZooError
 from zoo.core.hosting import (
-    HOSTED_LIMITS,
-    LOCAL_LIMITS,
     LOCAL_USER,
     VISITOR,
-    Limits,
     PermissionDenied,
     User,
     load_config,
     owner_slug,
 )
+from zoo.core.settings import HOSTED_LIMITS, LOCAL_LIMITS, Limits
 from zoo.execution import jobs
 from zoo.hub import operations as hub
 from zoo.ml.architectures import build_binary_classifier
@@ -117,7 +115,7 @@ def test_environment_variables_win_over_the_file(hosted, monkeypatch):
     ("text", "variables", "message"),
     [
         ('mode = "hosted', {}, "cannot be read"),
-        ('mode = "public"', {}, "mode 'public'.*choose 'local' or 'hosted'"),
+        ('mode = "public"', {}, "mode = 'public'.*choose 'local' or 'hosted'"),
         ("[limits]\nepoch = 3", {}, "unknown limit.*epoch.*known: active_runs"),
         ("[limits]\nepochs = 0", {}, "limit epochs=0.*ZOO_LIMIT_EPOCHS.*positive whole number"),
         ("", {"ZOO_LIMIT_BATCH_SIZE": "many"}, "limit batch_size='many'"),

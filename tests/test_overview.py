@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from zoo.app.overview import ACTIVE_SECONDS, host_overview
-from zoo.core.hosting import HOSTED_LIMITS, HostingConfig, User
+from zoo.core.hosting import HostingConfig, User
+from zoo.core.settings import HOSTED_LIMITS
 from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
 from zoo.ml.training import TrainSpec
 from zoo.runs.store import RunStore

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from zoo.core.errors import RunError, ZooError
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.settings import load_settings
 from zoo.core.vocabulary import (
     ACTIVATIONS,
     DEVICES,
@@ -507,11 +508,30 @@ def command_doctor(arguments: argparse.Namespace) -> int:
     from zoo.app.health import check_health
 
     checks = check_health()
+    try:
+        settings = load_settings()
+    except ZooError:  # the configuration check says why
+        settings = None
+    rows = settings.rows() if settings is not None else []
     if arguments.json:
-        print(json.dumps([dataclasses.asdict(check) for check in checks], indent=2))
+        report = {
+            "checks": [dataclasses.asdict(check) for check in checks],
+            "settings": [dataclasses.asdict(row) for row in rows],
+        }
+        print(json.dumps(report, indent=2))
     else:
         for check in checks:
             print(f"{'ok' if check.ok else 'FAIL':<4}  {check.name}: {check.detail}")
+        print()
+        if settings is None:
+            print("settings: not shown until the configuration check passes.")
+        else:
+            found = "" if settings.config_found else ", not there: the defaults and the environment"
+            print(f"settings (config file: {settings.config_file}{found}):")
+            labels = [row.variable or f"[{row.name}]" for row in rows]
+            label_width, value_width = max(map(len, labels)), max(len(row.value) for row in rows)
+            for label, row in zip(labels, rows, strict=True):
+                print(f"  {label:<{label_width}}  {row.value:<{value_width}}  {row.source}")
     return 0 if all(check.ok for check in checks) else EXIT_ERROR
 
 

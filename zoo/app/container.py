@@ -26,6 +26,7 @@ from typing import NoReturn
 
 from zoo.app.cli import main as cli_main
 from zoo.core.errors import ZooError
+from zoo.core.settings import auth_settings
 
 DEFAULT_PORT, SPACE_PORT = 8501, 7860
 HUB_OPENID_PROVIDER = "https://huggingface.co"
@@ -46,13 +47,14 @@ def serving_port(environ: Mapping[str, str]) -> int:
 def auth_secrets(environ: Mapping[str, str]) -> str | None:
     """The ``[auth]`` section of secrets.toml that the environment describes, or None when it names no
     OpenID Connect client (then nobody can sign in: visitors get Home, Learn and Draw)."""
-    client_id = environ.get("ZOO_AUTH_CLIENT_ID") or environ.get("OAUTH_CLIENT_ID")
+    auth = auth_settings(environ)
+    client_id = auth.client_id or environ.get("OAUTH_CLIENT_ID")
     if not client_id:
         return None
-    client_secret = environ.get("ZOO_AUTH_CLIENT_SECRET") or environ.get("OAUTH_CLIENT_SECRET")
+    client_secret = auth.client_secret or environ.get("OAUTH_CLIENT_SECRET")
     if not client_secret:
         raise ZooError("ZOO_AUTH_CLIENT_ID is set without ZOO_AUTH_CLIENT_SECRET: set both, or neither.")
-    redirect_uri = environ.get("ZOO_AUTH_REDIRECT_URI")
+    redirect_uri = auth.redirect_uri
     if not redirect_uri and environ.get("SPACE_HOST"):
         redirect_uri = f"https://{environ['SPACE_HOST']}{CALLBACK_PATH}"
     if not redirect_uri:
@@ -64,10 +66,10 @@ def auth_secrets(environ: Mapping[str, str]) -> str | None:
     section = {
         "redirect_uri": redirect_uri,
         # made at each start when not given: sign-ins then end when the container restarts
-        "cookie_secret": environ.get("ZOO_AUTH_COOKIE_SECRET") or secrets.token_hex(32),
+        "cookie_secret": auth.cookie_secret or secrets.token_hex(32),
         "client_id": client_id,
         "client_secret": client_secret,
-        "server_metadata_url": environ.get("ZOO_AUTH_SERVER_METADATA_URL") or provider + WELL_KNOWN,
+        "server_metadata_url": auth.server_metadata_url or provider + WELL_KNOWN,
     }
     # a JSON string is a TOML basic string: quotes, backslashes and control characters escaped
     lines = [f"{key} = {json.dumps(value)}" for key, value in section.items()]
@@ -89,9 +91,7 @@ def write_auth_secrets(environ: Mapping[str, str], home: Path) -> str:
     with os.fdopen(descriptor, "w") as file:
         file.write(section)
     fresh = (
-        ""
-        if environ.get("ZOO_AUTH_COOKIE_SECRET")
-        else "; no ZOO_AUTH_COOKIE_SECRET: sign-ins end at restart"
+        "" if auth_settings(environ).cookie_secret else "; no ZOO_AUTH_COOKIE_SECRET: sign-ins end at restart"
     )
     return f"sign-in: [auth] from the environment written to {path}{fresh}"
 

@@ -24,3 +24,7 @@ class StorageError(ZooError):
 class StoreLocked(StorageError):
     """Another process held the run store's write lock for longer than a write waits; the write can be
     tried again when it lets go (nothing is wrong with the store)."""
+
+
+class SettingsError(ZooError):
+    """A setting (a ``ZOO_*`` variable or a line of the configuration file) is not what it takes."""

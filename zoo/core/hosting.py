@@ -2,37 +2,24 @@
 theirs; the default) or ``hosted`` (a class in front of one server: visitors sign in, own their
 runs, models and data sets, and train within limits).
 
-The configuration comes from a TOML file (``ZOO_CONFIG``, default ``$ZOO_HOME/config.toml``)
-and environment variables, which win over the file::
-
-    mode = "hosted"                        # ZOO_MODE
-    admins = ["teacher", "ta@example.org"] # ZOO_ADMINS=teacher,ta@example.org (user names or e-mails)
-
-    [limits]                               # ZOO_LIMIT_<NAME>, e.g. ZOO_LIMIT_EPOCHS=20
-    parameters = 2_000_000
-    training_memory_mb = 1024
-
-    [datasets]                             # MNIST files an admin offers by name (hosted mode)
-    full-mnist = "/srv/data/mnist.npz"
-
-Nothing here imports Streamlit: ``zoo.app.ui`` turns the signed-in person into a ``User``.
+The mode, the admins, the limits and the data sets admins register are settings
+(``zoo.core.settings``: the configuration file and ``ZOO_*`` variables, which win over it);
+``load_config`` gives the hosting view of them. Nothing here imports Streamlit: ``zoo.app.ui``
+turns the signed-in person into a ``User``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.core.errors import ZooError
-from zoo.core.paths import zoo_home
+from zoo.core.settings import LOCAL_LIMITS, Limits, limit_setting, load_settings
 
-MODES = ("local", "hosted")
 LOCAL_OWNER = "local"  # the owner of everything made in local mode and by the CLI
 SLUG_LENGTH = 50  # an owner's slug; "-digits" after it still makes a digit set name (at most 64)
 HASHED_SLUG_END = re.compile(r"-[0-9a-f]{12}$")  # how owner_slug ends a name it had to change
@@ -40,36 +27,6 @@ HASHED_SLUG_END = re.compile(r"-[0-9a-f]{12}$")  # how owner_slug ends a name it
 
 class PermissionDenied(ZooError):
     """The person may not do this (not signed in, not the owner, or beyond a quota)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one run may ask of the host, and how many runs may wait or train at once.
-
-    ``None`` means no limit. A run's samples are its training images (CNN) or points (binary).
-    """
-
-    parameters: int | None = 50_000_000
-    training_memory_mb: int | None = 16_384
-    epochs: int | None = 10_000
-    samples: int | None = None
-    batch_size: int | None = 8192
-    active_runs_per_owner: int | None = None
-    active_runs: int | None = None
-    upload_mb: int | None = 60
-
-
-LOCAL_LIMITS = Limits()
-HOSTED_LIMITS = Limits(
-    parameters=2_000_000,
-    training_memory_mb=1024,
-    epochs=500,
-    samples=60_000,
-    batch_size=1024,
-    active_runs_per_owner=2,
-    active_runs=8,
-    upload_mb=60,
-)
 
 
 @dataclass(frozen=True)
@@ -158,69 +115,20 @@ def _spelled_safely(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")
 
 
-def config_path() -> Path:
-    """The configuration file: ``ZOO_CONFIG``, else ``$ZOO_HOME/config.toml`` (it may not exist)."""
-    return Path(os.environ.get("ZOO_CONFIG") or zoo_home() / "config.toml").expanduser()
-
-
 def load_config() -> HostingConfig:
-    """Read the configuration file (when there is one) and the ``ZOO_*`` environment variables.
+    """The hosting settings, read now (``zoo.core.settings.load_settings``): an edit applies at once.
 
     Raises:
-        ZooError: the file is not valid TOML, or a value is not what its key takes.
+        SettingsError: a setting is not what it takes (the file is not valid TOML, a value is wrong).
     """
-    path = config_path()
-    values: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            values = tomllib.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise ZooError(
-                f"the configuration file {path} cannot be read ({error}); fix or remove it."
-            ) from None
-    mode = os.environ.get("ZOO_MODE") or values.get("mode", "local")
-    if mode not in MODES:
-        raise ZooError(f"mode {mode!r} (ZOO_MODE or {path}): choose 'local' or 'hosted'.")
-    admins = values.get("admins", [])
-    if "ZOO_ADMINS" in os.environ:
-        admins = [name.strip() for name in os.environ["ZOO_ADMINS"].split(",") if name.strip()]
-    if not isinstance(admins, list) or not all(isinstance(name, str) for name in admins):
-        raise ZooError(f"admins in {path}: give a list of user names or e-mails, e.g. ['teacher'].")
-    limits = _limits(HOSTED_LIMITS if mode == "hosted" else LOCAL_LIMITS, values.get("limits", {}), path)
-    datasets = values.get("datasets", {})
-    if not isinstance(datasets, dict) or not all(isinstance(p, str) for p in datasets.values()):
-        raise ZooError(f'[datasets] in {path}: give name = "/path/to/mnist.npz" lines.')
+    settings = load_settings()
     return HostingConfig(
-        mode=mode,
-        admins=frozenset(name.lower() for name in admins),
-        limits=limits,
-        datasets=tuple(sorted(datasets.items())),
-        source=str(path) if path.is_file() else "defaults",
+        mode=settings.mode,
+        admins=settings.admins,
+        limits=settings.limits,
+        datasets=settings.datasets,
+        source=str(settings.config_file) if settings.config_found else "defaults",
     )
-
-
-def _limits(defaults: Limits, overrides: Any, path: Path) -> Limits:
-    if not isinstance(overrides, dict):
-        raise ZooError(f"[limits] in {path} must be a table of limits, e.g. epochs = 20.")
-    names = {field.name for field in dataclasses.fields(Limits)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ZooError(f"unknown limit(s) {', '.join(unknown)} in {path}; known: {', '.join(sorted(names))}.")
-    chosen: dict[str, int | None] = dict(overrides)
-    for name in names:
-        variable = f"ZOO_LIMIT_{name.upper()}"
-        if os.environ.get(variable):
-            chosen[name] = None if os.environ[variable].lower() == "none" else os.environ[variable]
-    for name, value in chosen.items():
-        try:
-            chosen[name] = None if value is None else int(value)
-        except (TypeError, ValueError):
-            chosen[name] = -1
-        if chosen[name] is not None and chosen[name] < 1:
-            raise ZooError(
-                f"limit {name}={value!r} ({limit_setting(name)}): give a positive whole number, or none."
-            )
-    return dataclasses.replace(defaults, **chosen)
 
 
 LIMIT_WORDS = {  # what each limit allows, for the fields it bounds: "this host allows ..."
@@ -239,11 +147,6 @@ def describe_limit(name: str, value: int) -> str:
     """What the limit ``name`` at ``value`` allows, in words: ``describe_limit("epochs", 500)`` is
     ``'500 epochs per run'``."""
     return LIMIT_WORDS[name].format(value)
-
-
-def limit_setting(name: str) -> str:
-    """How an operator changes the limit ``name``, for messages."""
-    return f"ZOO_LIMIT_{name.upper()}, or {name} under [limits] in the configuration file"
 
 
 def check_within(name: str, value: int, limit: int | None, what: str) -> None:

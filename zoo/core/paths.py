@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from zoo.core.errors import StorageError
+from zoo.core.settings import home_directory
 
 
 def zoo_home() -> Path:
@@ -16,7 +17,7 @@ def zoo_home() -> Path:
     Raises:
         StorageError: the directory does not exist and cannot be created (e.g. under a read-only parent).
     """
-    return ensure_directory(Path(os.environ.get("ZOO_HOME") or Path.home() / ".zoo-studio").expanduser())
+    return ensure_directory(home_directory())
 
 
 def ensure_directory(directory: Path) -> Path:

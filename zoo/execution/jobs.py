@@ -34,9 +34,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zoo.core.errors import RunError, StorageError, StoreLocked, ZooError
+from zoo.core.errors import RunError, SettingsError, StorageError, StoreLocked, ZooError
 from zoo.core.hosting import User, check_may_create, load_config
 from zoo.core.paths import ensure_directory, zoo_home
+from zoo.core.settings import load_settings
 from zoo.ml.backend import check_installed, configured_name, worker_environment
 from zoo.ml.data import check_mnist_source, check_visitor_data_source
 from zoo.ml.evaluation import evaluate_model
@@ -63,7 +64,6 @@ LOCKED_REPORT_WAIT_SECONDS = 2.0
 LOCKED_RETRY_SECONDS = 10.0
 # Where the ``zoo`` package lies: workers find it there whatever directory the caller stands in.
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-DEFAULT_WARM_WORKERS = 2
 IDLE_SECONDS = 900.0  # a waiting worker beyond the pool's need leaves after this long
 # Set on every worker: the process whose pages or command wanted the pool (a server, a CLI command), as
 # "pid:start time". Its workers wait only while it lives; a replacement inherits it from its worker.
@@ -108,9 +108,9 @@ def warm_workers() -> int:
     """How many warm workers each pool keeps waiting (``ZOO_WARM_WORKERS``, default 2).
 
     Raises:
-        ZooError: the setting is not a whole number from 0 to 16.
+        SettingsError: a setting is not what it takes (this one: a whole number from 0 to 16).
     """
-    return _setting("ZOO_WARM_WORKERS", DEFAULT_WARM_WORKERS, 0, 16)
+    return load_settings().warm_workers
 
 
 def runs_per_device(device: str) -> int:
@@ -118,11 +118,13 @@ def runs_per_device(device: str) -> int:
     and one per 16 GB of memory on a GPU, at most 8).
 
     Raises:
-        ZooError: the setting is not a whole number from 1 to 64.
+        SettingsError: a setting is not what it takes (this one: a whole number from 1 to 64).
     """
+    chosen = load_settings().runs_per_device
+    if chosen is not None:
+        return chosen
     by_memory = gpu_memory_mb() // GPU_MEMORY_PER_RUN_MB if device != "cpu" else 1
-    default = max(1, min(MAX_RUNS_PER_GPU, by_memory))
-    return _setting("ZOO_RUNS_PER_DEVICE", default, 1, 64)
+    return max(1, min(MAX_RUNS_PER_GPU, by_memory))
 
 
 @functools.cache
@@ -145,15 +147,6 @@ def gpu_memory_mb() -> int:
 def memory_fraction(device: str) -> float | None:
     """The share of a GPU's memory one run may take (None on a CPU)."""
     return None if device == "cpu" else GPU_MEMORY_SHARED / runs_per_device(device)
-
-
-def _setting(name: str, default: int, low: int, high: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise ZooError(f"{name}={value!r}: set a whole number from {low} to {high}, or unset it.")
-    return int(value)
 
 
 def submit(spec: TrainSpec, store: RunStore | None = None, *, by: User) -> str:
@@ -607,7 +600,7 @@ def main(device: str, backend_name: str, store_path: str) -> int:
     be used is one line in the workers' log, not a traceback."""
     try:
         return run_pool_worker(device, backend_name, RunStore(store_path))
-    except StorageError as error:
+    except (StorageError, SettingsError) as error:
         print(f"zoo worker {os.getpid()}: {error}", file=sys.stderr)
         return 1
 

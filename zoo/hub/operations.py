@@ -35,6 +35,7 @@ import httpx2
 from zoo import __version__
 from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER, User, check_may_create, load_config
+from zoo.core.settings import load_settings
 from zoo.core.vocabulary import KIND_SHAPES
 from zoo.storage.models import (
     HISTORY_FILE,
@@ -81,9 +82,6 @@ CARD_METRICS = (
 )
 CARD_BEGIN = "<!-- zoo-studio:begin (generated: Zoo Studio replaces this section on every push) -->"
 CARD_END = "<!-- zoo-studio:end -->"
-DEFAULT_MAX_DOWNLOAD_MB = 500.0
-DEFAULT_TIMEOUT_SECONDS = 30.0
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 1.0
 MAX_CURVE_ROWS = 25
 REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 REPO_ID_PATTERN = re.compile(rf"{REPO_PART}/{REPO_PART}")
@@ -200,19 +198,19 @@ def hub_endpoint() -> str:
 
 def default_max_download_bytes() -> int:
     """The largest download ``pull`` accepts: ``ZOO_HUB_MAX_DOWNLOAD_MB`` (default 500 MB)."""
-    return int(_positive_setting("ZOO_HUB_MAX_DOWNLOAD_MB", DEFAULT_MAX_DOWNLOAD_MB) * 1_000_000)
+    return int(load_settings().hub_max_download_mb * 1_000_000)
 
 
 def timeout_seconds() -> float:
     """How long one Hub action (push, pull, a listing) may take in all, uploads and downloads
     included: ``ZOO_HUB_TIMEOUT`` seconds (default 30)."""
-    return _positive_setting("ZOO_HUB_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
+    return load_settings().hub_timeout
 
 
 def connect_timeout_seconds() -> float:
     """How long to wait for the Hub to take a connection: ``ZOO_HUB_CONNECT_TIMEOUT`` seconds
     (default 1), so that a Hub that cannot be reached is known at once, not after ``ZOO_HUB_TIMEOUT``."""
-    return _positive_setting("ZOO_HUB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS)
+    return load_settings().hub_connect_timeout
 
 
 def token_source(token: str | None = None) -> str:
@@ -1159,16 +1157,3 @@ def _read_repo_json(path: Path, origin: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HubError(f"{origin}: {path.name} must hold a JSON object; the repo is corrupt.")
     return data
-
-
-def _positive_setting(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise HubError(f"{name}={raw!r} is not a positive number; set it to e.g. {default:g} or unset it.")
-    return value

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.core.errors import ZooError
+from zoo.core.settings import native_logs_kept
 
 if TYPE_CHECKING:  # numpy too: the CLI reads BACKENDS from here and starts faster without it
     import keras
@@ -123,8 +124,11 @@ def quiet_missing_gpu_error() -> None:
     logs that line as an error, on every laptop. Its C++ log level (``TF_CPP_MIN_LOG_LEVEL``, read
     once, at import) is set to 3, as the workers' is; a level already set, or ``ZOO_NATIVE_LOGS=1``,
     or an NVIDIA device (``/dev/nvidia0``, ...) leaves it alone.
+
+    Raises:
+        SettingsError: ``ZOO_NATIVE_LOGS`` is not 1 or 0.
     """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") or os.environ.get("ZOO_NATIVE_LOGS") == "1":
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") or native_logs_kept():
         return
     if not any(Path("/dev").glob("nvidia[0-9]*")):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"

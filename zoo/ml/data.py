@@ -26,6 +26,7 @@ import numpy as np
 from zoo.core.errors import DataError
 from zoo.core.hosting import HostingConfig, PermissionDenied, User, load_config, owner_slug
 from zoo.core.paths import ensure_directory, shown_path, zoo_home
+from zoo.core.settings import load_settings
 from zoo.core.vocabulary import MNIST_IMAGE_SHAPE, POINT_DATASETS
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -205,7 +206,7 @@ def _explicit_mnist_path(path: str | os.PathLike | None) -> str | None:
             "the MNIST file given is an empty string; give auto, embedded or the path of a Keras "
             "mnist.npz file."
         )
-    explicit = path or os.environ.get("ZOO_MNIST")
+    explicit = path or load_settings().mnist
     # realpath, not Path.resolve: a loop of symbolic links stays as given (resolve raises RuntimeError on
     # one), for require_regular_file to name.
     return os.path.realpath(os.path.expanduser(explicit)) if explicit else None

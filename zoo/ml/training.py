@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 
 from zoo.core.errors import DataError, ZooError
 from zoo.core.hosting import Limits, User, check_within, describe_limit
+from zoo.core.settings import load_settings
 from zoo.core.vocabulary import (
     ACTIVATIONS,
     DEVICES,
@@ -1294,8 +1294,7 @@ def distribution_scope(spec: TrainSpec, reporter: ProgressReporter) -> contextli
             keras.mixed_precision.set_global_policy("mixed_float16")
         else:
             reporter.event("mixed_precision", "mixed precision needs a GPU; this run trains in float32")
-    chosen = os.environ.get("ZOO_MIRRORED_DEVICES", "")
-    devices = [name.strip() for name in chosen.split(",") if name.strip()] or [gpu.name for gpu in gpus]
+    devices = list(load_settings().mirrored_devices) or [gpu.name for gpu in gpus]
     if len(devices) > 1:
         reporter.event(
             "strategy", f"{implementation.data_parallel} over {len(devices)} devices: {', '.join(devices)}"
