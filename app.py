@@ -49,6 +49,7 @@ def live_runs_panel(live: bool) -> bool:
 
 try:
     quiet_missing_gpu_error()  # before any page starts TensorFlow in this process
+    ui.log_to_console()
     user = ui.current_user()
 except SettingsError as error:  # a ZOO_* variable or a line of config.toml: which, and how to fix it
     st.error(str(error), icon=":material/error:")

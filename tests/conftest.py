@@ -1,6 +1,7 @@
 """Shared test set-up: every test gets its own Zoo Studio home, and nothing reaches the internet."""
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,19 @@ def zoo_home(tmp_path, monkeypatch) -> Iterator[Path]:
 
         with contextlib.suppress(StorageError):  # a test left a store this version cannot open
             stop_pool(RunStore(home / "runs.sqlite3"))
+
+
+@pytest.fixture(autouse=True)
+def library_logging() -> Iterator[None]:
+    """After each test the library logs as in a fresh process: the handler that a CLI command (-v) or
+    the app (its console) set up in this process does not print the next test's lines."""
+    yield
+    from zoo.core.logs import LIBRARY_LOGGER
+
+    logger = logging.getLogger(LIBRARY_LOGGER)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")

@@ -186,6 +186,7 @@ class HubState:
         self.stall_paths = ""  # a regular expression searched in the path ("": every request)
         self.trickle_seconds = 0.0  # > 0: send the headers, then the body one byte per this many seconds
         self.answer_instead: tuple[str, bytes] | None = None  # (content type, body) answered 200 to all
+        self.busy_answers = 0  # answer this many requests 503 (busy) before answering as the Hub does
         self.released = threading.Event()  # set by reset(): stalled and trickling answers end at once
         self.list_sizes = True  # False: model info lists files without sizes, as some Hubs do
         self.counter = itertools.count()
@@ -260,8 +261,13 @@ class HubHandler(BaseHTTPRequestHandler):
             self.state.requests.append((method, url.path))
             stall = self.state.stall_seconds if re.search(self.state.stall_paths, url.path) else 0.0
             answer_instead, released = self.state.answer_instead, self.state.released
+            busy = self.state.busy_answers > 0
+            self.state.busy_answers -= busy
         if stall and released.wait(stall):
             self.close_connection = True
+            return
+        if busy:
+            self.send_answer(503, {"Content-Type": "text/plain"}, b"busy, try again")
             return
         if answer_instead is not None:
             self.send_answer(200, {"Content-Type": answer_instead[0]}, answer_instead[1])

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -460,6 +461,40 @@ def test_a_hub_sending_a_byte_a_second_ends_every_command_within_zoo_hub_timeout
         line, elapsed = failed_command(name, capsys)
         assert "did not answer within 2 s; check the network or raise ZOO_HUB_TIMEOUT" in line, line
         assert elapsed < 2 + 3, f"{name}: {elapsed:.1f} s"
+
+
+LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (INFO|WARNING) zoo\.[a-z_.]+: .+")
+
+
+def test_cli_v_logs_the_model_pulled_and_saved_and_each_hub_retry_one_line_each_naming_no_token(
+    server, trained, monkeypatch, capsys
+):
+    from zoo.app.cli import main
+
+    install(trained)
+    hub.push("tiny-cnn", "alice/tiny-cnn")
+    assert main(["pull", "alice/tiny-cnn", "--name", "quiet"]) == 0
+    assert capsys.readouterr().err == ""  # without -v: warnings only
+    assert main(["-v", "pull", "alice/tiny-cnn", "--name", "told"]) == 0
+    logged = capsys.readouterr().err.splitlines()
+    assert all(LOG_LINE.fullmatch(line) for line in logged), logged
+    assert any(" INFO zoo.storage.models: saved model told (cnn) in " in line for line in logged), logged
+    assert any(" INFO zoo.hub.operations: pulled alice/tiny-cnn at main " in line for line in logged), logged
+
+    server.state.busy_answers = 2
+    assert main(["-v", "hub", "revisions", "alice/tiny-cnn"]) == 0
+    logged = capsys.readouterr().err.splitlines()
+    retried = [line for line in logged if ": answered 503; trying again in " in line]
+    assert len(retried) == 2 and f" INFO zoo.hub.operations: GET {server.url}/api/" in retried[0], logged
+
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "1")
+    server.state.stall_seconds = 600.0
+    assert main(["-v", "hub", "revisions", "alice/tiny-cnn"]) == 1
+    *logged, error = capsys.readouterr().err.splitlines()
+    assert error.startswith("error: ") and "did not answer within 1 s" in error, error
+    assert all(LOG_LINE.fullmatch(line) for line in logged), logged  # no traceback, one line each
+    assert any(line.endswith("no answer from the Hub within the action's time; giving up") for line in logged)
+    assert not any(token in line for line in logged for token in (WRITE_TOKEN, READ_TOKEN, OTHER_TOKEN))
 
 
 @pytest.mark.parametrize("answer", NOT_JSON, ids=list(NOT_JSON))

@@ -122,6 +122,9 @@ def test_the_completed_run_saved_its_trained_model_in_the_local_zoo(queued_runs)
     mnist = load_embedded_mnist()
     probabilities = predict_in_batches(loaded.model, scale_digits(mnist.x_test))
     assert evaluate_predictions(mnist.y_test, probabilities).accuracy == run.final_metrics["accuracy"]
+    # The worker's library log lines are in the run's log, one line each.
+    logged = queued_runs.store.log_path(run.id).read_text()
+    assert f" INFO zoo.storage.models: saved model {run.model_name} (cnn) in " in logged, logged
 
 
 def test_runs_submitted_together_queue_on_the_device_one_after_the_other(queued_runs):

@@ -237,7 +237,7 @@ def test_a_bad_setting_is_one_line_saying_what_was_given_what_is_expected_and_th
 
 
 def test_a_bad_setting_is_one_error_line_from_the_cli_even_before_a_command_runs(zoo_home):
-    for name, value in {"ZOO_NATIVE_LOGS": "maybe"}.items():
+    for name, value in {"ZOO_LOG_LEVEL": "loud", "ZOO_NATIVE_LOGS": "maybe"}.items():
         refused = run_zoo(zoo_home, "runs", environment=zoo_environment(zoo_home, **{name: value}))
         one_error_line(refused, f"{name}='{value}'")
 
@@ -301,9 +301,10 @@ def test_no_secret_reaches_doctors_output_or_the_logs(zoo_home):
     environment = zoo_environment(zoo_home, **SECRET_ENVIRONMENT)
     outputs = [
         run_zoo(zoo_home, *arguments, environment=environment)
-        for arguments in (["doctor"], ["doctor", "--json"])
+        for arguments in (["-vv", "doctor"], ["doctor", "--json"])
     ]
     printed = "".join(output.stdout + output.stderr for output in outputs)
+    assert "settings: " in outputs[0].stderr  # -vv logs the settings it read: the check below means something
     assert [secret for secret in SECRETS if secret in printed] == []
     assert "postgresql://zoo:***@db.example/zoo" in outputs[0].stdout
     lines = {

@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 
 from zoo.core.errors import RunError, ZooError
 from zoo.core.hosting import LOCAL_USER
-from zoo.core.settings import load_settings
+from zoo.core.logs import chosen_level, configure_logging
+from zoo.core.settings import load_settings, log_level
 from zoo.core.vocabulary import (
     ACTIVATIONS,
     DEVICES,
@@ -39,7 +40,18 @@ SILENT_SECONDS = 15.0
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+    """argparse, but a usage error is one line on stderr (and exit code 2); every command takes
+    ``-v``/``-vv`` (before or after its name)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=argparse.SUPPRESS,  # a command's parser keeps what `zoo -v COMMAND` counted
+            help="log what the library does on stderr: -v its steps, -vv debugging detail",
+        )
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see `python -m zoo {self.prog.split()[-1]} --help`)\n")
@@ -246,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = arguments.handler
     try:
+        configure_logging(chosen_level(log_level(), "warning", getattr(arguments, "verbose", 0)))
         exit_code = handler(arguments)
         sys.stdout.flush()  # here, not at exit: a reader that has gone is handled below
         return exit_code

@@ -22,7 +22,9 @@ from streamlit.errors import StreamlitAuthError
 
 from zoo.core.errors import RunError, StorageError, ZooError
 from zoo.core.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
+from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import models_directory, runs_database_path, zoo_home
+from zoo.core.settings import log_level
 from zoo.ml.training import LimitBound, TrainSpec, largest_within_limits
 from zoo.runs.store import Run, RunStore, lane_of
 from zoo.storage.digits import DigitStore
@@ -136,6 +138,20 @@ def _heap_state() -> _HeapState:
 
 
 # --- who is here ------------------------------------------------------------------------------
+
+
+def log_to_console() -> None:
+    """The library's log lines on this server's console, at ``ZOO_LOG_LEVEL`` (default info).
+
+    Raises:
+        SettingsError: ``ZOO_LOG_LEVEL`` is not a level.
+    """
+    _log_to_console(chosen_level(log_level(), "info"))
+
+
+@st.cache_resource
+def _log_to_console(level: int) -> None:
+    configure_logging(level)  # once per server: sessions log from their own threads meanwhile
 
 
 def hosting() -> HostingConfig:

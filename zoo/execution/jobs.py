@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 
 from zoo.core.errors import RunError, SettingsError, StorageError, StoreLocked, ZooError
 from zoo.core.hosting import User, check_may_create, load_config
+from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import ensure_directory, zoo_home
-from zoo.core.settings import load_settings
+from zoo.core.settings import load_settings, log_level
 from zoo.ml.backend import check_installed, configured_name, worker_environment
 from zoo.ml.data import check_mnist_source, check_visitor_data_source
 from zoo.ml.evaluation import evaluate_model
@@ -599,6 +600,7 @@ def main(device: str, backend_name: str, store_path: str) -> int:
     """``python -m zoo.execution.jobs DEVICE BACKEND STORE``: a pool worker's entry point; a store that cannot
     be used is one line in the workers' log, not a traceback."""
     try:
+        configure_logging(chosen_level(log_level(), "info"))  # to stderr: the workers' log, then the run's
         return run_pool_worker(device, backend_name, RunStore(store_path))
     except (StorageError, SettingsError) as error:
         print(f"zoo worker {os.getpid()}: {error}", file=sys.stderr)

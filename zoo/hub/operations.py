@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import functools
 import json
+import logging
 import math
 import os
 import re
@@ -35,7 +36,7 @@ import httpx2
 from zoo import __version__
 from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER, User, check_may_create, load_config
-from zoo.core.settings import load_settings
+from zoo.core.settings import hide_passwords, load_settings
 from zoo.core.vocabulary import KIND_SHAPES
 from zoo.storage.models import (
     HISTORY_FILE,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     import keras
     from huggingface_hub import HfApi, ModelCard
 
+log = logging.getLogger(__name__)
 HUB_FORMAT = "zoo-studio-hub/1"
 ZOO_CONFIG_FILE = "zoo.json"  # not config.json: that name belongs to Keras' model config
 CARD_FILE = "README.md"
@@ -327,6 +329,7 @@ def push(
             )
             if tag is not None:
                 api.create_tag(repo_id, tag=tag, revision=commit.oid, tag_message=message)
+    log.info("pushed %s to %s: commit %s%s", entry.name, repo_id, commit.oid, f" (tag {tag})" if tag else "")
     return PushResult(repo_id, commit.oid, commit.commit_url, str(repo_url), tag)
 
 
@@ -431,6 +434,7 @@ def pull(
         history=history,
         unique=name is None,
     )
+    log.info("pulled %s at %s (commit %s) into the local zoo as %s", repo_id, revision, info.sha, entry.name)
     return PullResult(entry, repo_id, info.sha, revision, "zoo-studio" if zoo_config else "keras")
 
 
@@ -825,24 +829,29 @@ class _BudgetTransport(httpx2.HTTPTransport):
                 request.extensions["timeout"] = httpx2.Timeout(timeout_seconds()).as_dict()
             return super().handle_request(request)
         wait, last_error = 0.25, None
+        where = f"{request.method} {hide_passwords(str(request.url.copy_with(query=None)))}"
         while True:
             remaining = budget.deadline - time.monotonic()
             if remaining <= 0:
+                log.info("%s: no answer within the action's time; giving up", where)
                 raise _GiveUp(last_error)
             timeout = httpx2.Timeout(remaining, connect=connect_timeout_seconds())
             request.extensions["timeout"] = timeout.as_dict()
             try:
                 response = super().handle_request(request)
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as error:
+                log.info("%s: no connection (%s); giving up", where, type(error).__name__)
                 raise _GiveUp(error) from None  # nothing takes connections there: waiting will not help
             except httpx2.TransportError as error:
                 last_error = error  # a connection broken mid-answer: try again while time is left
+                said = type(error).__name__
             else:
                 budget.last_answer = response
                 if response.status_code not in _RETRY_STATUSES:
                     return self._capped(response, budget)
                 response.close()
-                last_error = None
+                last_error, said = None, f"answered {response.status_code}"
+            log.info("%s: %s; trying again in %.2g s", where, said, wait)
             time.sleep(max(0.0, min(wait, budget.deadline - time.monotonic())))
             wait = min(wait * 2, 4.0)
 
@@ -915,10 +924,12 @@ def _until_deadline(timeout: float | None) -> Iterator[float | None]:
         yield timeout
         return
     if remaining <= 0:
+        log.info("no answer from the Hub within the action's time; giving up")
         raise _GiveUp(None)
     try:
         yield remaining
     except httpcore2.TimeoutException:
+        log.info("no answer from the Hub within the action's time; giving up")
         raise _GiveUp(None) from None
 
 

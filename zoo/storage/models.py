@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import errno
 import json
+import logging
 import math
 import os
 import re
@@ -33,6 +34,7 @@ from zoo.core.vocabulary import KIND_SHAPES
 if TYPE_CHECKING:
     import keras
 
+log = logging.getLogger(__name__)
 FORMAT = "zoo-studio-model/1"
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -292,6 +294,7 @@ class ModelStore:
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
+        log.info("saved model %s (%s) in %s", name, config.kind, self.root)
         return self.entry(name)
 
     def _rename_into_free_name(self, temporary: Path, name: str, unique: bool) -> str:
@@ -471,6 +474,7 @@ class ModelStore:
         retired = self.root / f".old-{uuid.uuid4().hex}"
         os.rename(path, retired)
         shutil.rmtree(retired, ignore_errors=True)
+        log.info("deleted model %s from %s (asked by %s)", name, self.root, by.name)
 
     def rename(self, name: str, new_name: str, *, by: User) -> ModelEntry:
         """Give a model a new name (its directory is renamed in one step).
@@ -500,6 +504,7 @@ class ModelStore:
                 f"a model named {new_name!r} already exists in {self.root}; choose another name."
             )
         os.rename(path, target)
+        log.info("renamed model %s to %s in %s", name, new_name, self.root)
         return self.entry(new_name)
 
     def keep(self, name: str, *, by: User, new_name: str | None = None) -> ModelEntry:
@@ -546,6 +551,7 @@ class ModelStore:
             with contextlib.suppress(FileNotFoundError):  # another process removed it first
                 os.rename(entry.path, retired)
                 shutil.rmtree(retired, ignore_errors=True)
+                log.info("removed model %s, which nobody kept, from %s", entry.name, self.root)
         return [entry.name for entry in stale]
 
 
@@ -589,6 +595,7 @@ def install_starter_models(store: ModelStore | None = None, source: Path = START
         try:
             os.rename(temporary, store.root / path.name)
             installed.append(path.name)
+            log.info("installed the starter model %s in %s", path.name, store.root)
         except OSError:  # another session installed it at the same moment
             shutil.rmtree(temporary, ignore_errors=True)
     return installed
