@@ -259,6 +259,14 @@ def test_the_app_shows_a_bad_setting_as_one_error_instead_of_a_traceback(zoo_hom
     ]
 
 
+def test_the_app_server_logs_the_librarys_lines_on_its_console(zoo_home, capsys):
+    app = AppTest.from_file(str(REPOSITORY / "app.py"), default_timeout=90).run()
+    assert not app.exception, app.exception
+    console = capsys.readouterr().err
+    installed = r"^\d\d:\d\d:\d\d INFO zoo\.storage\.models: installed the starter model mnist-cnn in \S+$"
+    assert re.search(installed, console, re.MULTILINE), console
+
+
 # ---- doctor: the effective settings, secrets hidden --------------------------------------------------
 
 

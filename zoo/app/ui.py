@@ -146,12 +146,7 @@ def log_to_console() -> None:
     Raises:
         SettingsError: ``ZOO_LOG_LEVEL`` is not a level.
     """
-    _log_to_console(chosen_level(log_level(), "info"))
-
-
-@st.cache_resource
-def _log_to_console(level: int) -> None:
-    configure_logging(level)  # once per server: sessions log from their own threads meanwhile
+    configure_logging(chosen_level(log_level(), "info"))
 
 
 def hosting() -> HostingConfig:

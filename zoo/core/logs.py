@@ -59,10 +59,14 @@ class _CurrentStderr(logging.StreamHandler):
 
 
 def configure_logging(level: int) -> None:
-    """Send the library's lines of ``level`` and above to stderr, one per line; a second call
-    replaces what the first set."""
+    """Send the library's lines of ``level`` and above to stderr, one per line; a call with another
+    level replaces what the last set, one with the same level changes nothing (the app server asks on
+    every page run, while other sessions log)."""
     logger = logging.getLogger(LIBRARY_LOGGER)
-    for handler in [handler for handler in logger.handlers if isinstance(handler, _CurrentStderr)]:
+    ours = [handler for handler in logger.handlers if isinstance(handler, _CurrentStderr)]
+    if [handler.level for handler in ours] == [level]:
+        return
+    for handler in ours:
         logger.removeHandler(handler)
     handler = _CurrentStderr()
     handler.setLevel(level)
