@@ -58,7 +58,7 @@ def progress(step: int, epoch: int):
 
 def fill_run_store() -> str:
     """20 finished runs and one live 10-epoch CNN run with a full history; returns the live run's id."""
-    from zoo.ml.training import TrainSpec
+    from zoo.core.spec import TrainSpec
     from zoo.runs.store import RunStore
 
     store = RunStore()

@@ -354,7 +354,7 @@ def first_digit(context: Context) -> str:
 
 
 def with_runs(context: Context, count: int = 2) -> list[str]:
-    from zoo.ml.training import TrainSpec
+    from zoo.core.spec import TrainSpec
     from zoo.runs.store import RunStore
 
     store = RunStore(context.home / "runs.sqlite3")
@@ -512,7 +512,7 @@ def mnist_file(context: Context) -> None:
 
 def damaged_store(context: Context) -> None:
     """A store whose b-tree pages are damaged: SQLite's quick_check reports it over several lines."""
-    from zoo.ml.training import TrainSpec
+    from zoo.core.spec import TrainSpec
     from zoo.runs.store import RunStore
 
     store = RunStore(context.home / "runs.sqlite3")
@@ -710,7 +710,7 @@ def from_another_directory(context: Context) -> str | None:
     """Item 8: the library used from another directory (no zoo/ there, no PYTHONPATH): workers find it."""
     script = (
         f"import sys; sys.path.insert(0, {str(REPOSITORY)!r}); from zoo import jobs; "
-        "from zoo.core.hosting import LOCAL_USER; from zoo.ml.training import TrainSpec; "
+        "from zoo.core.hosting import LOCAL_USER; from zoo.core.spec import TrainSpec; "
         "run = jobs.wait(jobs.submit(TrainSpec.binary(num_epochs=1), by=LOCAL_USER), timeout=90); "
         "print(run.status, run.message)"
     )

@@ -42,7 +42,7 @@ BATCH_SIZE = 128
 
 
 def article_spec(arguments: argparse.Namespace, epochs: int, seed: int = 0):
-    from zoo.ml.training import TrainSpec
+    from zoo.core.spec import TrainSpec
 
     return TrainSpec.cnn(
         mnist_source=arguments.data or "embedded",
@@ -235,11 +235,11 @@ def main() -> None:
     if arguments.data:
         arguments.data = str(Path(arguments.data).resolve())
 
+    from zoo.core.spec import configured_backend
     from zoo.execution import jobs
-    from zoo.ml.backend import configured_name
     from zoo.runs.store import RunStore
 
-    arguments.backend = arguments.backend or configured_name()
+    arguments.backend = arguments.backend or configured_backend()
     print(f"Zoo Studio on {jobs.describe_device()} ({platform.node()}), Keras backend {arguments.backend}")
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZOO_HOME"] = home

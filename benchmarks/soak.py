@@ -60,8 +60,8 @@ def submit_bad(store, what: str, overrides: dict) -> bool:
     """Whether the bad submission was refused with a ZooError and left no run behind."""
     from zoo.core.errors import ZooError
     from zoo.core.hosting import LOCAL_USER
+    from zoo.core.spec import TrainSpec
     from zoo.execution import jobs
-    from zoo.ml.training import TrainSpec
 
     before = len(store.list_runs(limit=100_000))
     kind = overrides.pop("kind")
@@ -142,8 +142,8 @@ def main() -> int:
     os.environ.pop("ZOO_MNIST", None)
 
     from zoo.core.hosting import LOCAL_USER
+    from zoo.core.spec import TrainSpec
     from zoo.execution import jobs
-    from zoo.ml.training import TrainSpec
     from zoo.runs.store import RunStore, process_alive
     from zoo.storage.models import ModelStore
 

@@ -81,8 +81,8 @@ def plain_article_script(data_path: str, epochs: int) -> float:
 def zoo_run(data_path: str, epochs: int, steps_per_execution: int) -> tuple[float, float, str]:
     """A Zoo Studio run through the background worker; returns images/s, the largest metrics gap, status."""
     from zoo.core.hosting import LOCAL_USER
+    from zoo.core.spec import TrainSpec
     from zoo.execution import jobs
-    from zoo.ml.training import TrainSpec
     from zoo.runs.store import RunStore
 
     store = RunStore()

@@ -63,8 +63,8 @@ def start_to_first_metric(spec, store) -> float:
 
 
 def measure(label: str, warm: int, repeats: int, backend: str) -> dict[str, list[float]]:
+    from zoo.core.spec import TrainSpec
     from zoo.execution import jobs
-    from zoo.ml.training import TrainSpec
     from zoo.runs.store import RunStore
 
     os.environ["ZOO_WARM_WORKERS"] = str(warm)

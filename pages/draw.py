@@ -16,9 +16,9 @@ from zoo.app.charts.draw import (
 )
 from zoo.app.charts.training import batch_curves, enlarge_digit
 from zoo.core.errors import ZooError
+from zoo.core.scores import FineTuningReport
 from zoo.core.vocabulary import CANVAS_SIDE
 from zoo.ml.inference import STEP_TITLES, load_image, preprocess
-from zoo.ml.training import FineTuningReport
 from zoo.storage.digits import personal_set_name
 
 MODEL_KEY = "draw.model"
@@ -47,8 +47,8 @@ INSIDE_KEY = "draw.inside"  # the "Inside the CNN" expander: drawn only while it
 
 
 def start_quick_training() -> None:
+    from zoo.core.spec import TrainSpec
     from zoo.execution import jobs
-    from zoo.ml.training import TrainSpec
 
     try:
         spec = TrainSpec.cnn(mnist_source="embedded", num_epochs=QUICK_EPOCHS)
@@ -64,8 +64,8 @@ def use_model(name: str) -> None:
 
 def start_fine_tuning(base_model: str, set_name: str) -> None:
     """Fine-tune the chosen CNN on the set in the background and follow the run (see TrainSpec)."""
+    from zoo.core.spec import TrainSpec
     from zoo.execution import jobs
-    from zoo.ml.training import TrainSpec
 
     spec = TrainSpec.cnn(
         base_model=base_model,

@@ -8,9 +8,10 @@ import streamlit as st
 from zoo.app import ui
 from zoo.app.charts import training as charts
 from zoo.core.errors import ZooError
+from zoo.core.spec import TrainSpec
 from zoo.core.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
 from zoo.execution import jobs
-from zoo.ml.training import LimitBound, TrainSpec
+from zoo.ml.training import LimitBound
 from zoo.runs.store import Run
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001

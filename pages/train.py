@@ -9,6 +9,7 @@ import streamlit as st
 from zoo.app import ui
 from zoo.app.charts import training as charts
 from zoo.core.errors import ZooError
+from zoo.core.spec import TrainSpec
 from zoo.core.vocabulary import (
     ACTIVATIONS,
     DEVICES,
@@ -21,7 +22,6 @@ from zoo.core.vocabulary import (
 from zoo.execution import jobs
 from zoo.ml.data import FULL_MNIST_COUNTS
 from zoo.ml.printed import PRINTED_SHARE
-from zoo.ml.training import TrainSpec
 from zoo.runs.store import Run
 
 ARTICLE = TrainSpec.cnn()

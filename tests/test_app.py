@@ -17,8 +17,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
-from zoo.ml.training import Progress, TrainSpec
+from zoo.ml.training import Progress
 from zoo.runs.store import RunStore
 from zoo.storage.models import ModelStore
 
@@ -510,8 +511,9 @@ def bar_drawing(index: int, horizontal: bool) -> np.ndarray:
 
 def add_bars(count: int, label: int, horizontal: bool) -> None:
     """Add ``count`` bar drawings to the default set, preprocessed as the Draw page does."""
+    from zoo.core.names import DEFAULT_SET
     from zoo.ml.inference import preprocess
-    from zoo.storage.digits import DEFAULT_SET, DigitStore
+    from zoo.storage.digits import DigitStore
 
     for index in range(count):
         pixels = bar_drawing(index, horizontal)

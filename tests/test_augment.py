@@ -10,11 +10,12 @@ import pytest
 from test_training import RecordingReporter
 
 from zoo.core.errors import ZooError
+from zoo.core.spec import TrainSpec
 from zoo.ml import augment
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.evaluation import evaluate_model
 from zoo.ml.inference import centre_of_mass
-from zoo.ml.training import TrainSpec, fit, load_training_data
+from zoo.ml.training import fit, load_training_data
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zoo.core.spec import configured_backend
 from zoo.ml import backend, formulas
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.inference import Predictor
@@ -35,7 +36,8 @@ PROBE_SCRIPT = textwrap.dedent(
     from zoo.ml import backend, formulas
     from zoo.ml.data import load_embedded_mnist
     from zoo.ml.inference import Predictor
-    from zoo.ml.training import TrainSpec, describe_environment, fit
+    from zoo.core.spec import TrainSpec
+    from zoo.ml.training import describe_environment, fit
 
     starter, saved_here = sys.argv[1], sys.argv[2]
     digits = load_embedded_mnist().x_test[: int(sys.argv[3])].astype(np.float32) / 255
@@ -160,12 +162,12 @@ def test_jax_trains_data_parallel_over_two_devices(under_jax):
 
 def test_the_backend_is_read_from_the_environment_without_importing_keras(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_BACKEND", "jax")
-    assert backend.configured_name() == "jax"
+    assert configured_backend() == "jax"
     monkeypatch.delenv("KERAS_BACKEND")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert backend.configured_name() == "tensorflow"
+    assert configured_backend() == "tensorflow"
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
-    assert backend.configured_name() == "torch"
+    assert configured_backend() == "torch"
 
 
 def test_an_unknown_backend_is_refused_with_the_choices():

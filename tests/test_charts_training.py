@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from zoo.app.charts import training as charts
-from zoo.ml.training import DecisionSurface, TrainSpec
+from zoo.core.spec import TrainSpec
+from zoo.ml.training import DecisionSurface
 from zoo.runs.store import RunStore
 
 

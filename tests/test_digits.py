@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.core.errors import StorageError
+from zoo.core.errors import DigitSetError, StorageError
 from zoo.core.hosting import LOCAL_USER
-from zoo.storage.digits import DigitSetError, DigitStore
+from zoo.storage.digits import DigitStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

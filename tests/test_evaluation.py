@@ -8,8 +8,9 @@ import pytest
 from sklearn import metrics
 
 from zoo.core.errors import ZooError
+from zoo.core.spec import TrainSpec
 from zoo.ml.evaluation import evaluate_predictions, evaluate_saved_model
-from zoo.ml.training import TrainSpec, build_model, load_training_data, predict_in_batches
+from zoo.ml.training import build_model, load_training_data, predict_in_batches
 from zoo.storage.models import ModelConfig, ModelStore
 
 

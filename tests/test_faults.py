@@ -34,7 +34,7 @@ from test_cli import REPOSITORY, run_zoo, succeeded, zoo_environment
 from test_data import forged_npz, mnist_arrays, write_npz
 
 from zoo.core.hosting import LOCAL_USER
-from zoo.ml.training import TrainSpec
+from zoo.core.spec import TrainSpec
 from zoo.runs.store import RunStore, process_alive
 from zoo.storage.digits import DigitStore
 from zoo.storage.models import STARTER_DIRECTORY, ModelConfig, ModelStore, install_starter_models

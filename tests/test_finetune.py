@@ -18,23 +18,16 @@ from huggingface_hub import ModelCard
 from streamlit.testing.v1 import AppTest
 from test_training import RecordingReporter
 
-from zoo.core.errors import ModelStoreError, ZooError
+from zoo.core.errors import DigitSetError, ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.scores import DigitReading, FineTuningReport, FineTuningScores, Misreading
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
 from zoo.hub import operations as hub
 from zoo.ml.evaluation import evaluate_model
-from zoo.ml.training import (
-    DigitReading,
-    FineTuningReport,
-    FineTuningScores,
-    Misreading,
-    TrainSpec,
-    fit,
-    load_training_data,
-    predict_in_batches,
-)
+from zoo.ml.training import fit, load_training_data, predict_in_batches
 from zoo.runs.store import RunStore
-from zoo.storage.digits import DigitSetError, DigitStore
+from zoo.storage.digits import DigitStore
 from zoo.storage.models import ModelConfig, ModelStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]

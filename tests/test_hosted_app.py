@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 from test_app import APP, ended_run, texts
 
 from zoo.core.hosting import User
+from zoo.core.spec import TrainSpec
 from zoo.ml.architectures import build_mnist_cnn
-from zoo.ml.training import TrainSpec
 from zoo.runs.store import RunStore
 from zoo.storage.models import ModelConfig, ModelStore
 

@@ -28,6 +28,7 @@ from zoo.core.hosting import (
     owner_slug,
 )
 from zoo.core.settings import HOSTED_LIMITS, LOCAL_LIMITS, Limits
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
 from zoo.hub import operations as hub
 from zoo.ml.architectures import build_binary_classifier
@@ -38,14 +39,7 @@ from zoo.ml.data import (
     save_uploaded_mnist,
     uploads_directory,
 )
-from zoo.ml.training import (
-    TrainSpec,
-    build_model,
-    check_fine_tuning,
-    check_limits,
-    estimate_cost,
-    largest_within_limits,
-)
+from zoo.ml.training import build_model, check_fine_tuning, check_limits, estimate_cost, largest_within_limits
 from zoo.runs.store import RunStore
 from zoo.storage.digits import DigitStore, personal_set_name
 from zoo.storage.models import ModelConfig, ModelStore

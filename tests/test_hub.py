@@ -38,10 +38,11 @@ def trained(tmp_path_factory):
     """A tiny CNN (1 epoch on 200 embedded digits) saved through ModelStore, and test digits."""
     import keras
 
+    from zoo.core.spec import TrainSpec
     from zoo.ml import architectures as models
     from zoo.ml import data
     from zoo.ml.evaluation import evaluate_predictions
-    from zoo.ml.training import TrainSpec, scale_digits
+    from zoo.ml.training import scale_digits
 
     mnist = data.load_embedded_mnist()
     spec = TrainSpec.cnn(mnist_source="embedded", max_train_samples=NUM_TRAIN, num_epochs=1, batch_size=32)

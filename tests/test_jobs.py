@@ -20,10 +20,11 @@ import pytest
 
 from zoo.core.errors import RunError
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.evaluation import evaluate_predictions
-from zoo.ml.training import TrainSpec, predict_in_batches, scale_digits
+from zoo.ml.training import predict_in_batches, scale_digits
 from zoo.runs.store import Run, RunStore
 from zoo.storage.models import ModelStore
 

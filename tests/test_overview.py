@@ -8,8 +8,8 @@ import os
 from zoo.app.overview import ACTIVE_SECONDS, host_overview
 from zoo.core.hosting import HostingConfig, User
 from zoo.core.settings import HOSTED_LIMITS
+from zoo.core.spec import TrainSpec
 from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
-from zoo.ml.training import TrainSpec
 from zoo.runs.store import RunStore
 from zoo.storage.models import ModelConfig, ModelStore, open_local_zoo
 

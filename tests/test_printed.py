@@ -15,11 +15,12 @@ import pytest
 
 from zoo.core.errors import DataError, ZooError
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
 from zoo.ml import printed
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.inference import centre_of_mass
-from zoo.ml.training import TrainingData, TrainSpec, scale_digits
+from zoo.ml.training import TrainingData, scale_digits
 from zoo.runs.store import RunStore
 
 

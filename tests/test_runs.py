@@ -15,7 +15,8 @@ import pytest
 
 from zoo.core.errors import RunError, StorageError
 from zoo.core.hosting import LOCAL_USER, VISITOR, User
-from zoo.ml.training import DecisionSurface, Progress, TrainSpec
+from zoo.core.spec import TrainSpec
+from zoo.ml.training import DecisionSurface, Progress
 from zoo.runs.store import SCHEMA_VERSION, Person, RunStore, process_alive
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")

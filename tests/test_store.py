@@ -22,6 +22,7 @@ import pytest
 
 from zoo.core.errors import ModelStoreError, StorageError
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.names import check_model_name
 from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
 from zoo.storage.models import (
     FORMAT,
@@ -29,7 +30,6 @@ from zoo.storage.models import (
     STARTER_DIRECTORY,
     ModelConfig,
     ModelStore,
-    check_model_name,
     load_keras_file,
     open_local_zoo,
 )

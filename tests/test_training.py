@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from zoo.core.errors import ModelStoreError, ZooError
+from zoo.core.spec import TrainSpec
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.training import (
     DecisionSurface,
     Progress,
-    TrainSpec,
     build_model,
     compiled_form,
     decision_surface,
@@ -337,7 +337,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, sys.argv[1])
     from zoo.ml.evaluation import evaluate_model
-    from zoo.ml.training import TrainSpec, fit, load_training_data
+    from zoo.core.spec import TrainSpec
+    from zoo.ml.training import fit, load_training_data
 
     class Reporter:
         def __init__(self):

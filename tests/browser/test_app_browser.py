@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
-from zoo.ml.training import TrainSpec
 from zoo.runs.store import RunStore
 from zoo.storage.models import ModelStore
 

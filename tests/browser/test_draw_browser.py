@@ -205,8 +205,9 @@ def test_a_corrected_drawing_joins_my_digits_and_a_fine_tuned_model_reads_it(
 ):
     """Teach the starter that a flat dash is a 4: correct its reading with one click, see the drawing
     in my digits, fine-tune on the set, and read the same drawing with the new model."""
+    from zoo.core.names import DEFAULT_SET
     from zoo.ml.inference import preprocess
-    from zoo.storage.digits import DEFAULT_SET, DigitStore
+    from zoo.storage.digits import DigitStore
 
     store = DigitStore()
     for index, (label, horizontal) in enumerate([(4, True)] * 4 + [(1, False)] * 3):

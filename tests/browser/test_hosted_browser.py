@@ -19,7 +19,7 @@ from test_sign_in_browser import (
 )
 
 from zoo.core.hosting import User
-from zoo.ml.training import TrainSpec
+from zoo.core.spec import TrainSpec
 from zoo.runs.store import RunStore
 from zoo.storage.digits import DigitStore
 

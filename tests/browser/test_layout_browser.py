@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
-from zoo.ml.training import TrainSpec
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 90_000

@@ -16,8 +16,8 @@ from test_app_browser import ROW_MARKER_X, RUN_TIMEOUT_S, TABLE_ROW_HEIGHT
 
 from zoo.app.ui import SIGN_IN_NOT_CONFIGURED
 from zoo.core.hosting import User
+from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
-from zoo.ml.training import TrainSpec
 from zoo.runs.store import RunStore
 from zoo.storage.models import ModelStore
 

@@ -22,13 +22,13 @@ from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.settings import load_settings, log_level
 from zoo.core.vocabulary import (
     ACTIVATIONS,
+    BACKENDS,
     DEVICES,
     LEARNING_RATE_SCHEDULES,
     MODEL_KINDS,
     OPTIMIZERS,
     POINT_DATASETS,
 )
-from zoo.ml.backend import BACKENDS
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -273,8 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def command_train(arguments: argparse.Namespace) -> int:
+    from zoo.core.spec import TrainSpec
     from zoo.execution import jobs
-    from zoo.ml.training import TrainSpec
 
     fields = (field.name for field in dataclasses.fields(TrainSpec) if field.name != "kind")
     options = {
@@ -412,7 +412,7 @@ def format_clock(seconds: float) -> str:
 
 
 def describe_finished_run(run: Any) -> str:
-    from zoo.ml.training import FineTuningReport
+    from zoo.core.scores import FineTuningReport
 
     accuracy = run.final_metrics.get("accuracy")
     scored = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
@@ -640,8 +640,9 @@ def command_hub_tag(arguments: argparse.Namespace) -> int:
 
 
 def command_digits_add(arguments: argparse.Namespace) -> int:
+    from zoo.core.names import check_set_name
     from zoo.ml.inference import load_image, preprocess
-    from zoo.storage.digits import DigitStore, check_label, check_set_name
+    from zoo.storage.digits import DigitStore, check_label
 
     check_set_name(arguments.set_name)
     label = check_label(arguments.label)

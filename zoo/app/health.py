@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from zoo.core.errors import ZooError
 from zoo.core.hosting import load_config
 from zoo.core.paths import models_directory, unwritable, zoo_home
+from zoo.core.vocabulary import BACKENDS
 from zoo.execution.jobs import describe_device
-from zoo.ml.backend import BACKENDS, check_installed
+from zoo.ml.backend import check_installed
 from zoo.ml.data import check_mnist_source, describe_mnist_source
 from zoo.runs.store import DAMAGED_STATUS, SCHEMA_VERSION, RunStore
 from zoo.storage.models import ModelStore

@@ -25,7 +25,8 @@ from zoo.core.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_conf
 from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import models_directory, runs_database_path, zoo_home
 from zoo.core.settings import log_level
-from zoo.ml.training import LimitBound, TrainSpec, largest_within_limits
+from zoo.core.spec import TrainSpec
+from zoo.ml.training import LimitBound, largest_within_limits
 from zoo.runs.store import Run, RunStore, lane_of
 from zoo.storage.digits import DigitStore
 from zoo.storage.models import ModelEntry, ModelStore, open_local_zoo
@@ -445,9 +446,9 @@ def keep_workers_warm() -> None:
 
 def backend_name() -> str:
     """The Keras backend new runs train with here (read without importing Keras)."""
-    from zoo.ml.backend import configured_name
+    from zoo.core.spec import configured_backend
 
-    return configured_name()
+    return configured_backend()
 
 
 @st.cache_resource(show_spinner=False)

@@ -13,6 +13,10 @@ class ModelStoreError(ZooError):
     """A model directory in the local zoo is missing, corrupt or foreign."""
 
 
+class DigitSetError(ZooError):
+    """A personal digit set, or a digit or label for one, is unusable."""
+
+
 class RunError(ZooError):
     """A run id or run request is unusable."""
 

@@ -35,6 +35,8 @@ LEARNING_RATE_SCHEDULE_LABELS = {
 }
 RACE_OPTIMIZERS = ("sgd", "momentum", "adam")  # the ones the Learn page races in plain numpy
 DEVICES = ("auto", "cpu")  # auto: the GPU when the host has one
+BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends; a spec may also say "auto" (the host's)
+DEFAULT_BACKEND = "tensorflow"  # what Keras runs on when nothing configures it
 POINT_DATASETS = ("moons", "circles", "xor", "gaussians", "spiral")
 MNIST_SOURCES = ("auto", "embedded")  # besides the path of a Keras mnist.npz
 

@@ -39,7 +39,8 @@ from zoo.core.hosting import User, check_may_create, load_config
 from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import ensure_directory, zoo_home
 from zoo.core.settings import load_settings, log_level
-from zoo.ml.backend import check_installed, configured_name, worker_environment
+from zoo.core.spec import TrainSpec, configured_backend
+from zoo.ml.backend import check_installed, worker_environment
 from zoo.ml.data import check_mnist_source, check_visitor_data_source
 from zoo.ml.evaluation import evaluate_model
 from zoo.ml.printed import check_fonts, with_printed_digits
@@ -49,7 +50,6 @@ from zoo.ml.training import (
     PreparedModel,
     Progress,
     TrainingData,
-    TrainSpec,
     check_fine_tuning,
     check_limits,
 )
@@ -289,7 +289,7 @@ def keep_pool_warm(device: str, store: RunStore) -> None:
         OSError: a worker process could not be started.
     """
     if warm_workers() and not (device == "cpu" and store.running_count(device)):
-        fill_pool(device, configured_name(), store)
+        fill_pool(device, configured_backend(), store)
 
 
 def stop_pool(store: RunStore) -> None:

@@ -36,6 +36,7 @@ import httpx2
 from zoo import __version__
 from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER, User, check_may_create, load_config
+from zoo.core.names import check_model_name
 from zoo.core.settings import hide_passwords, load_settings
 from zoo.core.vocabulary import KIND_SHAPES
 from zoo.storage.models import (
@@ -49,7 +50,6 @@ from zoo.storage.models import (
     ModelOrigin,
     ModelStore,
     check_description_size,
-    check_model_name,
     check_model_shapes,
     load_keras_file,
     read_history,

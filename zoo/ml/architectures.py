@@ -9,6 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from zoo.core.errors import ZooError
+from zoo.core.spec import check_conv_filters, check_hidden_units
 from zoo.core.vocabulary import ACTIVATIONS, MNIST_INPUT_SHAPE, NUM_DIGITS, OPTIMIZERS, POINT_INPUT_SHAPE
 
 if TYPE_CHECKING:
@@ -109,20 +110,6 @@ def layer_sizes(
         sizes.append(((width + 1) * units, units))
         width = units
     return sizes
-
-
-def check_conv_filters(conv_filters: tuple[int, ...]) -> None:
-    """Raise ``ZooError`` unless there are 1 to 3 positive filter counts (28x28 allows no more)."""
-    if not conv_filters or any(f < 1 for f in conv_filters) or len(conv_filters) > 3:
-        raise ZooError(
-            f"conv_filters={conv_filters!r}: give 1 to 3 positive filter counts, e.g. (32, 64, 64)."
-        )
-
-
-def check_hidden_units(units: tuple[int, ...]) -> None:
-    """Raise ``ZooError`` unless there are 1 to 6 positive hidden layer sizes."""
-    if not units or any(u < 1 for u in units) or len(units) > 6:
-        raise ZooError(f"hidden units {units!r}: give 1 to 6 positive layer sizes, e.g. (3,).")
 
 
 def _dense_stack(units: tuple[int, ...], activation: str) -> list:

@@ -8,8 +8,8 @@ device listing and per-run memory limits.
 
 Keras fixes its backend when it is first imported (``KERAS_BACKEND``, else ``keras.json``, else
 TensorFlow); ``current()`` returns the implementation for the backend Keras runs on.
-``configured_name()`` and ``worker_environment()`` answer without importing Keras, so pages and the
-process that starts workers stay light.
+``worker_environment()`` answers without importing Keras (as ``zoo.core.spec.configured_backend()``
+does), so pages and the process that starts workers stay light.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,13 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.core.errors import ZooError
 from zoo.core.settings import native_logs_kept
+from zoo.core.vocabulary import BACKENDS
 
 if TYPE_CHECKING:  # numpy too: the CLI reads BACKENDS from here and starts faster without it
     import keras
     import numpy as np
 
-BACKENDS = ("tensorflow", "jax", "torch")
-DEFAULT_BACKEND = "tensorflow"
 # Set on a worker that shares a GPU with other runs: the share of the GPU's memory it may take.
 MEMORY_FRACTION_VARIABLE = "ZOO_GPU_MEMORY_FRACTION"
 MEMORY_MEGABYTES_VARIABLE = "ZOO_GPU_MEMORY_MB"
@@ -101,19 +99,6 @@ def check_installed(name: str) -> None:
                 f"the {name} backend cannot be used here (No module named {module!r}): "
                 f"{INSTALL_HINTS[module]}{instead}."
             )
-
-
-def configured_name() -> str:
-    """The backend Keras will use in a new process (``KERAS_BACKEND``, else keras.json), read without
-    importing Keras."""
-    name = os.environ.get("KERAS_BACKEND")
-    if not name:
-        config = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "keras.json"
-        try:
-            name = json.loads(config.read_text()).get("backend")
-        except (OSError, ValueError, AttributeError):
-            name = None
-    return name or DEFAULT_BACKEND
 
 
 def quiet_missing_gpu_error() -> None:

@@ -27,7 +27,8 @@ from zoo.core.errors import DataError
 from zoo.core.hosting import HostingConfig, PermissionDenied, User, load_config, owner_slug
 from zoo.core.paths import ensure_directory, shown_path, zoo_home
 from zoo.core.settings import load_settings
-from zoo.core.vocabulary import MNIST_IMAGE_SHAPE, POINT_DATASETS
+from zoo.core.spec import check_points_parameters
+from zoo.core.vocabulary import MNIST_IMAGE_SHAPE
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 EMBEDDED_TEST_FRACTION = 0.2
@@ -530,22 +531,6 @@ def _host_reachable(host: str, timeout: float = 1.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def check_points_parameters(name: str, num_samples: int, noise: float, test_fraction: float) -> None:
-    """Check what ``make_points`` is asked for, before anything runs.
-
-    Raises:
-        DataError: unknown name, or a parameter outside its range (the message gives the range).
-    """
-    if name not in POINT_DATASETS:
-        raise DataError(f"dataset {name!r} is unknown: choose one of {', '.join(POINT_DATASETS)}.")
-    if not 20 <= num_samples <= 100_000:
-        raise DataError(f"num_samples={num_samples}: choose between 20 and 100,000 points.")
-    if not 0 <= noise <= 2:
-        raise DataError(f"noise={noise}: choose a value between 0 and 2.")
-    if not 0.05 <= test_fraction <= 0.9:
-        raise DataError(f"test_fraction={test_fraction}: choose between 0.05 and 0.9.")
 
 
 def make_points(

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.core.errors import DataError, ZooError
+from zoo.core.spec import TrainSpec
 from zoo.ml.data import check_mnist_source, mnist_source_here
-from zoo.ml.training import TrainingData, TrainSpec, load_training_data, predict_in_batches
+from zoo.ml.training import TrainingData, load_training_data, predict_in_batches
 from zoo.storage.models import ModelStore
 
 if TYPE_CHECKING:

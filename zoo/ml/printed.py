@@ -22,7 +22,8 @@ import numpy as np
 from zoo.core.errors import DataError
 
 if TYPE_CHECKING:
-    from zoo.ml.training import TrainingData, TrainSpec
+    from zoo.core.spec import TrainSpec
+    from zoo.ml.training import TrainingData
 
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
 FONT_SUFFIXES = (".ttf", ".otf")

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 from zoo.core.errors import RunError, StorageError, StoreLocked
 from zoo.core.hosting import LOCAL_OWNER, Limits, PermissionDenied, User, check_may_manage
 from zoo.core.paths import ensure_directory, runs_database_path
-from zoo.ml.training import DecisionSurface, Progress, TrainSpec
+from zoo.core.spec import TrainSpec
+from zoo.ml.training import DecisionSurface, Progress
 
 if TYPE_CHECKING:
     import pandas as pd

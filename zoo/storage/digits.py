@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import DigitSetError
 from zoo.core.hosting import (
     LOCAL_OWNER,
     PermissionDenied,
@@ -41,21 +41,16 @@ from zoo.core.hosting import (
     may_read,
     owner_slug,
 )
+from zoo.core.names import DEFAULT_SET, check_set_name
 from zoo.core.paths import unwritable, zoo_home
 from zoo.core.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
 
 HOLD_OUT_EVERY = 5  # of each digit's drawings (by time added), the 2nd, 7th, 12th... are held out
-DEFAULT_SET = "my-digits"
-SET_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SUFFIX = ".npz"
 OWNER_FILE = (
     ".owner"  # in a set's directory: who made the set (a set made before owners is the local owner's)
 )
 SHARED_FILE = ".shared"  # in a set's directory: its owner shares it with everyone, read-only
-
-
-class DigitSetError(ZooError):
-    """A personal digit set, or a digit or label for one, is unusable."""
 
 
 @dataclass(frozen=True)
@@ -123,30 +118,6 @@ def held_out_mask(labels: Sequence[int]) -> np.ndarray:
         mask[index] = seen[label] % HOLD_OUT_EVERY == 1
         seen[label] += 1
     return mask
-
-
-def check_set_name(name: str) -> str:
-    """Return ``name`` if it can name a digit set.
-
-    Args:
-        name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.
-
-    Returns:
-        ``name`` unchanged.
-
-    Raises:
-        DigitSetError: empty, too long, or characters other than letters, digits, '.', '_' and '-'.
-
-    Example:
-        >>> check_set_name("my-digits")
-        'my-digits'
-    """
-    if not isinstance(name, str) or not SET_NAME_PATTERN.fullmatch(name):
-        raise DigitSetError(
-            f"digit set name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
-            f"starting with a letter or digit, e.g. {DEFAULT_SET}."
-        )
-    return name
 
 
 def personal_set_name(user: User, store: DigitStore | None = None) -> str:

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from zoo.core.errors import ModelStoreError
 from zoo.core.hosting import PermissionDenied, User, check_may_manage, check_within, load_config
+from zoo.core.names import check_model_name
 from zoo.core.paths import models_directory, unwritable
 from zoo.core.vocabulary import KIND_SHAPES
 
@@ -41,7 +42,6 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 # A model's description files (config.json, metrics.json, history.csv; Keras' config.json and
 # metadata.json) take a few KB; what is larger is damaged or forged and is refused before it is read.
 MAX_DESCRIPTION_BYTES = 4_000_000
@@ -187,21 +187,6 @@ class LoadedModel:
     entry: ModelEntry
     model: keras.Model
     history: list[dict[str, float]]
-
-
-def check_model_name(name: str) -> str:
-    """Return ``name`` if it can name a model directory.
-
-    Raises:
-        ModelStoreError: it is empty, too long, or has characters other than letters,
-            digits, '.', '_' and '-'.
-    """
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise ModelStoreError(
-            f"model name {name!r} is not allowed: use 1-80 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, e.g. mnist-cnn-1."
-        )
-    return name
 
 
 def check_model_shapes(model: keras.Model, kind: str, origin: str) -> None:

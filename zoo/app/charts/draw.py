@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from zoo.app.charts import digit_heatmap
 
 if TYPE_CHECKING:
-    from zoo.ml.training import FineTuningReport
+    from zoo.core.scores import FineTuningReport
 
 STEP_DISPLAY_SIDE = 112
 PROBABILITY_BARS_HEIGHT = (

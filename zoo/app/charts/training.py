@@ -20,7 +20,8 @@ from zoo.app.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE
 if TYPE_CHECKING:
     import pandas as pd
 
-    from zoo.ml.training import DecisionSurface, TrainSpec
+    from zoo.core.spec import TrainSpec
+    from zoo.ml.training import DecisionSurface
     from zoo.runs.store import Run
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
