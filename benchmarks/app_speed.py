@@ -58,17 +58,19 @@ def progress(step: int, epoch: int):
 
 def fill_run_store() -> str:
     """20 finished runs and one live 10-epoch CNN run with a full history; returns the live run's id."""
+    from zoo.core.scores import Scores
     from zoo.core.spec import TrainSpec
+    from zoo.ml.training import Environment
     from zoo.runs.store import RunStore
 
     store = RunStore()
     for index in range(20):
         run_id = store.create_run(TrainSpec.binary(seed=index), "cpu")
         store.try_claim(run_id)
-        store.finish(run_id, "completed", final_metrics={"accuracy": 0.9, "macro_f1": 0.9, "auc": 0.95})
+        store.finish(run_id, "completed", final_metrics=Scores(0.9, macro_f1=0.9, auc=0.95))
     run_id = store.create_run(TrainSpec.cnn(), "cpu")
     store.try_claim(run_id)  # no worker process: the run stays "running" while this script measures
-    store.set_started(run_id, "full MNIST (60,000 train / 10,000 test)", {})
+    store.set_started(run_id, "full MNIST (60,000 train / 10,000 test)", Environment())
     rng = random.Random(0)
     for epoch in range(1, NUM_EPOCHS + 1):
         for batch in range(1, STEPS_PER_EPOCH + 1):

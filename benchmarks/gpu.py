@@ -91,7 +91,8 @@ def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
     if run.status != "completed":
         raise SystemExit(f"the run {run.id} {run.status}: {run.message}")
     environment = run.environment
-    print(f"   backend {environment.get('backend')}, devices {[d['name'] for d in environment['devices']]}")
+    if environment is not None:
+        print(f"   backend {environment.backend}, devices {[device.name for device in environment.devices]}")
     print(f"   data: {run.data_source}")
     rows = epoch_table(store, run.id, run.started_at, train_count)
     print(f"   {'epoch':>5} {'seconds':>8} {'images/s':>10} {'val. accuracy':>14}")
@@ -100,7 +101,7 @@ def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
             f"   {row['epoch']:>5} {row['seconds']:>8.2f} {row['images_per_second']:>10,.0f} "
             f"{row['validation_accuracy']:>14.4f}"
         )
-    print(f"   test accuracy after epoch {rows[-1]['epoch']}: {run.final_metrics['accuracy']:.4f}")
+    print(f"   test accuracy after epoch {rows[-1]['epoch']}: {run.final_metrics.accuracy:.4f}")
     reached = next((row for row in rows if row["validation_accuracy"] >= arguments.target), None)
     if reached:
         print(

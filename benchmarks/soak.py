@@ -121,7 +121,7 @@ def metrics_problems(store, run) -> list[str]:
     if run.status == "completed" and run.progress:
         if last_step != run.progress.total_steps or reached != run.spec.num_epochs:
             problems.append(f"completed at step {last_step} of {run.progress.total_steps}")
-        if "accuracy" not in run.final_metrics:
+        if run.final_metrics is None:
             problems.append("completed without a test accuracy")
     # failed (killed mid-epoch): every epoch before the one it died in has its row
     gapless = epochs_done == list(range(1, len(epochs_done) + 1))

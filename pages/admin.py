@@ -87,7 +87,7 @@ def runs_section(overview: HostOverview, user) -> None:
     """Every run, newest first, and a delete for an ended one (with its model, on request)."""
     st.subheader("Every run")
     st.dataframe(
-        with_times(pd.DataFrame([run.summary() for run in overview.runs])),
+        with_times(pd.DataFrame([run.to_row() for run in overview.runs])),
         hide_index=True,
         key="admin.runs",
         column_config={"test_accuracy": st.column_config.NumberColumn(format="percent")},
@@ -114,7 +114,7 @@ def models_section(overview: HostOverview, user) -> None:
     """Every model of the local zoo, and a delete."""
     st.subheader("Models")
     st.dataframe(
-        with_times(pd.DataFrame([entry.summary() for entry in overview.models])),
+        with_times(pd.DataFrame([entry.to_row() for entry in overview.models])),
         hide_index=True,
         key="admin.models",
         column_config={"accuracy": st.column_config.NumberColumn(format="percent")},

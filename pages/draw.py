@@ -246,8 +246,8 @@ def render_quick_run(run_id: str, live: bool) -> bool:
             st.plotly_chart(batch_curves(ui.metrics_frame(run.id)), key="draw.fine_tuning_curves")
         return run.is_active
     ui.show_run_outcome(run)
-    if run.final_metrics.get("fine_tuning"):
-        fine_tuning_outcome(FineTuningReport.from_dict(run.final_metrics["fine_tuning"]))
+    if run.final_metrics is not None and run.final_metrics.fine_tuning is not None:
+        fine_tuning_outcome(run.final_metrics.fine_tuning)
     name = ui.model_of_run(run)
     if name:
         st.button(f"Draw with {name}", on_click=use_model, args=(name,), type="primary")

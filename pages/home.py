@@ -80,8 +80,7 @@ def recent_runs(user) -> None:
     st.subheader("Recent runs")
     runs = ui.run_store().list_runs(limit=8)
     for run in runs:
-        accuracy = run.final_metrics.get("accuracy")
-        scored = f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""
+        scored = f" · test accuracy {run.final_metrics.accuracy:.1%}" if run.final_metrics is not None else ""
         details = f"{run.status}{scored} · {ui.format_duration(run.duration_seconds)}"
         if user.signed_in:
             # The link names the run, its details follow as text: a page link's label is one line, cut

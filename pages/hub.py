@@ -91,14 +91,14 @@ def browse_section(token: str | None) -> None:
         if st.form_submit_button("Search the hosted zoo", key="hub-browse-submit"):
             try:
                 found = hub.list_models(author=author or None, search=search or None, token=token)
-                st.session_state[MODELS_KEY] = [model.summary() for model in found]
+                st.session_state[MODELS_KEY] = found
             except ZooError as error:
                 st.error(str(error))
-    rows = st.session_state.get(MODELS_KEY)
-    if rows is not None:
-        st.caption(f"{len(rows)} model(s) tagged `{hub.ZOO_TAG}`; metrics come from each model card.")
-        if rows:
-            st.dataframe(rows, hide_index=True, width="stretch")
+    models = st.session_state.get(MODELS_KEY)
+    if models is not None:
+        st.caption(f"{len(models)} model(s) tagged `{hub.ZOO_TAG}`; metrics come from each model card.")
+        if models:
+            st.dataframe([model.to_row() for model in models], hide_index=True, width="stretch")
 
 
 def revisions_section(token: str | None) -> None:
@@ -107,15 +107,15 @@ def revisions_section(token: str | None) -> None:
         if st.form_submit_button("Show revisions", key="hub-revisions-submit"):
             try:
                 revisions = hub.list_revisions(repo_id, token=token)
-                st.session_state[REVISIONS_KEY] = (repo_id, [revision.summary() for revision in revisions])
+                st.session_state[REVISIONS_KEY] = (repo_id, revisions)
                 st.session_state.pop(COMPARISON_KEY, None)
             except ZooError as error:
                 st.error(str(error))
     if REVISIONS_KEY not in st.session_state:
         return
-    repo_id, rows = st.session_state[REVISIONS_KEY]
-    st.dataframe(rows, hide_index=True, width="stretch")
-    choices = [row["commit"] if row["ref_type"] == "commit" else row["name"] for row in rows]
+    repo_id, revisions = st.session_state[REVISIONS_KEY]
+    st.dataframe([revision.to_row() for revision in revisions], hide_index=True, width="stretch")
+    choices = [revision.ref for revision in revisions]
     first_column, second_column = st.columns(2)
     first = first_column.selectbox("Compare", choices, index=min(1, len(choices) - 1), key="hub-first")
     second = second_column.selectbox("with", choices, key="hub-second")
@@ -142,8 +142,8 @@ def show_comparison(comparison: hub.RevisionComparison) -> None:
     first = f"first: {comparison.first.revision} ({comparison.first.commit[:8]})"
     second = f"second: {comparison.second.revision} ({comparison.second.commit[:8]})"
     table = [
-        {"metric": row["metric"], first: row["first"], second: row["second"], "change": row["change"]}
-        for row in comparison.rows()
+        {"metric": change.metric, first: change.first, second: change.second, "change": change.change}
+        for change in comparison.changes()
     ]
     if table:
         st.dataframe(table, hide_index=True, width="stretch")

@@ -8,6 +8,7 @@ import streamlit as st
 from zoo.app import ui
 from zoo.app.charts import training as charts
 from zoo.core.errors import ZooError
+from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
 from zoo.core.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
 from zoo.execution import jobs
@@ -375,25 +376,25 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
     ui.live_fragment(render, live=run is not None and run.is_active, key="playground-live")()
 
 
-def show_scores(metrics: dict) -> None:
-    positive = metrics["per_class"]["1"]
+def show_scores(scores: Scores) -> None:
+    positive = scores.of_class(1)
     columns = st.columns(5)
     for column, (label, value) in zip(
         columns,
         [
-            ("Accuracy", metrics["accuracy"]),
-            ("Precision", positive["precision"]),
-            ("Recall", positive["recall"]),
-            ("F1", positive["f1"]),
-            ("AUC", metrics.get("auc")),
+            ("Accuracy", scores.accuracy),
+            ("Precision", positive.precision if positive is not None else None),
+            ("Recall", positive.recall if positive is not None else None),
+            ("F1", positive.f1 if positive is not None else None),
+            ("AUC", scores.auc),
         ],
         strict=True,
     ):
-        column.metric(label, "–" if value is None else f"{value:.3f}")
+        column.metric(label, ui.format_score(value))
     st.caption("On the test points; precision, recall and F1 of class 1.")
 
 
-def show_saved_model(model_name: str, metrics: dict) -> None:
+def show_saved_model(model_name: str, scores: Scores | None) -> None:
     """The ROC curve and confusion matrix of the run's saved model, and keeping it in the local zoo."""
     roc_column, matrix_column = st.columns(2)
     with roc_column, st.spinner("Scoring the test points (loads TensorFlow the first time)…"):
@@ -402,13 +403,15 @@ def show_saved_model(model_name: str, metrics: dict) -> None:
         except ZooError as error:
             st.error(f"The ROC curve cannot be drawn: {error}")
             evaluation = None
-        if evaluation is not None and evaluation.roc is not None:
+        if evaluation is not None and evaluation.roc is not None and evaluation.auc is not None:
+            roc = evaluation.roc
             st.plotly_chart(
-                charts.roc_figure(evaluation.roc["fpr"], evaluation.roc["tpr"], evaluation.auc), key="roc"
+                charts.roc_figure(roc.false_positive_rate, roc.true_positive_rate, evaluation.auc), key="roc"
             )
-    matrix_column.plotly_chart(
-        charts.confusion_matrix_figure(metrics["confusion_matrix"], [0, 1]), key="confusion"
-    )
+    if scores is not None and scores.confusion_matrix:
+        matrix_column.plotly_chart(
+            charts.confusion_matrix_figure(scores.confusion_matrix, [0, 1]), key="confusion"
+        )
     ui.keep_model_form(model_name, key="playground-keep-model")
 
 
@@ -417,7 +420,7 @@ def show_outcome(run: Run, spec: TrainSpec | None) -> None:
     if spec is None or not spec.trains_like(run.spec):
         st.caption("The settings above differ from this run's; press **Start training** to train with them.")
     ui.show_run_outcome(run)
-    if run.final_metrics:
+    if run.final_metrics is not None:
         show_scores(run.final_metrics)
     model_name = ui.model_of_run(run)
     if model_name:

@@ -9,6 +9,7 @@ import streamlit as st
 from zoo.app import ui
 from zoo.app.charts import training as charts
 from zoo.core.errors import ZooError
+from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
 from zoo.core.vocabulary import (
     ACTIVATIONS,
@@ -263,25 +264,32 @@ def show_live_run(run: Run) -> None:
     ui.live_fragment(render, live=run.is_active, key="train-live")()
 
 
-def show_test_scores(metrics: dict) -> None:
+def show_test_scores(scores: Scores) -> None:
     """The headline numbers, the confusion matrix (its cells choose the digits shown below) and the
     per-class scores."""
     st.subheader("On the test set")
+    misclassified = (
+        f"{scores.num_misclassified:,} / {scores.num_examples:,}"
+        if scores.num_misclassified is not None and scores.num_examples is not None
+        else "–"
+    )
     columns = st.columns(5)
     for column, (label, value) in zip(
         columns,
         [
-            ("Test accuracy", f"{metrics['accuracy']:.2%}"),
-            ("Macro precision", f"{metrics['macro_precision']:.3f}"),
-            ("Macro recall", f"{metrics['macro_recall']:.3f}"),
-            ("Macro F1", f"{metrics['macro_f1']:.3f}"),
-            ("Misclassified", f"{metrics['num_misclassified']:,} / {metrics['num_examples']:,}"),
+            ("Test accuracy", f"{scores.accuracy:.2%}"),
+            ("Macro precision", ui.format_score(scores.macro_precision)),
+            ("Macro recall", ui.format_score(scores.macro_recall)),
+            ("Macro F1", ui.format_score(scores.macro_f1)),
+            ("Misclassified", misclassified),
         ],
         strict=True,
     ):
         column.metric(label, value)
+    if not scores.confusion_matrix:
+        return  # a record kept without its confusion matrix and per-class scores
 
-    matrix = np.asarray(metrics["confusion_matrix"])
+    matrix = np.asarray(scores.confusion_matrix)
     if CELL_KEYS[0] not in st.session_state:  # start on the most frequent confusion
         off_diagonal = matrix - np.diag(np.diag(matrix))
         st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]] = (
@@ -298,7 +306,7 @@ def show_test_scores(metrics: dict) -> None:
     with table_column:
         st.markdown("**Per class**")
         st.dataframe(
-            charts.per_class_table(metrics["per_class"]),
+            charts.per_class_table(scores.per_class),
             hide_index=True,
             column_config={
                 name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "F1")
@@ -369,7 +377,7 @@ def train_page() -> None:
     if run.is_active:
         return
     ui.show_run_outcome(run)
-    if not run.final_metrics:
+    if run.final_metrics is None:
         return
     show_test_scores(run.final_metrics)
     model_name = ui.model_of_run(run)

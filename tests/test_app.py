@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from zoo.core.hosting import LOCAL_USER
+from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
 from zoo.ml.training import Progress
@@ -28,12 +29,12 @@ APP = REPOSITORY / "app.py"
 PAGE_ORDER = ["home", "playground", "train", "runs", "learn", "draw", "hub", "admin"]
 TINY_BINARY = {"num_epochs": "4", "num_samples": "60"}
 # A binary run's final metrics as the worker records them (evaluation.Evaluation.to_dict), trimmed.
-BINARY_SCORES = {
-    "accuracy": 0.9,
-    "auc": 0.95,
-    "per_class": {"1": {"precision": 0.9, "recall": 0.88, "f1": 0.89}},
-    "confusion_matrix": [[55, 5], [7, 53]],
-}
+BINARY_SCORES = Scores(
+    accuracy=0.9,
+    auc=0.95,
+    per_class=(ClassScores(1, precision=0.9, recall=0.88, f1=0.89, support=60),),
+    confusion_matrix=((55, 5), (7, 53)),
+)
 
 
 def open_page(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
@@ -299,7 +300,7 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     rerun(app)
     assert f"Run {run_id} completed" in texts(app.success)
     accuracy = float(metric(app, "Accuracy"))
-    assert accuracy == pytest.approx(run.final_metrics["accuracy"], abs=1e-3)
+    assert accuracy == pytest.approx(run.final_metrics.accuracy, abs=1e-3)
     for label in ("Precision", "Recall", "F1", "AUC"):
         assert 0 <= float(metric(app, label)) <= 1
     assert {"roc", "confusion", "hidden_units", "boundary"} <= chart_keys(app)
@@ -419,7 +420,7 @@ def test_train_runs_an_epoch_and_shows_the_evaluation():
     assert run.status == "completed", run.message
     assert run.spec.max_train_samples == 600 and run.spec.mnist_source == "embedded"
     rerun(app)
-    assert metric(app, "Test accuracy") == f"{run.final_metrics['accuracy']:.2%}"
+    assert metric(app, "Test accuracy") == f"{run.final_metrics.accuracy:.2%}"
     form = {widget.label: widget.value for widget in app.number_input}
     assert (form["Epochs"], form["Training images to use (0 = all)"]) == (1, 600), "the form shows the run"
     assert app.radio[0].value == "embedded"
@@ -434,7 +435,7 @@ def test_train_runs_an_epoch_and_shows_the_evaluation():
     galleries = [image.captions for image in app.get("image")]
     mistakes = galleries[-1]
     assert 1 <= len(mistakes) <= 24 and all(caption.startswith("true ") for caption in mistakes)
-    assert metric(app, "Misclassified").startswith(f"{run.final_metrics['num_misclassified']:,} / 1,000")
+    assert metric(app, "Misclassified").startswith(f"{run.final_metrics.num_misclassified:,} / 1,000")
 
 
 def test_train_shows_augmented_digits_and_starts_an_augmented_run_with_a_cosine_schedule():
@@ -456,7 +457,7 @@ def test_train_shows_augmented_digits_and_starts_an_augmented_run_with_a_cosine_
     run = jobs.wait(app.query_params["run"], timeout=180)
     assert run.status == "completed" and run.spec.augment, run.message
     assert run.spec.learning_rate_schedule == "cosine"
-    assert ModelStore().entry(run.model_name).config.spec["augment"] is True
+    assert ModelStore().entry(run.model_name).config.spec.augment is True
 
 
 # --- Runs --------------------------------------------------------------------------------------
@@ -475,7 +476,7 @@ def test_runs_table_lists_every_run_with_its_outcome():
         TrainSpec.binary(),
         "completed",
         None,
-        final_metrics={"accuracy": 0.9, "macro_f1": 0.88, "auc": 0.95},
+        final_metrics=Scores(accuracy=0.9, macro_f1=0.88, auc=0.95),
     )
     failed = ended_run(
         store, TrainSpec.cnn(), "failed", "the worker process 4242 ended without finishing the run"
@@ -580,11 +581,8 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
     rerun(app)
     accuracy, digits = (table.value for table in app.table)
     assert accuracy["test set"].tolist() == ["MNIST test digits", "my held-out digits (1)"]  # the 2nd 7
-    scores = run.final_metrics["fine_tuning"]
-    assert accuracy["after"].tolist() == [
-        scores["after"]["mnist_accuracy"],
-        scores["after"]["personal_accuracy"],
-    ]
+    after = run.final_metrics.fine_tuning.after
+    assert accuracy["after"].tolist() == [after.mnist_accuracy, after.personal_accuracy]
     assert digits["digit"].tolist() == ["#1", "#2", "#3", "#4", "#5", "#6"]
     assert digits["drawn"].tolist() == [7, 1, 7, 7, 7, 7]
     assert digits["part"].tolist() == [
@@ -601,7 +599,7 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
     (warning,) = [text for text in texts(app.warning).splitlines() if "misreads 1 of your digits" in text]
     assert "#2 (a 1 read right at 100%, now read as 7 at " in warning
     assert [b.label for b in app.button if b.label.startswith("Draw with")] == [f"Draw with {run.model_name}"]
-    assert ModelStore().entry(run.model_name).config.lineage["personal_train_digits"] == 5
+    assert ModelStore().entry(run.model_name).config.lineage.personal_train_digits == 5
 
 
 def test_draw_stops_a_fine_tuning_run_it_follows():

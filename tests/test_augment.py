@@ -177,7 +177,7 @@ def test_an_augmented_cnn_run_trains_on_changed_digits_and_validates_on_plain_on
     assert int(result.model.optimizer.iterations) == 12  # 270 training digits (30 held out): 6 batches x 2
     assert [step for step, *_ in reporter.epochs] == [6, 12]
     assert {"val_loss", "val_accuracy"} <= set(result.history[-1])
-    assert evaluate_model(result.model, load_training_data(spec)).to_dict()["num_examples"] == 1000
+    assert evaluate_model(result.model, load_training_data(spec)).scores().num_examples == 1000
 
 
 def test_only_the_cnn_can_be_augmented():

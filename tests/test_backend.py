@@ -63,7 +63,7 @@ PROBE_SCRIPT = textwrap.dedent(
     result = fit(TrainSpec.binary(num_samples=64, num_epochs=2), reporter, lambda: False)
     print(json.dumps({
         "backend": backend.current().name,
-        "environment": describe_environment(),
+        "environment": describe_environment().to_dict(),
         "probabilities": [predictor.predict(digit).tolist() for digit in digits],
         "saliency": inspection.saliency.tolist(),
         "compilations": [predictor._probabilities.compilations(), predictor._inspect.compilations()],
@@ -201,4 +201,4 @@ def test_a_run_started_with_backend_jax_trains_on_jax_and_records_it(zoo_home):
     assert completed.stderr.splitlines()[0] == f"run {summary['id']}: binary queued on cpu with jax"
     run = RunStore().get(summary["id"])
     assert run.status == "completed" and run.spec.backend == "jax"
-    assert run.environment["backend"] == "jax" and "jax" in run.environment["versions"]
+    assert run.environment.backend == "jax" and "jax" in run.environment.versions

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from zoo.app.charts import training as charts
+from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import DecisionSurface
 from zoo.runs.store import RunStore
@@ -115,12 +116,7 @@ def test_confusion_matrix_cells_carry_true_and_predicted_labels_for_selection():
 def test_roc_per_class_and_overlay_figures():
     roc = charts.roc_figure([0, 0.2, 1], [0, 0.8, 1], 0.8)
     assert "AUC 0.800" in roc.layout.title.text and values(roc.data[0].y).tolist() == [0, 0.8, 1]
-    table = charts.per_class_table(
-        {
-            "0": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 10},
-            "1": {"precision": 0.5, "recall": 1.0, "f1": 0.67, "support": 3},
-        }
-    )
+    table = charts.per_class_table((ClassScores(0, 0.9, 0.8, 0.85, 10), ClassScores(1, 0.5, 1.0, 0.67, 3)))
     assert table.to_dict("list") == {
         "class": ["0", "1"],
         "precision": [0.9, 0.5],
@@ -143,7 +139,7 @@ def test_runs_table_has_one_row_per_run_with_its_saved_model():
     store = RunStore()
     run_id = store.create_run(TrainSpec.binary(), "cpu")
     store.try_claim(run_id)
-    store.finish(run_id, "completed", final_metrics={"accuracy": 0.91, "macro_f1": 0.9, "auc": 0.97})
+    store.finish(run_id, "completed", final_metrics=Scores(accuracy=0.91, macro_f1=0.9, auc=0.97))
     table = charts.runs_table(store.list_runs(), {run_id: "my-model"})
     row = table.iloc[0]
     assert (row["run"], row["status"], row["kind"], row["dataset"]) == (

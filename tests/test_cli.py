@@ -143,7 +143,7 @@ def test_train_binary_for_three_epochs(tmp_path):
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)
     assert [(run["kind"], run["status"], run["epochs"]) for run in runs] == [("binary", "completed", 3)]
     spec = ModelStore(tmp_path / "models").entry(runs[0]["model_name"]).config.spec
-    assert spec["learning_rate_schedule"] == "cosine"
+    assert spec.learning_rate_schedule == "cosine"
     # as the Train page does:
     ModelStore(tmp_path / "models").rename(runs[0]["model_name"], "my-points", by=LOCAL_USER)
     runs = json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout)

@@ -8,6 +8,7 @@ import pytest
 from sklearn import metrics
 
 from zoo.core.errors import ZooError
+from zoo.core.scores import ClassScores
 from zoo.core.spec import TrainSpec
 from zoo.ml.evaluation import evaluate_predictions, evaluate_saved_model
 from zoo.ml.training import build_model, load_training_data, predict_in_batches
@@ -64,14 +65,9 @@ def test_an_absent_class_is_reported_with_zeros_not_dropped(digit_predictions):
         len(row) == 10 for row in evaluation.confusion_matrix
     )
     assert sum(map(sum, evaluation.confusion_matrix)) == 300
-    summary = evaluation.to_dict()
-    assert sorted(summary["per_class"], key=int) == [str(digit) for digit in range(10)]
-    assert summary["per_class"]["7"] == {
-        "precision": evaluation.precision[7],
-        "recall": 0.0,
-        "f1": 0.0,
-        "support": 0,
-    }
+    scores = evaluation.scores()
+    assert [each.label for each in scores.per_class] == list(range(10))
+    assert scores.of_class(7) == ClassScores(7, evaluation.precision[7], recall=0.0, f1=0.0, support=0)
 
 
 def test_misclassified_indices_and_confidences_are_right(digit_predictions):
@@ -81,7 +77,7 @@ def test_misclassified_indices_and_confidences_are_right(digit_predictions):
     assert evaluation.misclassified == expected and 0 < len(expected) < 300
     assert evaluation.predicted == probabilities.argmax(axis=1).tolist()
     np.testing.assert_allclose(evaluation.confidence, probabilities.max(axis=1))
-    summary = evaluation.to_dict()
+    summary = evaluation.scores().to_dict()
     assert (summary["num_examples"], summary["num_misclassified"]) == (300, len(expected))
     assert "misclassified" not in summary and "predicted" not in summary  # per-example lists stay out
 
@@ -109,16 +105,19 @@ def test_binary_metrics_roc_and_auc_equal_scikit_learns(shape):
     assert evaluation.confusion_matrix == metrics.confusion_matrix(labels, predicted).tolist()
     np.testing.assert_allclose(evaluation.confidence, np.where(predicted == 1, positive, 1 - positive))
     fpr, tpr, thresholds = metrics.roc_curve(labels, positive)
-    assert evaluation.roc["fpr"] == fpr.tolist() and evaluation.roc["tpr"] == tpr.tolist()
-    assert evaluation.roc["thresholds"] == np.clip(thresholds, 0, 1).tolist()  # no infinity for JSON/plots
+    assert (
+        evaluation.roc.false_positive_rate == fpr.tolist()
+        and evaluation.roc.true_positive_rate == tpr.tolist()
+    )
+    assert evaluation.roc.thresholds == np.clip(thresholds, 0, 1).tolist()  # no infinity for JSON/plots
     assert evaluation.auc == metrics.roc_auc_score(labels, positive)
-    assert evaluation.to_dict()["auc"] == evaluation.auc
+    assert evaluation.scores().auc == evaluation.auc
     assert evaluation.misclassified == np.flatnonzero(predicted != labels).tolist()
 
 
 def test_a_binary_evaluation_with_one_class_present_has_no_roc():
     evaluation = evaluate_predictions(np.ones(5, int), np.array([0.9, 0.8, 0.3, 0.7, 0.6]))
-    assert evaluation.roc is None and evaluation.auc is None and "auc" not in evaluation.to_dict()
+    assert evaluation.roc is None and evaluation.auc is None and "auc" not in evaluation.scores().to_dict()
     assert evaluation.accuracy == 0.8 and evaluation.misclassified == [2]
 
 
@@ -136,7 +135,7 @@ def test_mismatched_or_empty_predictions_are_a_zoo_error(labels, probabilities):
 def test_a_saved_model_is_evaluated_on_the_test_set_it_was_trained_for():
     spec = TrainSpec.binary(dataset="circles", num_samples=120, seed=3)
     model = build_model(spec)
-    ModelStore().save(model, "circles", config=ModelConfig("binary", spec=spec.to_dict()))
+    ModelStore().save(model, "circles", config=ModelConfig("binary", spec=spec))
     evaluation, source = evaluate_saved_model("circles")
     data = load_training_data(spec)
     assert source == "circles (120 points, noise 0.2, seed 3)"

@@ -321,7 +321,7 @@ def test_evaluate_refuses_data_for_a_binary_model(zoo_home):
     import keras
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
-    ModelStore().save(model, "points", config=ModelConfig("binary"), metrics={}, history=None)
+    ModelStore().save(model, "points", config=ModelConfig("binary"), metrics=None, history=None)
     one_error_line(
         run_zoo(zoo_home, "evaluate", "points", "--data", "embedded"),
         "points is a binary model",

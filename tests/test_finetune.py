@@ -21,7 +21,7 @@ from test_training import RecordingReporter
 from zoo.core.errors import DigitSetError, ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.scores import DigitReading, FineTuningReport, FineTuningScores, Misreading
-from zoo.core.spec import TrainSpec
+from zoo.core.spec import Lineage, TrainSpec
 from zoo.execution import jobs
 from zoo.hub import operations as hub
 from zoo.ml.evaluation import evaluate_model
@@ -62,8 +62,8 @@ def base_model() -> str:
     """A CNN of the local zoo trained briefly on the embedded digits (saved as a run would save it)."""
     spec = TrainSpec.cnn(mnist_source="embedded", max_train_samples=500, num_epochs=1, batch_size=50)
     result = fit(spec, RecordingReporter(), lambda: False)
-    metrics = evaluate_model(result.model, load_training_data(spec)).to_dict()
-    ModelStore().save(result.model, "base", config=ModelConfig("cnn", spec=spec.to_dict()), metrics=metrics)
+    scores = evaluate_model(result.model, load_training_data(spec)).scores()
+    ModelStore().save(result.model, "base", config=ModelConfig("cnn", spec=spec), metrics=scores)
     return "base"
 
 
@@ -100,16 +100,26 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
     )
     run = jobs.wait(jobs.submit(spec, by=LOCAL_USER), timeout=300)
     assert run.status == "completed", run.message
-    scores = run.final_metrics["fine_tuning"]
+    report = run.final_metrics.fine_tuning
+    before, after = report.before, report.after
     # The held-out vertical bars fight MNIST's 1s, so not every one need be a 7 after four short epochs.
-    assert scores["after"]["personal_accuracy"] - scores["before"]["personal_accuracy"] >= 0.5
-    assert scores["after"]["personal_test_digits"] == 4
-    assert (
-        scores["after"]["mnist_accuracy"] >= scores["before"]["mnist_accuracy"] - 0.05
-    )  # MNIST is not forgotten
-    assert run.final_metrics["accuracy"] == pytest.approx(scores["after"]["mnist_accuracy"])
+    assert after.personal_accuracy - before.personal_accuracy >= 0.5
+    assert after.personal_test_digits == 4
+    assert after.mnist_accuracy >= before.mnist_accuracy - 0.05  # MNIST is not forgotten
+    assert run.final_metrics.accuracy == pytest.approx(after.mnist_accuracy)
     entry = ModelStore().entry(run.model_name)
-    assert entry.name == "mine-cnn" and entry.config.lineage == {
+    assert entry.metrics == run.final_metrics
+    assert entry.name == "mine-cnn" and entry.config.lineage == Lineage(
+        base_model="base",
+        digits_set="mine",
+        personal_train_digits=16,
+        personal_test_digits=4,
+        personal_counts=(0, 0, 0, 0, 10, 0, 0, 10, 0, 0),
+        personal_copies=15,
+        mnist_train_digits=900,
+    )
+    # config.json keeps the lineage in the layout older versions wrote and read
+    assert json.loads((entry.path / "config.json").read_text())["lineage"] == {
         "base_model": "base",
         "digits_set": "mine",
         "personal_train_digits": 16,
@@ -122,8 +132,8 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
     assert np.asarray(new_model(bars(3, True, 9)[..., None])).argmax(axis=1).tolist() == [4, 4, 4]
     card = hub.build_model_card(entry, "alice/mine-cnn").text
     assert "## Fine-tuning" in card and "Fine-tuned from `base` on 20 personal digits (set `mine`" in card
-    before, after = scores["before"]["personal_accuracy"], scores["after"]["personal_accuracy"]
-    assert f"| held-out personal digits | {before:.4f} | {after:.4f} |" in card
+    personal = f"{before.personal_accuracy:.4f} | {after.personal_accuracy:.4f}"
+    assert f"| held-out personal digits | {personal} |" in card
 
 
 def test_fine_tuning_reports_each_of_my_digits_and_warns_of_one_the_base_read_right_and_it_now_misreads(
@@ -152,7 +162,7 @@ def test_fine_tuning_reports_each_of_my_digits_and_warns_of_one_the_base_read_ri
     )
     assert result.returncode == 0, result.stderr
     (run,) = RunStore().list_runs()
-    report = FineTuningReport.from_dict(run.final_metrics["fine_tuning"])
+    report = run.final_metrics.fine_tuning
     tuned = ModelStore().load(run.model_name).model
     digits = np.stack([digit.digit for digit in store.digits("mine", by=LOCAL_USER)])[..., None]
     before, after = predict_in_batches(base, digits), predict_in_batches(tuned, digits)
@@ -176,8 +186,8 @@ def test_fine_tuning_reports_each_of_my_digits_and_warns_of_one_the_base_read_ri
         "The fine-tuned model misreads 1 of your digits that the base model read right: #1 (a 4"
     )
     assert f"now read as 7 at {after[0].max():.0%}" in warning
-    assert run.final_metrics["fine_tuning"]["warning"] == warning  # in the run's record as plain text
-    assert ("warning", warning) in [(event["kind"], event["message"]) for event in RunStore().events(run.id)]
+    assert run.final_metrics.to_dict()["fine_tuning"]["warning"] == warning  # in the record as plain text
+    assert ("warning", warning) in [(event.kind, event.message) for event in RunStore().events(run.id)]
     assert f"warning: {warning}" in result.stderr.splitlines()  # one line from the CLI
     mine_before, mine_after = (
         sum(getattr(reading, model) == reading.label for reading in report.digits)

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from test_app import APP, ended_run, texts
 
 from zoo.core.hosting import User
+from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
 from zoo.ml.architectures import build_mnist_cnn
 from zoo.runs.store import RunStore
@@ -175,18 +176,16 @@ def test_a_failed_runs_message_shows_no_server_path_in_hosted_mode():
     assert message in error and ".log" not in error and "/" not in error.replace("(killed, or", "")
 
 
-EVALUATION = {
-    "accuracy": 0.5,
-    "macro_precision": 0.5,
-    "macro_recall": 0.5,
-    "macro_f1": 0.5,
-    "num_misclassified": 1,
-    "num_examples": 2,
-    "confusion_matrix": [[1 if row == column else 0 for column in range(10)] for row in range(10)],
-    "per_class": {
-        str(digit): {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1} for digit in range(10)
-    },
-}
+EVALUATION = Scores(
+    accuracy=0.5,
+    macro_precision=0.5,
+    macro_recall=0.5,
+    macro_f1=0.5,
+    num_misclassified=1,
+    num_examples=2,
+    confusion_matrix=tuple(tuple(int(row == column) for column in range(10)) for row in range(10)),
+    per_class=tuple(ClassScores(digit, 0.5, 0.5, 0.5, 1) for digit in range(10)),
+)
 
 
 def test_the_hosted_train_page_offers_uploads_and_registered_data_sets_never_a_server_path(monkeypatch):
@@ -220,8 +219,8 @@ def test_the_admin_page_is_the_admins_overview_with_stop_and_delete():
     finished = store.create_run(TrainSpec.binary(), "cpu", owner=User("bob"))
     assert store.try_claim(finished)
     bobs = ModelConfig("cnn", run_id=finished, owner="bob")
-    models.save(build_mnist_cnn(), "bobs-cnn", config=bobs, metrics={"accuracy": 0.9})
-    store.finish(finished, "completed", model_name="bobs-cnn", final_metrics={"accuracy": 0.9})
+    models.save(build_mnist_cnn(), "bobs-cnn", config=bobs, metrics=Scores(0.9))
+    store.finish(finished, "completed", model_name="bobs-cnn", final_metrics=Scores(0.9))
     open_as(ALICE)  # alice and bob were on a page just now
     open_as(BOB)
 

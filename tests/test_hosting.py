@@ -28,7 +28,7 @@ from zoo.core.hosting import (
     owner_slug,
 )
 from zoo.core.settings import HOSTED_LIMITS, LOCAL_LIMITS, Limits
-from zoo.core.spec import TrainSpec
+from zoo.core.spec import Lineage, TrainSpec
 from zoo.execution import jobs
 from zoo.hub import operations as hub
 from zoo.ml.architectures import build_binary_classifier
@@ -249,7 +249,7 @@ def test_a_visitor_who_is_not_signed_in_cannot_train(hosted):
 def test_only_its_owner_or_an_admin_stops_or_deletes_a_run():
     store = RunStore()
     run_id = store.create_run(SPEC, "cpu", owner=ALICE)
-    assert store.get(run_id).owner == "alice" and store.get(run_id).summary()["owner"] == "alice"
+    assert store.get(run_id).owner == "alice" and store.get(run_id).to_row()["owner"] == "alice"
     for intruder, message in [(BOB, "belongs to alice"), (VISITOR, "sign in to manage")]:
         with pytest.raises(PermissionDenied, match=message):
             store.request_stop(run_id, by=intruder)
@@ -357,7 +357,8 @@ def test_nobody_fine_tunes_on_or_pushes_another_persons_digits_unless_they_are_s
         store.add("alices-digits", index % 2, np.zeros((28, 28), np.uint8), np.zeros((28, 28)), by=ALICE)
     cnn = build_model(TrainSpec.cnn())
     ModelStore().save(cnn, "base", config=ModelConfig("cnn", owner="alice"))
-    tuned = ModelConfig("cnn", owner="alice", lineage={"digits_set": "alices-digits"})
+    lineage = Lineage("base", "alices-digits", 4, 2, (3, 3, 0, 0, 0, 0, 0, 0, 0, 0), 30, 900)
+    tuned = ModelConfig("cnn", owner="alice", lineage=lineage)
     ModelStore().save(cnn, "base-alices-digits", config=tuned)
     spec = TrainSpec.cnn(mnist_source="embedded", base_model="base", digits_set="alices-digits")
     with pytest.raises(PermissionDenied, match=private):

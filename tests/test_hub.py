@@ -57,8 +57,8 @@ def trained(tmp_path_factory):
     entry = store.save(
         model,
         "tiny-cnn",
-        config=ModelConfig("cnn", spec=spec.to_dict(), data_source=mnist.source, run_id="run-1"),
-        metrics=evaluation.to_dict(),
+        config=ModelConfig("cnn", spec=spec, data_source=mnist.source, run_id="run-1"),
+        metrics=evaluation.scores(),
         history=[{"epoch": 1, **{name: values[0] for name, values in fitted.history.items()}}],
     )
     return {"path": entry.path, "x_test": x_test, "digits": mnist.x_test[:3]}
@@ -113,7 +113,9 @@ def test_round_trip_gives_identical_predictions_and_the_draw_pipeline_reads_the_
     assert pulled.entry.config.origin == ModelOrigin(
         "alice/tiny-cnn", pushed.commit, pushed.commit, server.url
     )
-    assert pulled.entry.config.spec["num_epochs"] == 1
+    assert (
+        pulled.entry.config.spec == store.entry(name).config.spec and pulled.entry.config.spec.num_epochs == 1
+    )
     assert pulled.entry.metrics == store.entry(name).metrics
     original, copy = store.load(name), store.load(pulled.entry.name)
     assert np.array_equal(outputs(original.model, trained["x_test"]), outputs(copy.model, trained["x_test"]))
@@ -201,15 +203,15 @@ def test_the_card_has_hub_metadata_and_the_run(server, trained):
     assert {"zoo-studio", "image-classification"} <= set(card.data.tags)
     assert card.data.datasets == ["mnist"]
     declared = {result.metric_type: result.metric_value for result in card.data.eval_results}
-    assert declared["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)  # the card keeps 6 digits
-    assert declared["f1"] == pytest.approx(metrics["macro_f1"], abs=1e-6)
+    assert declared["accuracy"] == pytest.approx(metrics.accuracy, abs=1e-6)  # the card keeps 6 digits
+    assert declared["f1"] == pytest.approx(metrics.macro_f1, abs=1e-6)
     assert "## Hyperparameters" in card.text and "| learning_rate | 0.001 |" in card.text
     assert ModelStore().entry(name).config.data_source in card.text
     assert "## Training curves" in card.text and "| epoch | accuracy | loss |" in card.text
     assert 'keras.saving.load_model("hf://alice/tiny-cnn")' in card.text
     # The Hub itself reads the card: model info and listings carry its metrics.
     info = api().model_info("alice/tiny-cnn")
-    assert hub.card_metrics(info.card_data)["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert hub.card_metrics(info.card_data).accuracy == pytest.approx(metrics.accuracy, abs=1e-6)
 
 
 def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trained):
@@ -227,8 +229,8 @@ def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trai
         path_or_fileobj=str(card.content).encode(), path_in_repo="README.md", repo_id="alice/tiny-cnn"
     )
 
-    original_accuracy = ModelStore().entry(name).metrics["accuracy"]
-    better = {**ModelStore().entry(name).metrics, "accuracy": 0.99}
+    original_accuracy = ModelStore().entry(name).accuracy
+    better = {**ModelStore().entry(name).metrics.to_dict(), "accuracy": 0.99}
     (ModelStore().root / name / "metrics.json").write_text(json.dumps(better))
     second = hub.push(name, "alice/tiny-cnn", message="Better")
 
@@ -237,7 +239,7 @@ def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trai
     assert "To the MNIST authors." in updated.text
     assert updated.data.license == "mit"
     assert updated.text.count(hub.CARD_BEGIN) == 1 and updated.text.count(hub.CARD_END) == 1
-    assert hub.card_metrics(updated.data)["accuracy"] == 0.99
+    assert hub.card_metrics(updated.data).accuracy == 0.99
     assert "| Accuracy | 0.9900 |" in updated.text
 
     revisions = hub.list_revisions("alice/tiny-cnn")
@@ -250,9 +252,9 @@ def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trai
         ("tag", "v1", first.commit),
     ]
     comparison = hub.compare_revisions("alice/tiny-cnn", "v1", "main")
-    accuracy = next(row for row in comparison.rows() if row["metric"] == "accuracy")
-    assert accuracy["first"] == pytest.approx(original_accuracy) and accuracy["second"] == 0.99
-    assert accuracy["change"] == pytest.approx(0.99 - original_accuracy)
+    accuracy = next(change for change in comparison.changes() if change.metric == "accuracy")
+    assert accuracy.first == pytest.approx(original_accuracy) and accuracy.second == 0.99
+    assert accuracy.change == pytest.approx(0.99 - original_accuracy)
     assert (comparison.first.commit, comparison.second.commit) == (first.commit, second.commit)
 
 
@@ -286,7 +288,7 @@ def test_browse_lists_zoo_models_filtered_by_author_and_search_with_card_metrics
 
     listed = {model.repo_id: model for model in hub.list_models()}
     assert set(listed) == {"alice/cnn-a", "alice/cnn-b", "bob/cnn-c", "alice/secret-cnn"}
-    assert listed["alice/cnn-b"].metrics == {"accuracy": 0.75, "macro_f1": 0.7}
+    assert listed["alice/cnn-b"].metrics == hub.CardMetrics(accuracy=0.75, macro_f1=0.7)
     assert listed["alice/cnn-b"].kind == "cnn" and listed["alice/secret-cnn"].private
     assert [m.repo_id for m in hub.list_models(author="bob")] == ["bob/cnn-c"]
     assert [m.repo_id for m in hub.list_models(search="CNN-B")] == ["alice/cnn-b"]
@@ -562,6 +564,27 @@ def test_corrupt_zoo_description(server, trained):
     api().upload_file(path_or_fileobj=b"{not json", path_in_repo="zoo.json", repo_id="alice/tiny-cnn")
     with pytest.raises(hub.HubError, match=r"zoo\.json is not valid JSON") as error:
         hub.pull("alice/tiny-cnn")
+    assert_clean_failure(error)
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "problem"),
+    [
+        ("zoo.json", {"kind": "cnn", "spec": {"num_epochs": 0}}, "num_epochs=0: choose an integer"),
+        ("zoo.json", {"kind": "cnn", "spec": {"dropout": 0.5}}, "unknown training option(s) dropout"),
+        ("metrics.json", {"macro_f1": 0.5}, "the scores record is malformed"),
+    ],
+)
+def test_a_repo_whose_description_zoo_studio_cannot_read_is_refused_in_one_line(
+    server, trained, path, content, problem
+):
+    hub.push(install(trained), "alice/tiny-cnn")
+    upload = json.dumps(content).encode()
+    api().upload_file(path_or_fileobj=upload, path_in_repo=path, repo_id="alice/tiny-cnn")
+    with pytest.raises(hub.HubError, match=r"^alice/tiny-cnn at [0-9a-f]{8}: ") as error:
+        hub.pull("alice/tiny-cnn")
+    assert problem in str(error.value)
+    assert "zoo.json and metrics.json are not what Zoo Studio writes" in str(error.value)
     assert_clean_failure(error)
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from zoo.app.charts.draw import feature_maps_figure, probability_bars, saliency_figure, step_figure
 from zoo.core.errors import ModelStoreError, ZooError
+from zoo.core.scores import Scores
 from zoo.ml import inference
 from zoo.storage.models import ModelConfig, ModelStore, install_starter_models, load_keras_file
 
@@ -170,7 +171,7 @@ def test_an_empty_canvas_asks_for_a_digit_and_predicts_nothing(predictor):
     empty = np.zeros((280, 280, 4), np.uint8)
     prediction = inference.predict_digit(predictor, empty)
     assert prediction.preprocessed.is_blank and prediction.probabilities is None
-    assert prediction.digit is None and "Draw a digit" in prediction.summary()["message"]
+    assert prediction.digit is None and "Draw a digit" in prediction.to_row()["message"]
     assert list(prediction.preprocessed.steps) == ["grayscale", "ink"]
 
 
@@ -319,11 +320,11 @@ def test_draw_charts_show_what_they_are_given(predictor, mnist_test):
 def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, starter_cnn_file):
     shipped = ModelStore(tmp_path / "starter")
     shipped.save(
-        load_keras_file(starter_cnn_file), "mnist-cnn", config=ModelConfig("cnn"), metrics={"accuracy": 0.96}
+        load_keras_file(starter_cnn_file), "mnist-cnn", config=ModelConfig("cnn"), metrics=Scores(0.96)
     )
     zoo = ModelStore()
     assert install_starter_models(zoo, shipped.root) == ["mnist-cnn"]
-    assert zoo.load("mnist-cnn").entry.metrics["accuracy"] == 0.96
+    assert zoo.load("mnist-cnn").entry.accuracy == 0.96
     assert install_starter_models(zoo, shipped.root) == []
     assert [entry.name for entry in zoo.entries()] == ["mnist-cnn"]
     assert install_starter_models(zoo, tmp_path / "nothing-shipped") == []
@@ -354,4 +355,4 @@ def test_a_fresh_zoo_reads_digits_with_the_shipped_starter(a_seven, tmp_path, ca
     Image.fromarray(a_seven).save(seven)
     assert main(["predict", "mnist-cnn", str(seven)]) == 0  # the zoo was empty: the starter was copied in
     assert capsys.readouterr().out.startswith(f"{seven}: 7 (")
-    assert ModelStore().entry("mnist-cnn").metrics["accuracy"] > 0.98
+    assert ModelStore().entry("mnist-cnn").accuracy > 0.98

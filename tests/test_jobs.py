@@ -22,6 +22,7 @@ from zoo.core.errors import RunError
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
 from zoo.execution import jobs
+from zoo.ml.backend import Device
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.evaluation import evaluate_predictions
 from zoo.ml.training import predict_in_batches, scale_digits
@@ -76,10 +77,10 @@ def test_a_run_completes_with_metrics_model_environment_and_data_source(queued_r
     assert run.status == "completed", run.message
     assert run.started_at <= run.ended_at
     # Final metrics: the evaluation of the whole embedded test set.
-    assert run.final_metrics["num_examples"] == 1000
-    assert 0.2 < run.final_metrics["accuracy"] <= 1.0  # chance is 0.1; 2 tiny epochs do better
-    assert sorted(run.final_metrics["per_class"], key=int) == [str(digit) for digit in range(10)]
-    assert run.summary()["test_accuracy"] == run.final_metrics["accuracy"]
+    assert run.final_metrics.num_examples == 1000
+    assert 0.2 < run.final_metrics.accuracy <= 1.0  # chance is 0.1; 2 tiny epochs do better
+    assert [scores.label for scores in run.final_metrics.per_class] == list(range(10))
+    assert run.to_row()["test_accuracy"] == run.final_metrics.accuracy
     # Progress reached the last step of the last epoch.
     total = 2 * TINY_CNN_STEPS_PER_EPOCH
     assert (run.progress.step, run.progress.total_steps, run.progress.epoch) == (total, total, 2)
@@ -96,14 +97,14 @@ def test_a_run_completes_with_metrics_model_environment_and_data_source(queued_r
     import keras
     import tensorflow as tf
 
-    assert {"name": "/device:CPU:0", "type": "CPU"} in run.environment["devices"]
-    assert run.environment["versions"]["tensorflow"] == tf.__version__
-    assert run.environment["versions"]["keras"] == keras.__version__
-    assert run.environment["versions"]["numpy"] == np.__version__
+    assert Device("/device:CPU:0", "CPU") in run.environment.devices
+    assert run.environment.versions["tensorflow"] == tf.__version__
+    assert run.environment.versions["keras"] == keras.__version__
+    assert run.environment.versions["numpy"] == np.__version__
     assert run.device == "cpu"
     # The data source names the embedded subset and the cut to 320 images.
     assert "embedded MNIST subset" in run.data_source and "first 320 training images" in run.data_source
-    kinds = [event["kind"] for event in store.events(run.id)]
+    kinds = [event.kind for event in store.events(run.id)]
     assert kinds[0] == "data" and "started" in kinds and kinds[-1] == "completed"
 
 
@@ -113,7 +114,7 @@ def test_the_completed_run_saved_its_trained_model_in_the_local_zoo(queued_runs)
     loaded = models.load(run.model_name)
     config = loaded.entry.config
     assert (config.kind, config.run_id, config.status) == ("cnn", run.id, "completed")
-    assert TrainSpec.from_dict(config.spec) == run.spec
+    assert config.spec == run.spec
     assert config.data_source == run.data_source
     assert loaded.entry.metrics == run.final_metrics
     epoch_losses = queued_runs.store.metrics_frame(run.id).query("name == 'epoch/loss'").value.tolist()
@@ -122,7 +123,7 @@ def test_the_completed_run_saved_its_trained_model_in_the_local_zoo(queued_runs)
     # The saved weights are the trained ones: they score exactly what the run reported.
     mnist = load_embedded_mnist()
     probabilities = predict_in_batches(loaded.model, scale_digits(mnist.x_test))
-    assert evaluate_predictions(mnist.y_test, probabilities).accuracy == run.final_metrics["accuracy"]
+    assert evaluate_predictions(mnist.y_test, probabilities).accuracy == run.final_metrics.accuracy
     # The worker's library log lines are in the run's log, one line each.
     logged = queued_runs.store.log_path(run.id).read_text()
     assert f" INFO zoo.storage.models: saved model {run.model_name} (cnn) in " in logged, logged
@@ -199,7 +200,7 @@ def test_a_stop_request_lands_within_one_batch_and_keeps_the_model(zoo_home):
     assert "stopped on request" in run.message
     entry = ModelStore().entry(run.model_name)
     assert entry.config.status == "stopped" and entry.config.run_id == run_id
-    assert 0 <= run.final_metrics["accuracy"] <= 1 and run.final_metrics["num_examples"] == 6000
+    assert 0 <= run.final_metrics.accuracy <= 1 and run.final_metrics.num_examples == 6000
 
 
 def test_an_absurd_learning_rate_ends_the_run_as_diverged(zoo_home):
@@ -215,7 +216,7 @@ def test_an_absurd_learning_rate_ends_the_run_as_diverged(zoo_home):
     # Training ended there: no metric row comes from a later step, and nothing was saved.
     assert store.metrics_frame(run.id).step.max() <= step
     assert run.model_name is None and ModelStore().entries() == []
-    assert store.events(run.id)[-1]["kind"] == "diverged"
+    assert store.events(run.id)[-1].kind == "diverged"
 
 
 def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
@@ -230,7 +231,7 @@ def test_a_killed_worker_leaves_a_failed_run_with_a_reason(zoo_home):
     assert run.status == "failed"
     assert f"worker process {pid} ended without finishing" in run.message
     assert run.ended_at is not None and not run.is_active
-    assert store.events(run_id)[-1]["kind"] == "failed"
+    assert store.events(run_id)[-1].kind == "failed"
 
 
 def test_a_worker_whose_run_was_failed_as_hung_stops_and_saves_nothing(zoo_home):
@@ -275,7 +276,7 @@ def test_a_run_starts_in_a_warm_worker_that_then_ends_and_is_replaced(zoo_home, 
         jobs.submit(TrainSpec.binary(num_epochs=2, device="cpu"), store, by=LOCAL_USER), RUN_TIMEOUT, store
     )
     assert run.status == "completed" and run.worker_pid == warm  # the waiting worker took it
-    assert run.environment["backend"] == "tensorflow"
+    assert run.environment.backend == "tensorflow"
     assert wait_for_exit(warm, 30)  # and ended with its run: a worker is never reused
     (replacement,) = store.pool_workers()
     assert replacement != warm

@@ -7,6 +7,7 @@ import os
 
 from zoo.app.overview import ACTIVE_SECONDS, host_overview
 from zoo.core.hosting import HostingConfig, User
+from zoo.core.scores import Scores
 from zoo.core.settings import HOSTED_LIMITS
 from zoo.core.spec import TrainSpec
 from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
@@ -22,7 +23,7 @@ def model(name: str, owner: str, kind: str, accuracy: float) -> None:
         build_mnist_cnn() if kind == "cnn" else build_binary_classifier((3,), "sigmoid"),
         name,
         config=ModelConfig(kind, owner=owner),
-        metrics={"accuracy": accuracy},
+        metrics=Scores(accuracy),
     )
 
 

@@ -3,6 +3,8 @@ dead and silent workers, metric streams, events, surfaces, and several readers a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -15,8 +17,10 @@ import pytest
 
 from zoo.core.errors import RunError, StorageError
 from zoo.core.hosting import LOCAL_USER, VISITOR, User
+from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
-from zoo.ml.training import DecisionSurface, Progress
+from zoo.ml.backend import Device
+from zoo.ml.training import DecisionSurface, Environment, Progress
 from zoo.runs.store import SCHEMA_VERSION, Person, RunStore, process_alive
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
@@ -69,7 +73,7 @@ def test_a_new_run_is_queued_with_its_spec(store):
     assert (run.status, run.kind, run.device, run.model_name) == ("queued", "binary", "cpu", "points")
     assert run.spec == SPEC and run.is_active
     assert run.started_at is None and run.duration_seconds is None and run.progress is None
-    summary = run.summary()
+    summary = run.to_row()
     assert (summary["id"], summary["status"], summary["dataset"], summary["epochs"]) == (
         run_id,
         "queued",
@@ -208,18 +212,28 @@ def test_stopping_a_running_run_asks_its_worker(store):
 
 def test_finish_closes_a_run_once(store):
     run_id = running_run(store)
-    store.finish(run_id, "completed", final_metrics={"accuracy": 0.9}, model_name="saved-as")
+    store.finish(run_id, "completed", final_metrics=Scores(0.9, macro_f1=0.88), model_name="saved-as")
     store.finish(run_id, "failed", message="too late")  # e.g. a second reader that found it dead
     run = store.get(run_id)
     assert (run.status, run.message, run.final_metrics, run.model_name) == (
         "completed",
         None,
-        {"accuracy": 0.9},
+        Scores(0.9, macro_f1=0.88),
         "saved-as",
     )
-    assert [event["kind"] for event in store.events(run_id)] == ["completed"]
+    assert run.final_metrics.accuracy == 0.9
+    assert [event.kind for event in store.events(run_id)] == ["completed"]
     with pytest.raises(RunError, match="status 'running' is not final"):
         store.finish(run_id, "running")
+
+
+def test_a_run_ended_without_scores_reads_none_and_keeps_the_record_older_versions_read(store):
+    run_id = running_run(store)
+    store.finish(run_id, "failed", message="out of memory; use a smaller batch size")
+    assert store.get(run_id).final_metrics is None
+    with contextlib.closing(sqlite3.connect(store.path)) as connection:
+        (recorded,) = connection.execute("SELECT final_metrics FROM runs WHERE id = ?", (run_id,)).fetchone()
+    assert json.loads(recorded) == {}  # older versions read {} as no scores; null would be damage to them
 
 
 @pytest.mark.parametrize("reap", [True, False], ids=["reaped", "zombie"])
@@ -233,7 +247,7 @@ def test_a_run_whose_worker_died_is_failed_on_the_next_read(store, reap):
         assert run.status == "failed" and not run.is_active
         assert f"the worker process {run.worker_pid} ended without finishing the run" in run.message
     assert store.get(running).status == "failed"  # read again: still closed once
-    assert [event["kind"] for event in store.events(running)] == ["failed"]
+    assert [event.kind for event in store.events(running)] == ["failed"]
 
 
 def test_a_silent_worker_is_failed_a_live_one_is_not(store):
@@ -284,17 +298,15 @@ def test_metrics_stream_in_order_and_can_be_read_incrementally(store):
 
 def test_events_surfaces_and_the_started_record(store):
     run_id = running_run(store)
-    store.set_started(run_id, "moons (400 points)", {"devices": [{"name": "/device:CPU:0", "type": "CPU"}]})
+    store.set_started(run_id, "moons (400 points)", Environment(devices=(Device("/device:CPU:0", "CPU"),)))
     store.add_event(run_id, "data", "moons (400 points)")
     assert store.surface(run_id) is None
     store.save_surface(run_id, surface(5, 1, 0.1))
     store.save_surface(run_id, surface(10, 2, 0.2))
     assert store.surface(run_id) == surface(10, 2, 0.2)  # the latest only
     run = store.get(run_id)
-    assert run.data_source == "moons (400 points)" and run.environment["devices"][0]["type"] == "CPU"
-    assert [(event["kind"], event["message"]) for event in store.events(run_id)] == [
-        ("data", "moons (400 points)")
-    ]
+    assert run.data_source == "moons (400 points)" and run.environment.devices[0].type == "CPU"
+    assert [(event.kind, event.message) for event in store.events(run_id)] == [("data", "moons (400 points)")]
 
 
 def test_rows_for_a_run_the_store_does_not_hold_are_refused_naming_it_and_nothing_is_written(store):
@@ -407,12 +419,12 @@ def test_a_store_of_every_earlier_schema_version_is_migrated_with_its_runs(fixtu
     assert user_version(old) == SCHEMA_VERSION
     assert schema_of(old) == schema_of(RunStore(tmp_path / "fresh" / "runs.sqlite3").path)
     runs = {run.model_name or run.kind: run for run in store.list_runs()}
-    assert runs["points-v0"].status == "completed" and runs["points-v0"].final_metrics == {"accuracy": 0.9}
-    assert runs["cnn"].status == "stopped"
+    assert runs["points-v0"].status == "completed" and runs["points-v0"].final_metrics == Scores(0.9)
+    assert runs["cnn"].status == "stopped" and runs["cnn"].final_metrics is None
     completed = runs["points-v0"].id
     assert list(store.metrics_frame(completed)["name"]) == ["batch/loss", "batch/accuracy", "epoch/loss"]
     assert store.surface(completed).probability == [[0.1]] and store.surface(completed).epoch == 1
-    assert [event["kind"] for event in store.events(completed)] == ["completed"]
+    assert [event.kind for event in store.events(completed)] == ["completed"]
     store.add_event(completed, "note", "written after the migration")  # and it is writable
 
 

@@ -23,6 +23,8 @@ import pytest
 from zoo.core.errors import ModelStoreError, StorageError
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.names import check_model_name
+from zoo.core.scores import ClassScores, FineTuningReport, FineTuningScores, Scores
+from zoo.core.spec import Lineage, TrainSpec
 from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
 from zoo.storage.models import (
     FORMAT,
@@ -32,13 +34,15 @@ from zoo.storage.models import (
     ModelStore,
     load_keras_file,
     open_local_zoo,
+    read_scores,
+    write_json,
 )
 
 HISTORY = [
     {"epoch": 1, "loss": 0.6931471805599453, "accuracy": 0.5},
     {"epoch": 2, "loss": 0.1 + 0.2, "accuracy": 0.75},
 ]
-METRICS = {"accuracy": 0.75, "per_class": {"0": {"precision": 1.0}}, "confusion_matrix": [[1, 0], [1, 2]]}
+METRICS = Scores(0.75, per_class=(ClassScores(0, 1.0, 0.5, 0.67, 2),), confusion_matrix=((1, 0), (1, 2)))
 
 
 @pytest.fixture
@@ -66,7 +70,7 @@ def test_a_saved_cnn_loads_with_bit_identical_predictions_config_metrics_and_his
     keras.utils.set_random_seed(1)
     model = build_mnist_cnn()
     images = np.random.default_rng(1).random((16, 28, 28, 1)).astype(np.float32)
-    config = ModelConfig("cnn", spec={"batch_size": 128}, data_source="embedded", run_id="abc123")
+    config = ModelConfig("cnn", spec=TrainSpec.cnn(batch_size=64), data_source="embedded", run_id="abc123")
     entry = store.save(model, "round-trip", config=config, metrics=METRICS, history=HISTORY)
     assert entry.path == store.root / "round-trip" and entry.kind == "cnn"
     assert sorted(os.listdir(entry.path)) == sorted(MODEL_FILES)
@@ -79,7 +83,7 @@ def test_a_saved_cnn_loads_with_bit_identical_predictions_config_metrics_and_his
     assert json.loads((entry.path / "config.json").read_text())["format"] == FORMAT
     assert loaded.entry.metrics == METRICS
     assert loaded.history == HISTORY  # floats survive the CSV exactly
-    summary = loaded.entry.summary()
+    summary = loaded.entry.to_row()
     assert (summary["name"], summary["kind"], summary["accuracy"], summary["run_id"]) == (
         "round-trip",
         "cnn",
@@ -288,6 +292,76 @@ def test_a_config_of_another_format_is_refused(store):
     with pytest.raises(ModelStoreError, match="is not a Zoo Studio model config"):
         store.load("other-format")
     assert store.entries() == []
+
+
+def test_the_shipped_starters_config_and_metrics_read_as_records_and_write_back_unchanged(tmp_path):
+    starter = STARTER_DIRECTORY / "mnist-cnn"
+    recorded = json.loads((starter / "config.json").read_text())
+    config = ModelConfig.from_dict(recorded)
+    assert (config.spec.learning_rate_schedule, config.spec.conv_filters, config.lineage) == (
+        "cosine",
+        (32, 64, 64),
+        None,
+    )
+    # every value it holds is written back as it was (fields added since it was written, such as
+    # ``kept`` and the spec's ``keep_model``, join with their defaults)
+    written = {**config.to_dict(), "format": FORMAT}
+    assert {key: written[key] for key in recorded if key != "spec"} == {
+        key: value for key, value in recorded.items() if key != "spec"
+    }
+    assert {key: written["spec"][key] for key in recorded["spec"]} == recorded["spec"]
+    write_json(tmp_path / "metrics.json", read_scores(starter / "metrics.json").to_dict())
+    assert (tmp_path / "metrics.json").read_bytes() == (starter / "metrics.json").read_bytes()
+
+
+def test_a_fine_tuned_models_lineage_and_scores_are_kept_in_the_layout_older_versions_read(store):
+    lineage = Lineage("base", "mine", 16, 4, (0, 0, 0, 0, 10, 0, 0, 10, 0, 0), 15, 900)
+    spec = TrainSpec.cnn(base_model="base", digits_set="mine", hidden_units="32")
+    report = FineTuningReport(FineTuningScores(0.9, 0.25, 4), FineTuningScores(0.91, 1.0, 4))
+    scores = dataclasses.replace(METRICS, fine_tuning=report)
+    entry = store.save(
+        build_mnist_cnn(), "mine", config=ModelConfig("cnn", spec, lineage=lineage), metrics=scores
+    )
+    config = json.loads((entry.path / "config.json").read_text())
+    assert config["spec"] == {**spec.to_dict(), "hidden_units": [32], "conv_filters": [32, 64, 64]}
+    assert config["lineage"] == {
+        "base_model": "base",
+        "digits_set": "mine",
+        "personal_train_digits": 16,
+        "personal_test_digits": 4,
+        "personal_counts": [0, 0, 0, 0, 10, 0, 0, 10, 0, 0],
+        "personal_copies": 15,
+        "mnist_train_digits": 900,
+    }
+    assert json.loads((entry.path / "metrics.json").read_text())["fine_tuning"]["after"] == {
+        "mnist_accuracy": 0.91,
+        "personal_accuracy": 1.0,
+        "personal_test_digits": 4,
+    }
+    again = store.entry("mine")
+    assert (again.config.spec, again.config.lineage, again.metrics) == (spec, lineage, scores)
+
+
+@pytest.mark.parametrize(
+    ("file", "values", "problem"),
+    [
+        ("config.json", {"spec": {"kind": "cnn", "num_epochs": 0}}, "num_epochs=0: choose an integer"),
+        ("config.json", {"spec": {"kind": "cnn", "dropout": 0.5}}, "unknown training option(s) dropout"),
+        ("config.json", {"lineage": {"base_model": "base"}}, "the model config is malformed"),
+        ("metrics.json", {"macro_f1": 0.5}, "the scores record is malformed"),
+    ],
+)
+def test_a_record_in_a_model_directory_that_does_not_read_marks_the_model_damaged(
+    store, file, values, problem
+):
+    entry = save_binary(store, "odd-record")
+    written = json.loads((entry.path / file).read_text()) if file == "config.json" else {}
+    (entry.path / file).write_text(json.dumps({**written, **values}))
+    with pytest.raises(ModelStoreError, match=re.escape(problem)):
+        store.entry("odd-record")
+    assert store.entries() == []
+    (damaged,) = store.damaged()
+    assert damaged.name == "odd-record" and problem in damaged.problem and "\n" not in damaged.problem
 
 
 @pytest.mark.parametrize(
@@ -538,7 +612,8 @@ def test_the_local_zoo_opens_with_the_shipped_starter_in_it(zoo_home):
     store = open_local_zoo()
     (starter,) = store.entries()
     assert (starter.name, starter.kind, starter.accuracy) == ("mnist-cnn", "cnn", 0.9945)
-    assert starter.config.spec["kind"] == "cnn" and starter.config.status == "completed"
+    assert starter.config.spec.kind == "cnn" and starter.config.status == "completed"
+    assert starter.config.spec.num_epochs == 15 and starter.metrics.num_examples == 10_000
     assert starter.data_summary == "full MNIST"
     store.rename("mnist-cnn", "my-starter", by=LOCAL_USER)
     assert [entry.name for entry in open_local_zoo().entries()] == ["mnist-cnn", "my-starter"]

@@ -17,9 +17,11 @@ import pytest
 
 from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.spec import TrainSpec
+from zoo.ml.backend import Device
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.training import (
     DecisionSurface,
+    Environment,
     Progress,
     build_model,
     compiled_form,
@@ -322,10 +324,15 @@ def test_the_environment_names_devices_and_versions():
     import tensorflow as tf
 
     environment = describe_environment()
-    assert {"name": "/device:CPU:0", "type": "CPU"} in environment["devices"]
-    assert environment["versions"]["tensorflow"] == tf.__version__
-    assert environment["versions"]["keras"] == keras.__version__
-    assert environment["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert Device("/device:CPU:0", "CPU") in environment.devices
+    assert environment.backend == "tensorflow"
+    assert environment.versions["tensorflow"] == tf.__version__
+    assert environment.versions["keras"] == keras.__version__
+    assert environment.versions["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert Environment.from_dict(json.loads(json.dumps(environment.to_dict()))) == environment
+    # a run recorded before other backends, or before devices were kept, reads with what it lacks empty
+    older = {"devices": [], "versions": {"keras": "3"}}
+    assert Environment.from_dict(older) == Environment(versions={"keras": "3"})
 
 
 MIRRORED_SCRIPT = textwrap.dedent(

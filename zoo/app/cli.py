@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from zoo.core.errors import RunError, ZooError
 from zoo.core.hosting import LOCAL_USER
@@ -29,6 +29,9 @@ from zoo.core.vocabulary import (
     OPTIMIZERS,
     POINT_DATASETS,
 )
+
+if TYPE_CHECKING:
+    from zoo.runs.store import Run
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -291,11 +294,13 @@ def command_train(arguments: argparse.Namespace) -> int:
     print(f"run {run_id}: {spec.kind} queued on {queued.device} with {queued.spec.backend}", file=sys.stderr)
     run = wait_showing_progress(store, run_id)
     if arguments.json:
-        print(json.dumps(run.summary(), indent=2))
+        print(json.dumps(run.to_row(), indent=2))
     else:
         print(describe_finished_run(run))
-    if run.final_metrics.get("fine_tuning", {}).get("warning"):
-        print(f"warning: {run.final_metrics['fine_tuning']['warning']}", file=sys.stderr)
+    report = run.final_metrics.fine_tuning if run.final_metrics is not None else None
+    warning = report.warning() if report is not None else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     if run.status in ("completed", "stopped"):
         return 0
     print(f"error: run {run.id} {run.status}: {run.message}", file=sys.stderr)
@@ -411,15 +416,13 @@ def format_clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def describe_finished_run(run: Any) -> str:
-    from zoo.core.scores import FineTuningReport
-
-    accuracy = run.final_metrics.get("accuracy")
-    scored = f", test accuracy {accuracy:.4f}" if accuracy is not None else ""
+def describe_finished_run(run: Run) -> str:
+    scores = run.final_metrics
+    scored = f", test accuracy {scores.accuracy:.4f}" if scores is not None else ""
     saved = f"; model saved as {run.model_name!r} (python -m zoo models)" if run.model_name else ""
     lines = [f"run {run.id} {run.status}{scored}{saved}", f"data: {run.data_source}"]
-    if run.final_metrics.get("fine_tuning"):
-        lines.append(FineTuningReport.from_dict(run.final_metrics["fine_tuning"]).summary() or "")
+    if scores is not None and scores.fine_tuning is not None:
+        lines.append(scores.fine_tuning.summary() or "")
     return "\n".join(line for line in lines if line)
 
 
@@ -430,8 +433,8 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
     evaluation, source = evaluate_saved_model(
         arguments.model_name, open_local_zoo(), mnist_source=arguments.mnist_source
     )
-    summary = {"model_name": arguments.model_name, "data_source": source, **evaluation.to_dict()}
     if arguments.json:
+        summary = {"model_name": arguments.model_name, "data_source": source, **evaluation.scores().to_dict()}
         print(json.dumps(summary, indent=2))
         return 0
     print(f"{arguments.model_name} on {source}")
@@ -458,7 +461,7 @@ def command_runs(arguments: argparse.Namespace) -> int:
     from zoo.storage.models import open_local_zoo
 
     names = open_local_zoo().names_by_run()  # the names models have now: a model may be renamed or deleted
-    rows = [{**run.summary(), "model_name": names.get(run.id)} for run in open_run_store().list_runs()]
+    rows = [{**run.to_row(), "model_name": names.get(run.id)} for run in open_run_store().list_runs()]
     print_rows(
         rows,
         arguments.json,
@@ -474,11 +477,11 @@ def command_models(arguments: argparse.Namespace) -> int:
     store = open_local_zoo()
     entries, damaged = store.entries(), store.damaged()
     if arguments.json:
-        rows = [{**entry.summary(), "damaged": None} for entry in entries]
-        print(json.dumps([*rows, *(model.summary() for model in damaged)], indent=2))
+        rows = [{**entry.to_row(), "damaged": None} for entry in entries]
+        print(json.dumps([*rows, *(model.to_row() for model in damaged)], indent=2))
         return 0
     print_rows(
-        [entry.summary() for entry in entries],
+        [entry.to_row() for entry in entries],
         False,
         ["name", "kind", "accuracy", "origin", "data_source"],
         empty="no models yet: train one with `python -m zoo train cnn`",
@@ -499,22 +502,25 @@ def command_predict(arguments: argparse.Namespace) -> int:
     from zoo.storage.models import open_local_zoo
 
     predictor = Predictor.from_file(open_local_zoo().entry(arguments.model_name).model_file)
-    rows = []
+    rows, failed = [], False
     for image in arguments.images:
         try:
-            rows.append({"image": image, **predict_digit(predictor, load_image(image)).summary()})
+            prediction = predict_digit(predictor, load_image(image))
         except ZooError as error:
             print(f"error: {error}", file=sys.stderr)
             rows.append({"image": image, "error": str(error)})
+            failed = True
+            continue
+        rows.append({"image": image, **prediction.to_row()})
+        if arguments.json:
+            continue
+        if prediction.digit is not None and prediction.confidence is not None:
+            print(f"{image}: {prediction.digit} ({prediction.confidence:.1%})")
+        else:
+            print(f"{image}: no digit ({prediction.preprocessed.message})")
     if arguments.json:
         print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            if row.get("digit") is not None:
-                print(f"{row['image']}: {row['digit']} ({row['confidence']:.1%})")
-            elif "error" not in row:
-                print(f"{row['image']}: no digit ({row['message']})")
-    return EXIT_ERROR if any("error" in row for row in rows) else 0
+    return EXIT_ERROR if failed else 0
 
 
 def command_doctor(arguments: argparse.Namespace) -> int:
@@ -583,7 +589,7 @@ def command_pull(arguments: argparse.Namespace) -> int:
         store=open_local_zoo(),
     )
     if arguments.json:
-        print(json.dumps({**result.entry.summary(), "made_by": result.made_by}, indent=2, default=str))
+        print(json.dumps({**result.entry.to_row(), "made_by": result.made_by}, indent=2, default=str))
         return 0
     print(
         f"pulled {result.repo_id} at {result.revision} (commit {result.commit}) into the local zoo as "
@@ -595,7 +601,7 @@ def command_pull(arguments: argparse.Namespace) -> int:
 def command_hub_list(arguments: argparse.Namespace) -> int:
     from zoo.hub import operations as hub
 
-    rows = [model.summary() for model in hub.list_models(author=arguments.author, search=arguments.search)]
+    rows = [model.to_row() for model in hub.list_models(author=arguments.author, search=arguments.search)]
     print_rows(
         rows,
         arguments.json,
@@ -608,7 +614,7 @@ def command_hub_list(arguments: argparse.Namespace) -> int:
 def command_hub_revisions(arguments: argparse.Namespace) -> int:
     from zoo.hub import operations as hub
 
-    rows = [revision.summary() for revision in hub.list_revisions(arguments.repo_id)]
+    rows = [revision.to_row() for revision in hub.list_revisions(arguments.repo_id)]
     print_rows(rows, arguments.json, ["ref_type", "name", "commit", "date", "title"], empty="no revisions")
     return 0
 
@@ -623,7 +629,7 @@ def command_hub_compare(arguments: argparse.Namespace) -> int:
             f"second: {comparison.second.revision} ({comparison.second.commit[:8]})"
         )
     print_rows(
-        comparison.rows(),
+        [change.to_row() for change in comparison.changes()],
         arguments.json,
         ["metric", "first", "second", "change"],
         empty="neither revision's model card declares metrics",

@@ -611,6 +611,11 @@ def model_of_run(run: Run) -> str | None:
 # --- what every page shows the same way -----------------------------------------------------
 
 
+def format_score(value: float | None) -> str:
+    """A score (precision, F1, AUC...) to three places, or a dash when the record has none."""
+    return "–" if value is None else f"{value:.3f}"
+
+
 def format_duration(seconds: float | None) -> str:
     """A duration in words for the pages: 12 s, 3 min 04 s, 1 h 02 min (the CLI's progress line uses the
     shorter ``cli.format_clock``)."""
@@ -648,8 +653,7 @@ def show_progress(run: Run, unit: str = "images") -> None:
 def show_run_outcome(run: Run) -> None:
     """How an ended run ended: a success line, or why it stopped and what to try (never a traceback)."""
     duration = format_duration(run.duration_seconds)
-    accuracy = run.final_metrics.get("accuracy")
-    scored = f" Test accuracy {accuracy:.1%}." if accuracy is not None else ""
+    scored = f" Test accuracy {run.final_metrics.accuracy:.1%}." if run.final_metrics is not None else ""
     if run.status == "completed":
         st.success(f"Run {run.id} completed in {duration}.{scored}")
     elif run.status == "stopped":

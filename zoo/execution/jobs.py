@@ -32,12 +32,13 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from zoo.core.errors import RunError, SettingsError, StorageError, StoreLocked, ZooError
 from zoo.core.hosting import User, check_may_create, load_config
 from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import ensure_directory, zoo_home
+from zoo.core.scores import Scores
 from zoo.core.settings import load_settings, log_level
 from zoo.core.spec import TrainSpec, configured_backend
 from zoo.ml.backend import check_installed, worker_environment
@@ -541,14 +542,13 @@ def _train(
         if result.status == "diverged":
             _patiently(lambda: store.finish(run_id, "diverged", message=result.message))
             return 0
-        evaluation = evaluate_model(result.model, data).to_dict()  # also a stopped model, as it stood
-        if result.fine_tuning is not None:
-            evaluation["fine_tuning"] = result.fine_tuning.to_dict()
-        model_name = _save_model(run, result, evaluation, data)
+        # a stopped model is evaluated too, as it stood
+        scores = evaluate_model(result.model, data).scores(result.fine_tuning)
+        model_name = _save_model(run, result, scores, data)
         message = "stopped on request; the model as it stood is saved" if result.status == "stopped" else None
         _patiently(
             lambda: store.finish(
-                run_id, result.status, message=message, final_metrics=evaluation, model_name=model_name
+                run_id, result.status, message=message, final_metrics=scores, model_name=model_name
             )
         )
         return 0
@@ -573,24 +573,23 @@ def _beat_heart(store: RunStore, run_id: str, finished: threading.Event) -> None
         finished.wait(HEARTBEAT_SECONDS)
 
 
-def _save_model(run: Run, result: FitResult, evaluation: dict[str, Any], data: TrainingData) -> str:
+def _save_model(run: Run, result: FitResult, scores: Scores, data: TrainingData) -> str:
     from zoo.storage.models import ModelConfig, ModelStore
 
     models = ModelStore()
-    lineage = data.lineage.to_dict() if data.lineage is not None else None
     config = ModelConfig(
         run.kind,
-        run.spec.to_dict(),
+        run.spec,
         data.source,
         run.id,
         result.status,
-        lineage=lineage,
+        lineage=data.lineage,
         owner=run.owner,
         kept=run.spec.keep_model,
     )
     name = run.spec.model_name or f"{run.kind}-{run.id}"
     saved = models.save(
-        result.model, name, config=config, metrics=evaluation, history=result.history, unique=True
+        result.model, name, config=config, metrics=scores, history=result.history, unique=True
     )
     models.remove_unkept()  # Playground models nobody kept for a day
     return saved.name  # the name it really got: another run may have taken the one asked for meanwhile

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import json
 import logging
@@ -37,6 +38,7 @@ from zoo import __version__
 from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER, User, check_may_create, load_config
 from zoo.core.names import check_model_name
+from zoo.core.scores import Scores
 from zoo.core.settings import hide_passwords, load_settings
 from zoo.core.vocabulary import KIND_SHAPES
 from zoo.storage.models import (
@@ -117,6 +119,17 @@ class PullResult:
 
 
 @dataclass(frozen=True)
+class CardMetrics:
+    """The metrics a model card declares in its ``model-index``, by our names (None: not declared)."""
+
+    accuracy: float | None = None
+    macro_precision: float | None = None
+    macro_recall: float | None = None
+    macro_f1: float | None = None
+    auc: float | None = None
+
+
+@dataclass(frozen=True)
 class HubModel:
     """A model of the hosted zoo as listings show it, with the metrics from its card."""
 
@@ -125,15 +138,15 @@ class HubModel:
     kind: str | None
     private: bool
     last_modified: str | None
-    metrics: dict[str, float]
+    metrics: CardMetrics
 
-    def summary(self) -> dict[str, Any]:
-        """One flat row for tables and ``--json``."""
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for a table or ``--json`` (made at that edge, read by nothing else)."""
         return {
             "repo_id": self.repo_id,
             "kind": self.kind,
-            "accuracy": self.metrics.get("accuracy"),
-            "macro_f1": self.metrics.get("macro_f1"),
+            "accuracy": self.metrics.accuracy,
+            "macro_f1": self.metrics.macro_f1,
             "private": self.private,
             "last_modified": self.last_modified,
         }
@@ -149,14 +162,14 @@ class HubRevision:
     title: str = ""
     date: str = ""
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "ref_type": self.ref_type,
-            "name": self.name,
-            "commit": self.commit,
-            "title": self.title,
-            "date": self.date,
-        }
+    @property
+    def ref(self) -> str:
+        """What names it in a revision field: a commit's full id, a branch's or tag's name."""
+        return self.commit if self.ref_type == "commit" else self.name
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for a table or ``--json`` (made at that edge, read by nothing else)."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,25 @@ class RevisionMetrics:
 
     revision: str
     commit: str
-    metrics: dict[str, float]
+    metrics: CardMetrics
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric at two revisions (None where a revision's card does not declare it)."""
+
+    metric: str  # our name, e.g. macro_f1
+    first: float | None
+    second: float | None
+
+    @property
+    def change(self) -> float | None:
+        """second - first, None when one of them is missing."""
+        return self.second - self.first if self.first is not None and self.second is not None else None
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for a table or ``--json``: metric, first, second, change."""
+        return {**dataclasses.asdict(self), "change": self.change}
 
 
 @dataclass(frozen=True)
@@ -176,16 +207,13 @@ class RevisionComparison:
     first: RevisionMetrics
     second: RevisionMetrics
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per metric either revision has: ``metric``, ``first``, ``second`` and ``change``
-        (second - first, None when one of them lacks the metric)."""
-        names = [key for key, _, _ in CARD_METRICS if key in self.first.metrics or key in self.second.metrics]
-        rows = []
-        for name in names:
-            first, second = self.first.metrics.get(name), self.second.metrics.get(name)
-            change = second - first if first is not None and second is not None else None
-            rows.append({"metric": name, "first": first, "second": second, "change": change})
-        return rows
+    def changes(self) -> list[MetricChange]:
+        """One per metric either revision declares, in the card's order."""
+        changes = [
+            MetricChange(key, getattr(self.first.metrics, key), getattr(self.second.metrics, key))
+            for key, _, _ in CARD_METRICS
+        ]
+        return [change for change in changes if change.first is not None or change.second is not None]
 
 
 # ---- settings ------------------------------------------------------------------------------
@@ -424,13 +452,22 @@ def pull(
     metrics = _read_repo_json(folder / METRICS_FILE, origin) if METRICS_FILE in wanted else {}
     history = read_history(folder / HISTORY_FILE)
     recorded = {key: value for key, value in (zoo_config or {}).items() if key in PULLED_CONFIG_FIELDS}
-    origin = ModelOrigin(repo_id, info.sha, revision, hub_endpoint())
-    config = ModelConfig(kind, **recorded, origin=origin, owner=by.name)
+    try:
+        described = ModelConfig.from_dict({**recorded, "kind": kind})
+        scores = Scores.from_dict(metrics) if metrics else None
+    except ZooError as error:
+        raise HubError(
+            f"{origin}: {str(error).rstrip('.')}; its {ZOO_CONFIG_FILE} and {METRICS_FILE} are not what "
+            "Zoo Studio writes (or a newer version wrote them)."
+        ) from None
+    config = dataclasses.replace(
+        described, origin=ModelOrigin(repo_id, info.sha, revision, hub_endpoint()), owner=by.name
+    )
     entry = store.save(
         model,
         name or repo_id.split("/")[1],
         config=config,
-        metrics=metrics,
+        metrics=scores,
         history=history,
         unique=name is None,
     )
@@ -589,10 +626,9 @@ def build_model_card(entry: ModelEntry, repo_id: str, existing: ModelCard | None
             dataset_split="test",
             metric_type=metric_type,
             metric_name=label,
-            metric_value=round(float(entry.metrics[key]), 6),
+            metric_value=round(float(value), 6),
         )
-        for key, metric_type, label in CARD_METRICS
-        if isinstance(entry.metrics.get(key), int | float)
+        for metric_type, label, value in _declared_metrics(entry.metrics)
     ]
     card_data = ModelCardData(
         **{key: value for key, value in metadata.items() if value is not None},
@@ -615,27 +651,33 @@ def build_model_card(entry: ModelEntry, repo_id: str, existing: ModelCard | None
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
-def card_metrics(card_data: Any) -> dict[str, float]:
-    """Our metric names and values from a card's ``model-index`` (empty when it has none)."""
+def card_metrics(card_data: Any) -> CardMetrics:
+    """The metrics a card's ``model-index`` declares (none when it has none)."""
     names = {metric_type: key for key, metric_type, _ in CARD_METRICS}
     results = getattr(card_data, "eval_results", None) or []
-    return {
-        names[result.metric_type]: float(result.metric_value)
-        for result in results
-        if result.metric_type in names and isinstance(result.metric_value, int | float)
-    }
+    return CardMetrics(
+        **{
+            names[result.metric_type]: float(result.metric_value)
+            for result in results
+            if result.metric_type in names and isinstance(result.metric_value, int | float)
+        }
+    )
+
+
+def _declared_metrics(scores: Scores | None) -> list[tuple[str, str, float]]:
+    """(Hub metric type, label, value) of each card metric ``scores`` holds, in the card's order."""
+    if scores is None:
+        return []
+    declared = [(metric_type, label, getattr(scores, key)) for key, metric_type, label in CARD_METRICS]
+    return [(metric_type, label, value) for metric_type, label, value in declared if value is not None]
 
 
 def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> str:
-    spec = entry.config.spec or {}
+    spec = entry.config.spec.to_dict() if entry.config.spec is not None else {}
     lines = [CARD_BEGIN, "", "## Model", "", f"{KIND_DESCRIPTIONS[entry.kind]}."]
-    metric_rows = [
-        f"| {label} | {entry.metrics[key]:.4f} |"
-        for key, _, label in CARD_METRICS
-        if isinstance(entry.metrics.get(key), int | float)
-    ]
-    if metric_rows:
-        examples = entry.metrics.get("num_examples")
+    metric_rows = [f"| {label} | {value:.4f} |" for _, label, value in _declared_metrics(entry.metrics)]
+    if entry.metrics is not None and metric_rows:
+        examples = entry.metrics.num_examples
         on = f"{dataset_name}" + (f", {examples:,} examples" if isinstance(examples, int) else "")
         lines += [
             "",
@@ -700,7 +742,7 @@ def _personal_digits(entry: ModelEntry, by: User) -> bytes:
     """
     from zoo.storage.digits import DigitStore
 
-    set_name = (entry.config.lineage or {}).get("digits_set")
+    set_name = entry.config.lineage.digits_set if entry.config.lineage is not None else None
     if not set_name:
         raise HubError(f"{entry.name!r} was not fine-tuned on personal digits, so there are none to push.")
     return DigitStore().export_npz(set_name, by=by)
@@ -709,29 +751,28 @@ def _personal_digits(entry: ModelEntry, by: User) -> bytes:
 def _fine_tuning_lines(entry: ModelEntry) -> list[str]:
     """The card's "Fine-tuning" section: base model, personal digits, and accuracy before and after."""
     lineage = entry.config.lineage
-    if not lineage:
+    if lineage is None:
         return []
     lines = ["", "## Fine-tuning", ""]
-    if lineage.get("digits_set"):
-        counts = ", ".join(f"{digit}: {count}" for digit, count in enumerate(lineage["personal_counts"]))
+    if lineage.digits_set:
+        counts = ", ".join(f"{digit}: {count}" for digit, count in enumerate(lineage.personal_counts))
         lines.append(
-            f"Fine-tuned from `{lineage['base_model']}` on "
-            f"{lineage['personal_train_digits'] + lineage['personal_test_digits']} personal digits "
-            f"(set `{lineage['digits_set']}`; per digit {counts}): {lineage['personal_train_digits']} "
-            f"trained on, each {lineage['personal_copies']} times among {lineage['mnist_train_digits']:,} "
-            f"MNIST training digits, and {lineage['personal_test_digits']} held out."
+            f"Fine-tuned from `{lineage.base_model}` on "
+            f"{lineage.personal_train_digits + lineage.personal_test_digits} personal digits "
+            f"(set `{lineage.digits_set}`; per digit {counts}): {lineage.personal_train_digits} "
+            f"trained on, each {lineage.personal_copies} times among {lineage.mnist_train_digits:,} "
+            f"MNIST training digits, and {lineage.personal_test_digits} held out."
         )
     else:
-        lines.append(f"Training continued from `{lineage['base_model']}`.")
-    scores = entry.metrics.get("fine_tuning")
-    if scores:
+        lines.append(f"Training continued from `{lineage.base_model}`.")
+    report = entry.metrics.fine_tuning if entry.metrics is not None else None
+    if report is not None:
         lines += ["", "| accuracy | before | after |", "|---|---|---|"]
-        for key, label in (
-            ("mnist_accuracy", "MNIST test digits"),
-            ("personal_accuracy", "held-out personal digits"),
-        ):
-            if key in scores["before"]:
-                lines.append(f"| {label} | {scores['before'][key]:.4f} | {scores['after'][key]:.4f} |")
+        before, after = report.before, report.after
+        lines.append(f"| MNIST test digits | {before.mnist_accuracy:.4f} | {after.mnist_accuracy:.4f} |")
+        if before.personal_accuracy is not None and after.personal_accuracy is not None:
+            personal = f"{before.personal_accuracy:.4f} | {after.personal_accuracy:.4f}"
+            lines.append(f"| held-out personal digits | {personal} |")
     return lines
 
 
@@ -739,7 +780,7 @@ def _dataset_of(entry: ModelEntry) -> tuple[str, str]:
     """(Hub dataset id, name) of the data the model was evaluated on."""
     if entry.kind == "cnn":
         return "mnist", "MNIST"
-    dataset = (entry.config.spec or {}).get("dataset", "points")
+    dataset = entry.config.spec.dataset if entry.config.spec is not None else "points"
     return f"synthetic-{dataset}", f"{dataset} (synthetic 2-D points)"
 
 

@@ -4,18 +4,20 @@ confusion matrix, ROC/AUC for the binary classifier, and the misclassified examp
 The arithmetic is scikit-learn's (well tested, and the reference users compare against);
 this module fixes the conventions: every class is reported even when absent, a zero
 division counts as 0, a binary prediction is "1" at probability >= 0.5. It sits above
-``training`` (whose data loading and batched prediction it uses), never below it.
+``training`` (whose data loading and batched prediction it uses), never below it. What runs and
+model directories keep of an evaluation is its summary, ``Evaluation.scores()`` (``zoo.core.scores``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zoo.core.errors import DataError, ZooError
+from zoo.core.scores import ClassScores, FineTuningReport, Scores
 from zoo.core.spec import TrainSpec
 from zoo.ml.data import check_mnist_source, mnist_source_here
 from zoo.ml.training import TrainingData, load_training_data, predict_in_batches
@@ -23,6 +25,15 @@ from zoo.storage.models import ModelStore
 
 if TYPE_CHECKING:
     import keras
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """The binary classifier's ROC curve: the rates at each threshold, highest threshold first."""
+
+    false_positive_rate: list[float]
+    true_positive_rate: list[float]
+    thresholds: list[float]  # clipped to [0, 1] (scikit-learn's first is infinite)
 
 
 @dataclass(frozen=True)
@@ -42,29 +53,29 @@ class Evaluation:
     predicted: list[int]
     confidence: list[float]  # the probability of the predicted class
     misclassified: list[int]  # indices into the evaluated examples
-    roc: dict[str, list[float]] | None = None  # binary only: fpr, tpr, thresholds
+    roc: RocCurve | None = None  # binary only
     auc: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (per-example lists left out): what metrics.json and run records keep."""
-        summary = {
-            "accuracy": self.accuracy,
-            "macro_precision": self.macro_precision,
-            "macro_recall": self.macro_recall,
-            "macro_f1": self.macro_f1,
-            "per_class": {
-                str(label): {"precision": p, "recall": r, "f1": f, "support": s}
+    def scores(self, fine_tuning: FineTuningReport | None = None) -> Scores:
+        """The summary a run's final metrics and a model's ``metrics.json`` keep (per-example lists left
+        out), with a fine-tuning run's report."""
+        return Scores(
+            accuracy=self.accuracy,
+            macro_precision=self.macro_precision,
+            macro_recall=self.macro_recall,
+            macro_f1=self.macro_f1,
+            per_class=tuple(
+                ClassScores(label, p, r, f, s)
                 for label, p, r, f, s in zip(
                     self.labels, self.precision, self.recall, self.f1, self.support, strict=True
                 )
-            },
-            "confusion_matrix": self.confusion_matrix,
-            "num_examples": len(self.predicted),
-            "num_misclassified": len(self.misclassified),
-        }
-        if self.auc is not None:
-            summary["auc"] = self.auc
-        return summary
+            ),
+            confusion_matrix=tuple(tuple(row) for row in self.confusion_matrix),
+            num_examples=len(self.predicted),
+            num_misclassified=len(self.misclassified),
+            auc=self.auc,
+            fine_tuning=fine_tuning,
+        )
 
 
 def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray) -> Evaluation:
@@ -99,10 +110,11 @@ def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray) -> Evalu
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
         y_true, predicted, labels=labels, zero_division=0
     )
-    roc, auc = None, None
+    roc: RocCurve | None = None
+    auc: float | None = None
     if binary and len(np.unique(y_true)) == 2:
         fpr, tpr, thresholds = metrics.roc_curve(y_true, positive)
-        roc = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": np.clip(thresholds, 0, 1).tolist()}
+        roc = RocCurve(fpr.tolist(), tpr.tolist(), np.clip(thresholds, 0, 1).tolist())
         auc = float(metrics.roc_auc_score(y_true, positive))
     return Evaluation(
         accuracy=float(metrics.accuracy_score(y_true, predicted)),
@@ -154,10 +166,8 @@ def evaluate_saved_model(
         if mnist_source not in ("auto", "embedded"):
             check_mnist_source(mnist_source)
     loaded = store.load(name)
-    recorded = loaded.entry.config.spec
-    if recorded:
-        spec = TrainSpec.from_dict(recorded)
-    else:
+    spec = loaded.entry.config.spec
+    if spec is None:
         spec = TrainSpec.cnn() if loaded.entry.kind == "cnn" else TrainSpec.binary()
     if mnist_source is not None:
         spec = dataclasses.replace(spec, mnist_source=mnist_source)

@@ -92,8 +92,9 @@ class Prediction:
     def confidence(self) -> float | None:
         return None if self.probabilities is None else float(np.max(self.probabilities))
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready: digit, confidence, the ten probabilities, polarity and message."""
+    def to_row(self) -> dict[str, Any]:
+        """JSON-ready, for ``--json`` at the edge: digit, confidence, the ten probabilities, polarity and
+        message."""
         return {
             "digit": self.digit,
             "confidence": self.confidence,

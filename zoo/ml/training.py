@@ -14,7 +14,7 @@ import dataclasses
 import math
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +28,7 @@ from zoo.core.spec import Lineage, TrainSpec
 from zoo.core.vocabulary import NUM_DIGITS
 from zoo.ml import data as datasets
 from zoo.ml.architectures import layer_sizes
+from zoo.ml.backend import Device
 
 if TYPE_CHECKING:
     import keras
@@ -820,21 +821,58 @@ def distribution_scope(spec: TrainSpec, reporter: ProgressReporter) -> contextli
     return contextlib.nullcontext()
 
 
-def describe_environment() -> dict[str, Any]:
+@dataclass(frozen=True)
+class Environment:
+    """What a run trained with: the Keras backend, the devices it saw, the library versions, the host.
+
+    Records written before a field existed (runs from before other backends have no ``backend``) read
+    with it empty.
+    """
+
+    backend: str | None = None
+    devices: tuple[Device, ...] = ()
+    versions: Mapping[str, str] = field(default_factory=dict)  # by library: python, keras, numpy, ...
+    host: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (the run record's layout), the inverse of ``from_dict``."""
+        return {
+            "backend": self.backend,
+            "devices": [dataclasses.asdict(device) for device in self.devices],
+            "versions": dict(self.versions),
+            "host": self.host,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Environment:
+        """The record ``to_dict`` made, or an older one (what it lacks reads empty).
+
+        Raises:
+            TypeError: a device or the versions are malformed.
+        """
+        return cls(
+            values.get("backend"),
+            tuple(Device(**device) for device in values.get("devices") or ()),
+            dict(values.get("versions") or {}),
+            values.get("host"),
+        )
+
+
+def describe_environment() -> Environment:
     """The backend, the devices it sees and the library versions, recorded with every run."""
     import keras
 
     from zoo.ml import backend
 
     implementation = backend.current()
-    return {
-        "backend": implementation.name,
-        "devices": [{"name": device.name, "type": device.type} for device in implementation.devices()],
-        "versions": {
+    return Environment(
+        backend=implementation.name,
+        devices=tuple(implementation.devices()),
+        versions={
             "python": platform.python_version(),
             implementation.name: implementation.version(),
             "keras": keras.__version__,
             "numpy": np.__version__,
         },
-        "host": platform.node(),
-    }
+        host=platform.node(),
+    )

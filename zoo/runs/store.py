@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 from zoo.core.errors import RunError, StorageError, StoreLocked
 from zoo.core.hosting import LOCAL_OWNER, Limits, PermissionDenied, User, check_may_manage
 from zoo.core.paths import ensure_directory, runs_database_path
+from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
-from zoo.ml.training import DecisionSurface, Progress
+from zoo.ml.training import DecisionSurface, Environment, Progress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -153,9 +154,9 @@ class Run:
     ended_at: float | None
     worker_pid: int | None
     data_source: str | None
-    environment: dict[str, Any]
+    environment: Environment | None  # None until its worker started it
     progress: Progress | None  # None until the first batch is reported
-    final_metrics: dict[str, Any]
+    final_metrics: Scores | None  # its test-set scores; None until it ends, or when it ends without (failed)
     model_name: str | None
     message: str | None
     owner: str = LOCAL_OWNER
@@ -172,8 +173,8 @@ class Run:
             return None
         return (self.ended_at or time.time()) - self.started_at
 
-    def summary(self) -> dict[str, Any]:
-        """One flat row for tables and ``--json`` listings."""
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for a table or a ``--json`` listing (made at that edge, read by nothing else)."""
         return {
             "id": self.id,
             "status": self.status,
@@ -185,10 +186,19 @@ class Run:
             "created_at": self.created_at,
             "duration_seconds": self.duration_seconds,
             "epochs": self.spec.num_epochs,
-            "test_accuracy": self.final_metrics.get("accuracy"),
+            "test_accuracy": self.final_metrics.accuracy if self.final_metrics is not None else None,
             "model_name": self.model_name,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One line of a run's event log (``RunStore.add_event``)."""
+
+    time: float  # time.time() when it happened
+    kind: str  # e.g. "data", "started", "warning", "completed"
+    message: str
 
 
 @dataclass(frozen=True)
@@ -724,13 +734,13 @@ class RunStore:
             pids = [row["pid"] for row in connection.execute("SELECT pid FROM workers").fetchall()]
         return [pid for pid in pids if process_alive(pid)]
 
-    def set_started(self, run_id: str, data_source: str, environment: dict[str, Any]) -> None:
+    def set_started(self, run_id: str, data_source: str, environment: Environment) -> None:
         """Record the data source and the devices/versions the run trains with.
 
         Args:
             run_id: the running run (an unknown id changes nothing).
             data_source: one sentence naming the training data, e.g. ``TrainingData.source``.
-            environment: JSON-ready values, e.g. ``training.describe_environment()``.
+            environment: e.g. ``training.describe_environment()``.
 
         Raises:
             StorageError: the store cannot be written.
@@ -741,7 +751,7 @@ class RunStore:
         with self._connect() as connection:
             connection.execute(
                 "UPDATE runs SET data_source = ?, environment = ? WHERE id = ?",
-                (data_source, json.dumps(environment), run_id),
+                (data_source, json.dumps(environment.to_dict()), run_id),
             )
 
     def heartbeat(self, run_id: str) -> bool:
@@ -871,7 +881,7 @@ class RunStore:
         status: str,
         *,
         message: str | None = None,
-        final_metrics: dict[str, Any] | None = None,
+        final_metrics: Scores | None = None,
         model_name: str | None = None,
     ) -> None:
         """Close a run with its final status, and say so in its event log, in one transaction; a run
@@ -881,7 +891,7 @@ class RunStore:
             run_id: the run to close.
             status: one of ``FINAL_STATUSES``.
             message: why it ended, for people (shown with failures).
-            final_metrics: the test-set evaluation (``Evaluation.to_dict()``).
+            final_metrics: the test-set scores (``Evaluation.scores()``).
             model_name: the name its model was saved under in the local zoo.
 
         Raises:
@@ -894,12 +904,14 @@ class RunStore:
         if status not in FINAL_STATUSES:
             raise RunError(f"status {status!r} is not final: use one of {', '.join(FINAL_STATUSES)}.")
         now = time.time()
+        # No scores are kept as {}: what older versions read as none (null would be damage to them).
+        scores = json.dumps(final_metrics.to_dict() if final_metrics is not None else {})
         # One transaction: a reader that sees the run ended also sees why in its event log.
         with self._transaction() as connection:
             closed = connection.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, message = ?, final_metrics = ?, "
                 "model_name = COALESCE(?, model_name) WHERE id = ? AND status IN ('queued', 'running')",
-                (status, now, message, json.dumps(final_metrics or {}), model_name, run_id),
+                (status, now, message, scores, model_name, run_id),
             ).rowcount
             if closed:  # two readers may both find the same dead worker: one event, not two
                 _insert_event(connection, run_id, status, message or status)
@@ -1141,13 +1153,13 @@ class RunStore:
                 params=(run_id, since_id),
             )
 
-    def events(self, run_id: str) -> list[dict[str, Any]]:
+    def events(self, run_id: str) -> list[RunEvent]:
         """The run's event log, oldest first."""
         with self._connect() as connection:
             rows = connection.execute(
                 "SELECT time, kind, message FROM events WHERE run_id = ? ORDER BY id", (run_id,)
             ).fetchall()
-        return [dict(row) for row in rows]
+        return [RunEvent(row["time"], row["kind"], row["message"]) for row in rows]
 
     def surface(self, run_id: str) -> DecisionSurface | None:
         """The latest decision surface of a binary run.
@@ -1434,9 +1446,9 @@ def _run_from_row(row: sqlite3.Row) -> Run:
 
     stand_in = TrainSpec.binary() if row["kind"] == "binary" else TrainSpec.cnn()
     spec = read("spec", TrainSpec.from_dict, stand_in)
-    environment = read("environment", dict, {})
+    environment = read("environment", lambda values: Environment.from_dict(values) if values else None, None)
     progress = read("progress", lambda values: Progress.from_dict(values) if values else None, None)
-    final_metrics = read("final_metrics", dict, {})
+    final_metrics = read("final_metrics", lambda values: Scores.from_dict(values) if values else None, None)
     status, message = row["status"], row["message"]
     if problems:
         status = DAMAGED_STATUS

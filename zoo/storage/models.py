@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from zoo.core.errors import ModelStoreError
+from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.hosting import PermissionDenied, User, check_may_manage, check_within, load_config
 from zoo.core.names import check_model_name
 from zoo.core.paths import models_directory, unwritable
+from zoo.core.scores import Scores
+from zoo.core.spec import Lineage, TrainSpec
 from zoo.core.vocabulary import KIND_SHAPES
 
 if TYPE_CHECKING:
@@ -84,37 +86,45 @@ class ModelConfig:
     """
 
     kind: str  # one of vocabulary.MODEL_KINDS
-    spec: dict[str, Any] | None = None  # the TrainSpec as plain values (TrainSpec.to_dict)
+    spec: TrainSpec | None = None  # None: not recorded (e.g. a model pulled from a plain Keras repo)
     data_source: str | None = None
     run_id: str | None = None
     status: str | None = None  # how the run ended: completed or stopped
     origin: ModelOrigin | None = None  # set for a model pulled from a Hub
     created_at: float | None = None
-    lineage: dict[str, Any] | None = None  # a fine-tuned model's base model and digits (Lineage.to_dict)
+    lineage: Lineage | None = None  # a fine-tuned model's base model and digits
     owner: str | None = None  # who trained or pulled it (hosted mode); None: shipped or older models
     # False: a Playground run's model, left out of the zoo's lists until someone keeps it (``keep``),
     # removed with its run or after UNKEPT_LIFETIME_SECONDS (``remove_unkept``).
     kept: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready values: the layout of ``config.json`` (the spec and lineage as their
+        ``to_dict`` writes them), the inverse of ``from_dict``."""
+        return {
+            **dataclasses.asdict(self),
+            "spec": self.spec.to_dict() if self.spec is not None else None,
+            "lineage": self.lineage.to_dict() if self.lineage is not None else None,
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """Read the values of a ``config.json`` (other keys, such as its format marker, are ignored).
 
         Raises:
-            ModelStoreError: a field is missing or malformed.
+            ModelStoreError: a field is missing or malformed (the training spec one ``TrainSpec`` refuses).
         """
         known = {field.name for field in dataclasses.fields(cls)}
         fields = {key: value for key, value in values.items() if key in known}
         try:
             if fields.get("origin") is not None:
                 fields["origin"] = ModelOrigin(**fields["origin"])
+            # an empty record ({}) is one not recorded, as older versions read it
+            fields["spec"] = TrainSpec.from_dict(fields["spec"]) if fields.get("spec") else None
+            fields["lineage"] = Lineage.from_dict(fields["lineage"]) if fields.get("lineage") else None
             return cls(**fields)
-        except TypeError as error:
-            raise ModelStoreError(f"the model config is malformed ({error}).") from None
+        except (TypeError, AttributeError, ZooError) as error:
+            raise ModelStoreError(f"the model config is malformed ({str(error).rstrip('.')}).") from None
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,7 @@ class ModelEntry:
     name: str
     path: Path
     config: ModelConfig
-    metrics: dict[str, Any]
+    metrics: Scores | None  # its evaluation (metrics.json); None when it was not evaluated
 
     @property
     def kind(self) -> str:
@@ -142,7 +152,7 @@ class ModelEntry:
     @property
     def accuracy(self) -> float | None:
         """Its test accuracy, when it was evaluated."""
-        return self.metrics.get("accuracy")
+        return self.metrics.accuracy if self.metrics is not None else None
 
     @property
     def data_summary(self) -> str:
@@ -151,15 +161,15 @@ class ModelEntry:
             return "training data not recorded"
         return DATA_SUMMARY_END.split(self.config.data_source, maxsplit=1)[0]
 
-    def summary(self) -> dict[str, Any]:
-        """One flat row for tables and ``--json`` listings."""
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for a table or a ``--json`` listing (made at that edge, read by nothing else)."""
         origin = self.config.origin
         return {
             "name": self.name,
             "kind": self.kind,
             "owner": self.owner,
             "created_at": self.config.created_at,
-            "accuracy": self.metrics.get("accuracy"),
+            "accuracy": self.accuracy,
             "data_source": self.config.data_source,
             "run_id": self.config.run_id,
             "origin": origin.repo_id if origin else None,
@@ -175,8 +185,8 @@ class DamagedModel:
     path: Path
     problem: str  # what is wrong, and the fix
 
-    def summary(self) -> dict[str, Any]:
-        """One row for ``--json`` listings, beside the models' (``ModelEntry.summary``)."""
+    def to_row(self) -> dict[str, Any]:
+        """One row for ``--json`` listings, beside the models' (``ModelEntry.to_row``)."""
         return {"name": self.name, "path": str(self.path), "damaged": self.problem}
 
 
@@ -218,7 +228,7 @@ class ModelStore:
         name: str,
         *,
         config: ModelConfig,
-        metrics: dict[str, Any] | None = None,
+        metrics: Scores | None = None,
         history: list[dict[str, float]] | None = None,
         overwrite: bool = False,
         unique: bool = False,
@@ -267,7 +277,7 @@ class ModelStore:
             temporary.mkdir()
             model.save(temporary / MODEL_FILE)
             write_json(temporary / CONFIG_FILE, full_config)
-            write_json(temporary / METRICS_FILE, metrics or {})
+            write_json(temporary / METRICS_FILE, metrics.to_dict() if metrics is not None else {})
             _write_history(temporary / HISTORY_FILE, history or [])
             if overwrite:
                 self._replace(temporary, self.root / name)
@@ -386,7 +396,7 @@ class ModelStore:
             name: the model's name in the zoo.
 
         Returns:
-            Its entry: path, config and metrics (empty when it has no ``metrics.json``).
+            Its entry: path, config and scores (None when it has no ``metrics.json``).
 
         Raises:
             ModelStoreError: a name that is not allowed, no such model, or its files are missing
@@ -413,8 +423,7 @@ class ModelStore:
             )
         config = ModelConfig.from_dict(values)
         metrics_path = path / METRICS_FILE
-        metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-        return ModelEntry(name=name, path=path, config=config, metrics=metrics)
+        return ModelEntry(name=name, path=path, config=config, metrics=read_scores(metrics_path))
 
     def load(self, name: str) -> LoadedModel:
         """Load a model with ``safe_mode=True`` and check its input and output shapes.
@@ -787,6 +796,22 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelStoreError(f"{path} must hold a JSON object; the model directory is corrupt.")
     return data
+
+
+def read_scores(path: Path) -> Scores | None:
+    """A model's evaluation from its ``metrics.json`` (None when the file is absent or empty: the model
+    was not evaluated).
+
+    Raises:
+        ModelStoreError: the file is unreadable, or not a Zoo Studio evaluation.
+    """
+    if not path.is_file():
+        return None
+    values = read_json(path)
+    try:
+        return Scores.from_dict(values) if values else None
+    except ZooError as error:
+        raise ModelStoreError(f"{path}: {error}") from None
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:

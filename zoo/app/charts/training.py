@@ -20,6 +20,7 @@ from zoo.app.charts import LEGEND_BELOW, SUBPLOT_TITLE_SIZE
 if TYPE_CHECKING:
     import pandas as pd
 
+    from zoo.core.scores import ClassScores
     from zoo.core.spec import TrainSpec
     from zoo.ml.training import DecisionSurface
     from zoo.runs.store import Run
@@ -304,20 +305,20 @@ def roc_figure(
     return figure
 
 
-def per_class_table(per_class: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
-    """Precision, recall, F1 and support per class, one row each (from an evaluation summary)."""
+def per_class_table(per_class: Sequence[ClassScores]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class, one row each (``Scores.per_class``)."""
     import pandas as pd
 
     return pd.DataFrame(
         [
             {
-                "class": label,
-                "precision": scores["precision"],
-                "recall": scores["recall"],
-                "F1": scores["f1"],
-                "support": int(scores["support"]),
+                "class": str(scores.label),
+                "precision": scores.precision,
+                "recall": scores.recall,
+                "F1": scores.f1,
+                "support": int(scores.support),
             }
-            for label, scores in per_class.items()
+            for scores in per_class
         ]
     )
 
@@ -349,7 +350,7 @@ def runs_table(runs: Sequence[Run], model_names: Mapping[str, str]) -> pd.DataFr
 
     rows = []
     for run in runs:
-        metrics = run.final_metrics
+        scores = run.final_metrics
         rows.append(
             {
                 "run": run.id,
@@ -363,9 +364,9 @@ def runs_table(runs: Sequence[Run], model_names: Mapping[str, str]) -> pd.DataFr
                 "optimizer": run.spec.optimizer,
                 "hidden layers": layers_of(run.spec),
                 "activation": run.spec.activation,
-                "test accuracy": metrics.get("accuracy"),
-                "macro F1": metrics.get("macro_f1"),
-                "AUC": metrics.get("auc"),
+                "test accuracy": scores.accuracy if scores is not None else None,
+                "macro F1": scores.macro_f1 if scores is not None else None,
+                "AUC": scores.auc if scores is not None else None,
                 "data source": run.data_source or "",
                 "device": run.device,
                 "owner": run.owner,
