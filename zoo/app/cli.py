@@ -656,7 +656,7 @@ def command_digits_add(arguments: argparse.Namespace) -> int:
     for image in arguments.images:  # all are read first: one unreadable image adds none of them
         pixels = load_image(image)
         preprocessed = preprocess(pixels)
-        if preprocessed.is_blank:
+        if preprocessed.digit is None:  # blank
             raise ZooError(f"{image}: {preprocessed.message}")
         read.append((pixels, preprocessed.digit))
     store = DigitStore()

@@ -128,7 +128,7 @@ def _person(name, seen, config: HostingConfig, runs: list[Run], entries: list[Mo
 
 def _best(models: list[ModelEntry], kind: str) -> ModelEntry | None:
     scored = [entry for entry in models if entry.kind == kind and entry.accuracy is not None]
-    return max(scored, key=lambda entry: entry.accuracy, default=None)
+    return max(scored, key=lambda entry: entry.accuracy or 0.0, default=None)  # all scored
 
 
 def _host_load(training: int, waiting: int) -> HostLoad:

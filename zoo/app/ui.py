@@ -316,7 +316,7 @@ def keep_place_through_sign_in(current: st.Page, pages: list[st.Page], user: Use
     key = _browser_cookie()
     place = _places_before_sign_in().take(key) if key is not None else None
     page = next((page for page in pages if place is not None and page.url_path == place.url_path), None)
-    if page is not None and (page.url_path != current.url_path or place.query):
+    if page is not None and place is not None and (page.url_path != current.url_path or place.query):
         st.switch_page(page, query_params=dict(place.query))
 
 

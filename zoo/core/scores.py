@@ -133,7 +133,7 @@ class FineTuningScores:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, float | int]) -> FineTuningScores:
+    def from_dict(cls, values: Mapping[str, Any]) -> FineTuningScores:
         """The record ``to_dict`` made."""
         return cls(
             values["mnist_accuracy"], values.get("personal_accuracy"), values.get("personal_test_digits", 0)

@@ -384,8 +384,9 @@ class StoreReporter:
         """
         _patiently(lambda: self.store.log_reports(self.run_id, self.kept))
         self.kept = []
-        if self.kept_surface is not None:
-            _patiently(lambda: self.store.save_surface(self.run_id, self.kept_surface))
+        surface = self.kept_surface
+        if surface is not None:
+            _patiently(lambda: self.store.save_surface(self.run_id, surface))
             self.kept_surface = None
 
 

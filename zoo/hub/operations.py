@@ -60,7 +60,7 @@ from zoo.storage.models import (
 
 if TYPE_CHECKING:
     import keras
-    from huggingface_hub import HfApi, ModelCard
+    from huggingface_hub import HfApi, ModelCard, ModelInfo
 
 log = logging.getLogger(__name__)
 HUB_FORMAT = "zoo-studio-hub/1"
@@ -415,6 +415,7 @@ def pull(
     where = f"{repo_id} at {revision}"
     with _hub_errors(f"pull {where}", token):  # one ZOO_HUB_TIMEOUT for the listing and the downloads
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        commit = _commit_of(info, where)
         sizes = {sibling.rfilename: sibling.size for sibling in info.siblings or []}  # None: not listed
         missing = [file for file in (KERAS_CONFIG_FILE, KERAS_WEIGHTS_FILE) if file not in sizes]
         if missing:
@@ -434,9 +435,9 @@ def pull(
         with _hub_errors(
             f"download {where}", token, max_bytes=limit, too_large=f"{where}: the download went {over_limit}"
         ):
-            paths = [api.hf_hub_download(repo_id, file, revision=info.sha) for file in wanted]
+            paths = [api.hf_hub_download(repo_id, file, revision=commit) for file in wanted]
     folder = Path(paths[0]).parent
-    origin = f"{repo_id} at {info.sha[:8]}"
+    origin = f"{repo_id} at {commit[:8]}"
     try:
         for file in wanted:  # a description larger than a model's is refused before it is read
             if file != KERAS_WEIGHTS_FILE:
@@ -461,7 +462,7 @@ def pull(
             "Zoo Studio writes (or a newer version wrote them)."
         ) from None
     config = dataclasses.replace(
-        described, origin=ModelOrigin(repo_id, info.sha, revision, hub_endpoint()), owner=by.name
+        described, origin=ModelOrigin(repo_id, commit, revision, hub_endpoint()), owner=by.name
     )
     entry = store.save(
         model,
@@ -471,8 +472,8 @@ def pull(
         history=history,
         unique=name is None,
     )
-    log.info("pulled %s at %s (commit %s) into the local zoo as %s", repo_id, revision, info.sha, entry.name)
-    return PullResult(entry, repo_id, info.sha, revision, "zoo-studio" if zoo_config else "keras")
+    log.info("pulled %s at %s (commit %s) into the local zoo as %s", repo_id, revision, commit, entry.name)
+    return PullResult(entry, repo_id, commit, revision, "zoo-studio" if zoo_config else "keras")
 
 
 def list_models(
@@ -529,6 +530,18 @@ def list_revisions(repo_id: str, *, token: str | None = None) -> list[HubRevisio
     ]
 
 
+def _commit_of(info: ModelInfo, where: str) -> str:
+    """The commit a model's listing is at (huggingface_hub types it optional: a listing of a revision
+    always has one).
+
+    Raises:
+        HubError: the Hub's answer names no commit.
+    """
+    if info.sha is None:
+        raise HubError(f"{where}: the Hub's answer names no commit; try again, or check the Hub endpoint.")
+    return info.sha
+
+
 def revision_metrics(repo_id: str, revision: str, *, token: str | None = None) -> RevisionMetrics:
     """The metrics the card declares at ``revision`` (empty when it declares none).
 
@@ -539,7 +552,9 @@ def revision_metrics(repo_id: str, revision: str, *, token: str | None = None) -
     token = resolve_token(token)
     with _hub_errors(f"read {repo_id} at {revision}", token):
         info = _api(token).model_info(repo_id, revision=revision)
-    return RevisionMetrics(revision, info.sha, card_metrics(info.card_data))
+    return RevisionMetrics(
+        revision, _commit_of(info, f"{repo_id} at {revision}"), card_metrics(info.card_data)
+    )
 
 
 def compare_revisions(
@@ -568,7 +583,7 @@ def tag_revision(
     token = _require_token(token, f"tag {repo_id}")
     api = _api(token)
     with _hub_errors(f"tag {repo_id} at {revision}", token):
-        commit = api.model_info(repo_id, revision=revision).sha
+        commit = _commit_of(api.model_info(repo_id, revision=revision), f"{repo_id} at {revision}")
         _refuse_existing_tag(api, repo_id, tag)
         api.create_tag(repo_id, tag=tag, revision=commit, tag_message=message)
     return commit
@@ -897,7 +912,8 @@ class _BudgetTransport(httpx2.HTTPTransport):
             wait = min(wait * 2, 4.0)
 
     def _capped(self, response: httpx2.Response, budget: _Budget) -> httpx2.Response:
-        if budget.max_bytes is not None:
+        # a sync transport's answers stream synchronously (httpx's ResponseStream)
+        if budget.max_bytes is not None and isinstance(response.stream, httpx2.SyncByteStream):
             response.stream = _CappedStream(response.stream, budget)
         return response
 
@@ -1068,8 +1084,9 @@ def _hub_failure(error: BaseException, action: str, budget: _Budget, too_large: 
         return _not_json(budget.last_answer, action)
     if isinstance(error, RuntimeError):
         cause = error.__cause__
-        wrapped = isinstance(cause, _hub_failures()) and not isinstance(cause, RuntimeError)
-        return _hub_failure(cause, action, budget, too_large) if wrapped else None
+        if isinstance(cause, _hub_failures()) and not isinstance(cause, RuntimeError):
+            return _hub_failure(cause, action, budget, too_large)
+        return None
     return _describe(error, action)
 
 

@@ -296,7 +296,8 @@ class JaxBackend(Backend):
             return outputs
 
         return Compiled(
-            lambda batch: _as_numpy(probabilities(trainable, non_trainable, batch)), probabilities._cache_size
+            lambda batch: _as_numpy(probabilities(trainable, non_trainable, batch)),
+            probabilities._cache_size,  # type: ignore[attr-defined]  # JAX's private cache size: see Compiled
         )
 
     def compile_inspector(self, model: keras.Model, input_shape: tuple[int, ...]) -> Compiled:
@@ -314,7 +315,7 @@ class JaxBackend(Backend):
             gradient, outputs = gradient_and_outputs(batch, trainable, non_trainable)
             return [_as_numpy(output) for output in outputs], _as_numpy(gradient)
 
-        return Compiled(call, gradient_and_outputs._cache_size)
+        return Compiled(call, gradient_and_outputs._cache_size)  # type: ignore[attr-defined]  # as above
 
     def weight_gradients(
         self, model: keras.Model, loss: Callable, inputs: np.ndarray, targets: np.ndarray

@@ -443,8 +443,12 @@ def _load_mnist_file(path: str, source_kind: str, version: tuple[int, int] | Non
     full = "full MNIST" if len(arrays["x_train"]) == 60_000 else "MNIST"
     where = "Keras' dataset cache, " if source_kind == "keras" else ""
     registered = load_config().dataset_name(path)
+    x_train, y_train, x_test, y_test = (arrays[key].astype(np.uint8, copy=False) for key in MNIST_KEYS)
     return MnistData(
-        *(arrays[key].astype(np.uint8, copy=False) for key in MNIST_KEYS),
+        x_train,
+        y_train,
+        x_test,
+        y_test,
         source_kind=source_kind,
         source=(
             f"{full} from {where}{f'the data set {registered}' if registered else shown_path(path)} "

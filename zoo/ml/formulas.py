@@ -191,13 +191,15 @@ def loss_curves(label: float, predictions: np.ndarray) -> dict[str, tuple[np.nda
     # Ten classes; the label's class gets q = p (label 1) or 1 - p (label 0), the nine others share the rest.
     true_class = np.array([1.0] + [0.0] * (NUM_CLASSES - 1))
     dq_dp = 1.0 if label == 1 else -1.0
-    values, gradients = [], []
+    categorical_values, categorical_gradients = [], []
     for p in predictions:
         q = p if label == 1 else 1 - p
         probabilities = np.array([q] + [(1 - q) / (NUM_CLASSES - 1)] * (NUM_CLASSES - 1))
-        values.append(loss("categorical_crossentropy", probabilities, true_class))
-        gradients.append(loss_gradient("categorical_crossentropy", probabilities, true_class)[0] * dq_dp)
-    curves["categorical_crossentropy"] = (np.array(values), np.array(gradients))
+        categorical_values.append(loss("categorical_crossentropy", probabilities, true_class))
+        categorical_gradients.append(
+            loss_gradient("categorical_crossentropy", probabilities, true_class)[0] * dq_dp
+        )
+    curves["categorical_crossentropy"] = (np.array(categorical_values), np.array(categorical_gradients))
     return curves
 
 

@@ -144,9 +144,10 @@ def load_image(source: bytes | str | os.PathLike, name: str = "") -> np.ndarray:
     stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
     try:
         with Image.open(stream) as image:  # reads the header only
-            if getattr(image, "n_frames", 1) > 1:
+            frames = getattr(image, "n_frames", 1)  # only formats that can animate have it
+            if frames > 1:
                 raise ZooError(
-                    f"{label} is an animated image with {image.n_frames} frames; upload a single still "
+                    f"{label} is an animated image with {frames} frames; upload a single still "
                     "PNG or JPEG of one digit."
                 )
             if image.format == "JPEG":
@@ -469,6 +470,6 @@ def _as_batch(digit: np.ndarray) -> np.ndarray:
 def predict_digit(predictor: Predictor, pixels: np.ndarray) -> Prediction:
     """Preprocess a drawing or image and predict its digit (no prediction when it is blank)."""
     preprocessed = preprocess(pixels)
-    if preprocessed.is_blank:
+    if preprocessed.digit is None:  # blank
         return Prediction(preprocessed, None)
     return Prediction(preprocessed, predictor.predict(preprocessed.digit))

@@ -231,11 +231,11 @@ def load_training_data(spec: TrainSpec) -> TrainingData:
         source,
     )
     if spec.base_model is not None:
-        data = with_personal_digits(spec, data)
+        data = with_personal_digits(spec, spec.base_model, data)
     return data
 
 
-def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
+def with_personal_digits(spec: TrainSpec, base_model: str, data: TrainingData) -> TrainingData:
     """A fine-tuning run's data: the personal set's training part repeated to about ``PERSONAL_SHARE``
     of the digits and shuffled in among MNIST's (a validation split then holds both), the whole set
     kept aside to read before and after (``FineTuningReport``); the MNIST test set stays the test set.
@@ -247,12 +247,12 @@ def with_personal_digits(spec: TrainSpec, data: TrainingData) -> TrainingData:
 
     mnist_count = len(data.x_train)
     if spec.digits_set is None:
-        lineage = Lineage(spec.base_model, None, 0, 0, (0,) * 10, 0, mnist_count)
+        lineage = Lineage(base_model, None, 0, 0, (0,) * 10, 0, mnist_count)
         return dataclasses.replace(data, lineage=lineage)
     split = DigitStore().fine_tuning_split(spec.digits_set)
     x_train, y_train, copies = mixed_in(data, split.x_train, split.y_train, PERSONAL_SHARE, spec.seed)
     lineage = Lineage(
-        spec.base_model,
+        base_model,
         spec.digits_set,
         len(split.x_train),
         len(split.x_test),
@@ -435,7 +435,7 @@ class Progress:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, float]) -> Progress:
+    def from_dict(cls, values: Mapping[str, Any]) -> Progress:
         """The record ``to_dict`` made."""
         return cls(**values)
 
@@ -555,8 +555,9 @@ def fit(
     fine_tuning = (
         None if before is None else fine_tuning_report(data, before, read_for_fine_tuning(model, data))
     )
-    if fine_tuning is not None and fine_tuning.warning():
-        reporter.event("warning", fine_tuning.warning())
+    warning = fine_tuning.warning() if fine_tuning is not None else None
+    if warning:
+        reporter.event("warning", warning)
     return FitResult(model, "stopped" if callback.stopped else "completed", rows, fine_tuning=fine_tuning)
 
 
@@ -613,17 +614,19 @@ def fine_tuning_report(
     )
     split = data.personal
     if split is None:
-        scores = [FineTuningScores(float((read == data.y_test).mean())) for read in (read_before, read_after)]
+        before_scores, after_scores = (
+            FineTuningScores(float((read == data.y_test).mean())) for read in (read_before, read_after)
+        )
         digits: tuple[DigitReading, ...] = ()
     else:
-        scores = [
+        before_scores, after_scores = (
             FineTuningScores(
                 float((read == data.y_test).mean()),
                 float((personal.argmax(axis=1)[split.held_out] == split.y_test).mean()),
                 int(split.held_out.sum()),
             )
             for read, personal in ((read_before, before.personal), (read_after, after.personal))
-        ]
+        )
         digits = tuple(
             DigitReading(
                 index + 1,
@@ -638,7 +641,8 @@ def fine_tuning_report(
             for index in range(len(split.labels))
         )
     return FineTuningReport(
-        *scores,
+        before_scores,
+        after_scores,
         digits,
         int(right_before.sum()),
         tuple(regressions),

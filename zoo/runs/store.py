@@ -1199,12 +1199,15 @@ class RunStore:
             connection.execute("COMMIT")
         workers = [(row["device"], row["backend"], row["pid"]) for row in waiting]
         for row in rows:
-            pool = (row["device"], _backend_of(row["spec"]))
+
+            def pool_has_workers(pool: tuple[str, str] = (row["device"], _backend_of(row["spec"]))) -> bool:
+                return any(
+                    (device, backend) == pool and process_alive(pid) for device, backend, pid in workers
+                )
+
             reason = _worker_failure(
                 row,
-                lambda pool=pool: any(
-                    (device, backend) == pool and process_alive(pid) for device, backend, pid in workers
-                ),
+                pool_has_workers,
                 self.log_path(row["id"]),
                 self.path,
             )

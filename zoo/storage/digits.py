@@ -95,7 +95,7 @@ class FineTuningSplit:
         return np.bincount(self.labels, minlength=NUM_DIGITS).tolist()
 
 
-def held_out_mask(labels: Sequence[int]) -> np.ndarray:
+def held_out_mask(labels: Sequence[int] | np.ndarray) -> np.ndarray:
     """Which digits of a set to hold out for testing: of each class, its 2nd, 7th, 12th... digit.
 
     Every class drawn at least twice is tested and still trained on; a class drawn once is trained
@@ -370,7 +370,7 @@ class DigitStore:
             shutil.rmtree(temporary, ignore_errors=True)
             self._check_may_change(directory.name, by)
 
-    def _write(self, path: Path, **arrays: np.ndarray) -> None:
+    def _write(self, path: Path, **arrays: np.ndarray | np.generic) -> None:
         """Write an .npz next to ``path`` and rename it into place (atomic on one file system).
 
         Raises:
@@ -380,7 +380,7 @@ class DigitStore:
         temporary = path.with_name(f".tmp-{uuid.uuid4().hex}{SUFFIX}")
         try:
             with temporary.open("wb") as handle:
-                np.savez_compressed(handle, **arrays)
+                np.savez_compressed(handle, allow_pickle=False, **arrays)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
@@ -563,7 +563,7 @@ class DigitStore:
         if len({(array.shape, array.dtype) for array in inputs}) == 1:
             arrays["pixels"] = np.stack(inputs)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        np.savez_compressed(buffer, allow_pickle=False, **arrays)
         return buffer.getvalue()
 
     def export_zip(self, set_name: str, *, by: User) -> bytes:

@@ -104,14 +104,9 @@ def fine_tuning_table(report: FineTuningReport) -> pd.DataFrame:
     """Accuracy before and after fine-tuning, side by side: the MNIST test digits and the held-out
     part of the personal set."""
     rows = [("MNIST test digits", report.before.mnist_accuracy, report.after.mnist_accuracy)]
-    if report.before.personal_accuracy is not None:
-        rows.append(
-            (
-                f"my held-out digits ({report.after.personal_test_digits})",
-                report.before.personal_accuracy,
-                report.after.personal_accuracy,
-            )
-        )
+    before, after = report.before.personal_accuracy, report.after.personal_accuracy
+    if before is not None and after is not None:  # both or neither: a run with a personal set
+        rows.append((f"my held-out digits ({report.after.personal_test_digits})", before, after))
     return pd.DataFrame(
         {
             "test set": [label for label, _, _ in rows],
