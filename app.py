@@ -3,7 +3,7 @@
 import streamlit as st
 
 from zoo.app import ui
-from zoo.core.errors import DataError, SettingsError, StorageError
+from zoo.core.errors import DataError, SettingsError, StorageError, ZooError
 from zoo.ml.backend import quiet_missing_gpu_error
 from zoo.ml.data import describe_mnist_source
 
@@ -74,11 +74,13 @@ try:
     # a store damaged since it was opened is moved aside here
     live = bool(run_store.active_runs(owner=user.name))
     ui.note_visit(run_store, user)
-except StorageError as error:  # Learn, Draw and Hub work without it: say so and go on
+    ui.open_executor()  # and supervision of its runs, on the server's own clock
+except ZooError as error:  # Learn, Draw and Hub work without it: say so and go on
     run_store, live = None, False
     st.error(f"{error} (Learn, Draw and Hub work without the run store.)", icon=":material/error:")
-if run_store is not None and run_store.notice:
-    st.warning(run_store.notice, icon=":material/warning:")
+notice = run_store.describe().notice if run_store is not None else None
+if notice:
+    st.warning(notice, icon=":material/warning:")
 with st.sidebar:
     if ui.hosting().hosted:
         ui.account_panel(user)

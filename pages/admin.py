@@ -11,7 +11,7 @@ from zoo.app import ui
 from zoo.app.overview import ACTIVE_SECONDS, HostOverview
 from zoo.core.errors import ZooError
 from zoo.core.hosting import describe_limit
-from zoo.runs.store import Run
+from zoo.runs.records import Run
 
 
 def ago(moment: float | None, now: float) -> str:

@@ -48,11 +48,11 @@ INSIDE_KEY = "draw.inside"  # the "Inside the CNN" expander: drawn only while it
 
 def start_quick_training() -> None:
     from zoo.core.spec import TrainSpec
-    from zoo.execution import jobs
+    from zoo.execution.admission import start
 
     try:
         spec = TrainSpec.cnn(mnist_source="embedded", num_epochs=QUICK_EPOCHS)
-        ui.follow_run(jobs.submit(spec, by=ui.current_user()))
+        ui.follow_run(start(spec, by=ui.current_user(), executor=ui.open_executor()))
     except ZooError as error:
         st.session_state[QUICK_ERROR_KEY] = str(error)
 
@@ -65,7 +65,7 @@ def use_model(name: str) -> None:
 def start_fine_tuning(base_model: str, set_name: str) -> None:
     """Fine-tune the chosen CNN on the set in the background and follow the run (see TrainSpec)."""
     from zoo.core.spec import TrainSpec
-    from zoo.execution import jobs
+    from zoo.execution.admission import start
 
     spec = TrainSpec.cnn(
         base_model=base_model,
@@ -74,7 +74,7 @@ def start_fine_tuning(base_model: str, set_name: str) -> None:
         max_train_samples=FINE_TUNE_MNIST_DIGITS,
         model_name=f"{base_model}-{set_name}"[:80],
     )
-    ui.follow_run(jobs.submit(spec, by=ui.current_user()))
+    ui.follow_run(start(spec, by=ui.current_user(), executor=ui.open_executor()))
 
 
 def add_to_my_digits(pixels, digit, label: int) -> None:

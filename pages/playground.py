@@ -11,9 +11,9 @@ from zoo.core.errors import ZooError
 from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
 from zoo.core.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
-from zoo.execution import jobs
+from zoo.execution.admission import start
 from zoo.ml.training import LimitBound
-from zoo.runs.store import Run
+from zoo.runs.records import Run
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
 # needs ~10x the epochs) lets the boundary visibly form in a run of 10-20 s on a laptop CPU.
@@ -308,7 +308,7 @@ def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, us
         if own_live_run:
             ui.stop_run(run)
         try:
-            new_run = jobs.submit(spec, ui.run_store(), by=user)
+            new_run = start(spec, by=user, executor=ui.executor())
         except ZooError as error:
             st.error(str(error))
             return run

@@ -5,7 +5,7 @@ import streamlit as st
 from zoo.app import ui
 from zoo.app.charts import training as charts
 from zoo.core.errors import ZooError
-from zoo.runs.store import Run
+from zoo.runs.records import Run
 
 CONFIRM_KEY = "runs.delete-to-confirm"  # the run ids whose deletion waits for a confirmation
 
@@ -59,7 +59,7 @@ def download_metrics(chosen: list[Run]) -> None:
     run_to_download = st.selectbox("Metrics of run", [run.id for run in chosen])
     st.download_button(
         "Download its metrics (CSV)",
-        ui.metrics_frame(run_to_download).drop(columns="id").to_csv(index=False),
+        ui.metrics_frame(run_to_download).to_csv(index=False),
         file_name=f"zoo-run-{run_to_download}-metrics.csv",
         mime="text/csv",
     )

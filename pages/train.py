@@ -20,10 +20,10 @@ from zoo.core.vocabulary import (
     OPTIMIZER_LABELS,
     OPTIMIZERS,
 )
-from zoo.execution import jobs
+from zoo.execution.admission import start
 from zoo.ml.data import FULL_MNIST_COUNTS
 from zoo.ml.printed import PRINTED_SHARE
-from zoo.runs.store import Run
+from zoo.runs.records import Run
 
 ARTICLE = TrainSpec.cnn()
 MAX_EPOCHS = 1000  # beyond a host's limit on epochs, when it has a lower one
@@ -231,7 +231,7 @@ def show_augmentation_examples(shown: TrainSpec) -> None:
 def start_run(spec: TrainSpec, user) -> None:
     """Start a run for ``spec`` as ``user`` and follow it (an error is said on the page)."""
     try:
-        run_id = jobs.submit(spec, ui.run_store(), by=user)
+        run_id = start(spec, by=user, executor=ui.executor())
     except ZooError as error:
         st.error(str(error))
         return

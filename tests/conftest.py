@@ -29,13 +29,12 @@ def zoo_home(tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.delenv("ZOO_MNIST", raising=False)
     yield home
-    if (home / "runs.sqlite3").exists():  # end the test's waiting workers, as a server's shutdown would
+    if (home / "pool.sqlite3").exists():  # end the test's waiting workers, as a server's shutdown would
         from zoo.core.errors import StorageError
-        from zoo.execution.jobs import stop_pool
-        from zoo.runs.store import RunStore
+        from zoo.execution.executor import open_executor
 
         with contextlib.suppress(StorageError):  # a test left a store this version cannot open
-            stop_pool(RunStore(home / "runs.sqlite3"))
+            open_executor().shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -10,18 +10,21 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from run_helpers import claim
 from streamlit.testing.v1 import AppTest
 
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
-from zoo.execution import jobs
+from zoo.execution.executor import wait
 from zoo.ml.training import Progress
-from zoo.runs.store import RunStore
+from zoo.runs.records import MetricsReport
+from zoo.runs.store import RunStore, open_run_store
 from zoo.storage.models import ModelStore
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -85,7 +88,7 @@ def chart(app: AppTest, key: str) -> dict:
 def ended_run(store: RunStore, spec: TrainSpec, status: str, message: str | None, **final) -> str:
     """A run that ended as ``status``, recorded the way a worker records it."""
     run_id = store.create_run(spec, "cpu")
-    assert store.try_claim(run_id)
+    assert claim(store, run_id)
     store.finish(run_id, status, message=message, **final)
     return run_id
 
@@ -205,9 +208,9 @@ def test_home_empty_states_say_what_to_do_next():
 
 
 def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, mnist_npz_file):
-    store = RunStore()
+    store = open_run_store()
     run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu")
-    assert store.try_claim(run_id)
+    assert claim(store, run_id)
     progress = Progress(
         step=7,
         total_steps=28,
@@ -217,7 +220,7 @@ def test_sidebar_shows_device_data_source_and_the_live_run(monkeypatch, mnist_np
         eta_seconds=3,
         elapsed_seconds=1.2,
     )
-    store.log_metrics(run_id, {"batch/loss": 1.5}, progress)
+    store.log_metrics(run_id, [MetricsReport({"batch/loss": 1.5}, progress, time.time())])
     app = open_page()
     sidebar = texts(app.sidebar.caption)
     assert "Device:" in sidebar and ("CPU" in sidebar or "GPU" in sidebar)
@@ -265,7 +268,7 @@ def test_playground_refuses_to_start_with_a_setting_out_of_range_and_says_why():
     assert "Epochs: -5 is not allowed; choose 1 to 1000." in said
     click(app, "Start training")
     assert "Not started: Units in layer 1: 0 is not allowed" in texts(app.error)
-    assert RunStore().list_runs() == [] and "run" not in app.query_params
+    assert open_run_store().list_runs() == [] and "run" not in app.query_params
 
 
 def test_playground_says_which_values_of_its_link_it_could_not_use_and_why():
@@ -295,7 +298,7 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     click(app, "Start training")
     run_id = app.query_params["run"]
     assert "loss" in chart_keys(app) and "boundary" in chart_keys(app)
-    run = jobs.wait(run_id, timeout=120)
+    run = wait(run_id, timeout=120)
     assert run.status == "completed", run.message
     rerun(app)
     assert f"Run {run_id} completed" in texts(app.success)
@@ -326,8 +329,8 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
 
 def test_playground_says_the_settings_differ_from_the_runs_only_when_they_do():
     """A run records its backend made concrete (``tensorflow``) while the page holds ``auto``."""
-    spec = TrainSpec.binary(learning_rate=0.01, noise=0.3).resolved()  # as jobs.submit records it
-    run_id = ended_run(RunStore(), spec, "completed", None, final_metrics=BINARY_SCORES)
+    spec = TrainSpec.binary(learning_rate=0.01, noise=0.3).resolved()  # as admission records it
+    run_id = ended_run(open_run_store(), spec, "completed", None, final_metrics=BINARY_SCORES)
     differ = "The settings above differ from this run's"
     app = open_page("playground", {"run": run_id, "noise": "0.3"})
     assert f"Run {run_id} completed" in texts(app.success)
@@ -343,7 +346,7 @@ def test_playground_shows_why_a_run_diverged():
         "the loss became nan at step 12: the learning rate 1 is too large for this model; "
         "try one 10 times smaller."
     )
-    run_id = ended_run(RunStore(), spec, "diverged", message)
+    run_id = ended_run(open_run_store(), spec, "diverged", message)
     app = open_page("playground", {"run": run_id})
     error = texts(app.error)
     assert f"Run {run_id} diverged" in error and "try one 10 times smaller" in error
@@ -378,9 +381,9 @@ def test_train_empty_state_and_the_articles_defaults():
 
 
 def test_train_shows_the_queue_position_of_a_waiting_run():
-    store = RunStore()
+    store = open_run_store()
     running = store.create_run(TrainSpec.cnn(), "cpu")
-    assert store.try_claim(running)
+    assert claim(store, running)
     queued = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu")
     app = open_page("train", {"run": queued})
     assert "Queued on the CPU (main lane): 1 run(s) ahead" in texts(app.info)
@@ -391,7 +394,7 @@ def test_train_shows_the_queue_position_of_a_waiting_run():
 
 def test_train_shows_a_failed_runs_message_not_a_traceback():
     message = "MNIST file /data/missing.npz does not exist; give the path of a Keras mnist.npz file."
-    run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="/data/missing.npz"), "failed", message)
+    run_id = ended_run(open_run_store(), TrainSpec.cnn(mnist_source="/data/missing.npz"), "failed", message)
     app = open_page("train", {"run": run_id})
     error = texts(app.error)
     assert f"Run {run_id} failed: {message}" in error
@@ -405,7 +408,7 @@ def test_train_refuses_a_missing_data_file_before_starting():
     app.text_input[0].input("/nonexistent/mnist.npz")
     click(app, "Start training")
     assert "/nonexistent/mnist.npz does not exist" in texts(app.error)
-    assert RunStore().list_runs() == []
+    assert open_run_store().list_runs() == []
 
 
 def test_train_runs_an_epoch_and_shows_the_evaluation():
@@ -416,7 +419,7 @@ def test_train_runs_an_epoch_and_shows_the_evaluation():
     click(app, "Start training")
     run_id = app.query_params["run"]
     assert {"batch_curves", "epoch_curves"} <= chart_keys(app)
-    run = jobs.wait(run_id, timeout=180)
+    run = wait(run_id, timeout=180)
     assert run.status == "completed", run.message
     assert run.spec.max_train_samples == 600 and run.spec.mnist_source == "embedded"
     rerun(app)
@@ -454,7 +457,7 @@ def test_train_shows_augmented_digits_and_starts_an_augmented_run_with_a_cosine_
     for label, value in (("Epochs", 1), ("Training images to use (0 = all)", 300)):
         next(widget for widget in app.number_input if widget.label == label).set_value(value)
     click(app, "Start training")
-    run = jobs.wait(app.query_params["run"], timeout=180)
+    run = wait(app.query_params["run"], timeout=180)
     assert run.status == "completed" and run.spec.augment, run.message
     assert run.spec.learning_rate_schedule == "cosine"
     assert ModelStore().entry(run.model_name).config.spec.augment is True
@@ -470,7 +473,7 @@ def test_runs_empty_state():
 
 
 def test_runs_table_lists_every_run_with_its_outcome():
-    store = RunStore()
+    store = open_run_store()
     completed = ended_run(
         store,
         TrainSpec.binary(),
@@ -562,7 +565,7 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
     assert app.get("image")[-1].captions == ["#1 · 4", "#2 · 7", "#3 · 1"]
     click(app, "Fine-tune mnist-cnn on my digits")
     assert "holds one drawing of each digit (4, 7, 1), so none is left to test on" in texts(app.error)
-    assert RunStore().list_runs() == []
+    assert open_run_store().list_runs() == []
     app.selectbox(key="draw.my_digit").set_value(0)
     click(app, "Delete")
     assert app.get("image")[-1].captions == ["#1 · 7", "#2 · 1"]
@@ -575,7 +578,7 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
     # the fine-tuned model to read it as a 7: a digit the starter read right, it now misreads.
     add_bars(4, 7, horizontal=False)
     click(app, "Fine-tune mnist-cnn on my digits")
-    run = jobs.wait(app.query_params["run"], timeout=300)
+    run = wait(app.query_params["run"], timeout=300)
     assert run.status == "completed" and run.spec.base_model == "mnist-cnn", run.message
     assert run.spec.digits_set == "my-digits" and run.spec.num_epochs == 2
     rerun(app)
@@ -603,11 +606,11 @@ def test_draw_shows_my_digits_relabels_deletes_and_fine_tunes_on_them():
 
 
 def test_draw_stops_a_fine_tuning_run_it_follows():
-    store = RunStore()
+    store = open_run_store()
     add_bars(5, 4, horizontal=True)
     add_bars(2, 1, horizontal=False)
     blocker = store.create_run(TrainSpec.cnn(), "cpu")
-    assert store.try_claim(blocker)  # the device is busy, so the fine-tuning run waits in the queue
+    assert claim(store, blocker)  # the device is busy, so the fine-tuning run waits in the queue
     spec = TrainSpec.cnn(base_model="mnist-cnn", digits_set="my-digits")
     waiting = store.create_run(spec, "cpu")
     app = open_page("draw", {"run": waiting})

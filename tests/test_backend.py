@@ -186,7 +186,7 @@ def test_a_worker_sharing_a_gpu_gets_its_memory_share_before_its_backend_starts(
 
 
 def test_a_run_started_with_backend_jax_trains_on_jax_and_records_it(zoo_home):
-    from zoo.runs.store import RunStore
+    from zoo.runs.store import open_run_store
 
     completed = subprocess.run(
         [sys.executable, "-m", "zoo", "train", "binary", "--backend", "jax", "--epochs", "2", "--json"],
@@ -199,6 +199,6 @@ def test_a_run_started_with_backend_jax_trains_on_jax_and_records_it(zoo_home):
     assert completed.returncode == 0, completed.stderr[-3000:]
     summary = json.loads(completed.stdout)
     assert completed.stderr.splitlines()[0] == f"run {summary['id']}: binary queued on cpu with jax"
-    run = RunStore().get(summary["id"])
+    run = open_run_store().get(summary["id"])
     assert run.status == "completed" and run.spec.backend == "jax"
     assert run.environment.backend == "jax" and "jax" in run.environment.versions

@@ -3,12 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from run_helpers import claim
 
 from zoo.app.charts import training as charts
 from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import DecisionSurface
-from zoo.runs.store import RunStore
+from zoo.runs.store import open_run_store
 
 
 def metrics(rows: list[tuple[int, int, str, float]]) -> pd.DataFrame:
@@ -136,9 +137,9 @@ def test_roc_per_class_and_overlay_figures():
 
 
 def test_runs_table_has_one_row_per_run_with_its_saved_model():
-    store = RunStore()
+    store = open_run_store()
     run_id = store.create_run(TrainSpec.binary(), "cpu")
-    store.try_claim(run_id)
+    claim(store, run_id)
     store.finish(run_id, "completed", final_metrics=Scores(accuracy=0.91, macro_f1=0.9, auc=0.97))
     table = charts.runs_table(store.list_runs(), {run_id: "my-model"})
     row = table.iloc[0]

@@ -33,9 +33,14 @@ from PIL import Image
 from test_cli import REPOSITORY, run_zoo, succeeded, zoo_environment
 from test_data import forged_npz, mnist_arrays, write_npz
 
+from zoo.app.charts.training import metrics_frame
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
-from zoo.runs.store import RunStore, process_alive
+from zoo.execution.executor import open_executor
+from zoo.execution.processes import process_alive
+from zoo.runs.records import Run
+from zoo.runs.sqlite import SqliteRunStore
+from zoo.runs.store import RunStore, open_run_store
 from zoo.storage.digits import DigitStore
 from zoo.storage.models import STARTER_DIRECTORY, ModelConfig, ModelStore, install_starter_models
 
@@ -106,9 +111,19 @@ def processes() -> Iterator[list[subprocess.Popen]]:
             process.kill()
             process.wait()
     with contextlib.suppress(Exception):
-        for run in RunStore().list_runs():
-            if run.worker_pid and process_alive(run.worker_pid):
-                os.killpg(run.worker_pid, signal.SIGKILL)
+        for run in open_run_store().list_runs():
+            if worker_pid(run) and process_alive(worker_pid(run)):
+                os.killpg(worker_pid(run), signal.SIGKILL)
+
+
+def store_file(store: RunStore) -> Path:
+    """The SQLite file of a run store opened on one."""
+    return Path(store.describe().location)
+
+
+def worker_pid(run: Run) -> int | None:
+    """The pid of the local worker a run was claimed by (None while queued)."""
+    return int(run.placement.worker) if run.placement and run.placement.worker else None
 
 
 def running_run(store: RunStore, timeout: float = 180) -> str:
@@ -122,7 +137,7 @@ def running_run(store: RunStore, timeout: float = 180) -> str:
 
 
 def no_runs_and_no_logs(home: Path) -> None:
-    assert RunStore(home / "runs.sqlite3").list_runs() == []
+    assert SqliteRunStore(home / "runs.sqlite3").list_runs() == []
     assert not list((home / "logs").glob("*.log"))
 
 
@@ -130,14 +145,14 @@ def no_runs_and_no_logs(home: Path) -> None:
 
 
 def test_a_store_of_random_bytes_is_moved_aside_with_one_warning_line(zoo_home):
-    store = RunStore()
+    store = open_run_store()
     garbage = os.urandom(65536)
-    store.path.write_bytes(garbage)
+    store_file(store).write_bytes(garbage)
     result = run_zoo(zoo_home, "runs")
     (moved,) = zoo_home.glob("runs.sqlite3.damaged-*")
     assert result.returncode == 0 and "no runs yet" in result.stdout
     assert result.stderr.splitlines() == [
-        f"warning: the run store {store.path} was damaged (file is not a database); it was moved to "
+        f"warning: the run store {store_file(store)} was damaged (file is not a database); it was moved to "
         f"{moved} and a fresh store started (the old runs are in that file)."
     ]
     assert moved.read_bytes() == garbage  # kept, never deleted
@@ -145,11 +160,11 @@ def test_a_store_of_random_bytes_is_moved_aside_with_one_warning_line(zoo_home):
 
 
 def test_a_store_emptied_to_0_bytes_after_runs_is_reported_not_silently_recreated(zoo_home):
-    store = RunStore()
+    store = open_run_store()
     run_id = store.create_run(TINY_SPEC, "cpu")
-    store.log_path(run_id).parent.mkdir()
-    store.log_path(run_id).write_text("the worker's output\n")
-    with store.path.open("r+b") as handle:
+    open_executor(store).log_path(run_id).parent.mkdir()
+    open_executor(store).log_path(run_id).write_text("the worker's output\n")
+    with store_file(store).open("r+b") as handle:
         handle.truncate(0)
     result = run_zoo(zoo_home, "runs")
     assert result.returncode == 0
@@ -158,7 +173,7 @@ def test_a_store_emptied_to_0_bytes_after_runs_is_reported_not_silently_recreate
 
 
 def test_a_read_only_zoo_home_is_one_line_for_train_runs_stop_and_doctor(zoo_home):
-    RunStore().create_run(TINY_SPEC, "cpu")
+    open_run_store().create_run(TINY_SPEC, "cpu")
     with read_only(zoo_home, recursive=True):
         for arguments in (("train", "binary"), ("runs",), ("stop", "0123456789ab")):
             one_error_line(run_zoo(zoo_home, *arguments), f"{zoo_home}", "writable")
@@ -180,19 +195,20 @@ def test_a_zoo_home_missing_under_a_read_only_parent_is_one_line(tmp_path):
 def test_zoo_home_made_read_only_during_a_run_fails_the_run_with_the_reason(zoo_home, processes):
     follower = start_zoo(zoo_home, *LONG_BINARY_RUN)
     processes.append(follower)
-    store = RunStore()
+    store = open_run_store()
     run_id = running_run(store)
-    files = [zoo_home, store.path, Path(f"{store.path}-wal")]
+    files = [zoo_home, store_file(store), Path(f"{store_file(store)}-wal")]
     with read_only(*files):
         _, stderr = follower.communicate(timeout=120)
         last = stderr.splitlines()[-1]
         assert follower.returncode == 1 and "Traceback" not in stderr, stderr
-        assert last.startswith(f"error: run {run_id} failed: the run store {store.path} cannot be used")
+        cannot_use = f"error: run {run_id} failed: the run store {store_file(store)} cannot be used"
+        assert last.startswith(cannot_use)
         assert "readonly" in last and stderr.count("error:") == 1
         assert store.get(run_id).status == "running"  # recorded once the store takes writes again
     run = wait_for(lambda: (run := store.get(run_id)).status != "running" and run, 60, "the run to close")
     assert run.status == "failed" and "cannot be used (attempt to write a readonly database)" in run.message
-    wait_for(lambda: not process_alive(run.worker_pid), 30, "the worker to end")
+    wait_for(lambda: not process_alive(worker_pid(run)), 30, "the worker to end")
 
 
 @contextlib.contextmanager
@@ -221,7 +237,7 @@ def test_a_disk_that_fills_up_during_a_run_fails_the_run_with_the_reason(tmp_pat
     with small_disk(tmp_path / "disk", 16) as home:
         follower = start_zoo(home, *LONG_BINARY_RUN)
         processes.append(follower)
-        store = RunStore(home / "runs.sqlite3")
+        store = SqliteRunStore(home / "runs.sqlite3")
         run_id = running_run(store)
         filler = fill_up(home)
         time.sleep(3)  # the worker meets the full disk at its next metric, and keeps trying to close the run
@@ -236,12 +252,12 @@ def test_a_disk_that_fills_up_during_a_run_fails_the_run_with_the_reason(tmp_pat
 def test_a_frozen_worker_is_failed_as_hung_and_ended(zoo_home, processes):
     follower = start_zoo(zoo_home, *LONG_BINARY_RUN)
     processes.append(follower)
-    store = RunStore()
+    store = open_run_store()
     run_id = running_run(store)
-    pid = store.get(run_id).worker_pid
+    pid = worker_pid(store.get(run_id))
     os.kill(pid, signal.SIGSTOP)
     # Frozen, it cannot beat its heart: the 120 s of silence the store waits for are taken as passed.
-    with sqlite3.connect(store.path) as connection:
+    with sqlite3.connect(store_file(store)) as connection:
         connection.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 121 WHERE id = ?", (run_id,))
     _, stderr = follower.communicate(timeout=60)
     assert follower.returncode == 1 and stderr.splitlines()[-1].startswith(f"error: run {run_id} failed: ")
@@ -253,19 +269,19 @@ def test_a_frozen_worker_is_failed_as_hung_and_ended(zoo_home, processes):
 def test_a_queued_run_whose_workers_are_killed_ends_in_one_line_never_none_ahead(zoo_home, processes):
     first = start_zoo(zoo_home, *LONG_BINARY_RUN)
     processes.append(first)
-    store = RunStore()
+    store = open_run_store()
     running = running_run(store)
     second = start_zoo(zoo_home, "train", "binary", "--epochs", "1", "--device", "cpu")
     processes.append(second)
     queued = wait_for(
         lambda: [run for run in store.list_runs() if run.status == "queued"], 60, "the second run to queue"
     )[0]
-    pool = wait_for(store.pool_workers, 60, "the warm workers that would take it")
+    pool = wait_for(open_executor(store).pool.workers, 60, "the warm workers that would take it")
     for pid in pool:  # the workers that would take the queued run: killed
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not any(map(process_alive, pool)), 10, "the pool workers to die")
     # With no worker left, the store waits a minute for one before it fails the run: taken as passed.
-    with sqlite3.connect(store.path) as connection:
+    with sqlite3.connect(store_file(store)) as connection:
         connection.execute("UPDATE runs SET created_at = created_at - 61 WHERE id = ?", (queued.id,))
     _, stderr = second.communicate(timeout=60)
     assert "None" not in stderr and "Traceback" not in stderr, stderr
@@ -423,7 +439,7 @@ def open_app_page(page: str):
 def test_the_app_moves_a_damaged_store_aside_and_says_where_it_is(zoo_home):
     from streamlit.testing.v1 import AppTest
 
-    RunStore().path.write_bytes(os.urandom(65536))
+    store_file(open_run_store()).write_bytes(os.urandom(65536))
     app = AppTest.from_file(str(REPOSITORY / "app.py"), default_timeout=90)
     app.run()
     (moved,) = zoo_home.glob("runs.sqlite3.damaged-*")
@@ -433,7 +449,7 @@ def test_the_app_moves_a_damaged_store_aside_and_says_where_it_is(zoo_home):
 @pytest.mark.parametrize("page", ["draw", "hub"])
 def test_a_store_damaged_while_the_app_runs_does_not_break_draw_or_hub(zoo_home, page):
     app = open_app_page("home")
-    RunStore().path.write_bytes(os.urandom(65536))
+    store_file(open_run_store()).write_bytes(os.urandom(65536))
     app.switch_page(f"pages/{page}.py")
     app.run()
     assert not app.exception, [exception.message for exception in app.exception]
@@ -486,12 +502,12 @@ def test_a_symlink_loop_as_data_or_zoo_mnist_is_one_line_for_train_evaluate_and_
 
 
 def damage_run_record(store: RunStore, run_id: str, column: str, value: str) -> None:
-    with sqlite3.connect(store.path) as connection:
+    with sqlite3.connect(store_file(store)) as connection:
         connection.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, run_id))
 
 
 def test_a_run_record_with_damaged_json_is_listed_as_damaged_among_the_others(zoo_home):
-    store = RunStore()
+    store = open_run_store()
     sound, bad_spec, bad_progress = (store.create_run(TINY_SPEC, "cpu") for _ in range(3))
     for run_id in (sound, bad_spec, bad_progress):
         store.finish(run_id, "completed")
@@ -625,18 +641,18 @@ def store_damaged_inside(store: RunStore) -> str:
         run_id = store.create_run(TINY_SPEC, "cpu")
         store.add_event(run_id, "note", "x" * 500)
         store.finish(run_id, "completed")
-    with sqlite3.connect(store.path) as connection:
+    with sqlite3.connect(store_file(store)) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    content = bytearray(store.path.read_bytes())
+    content = bytearray(store_file(store).read_bytes())
     for page in (3, 10, 20):  # a leaf page header claiming 80 cells at offset 0
         content[page * 4096 : page * 4096 + 12] = bytes.fromhex("0d000000500fff0000000000")
-    store.path.write_bytes(bytes(content))
-    with sqlite3.connect(store.path) as connection:
+    store_file(store).write_bytes(bytes(content))
+    with sqlite3.connect(store_file(store)) as connection:
         return connection.execute("PRAGMA quick_check(3)").fetchone()[0]
 
 
 def test_a_store_damaged_inside_is_moved_aside_with_a_one_line_warning(zoo_home):
-    found = store_damaged_inside(RunStore())
+    found = store_damaged_inside(open_run_store())
     assert "\n" in found  # SQLite's own report is several lines
     result = run_zoo(zoo_home, "runs")
     (moved,) = zoo_home.glob("runs.sqlite3.damaged-*")
@@ -674,11 +690,11 @@ def test_a_disk_that_stays_full_during_a_run_is_said_at_once(tmp_path, processes
         follower = start_zoo(home, *LONG_BINARY_RUN)
         processes.append(follower)
         stderr = LineReader(follower.stderr)
-        store = RunStore(home / "runs.sqlite3")
+        store = SqliteRunStore(home / "runs.sqlite3")
         run_id = running_run(store)
         # A reader in the middle of a read (a page drawing a chart): SQLite cannot restart its write-ahead
         # log from the top, so every write needs new room on the disk, and the disk stays full for them.
-        reader = sqlite3.connect(store.path, isolation_level=None)
+        reader = sqlite3.connect(store_file(store), isolation_level=None)
         reader.execute("BEGIN")
         reader.execute("SELECT COUNT(*) FROM metrics").fetchone()
         filler = fill_up(home)
@@ -704,7 +720,7 @@ def test_a_disk_that_stays_full_during_a_run_is_said_at_once(tmp_path, processes
 @contextlib.contextmanager
 def write_lock_held(store: RunStore) -> Iterator[None]:
     """Hold the store's write lock from this process, as another SQLite client would."""
-    connection = sqlite3.connect(store.path, isolation_level=None)
+    connection = sqlite3.connect(store_file(store), isolation_level=None)
     try:
         connection.execute("BEGIN IMMEDIATE")
         yield
@@ -717,21 +733,22 @@ def test_a_run_survives_another_process_holding_the_store_write_lock_for_40_s(zo
     epochs = 60
     follower = start_zoo(zoo_home, "train", "binary", "--epochs", str(epochs), "--samples", "2000")
     processes.append(follower)
-    store = RunStore()
+    store = open_run_store()
     run_id = running_run(store)
     with write_lock_held(store):
         time.sleep(40)
     _, stderr = follower.communicate(timeout=240)
     run = store.get(run_id)
     assert run.status == "completed" and follower.returncode == 0, (run.message, stderr)
-    epochs_logged = store.metrics_frame(run_id).query("name == 'epoch/loss'")["epoch"].tolist()
+    metrics = metrics_frame(store.metrics_since(run_id).rows)
+    epochs_logged = metrics.query("name == 'epoch/loss'")["epoch"].tolist()
     assert epochs_logged == list(range(1, epochs + 1))  # every epoch's metrics, none lost to the lock
     assert store.surface(run_id).epoch == epochs  # and the decision surface as training left it
     assert "Traceback" not in stderr and "error:" not in stderr, stderr
 
 
 def test_runs_and_doctor_answer_while_another_process_holds_the_store_write_lock(zoo_home):
-    store = RunStore()
+    store = open_run_store()
     run_id = store.create_run(TINY_SPEC, "cpu")
     store.finish(run_id, "completed")
     with write_lock_held(store):

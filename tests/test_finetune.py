@@ -22,11 +22,12 @@ from zoo.core.errors import DigitSetError, ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.scores import DigitReading, FineTuningReport, FineTuningScores, Misreading
 from zoo.core.spec import Lineage, TrainSpec
-from zoo.execution import jobs
+from zoo.execution.admission import start
+from zoo.execution.executor import open_executor, wait
 from zoo.hub import operations as hub
 from zoo.ml.evaluation import evaluate_model
 from zoo.ml.training import fit, load_training_data, predict_in_batches
-from zoo.runs.store import RunStore
+from zoo.runs.store import open_run_store
 from zoo.storage.digits import DigitStore
 from zoo.storage.models import ModelConfig, ModelStore
 
@@ -98,7 +99,7 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
         digits_set="mine",
         model_name="mine-cnn",
     )
-    run = jobs.wait(jobs.submit(spec, by=LOCAL_USER), timeout=300)
+    run = wait(start(spec, by=LOCAL_USER, executor=open_executor()), timeout=300)
     assert run.status == "completed", run.message
     report = run.final_metrics.fine_tuning
     before, after = report.before, report.after
@@ -161,7 +162,7 @@ def test_fine_tuning_reports_each_of_my_digits_and_warns_of_one_the_base_read_ri
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    (run,) = RunStore().list_runs()
+    (run,) = open_run_store().list_runs()
     report = run.final_metrics.fine_tuning
     tuned = ModelStore().load(run.model_name).model
     digits = np.stack([digit.digit for digit in store.digits("mine", by=LOCAL_USER)])[..., None]
@@ -187,7 +188,7 @@ def test_fine_tuning_reports_each_of_my_digits_and_warns_of_one_the_base_read_ri
     )
     assert f"now read as 7 at {after[0].max():.0%}" in warning
     assert run.final_metrics.to_dict()["fine_tuning"]["warning"] == warning  # in the record as plain text
-    assert ("warning", warning) in [(event.kind, event.message) for event in RunStore().events(run.id)]
+    assert ("warning", warning) in [(event.kind, event.message) for event in open_run_store().events(run.id)]
     assert f"warning: {warning}" in result.stderr.splitlines()  # one line from the CLI
     mine_before, mine_after = (
         sum(getattr(reading, model) == reading.label for reading in report.digits)
@@ -233,9 +234,9 @@ def test_a_set_unfit_for_fine_tuning_starts_no_run_and_loses_nothing(base_model,
         store.add("mine", label, np.zeros((280, 280, 4), np.uint8), bars(1, True, label)[0], by=LOCAL_USER)
     spec = TrainSpec.cnn(mnist_source="embedded", base_model="base", digits_set="mine")
     with pytest.raises(DigitSetError) as raised:
-        jobs.submit(spec, by=LOCAL_USER)
+        start(spec, by=LOCAL_USER, executor=open_executor())
     assert message in str(raised.value).replace("(", "(").replace(")", ")")
-    assert RunStore().list_runs() == []
+    assert open_run_store().list_runs() == []
     assert store.counts("mine", by=LOCAL_USER) == np.bincount(labels, minlength=10).tolist()
     assert [entry.name for entry in ModelStore().entries()] == ["base"]
 
@@ -246,10 +247,12 @@ def test_a_fine_tuning_spec_needs_an_existing_cnn_and_a_base_for_a_set():
     with pytest.raises(ZooError, match="only a CNN can be fine-tuned"):
         TrainSpec.binary(base_model="base")
     with pytest.raises(ModelStoreError, match="no model named 'nosuch'"):
-        jobs.submit(
-            TrainSpec.cnn(mnist_source="embedded", base_model="nosuch", digits_set="mine"), by=LOCAL_USER
+        start(
+            TrainSpec.cnn(mnist_source="embedded", base_model="nosuch", digits_set="mine"),
+            by=LOCAL_USER,
+            executor=open_executor(),
         )
-    assert RunStore().list_runs() == []
+    assert open_run_store().list_runs() == []
 
 
 def test_personal_digits_go_to_the_hub_only_when_asked(server, base_model):
@@ -257,7 +260,7 @@ def test_personal_digits_go_to_the_hub_only_when_asked(server, base_model):
     spec = TrainSpec.cnn(
         mnist_source="embedded", max_train_samples=100, num_epochs=1, base_model="base", digits_set="mine"
     )
-    run = jobs.wait(jobs.submit(spec, by=LOCAL_USER), timeout=300)
+    run = wait(start(spec, by=LOCAL_USER, executor=open_executor()), timeout=300)
     hub.push(run.model_name, "alice/mine")
     assert "digits.npz" not in server.files("alice/mine")
     hub.push(run.model_name, "alice/mine", include_digits=True)

@@ -5,6 +5,7 @@ what a visitor who is not signed in sees, and what a signed-in person may do wit
 from __future__ import annotations
 
 import pytest
+from run_helpers import claim
 from streamlit.testing.v1 import AppTest
 from test_app import APP, ended_run, texts
 
@@ -12,7 +13,7 @@ from zoo.core.hosting import User
 from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
 from zoo.ml.architectures import build_mnist_cnn
-from zoo.runs.store import RunStore
+from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelConfig, ModelStore
 
 ALICE = {"is_logged_in": True, "preferred_username": "alice", "email": "alice@example.org", "sub": "a"}
@@ -40,9 +41,9 @@ def open_as(user: dict, page: str | None = None, query: dict[str, str] | None = 
 
 
 def alices_running_run() -> str:
-    store = RunStore()
+    store = open_run_store()
     run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu", owner=User("alice"))
-    assert store.try_claim(run_id)
+    assert claim(store, run_id)
     return run_id
 
 
@@ -68,7 +69,7 @@ def test_a_visitor_who_is_not_signed_in_gets_home_learn_and_draw_and_a_sign_in_b
     ],
 )
 def test_a_visitor_on_a_shared_link_gets_that_page_asking_to_sign_in_not_page_not_found(page, what):
-    run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="embedded"), "completed", None)
+    run_id = ended_run(open_run_store(), TrainSpec.cnn(mnist_source="embedded"), "completed", None)
     app = open_as({"is_logged_in": False}, page, {"run": run_id})
     assert f"Sign in to {what}. You come back to this page after signing in." in texts(app.info)
     assert [button.label for button in app.main.button] == ["Sign in"]
@@ -105,15 +106,15 @@ def test_only_the_owner_or_an_admin_gets_the_stop_button_of_a_run(user, can_stop
     if can_stop:
         next(button for button in app.button if button.label == "Stop").click()
         app.run()
-        assert RunStore().heartbeat(run_id)  # the stop request reached the run
+        assert open_run_store().heartbeat(run_id)  # the stop request reached the run
 
 
 @pytest.mark.parametrize(("user", "can_rename"), [(ALICE, True), (BOB, False), (TEACHER, True)])
 def test_only_the_owner_or_an_admin_may_rename_a_runs_model(user, can_rename):
-    store = RunStore()
+    store = open_run_store()
     spec = TrainSpec.cnn(mnist_source="embedded")
     run_id = store.create_run(spec, "cpu", owner=User("alice"))
-    assert store.try_claim(run_id)
+    assert claim(store, run_id)
     ModelStore().save(
         build_mnist_cnn(), "alices-cnn", config=ModelConfig("cnn", run_id=run_id, owner="alice")
     )
@@ -163,14 +164,14 @@ def test_the_train_page_opens_on_a_run_whose_data_file_is_gone():
     """The fields' limits count the digits of the followed run's data; a file that is gone since
     leaves them unbounded by it (starting a run says what is wrong) instead of failing the page."""
     spec = TrainSpec.cnn(mnist_source="/gone/mnist.npz")
-    run_id = ended_run(RunStore(), spec, "failed", "the data file went away")
+    run_id = ended_run(open_run_store(), spec, "failed", "the data file went away")
     app = open_as(TEACHER, "train", {"run": run_id})
     assert "Start training" in [button.label for button in app.button]
 
 
 def test_a_failed_runs_message_shows_no_server_path_in_hosted_mode():
     message = "the worker process 123 ended without finishing the run (killed, or out of memory)"
-    run_id = ended_run(RunStore(), TrainSpec.cnn(mnist_source="embedded"), "failed", message)
+    run_id = ended_run(open_run_store(), TrainSpec.cnn(mnist_source="embedded"), "failed", message)
     app = open_as(TEACHER, "train", {"run": run_id})
     error = texts(app.error)
     assert message in error and ".log" not in error and "/" not in error.replace("(killed, or", "")
@@ -202,7 +203,7 @@ def test_the_hosted_train_page_offers_uploads_and_registered_data_sets_never_a_s
     source.set_value("upload")
     next(button for button in app.button if button.label == "Start training").click()
     app.run()
-    assert "choose an mnist.npz to upload first" in texts(app.error) and RunStore().list_runs() == []
+    assert "choose an mnist.npz to upload first" in texts(app.error) and open_run_store().list_runs() == []
 
 
 def _config_with_a_data_set(monkeypatch):
@@ -214,10 +215,10 @@ def _config_with_a_data_set(monkeypatch):
 
 
 def test_the_admin_page_is_the_admins_overview_with_stop_and_delete():
-    store, models = RunStore(), ModelStore()
+    store, models = open_run_store(), ModelStore()
     live = alices_running_run()
     finished = store.create_run(TrainSpec.binary(), "cpu", owner=User("bob"))
-    assert store.try_claim(finished)
+    assert claim(store, finished)
     bobs = ModelConfig("cnn", run_id=finished, owner="bob")
     models.save(build_mnist_cnn(), "bobs-cnn", config=bobs, metrics=Scores(0.9))
     store.finish(finished, "completed", model_name="bobs-cnn", final_metrics=Scores(0.9))
@@ -258,10 +259,10 @@ def test_a_student_has_no_admin_page_and_its_address_says_so_politely(user):
 
 def alices_live_playground_run() -> str:
     """alice's Playground run, training: her own settings (spiral, 8,8 tanh units), not the page's."""
-    store = RunStore()
+    store = open_run_store()
     spec = TrainSpec.binary(dataset="spiral", hidden_units=(8, 8), activation="tanh")
     run_id = store.create_run(spec.resolved(), "cpu", owner=User("alice"))
-    assert store.try_claim(run_id)
+    assert claim(store, run_id)
     return run_id
 
 
@@ -289,7 +290,7 @@ def test_start_on_someone_elses_live_run_starts_ones_own_and_says_hers_goes_on(u
     app = open_as(user, "playground", {"run": alices, "num_samples": "50", "num_epochs": "1"})
     button(app, "Start training").click()
     app.run()
-    store = RunStore()
+    store = open_run_store()
     mine = app.query_params["run"]
     assert mine != alices and store.get(mine).owner == user["preferred_username"]
     assert store.get(alices).status == "running" and not store.get(alices).stop_requested
@@ -304,5 +305,6 @@ def test_reset_on_someone_elses_live_run_leaves_it_and_says_so():
     button(app, "Reset").click()
     app.run()
     assert "run" not in app.query_params
-    assert RunStore().get(alices).status == "running" and not RunStore().get(alices).stop_requested
+    still = open_run_store().get(alices)
+    assert still.status == "running" and not still.stop_requested
     assert f"You left alice's run {alices}; it goes on training" in texts(app.info)

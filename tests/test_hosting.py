@@ -29,7 +29,8 @@ from zoo.core.hosting import (
 )
 from zoo.core.settings import HOSTED_LIMITS, LOCAL_LIMITS, Limits
 from zoo.core.spec import Lineage, TrainSpec
-from zoo.execution import jobs
+from zoo.execution.admission import start
+from zoo.execution.executor import open_executor
 from zoo.hub import operations as hub
 from zoo.ml.architectures import build_binary_classifier
 from zoo.ml.data import (
@@ -40,7 +41,8 @@ from zoo.ml.data import (
     uploads_directory,
 )
 from zoo.ml.training import build_model, check_fine_tuning, check_limits, estimate_cost, largest_within_limits
-from zoo.runs.store import RunStore
+from zoo.runs.sqlite import SqliteRunStore
+from zoo.runs.store import open_run_store
 from zoo.storage.digits import DigitStore, personal_set_name
 from zoo.storage.models import ModelConfig, ModelStore
 
@@ -152,9 +154,9 @@ def test_the_parameter_count_is_known_without_building_the_model(spec):
     ],
 )
 def test_a_run_too_big_for_the_machine_is_refused_before_anything_is_queued(overrides, limit, setting):
-    store = RunStore()
+    store = open_run_store()
     with pytest.raises(PermissionDenied, match=rf"{limit}.*beyond this host's limit.*{setting}"):
-        jobs.submit(TrainSpec.cnn(**overrides), store, by=LOCAL_USER)
+        start(TrainSpec.cnn(**overrides), by=LOCAL_USER, executor=open_executor(store))
     assert store.list_runs() == []
 
 
@@ -221,7 +223,7 @@ def test_the_cli_refuses_a_huge_layer_in_one_line(tmp_path):
 def test_each_visitor_may_have_two_live_runs_and_the_host_eight(hosted):
     limits = load_config().limits
     assert (limits.active_runs_per_owner, limits.active_runs) == (2, 8)
-    store = RunStore()
+    store = open_run_store()
     for _ in range(2):
         store.create_run(SPEC, "cpu", owner=ALICE, limits=limits)
     with pytest.raises(PermissionDenied, match="you have 2 runs queued or running"):
@@ -240,14 +242,14 @@ def test_each_visitor_may_have_two_live_runs_and_the_host_eight(hosted):
 
 
 def test_a_visitor_who_is_not_signed_in_cannot_train(hosted):
-    store = RunStore()
+    store = open_run_store()
     with pytest.raises(PermissionDenied, match="sign in to train a model"):
-        jobs.submit(SPEC, store, by=VISITOR)
+        start(SPEC, by=VISITOR, executor=open_executor(store))
     assert store.list_runs() == []
 
 
 def test_only_its_owner_or_an_admin_stops_or_deletes_a_run():
-    store = RunStore()
+    store = open_run_store()
     run_id = store.create_run(SPEC, "cpu", owner=ALICE)
     assert store.get(run_id).owner == "alice" and store.get(run_id).to_row()["owner"] == "alice"
     for intruder, message in [(BOB, "belongs to alice"), (VISITOR, "sign in to manage")]:
@@ -283,7 +285,7 @@ def test_a_run_store_made_before_owners_gives_its_runs_to_the_local_owner(zoo_ho
     path.parent.mkdir(parents=True)
     with sqlite3.connect(path) as connection:
         connection.executescript((FIXTURES / "runs-schema-v2.sql").read_text())
-    store = RunStore(path)
+    store = SqliteRunStore(path)
     runs = store.list_runs()
     assert runs and {run.owner for run in runs} == {"local"}
     with pytest.raises(PermissionDenied, match="belongs to local"):
@@ -362,8 +364,8 @@ def test_nobody_fine_tunes_on_or_pushes_another_persons_digits_unless_they_are_s
     ModelStore().save(cnn, "base-alices-digits", config=tuned)
     spec = TrainSpec.cnn(mnist_source="embedded", base_model="base", digits_set="alices-digits")
     with pytest.raises(PermissionDenied, match=private):
-        jobs.submit(spec, by=BOB)
-    assert RunStore().list_runs() == []
+        start(spec, by=BOB, executor=open_executor())
+    assert open_run_store().list_runs() == []
     with pytest.raises(PermissionDenied, match=private):  # her digits do not leave with her model either
         hub.push("base-alices-digits", "bob/tuned", token=WRITE_TOKEN, include_digits=True, by=BOB)
     assert "bob/tuned" not in server.state.repos
@@ -389,9 +391,9 @@ def test_distinct_people_get_distinct_folders_and_digit_sets(hosted):
     check_visitor_data_source(upload, ALICE, config)
     with pytest.raises(PermissionDenied, match="a file on the server cannot be named"):
         check_visitor_data_source(upload, User("alice."), config)
-    store = RunStore()
+    store = open_run_store()
     with pytest.raises(PermissionDenied, match="a file on the server cannot be named"):
-        jobs.submit(TrainSpec.cnn(mnist_source=upload), store, by=User("alice."))
+        start(TrainSpec.cnn(mnist_source=upload), by=User("alice."), executor=open_executor(store))
     assert store.list_runs() == []
 
 
@@ -455,15 +457,15 @@ def test_hosted_limits_are_judged_from_what_the_data_holds_before_a_run_is_queue
         PermissionDenied, match="training samples is 600,000, beyond this host's limit of 60,000"
     ):
         check_limits(spec, limits)
-    store = RunStore()
+    store = open_run_store()
     with pytest.raises(PermissionDenied, match=r"training samples is 600,000.*ZOO_LIMIT_SAMPLES"):
-        jobs.submit(spec, store, by=ALICE)
+        start(spec, by=ALICE, executor=open_executor(store))
     monkeypatch.setenv("ZOO_LIMIT_SAMPLES", "none")
     with pytest.raises(
         PermissionDenied,
         match=r"estimated training memory \(MB\) is 2,\d{3}, beyond this host's limit of 1,024.*MEMORY_MB",
     ):
-        jobs.submit(spec, store, by=ALICE)
+        start(spec, by=ALICE, executor=open_executor(store))
     assert store.list_runs() == []
     # A small file is judged by what it holds too: 60 digits fit a limit of 100 samples.
     small = uploads_directory("alice") / "small.npz"
@@ -558,7 +560,7 @@ def test_a_visitor_names_no_server_file_only_built_in_registered_or_their_own_da
             check_visitor_data_source(source, BOB, config)
         messages.add(str(refused.value))
     assert len(messages) == 1 and "a file on the server cannot be named" in messages.pop()  # nothing leaks
-    store = RunStore()
+    store = open_run_store()
     with pytest.raises(PermissionDenied, match="a file on the server cannot be named"):
-        jobs.submit(TrainSpec.cnn(mnist_source="/etc/shadow"), store, by=BOB)
+        start(TrainSpec.cnn(mnist_source="/etc/shadow"), by=BOB, executor=open_executor(store))
     assert store.list_runs() == []

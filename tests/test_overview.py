@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 
+from run_helpers import claim
+
 from zoo.app.overview import ACTIVE_SECONDS, host_overview
 from zoo.core.hosting import HostingConfig, User
 from zoo.core.scores import Scores
 from zoo.core.settings import HOSTED_LIMITS
 from zoo.core.spec import TrainSpec
+from zoo.execution.executor import open_executor
 from zoo.ml.architectures import build_binary_classifier, build_mnist_cnn
-from zoo.runs.store import RunStore
+from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelConfig, ModelStore, open_local_zoo
 
 ALICE, BOB = User("alice", "alice@example.org"), User("bob")
@@ -28,22 +31,22 @@ def model(name: str, owner: str, kind: str, accuracy: float) -> None:
 
 
 def test_the_overview_says_who_is_active_and_each_persons_runs_queue_and_best_models():
-    store, now = RunStore(), 10_000.0
+    store, now = open_run_store(), 10_000.0
     store.record_seen(ALICE, at=now - 60)
     store.record_seen(BOB, at=now - ACTIVE_SECONDS - 1)
     store.record_seen(User("teacher", is_admin=True), at=now - 5)
     running = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu", owner=ALICE)
-    assert store.try_claim(running)
-    queued = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu", owner=BOB)
+    assert claim(store, running)
     finished = store.create_run(TrainSpec.binary(), "cpu", owner=BOB)
-    assert store.try_claim(finished)
+    assert claim(store, finished)
     store.finish(finished, "completed")
+    queued = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu", owner=BOB)
     model("alices-cnn", "alice", "cnn", 0.97)
     model("alices-better-cnn", "alice", "cnn", 0.99)
     model("alices-points", "alice", "binary", 0.9)
     model("bobs-points", "bob", "binary", 0.8)
 
-    overview = host_overview(store, open_local_zoo(), CONFIG, now=now)
+    overview = host_overview(open_executor(store), open_local_zoo(), CONFIG, now=now)
 
     people = {person.name: person for person in overview.people}
     assert list(people) == ["alice", "bob", "local", "teacher"]
@@ -70,7 +73,7 @@ def test_the_overview_says_who_is_active_and_each_persons_runs_queue_and_best_mo
 
 
 def test_an_owner_never_seen_on_a_page_is_listed_with_their_runs():
-    store = RunStore()
+    store = open_run_store()
     store.create_run(TrainSpec.binary(), "cpu", owner=User("carol"))
-    (carol,) = host_overview(store, ModelStore(), CONFIG, now=1.0).people
+    (carol,) = host_overview(open_executor(store), ModelStore(), CONFIG, now=1.0).people
     assert (carol.name, carol.last_seen, carol.active, carol.queued) == ("carol", None, False, 1)

@@ -16,12 +16,13 @@ import pytest
 from zoo.core.errors import DataError, ZooError
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
-from zoo.execution import jobs
+from zoo.execution.admission import start
+from zoo.execution.executor import open_executor, wait
 from zoo.ml import printed
 from zoo.ml.data import load_embedded_mnist
 from zoo.ml.inference import centre_of_mass
 from zoo.ml.training import TrainingData, scale_digits
-from zoo.runs.store import RunStore
+from zoo.runs.store import open_run_store
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +104,11 @@ def test_a_printed_run_mixes_a_tenth_of_typed_digits_into_the_training_digits(
 
 
 def test_a_printed_cnn_run_trains_on_them_and_says_so():
-    run = jobs.wait(
-        jobs.submit(
+    run = wait(
+        start(
             TrainSpec.cnn(mnist_source="embedded", max_train_samples=300, num_epochs=1, printed=True),
             by=LOCAL_USER,
+            executor=open_executor(),
         ),
         timeout=300,
     )
@@ -130,7 +132,7 @@ def test_fonts_without_the_digits_are_not_typed(tmp_path, a_font, monkeypatch):
 def test_no_fonts_or_a_printed_binary_run_is_refused_before_a_run_starts(tmp_path, monkeypatch):
     monkeypatch.setattr(printed, "FONT_FOLDERS", (tmp_path,))
     with pytest.raises(DataError, match="need TrueType fonts that draw the digits 0-9 and none were found"):
-        jobs.submit(TrainSpec.cnn(mnist_source="embedded", printed=True), by=LOCAL_USER)
+        start(TrainSpec.cnn(mnist_source="embedded", printed=True), by=LOCAL_USER, executor=open_executor())
     with pytest.raises(ZooError, match="printed digits are for the CNN"):
         TrainSpec.binary(printed=True)
-    assert RunStore().list_runs() == []
+    assert open_run_store().list_runs() == []

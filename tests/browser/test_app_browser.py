@@ -11,8 +11,9 @@ from playwright.sync_api import expect
 
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
-from zoo.execution import jobs
-from zoo.runs.store import RunStore
+from zoo.execution.admission import start
+from zoo.execution.executor import open_executor, wait
+from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelStore
 
 pytestmark = pytest.mark.browser
@@ -85,7 +86,7 @@ def test_playground_boundary_and_loss_change_live_then_stop(
         timeout=RUN_TIMEOUT_S * 1000
     )
     run_id = re.search(r"run=([0-9a-f]{12})", page.url).group(1)
-    run = RunStore(zoo_home / "runs.sqlite3").get(run_id)
+    run = open_run_store().get(run_id)
     assert run.status == "stopped" and run.progress.epoch < 400
     expect(page.locator(".st-key-roc .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_role("button", name="Keep this model")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
@@ -116,7 +117,7 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
     expect(page.get_by_test_id("stMain").get_by_text(f"Run {run_id}", exact=True)).to_be_visible(
         timeout=PAGE_LOAD_TIMEOUT_MS
     )
-    assert RunStore(zoo_home / "runs.sqlite3").get(run_id).is_active, "the reload happened mid-run"
+    assert open_run_store().get(run_id).is_active, "the reload happened mid-run"
     seen = []
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while "step 225/225" not in (seen[-1] if seen else "") and time.monotonic() < deadline:
@@ -145,11 +146,12 @@ def test_train_one_epoch_followed_across_a_reload_to_its_confusion_matrix(
 def test_runs_chosen_in_the_table_are_overlaid_then_deleted_once_confirmed_with_their_models(
     streamlit_app, browser_page, screenshot, zoo_home
 ):
-    store, models = RunStore(), ModelStore()
-    kept_run = jobs.submit(TrainSpec.binary(num_epochs=5), store, by=LOCAL_USER)  # as the CLI trains
-    assert jobs.wait(kept_run, RUN_TIMEOUT_S, store).status == "completed"
-    playground_run = jobs.submit(TrainSpec.binary(num_epochs=5, keep_model=False), store, by=LOCAL_USER)
-    assert jobs.wait(playground_run, RUN_TIMEOUT_S, store).status == "completed"
+    store, models = open_run_store(), ModelStore()
+    executor = open_executor(store)
+    kept_run = start(TrainSpec.binary(num_epochs=5), by=LOCAL_USER, executor=executor)  # as the CLI trains
+    assert wait(kept_run, RUN_TIMEOUT_S, executor).status == "completed"
+    playground_run = start(TrainSpec.binary(num_epochs=5, keep_model=False), by=LOCAL_USER, executor=executor)
+    assert wait(playground_run, RUN_TIMEOUT_S, executor).status == "completed"
     kept_model, playground_model = (models.names_by_run()[run_id] for run_id in (kept_run, playground_run))
     assert [entry.name for entry in models.entries()] == [kept_model]  # the Playground's is not kept
 

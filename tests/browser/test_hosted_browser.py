@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 from playwright.sync_api import expect
+from run_helpers import claim
 from test_sign_in_browser import (
     ALL_PAGES,
     PAGE_LOAD_TIMEOUT_MS,
@@ -20,7 +21,7 @@ from test_sign_in_browser import (
 
 from zoo.core.hosting import User
 from zoo.core.spec import TrainSpec
-from zoo.runs.store import RunStore
+from zoo.runs.store import open_run_store
 from zoo.storage.digits import DigitStore
 
 pytestmark = pytest.mark.browser
@@ -87,9 +88,9 @@ def test_a_persons_drawings_are_theirs_unless_they_share_them_and_an_admin_sees_
 def test_a_visitor_opening_a_shared_link_signs_in_on_that_page_and_comes_back_to_it(
     streamlit_app, browser_page, oidc_provider, hosted, screenshot
 ):
-    store = RunStore()
+    store = open_run_store()
     run_id = store.create_run(TrainSpec.cnn(mnist_source="embedded"), "cpu", owner=User("alice"))
-    assert store.try_claim(run_id)
+    assert claim(store, run_id)
     store.finish(run_id, "stopped", message="stopped on request")
     base_url = streamlit_app(env=hosted, secrets=auth_secrets(oidc_provider))
     page = browser_page
@@ -151,12 +152,11 @@ def test_fields_stop_at_the_hosts_limits_and_say_so(
 def test_the_teacher_has_an_admin_overview_that_stops_runs_and_a_student_is_politely_refused_it(
     streamlit_app, new_page, oidc_provider, hosted, screenshot
 ):
-    store = RunStore()
+    store = open_run_store()
     worker = subprocess.Popen(["sleep", "600"])  # stands for the process training alice's run
     try:
         live = store.create_run(TrainSpec.binary(), "cpu", owner=User("alice"))
-        store.set_worker(live, worker.pid)
-        assert store.try_claim(live)
+        assert claim(store, live, worker=worker.pid)
         base_url = streamlit_app(env=hosted, secrets=auth_secrets(oidc_provider))
         bob, teacher = new_page(), new_page()
 

@@ -10,7 +10,8 @@ from playwright.sync_api import expect
 
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
-from zoo.execution import jobs
+from zoo.execution.admission import start
+from zoo.execution.executor import open_executor, wait
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 90_000
@@ -121,10 +122,10 @@ def test_train_curves_and_home_run_links_fit_a_phone_and_a_laptop(
 ):
     """On a phone Train's subplot titles overlapped and Home's run links were cut off."""
     spec = TrainSpec.cnn(mnist_source="embedded", max_train_samples=300, num_epochs=2, batch_size=50)
-    run_id = jobs.submit(spec, by=LOCAL_USER)
-    assert jobs.wait(run_id, RUN_TIMEOUT_S).status == "completed"
-    binary_id = jobs.submit(TrainSpec.binary(num_epochs=3), by=LOCAL_USER)
-    assert jobs.wait(binary_id, RUN_TIMEOUT_S).status == "completed"
+    run_id = start(spec, by=LOCAL_USER, executor=open_executor())
+    assert wait(run_id, RUN_TIMEOUT_S).status == "completed"
+    binary_id = start(TrainSpec.binary(num_epochs=3), by=LOCAL_USER, executor=open_executor())
+    assert wait(binary_id, RUN_TIMEOUT_S).status == "completed"
     base_url = streamlit_app(env={"ZOO_HOME": str(zoo_home)})
     found = {}
     for device, (width, height) in VIEWPORTS.items():

@@ -17,8 +17,9 @@ from test_app_browser import ROW_MARKER_X, RUN_TIMEOUT_S, TABLE_ROW_HEIGHT
 from zoo.app.ui import SIGN_IN_NOT_CONFIGURED
 from zoo.core.hosting import User
 from zoo.core.spec import TrainSpec
-from zoo.execution import jobs
-from zoo.runs.store import RunStore
+from zoo.execution.admission import start
+from zoo.execution.executor import open_executor, wait
+from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelStore
 
 pytestmark = pytest.mark.browser
@@ -79,9 +80,11 @@ def test_without_an_auth_section_visitors_get_home_learn_draw_and_sign_in_says_i
 def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_manages_all(
     streamlit_app, new_page, oidc_provider, screenshot, hosted, zoo_home
 ):
-    store, models = RunStore(), ModelStore()
+    store, models = open_run_store(), ModelStore()
     # alice's CNN, trained by a worker while the browsers sign in
-    cnn_run = jobs.submit(TrainSpec.cnn(mnist_source="embedded", num_epochs=1), store, by=User("alice"))
+    cnn_run = start(
+        TrainSpec.cnn(mnist_source="embedded", num_epochs=1), by=User("alice"), executor=open_executor(store)
+    )
     base_url = streamlit_app(
         env=hosted, secrets=oidc_provider.auth_secrets("http://127.0.0.1:{port}/oauth2callback")
     )
@@ -130,7 +133,7 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
         timeout=RUN_TIMEOUT_S * 1000
     )
     assert store.get(live_run).status == "stopped"
-    assert jobs.wait(cnn_run, RUN_TIMEOUT_S, store).status == "completed"
+    assert wait(cnn_run, RUN_TIMEOUT_S, open_executor(store)).status == "completed"
     boundary_model, cnn_model = (models.names_by_run()[run_id] for run_id in (live_run, cnn_run))
     assert {models.entry(name).owner for name in (boundary_model, cnn_model)} == {"alice"}
 

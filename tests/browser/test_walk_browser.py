@@ -6,11 +6,14 @@ import re
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from zoo.runs.store import RunStore, process_alive
+from zoo.execution.executor import open_executor
+from zoo.execution.processes import process_alive
+from zoo.runs.store import open_run_store
 
 pytestmark = pytest.mark.browser
 PAGE_LOAD_TIMEOUT_MS = 60_000
@@ -42,9 +45,9 @@ def test_stop_on_train_says_so_at_once_and_the_run_ends_where_it_was_clicked(
     page.set_viewport_size(LAPTOP)
     page.goto(f"{base_url}/train")
     expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
-    store = RunStore(zoo_home / "runs.sqlite3")
+    store, pool = open_run_store(), open_executor().pool
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while len(store.pool_workers()) < 2:  # the page started the pool; its workers load TensorFlow
+    while len(pool.workers()) < 2:  # the page started the pool; its workers load TensorFlow
         assert time.monotonic() < deadline, "the warm pool never filled"
         time.sleep(0.2)
     page.get_by_text("Embedded subset: 4,000 train").click()
@@ -120,7 +123,7 @@ def test_playground_keeps_its_plane_in_sight_refuses_bad_numbers_names_bad_link_
     expect(page.get_by_text("Units in layer 1: 0 is not allowed; choose 1 to 8.")).to_be_visible()
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text("Not started: Units in layer 1: 0 is not allowed")).to_be_visible()
-    assert RunStore(zoo_home / "runs.sqlite3").list_runs() == []
+    assert open_run_store().list_runs() == []
     assert "run=" not in page.url
     units.fill("8")
     units.press("Enter")
@@ -154,12 +157,11 @@ def test_the_warm_workers_end_with_their_server(streamlit_app, new_page, zoo_hom
     page = new_page()
     page.goto(f"{base_url}/playground")  # a page that trains: it fills the pool
     expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
-    store = RunStore(zoo_home / "runs.sqlite3")
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while len(ready_workers(store)) < 2:  # loaded, waiting for a run
+    while len(ready_workers(zoo_home)) < 2:  # loaded, waiting for a run
         assert time.monotonic() < deadline, "the warm pool never filled"
         time.sleep(0.2)
-    workers = ready_workers(store)
+    workers = ready_workers(zoo_home)
     (server,) = streamlit_app.servers
     server.send_signal(ending)
     server.wait(timeout=30)
@@ -169,6 +171,7 @@ def test_the_warm_workers_end_with_their_server(streamlit_app, new_page, zoo_hom
         time.sleep(0.2)
 
 
-def ready_workers(store: RunStore) -> list[int]:
-    with sqlite3.connect(store.path) as connection:
+def ready_workers(zoo_home: Path) -> list[int]:
+    """The warm workers loaded and waiting, from the local executor's pool file."""
+    with sqlite3.connect(zoo_home / "pool.sqlite3") as connection:
         return [row[0] for row in connection.execute("SELECT pid FROM workers WHERE status = 'ready'")]

@@ -33,6 +33,11 @@ from zoo.core.vocabulary import (
 if TYPE_CHECKING:
     from zoo.runs.store import Run
 
+if TYPE_CHECKING:
+    from zoo.execution.executor import Executor
+    from zoo.runs.records import Run
+    from zoo.runs.store import RunStore
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 PROGRESS_WIDTH = 24
@@ -277,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def command_train(arguments: argparse.Namespace) -> int:
     from zoo.core.spec import TrainSpec
-    from zoo.execution import jobs
+    from zoo.execution.admission import start
 
     fields = (field.name for field in dataclasses.fields(TrainSpec) if field.name != "kind")
     options = {
@@ -288,11 +293,11 @@ def command_train(arguments: argparse.Namespace) -> int:
         from zoo.storage.models import open_local_zoo
 
         open_local_zoo()  # so the shipped starter can be fine-tuned on a fresh machine
-    store = open_run_store()
-    run_id = jobs.submit(spec, store, by=LOCAL_USER)
-    queued = store.get(run_id)
+    executor = open_executor()
+    run_id = start(spec, by=LOCAL_USER, executor=executor)
+    queued = executor.store.get(run_id)
     print(f"run {run_id}: {spec.kind} queued on {queued.device} with {queued.spec.backend}", file=sys.stderr)
-    run = wait_showing_progress(store, run_id)
+    run = wait_showing_progress(executor, run_id)
     if arguments.json:
         print(json.dumps(run.to_row(), indent=2))
     else:
@@ -307,45 +312,56 @@ def command_train(arguments: argparse.Namespace) -> int:
     return EXIT_ERROR
 
 
-def open_run_store() -> Any:
+def open_run_store() -> RunStore:
     """The run store, with a one-line warning on stderr when opening it moved a damaged store aside."""
-    from zoo.runs.store import RunStore
+    from zoo.runs.store import open_run_store as open_store
 
-    store = RunStore()
-    if store.notice:
-        print(f"warning: {store.notice}", file=sys.stderr)
+    store = open_store()
+    notice = store.describe().notice
+    if notice:
+        print(f"warning: {notice}", file=sys.stderr)
     return store
 
 
-def wait_showing_progress(store: Any, run_id: str, poll_seconds: float = 0.25) -> Any:
-    """Wait for a run to end, drawing a progress bar on stderr; Ctrl-C asks the run to stop.
+def open_executor() -> Executor:
+    """Where runs execute (``ZOO_EXECUTOR``), over the run store ``open_run_store`` opens."""
+    from zoo.execution.executor import open_executor as open_one
+
+    return open_one(open_run_store())
+
+
+def wait_showing_progress(executor: Executor, run_id: str, poll_seconds: float = 0.25) -> Run:
+    """Wait for a run to end, drawing a progress bar on stderr; Ctrl-C asks the run to stop. Each
+    poll supervises the executor's runs first (this command's own clock), so a run whose worker died
+    or hung ends, and one whose failure the store cannot record is reported at once.
 
     (The pages follow a run differently: ``ui.follow_run`` puts its id in the URL.)"""
+    store = executor.store
     interactive = sys.stderr.isatty()
     last_line = ""
-    latest: dict[str, float] = {}  # newest value of each metric, read incrementally
-    last_row = 0
+    latest: dict[str, float | None] = {}  # newest value of each metric, read incrementally
+    cursor = 0
     stall_told = False
     while True:
         try:
+            executor.supervise()
             run = store.get(run_id)
             if not run.is_active:
                 break
-            said = store.last_words(run_id)
-            if said:  # the worker failed but the store could not record it (e.g. read-only)
+            verdict = executor.liveness(run)
+            if verdict.failed:  # supervision could not record it: the store takes no writes (read-only)
                 if interactive and last_line:
                     print(file=sys.stderr)
-                raise RunError(f"run {run_id} failed: {said}")
+                raise RunError(f"run {run_id} failed: {verdict.reason}")
             stall = None if stall_told else stalled(store, run)
             if stall:
                 print(f"\n{stall}" if interactive and last_line else stall, file=sys.stderr)
                 stall_told, last_line = True, ""
             elif stall_told and not silent_for(run, STALLED_SECONDS):
                 stall_told = False  # the worker reports again: a later stall is said again
-            new_rows = store.metrics_frame(run_id, since_id=last_row)
-            if len(new_rows):
-                last_row = int(new_rows["id"].iloc[-1])
-                latest.update(new_rows.groupby("name")["value"].last())
+            batch = store.metrics_since(run_id, cursor)
+            cursor = batch.cursor
+            latest.update((row.name, row.value) for row in batch.rows)
             line = progress_line(run, store, latest)
             if (
                 line is not None
@@ -357,19 +373,19 @@ def wait_showing_progress(store: Any, run_id: str, poll_seconds: float = 0.25) -
             time.sleep(poll_seconds)
         except KeyboardInterrupt:
             print("\nstopping after the current batch...", file=sys.stderr)
-            store.request_stop(run_id, by=LOCAL_USER)
+            executor.stop(run_id, by=LOCAL_USER)
     if interactive and last_line:
         print(file=sys.stderr)
     return run
 
 
-def silent_for(run: Any, seconds: float) -> bool:
+def silent_for(run: Run, seconds: float) -> bool:
     """Whether a running run's worker has not said it is alive for ``seconds``."""
     beat = run.heartbeat_at
     return run.status == "running" and beat is not None and time.time() - beat > seconds
 
 
-def stalled(store: Any, run: Any) -> str | None:
+def stalled(store: RunStore, run: Run) -> str | None:
     """One line saying why a running run's worker has gone quiet, once it has: the store cannot take
     writes (its disk is full, another process holds its write lock), or, after SILENT_SECONDS, that
     the follower waits for it; None while it reports."""
@@ -386,7 +402,7 @@ def stalled(store: Any, run: Any) -> str | None:
     return None
 
 
-def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str | None:
+def progress_line(run: Run, store: RunStore, latest: dict[str, float | None]) -> str | None:
     """One line: epoch, a bar, step, images/s, ETA and the latest loss/accuracy.
 
     None when a queued run ended since it was read (e.g. its worker was found dead): the next
@@ -399,8 +415,10 @@ def progress_line(run: Any, store: Any, latest: dict[str, float]) -> str | None:
         return "starting (loading TensorFlow and the data)..."
     filled = int(progress.fraction_done * PROGRESS_WIDTH)
     bar = "=" * filled + (">" if filled < PROGRESS_WIDTH else "") + " " * (PROGRESS_WIDTH - filled - 1)
-    loss = latest.get("batch/loss", float("nan"))
-    accuracy = latest.get("batch/accuracy", float("nan"))
+    loss = latest.get("batch/loss")
+    accuracy = latest.get("batch/accuracy")
+    loss = float("nan") if loss is None else loss
+    accuracy = float("nan") if accuracy is None else accuracy
     return (
         f"epoch {progress.epoch}/{progress.num_epochs} [{bar}]"
         f" step {progress.step}/{progress.total_steps}"
@@ -461,7 +479,9 @@ def command_runs(arguments: argparse.Namespace) -> int:
     from zoo.storage.models import open_local_zoo
 
     names = open_local_zoo().names_by_run()  # the names models have now: a model may be renamed or deleted
-    rows = [{**run.to_row(), "model_name": names.get(run.id)} for run in open_run_store().list_runs()]
+    executor = open_executor()
+    executor.supervise()  # runs whose worker died or hung are listed failed, as the app would show them
+    rows = [{**run.to_row(), "model_name": names.get(run.id)} for run in executor.store.list_runs()]
     print_rows(
         rows,
         arguments.json,
@@ -492,7 +512,7 @@ def command_models(arguments: argparse.Namespace) -> int:
 
 
 def command_stop(arguments: argparse.Namespace) -> int:
-    run = open_run_store().request_stop(arguments.run_id, by=LOCAL_USER)
+    run = open_executor().stop(arguments.run_id, by=LOCAL_USER)
     print(f"run {run.id}: {run.status} (stop requested)")
     return 0
 

@@ -23,10 +23,11 @@ from zoo.core.errors import ZooError
 from zoo.core.hosting import load_config
 from zoo.core.paths import models_directory, unwritable, zoo_home
 from zoo.core.vocabulary import BACKENDS
-from zoo.execution.jobs import describe_device
+from zoo.execution.devices import describe_device
 from zoo.ml.backend import check_installed
 from zoo.ml.data import check_mnist_source, describe_mnist_source
-from zoo.runs.store import DAMAGED_STATUS, SCHEMA_VERSION, RunStore
+from zoo.runs.records import DAMAGED_STATUS
+from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelStore
 
 MIN_FREE_BYTES = 1_000_000_000  # a few runs' models and metrics, and room for SQLite to grow
@@ -98,20 +99,21 @@ def _unwritable(error: BaseException) -> str:
 
 def _check_store() -> tuple[bool, str]:
     try:
-        store = RunStore()
+        store = open_run_store()
         runs = store.list_runs(limit=100_000)
         blocker = store.write_blocker(STORE_LOCK_SECONDS)
+        described = store.describe()
     except ZooError as error:
         return False, str(error)
     if blocker:
-        fix = f"`fuser -v {store.path}` names it; end it" if "lock" in blocker else "see the free disk check"
-        return False, f"{store.path} cannot take writes: {blocker} (runs wait until it can): {fix}."
+        return False, f"{described.location} cannot take writes: {blocker} (runs wait until it can)."
     damaged = [run for run in runs if run.status == DAMAGED_STATUS]
     if damaged:
         return False, " ".join(run.message or "" for run in damaged)
     active = sum(run.is_active for run in runs)
-    found = f"{store.path}: {len(runs)} run(s), {active} active, schema version {SCHEMA_VERSION}"
-    return True, f"{found}; note: {store.notice}" if store.notice else found
+    found = f"{described.location}: {len(runs)} run(s), {active} active"
+    found += f", schema version {described.schema_version}"
+    return True, f"{found}; note: {described.notice}" if described.notice else found
 
 
 def _check_models() -> tuple[bool, str]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.core.hosting import LOCAL_OWNER, HostingConfig, Limits
-from zoo.execution.jobs import detect_device
-from zoo.runs.store import FINAL_STATUSES, Run, RunStore
+from zoo.execution.executor import Executor
+from zoo.runs.records import FINAL_STATUSES, Run
 from zoo.storage.models import ModelEntry, ModelStore
 
 ACTIVE_SECONDS = 600.0  # seen on a page in the last 10 minutes
@@ -57,7 +57,7 @@ class HostLoad:
     memory_available_mb: int | None
     device: str  # cpu or gpu
     training_workers: int  # one per running run
-    waiting_workers: int  # warm workers waiting for the next run
+    waiting_workers: int  # warm workers waiting for the next run (ready, or still loading)
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,13 @@ class HostOverview:
 
 
 def host_overview(
-    runs: RunStore, models: ModelStore, config: HostingConfig, now: float | None = None
+    executor: Executor, models: ModelStore, config: HostingConfig, now: float | None = None
 ) -> HostOverview:
     """Gather the overview of this host.
 
     Args:
-        runs: the run store (its runs, queue, pool and the people it saw).
+        executor: where runs execute (its capacity), over the run store (its runs, queue and the
+            people it saw).
         models: the local zoo.
         config: the hosting configuration (admins and limits).
         now: the time to judge "active" against (default: now).
@@ -91,11 +92,12 @@ def host_overview(
         StorageError: the run store cannot be read.
 
     Example:
-        >>> overview = host_overview(RunStore(), open_local_zoo(), load_config())  # doctest: +SKIP
+        >>> overview = host_overview(open_executor(), open_local_zoo(), load_config())  # doctest: +SKIP
         >>> [person.name for person in overview.people]  # doctest: +SKIP
         ['alice', 'bob', 'local', 'teacher']
     """
     now = time.time() if now is None else now
+    runs = executor.store
     all_runs, entries = runs.list_runs(), models.entries()
     seen = {person.name: person for person in runs.people()}
     names = sorted(
@@ -104,7 +106,12 @@ def host_overview(
     people = tuple(_person(name, seen.get(name), config, all_runs, entries, now) for name in names)
     live = sorted((run for run in all_runs if run.is_active), key=lambda run: run.created_at)
     queue = tuple(QueueEntry(run, runs.queue_position(run.id)) for run in live)
-    load = _host_load(training=sum(run.status == "running" for run in live), waiting=len(runs.pool_workers()))
+    capacity = executor.capacity()
+    load = _host_load(
+        capacity.device,
+        training=sum(run.status == "running" for run in live),
+        waiting=capacity.waiting_workers + capacity.starting_workers,
+    )
     return HostOverview(people, queue, tuple(all_runs), tuple(entries), load, config.limits, now)
 
 
@@ -131,7 +138,7 @@ def _best(models: list[ModelEntry], kind: str) -> ModelEntry | None:
     return max(scored, key=lambda entry: entry.accuracy or 0.0, default=None)  # all scored
 
 
-def _host_load(training: int, waiting: int) -> HostLoad:
+def _host_load(device: str, training: int, waiting: int) -> HostLoad:
     total = available = None
     if MEMINFO.is_file():
         counters = dict(line.split(":", 1) for line in MEMINFO.read_text().splitlines() if ":" in line)
@@ -143,7 +150,7 @@ def _host_load(training: int, waiting: int) -> HostLoad:
         load_average=os.getloadavg(),
         memory_total_mb=total,
         memory_available_mb=available,
-        device=detect_device(),
+        device=device,
         training_workers=training,
         waiting_workers=waiting,
     )

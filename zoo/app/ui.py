@@ -2,7 +2,8 @@
 pieces every page shows the same way (a run's progress, a run's outcome).
 
 ``st.cache_resource`` lives as long as the server process, so cached stores are keyed by their
-path: a test (or a server) with another ``ZOO_HOME`` gets its own store, never a stale one.
+URL (and the executor by its ``ZOO_HOME``): a test (or a server) with another ``ZOO_HOME`` gets its
+own store, never a stale one.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from streamlit.errors import StreamlitAuthError
 from zoo.core.errors import RunError, StorageError, ZooError
 from zoo.core.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
 from zoo.core.logs import chosen_level, configure_logging
-from zoo.core.paths import models_directory, runs_database_path, zoo_home
-from zoo.core.settings import log_level
+from zoo.core.paths import models_directory, zoo_home
+from zoo.core.settings import load_settings, log_level
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import LimitBound, largest_within_limits
-from zoo.runs.store import Run, RunStore, lane_of
+from zoo.runs.records import Run, lane_of
+from zoo.runs.store import RunStore, run_store_url
+from zoo.runs.store import open_run_store as open_store
 from zoo.storage.digits import DigitStore
 from zoo.storage.models import ModelEntry, ModelStore, open_local_zoo
 
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from zoo.app.overview import HostOverview
+    from zoo.execution.executor import Executor
+    from zoo.execution.supervisor import Supervisor
     from zoo.ml.data import PointsData
     from zoo.ml.evaluation import Evaluation
     from zoo.ml.inference import Predictor
@@ -423,25 +428,66 @@ def run_store() -> RunStore:
 
 
 def open_run_store() -> RunStore:
-    """The run store of this ``ZOO_HOME``, shared by every session of this server.
+    """The run store of this server (``ZOO_RUN_STORE``, default the one in ``ZOO_HOME``), shared by
+    every session.
 
     Raises:
         StorageError: it cannot be opened or written.
     """
-    return _run_store(str(runs_database_path()))
+    return _run_store(run_store_url())
 
 
 @st.cache_resource(show_spinner=False)
-def _run_store(path: str) -> RunStore:
-    return RunStore(path)
+def _run_store(url: str) -> RunStore:
+    return open_store(url)
+
+
+def executor() -> Executor:
+    """Where this server's runs execute (``open_executor``).
+
+    When it cannot be used (nor its run store), the page says why and stops there, as ``run_store``.
+    """
+    try:
+        return open_executor()
+    except ZooError as error:  # ZOO_EXECUTOR names no executor, or its files cannot be opened
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+
+
+def open_executor() -> Executor:
+    """Where this server's runs execute (``ZOO_EXECUTOR``), over its run store, shared by every
+    session. The server's supervisor thread sweeps its runs every few seconds from the first call on
+    (``zoo.execution.supervisor``; app.py calls this on every run), so a run whose worker died or hung
+    is failed whether or not a page reads it.
+
+    Raises:
+        ZooError: ``ZOO_EXECUTOR`` names no executor, or the run store or the executor's files cannot
+            be opened.
+    """
+    chosen = _executor(open_run_store().url, str(zoo_home()), load_settings().executor)
+    _supervisor().watch(chosen)
+    return chosen
+
+
+@st.cache_resource(show_spinner=False)
+def _executor(store_url: str, home: str, name: str) -> Executor:  # home, name: the cache key's parts
+    from zoo.execution.executor import open_executor
+
+    return open_executor(_run_store(store_url))
+
+
+@st.cache_resource(show_spinner=False)
+def _supervisor() -> Supervisor:
+    """The server's one supervision thread (it follows the executor the pages use last)."""
+    from zoo.execution.supervisor import Supervisor
+
+    return Supervisor()
 
 
 def keep_workers_warm() -> None:
-    """Make sure warm workers wait for the next run on this host's device (see ``zoo.execution.jobs``)."""
-    from zoo.execution.jobs import keep_pool_warm
-
+    """Make sure warm workers wait for the next run on this host's device (see ``zoo.execution.local``)."""
     with contextlib.suppress(OSError):  # a run that is started reports it, with the reason
-        keep_pool_warm(_device(), run_store())
+        executor().keep_warm()
 
 
 def backend_name() -> str:
@@ -454,16 +500,9 @@ def backend_name() -> str:
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:
     """Which GPU(s) this host trains on, or its CPU (asks nvidia-smi once per server)."""
-    from zoo.execution.jobs import describe_device
+    from zoo.execution.devices import describe_device
 
     return describe_device()
-
-
-@st.cache_resource(show_spinner=False)
-def _device() -> str:
-    from zoo.execution.jobs import detect_device
-
-    return detect_device()
 
 
 def points(spec: TrainSpec) -> PointsData:
@@ -575,23 +614,27 @@ def follow_run(run_id: str | None) -> None:
 
 
 def metrics_frame(run_id: str) -> pd.DataFrame:
-    """A run's metric rows, read incrementally: each call fetches only rows newer than the last.
+    """A run's metric rows as a frame (``charts.training.metrics_frame``), read incrementally: each
+    call fetches only the rows reported since the last (``RunStore.metrics_since``).
 
-    The rows read so far live in this session's state, so a live refresh costs one small query.
+    The rows read so far and the cursor live in this session's state, so a live refresh costs one
+    small query.
     """
     import pandas as pd
 
+    from zoo.app.charts.training import metrics_frame as frame_of
+
     store = run_store()
     cache = st.session_state.setdefault(_METRICS_CACHE_KEY, {})
-    key = (str(store.path), run_id)
-    frame = cache.get(key)
-    last_id = int(frame["id"].iloc[-1]) if frame is not None and len(frame) else 0
-    new_rows = store.metrics_frame(run_id, since_id=last_id)
-    if frame is None or not len(frame):
-        frame = new_rows
-    elif len(new_rows):
-        frame = pd.concat([frame, new_rows], ignore_index=True)
-    cache[key] = frame
+    key = (store.url, run_id)
+    cursor, frame = cache.get(key, (0, None))
+    batch = store.metrics_since(run_id, cursor)
+    if frame is None or batch.rows:
+        new_rows = frame_of(batch.rows)
+        frame = (
+            new_rows if frame is None or not len(frame) else pd.concat([frame, new_rows], ignore_index=True)
+        )
+    cache[key] = (batch.cursor, frame)
     return frame
 
 
@@ -600,7 +643,7 @@ def host_overview() -> HostOverview:
     (``overview.host_overview`` over this ``ZOO_HOME``'s stores)."""
     from zoo.app.overview import host_overview as gather
 
-    return gather(run_store(), model_store(), hosting())
+    return gather(executor(), model_store(), hosting())
 
 
 def model_of_run(run: Run) -> str | None:
@@ -660,7 +703,8 @@ def show_run_outcome(run: Run) -> None:
         st.warning(f"Run {run.id} stopped after {duration}: {run.message or 'stopped on request'}.{scored}")
     elif run.status in FAILURE_HINTS:
         # A visitor of a shared host is not shown server paths; its operator finds the log by the run id.
-        log = "" if hosting().hosted else f" The worker's log is {run_store().log_path(run.id)}."
+        worker_log = None if hosting().hosted else executor().worker_log(run)
+        log = f" The worker's log is {worker_log}." if worker_log else ""
         st.error(
             f"Run {run.id} {run.status}: {run.message or 'no reason was recorded'}\n\n"
             f"**What to try:** {FAILURE_HINTS[run.status]}{log}"
@@ -676,7 +720,7 @@ def stop_run(run: Run) -> None:
 def _ask_to_stop(run: Run) -> bool:
     """Ask a live run to stop; False, said with ``st.error``, when that is refused."""
     try:
-        run_store().request_stop(run.id, by=current_user())
+        executor().stop(run.id, by=current_user())
     except ZooError as error:
         st.error(str(error))
         return False

@@ -3,7 +3,7 @@ spec itself, ``TrainSpec``, is a record of ``zoo.core.spec``, which every layer 
 
 Nothing here knows about processes, storage or evaluation: ``fit`` reports typed records
 (``Progress`` after batches and epochs, ``DecisionSurface`` for the binary classifier) through a
-``ProgressReporter`` and asks ``should_stop`` whether to stop; ``zoo.execution.jobs`` connects both to the
+``ProgressReporter`` and asks ``should_stop`` whether to stop; ``zoo.execution.worker`` connects both to the
 run store, and evaluates the model ``fit`` returns with ``zoo.ml.evaluation``.
 """
 
@@ -466,7 +466,7 @@ class DecisionSurface:
 
 
 class ProgressReporter(Protocol):
-    """Where ``fit`` sends progress; ``zoo.execution.jobs`` writes it to the run store."""
+    """Where ``fit`` sends progress; ``zoo.execution.reporter`` writes it to the run store."""
 
     def batch(self, metrics: dict[str, float], progress: Progress) -> None: ...
 

@@ -1,9 +1,10 @@
 """Plotly figures (and table data) for training and evaluation: live curves, the decision boundary
 with its hidden units, confusion matrix, ROC, per-class scores and runs side by side.
 
-Pure functions: data in (metric frames from ``RunStore.metrics_frame``, surfaces from
-``RunStore.surface``, evaluation summaries), figures out. Arrays are passed to Plotly as numpy
-arrays so they travel to the browser base64-encoded, which keeps a live refresh cheap.
+Pure functions: data in (metric frames made by ``metrics_frame`` from the rows of
+``RunStore.metrics_since``, surfaces from ``RunStore.surface``, evaluation summaries), figures out.
+Arrays are passed to Plotly as numpy arrays so they travel to the browser base64-encoded, which keeps
+a live refresh cheap.
 """
 
 from __future__ import annotations
@@ -23,13 +24,24 @@ if TYPE_CHECKING:
     from zoo.core.scores import ClassScores
     from zoo.core.spec import TrainSpec
     from zoo.ml.training import DecisionSurface
-    from zoo.runs.store import Run
+    from zoo.runs.records import MetricRow, Run
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
 CLASS_COLORS = ("#d62728", "#1f77b4")  # class 0, class 1
 BOUNDARY_COLORSCALE = [[0.0, "#f4a6a6"], [0.5, "#f7f7f7"], [1.0, "#9ecae1"]]
 MAX_CURVE_POINTS = 1500
 CHART_MARGIN = {"l": 50, "r": 20, "t": 40, "b": 40}
+METRIC_COLUMNS = ("step", "epoch", "name", "value", "wall_time")
+
+
+def metrics_frame(rows: Sequence[MetricRow]) -> pd.DataFrame:
+    """A run's metric rows (``RunStore.metrics_since``) as the frame the figures draw from: one row
+    per value, with the columns ``METRIC_COLUMNS``, in the order reported."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records(
+        [(row.step, row.epoch, row.name, row.value, row.wall_time) for row in rows], columns=METRIC_COLUMNS
+    )
 
 
 def metric_values(frame: pd.DataFrame, name: str, max_points: int = MAX_CURVE_POINTS) -> pd.DataFrame:
