@@ -60,16 +60,20 @@ def fill_run_store() -> str:
     """20 finished runs and one live 10-epoch CNN run with a full history; returns the live run's id."""
     from zoo.core.scores import Scores
     from zoo.core.spec import TrainSpec
+    from zoo.execution.devices import host_name
     from zoo.ml.training import Environment
-    from zoo.runs.store import RunStore
+    from zoo.runs.records import Placement
+    from zoo.runs.store import open_run_store
 
-    store = RunStore()
+    store = open_run_store()
+    # No worker process: this script claims the runs, and the live one stays "running" while it measures.
+    placement = Placement("local", host_name(), str(os.getpid()), "cpu")
     for index in range(20):
         run_id = store.create_run(TrainSpec.binary(seed=index), "cpu")
-        store.try_claim(run_id)
+        store.claim_next("cpu", "tensorflow", 1, placement)
         store.finish(run_id, "completed", final_metrics=Scores(0.9, macro_f1=0.9, auc=0.95))
     run_id = store.create_run(TrainSpec.cnn(), "cpu")
-    store.try_claim(run_id)  # no worker process: the run stays "running" while this script measures
+    store.claim_next("cpu", "tensorflow", 1, placement)
     store.set_started(run_id, "full MNIST (60,000 train / 10,000 test)", Environment())
     rng = random.Random(0)
     for epoch in range(1, NUM_EPOCHS + 1):
@@ -77,25 +81,28 @@ def fill_run_store() -> str:
             step = (epoch - 1) * STEPS_PER_EPOCH + batch
             loss = 2.3 / (1 + step / 50) + rng.random() * 0.05
             store.log_metrics(
-                run_id, {"batch/loss": loss, "batch/accuracy": 1 - loss / 2.4}, progress(step, epoch)
+                run_id, [report({"batch/loss": loss, "batch/accuracy": 1 - loss / 2.4}, step, epoch)]
             )
         epoch_metrics = {"loss": loss, "accuracy": 1 - loss / 2.4, "val_loss": loss * 1.1}
         epoch_metrics["val_accuracy"] = 1 - loss / 2.2
-        store.log_metrics(
-            run_id,
-            {
-                **{f"epoch/{name}": value for name, value in epoch_metrics.items()},
-                "epoch/samples_per_second": 1500,
-            },
-            progress(step, epoch),
-        )
+        named = {f"epoch/{name}": value for name, value in epoch_metrics.items()}
+        store.log_metrics(run_id, [report({**named, "epoch/samples_per_second": 1500}, step, epoch)])
     return run_id
 
 
-def log_one_step(run_id: str, step: int) -> None:
-    from zoo.runs.store import RunStore
+def report(metrics: dict[str, float], step: int, epoch: int):
+    """One report of metric values, as a worker's reporter sends it to the run store."""
+    from zoo.runs.records import MetricsReport
 
-    RunStore().log_metrics(run_id, {"batch/loss": 0.05, "batch/accuracy": 0.99}, progress(step, NUM_EPOCHS))
+    return MetricsReport(metrics, progress(step, epoch), time.time())
+
+
+def log_one_step(run_id: str, step: int) -> None:
+    from zoo.runs.store import open_run_store
+
+    open_run_store().log_metrics(
+        run_id, [report({"batch/loss": 0.05, "batch/accuracy": 0.99}, step, NUM_EPOCHS)]
+    )
 
 
 def home_script_seconds(repeats: int) -> list[float]:
@@ -183,9 +190,9 @@ def metric_to_browser_seconds(browser, url: str, run_id: str, repeats: int) -> l
     page = context.new_page()
     page.goto(f"{url}/train?run={run_id}")
     page.locator(".st-key-batch_curves .js-plotly-plot").wait_for(timeout=60_000)
-    from zoo.runs.store import RunStore
+    from zoo.runs.store import open_run_store
 
-    step = int(RunStore().metrics_frame(run_id)["step"].max())
+    step = max(row.step for row in open_run_store().metrics_since(run_id).rows)
     page.wait_for_function(LAST_STEP_ON_CHART, arg=step, timeout=60_000, polling=10)
     rng = random.Random(1)
     latencies = []
@@ -201,7 +208,7 @@ def metric_to_browser_seconds(browser, url: str, run_id: str, repeats: int) -> l
 
 
 def describe_machine() -> str:
-    from zoo.execution.jobs import describe_device
+    from zoo.execution.devices import describe_device
 
     model = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -216,17 +216,20 @@ def holdings(home: Path) -> set[str]:
 
 
 def end_workers(home: Path) -> None:
-    """Kill the worker processes a case's runs left (each leads its own process group)."""
-    store = home / "runs.sqlite3"
-    if not store.is_file():
-        return
+    """Kill the worker processes a case's runs left (each leads its own process group): the local
+    executor's warm workers (its pool file) and the workers that claimed runs (the run store)."""
     pids: set[int] = set()
-    with (
-        contextlib.suppress(sqlite3.Error),
-        contextlib.closing(sqlite3.connect(store, timeout=5)) as connection,
+    for database, query in (
+        (home / "pool.sqlite3", "SELECT pid FROM workers"),
+        (home / "runs.sqlite3", "SELECT worker FROM runs WHERE executor = 'local' AND worker IS NOT NULL"),
     ):
-        pids |= {row[0] for row in connection.execute("SELECT pid FROM workers")}
-        pids |= {row[0] for row in connection.execute("SELECT worker_pid FROM runs") if row[0]}
+        if not database.is_file():
+            continue
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(database, timeout=5)) as connection,
+        ):
+            pids |= {int(row[0]) for row in connection.execute(query)}
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
@@ -355,9 +358,9 @@ def first_digit(context: Context) -> str:
 
 def with_runs(context: Context, count: int = 2) -> list[str]:
     from zoo.core.spec import TrainSpec
-    from zoo.runs.store import RunStore
+    from zoo.runs.sqlite import SqliteRunStore
 
-    store = RunStore(context.home / "runs.sqlite3")
+    store = SqliteRunStore(context.home / "runs.sqlite3")
     ids = [store.create_run(TrainSpec.binary(num_epochs=1), "cpu") for _ in range(count)]
     for run_id in ids:
         store.finish(run_id, "completed")
@@ -513,19 +516,20 @@ def mnist_file(context: Context) -> None:
 def damaged_store(context: Context) -> None:
     """A store whose b-tree pages are damaged: SQLite's quick_check reports it over several lines."""
     from zoo.core.spec import TrainSpec
-    from zoo.runs.store import RunStore
+    from zoo.runs.sqlite import SqliteRunStore
 
-    store = RunStore(context.home / "runs.sqlite3")
+    path = context.home / "runs.sqlite3"
+    store = SqliteRunStore(path)
     for _ in range(30):
         run_id = store.create_run(TrainSpec.binary(num_epochs=1), "cpu")
         store.add_event(run_id, "note", "x" * 500)
         store.finish(run_id, "completed")
-    with contextlib.closing(sqlite3.connect(store.path)) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    content = bytearray(store.path.read_bytes())
+    content = bytearray(path.read_bytes())
     for page in (3, 10, 20):
         content[page * 4096 : page * 4096 + 12] = bytes.fromhex("0d000000500fff0000000000")
-    store.path.write_bytes(bytes(content))
+    path.write_bytes(bytes(content))
 
 
 def random_store(context: Context) -> None:
@@ -547,7 +551,8 @@ def same_name_race(context: Context, trials: int = 3) -> str | None:
     """Item 1: two runs that save under one name at the same moment (two warm workers, two runs at
     once): both models must be kept, under two names, and each run must say its own. The warm workers
     take this process as the owner of their pool (ZOO_POOL_OWNER), so they outlive the warming run."""
-    from zoo.execution.jobs import POOL_OWNER_VARIABLE, process_identity
+    from zoo.execution.local import POOL_OWNER_VARIABLE
+    from zoo.execution.processes import process_identity
 
     for trial in range(trials):
         home = context.scratch / f"race-{trial}"
@@ -563,10 +568,10 @@ def same_name_race(context: Context, trials: int = 3) -> str | None:
             )
             if first.returncode != 0:
                 return f"trial {trial}: the warming run failed: {first.stderr.strip()[-200:]}"
-            store = home / "runs.sqlite3"
+            registry = home / "pool.sqlite3"  # the local executor's warm workers
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # both warm workers ready, so both runs start at once
-                with contextlib.closing(sqlite3.connect(store, timeout=30)) as connection:
+                with contextlib.closing(sqlite3.connect(registry, timeout=30)) as connection:
                     (ready,) = connection.execute(
                         "SELECT COUNT(*) FROM workers WHERE status = 'ready'"
                     ).fetchone()
@@ -709,9 +714,11 @@ def stays_full(context: Context) -> str | None:
 def from_another_directory(context: Context) -> str | None:
     """Item 8: the library used from another directory (no zoo/ there, no PYTHONPATH): workers find it."""
     script = (
-        f"import sys; sys.path.insert(0, {str(REPOSITORY)!r}); from zoo import jobs; "
+        f"import sys; sys.path.insert(0, {str(REPOSITORY)!r}); "
+        "from zoo.execution.admission import start; from zoo.execution.executor import open_executor, wait; "
         "from zoo.core.hosting import LOCAL_USER; from zoo.core.spec import TrainSpec; "
-        "run = jobs.wait(jobs.submit(TrainSpec.binary(num_epochs=1), by=LOCAL_USER), timeout=90); "
+        "executor = open_executor(); "
+        "run = wait(start(TrainSpec.binary(num_epochs=1), by=LOCAL_USER, executor=executor), 90, executor); "
         "print(run.status, run.message)"
     )
     environment = {key: value for key, value in context.environment.items() if key != "PYTHONPATH"}

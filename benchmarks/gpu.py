@@ -3,7 +3,7 @@
 One prepared script for a borrowed GPU machine (it works on a CPU too, on small settings):
 
 1. One run of the article's CNN recipe (Adam 0.001, batch 128, validation split 0.1) submitted
-   through ``zoo.execution.jobs`` like the Train page does, with live metrics. Per epoch: seconds, training
+   through ``zoo.execution`` like the Train page does, with live metrics. Per epoch: seconds, training
    images/s, and accuracy on the held-out validation images (the run's per-epoch curve); the test
    accuracy at the end; and the training time until validation accuracy first reached --target.
 2. K = 1, 2, 4, ... of those runs submitted at once to one device (``ZOO_RUNS_PER_DEVICE=K``, each
@@ -53,12 +53,14 @@ def article_spec(arguments: argparse.Namespace, epochs: int, seed: int = 0):
     )
 
 
-def epoch_table(store, run_id: str, started_at: float, train_count: int) -> list[dict[str, float]]:
+def epoch_table(executor, run_id: str, started_at: float, train_count: int) -> list[dict[str, float]]:
     """Per-epoch rows of a finished run from its metric stream: seconds, images/s, accuracy.
 
     Images/s is the epoch's own (``train_count`` images over its seconds, as for the plain script),
     not the run's ``samples_per_second``, which averages over the run so far, compilation included."""
-    frame = store.metrics_frame(run_id)
+    from zoo.app.charts.training import metrics_frame
+
+    frame = metrics_frame(executor.store.metrics_since(run_id).rows)
     epochs = frame[frame.name.str.startswith("epoch/")].pivot_table(
         index="epoch", columns="name", values="value", aggfunc="last"
     )
@@ -78,15 +80,18 @@ def epoch_table(store, run_id: str, started_at: float, train_count: int) -> list
     return rows
 
 
-def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
+def one_run(arguments: argparse.Namespace, executor, train_count: int) -> float:
     """Train once through the worker, print its epochs; return its steady-state images/s."""
     from zoo.core.hosting import LOCAL_USER
-    from zoo.execution import jobs
+    from zoo.execution.admission import start
+    from zoo.execution.executor import wait
 
     print(f"\n1. One article-recipe run through Zoo Studio's worker ({arguments.epochs} epochs)")
-    warm_pool(store, arguments.backend, 1)
-    run = jobs.wait(
-        jobs.submit(article_spec(arguments, arguments.epochs), store, by=LOCAL_USER), TIMEOUT_SECONDS, store
+    warm_pool(executor, arguments.backend, 1)
+    run = wait(
+        start(article_spec(arguments, arguments.epochs), by=LOCAL_USER, executor=executor),
+        TIMEOUT_SECONDS,
+        executor,
     )
     if run.status != "completed":
         raise SystemExit(f"the run {run.id} {run.status}: {run.message}")
@@ -94,7 +99,7 @@ def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
     if environment is not None:
         print(f"   backend {environment.backend}, devices {[device.name for device in environment.devices]}")
     print(f"   data: {run.data_source}")
-    rows = epoch_table(store, run.id, run.started_at, train_count)
+    rows = epoch_table(executor, run.id, run.started_at, train_count)
     print(f"   {'epoch':>5} {'seconds':>8} {'images/s':>10} {'val. accuracy':>14}")
     for row in rows:
         print(
@@ -114,28 +119,31 @@ def one_run(arguments: argparse.Namespace, store, train_count: int) -> float:
     return sum(steady) / len(steady)
 
 
-def concurrent_runs(arguments: argparse.Namespace, store, train_count: int) -> None:
+def concurrent_runs(arguments: argparse.Namespace, executor, train_count: int) -> None:
     from zoo.core.hosting import LOCAL_USER
-    from zoo.execution import jobs
+    from zoo.execution.admission import start
+    from zoo.execution.executor import wait
 
     print(f"\n2. K article-recipe runs at once on one device ({arguments.concurrent_epochs} epoch(s) each)")
     print(f"   {'K':>3} {'wall s':>8} {'aggregate images/s':>19} {'per run images/s':>17}")
     for count in arguments.concurrent:
         os.environ["ZOO_RUNS_PER_DEVICE"] = str(count)
-        warm_pool(store, arguments.backend, count)
+        warm_pool(executor, arguments.backend, count)
         started = time.time()
         run_ids = [
-            jobs.submit(article_spec(arguments, arguments.concurrent_epochs, seed), store, by=LOCAL_USER)
+            start(
+                article_spec(arguments, arguments.concurrent_epochs, seed), by=LOCAL_USER, executor=executor
+            )
             for seed in range(count)
         ]
-        runs = [jobs.wait(run_id, TIMEOUT_SECONDS, store) for run_id in run_ids]
+        runs = [wait(run_id, TIMEOUT_SECONDS, executor) for run_id in run_ids]
         wall = max(run.ended_at for run in runs) - started
         failed = [run for run in runs if run.status != "completed"]
         if failed:
             raise SystemExit(f"run {failed[0].id} {failed[0].status}: {failed[0].message}")
         images = train_count * arguments.concurrent_epochs * count
         print(f"   {count:>3} {wall:>8.1f} {images / wall:>19,.0f} {images / wall / count:>17,.0f}")
-        jobs.stop_pool(store)
+        executor.shutdown()
 
 
 def training_images(arguments: argparse.Namespace) -> int:
@@ -146,19 +154,17 @@ def training_images(arguments: argparse.Namespace) -> int:
     return int(len(mnist.x_train) * 0.9)
 
 
-def warm_pool(store, backend: str, count: int) -> None:
+def warm_pool(executor, backend: str, count: int) -> None:
     """Start ``count`` workers and wait until they have loaded the backend and the data, so that
     the runs' times start at a warm worker (as in the app), not at a backend's import."""
-    import sqlite3
-
-    from zoo.execution import jobs
+    from zoo.execution.devices import detect_device
 
     os.environ["ZOO_WARM_WORKERS"] = str(count)
-    jobs.fill_pool(jobs.detect_device(), backend, store)
+    device = detect_device()
+    executor.fill_pool(device, backend)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while True:
-        with sqlite3.connect(store.path) as connection:
-            ready = connection.execute("SELECT COUNT(*) FROM workers WHERE status = 'ready'").fetchone()[0]
+        ready = executor.pool.ready(device, backend)
         if ready >= count:
             return
         if time.monotonic() > deadline:
@@ -237,19 +243,19 @@ def main() -> None:
         arguments.data = str(Path(arguments.data).resolve())
 
     from zoo.core.spec import configured_backend
-    from zoo.execution import jobs
-    from zoo.runs.store import RunStore
+    from zoo.execution.devices import describe_device
+    from zoo.execution.executor import open_executor
 
     arguments.backend = arguments.backend or configured_backend()
-    print(f"Zoo Studio on {jobs.describe_device()} ({platform.node()}), Keras backend {arguments.backend}")
+    print(f"Zoo Studio on {describe_device()} ({platform.node()}), Keras backend {arguments.backend}")
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZOO_HOME"] = home
-        store = RunStore()
+        executor = open_executor()
         train_count = training_images(arguments)
-        zoo_speed = one_run(arguments, store, train_count)
+        zoo_speed = one_run(arguments, executor, train_count)
         if arguments.concurrent:
-            concurrent_runs(arguments, store, train_count)
-        jobs.stop_pool(store)
+            concurrent_runs(arguments, executor, train_count)
+        executor.shutdown()
     if not arguments.skip_plain:
         plain_speed = plain_article_script(arguments)
         print(

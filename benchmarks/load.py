@@ -562,7 +562,7 @@ async def start_runs_and_drain(visitors: list[Visitor], arguments, phase, meter:
     """Every visitor starts their quota of small Playground runs and one more; then the queue is
     waited on until no run is queued or running. Returns what the report says of them."""
     from zoo.core.settings import HOSTED_LIMITS
-    from zoo.runs.store import RunStore
+    from zoo.runs.store import open_run_store
 
     quota = HOSTED_LIMITS.active_runs_per_owner
     starts = await phase(
@@ -570,7 +570,7 @@ async def start_runs_and_drain(visitors: list[Visitor], arguments, phase, meter:
         len(visitors) * (quota + 1),
         [visitor.start_runs(quota + 1, arguments.epochs) for visitor in visitors],
     )
-    store, started = RunStore(), time.perf_counter()
+    store, started = open_run_store(), time.perf_counter()
     meter.read()
     while store.active_runs() and time.perf_counter() - started < arguments.drain:
         await asyncio.sleep(1)

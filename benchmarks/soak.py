@@ -1,9 +1,10 @@
 """Soak: many small runs against one run store, with random stops, kills, freezes and bad submissions.
 
-Real worker processes (``jobs.submit`` and its warm pool) train tiny binary classifiers on one
-device, a few submitted at a time. At random moments the soak asks a run to stop, SIGKILLs its
-worker, or freezes it (SIGSTOP, with the store's 120 s of silence taken as passed) so a reader ends
-it; between runs it submits bad specs that must be refused before any run exists. Afterwards it
+Real worker processes (``zoo.execution.admission.start`` and the local executor's warm pool) train
+tiny binary classifiers on one device, a few submitted at a time. At random moments the soak asks a
+run to stop, SIGKILLs its worker, or freezes it (SIGSTOP; the soak's supervisor judges a worker hung
+after FROZEN_SECONDS of silence, not the product's 120 s) so supervision ends it; between runs it
+submits bad specs that must be refused before any run exists. Afterwards it
 checks what a user relies on:
 
 - no run is left "running" or "queued", and no worker process is left alive;
@@ -25,7 +26,6 @@ import contextlib
 import os
 import random
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -40,10 +40,11 @@ ACTIONS = ("complete", "stop", "kill", "freeze")
 ACTION_WEIGHTS = (50, 20, 22, 8)
 BAD_SUBMISSION_RATE = 0.15
 ACTIVE_AT_ONCE = 3
+FROZEN_SECONDS = 20.0  # a running worker silent this long is hung (it beats every second)
 
 
 def bad_submissions(home: Path) -> list[tuple[str, dict]]:
-    """(what, TrainSpec overrides) pairs that ``jobs.submit`` must refuse before a run exists."""
+    """(what, TrainSpec overrides) pairs that admission must refuse before a run exists."""
     text_file = home / "notes.npz"
     text_file.write_text("not an archive of arrays\n")
     return [
@@ -56,18 +57,20 @@ def bad_submissions(home: Path) -> list[tuple[str, dict]]:
     ]
 
 
-def submit_bad(store, what: str, overrides: dict) -> bool:
+def submit_bad(executor, what: str, overrides: dict) -> bool:
     """Whether the bad submission was refused with a ZooError and left no run behind."""
     from zoo.core.errors import ZooError
     from zoo.core.hosting import LOCAL_USER
     from zoo.core.spec import TrainSpec
-    from zoo.execution import jobs
+    from zoo.execution.admission import start
+
+    store = executor.store
 
     before = len(store.list_runs(limit=100_000))
     kind = overrides.pop("kind")
     try:
         spec = (TrainSpec.cnn if kind == "cnn" else TrainSpec.binary)(**overrides)
-        jobs.submit(spec, store, by=LOCAL_USER)
+        start(spec, by=LOCAL_USER, executor=executor)
     except ZooError:
         return len(store.list_runs(limit=100_000)) == before
     finally:
@@ -87,24 +90,27 @@ def disturb(store, run_id: str, action: str) -> bool:
     if action == "stop":
         store.request_stop(run_id, by=LOCAL_USER)
         return True
-    if run.status != "running" or run.worker_pid is None:
+    pid = worker_pid(run)
+    if run.status != "running" or pid is None:
         return False
-    if action == "freeze":
-        # The store's 120 s of silence are taken as passed, before the freeze: a worker frozen inside
-        # a write holds the store's write lock until a reader ends it.
-        with sqlite3.connect(store.path, timeout=30) as connection:
-            connection.execute("UPDATE runs SET heartbeat_at = heartbeat_at - 121 WHERE id = ?", (run_id,))
     with contextlib.suppress(ProcessLookupError):
         if action == "kill":
-            os.killpg(run.worker_pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
         else:
-            os.kill(run.worker_pid, signal.SIGSTOP)
+            os.kill(pid, signal.SIGSTOP)
     return True
+
+
+def worker_pid(run) -> int | None:
+    """The pid of the local worker that claimed a run (None while queued)."""
+    return int(run.placement.worker) if run.placement and run.placement.worker else None
 
 
 def metrics_problems(store, run) -> list[str]:
     """What is missing or out of order in a finished run's metric stream."""
-    frame = store.metrics_frame(run.id)
+    from zoo.app.charts.training import metrics_frame
+
+    frame = metrics_frame(store.metrics_since(run.id).rows)
     problems = []
     steps = frame.groupby("id")["step"].first().to_numpy()
     if len(steps) and np.any(np.diff(steps) < 0):
@@ -143,19 +149,27 @@ def main() -> int:
 
     from zoo.core.hosting import LOCAL_USER
     from zoo.core.spec import TrainSpec
-    from zoo.execution import jobs
-    from zoo.runs.store import RunStore, process_alive
+    from zoo.execution.admission import start
+    from zoo.execution.local import LocalExecutor
+    from zoo.execution.processes import process_alive
+    from zoo.execution.supervisor import Supervisor
+    from zoo.runs.store import open_run_store
     from zoo.storage.models import ModelStore
 
     rng = random.Random(options.seed)
-    store = RunStore()
+    # A frozen worker is judged hung after FROZEN_SECONDS of silence (not the product's 120 s), by this
+    # process's supervisor, as the app server's would.
+    executor = LocalExecutor(open_run_store(), heartbeat_timeout=FROZEN_SECONDS)
+    store = executor.store
+    supervisor = Supervisor()
+    supervisor.watch(executor)
     bad = bad_submissions(home)
     actions: dict[str, str] = {}
     due: list[tuple[float, str]] = []  # (monotonic time, run id) of disturbances still to come
     refused = collections.Counter()
     started = time.monotonic()
     deadline = started + options.deadline_minutes * 60
-    print(f"soak: {options.runs} runs against {store.path} (seed {options.seed})", flush=True)
+    print(f"soak: {options.runs} runs against {store.describe().location} (seed {options.seed})", flush=True)
     while (len(actions) < options.runs or store.active_runs()) and time.monotonic() < deadline:
         now = time.monotonic()
         for moment, run_id in [item for item in due if item[0] <= now]:
@@ -165,7 +179,7 @@ def main() -> int:
         if len(actions) < options.runs and len(store.active_runs()) < ACTIVE_AT_ONCE:
             if rng.random() < BAD_SUBMISSION_RATE:
                 what, overrides = rng.choice(bad)
-                refused[what if submit_bad(store, what, overrides) else f"NOT REFUSED: {what}"] += 1
+                refused[what if submit_bad(executor, what, overrides) else f"NOT REFUSED: {what}"] += 1
                 continue
             spec = TrainSpec.binary(
                 num_epochs=rng.randint(2, 6),
@@ -173,7 +187,7 @@ def main() -> int:
                 seed=len(actions),
                 model_name=f"soak-{len(actions)}",
             )
-            run_id = jobs.submit(spec, store, by=LOCAL_USER)
+            run_id = start(spec, by=LOCAL_USER, executor=executor)
             actions[run_id] = rng.choices(ACTIONS, ACTION_WEIGHTS)[0]
             if actions[run_id] != "complete":
                 due.append((now + rng.uniform(0.2, 6.0), run_id))
@@ -182,23 +196,24 @@ def main() -> int:
         time.sleep(0.2)
     soak_seconds = time.monotonic() - started
 
-    settle = time.monotonic() + 180  # the last runs end, and readers fail the killed and frozen ones
+    settle = time.monotonic() + 180  # the last runs end, and the supervisor fails the killed and frozen ones
     while store.active_runs() and time.monotonic() < settle:
         time.sleep(0.5)
-    pool = store.pool_workers()
-    jobs.stop_pool(store)  # the warm workers still waiting for a run
+    supervisor.stop()
+    pool = executor.pool.workers()
+    executor.shutdown()  # the warm workers still waiting for a run
     ended = time.monotonic() + 30
     while any(map(process_alive, pool)) and time.monotonic() < ended:
         time.sleep(0.2)
     runs = store.list_runs(limit=100_000)
-    workers = [run.worker_pid for run in runs if run.worker_pid]
+    workers = [pid for run in runs if (pid := worker_pid(run))]
     while any(map(process_alive, workers)) and time.monotonic() < ended:  # closing a run, then exiting
         time.sleep(0.2)
     failures: list[str] = []
     left_active = [run.id for run in runs if run.is_active]
     if left_active:
         failures.append(f"runs left active: {left_active}")
-    alive = [run.worker_pid for run in runs if run.worker_pid and process_alive(run.worker_pid)]
+    alive = [pid for pid in workers if process_alive(pid)]
     if alive:
         failures.append(f"worker processes left alive: {alive}")
     if len(runs) != len(actions):
@@ -223,7 +238,8 @@ def main() -> int:
     debris = [path.name for path in models.root.iterdir() if path.name.startswith(".tmp-")]
 
     by_action = collections.Counter((actions.get(run.id, "?"), run.status) for run in runs)
-    print(f"\nsoak finished in {soak_seconds:.0f} s ({os.cpu_count()} CPU cores), store {store.path}")
+    where = store.describe().location
+    print(f"\nsoak finished in {soak_seconds:.0f} s ({os.cpu_count()} CPU cores), store {where}")
     print(f"{'disturbance':<12} {'ended as':<10} {'runs':>5}")
     for (action, status), count in sorted(by_action.items()):
         print(f"{action:<12} {status:<10} {count:>5}")

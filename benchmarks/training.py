@@ -80,19 +80,20 @@ def plain_article_script(data_path: str, epochs: int) -> float:
 
 def zoo_run(data_path: str, epochs: int, steps_per_execution: int) -> tuple[float, float, str]:
     """A Zoo Studio run through the background worker; returns images/s, the largest metrics gap, status."""
+    from zoo.app.charts.training import metrics_frame
     from zoo.core.hosting import LOCAL_USER
     from zoo.core.spec import TrainSpec
-    from zoo.execution import jobs
-    from zoo.runs.store import RunStore
+    from zoo.execution.admission import start
+    from zoo.execution.executor import open_executor, wait
 
-    store = RunStore()
-    run_id = jobs.submit(
+    executor = open_executor()
+    run_id = start(
         TrainSpec.cnn(mnist_source=data_path, num_epochs=epochs, steps_per_execution=steps_per_execution),
-        store,
         by=LOCAL_USER,
+        executor=executor,
     )
-    run = jobs.wait(run_id, timeout=3600, store=store)
-    metrics = store.metrics_frame(run_id)
+    run = wait(run_id, timeout=3600, executor=executor)
+    metrics = metrics_frame(executor.store.metrics_since(run_id).rows)
     epoch_times = metrics[metrics.name == "epoch/loss"].wall_time.to_numpy()
     batch_times = np.unique(metrics[metrics.name.str.startswith("batch/")].wall_time.to_numpy())
     first_epoch_end = epoch_times[0]

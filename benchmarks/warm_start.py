@@ -1,7 +1,7 @@
 """Start to first metric: how long after Start a run's first batch metric is in the run store.
 
-What the Train and Playground pages do when a person presses Start (``zoo.execution.jobs.submit``), for the
-Playground's binary classifier and the article's CNN (embedded MNIST), in two set-ups:
+What the Train and Playground pages do when a person presses Start (``zoo.execution.admission.start``),
+for the Playground's binary classifier and the article's CNN (embedded MNIST), in two set-ups:
 
 - warm: ``ZOO_WARM_WORKERS`` workers already wait in the pool with their backend and data loaded
   (the pages keep it filled); before each start the benchmark waits until the pool is full again.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -33,23 +32,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 TIMEOUT_SECONDS = 600
 
 
-def ready_workers(database: Path) -> int:
-    with sqlite3.connect(database) as connection:
-        return connection.execute("SELECT COUNT(*) FROM workers WHERE status = 'ready'").fetchone()[0]
-
-
-def start_to_first_metric(spec, store) -> float:
-    """Submit ``spec``, wait for its first metric row, stop the run; seconds from submit to that row."""
+def start_to_first_metric(spec, executor) -> float:
+    """Start ``spec``, wait for its first metric row, stop the run; seconds from Start to that row."""
     from zoo.core.hosting import LOCAL_USER
-    from zoo.execution import jobs
+    from zoo.execution.admission import start
+    from zoo.execution.executor import wait
 
+    store = executor.store
     started = time.time()
-    run_id = jobs.submit(spec, store, by=LOCAL_USER)
+    run_id = start(spec, by=LOCAL_USER, executor=executor)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while True:
-        rows = store.metrics_frame(run_id)
-        if len(rows):
-            first = float(rows.wall_time.min()) - started
+        rows = store.metrics_since(run_id).rows
+        if rows:
+            first = min(row.wall_time for row in rows) - started
             break
         run = store.get(run_id)
         if not run.is_active:
@@ -57,15 +53,14 @@ def start_to_first_metric(spec, store) -> float:
         if time.monotonic() > deadline:
             raise SystemExit(f"run {run_id} logged no metric within {TIMEOUT_SECONDS} s")
         time.sleep(0.01)
-    store.request_stop(run_id, by=LOCAL_USER)
-    jobs.wait(run_id, TIMEOUT_SECONDS, store)
+    executor.stop(run_id, by=LOCAL_USER)
+    wait(run_id, TIMEOUT_SECONDS, executor)
     return first
 
 
 def measure(label: str, warm: int, repeats: int, backend: str) -> dict[str, list[float]]:
     from zoo.core.spec import TrainSpec
-    from zoo.execution import jobs
-    from zoo.runs.store import RunStore
+    from zoo.execution.executor import open_executor
 
     os.environ["ZOO_WARM_WORKERS"] = str(warm)
     specs = {
@@ -73,19 +68,19 @@ def measure(label: str, warm: int, repeats: int, backend: str) -> dict[str, list
         "MNIST CNN (embedded data)": TrainSpec.cnn(backend=backend, device="cpu", mnist_source="embedded"),
     }
     times: dict[str, list[float]] = {name: [] for name in specs}
-    store = RunStore()
+    executor = open_executor()
     for _ in range(repeats):
         for name, spec in specs.items():
             if warm:
-                jobs.fill_pool("cpu", backend, store)
+                executor.fill_pool("cpu", backend)
                 deadline = time.monotonic() + TIMEOUT_SECONDS
-                while ready_workers(store.path) < warm:
+                while executor.pool.ready("cpu", backend) < warm:
                     if time.monotonic() > deadline:
                         raise SystemExit("the warm pool did not fill up")
                     time.sleep(0.1)
-            times[name].append(start_to_first_metric(spec, store))
+            times[name].append(start_to_first_metric(spec, executor))
             print(f"  {label:<5} {name:<30} {times[name][-1]:6.2f} s", flush=True)
-    jobs.stop_pool(store)
+    executor.shutdown()
     return times
 
 
