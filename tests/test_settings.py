@@ -21,7 +21,8 @@ from test_faults import one_error_line
 from zoo.core.errors import SettingsError
 from zoo.core.hosting import load_config
 from zoo.core.settings import HOSTED_LIMITS, SETTINGS, load_settings
-from zoo.execution import jobs
+from zoo.execution.devices import runs_per_device
+from zoo.execution.local import warm_workers
 from zoo.hub import operations as hub
 from zoo.ml.data import describe_mnist_source
 
@@ -158,7 +159,7 @@ def test_a_setting_in_the_file_reaches_the_code_that_uses_it(zoo_home, monkeypat
         f"warm_workers = 1\nruns_per_device = 3\nhub_timeout = 4\nhub_connect_timeout = 0.5\n"
         f'hub_max_download_mb = 2\nmnist = "{mnist_npz_file}"\n',
     )
-    assert (jobs.warm_workers(), jobs.runs_per_device("cpu")) == (1, 3)
+    assert (warm_workers(), runs_per_device("cpu")) == (1, 3)
     assert (hub.timeout_seconds(), hub.connect_timeout_seconds(), hub.default_max_download_bytes()) == (
         4,
         0.5,
