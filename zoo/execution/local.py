@@ -363,7 +363,9 @@ class LocalExecutor:
         is still a worker of this run store (``python -m zoo.execution.worker ... URL``), never a
         process that reused it, nor another host's."""
         pid = self._worker_pid(run)
-        arguments = command_line(pid) if pid is not None else []
+        if pid is None:
+            return
+        arguments = command_line(pid)
         if WORKER_MODULE not in arguments or arguments[-1] != self.store.url:
             return
         kill_process_group(pid)
