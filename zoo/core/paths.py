@@ -56,6 +56,13 @@ def models_directory() -> Path:
     return ensure_directory(zoo_home() / "models")
 
 
+def model_store_url() -> str:
+    """Where the local zoo and the digit sets are kept (``zoo.storage.files.open_storage`` reads it):
+    ``ZOO_MODEL_STORE`` (a directory or ``file://`` URL), default ``ZOO_HOME`` (its folders ``models``
+    and ``digits``)."""
+    return os.environ.get("ZOO_MODEL_STORE") or str(zoo_home())
+
+
 def shown_path(path: str | os.PathLike) -> str:
     """A path as pages and run records show it: inside ``ZOO_HOME`` as ``$ZOO_HOME/...`` (so a shared
     host shows its visitors no server layout), elsewhere as given."""

@@ -1,0 +1,322 @@
+"""The storage seam: where the local zoo's models and the personal digit sets are kept.
+
+A ``Storage`` holds folders of files under one root: ``models/NAME/`` (a model's files) and
+``digits/SET/`` (a set's digits). ``open_storage`` picks one from ``ZOO_MODEL_STORE``; today's only
+kind is ``LocalDirectory`` (the default: ``ZOO_HOME``'s folders). ``ModelStore`` and ``DigitStore``
+read and write through this interface alone, so another kind (an object store: ``s3://bucket/prefix``)
+is one more class behind it, passing tests/test_storage_files.py.
+
+What every kind guarantees:
+
+- a file is written whole or not at all (``write_bytes``): a reader sees the old file or the new;
+- a folder appears whole (``publish``): it is filled in a staging folder (``staging``), then made
+  visible in one step; a name is taken once: a second ``publish`` under it raises ``FolderTaken``
+  (two saves under one name never replace each other) unless it asks to ``replace``;
+- a folder vanishes in one step (``delete_folder``), and ``rename_folder`` never replaces one;
+- each file has an ``etag`` that changes whenever the file is written again, so a folder's
+  ``version`` (from its files) keys caches such as the Draw page's loaded model;
+- ``local_path`` is a file on this machine for libraries that read paths (Keras): the file itself
+  here, a cached download (by etag) for a remote kind.
+
+How an object store would keep these: ``write_bytes`` is one PUT (atomic per object); ``publish``
+uploads the staged files under a fresh version prefix, then writes the folder's marker object last
+with a conditional PUT (``If-None-Match: *``; ``replace``: unconditional), so a folder is listed
+only once it is whole and one name is taken once; ``delete_folder`` deletes the marker first;
+``etag`` is the object's ETag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from zoo.core.errors import StorageError, ZooError
+from zoo.core.paths import model_store_url, unwritable
+
+TEMPORARY_PREFIX = ".tmp-"  # staging folders and files being written: never listed
+RETIRED_PREFIX = ".old-"  # a folder on its way out (replaced or deleted): never listed
+# What renaming a folder onto a name says when something is there already: a folder (ENOTEMPTY on
+# Linux, EEXIST elsewhere) or a file (ENOTDIR).
+NAME_TAKEN = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR)
+
+
+class FolderTaken(ZooError):
+    """A folder of that name exists already: ``publish`` or ``rename_folder`` did not replace it."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file of a folder: its name, its size in bytes and its etag (changes when it is written again)."""
+
+    name: str
+    size: int
+    etag: str
+
+
+class Storage(Protocol):
+    """Folders of files under one root (see the module's docstring for what each method guarantees).
+
+    Folder and file names are single path parts checked by the caller (``check_model_name``,
+    ``check_set_name``); names starting with '.' are the storage's own and never listed as folders.
+    Reading what is not there raises ``FileNotFoundError``; a write that fails raises ``StorageError``
+    in one line (which place, why, the fix) and leaves what was there as it was.
+    """
+
+    def location(self, folder: str | None = None, name: str | None = None) -> str:
+        """Where the root, a folder or a file is, as messages show it (a path, or a URL)."""
+        ...
+
+    def within(self, folder: str) -> Storage:
+        """The storage whose root is ``folder`` of this one (``models``, ``digits``)."""
+        ...
+
+    def folders(self) -> list[str]:
+        """The names of the folders, sorted (none while the root does not exist)."""
+        ...
+
+    def exists(self, folder: str, name: str | None = None) -> bool:
+        """Whether the folder (or the file ``name`` in it) exists."""
+        ...
+
+    def files(self, folder: str) -> list[StoredFile]:
+        """The files of a folder, by name (empty when there is no such folder); files being written
+        are left out."""
+        ...
+
+    def open(self, folder: str, name: str) -> BinaryIO:
+        """A file, opened for reading: seekable, so a zip's directory is read without the rest."""
+        ...
+
+    def read_bytes(self, folder: str, name: str) -> bytes:
+        """The whole content of a file."""
+        ...
+
+    def write_bytes(self, folder: str, name: str, data: bytes) -> None:
+        """Write a file of an existing folder atomically (replacing one of that name)."""
+        ...
+
+    def delete_file(self, folder: str, name: str) -> None:
+        """Remove a file of a folder."""
+        ...
+
+    def staging(self) -> contextlib.AbstractContextManager[Path]:
+        """A new, empty folder on this machine to fill and then ``publish``; removed on leaving
+        the ``with`` unless published."""
+        ...
+
+    def publish(self, staged: Path, folder: str, *, replace: bool = False) -> None:
+        """Make a folder filled in ``staging`` visible as ``folder``, whole, in one step.
+
+        Raises:
+            FolderTaken: ``folder`` exists and ``replace`` is not set; nothing changed.
+            StorageError: the storage cannot be written.
+        """
+        ...
+
+    def rename_folder(self, folder: str, new_folder: str) -> None:
+        """Give a folder another name in one step.
+
+        Raises:
+            FileNotFoundError: no folder ``folder``.
+            FolderTaken: ``new_folder`` exists; nothing changed.
+        """
+        ...
+
+    def delete_folder(self, folder: str) -> None:
+        """Remove a folder and its files; it vanishes in one step."""
+        ...
+
+    def local_path(self, folder: str, name: str) -> Path:
+        """A path on this machine holding the file, for libraries that read files by path."""
+        ...
+
+
+def folder_version(files: list[StoredFile]) -> str:
+    """A version of a folder from its files' names, sizes and etags: it changes whenever a file of it
+    is written, added or removed, or the folder is published anew (same content, same version)."""
+    listing = "\n".join(f"{file.name}\t{file.size}\t{file.etag}" for file in sorted(files, key=_name))
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
+def _name(file: StoredFile) -> str:
+    return file.name
+
+
+class LocalDirectory:
+    """A directory on this machine's file systems: each folder a directory, each file a file.
+
+    Writes go to hidden temporary names that are renamed into place (atomic on one file system, so
+    staging happens inside the root). The root is created with the first write: a read-only place
+    still reads.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def location(self, folder: str | None = None, name: str | None = None) -> str:
+        return str(self._path(folder, name))
+
+    def within(self, folder: str) -> LocalDirectory:
+        return LocalDirectory(self.root / folder)
+
+    def folders(self) -> list[str]:
+        try:
+            with os.scandir(self.root) as entries:
+                return sorted(
+                    entry.name for entry in entries if not entry.name.startswith(".") and entry.is_dir()
+                )
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def exists(self, folder: str, name: str | None = None) -> bool:
+        path = self._path(folder, name)
+        return path.is_dir() if name is None else path.is_file()
+
+    def files(self, folder: str) -> list[StoredFile]:
+        try:
+            with os.scandir(self._path(folder)) as entries:
+                found = [
+                    _stored(entry.name, entry.stat())
+                    for entry in entries
+                    if not entry.name.startswith(TEMPORARY_PREFIX) and entry.is_file()
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(found, key=_name)
+
+    def open(self, folder: str, name: str) -> BinaryIO:
+        return self._path(folder, name).open("rb")
+
+    def read_bytes(self, folder: str, name: str) -> bytes:
+        return self._path(folder, name).read_bytes()
+
+    def write_bytes(self, folder: str, name: str, data: bytes) -> None:
+        directory = self._path(folder)
+        temporary = directory / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with temporary.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before it is renamed in: a crash loses nothing kept
+            os.replace(temporary, directory / name)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise unwritable(directory, error) from None
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    def delete_file(self, folder: str, name: str) -> None:
+        path = self._path(folder, name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise unwritable(path.parent, error) from None
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        staged = self.root / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+        try:
+            staged.mkdir(parents=True)
+        except OSError as error:
+            raise unwritable(self.root, error) from None
+        try:
+            yield staged
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # gone already once published
+
+    def publish(self, staged: Path, folder: str, *, replace: bool = False) -> None:
+        if staged.parent != self.root or not staged.name.startswith(TEMPORARY_PREFIX):
+            raise ValueError(f"{staged} is not a staging folder of {self.root}: fill one from staging().")
+        target = self._path(folder)
+        retired = self.root / f"{RETIRED_PREFIX}{uuid.uuid4().hex}"
+        try:
+            if replace:
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(target, retired)
+            # A directory rename does not replace a directory that holds anything (nor a file), so
+            # two publishers under one name can never both take it.
+            os.rename(staged, target)
+        except OSError as error:
+            with contextlib.suppress(OSError):  # the folder replaced goes back where it was
+                os.rename(retired, target)
+            if error.errno in NAME_TAKEN:
+                raise FolderTaken(f"{target} exists already.") from None
+            raise unwritable(self.root, error) from None
+        shutil.rmtree(retired, ignore_errors=True)
+
+    def rename_folder(self, folder: str, new_folder: str) -> None:
+        target = self._path(new_folder)
+        if target.exists():  # a rename onto an empty directory would replace it
+            raise FolderTaken(f"{target} exists already.")
+        try:
+            os.rename(self._path(folder), target)
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            if error.errno in NAME_TAKEN:
+                raise FolderTaken(f"{target} exists already.") from None
+            raise unwritable(self.root, error) from None
+
+    def delete_folder(self, folder: str) -> None:
+        retired = self.root / f"{RETIRED_PREFIX}{uuid.uuid4().hex}"
+        try:
+            os.rename(self._path(folder), retired)
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise unwritable(self.root, error) from None
+        shutil.rmtree(retired, ignore_errors=True)
+
+    def local_path(self, folder: str, name: str) -> Path:
+        return self._path(folder, name)
+
+    def _path(self, folder: str | None = None, name: str | None = None) -> Path:
+        path = self.root if folder is None else self.root / folder
+        return path if name is None else path / name
+
+
+def _stored(name: str, stat: os.stat_result) -> StoredFile:
+    # A file is only ever replaced by renaming a new one onto it: a new inode, a new modification time.
+    return StoredFile(name, stat.st_size, f"{stat.st_ino:x}-{stat.st_mtime_ns:x}")
+
+
+def open_storage(url: str | None = None) -> Storage:
+    """The storage the local zoo and the digit sets are kept in.
+
+    Args:
+        url: a directory (``/data/zoo`` or ``file:///data/zoo``); default ``ZOO_MODEL_STORE``, else
+            ``ZOO_HOME``.
+
+    Returns:
+        The storage (its folders ``models`` and ``digits`` hold the local zoo and the digit sets).
+
+    Raises:
+        StorageError: a kind of store Zoo Studio cannot use yet, in one line with what it can.
+
+    Example:
+        >>> open_storage("/tmp/zoo").within("models").location()  # doctest: +SKIP
+        '/tmp/zoo/models'
+    """
+    url = model_store_url() if url is None else url
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return LocalDirectory(Path(url2pathname(parts.path)))
+    if parts.scheme == "":
+        return LocalDirectory(Path(url).expanduser().absolute())
+    raise StorageError(
+        f"ZOO_MODEL_STORE={url!r} is not a store Zoo Studio can use: give a directory, e.g. /data/zoo or "
+        "file:///data/zoo (object stores such as s3:// are not supported yet), or unset it to use ZOO_HOME."
+    )
