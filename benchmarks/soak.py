@@ -235,7 +235,7 @@ def main() -> int:
         if run.model_name and saved and run.id not in names_by_run:
             failures.append(f"run {run.id} ({run.status}) names model {run.model_name} that is not there")
         failures.extend(f"run {run.id}: {problem}" for problem in metrics_problems(store, run))
-    debris = [path.name for path in models.root.iterdir() if path.name.startswith(".tmp-")]
+    debris = [path.name for path in models.storage.root.iterdir() if path.name.startswith(".tmp-")]
 
     by_action = collections.Counter((actions.get(run.id, "?"), run.status) for run in runs)
     where = store.describe().location

@@ -216,6 +216,26 @@ def test_a_bad_data_file_is_one_line_and_starts_no_run(tmp_path):
     assert json.loads(succeeded(run_zoo(tmp_path, "runs", "--json")).stdout) == []
 
 
+def test_zoo_model_store_keeps_the_models_and_digits_elsewhere_and_a_bad_one_is_one_line(tmp_path):
+    home, shared, one = tmp_path / "home", tmp_path / "shared", tmp_path / "one.png"
+    drawing = np.zeros((280, 280), np.uint8)
+    drawing[40:240, 130:150] = 255
+    Image.fromarray(drawing).save(one)
+    environment = zoo_environment(home, ZOO_MODEL_STORE=shared.as_uri())
+    models = json.loads(succeeded(run_zoo(home, "models", "--json", environment=environment)).stdout)
+    assert [model["name"] for model in models] == ["mnist-cnn"]
+    succeeded(run_zoo(home, "digits", "add", "mine", "1", str(one), environment=environment))
+    assert sorted(path.name for path in shared.iterdir()) == ["digits", "models"]
+    assert (shared / "models" / "mnist-cnn" / "model.keras").is_file()
+    assert not (home / "models").exists() and not (home / "digits").exists()
+    refused = run_zoo(home, "models", environment=zoo_environment(home, ZOO_MODEL_STORE="s3://bucket/zoo"))
+    assert refused.returncode == 1 and refused.stderr.splitlines() == [
+        "error: ZOO_MODEL_STORE='s3://bucket/zoo' is not a store Zoo Studio can use: give a directory, e.g. "
+        "/data/zoo or file:///data/zoo (object stores such as s3:// are not supported yet), or unset it to "
+        "use ZOO_HOME."
+    ]
+
+
 def test_digits_add_list_relabel_export_and_delete(tmp_path):
     one, blank = tmp_path / "one.png", tmp_path / "blank.png"
     drawing = np.zeros((280, 280), np.uint8)
@@ -248,14 +268,13 @@ def test_digits_add_list_relabel_export_and_delete(tmp_path):
 
 
 def test_predict_with_a_model_too_big_to_load_is_one_line(tmp_path):
-    entry = ModelStore(tmp_path / "models").save(small_cnn(), "huge-layer", config=ModelConfig("cnn"))
-    forge_keras_config(entry.model_file, with_dense_units(500_000))
+    store = ModelStore(tmp_path / "models")
+    model_file = store.model_file(store.save(small_cnn(), "huge-layer", config=ModelConfig("cnn")).name)
+    forge_keras_config(model_file, with_dense_units(500_000))
     result = run_zoo(tmp_path, "predict", "huge-layer", str(tmp_path / "seven.png"), timeout=120)
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith(
-        f"error: {entry.model_file} is too big to load: the model's parameter count"
-    )
+    assert result.stderr.startswith(f"error: {model_file} is too big to load: the model's parameter count")
 
 
 @pytest.mark.parametrize(

@@ -96,14 +96,14 @@ def test_a_write_that_fails_keeps_the_digit_as_it_was_and_leaves_no_temporary_fi
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    full = re.escape(f"{store.root / 'mine'} cannot be written (No space left on device): free space")
+    full = re.escape(f"{store.storage.root / 'mine'} cannot be written (No space left on device): free space")
     with pytest.raises(StorageError, match=full):
         store.relabel("mine", kept, 8, by=LOCAL_USER)
     with pytest.raises(StorageError, match=full):
         store.add("mine", 1, canvas(2), digit(2), by=LOCAL_USER)
     monkeypatch.undo()
     assert [(each.id, each.label) for each in store.digits("mine", by=LOCAL_USER)] == [(kept, 4)]
-    assert sorted(path.name for path in (store.root / "mine").iterdir()) == [".owner", f"{kept}.npz"]
+    assert sorted(path.name for path in (store.storage.root / "mine").iterdir()) == [".owner", f"{kept}.npz"]
 
 
 def test_two_sessions_adding_at_once_both_keep_every_digit(zoo_home):

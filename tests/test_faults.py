@@ -592,7 +592,7 @@ def test_a_backend_that_is_not_installed_is_refused_at_once_before_anything_is_q
 
 def copy_of_the_starter(name: str, **spec: object) -> Path:
     """The shipped starter copied into the local zoo as ``name``, its recorded spec changed by ``spec``."""
-    path = ModelStore().root / name
+    path = ModelStore().storage.root / name
     shutil.copytree(STARTER_DIRECTORY / "mnist-cnn", path)
     config = json.loads((path / "config.json").read_text())
     config["spec"].update(spec)

@@ -120,7 +120,7 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
         mnist_train_digits=900,
     )
     # config.json keeps the lineage in the layout older versions wrote and read
-    assert json.loads((entry.path / "config.json").read_text())["lineage"] == {
+    assert json.loads(ModelStore().storage.read_bytes(entry.name, "config.json"))["lineage"] == {
         "base_model": "base",
         "digits_set": "mine",
         "personal_train_digits": 16,
@@ -131,7 +131,7 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
     }
     new_model = ModelStore().load("mine-cnn").model
     assert np.asarray(new_model(bars(3, True, 9)[..., None])).argmax(axis=1).tolist() == [4, 4, 4]
-    card = hub.build_model_card(entry, "alice/mine-cnn").text
+    card = hub.build_model_card(entry, "alice/mine-cnn", history=ModelStore().history("mine-cnn")).text
     assert "## Fine-tuning" in card and "Fine-tuned from `base` on 20 personal digits (set `mine`" in card
     personal = f"{before.personal_accuracy:.4f} | {after.personal_accuracy:.4f}"
     assert f"| held-out personal digits | {personal} |" in card

@@ -315,7 +315,7 @@ def test_a_digit_set_is_its_makers_and_each_person_starts_with_their_own():
     assert [(each.id, each.label) for each in store.digits("alices-digits", by=ALICE)] == [(kept.id, 3)]
     assert store.relabel("alices-digits", kept.id, 5, by=ALICE).label == 5
     store.delete_set("alices-digits", by=TEACHER)
-    assert store.set_names(by=ALICE) == [] and not list(store.root.iterdir())
+    assert store.set_names(by=ALICE) == [] and not list(store.storage.root.iterdir())
 
 
 def test_a_digit_set_is_private_to_its_owner_and_an_admin_unless_its_owner_shares_it():

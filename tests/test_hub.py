@@ -61,12 +61,12 @@ def trained(tmp_path_factory):
         metrics=evaluation.scores(),
         history=[{"epoch": 1, **{name: values[0] for name, values in fitted.history.items()}}],
     )
-    return {"path": entry.path, "x_test": x_test, "digits": mnist.x_test[:3]}
+    return {"path": store.storage.root / entry.name, "x_test": x_test, "digits": mnist.x_test[:3]}
 
 
 def install(trained, name: str = "tiny-cnn", metrics: dict | None = None) -> str:
     """Copy the trained model into this test's local zoo (optionally with other metrics)."""
-    target = ModelStore().root / name
+    target = ModelStore().storage.root / name
     shutil.copytree(trained["path"], target)
     if metrics is not None:
         (target / "metrics.json").write_text(json.dumps(metrics))
@@ -125,8 +125,10 @@ def test_round_trip_gives_identical_predictions_and_the_draw_pipeline_reads_the_
 
     # The Draw page's pipeline: a canvas drawing -> MNIST preprocessing -> compiled predictor.
     canvas = inference.redraw_on_canvas(trained["digits"][0], np.random.default_rng(0))
-    from_hub = inference.predict_digit(inference.Predictor.from_file(pulled.entry.model_file), canvas)
-    local = inference.predict_digit(inference.Predictor.from_file(store.entry(name).model_file), canvas)
+    from_hub = inference.predict_digit(
+        inference.Predictor.from_file(store.model_file(pulled.entry.name)), canvas
+    )
+    local = inference.predict_digit(inference.Predictor.from_file(store.model_file(name)), canvas)
     assert from_hub.probabilities.shape == (10,)
     assert np.array_equal(from_hub.probabilities, local.probabilities)
 
@@ -231,7 +233,7 @@ def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trai
 
     original_accuracy = ModelStore().entry(name).accuracy
     better = {**ModelStore().entry(name).metrics.to_dict(), "accuracy": 0.99}
-    (ModelStore().root / name / "metrics.json").write_text(json.dumps(better))
+    (ModelStore().storage.root / name / "metrics.json").write_text(json.dumps(better))
     second = hub.push(name, "alice/tiny-cnn", message="Better")
 
     updated = ModelCard(server.files("alice/tiny-cnn")["README.md"].decode())
@@ -306,7 +308,8 @@ def assert_clean_failure(error: pytest.ExceptionInfo, *tokens: str) -> None:
     for token in (WRITE_TOKEN, READ_TOKEN, OTHER_TOKEN, *tokens):
         assert token not in message
     assert [entry.name for entry in ModelStore().entries() if entry.config.origin] == []
-    assert not [path for path in ModelStore().root.iterdir() if path.name.startswith(".")]
+    local_zoo = ModelStore().storage.root  # made with the first model
+    assert not local_zoo.exists() or not [path for path in local_zoo.iterdir() if path.name.startswith(".")]
 
 
 @pytest.mark.parametrize("repo_id", ["tiny-cnn", "alice/tiny cnn", "a/b/c", "alice/--x", "", "alice/x..y"])
@@ -609,10 +612,11 @@ def test_a_model_needing_unsafe_deserialization_is_refused(server):
 def test_a_small_repo_describing_a_huge_model_is_refused_before_it_is_built(server, tmp_path):
     """Issue 21: a 47 KB model with one Dense(500000) took 4 GB on pull; a description file larger than a
     model's is refused from its size too."""
-    entry = ModelStore(tmp_path).save(small_cnn(), "huge-layer", config=ModelConfig("cnn"))
-    forge_keras_config(entry.model_file, with_dense_units(500_000))
+    store = ModelStore(tmp_path)
+    model_file = store.model_file(store.save(small_cnn(), "huge-layer", config=ModelConfig("cnn")).name)
+    forge_keras_config(model_file, with_dense_units(500_000))
     api().create_repo("alice/huge-layer")
-    with zipfile.ZipFile(entry.model_file) as archive:
+    with zipfile.ZipFile(model_file) as archive:
         for name in archive.namelist():
             api().upload_file(
                 path_or_fileobj=archive.read(name), path_in_repo=name, repo_id="alice/huge-layer"
@@ -674,8 +678,9 @@ def test_the_token_is_never_written_or_logged(server, trained, caplog):
     assert WRITE_TOKEN not in caplog.text
     token = WRITE_TOKEN.encode()
     assert all(token not in data for data in server.files("alice/tiny-cnn").values())
-    written = [path for root in (ModelStore().root, Path(constants.HF_HUB_CACHE)) for path in root.rglob("*")]
-    assert pulled.entry.path in written
+    local_zoo = ModelStore().storage.root
+    written = [path for root in (local_zoo, Path(constants.HF_HUB_CACHE)) for path in root.rglob("*")]
+    assert local_zoo / pulled.entry.name in written
     assert all(token not in path.read_bytes() for path in written if path.is_file())
 
 

@@ -323,9 +323,9 @@ def test_starter_models_are_copied_into_an_empty_zoo_once(tmp_path, starter_cnn_
         load_keras_file(starter_cnn_file), "mnist-cnn", config=ModelConfig("cnn"), metrics=Scores(0.96)
     )
     zoo = ModelStore()
-    assert install_starter_models(zoo, shipped.root) == ["mnist-cnn"]
+    assert install_starter_models(zoo, shipped.storage.root) == ["mnist-cnn"]
     assert zoo.load("mnist-cnn").entry.accuracy == 0.96
-    assert install_starter_models(zoo, shipped.root) == []
+    assert install_starter_models(zoo, shipped.storage.root) == []
     assert [entry.name for entry in zoo.entries()] == ["mnist-cnn"]
     assert install_starter_models(zoo, tmp_path / "nothing-shipped") == []
 

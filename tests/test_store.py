@@ -34,7 +34,6 @@ from zoo.storage.models import (
     ModelStore,
     load_keras_file,
     open_local_zoo,
-    read_scores,
     write_json,
 )
 
@@ -60,7 +59,14 @@ def save_binary(store: ModelStore, name: str, seed: int = 0, **options):
 
 
 def visible_names(store: ModelStore) -> list[str]:
-    return sorted(path.name for path in store.root.iterdir())
+    """What the zoo's directory holds (it is made with the first model)."""
+    root = store.storage.root
+    return sorted(path.name for path in root.iterdir()) if root.exists() else []
+
+
+def folder_of(store: ModelStore, name: str) -> Path:
+    """The directory of a model in a local zoo."""
+    return store.storage.root / name
 
 
 # --- round trip -----------------------------------------------------------------------------------
@@ -72,15 +78,16 @@ def test_a_saved_cnn_loads_with_bit_identical_predictions_config_metrics_and_his
     images = np.random.default_rng(1).random((16, 28, 28, 1)).astype(np.float32)
     config = ModelConfig("cnn", spec=TrainSpec.cnn(batch_size=64), data_source="embedded", run_id="abc123")
     entry = store.save(model, "round-trip", config=config, metrics=METRICS, history=HISTORY)
-    assert entry.path == store.root / "round-trip" and entry.kind == "cnn"
-    assert sorted(os.listdir(entry.path)) == sorted(MODEL_FILES)
+    assert entry.name == "round-trip" and entry.kind == "cnn"
+    assert sorted(os.listdir(folder_of(store, "round-trip"))) == sorted(MODEL_FILES)
+    assert store.model_file("round-trip") == folder_of(store, "round-trip") / "model.keras"
     loaded = store.load("round-trip")
     assert np.array_equal(np.asarray(loaded.model(images)), np.asarray(model(images)))  # bit for bit
     for original, restored in zip(model.get_weights(), loaded.model.get_weights(), strict=True):
         assert np.array_equal(original, restored)
     assert loaded.entry.config == dataclasses.replace(config, created_at=loaded.entry.config.created_at)
     assert loaded.entry.config.created_at > 0
-    assert json.loads((entry.path / "config.json").read_text())["format"] == FORMAT
+    assert json.loads((folder_of(store, "round-trip") / "config.json").read_text())["format"] == FORMAT
     assert loaded.entry.metrics == METRICS
     assert loaded.history == HISTORY  # floats survive the CSV exactly
     summary = loaded.entry.to_row()
@@ -131,7 +138,7 @@ def test_a_save_that_fails_midway_leaves_nothing_visible(store):
         raise OSError(28, "No space left on device")
 
     model.save = save_until_the_disk_is_full  # a full disk cannot be had here
-    with pytest.raises(StorageError, match=re.escape(f"{store.root} cannot be written (No space left")):
+    with pytest.raises(StorageError, match=re.escape(f"{store.location} cannot be written (No space left")):
         store.save(model, "broken", config=ModelConfig("binary"))
     assert visible_names(store) == ["kept"]  # no "broken", no hidden temporary directory either
     assert [entry.name for entry in store.entries()] == ["kept"]
@@ -181,8 +188,8 @@ def test_a_concurrent_reader_never_sees_a_partial_model(store):
             try:
                 entries = store.entries()
                 problems.extend(f"{entry.name} listed" for entry in entries if entry.name.startswith("."))
-                listed = [entry.path for entry in entries]
-                named = [path for path in store.root.iterdir() if not path.name.startswith(".")]
+                listed = [folder_of(store, entry.name) for entry in entries]
+                named = [folder_of(store, name) for name in visible_names(store) if not name.startswith(".")]
                 problems.extend(filter(None, map(incomplete_and_visible, listed + named)))
             except Exception as error:  # a reader that fails is a finding too, not a thread warning
                 problems.append(f"the reader failed: {error!r}")
@@ -227,7 +234,7 @@ def test_two_processes_saving_under_one_name_at_once_never_replace_each_others_m
     context = multiprocessing.get_context("spawn")  # a fresh interpreter each, as workers are
     barrier, results = context.Barrier(2), context.Queue()
     processes = [
-        context.Process(target=save_when_released, args=(store.root, who, barrier, results))
+        context.Process(target=save_when_released, args=(store.storage.root, who, barrier, results))
         for who in ("first", "second")
     ]
     for process in processes:
@@ -261,21 +268,21 @@ def test_two_processes_saving_under_one_name_at_once_never_replace_each_others_m
 
 
 def test_a_corrupt_model_file_is_a_clear_error(store):
-    entry = save_binary(store, "corrupt")
-    entry.model_file.write_bytes(entry.model_file.read_bytes()[:300])
+    model_file = store.model_file(save_binary(store, "corrupt").name)
+    model_file.write_bytes(model_file.read_bytes()[:300])
     with pytest.raises(ModelStoreError) as raised:
         store.load("corrupt")
-    assert str(raised.value).startswith(f"{entry.model_file} cannot be loaded as a Keras model: ")
-    entry.model_file.write_text("not a model")
+    assert str(raised.value).startswith(f"{model_file} cannot be loaded as a Keras model: ")
+    model_file.write_text("not a model")
     with pytest.raises(ModelStoreError, match="cannot be loaded as a Keras model"):
         store.load("corrupt")
 
 
 def test_a_foreign_directory_is_skipped_by_the_listing_and_explained_when_named(store):
     save_binary(store, "ours")
-    (store.root / "holiday-photos").mkdir()
-    (store.root / "holiday-photos" / "beach.jpg").write_bytes(b"\xff\xd8")
-    (store.root / "notes.txt").write_text("a file, not a model")
+    (store.storage.root / "holiday-photos").mkdir()
+    (store.storage.root / "holiday-photos" / "beach.jpg").write_bytes(b"\xff\xd8")
+    (store.storage.root / "notes.txt").write_text("a file, not a model")
     assert [entry.name for entry in store.entries()] == ["ours"]
     with pytest.raises(
         ModelStoreError, match=re.escape("is not a Zoo Studio model: model.keras, config.json missing")
@@ -284,11 +291,11 @@ def test_a_foreign_directory_is_skipped_by_the_listing_and_explained_when_named(
 
 
 def test_a_config_of_another_format_is_refused(store):
-    entry = save_binary(store, "other-format")
-    (entry.path / "config.json").write_text(json.dumps({"kind": "binary", "format": "someone-else/3"}))
+    config_file = folder_of(store, save_binary(store, "other-format").name) / "config.json"
+    config_file.write_text(json.dumps({"kind": "binary", "format": "someone-else/3"}))
     with pytest.raises(ModelStoreError, match="is not a Zoo Studio model config"):
         store.entry("other-format")
-    (entry.path / "config.json").write_text(json.dumps({"kind": "gan", "format": FORMAT}))
+    config_file.write_text(json.dumps({"kind": "gan", "format": FORMAT}))
     with pytest.raises(ModelStoreError, match="is not a Zoo Studio model config"):
         store.load("other-format")
     assert store.entries() == []
@@ -310,7 +317,7 @@ def test_the_shipped_starters_config_and_metrics_read_as_records_and_write_back_
         key: value for key, value in recorded.items() if key != "spec"
     }
     assert {key: written["spec"][key] for key in recorded["spec"]} == recorded["spec"]
-    write_json(tmp_path / "metrics.json", read_scores(starter / "metrics.json").to_dict())
+    write_json(tmp_path / "metrics.json", ModelStore(STARTER_DIRECTORY).entry("mnist-cnn").metrics.to_dict())
     assert (tmp_path / "metrics.json").read_bytes() == (starter / "metrics.json").read_bytes()
 
 
@@ -322,7 +329,7 @@ def test_a_fine_tuned_models_lineage_and_scores_are_kept_in_the_layout_older_ver
     entry = store.save(
         build_mnist_cnn(), "mine", config=ModelConfig("cnn", spec, lineage=lineage), metrics=scores
     )
-    config = json.loads((entry.path / "config.json").read_text())
+    config = json.loads((folder_of(store, entry.name) / "config.json").read_text())
     assert config["spec"] == {**spec.to_dict(), "hidden_units": [32], "conv_filters": [32, 64, 64]}
     assert config["lineage"] == {
         "base_model": "base",
@@ -333,7 +340,8 @@ def test_a_fine_tuned_models_lineage_and_scores_are_kept_in_the_layout_older_ver
         "personal_copies": 15,
         "mnist_train_digits": 900,
     }
-    assert json.loads((entry.path / "metrics.json").read_text())["fine_tuning"]["after"] == {
+    written = json.loads((folder_of(store, entry.name) / "metrics.json").read_text())
+    assert written["fine_tuning"]["after"] == {
         "mnist_accuracy": 0.91,
         "personal_accuracy": 1.0,
         "personal_test_digits": 4,
@@ -355,8 +363,8 @@ def test_a_record_in_a_model_directory_that_does_not_read_marks_the_model_damage
     store, file, values, problem
 ):
     entry = save_binary(store, "odd-record")
-    written = json.loads((entry.path / file).read_text()) if file == "config.json" else {}
-    (entry.path / file).write_text(json.dumps({**written, **values}))
+    written = json.loads((folder_of(store, entry.name) / file).read_text()) if file == "config.json" else {}
+    (folder_of(store, entry.name) / file).write_text(json.dumps({**written, **values}))
     with pytest.raises(ModelStoreError, match=re.escape(problem)):
         store.entry("odd-record")
     assert store.entries() == []
@@ -373,11 +381,11 @@ def test_a_record_in_a_model_directory_that_does_not_read_marks_the_model_damage
     ],
 )
 def test_bad_json_in_a_model_directory_is_a_clear_error(store, file, content, message):
-    entry = save_binary(store, "bad-json")
-    (entry.path / file).write_text(content, encoding="latin-1")
+    path = folder_of(store, save_binary(store, "bad-json").name) / file
+    path.write_text(content, encoding="latin-1")
     with pytest.raises(ModelStoreError) as raised:
         store.entry("bad-json")
-    assert str(entry.path / file) in str(raised.value) and message in str(raised.value)
+    assert str(path) in str(raised.value) and message in str(raised.value)
     assert "model directory is corrupt" in str(raised.value)
     assert store.entries() == []
 
@@ -395,7 +403,7 @@ def test_a_model_needing_unsafe_deserialization_is_refused_and_its_code_never_ru
         store.load("with-lambda")
     assert "needs unsafe deserialization (e.g. a Lambda layer), which Zoo Studio refuses" in str(raised.value)
     with pytest.raises(ModelStoreError, match="refuses"):
-        load_keras_file(entry.model_file, origin="a pulled model")
+        load_keras_file(store.model_file(entry.name), origin="a pulled model")
     assert not marker.exists()
 
 
@@ -444,12 +452,12 @@ def peak_memory_kb() -> int:
 def test_a_small_model_file_describing_a_huge_layer_is_refused_before_it_is_built(store):
     """Issue 21: a 47 KB .keras with one Dense(500000) allocated 4 GB on predict before failing."""
     entry = store.save(small_cnn(), "huge-layer", config=ModelConfig("cnn"))
-    forge_keras_config(entry.model_file, with_dense_units(500_000))
-    assert entry.model_file.stat().st_size < 60_000
+    forge_keras_config(store.model_file(entry.name), with_dense_units(500_000))
+    assert store.model_file(entry.name).stat().st_size < 60_000
     before = peak_memory_kb()
     for load in (
         lambda: store.load("huge-layer"),
-        lambda: load_keras_file(entry.model_file, "a pulled model"),
+        lambda: load_keras_file(store.model_file(entry.name), "a pulled model"),
     ):
         with pytest.raises(ModelStoreError) as refused:
             load()
@@ -470,7 +478,7 @@ def test_the_limits_that_refuse_a_model_are_the_hosts_and_can_be_changed(store, 
     monkeypatch.setenv("ZOO_LIMIT_PARAMETERS", "none")
     monkeypatch.setenv("ZOO_LIMIT_TRAINING_MEMORY_MB", "1")
     wide = store.save(small_cnn(), "wide", config=ModelConfig("cnn"))  # 100,000 units: 318 MB of weights
-    forge_keras_config(wide.model_file, with_dense_units(100_000))
+    forge_keras_config(store.model_file(wide.name), with_dense_units(100_000))
     with pytest.raises(
         ModelStoreError,
         match=r"the memory the model takes loaded \(MB\) is 3\d\d, beyond this host's limit of 1;",
@@ -485,8 +493,8 @@ def test_weights_claiming_more_than_the_model_may_take_are_refused_before_they_a
     fills an array of that shape."""
     import h5py
 
-    entry = store.save(small_cnn(), "heavy-weights", config=ModelConfig("cnn"))
-    with zipfile.ZipFile(entry.model_file) as archive:
+    model_file = store.model_file(store.save(small_cnn(), "heavy-weights", config=ModelConfig("cnn")).name)
+    with zipfile.ZipFile(model_file) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     weights = io.BytesIO(members["model.weights.h5"])
     with h5py.File(weights, "r+") as file:
@@ -495,10 +503,10 @@ def test_weights_claiming_more_than_the_model_may_take_are_refused_before_they_a
         del file[found[0]]
         file.create_dataset(found[0], shape=(32_768, 8_192), dtype="float32", chunks=True)  # 1 GiB
     members["model.weights.h5"] = weights.getvalue()
-    with zipfile.ZipFile(entry.model_file, "w") as archive:
+    with zipfile.ZipFile(model_file, "w") as archive:
         for name, content in members.items():
             archive.writestr(name, content)
-    assert entry.model_file.stat().st_size < 100_000
+    assert model_file.stat().st_size < 100_000
     monkeypatch.setenv("ZOO_LIMIT_TRAINING_MEMORY_MB", "500")
     before = peak_memory_kb()
     with pytest.raises(ModelStoreError, match=r"the memory the model takes loaded \(MB\) is 1,02\d, beyond"):
@@ -510,20 +518,20 @@ def test_a_model_whose_config_is_gigabytes_is_refused_from_its_size(store):
     """Issue 21: a model whose config.json was 1.5 GB of spaces loaded at 3.7 GB. Its size is what is
     judged, so a sparse file (1.5 GB that takes no disk) stands in for the zoo's config.json, and 64 MB of
     spaces (a few KB compressed) for the config.json inside model.keras."""
-    entry = save_binary(store, "huge-description")
-    os.truncate(entry.path / "config.json", 1_500_000_000)
+    config_file = folder_of(store, save_binary(store, "huge-description").name) / "config.json"
+    os.truncate(config_file, 1_500_000_000)
     before = peak_memory_kb()
     with pytest.raises(ModelStoreError) as refused:
         store.entry("huge-description")
     assert str(refused.value) == (
-        f"{entry.path / 'config.json'} is 1,500.0 MB, more than the 4 MB a model's description file may take "
+        f"{config_file} is 1,500.0 MB, more than the 4 MB a model's description file may take "
         "(a real one takes a few KB); the model directory is corrupt: delete it, or save the model again."
     )
     assert store.entries() == []
     assert peak_memory_kb() - before < 100_000  # kB: the 1.5 GB were never read
-    keras_config = save_binary(store, "huge-keras-config")
-    forge_keras_config(keras_config.model_file, lambda config: {**config, "padding": " " * 64_000_000})
-    assert keras_config.model_file.stat().st_size < 1_000_000
+    keras_config = store.model_file(save_binary(store, "huge-keras-config").name)
+    forge_keras_config(keras_config, lambda config: {**config, "padding": " " * 64_000_000})
+    assert keras_config.stat().st_size < 1_000_000
     before = peak_memory_kb()  # past the forging's own strings
     with pytest.raises(
         ModelStoreError, match=r"config\.json in .*model\.keras is 64\.0 MB, more than the 4 MB"
@@ -554,7 +562,7 @@ def test_bad_names_are_refused_with_the_rule(store, name):
 
 def test_a_unique_save_counts_up_past_taken_names(store):
     assert [save_binary(store, "cnn", unique=True).name for _ in range(3)] == ["cnn", "cnn-2", "cnn-3"]
-    (store.root / "cnn-4").write_text("a file, not a model")  # taken too
+    (store.storage.root / "cnn-4").write_text("a file, not a model")  # taken too
     assert save_binary(store, "cnn", unique=True).name == "cnn-5"
     with pytest.raises(ModelStoreError, match="is not allowed"):
         save_binary(store, "bad name", unique=True)

@@ -521,7 +521,9 @@ def command_predict(arguments: argparse.Namespace) -> int:
     from zoo.ml.inference import Predictor, load_image, predict_digit
     from zoo.storage.models import open_local_zoo
 
-    predictor = Predictor.from_file(open_local_zoo().entry(arguments.model_name).model_file)
+    store = open_local_zoo()
+    entry = store.entry(arguments.model_name)  # a model of the zoo, not any folder of that name
+    predictor = Predictor.from_file(store.model_file(entry.name))
     rows, failed = [], False
     for image in arguments.images:
         try:

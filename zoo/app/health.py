@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from zoo.core.errors import ZooError
 from zoo.core.hosting import load_config
-from zoo.core.paths import models_directory, unwritable, zoo_home
+from zoo.core.paths import unwritable, zoo_home
 from zoo.core.vocabulary import BACKENDS
 from zoo.execution.devices import describe_device
 from zoo.ml.backend import check_installed
@@ -84,8 +84,8 @@ def _check_configuration() -> tuple[bool, str]:
 def _check_directory() -> tuple[bool, str]:
     try:
         home = zoo_home()
-        with tempfile.NamedTemporaryFile(dir=models_directory(), prefix=".doctor-"):
-            pass  # a model can be written here
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
+            pass  # runs, logs and (by default) models can be written here
     except (ZooError, OSError) as error:
         return False, _unwritable(error)
     return True, f"{home} is writable"
@@ -120,11 +120,13 @@ def _check_models() -> tuple[bool, str]:
     try:
         store = ModelStore()
         entries, damaged = store.entries(), store.damaged()
+        with store.storage.staging():
+            pass  # a model can be written there
     except (ZooError, OSError) as error:
         return False, _unwritable(error)
     if damaged:
         return False, " ".join(f"{model.name}: {model.problem}" for model in damaged)
-    return True, f"{len(entries)} model(s) in {store.root}"
+    return True, f"{len(entries)} model(s) in {store.location}"
 
 
 def _check_disk() -> tuple[bool, str]:

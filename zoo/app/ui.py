@@ -24,15 +24,16 @@ from streamlit.errors import StreamlitAuthError
 from zoo.core.errors import RunError, StorageError, ZooError
 from zoo.core.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
 from zoo.core.logs import chosen_level, configure_logging
-from zoo.core.paths import models_directory, zoo_home
+from zoo.core.paths import model_store_url, zoo_home
 from zoo.core.settings import load_settings, log_level
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import LimitBound, largest_within_limits
 from zoo.runs.records import Run, lane_of
 from zoo.runs.store import RunStore, run_store_url
 from zoo.runs.store import open_run_store as open_store
-from zoo.storage.digits import DigitStore
-from zoo.storage.models import ModelEntry, ModelStore, open_local_zoo
+from zoo.storage.digits import DIGITS_FOLDER, DigitStore
+from zoo.storage.files import open_storage
+from zoo.storage.models import MODELS_FOLDER, ModelEntry, ModelStore, open_local_zoo
 
 if TYPE_CHECKING:
     import numpy as np
@@ -395,24 +396,38 @@ def may_manage_owner(owner: str | None) -> bool:
 
 
 def model_store() -> ModelStore:
-    """The local zoo of this ``ZOO_HOME``, shared by every session of this server; the shipped starter
-    is in it from the first page on, as in the CLI."""
-    return _model_store(str(models_directory()))
+    """The local zoo of this ``ZOO_MODEL_STORE`` (default ``ZOO_HOME``), shared by every session of this
+    server; the shipped starter is in it from the first page on, as in the CLI.
+
+    When it cannot be used, the page says why and stops there.
+    """
+    try:
+        return _model_store(model_store_url())
+    except StorageError as error:
+        st.error(str(error), icon=":material/error:")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
-def _model_store(root: str) -> ModelStore:
-    return open_local_zoo(root)
+def _model_store(url: str) -> ModelStore:
+    return open_local_zoo(open_storage(url).within(MODELS_FOLDER))
 
 
 def digit_store() -> DigitStore:
-    """The personal digit sets ("my digits") of this ``ZOO_HOME``."""
-    return _digit_store(str(zoo_home() / "digits"))
+    """The personal digit sets ("my digits") of this ``ZOO_MODEL_STORE`` (default ``ZOO_HOME``).
+
+    When it cannot be used, the page says why and stops there.
+    """
+    try:
+        return _digit_store(model_store_url())
+    except StorageError as error:
+        st.error(str(error), icon=":material/error:")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
-def _digit_store(root: str) -> DigitStore:
-    return DigitStore(root)
+def _digit_store(url: str) -> DigitStore:
+    return DigitStore(open_storage(url).within(DIGITS_FOLDER))
 
 
 def run_store() -> RunStore:
@@ -518,17 +533,16 @@ def _points(dataset: str, num_samples: int, noise: float, test_fraction: float, 
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _saved_model_evaluation(root: str, name: str, created_at: float) -> tuple[Evaluation, str]:
+def _saved_model_evaluation(url: str, name: str, version: str) -> tuple[Evaluation, str]:
     from zoo.ml.evaluation import evaluate_saved_model
 
-    return evaluate_saved_model(name, ModelStore(root))
+    return evaluate_saved_model(name, _model_store(url))  # version: part of the cache key
 
 
 def saved_model_evaluation(name: str) -> tuple[Evaluation, str]:
     """Per-example evaluation of a local-zoo model on its test set (loads TensorFlow; cached
     per model version, so a re-saved model is evaluated again)."""
-    entry = model_store().entry(name)
-    return _saved_model_evaluation(str(model_store().root), name, float(entry.config.created_at or 0))
+    return _saved_model_evaluation(model_store_url(), name, model_store().entry(name).version)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -568,12 +582,12 @@ def describe_model(entry: ModelEntry) -> str:
 
 def predictor(entry: ModelEntry) -> Predictor:
     """The compiled, warmed-up predictor of a local-zoo CNN, shared by every session and cached
-    per model file and modification time (a model re-saved under the same name is reloaded)."""
-    return _predictor(str(entry.model_file), entry.model_file.stat().st_mtime_ns)
+    per model file and version (a model re-saved under the same name is reloaded)."""
+    return _predictor(str(model_store().model_file(entry.name)), entry.version)
 
 
 @st.cache_resource(show_spinner="Loading the model and compiling it…", max_entries=4)
-def _predictor(model_file: str, modified_ns: int) -> Predictor:  # modified_ns: part of the cache key
+def _predictor(model_file: str, version: str) -> Predictor:  # version: part of the cache key
     from zoo.ml.inference import Predictor
 
     loaded = Predictor.from_file(model_file)

@@ -51,11 +51,6 @@ def runs_database_path() -> Path:
     return zoo_home() / "runs.sqlite3"
 
 
-def models_directory() -> Path:
-    """Return the directory of the local zoo (one sub-directory per trained model)."""
-    return ensure_directory(zoo_home() / "models")
-
-
 def model_store_url() -> str:
     """Where the local zoo and the digit sets are kept (``zoo.storage.files.open_storage`` reads it):
     ``ZOO_MODEL_STORE`` (a directory or ``file://`` URL), default ``ZOO_HOME`` (its folders ``models``

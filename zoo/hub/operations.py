@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import tempfile
 import time
 import zipfile
@@ -37,7 +36,6 @@ import httpx2
 from zoo import __version__
 from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.hosting import LOCAL_USER, User, check_may_create, load_config
-from zoo.core.names import check_model_name
 from zoo.core.scores import Scores
 from zoo.core.settings import hide_passwords, load_settings
 from zoo.core.vocabulary import KIND_SHAPES
@@ -328,15 +326,14 @@ def push(
     check_repo_id(repo_id)
     if tag is not None:
         _check_tag(tag)
-    entry = (store or ModelStore()).entry(model_name)
+    store = store or ModelStore()
+    entry = store.entry(model_name)
     token = _require_token(token, f"push to {repo_id}")
     api = _api(token)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as temporary:
         folder = Path(temporary)
-        _extract_keras_archive(entry.model_file, folder)
-        for name in (METRICS_FILE, HISTORY_FILE):
-            if (entry.path / name).is_file():
-                shutil.copyfile(entry.path / name, folder / name)
+        _extract_keras_archive(store.model_file(entry.name), folder)
+        store.copy_files(entry.name, (METRICS_FILE, HISTORY_FILE), folder)
         write_json(
             folder / ZOO_CONFIG_FILE,
             {**entry.config.to_dict(), "format": HUB_FORMAT, "model_name": entry.name},
@@ -347,7 +344,8 @@ def push(
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
             if tag is not None:
                 _refuse_existing_tag(api, repo_id, tag)  # before the commit, so a bad tag changes nothing
-            card = build_model_card(entry, repo_id, _existing_card(api, repo_id))
+            existing = _existing_card(api, repo_id)
+            card = build_model_card(entry, repo_id, existing, history=store.history(entry.name))
             (folder / CARD_FILE).write_text(str(card.content))
             commit = api.upload_folder(
                 repo_id=repo_id,
@@ -407,7 +405,7 @@ def pull(
     check_repo_id(repo_id)
     revision = revision or "main"
     store = store or ModelStore()
-    if name is not None and (store.root / check_model_name(name)).exists():
+    if name is not None and store.has(name):
         raise HubError(f"a model named {name!r} is already in the local zoo; choose another name.")
     limit = default_max_download_bytes() if max_download_bytes is None else max_download_bytes
     token = resolve_token(token)
@@ -613,9 +611,16 @@ def resolve_token(token: str | None = None) -> str | None:
 # ---- model card ----------------------------------------------------------------------------
 
 
-def build_model_card(entry: ModelEntry, repo_id: str, existing: ModelCard | None = None) -> ModelCard:
+def build_model_card(
+    entry: ModelEntry,
+    repo_id: str,
+    existing: ModelCard | None = None,
+    *,
+    history: list[dict[str, float]],
+) -> ModelCard:
     """The card for ``entry`` in ``repo_id``: Hub metadata (library, tags, datasets, model-index)
-    and a generated section, keeping any metadata and text a person added to ``existing``."""
+    and a generated section (with the training curves of ``history``, the model's per-epoch metrics),
+    keeping any metadata and text a person added to ``existing``."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     kind, task = entry.kind, TASKS[entry.kind]
@@ -650,7 +655,7 @@ def build_model_card(entry: ModelEntry, repo_id: str, existing: ModelCard | None
         model_name=repo_id.split("/")[1],
         eval_results=eval_results or None,
     )
-    generated = _generated_section(entry, repo_id, dataset_name)
+    generated = _generated_section(entry, repo_id, dataset_name, history)
     if existing is not None and CARD_BEGIN in existing.text and CARD_END in existing.text:
         before, rest = existing.text.split(CARD_BEGIN, 1)
         body = before + generated + rest.split(CARD_END, 1)[1]
@@ -687,7 +692,9 @@ def _declared_metrics(scores: Scores | None) -> list[tuple[str, str, float]]:
     return [(metric_type, label, value) for metric_type, label, value in declared if value is not None]
 
 
-def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> str:
+def _generated_section(
+    entry: ModelEntry, repo_id: str, dataset_name: str, history: list[dict[str, float]]
+) -> str:
     spec = entry.config.spec.to_dict() if entry.config.spec is not None else {}
     lines = [CARD_BEGIN, "", "## Model", "", f"{KIND_DESCRIPTIONS[entry.kind]}."]
     metric_rows = [f"| {label} | {value:.4f} |" for _, label, value in _declared_metrics(entry.metrics)]
@@ -711,7 +718,6 @@ def _generated_section(entry: ModelEntry, repo_id: str, dataset_name: str) -> st
         ]
     lines += ["", "## Training data", "", str(entry.config.data_source or "not recorded")]
     lines += _fine_tuning_lines(entry)
-    history = read_history(entry.path / HISTORY_FILE)
     if history:
         columns = [column for column in history[0] if column != "epoch"]
         step = max(1, math.ceil(len(history) / MAX_CURVE_ROWS))

@@ -1,8 +1,9 @@
 """My digits: personal labelled sets of drawn digits, kept in the local zoo, never mixed into MNIST silently.
 
-A set is a directory ``$ZOO_HOME/digits/SET/``; each digit is one ``.npz`` file holding the input as
-it was drawn or uploaded (e.g. the 280x280 RGBA canvas), its 28x28 preprocessed form and its label.
-Every write goes to a hidden temporary file that is renamed into place, so a reader never sees half a
+A set is a folder ``digits/SET/`` of the storage ``ZOO_MODEL_STORE`` names (default
+``$ZOO_HOME/digits/SET/``; see ``zoo.storage.files``); each digit is one ``.npz`` file holding the input
+as it was drawn or uploaded (e.g. the 280x280 RGBA canvas), its 28x28 preprocessed form and its label.
+Every file is written whole or not at all (``Storage.write_bytes``), so a reader never sees half a
 digit, a crash loses nothing already kept, and two sessions adding at the same time each add their own
 file (names are random): both are kept.
 
@@ -17,16 +18,16 @@ admin. Reading asks who reads (``by``), and refuses others with ``PermissionDeni
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
-import shutil
 import time
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,16 +42,17 @@ from zoo.core.hosting import (
     may_read,
     owner_slug,
 )
-from zoo.core.names import DEFAULT_SET, check_set_name
-from zoo.core.paths import unwritable, zoo_home
+from zoo.core.names import DEFAULT_SET, SET_NAME_PATTERN, check_set_name
+from zoo.core.paths import unwritable
 from zoo.core.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
+from zoo.storage.files import FolderTaken, LocalDirectory, Storage, open_storage
 
+DIGITS_FOLDER = "digits"  # of the storage ZOO_MODEL_STORE names: the digit sets
 HOLD_OUT_EVERY = 5  # of each digit's drawings (by time added), the 2nd, 7th, 12th... are held out
 SUFFIX = ".npz"
-OWNER_FILE = (
-    ".owner"  # in a set's directory: who made the set (a set made before owners is the local owner's)
-)
-SHARED_FILE = ".shared"  # in a set's directory: its owner shares it with everyone, read-only
+OWNER_FILE = ".owner"  # in a set's folder: who made the set (a set made before owners is the local owner's)
+SHARED_FILE = ".shared"  # in a set's folder: its owner shares it with everyone, read-only
+DIGIT_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,14 @@ class FineTuningSplit:
     def counts(self) -> list[int]:
         """How many digits of each class the set holds (both parts)."""
         return np.bincount(self.labels, minlength=NUM_DIGITS).tolist()
+
+
+def _no_digit(set_name: str, digit_id: object) -> DigitSetError:
+    return DigitSetError(f"the set {set_name!r} has no digit {digit_id!r}; list it to see its digits.")
+
+
+def _is_digit_file(name: str) -> bool:
+    return name.endswith(SUFFIX) and not name.startswith(".")
 
 
 def held_out_mask(labels: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -188,20 +198,47 @@ def _check_digit(digit: np.ndarray) -> np.ndarray:
 
 
 class DigitStore:
-    """Personal digit sets under ``root`` (default: ``$ZOO_HOME/digits``)."""
+    """Personal digit sets: one folder per set in ``storage`` (default: the ``digits`` folder of
+    ``ZOO_MODEL_STORE``, else ``$ZOO_HOME/digits``), read and written through the storage seam
+    (``zoo.storage.files``) alone.
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
-        self.root = Path(root) if root is not None else zoo_home() / "digits"
-        # created with the first digit: a read-only ZOO_HOME still lets the Draw page read digits
+    Args:
+        storage: the storage of the sets, or a directory that holds them. Nothing is created before
+            the first digit: a read-only ``ZOO_HOME`` still lets the Draw page read digits.
+    """
 
-    def _set_path(self, set_name: str) -> Path:
-        return self.root / check_set_name(set_name)
+    def __init__(self, storage: Storage | str | os.PathLike | None = None) -> None:
+        if storage is None:
+            storage = open_storage().within(DIGITS_FOLDER)
+        elif isinstance(storage, str | os.PathLike):
+            storage = LocalDirectory(storage)
+        self.storage: Storage = storage
 
-    def _digit_path(self, set_name: str, digit_id: str) -> Path:
-        path = self._set_path(set_name) / f"{digit_id}{SUFFIX}"
-        if not re.fullmatch(r"[0-9a-f]{32}", digit_id) or not path.is_file():
-            raise DigitSetError(f"the set {set_name!r} has no digit {digit_id!r}; list it to see its digits.")
-        return path
+    @staticmethod
+    def _digit_file(set_name: str, digit_id: str) -> str:
+        """The name of a digit's file in its set's folder.
+
+        Raises:
+            DigitSetError: a bad set name, or an id no digit has.
+        """
+        check_set_name(set_name)
+        if not isinstance(digit_id, str) or not DIGIT_ID_PATTERN.fullmatch(digit_id):
+            raise _no_digit(set_name, digit_id)
+        return f"{digit_id}{SUFFIX}"
+
+    @contextlib.contextmanager
+    def _open_digit(self, set_name: str, digit_id: str) -> Iterator[np.lib.npyio.NpzFile]:
+        """One digit's arrays, as np.load gives them.
+
+        Raises:
+            DigitSetError: a bad set name or digit id, or the set has no such digit.
+        """
+        try:
+            file = self.storage.open(set_name, self._digit_file(set_name, digit_id))
+        except FileNotFoundError:
+            raise _no_digit(set_name, digit_id) from None
+        with file, np.load(file, allow_pickle=False) as stored:
+            yield stored
 
     def owner(self, set_name: str) -> str:
         """Who made the set: only they or an admin may add to it, relabel or delete in it.
@@ -219,11 +256,13 @@ class DigitStore:
             >>> DigitStore().owner("my-digits")  # doctest: +SKIP
             'local'
         """
-        path = self._set_path(set_name) / OWNER_FILE
-        return path.read_text().strip() if path.is_file() else LOCAL_OWNER
+        try:
+            return self.storage.read_bytes(check_set_name(set_name), OWNER_FILE).decode().strip()
+        except FileNotFoundError:
+            return LOCAL_OWNER
 
     def _check_may_change(self, set_name: str, by: User) -> None:
-        if self._set_path(set_name).is_dir():
+        if self.storage.exists(check_set_name(set_name)):
             check_may_manage(by, self.owner(set_name), f"the digit set {set_name!r}")
 
     def is_shared(self, set_name: str) -> bool:
@@ -232,7 +271,7 @@ class DigitStore:
         Raises:
             DigitSetError: ``set_name`` is not allowed.
         """
-        return (self._set_path(set_name) / SHARED_FILE).is_file()
+        return self.storage.exists(check_set_name(set_name), SHARED_FILE)
 
     def may_read(self, set_name: str, by: User) -> bool:
         """Whether ``by`` may see, download or fine-tune on the set's digits: its owner, an admin, anyone
@@ -241,7 +280,7 @@ class DigitStore:
         Raises:
             DigitSetError: ``set_name`` is not allowed.
         """
-        if not self._set_path(set_name).is_dir():
+        if not self.storage.exists(check_set_name(set_name)):
             return True
         return may_read(by, self.owner(set_name), self.is_shared(set_name))
 
@@ -271,21 +310,22 @@ class DigitStore:
             DigitSetError: a bad set name, or no such set.
             PermissionDenied: ``by`` is neither the set's owner nor an admin (a set they may not read is
                 refused as such, saying nothing more about it).
+            StorageError: the set cannot be written (read-only, disk full).
 
         Example:
             >>> DigitStore().set_shared("alice-digits", True, by=alice)  # doctest: +SKIP
         """
         self.check_may_read(set_name, by)
         self._check_may_change(set_name, by)
-        marker = self._set_path(set_name) / SHARED_FILE
-        if not marker.parent.is_dir():
+        if not self.storage.exists(set_name):
             raise DigitSetError(
                 f"there is no digit set {set_name!r}; known: {', '.join(self.set_names(by=by)) or 'none'}."
             )
         if shared:
-            marker.touch()
+            self.storage.write_bytes(set_name, SHARED_FILE, b"")
         else:
-            marker.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.storage.delete_file(set_name, SHARED_FILE)
 
     def set_names(self, *, by: User) -> list[str]:
         """The sets that hold at least one digit and that ``by`` may read (see ``may_read``).
@@ -297,16 +337,13 @@ class DigitStore:
             >>> DigitStore().set_names(by=LOCAL_USER)  # doctest: +SKIP
             ['my-digits']
         """
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            path.name
-            for path in self.root.iterdir()
-            if path.is_dir()
-            and not path.name.startswith(".")
-            and any(path.glob(f"*{SUFFIX}"))
-            and self.may_read(path.name, by)
-        )
+        return [
+            name
+            for name in self.storage.folders()
+            if SET_NAME_PATTERN.fullmatch(name)
+            and any(_is_digit_file(file.name) for file in self.storage.files(name))
+            and self.may_read(name, by)
+        ]
 
     def add(
         self, set_name: str, label: object, pixels: np.ndarray, digit: np.ndarray, *, by: User
@@ -337,12 +374,12 @@ class DigitStore:
         check_may_create(by, "keep your digits")
         self._check_may_change(set_name, by)
         value, array = check_label(label), _check_digit(digit)
-        directory = self._set_path(set_name)
-        if not directory.is_dir():
-            self._make_set(directory, by)
+        if not self.storage.exists(set_name):
+            self._make_set(set_name, by)
         digit_id, created_at = uuid.uuid4().hex, time.time()
         self._write(
-            directory / f"{digit_id}{SUFFIX}",
+            set_name,
+            digit_id,
             pixels=np.asarray(pixels),
             digit=array,
             label=np.int64(value),
@@ -350,46 +387,31 @@ class DigitStore:
         )
         return PersonalDigit(set_name, digit_id, value, array, created_at)
 
-    def _make_set(self, directory: Path, by: User) -> None:
-        """Make the set ``directory`` as ``by``'s, in one step (a temporary directory renamed into place).
+    def _make_set(self, set_name: str, by: User) -> None:
+        """Make the set as ``by``'s, in one step (its owner file published with it).
 
         Raises:
-            StorageError: the digit sets' directory cannot be written (read-only, disk full).
+            StorageError: the digit sets' storage cannot be written (read-only, disk full).
         """
-        temporary = self.root / f".tmp-{uuid.uuid4().hex}"
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            temporary.mkdir()
-            (temporary / OWNER_FILE).write_text(by.name)
-        except OSError as error:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise unwritable(self.root, error) from None
-        try:
-            os.rename(temporary, directory)
-        except OSError:  # another session made the set at the same moment: it is theirs
-            shutil.rmtree(temporary, ignore_errors=True)
-            self._check_may_change(directory.name, by)
+        with self.storage.staging() as staged:
+            try:
+                (staged / OWNER_FILE).write_text(by.name)
+            except OSError as error:
+                raise unwritable(self.storage.location(), error) from None
+            try:
+                self.storage.publish(staged, set_name)
+            except FolderTaken:  # another session made the set at the same moment: it is theirs
+                self._check_may_change(set_name, by)
 
-    def _write(self, path: Path, **arrays: np.ndarray | np.generic) -> None:
-        """Write an .npz next to ``path`` and rename it into place (atomic on one file system).
+    def _write(self, set_name: str, digit_id: str, **arrays: np.ndarray | np.generic) -> None:
+        """Write one digit's .npz whole (``Storage.write_bytes``).
 
         Raises:
-            StorageError: the set's directory cannot be written (read-only, disk full); ``path``
-                is as it was.
+            StorageError: the set cannot be written (read-only, disk full); the digit is as it was.
         """
-        temporary = path.with_name(f".tmp-{uuid.uuid4().hex}{SUFFIX}")
-        try:
-            with temporary.open("wb") as handle:
-                np.savez_compressed(handle, allow_pickle=False, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            raise unwritable(path.parent, error) from None
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, allow_pickle=False, **arrays)
+        self.storage.write_bytes(set_name, f"{digit_id}{SUFFIX}", buffer.getvalue())
 
     def digits(self, set_name: str, *, by: User) -> list[PersonalDigit]:
         """Every digit of the set, oldest first.
@@ -413,16 +435,19 @@ class DigitStore:
         return self._digits(set_name)
 
     def _digits(self, set_name: str) -> list[PersonalDigit]:
-        directory = self._set_path(set_name)
         found = []
-        for path in directory.glob(f"*{SUFFIX}") if directory.is_dir() else []:
-            if path.name.startswith("."):
+        for file in self.storage.files(check_set_name(set_name)):
+            if not _is_digit_file(file.name):
                 continue
-            with np.load(path, allow_pickle=False) as stored:
+            try:
+                handle = self.storage.open(set_name, file.name)
+            except FileNotFoundError:  # deleted since it was listed
+                continue
+            with handle, np.load(handle, allow_pickle=False) as stored:
                 found.append(
                     PersonalDigit(
                         set_name,
-                        path.stem,
+                        file.name.removesuffix(SUFFIX),
                         int(stored["label"]),
                         stored["digit"].astype(np.float32),
                         float(stored["created_at"]),
@@ -441,11 +466,11 @@ class DigitStore:
         return self._pixels(set_name, digit_id)
 
     def _pixels(self, set_name: str, digit_id: str) -> np.ndarray:
-        with np.load(self._digit_path(set_name, digit_id), allow_pickle=False) as stored:
+        with self._open_digit(set_name, digit_id) as stored:
             return stored["pixels"]
 
     def relabel(self, set_name: str, digit_id: str, label: object, *, by: User) -> PersonalDigit:
-        """Give one digit another label (the file is rewritten and renamed into place).
+        """Give one digit another label (its file is written anew, whole).
 
         Args:
             set_name: the digit's set.
@@ -467,11 +492,10 @@ class DigitStore:
         """
         self._check_may_change(set_name, by)
         value = check_label(label)
-        path = self._digit_path(set_name, digit_id)
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
+        with self._open_digit(set_name, digit_id) as stored:
+            arrays: dict[str, Any] = {name: stored[name] for name in stored.files}
         arrays["label"] = np.int64(value)
-        self._write(path, **arrays)
+        self._write(set_name, digit_id, **arrays)
         return PersonalDigit(
             set_name, digit_id, value, arrays["digit"].astype(np.float32), float(arrays["created_at"])
         )
@@ -493,23 +517,26 @@ class DigitStore:
             >>> store.delete("my-digits", digit.id, by=LOCAL_USER)  # doctest: +SKIP
         """
         self._check_may_change(set_name, by)
-        path = self._digit_path(set_name, digit_id)
         try:
-            path.unlink()
-        except OSError as error:
-            raise unwritable(path.parent, error) from None
+            self.storage.delete_file(set_name, self._digit_file(set_name, digit_id))
+        except FileNotFoundError:
+            raise _no_digit(set_name, digit_id) from None
 
     def delete_set(self, set_name: str, *, by: User) -> None:
-        """Remove a whole set (renamed away first, so it vanishes in one step), for its owner or an admin."""
+        """Remove a whole set (it vanishes in one step), for its owner or an admin.
+
+        Raises:
+            DigitSetError: a bad set name, or no such set.
+            PermissionDenied: ``by`` is not signed in, or is neither the set's owner nor an admin.
+            StorageError: the digit sets' storage cannot be written (read-only).
+        """
         self._check_may_change(set_name, by)
-        path = self._set_path(set_name)
-        if not path.is_dir():
+        try:
+            self.storage.delete_folder(set_name)
+        except FileNotFoundError:
             raise DigitSetError(
                 f"there is no digit set {set_name!r}; known: {', '.join(self.set_names(by=by)) or 'none'}."
-            )
-        retired = self.root / f".old-{uuid.uuid4().hex}"
-        os.rename(path, retired)
-        shutil.rmtree(retired, ignore_errors=True)
+            ) from None
 
     def counts(self, set_name: str, *, by: User) -> list[int]:
         """How many digits of each class 0-9 the set holds.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import errno
+import io
 import json
 import logging
 import math
@@ -20,8 +20,8 @@ import re
 import shutil
 import threading
 import time
-import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -29,16 +29,25 @@ from typing import IO, TYPE_CHECKING, Any
 from zoo.core.errors import ModelStoreError, ZooError
 from zoo.core.hosting import PermissionDenied, User, check_may_manage, check_within, load_config
 from zoo.core.names import check_model_name
-from zoo.core.paths import models_directory, unwritable
+from zoo.core.paths import unwritable
 from zoo.core.scores import Scores
 from zoo.core.spec import Lineage, TrainSpec
 from zoo.core.vocabulary import KIND_SHAPES
+from zoo.storage.files import (
+    FolderTaken,
+    LocalDirectory,
+    Storage,
+    StoredFile,
+    folder_version,
+    open_storage,
+)
 
 if TYPE_CHECKING:
     import keras
 
 log = logging.getLogger(__name__)
 FORMAT = "zoo-studio-model/1"
+MODELS_FOLDER = "models"  # of the storage ZOO_MODEL_STORE names: the local zoo
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -55,9 +64,6 @@ KERAS_WEIGHTS_FILE = "model.weights.h5"
 KERAS_DESCRIPTION_FILES = (KERAS_CONFIG_FILE, "metadata.json")  # what Keras reads besides the weights
 KERAS_ARCHIVE_MEMBERS = (*KERAS_DESCRIPTION_FILES, KERAS_WEIGHTS_FILE)
 BYTES_PER_VALUE = 4  # float32
-# What renaming a model directory onto a name says when something is there already: a model (ENOTEMPTY on
-# Linux, EEXIST elsewhere) or a file (ENOTDIR).
-NAME_TAKEN = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR)
 UNKEPT_LIFETIME_SECONDS = 24 * 3600  # how long a model nobody kept stays in the zoo's directory
 # Where a data source sentence ("full MNIST from /data/mnist.npz (60,000 train ...)") ends its first words.
 DATA_SUMMARY_END = re.compile(r" from | downloaded | \(|;")
@@ -129,12 +135,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model directory in the local zoo, described by its config and metrics."""
+    """A model folder in the local zoo, described by its config and metrics."""
 
     name: str
-    path: Path
     config: ModelConfig
     metrics: Scores | None  # its evaluation (metrics.json); None when it was not evaluated
+    version: str  # changes whenever a file of the model changes (``files.folder_version``): a cache key
 
     @property
     def kind(self) -> str:
@@ -144,10 +150,6 @@ class ModelEntry:
     def owner(self) -> str | None:
         """Who made it (trained or pulled it); None for shipped and older models, which only admins manage."""
         return self.config.owner
-
-    @property
-    def model_file(self) -> Path:
-        return self.path / MODEL_FILE
 
     @property
     def accuracy(self) -> float | None:
@@ -182,12 +184,12 @@ class DamagedModel:
     """A folder of the local zoo that holds a model's files but cannot be used, and what to do."""
 
     name: str
-    path: Path
+    location: str  # where its folder is (``Storage.location``)
     problem: str  # what is wrong, and the fix
 
     def to_row(self) -> dict[str, Any]:
         """One row for ``--json`` listings, beside the models' (``ModelEntry.to_row``)."""
-        return {"name": self.name, "path": str(self.path), "damaged": self.problem}
+        return {"name": self.name, "path": self.location, "damaged": self.problem}
 
 
 @dataclass(frozen=True)
@@ -216,11 +218,25 @@ def check_model_shapes(model: keras.Model, kind: str, origin: str) -> None:
 
 
 class ModelStore:
-    """The local zoo rooted at ``root`` (default: ``$ZOO_HOME/models``)."""
+    """The local zoo: one folder per model in ``storage`` (default: the ``models`` folder of
+    ``ZOO_MODEL_STORE``, else ``$ZOO_HOME/models``), read and written through the storage seam
+    (``zoo.storage.files``) alone.
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
-        self.root = Path(root) if root is not None else models_directory()
-        self.root.mkdir(parents=True, exist_ok=True)
+    Args:
+        storage: the storage of the models, or a directory that holds them.
+    """
+
+    def __init__(self, storage: Storage | str | os.PathLike | None = None) -> None:
+        if storage is None:
+            storage = open_storage().within(MODELS_FOLDER)
+        elif isinstance(storage, str | os.PathLike):
+            storage = LocalDirectory(storage)
+        self.storage: Storage = storage
+
+    @property
+    def location(self) -> str:
+        """Where the zoo is, as messages show it (a directory, or a URL)."""
+        return self.storage.location()
 
     def save(
         self,
@@ -233,24 +249,24 @@ class ModelStore:
         overwrite: bool = False,
         unique: bool = False,
     ) -> ModelEntry:
-        """Write a model directory atomically: all files go to a hidden temporary directory
-        that is renamed into place, so readers never see half a model.
+        """Write a model folder atomically: all files go to a staging folder that is published whole
+        (``Storage.publish``), so readers never see half a model.
 
-        The rename is also what takes the name: it fails when a directory of that name appeared
-        meanwhile (another process saving under the same name at the same moment), so a save never
-        replaces another model unless ``overwrite`` asks it to.
+        Publishing is also what takes the name: it fails when a folder of that name appeared meanwhile
+        (another process saving under the same name at the same moment), so a save never replaces
+        another model unless ``overwrite`` asks it to.
 
         The store adds the format marker, and the creation time unless ``config`` has one.
 
         Args:
             model: a Keras model whose shapes fit ``config.kind``.
-            name: the directory name (letters, digits, '.', '_', '-').
+            name: the folder name (letters, digits, '.', '_', '-').
             config: how the model was made.
             metrics: its evaluation (``metrics.json``).
             history: per-epoch metrics (``history.csv``).
             overwrite: replace a model of that name.
             unique: save as ``name``, or as ``name-2``, ``name-3``... whichever is free when the model
-                is renamed into place (the returned entry says which).
+                is published (the returned entry says which).
 
         Returns:
             The new entry, under the name it was saved as.
@@ -258,7 +274,7 @@ class ModelStore:
         Raises:
             ModelStoreError: bad name, kind or shapes, or ``name`` exists and neither ``overwrite`` nor
                 ``unique`` is set.
-            StorageError: the zoo's directory cannot be written (read-only, disk full); nothing is saved.
+            StorageError: the zoo's storage cannot be written (read-only, disk full); nothing is saved.
 
         Example:
             >>> ModelStore().save(model, "my-cnn", config=ModelConfig("cnn"))  # doctest: +SKIP
@@ -269,61 +285,54 @@ class ModelStore:
                 f"config kind {config.kind!r} is unknown: use one of {', '.join(KIND_SHAPES)}."
             )
         check_model_shapes(model, config.kind, f"model {name!r}")
-        if (self.root / name).exists() and not (overwrite or unique):
-            raise self._taken(name)  # said before the model is written; the rename below is the real guard
+        if self.storage.exists(name) and not (overwrite or unique):
+            raise self._taken(name)  # said before the model is written; publishing is the real guard
         full_config = {**config.to_dict(), "format": FORMAT, "created_at": config.created_at or time.time()}
-        temporary = self.root / f".tmp-{uuid.uuid4().hex}"
-        try:
-            temporary.mkdir()
-            model.save(temporary / MODEL_FILE)
-            write_json(temporary / CONFIG_FILE, full_config)
-            write_json(temporary / METRICS_FILE, metrics.to_dict() if metrics is not None else {})
-            _write_history(temporary / HISTORY_FILE, history or [])
+        with self.storage.staging() as staged:
+            try:
+                model.save(staged / MODEL_FILE)
+                write_json(staged / CONFIG_FILE, full_config)
+                write_json(staged / METRICS_FILE, metrics.to_dict() if metrics is not None else {})
+                _write_history(staged / HISTORY_FILE, history or [])
+            except OSError as error:
+                raise unwritable(self.location, error) from None
             if overwrite:
-                self._replace(temporary, self.root / name)
+                self.storage.publish(staged, name, replace=True)
             else:
-                name = self._rename_into_free_name(temporary, name, unique)
-        except OSError as error:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise unwritable(self.root, error) from None
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-        log.info("saved model %s (%s) in %s", name, config.kind, self.root)
+                name = self._publish_under_free_name(staged, name, unique)
+        log.info("saved model %s (%s) in %s", name, config.kind, self.location)
         return self.entry(name)
 
-    def _rename_into_free_name(self, temporary: Path, name: str, unique: bool) -> str:
-        """Rename ``temporary`` to ``name`` (or, ``unique``, to the first of ``name-2``, ``name-3``...
-        that is free) and return the name it got. A directory rename does not replace a directory
-        that holds anything, so two processes can never both take one name."""
+    def _publish_under_free_name(self, staged: Path, name: str, unique: bool) -> str:
+        """Publish ``staged`` as ``name`` (or, ``unique``, as the first of ``name-2``, ``name-3``...
+        that is free) and return the name it got."""
         candidate, number = name, 1
         while True:
             try:
-                os.rename(temporary, self.root / check_model_name(candidate))
+                self.storage.publish(staged, check_model_name(candidate))
                 return candidate
-            except OSError as error:
-                if error.errno not in NAME_TAKEN:
-                    raise
-            if not unique:
-                raise self._taken(name)
+            except FolderTaken:
+                if not unique:
+                    raise self._taken(name) from None
             number += 1
             candidate = f"{name}-{number}"
 
-    def _replace(self, temporary: Path, target: Path) -> None:
-        retired = self.root / f".old-{uuid.uuid4().hex}"
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(target, retired)
-        os.rename(temporary, target)
-        shutil.rmtree(retired, ignore_errors=True)
-
     def _taken(self, name: str) -> ModelStoreError:
         return ModelStoreError(
-            f"a model named {name!r} already exists in {self.root}; choose another name "
+            f"a model named {name!r} already exists in {self.location}; choose another name "
             "or delete the old one first."
         )
 
+    def has(self, name: str) -> bool:
+        """Whether the zoo has a folder ``name`` (a model, or what is left of one).
+
+        Raises:
+            ModelStoreError: ``name`` is not allowed.
+        """
+        return self.storage.exists(check_model_name(name))
+
     def entries(self, include_unkept: bool = False) -> list[ModelEntry]:
-        """Every valid model in the zoo, newest first; foreign directories and damaged models (see
+        """Every valid model in the zoo, newest first; foreign folders and damaged models (see
         ``damaged``) are left out.
 
         Args:
@@ -354,20 +363,21 @@ class ModelStore:
 
     def _survey(self) -> tuple[list[ModelEntry], list[DamagedModel]]:
         found, damaged = [], []
-        for path in sorted(self.root.iterdir()):
-            if not path.is_dir() or path.name.startswith("."):
-                continue
+        for name in self.storage.folders():
+            files = self.storage.files(name)
             try:
-                entry = self.entry(path.name)
-                check_keras_archive(entry.model_file)
+                entry = self._entry(name, files)
+                with self._open(name, MODEL_FILE) as model_file:
+                    check_keras_archive(model_file, self.storage.location(name, MODEL_FILE))
                 found.append(entry)
             except ModelStoreError as error:
-                if any((path / file).exists() for file in MODEL_FILES):  # not a foreign directory
+                if any(file.name in MODEL_FILES for file in files):  # not a foreign folder
+                    where = self.storage.location(name)
                     fix = (
-                        f"delete the folder {path}, or put its files back from a backup "
+                        f"delete the folder {where}, or put its files back from a backup "
                         "(or train or pull the model again)"
                     )
-                    damaged.append(DamagedModel(path.name, path, f"{str(error).rstrip('.')}; {fix}."))
+                    damaged.append(DamagedModel(name, where, f"{str(error).rstrip('.')}; {fix}."))
         found.sort(key=lambda entry: entry.config.created_at or 0, reverse=True)
         return found, damaged
 
@@ -390,13 +400,13 @@ class ModelStore:
         }
 
     def entry(self, name: str) -> ModelEntry:
-        """Read and validate a model directory's description (not its weights).
+        """Read and validate a model folder's description (not its weights).
 
         Args:
             name: the model's name in the zoo.
 
         Returns:
-            Its entry: path, config and scores (None when it has no ``metrics.json``).
+            Its entry: config, scores (None when it has no ``metrics.json``) and version.
 
         Raises:
             ModelStoreError: a name that is not allowed, no such model, or its files are missing
@@ -406,24 +416,110 @@ class ModelStore:
             >>> open_local_zoo().entry("mnist-cnn").kind  # doctest: +SKIP
             'cnn'
         """
-        path = self.root / check_model_name(name)
-        if not path.is_dir():
-            known = ", ".join(sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".")))
+        return self._entry(check_model_name(name), self.storage.files(name))
+
+    def _entry(self, name: str, files: list[StoredFile]) -> ModelEntry:
+        if not files and not self.storage.exists(name):
+            known = ", ".join(self.storage.folders())
             raise ModelStoreError(
-                f"no model named {name!r} in {self.root}; known models: {known or 'none yet'}."
+                f"no model named {name!r} in {self.location}; known models: {known or 'none yet'}."
             )
-        missing = [file for file in (MODEL_FILE, CONFIG_FILE) if not (path / file).is_file()]
+        sizes = {file.name: file.size for file in files}
+        missing = [file for file in (MODEL_FILE, CONFIG_FILE) if file not in sizes]
         if missing:
-            raise ModelStoreError(f"{path} is not a Zoo Studio model: {', '.join(missing)} missing.")
-        values = read_json(path / CONFIG_FILE)
+            raise ModelStoreError(
+                f"{self.storage.location(name)} is not a Zoo Studio model: {', '.join(missing)} missing."
+            )
+        values = self._read_json(name, CONFIG_FILE, sizes[CONFIG_FILE])
         if values.get("format") != FORMAT or values.get("kind") not in KIND_SHAPES:
             raise ModelStoreError(
-                f"{path / CONFIG_FILE} is not a Zoo Studio model config (format {FORMAT} with kind "
-                "'cnn' or 'binary' expected)."
+                f"{self.storage.location(name, CONFIG_FILE)} is not a Zoo Studio model config (format "
+                f"{FORMAT} with kind 'cnn' or 'binary' expected)."
             )
         config = ModelConfig.from_dict(values)
-        metrics_path = path / METRICS_FILE
-        return ModelEntry(name=name, path=path, config=config, metrics=read_scores(metrics_path))
+        metrics = self._scores(name, sizes[METRICS_FILE]) if METRICS_FILE in sizes else None
+        return ModelEntry(name=name, config=config, metrics=metrics, version=folder_version(files))
+
+    def _scores(self, name: str, size: int) -> Scores | None:
+        """A model's evaluation from its ``metrics.json`` (None when it is empty: the model was not
+        evaluated).
+
+        Raises:
+            ModelStoreError: the file is unreadable, or not a Zoo Studio evaluation.
+        """
+        values = self._read_json(name, METRICS_FILE, size)
+        try:
+            return Scores.from_dict(values) if values else None
+        except ZooError as error:
+            raise ModelStoreError(f"{self.storage.location(name, METRICS_FILE)}: {error}") from None
+
+    def _read_json(self, name: str, file: str, size: int) -> dict[str, Any]:
+        """A JSON object of a model folder, its size checked before it is read.
+
+        Raises:
+            ModelStoreError: the file is too large, unreadable, not JSON, or not an object.
+        """
+        where = self.storage.location(name, file)
+        check_description_size(size, where, DAMAGED_DIRECTORY_FIX)
+        try:
+            data = json.loads(self.storage.read_bytes(name, file))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelStoreError(
+                f"{where} is not valid JSON ({error}); the model directory is corrupt."
+            ) from None
+        if not isinstance(data, dict):
+            raise ModelStoreError(f"{where} must hold a JSON object; the model directory is corrupt.")
+        return data
+
+    def _open(self, name: str, file: str) -> IO[bytes]:
+        """A file of a model folder, open for reading.
+
+        Raises:
+            ModelStoreError: it cannot be read.
+        """
+        try:
+            return self.storage.open(name, file)
+        except OSError as error:
+            where = self.storage.location(name, file)
+            raise ModelStoreError(f"{where} cannot be read ({error.strerror or error}).") from None
+
+    def model_file(self, name: str) -> Path:
+        """The ``model.keras`` of a model as a file on this machine, for Keras to load.
+
+        Raises:
+            ModelStoreError: ``name`` is not allowed.
+        """
+        return self.storage.local_path(check_model_name(name), MODEL_FILE)
+
+    def history(self, name: str) -> list[dict[str, float]]:
+        """A model's per-epoch metrics (``history.csv``; empty when it has none).
+
+        Raises:
+            ModelStoreError: ``name`` is not allowed, or the file is larger than a model's history can be.
+        """
+        sizes = {file.name: file.size for file in self.storage.files(check_model_name(name))}
+        if HISTORY_FILE not in sizes:
+            return []
+        check_description_size(
+            sizes[HISTORY_FILE], self.storage.location(name, HISTORY_FILE), DAMAGED_DIRECTORY_FIX
+        )
+        return parse_history(self.storage.read_bytes(name, HISTORY_FILE).decode())
+
+    def copy_files(self, name: str, files: Sequence[str], folder: Path) -> list[str]:
+        """Copy those of ``files`` a model has into ``folder`` on this machine (e.g. to push them).
+
+        Returns:
+            The names copied.
+
+        Raises:
+            ModelStoreError: ``name`` is not allowed.
+        """
+        copied = []
+        for file in files:
+            with contextlib.suppress(FileNotFoundError):
+                (folder / file).write_bytes(self.storage.read_bytes(check_model_name(name), file))
+                copied.append(file)
+        return copied
 
     def load(self, name: str) -> LoadedModel:
         """Load a model with ``safe_mode=True`` and check its input and output shapes.
@@ -435,7 +531,7 @@ class ModelStore:
             Its entry, the Keras model (not compiled) and its per-epoch history.
 
         Raises:
-            ModelStoreError: no such model, or the directory or ``model.keras`` is corrupt, unsafe
+            ModelStoreError: no such model, or the folder or ``model.keras`` is corrupt, unsafe
                 or the wrong shape.
 
         Example:
@@ -443,13 +539,12 @@ class ModelStore:
             (None, 28, 28, 1)
         """
         entry = self.entry(name)
-        model = load_keras_file(entry.model_file)
-        check_model_shapes(model, entry.kind, str(entry.path))
-        history_path = entry.path / HISTORY_FILE
-        return LoadedModel(entry=entry, model=model, history=read_history(history_path))
+        model = load_keras_file(self.model_file(name), self.storage.location(name, MODEL_FILE))
+        check_model_shapes(model, entry.kind, self.storage.location(name))
+        return LoadedModel(entry=entry, model=model, history=self.history(name))
 
     def delete(self, name: str, *, by: User) -> None:
-        """Remove a model directory (renamed away first, so it vanishes in one step).
+        """Remove a model folder (it vanishes in one step).
 
         Args:
             name: the model's name in the zoo.
@@ -458,20 +553,18 @@ class ModelStore:
         Raises:
             ModelStoreError: no model ``name``.
             PermissionDenied: ``by`` is not signed in, or is neither the model's owner nor an admin.
+            StorageError: the zoo's storage cannot be written.
 
         Example:
             >>> store.delete("my-cnn", by=LOCAL_USER)  # doctest: +SKIP
         """
         entry = self.entry(name)
         check_may_manage(by, entry.owner, f"model {name!r}")
-        path = entry.path
-        retired = self.root / f".old-{uuid.uuid4().hex}"
-        os.rename(path, retired)
-        shutil.rmtree(retired, ignore_errors=True)
-        log.info("deleted model %s from %s (asked by %s)", name, self.root, by.name)
+        self.storage.delete_folder(name)
+        log.info("deleted model %s from %s (asked by %s)", name, self.location, by.name)
 
     def rename(self, name: str, new_name: str, *, by: User) -> ModelEntry:
-        """Give a model a new name (its directory is renamed in one step).
+        """Give a model a new name (its folder is renamed in one step).
 
         Args:
             name: the model's name in the zoo.
@@ -491,14 +584,13 @@ class ModelStore:
         """
         entry = self.entry(name)
         check_may_manage(by, entry.owner, f"model {name!r}")
-        path = entry.path
-        target = self.root / check_model_name(new_name)
-        if target.exists():
+        try:
+            self.storage.rename_folder(name, check_model_name(new_name))
+        except FolderTaken:
             raise ModelStoreError(
-                f"a model named {new_name!r} already exists in {self.root}; choose another name."
-            )
-        os.rename(path, target)
-        log.info("renamed model %s to %s in %s", name, new_name, self.root)
+                f"a model named {new_name!r} already exists in {self.location}; choose another name."
+            ) from None
+        log.info("renamed model %s to %s in %s", name, new_name, self.location)
         return self.entry(new_name)
 
     def keep(self, name: str, *, by: User, new_name: str | None = None) -> ModelEntry:
@@ -525,10 +617,10 @@ class ModelStore:
         check_may_manage(by, entry.owner, f"model {name!r}")
         if new_name is not None and new_name != name:
             entry = self.rename(name, new_name, by=by)
-        values = read_json(entry.path / CONFIG_FILE)
-        temporary = entry.path / f".{CONFIG_FILE}.{uuid.uuid4().hex}"
-        write_json(temporary, {**values, "kept": True})
-        os.replace(temporary, entry.path / CONFIG_FILE)  # readers see the old file or the new, never half
+        sizes = {file.name: file.size for file in self.storage.files(entry.name)}
+        values = self._read_json(entry.name, CONFIG_FILE, sizes.get(CONFIG_FILE, 0))
+        # readers see the old file or the new, never half
+        self.storage.write_bytes(entry.name, CONFIG_FILE, json_bytes({**values, "kept": True}))
         return self.entry(entry.name)
 
     def remove_unkept(self, older_than_seconds: float = UNKEPT_LIFETIME_SECONDS) -> list[str]:
@@ -541,23 +633,22 @@ class ModelStore:
             if not entry.config.kept and (entry.config.created_at or 0) < deadline
         ]
         for entry in stale:
-            retired = self.root / f".old-{uuid.uuid4().hex}"
             with contextlib.suppress(FileNotFoundError):  # another process removed it first
-                os.rename(entry.path, retired)
-                shutil.rmtree(retired, ignore_errors=True)
-                log.info("removed model %s, which nobody kept, from %s", entry.name, self.root)
+                self.storage.delete_folder(entry.name)
+                log.info("removed model %s, which nobody kept, from %s", entry.name, self.location)
         return [entry.name for entry in stale]
 
 
 STARTER_DIRECTORY = Path(__file__).resolve().parents[1] / "starter"
 
 
-def open_local_zoo(root: str | os.PathLike | None = None) -> ModelStore:
-    """The local zoo (default ``$ZOO_HOME/models``) with the shipped starter models in it: every
-    command and page opens it this way, so a fresh install lists, draws with and evaluates the starter.
+def open_local_zoo(storage: Storage | str | os.PathLike | None = None) -> ModelStore:
+    """The local zoo (default: ``ZOO_MODEL_STORE``'s, else ``$ZOO_HOME/models``) with the shipped
+    starter models in it: every command and page opens it this way, so a fresh install lists, draws
+    with and evaluates the starter.
 
     Args:
-        root: the zoo's directory (created when missing).
+        storage: the zoo's storage, or its directory (see ``ModelStore``).
 
     Returns:
         The store; the starter is copied in when the zoo holds none of the shipped models.
@@ -566,7 +657,7 @@ def open_local_zoo(root: str | os.PathLike | None = None) -> ModelStore:
         >>> [entry.name for entry in open_local_zoo().entries()]  # doctest: +SKIP
         ['mnist-cnn']
     """
-    store = ModelStore(root)
+    store = ModelStore(storage)
     install_starter_models(store)
     return store
 
@@ -575,40 +666,48 @@ def install_starter_models(store: ModelStore | None = None, source: Path = START
     """Copy the models shipped with Zoo Studio (``zoo/starter/NAME/``, complete model directories)
     into the local zoo when it holds none of them yet, so a fresh machine always has one.
 
-    Each is copied to a hidden directory and renamed into place, as ``save`` does. Returns the
-    names copied (empty when the zoo already has a starter or none is shipped).
+    Each is copied to a staging folder and published, as ``save`` does. Returns the names copied
+    (empty when the zoo already has a starter or none is shipped).
+
+    Raises:
+        StorageError: the zoo's storage cannot be written.
     """
     store = store or ModelStore()
     shipped = sorted(p for p in source.iterdir() if (p / MODEL_FILE).is_file()) if source.is_dir() else []
-    if any((store.root / path.name).exists() for path in shipped):
+    if any(store.has(path.name) for path in shipped):
         return []
     installed = []
     for path in shipped:
-        temporary = store.root / f".tmp-{uuid.uuid4().hex}"
-        shutil.copytree(path, temporary)
-        try:
-            os.rename(temporary, store.root / path.name)
-            installed.append(path.name)
-            log.info("installed the starter model %s in %s", path.name, store.root)
-        except OSError:  # another session installed it at the same moment
-            shutil.rmtree(temporary, ignore_errors=True)
+        with store.storage.staging() as staged:
+            try:
+                shutil.copytree(path, staged, dirs_exist_ok=True)
+            except OSError as error:
+                raise unwritable(store.location, error) from None
+            with contextlib.suppress(FolderTaken):  # another session installed it at the same moment
+                store.storage.publish(staged, path.name)
+                installed.append(path.name)
+                log.info("installed the starter model %s in %s", path.name, store.location)
     return installed
 
 
-def check_keras_archive(path: Path) -> None:
+def check_keras_archive(file: IO[bytes], origin: str) -> None:
     """Check that a ``.keras`` file is a whole Keras archive, from its zip directory alone (cheap:
     nothing is loaded), so that a file cut short or overwritten is found without loading TensorFlow.
+
+    Args:
+        file: the file, open for reading (seekable).
+        origin: where it is, for the message.
 
     Raises:
         ModelStoreError: it is not a zip archive, or lacks its config, metadata or weights.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(file) as archive:
             missing = [name for name in KERAS_ARCHIVE_MEMBERS if name not in archive.namelist()]
     except (zipfile.BadZipFile, OSError) as error:
-        raise ModelStoreError(f"{path} is not a Keras model file ({error}).") from None
+        raise ModelStoreError(f"{origin} is not a Keras model file ({error}).") from None
     if missing:
-        raise ModelStoreError(f"{path} is not a Keras model file ({', '.join(missing)} missing in it).")
+        raise ModelStoreError(f"{origin} is not a Keras model file ({', '.join(missing)} missing in it).")
 
 
 @dataclass(frozen=True)
@@ -775,43 +874,14 @@ def check_description_size(size: int, what: str, fix: str) -> None:
         )
 
 
+def json_bytes(data: dict[str, Any]) -> bytes:
+    """``data`` as indented, key-sorted JSON (the form of every JSON file in a model folder)."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str).encode()
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented, key-sorted JSON (the form of every JSON file in a model directory)."""
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object from a model directory.
-
-    Raises:
-        ModelStoreError: the file is unreadable, not JSON, or not an object.
-    """
-    try:
-        check_description_size(path.stat().st_size, str(path), DAMAGED_DIRECTORY_FIX)
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelStoreError(
-            f"{path} is not valid JSON ({error}); the model directory is corrupt."
-        ) from None
-    if not isinstance(data, dict):
-        raise ModelStoreError(f"{path} must hold a JSON object; the model directory is corrupt.")
-    return data
-
-
-def read_scores(path: Path) -> Scores | None:
-    """A model's evaluation from its ``metrics.json`` (None when the file is absent or empty: the model
-    was not evaluated).
-
-    Raises:
-        ModelStoreError: the file is unreadable, or not a Zoo Studio evaluation.
-    """
-    if not path.is_file():
-        return None
-    values = read_json(path)
-    try:
-        return Scores.from_dict(values) if values else None
-    except ZooError as error:
-        raise ModelStoreError(f"{path}: {error}") from None
+    """Write ``data`` to a file as ``json_bytes`` does."""
+    path.write_bytes(json_bytes(data))
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -822,8 +892,17 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
+def parse_history(text: str) -> list[dict[str, float]]:
+    """Per-epoch metrics from the text of a ``history.csv``."""
+    return [
+        {key: float(value) for key, value in row.items() if value != ""}
+        for row in csv.DictReader(io.StringIO(text, newline=""))
+    ]
+
+
 def read_history(path: Path) -> list[dict[str, float]]:
-    """Per-epoch metrics from a ``history.csv`` (empty when the file is absent).
+    """Per-epoch metrics from a ``history.csv`` file on this machine (empty when it is absent), such as
+    one downloaded from a Hub.
 
     Raises:
         ModelStoreError: the file is larger than a model's history can be.
@@ -831,7 +910,4 @@ def read_history(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     check_description_size(path.stat().st_size, str(path), DAMAGED_DIRECTORY_FIX)
-    with path.open(newline="") as handle:
-        return [
-            {key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)
-        ]
+    return parse_history(path.read_bytes().decode())
