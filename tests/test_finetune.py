@@ -25,6 +25,7 @@ from zoo.core.spec import Lineage, TrainSpec
 from zoo.execution.admission import start
 from zoo.execution.executor import open_executor, wait
 from zoo.hub import operations as hub
+from zoo.hub.card import build_model_card
 from zoo.ml.evaluation import evaluate_model
 from zoo.ml.training import fit, load_training_data, predict_in_batches
 from zoo.runs.store import open_run_store
@@ -131,7 +132,7 @@ def test_a_fine_tuning_run_learns_my_digits_keeps_mnist_and_records_its_lineage(
     }
     new_model = ModelStore().load("mine-cnn").model
     assert np.asarray(new_model(bars(3, True, 9)[..., None])).argmax(axis=1).tolist() == [4, 4, 4]
-    card = hub.build_model_card(entry, "alice/mine-cnn", history=ModelStore().history("mine-cnn")).text
+    card = build_model_card(entry, "alice/mine-cnn", history=ModelStore().history("mine-cnn")).text
     assert "## Fine-tuning" in card and "Fine-tuned from `base` on 20 personal digits (set `mine`" in card
     personal = f"{before.personal_accuracy:.4f} | {after.personal_accuracy:.4f}"
     assert f"| held-out personal digits | {personal} |" in card

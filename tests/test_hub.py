@@ -27,6 +27,7 @@ from loopback import black_hole, closed_port_url
 from test_store import forge_keras_config, small_cnn, with_dense_units
 
 from zoo.hub import operations as hub
+from zoo.hub.card import CARD_BEGIN, CARD_END, card_metrics
 from zoo.storage.models import ModelConfig, ModelOrigin, ModelStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +214,7 @@ def test_the_card_has_hub_metadata_and_the_run(server, trained):
     assert 'keras.saving.load_model("hf://alice/tiny-cnn")' in card.text
     # The Hub itself reads the card: model info and listings carry its metrics.
     info = api().model_info("alice/tiny-cnn")
-    assert hub.card_metrics(info.card_data).accuracy == pytest.approx(metrics.accuracy, abs=1e-6)
+    assert card_metrics(info.card_data).accuracy == pytest.approx(metrics.accuracy, abs=1e-6)
 
 
 def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trained):
@@ -223,9 +224,7 @@ def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trai
     first = hub.push(name, "alice/tiny-cnn", tag="v1")
     card = ModelCard(server.files("alice/tiny-cnn")["README.md"].decode())
     card.data.license = "mit"
-    card.text = card.text.replace(
-        hub.CARD_BEGIN, "A note by a person: trained on a Tuesday.\n\n" + hub.CARD_BEGIN
-    )
+    card.text = card.text.replace(CARD_BEGIN, "A note by a person: trained on a Tuesday.\n\n" + CARD_BEGIN)
     card.text += "\n## Thanks\n\nTo the MNIST authors.\n"
     api().upload_file(
         path_or_fileobj=str(card.content).encode(), path_in_repo="README.md", repo_id="alice/tiny-cnn"
@@ -240,8 +239,8 @@ def test_a_second_push_keeps_hand_written_text_and_updates_the_rest(server, trai
     assert "A note by a person: trained on a Tuesday." in updated.text
     assert "To the MNIST authors." in updated.text
     assert updated.data.license == "mit"
-    assert updated.text.count(hub.CARD_BEGIN) == 1 and updated.text.count(hub.CARD_END) == 1
-    assert hub.card_metrics(updated.data).accuracy == 0.99
+    assert updated.text.count(CARD_BEGIN) == 1 and updated.text.count(CARD_END) == 1
+    assert card_metrics(updated.data).accuracy == 0.99
     assert "| Accuracy | 0.9900 |" in updated.text
 
     revisions = hub.list_revisions("alice/tiny-cnn")
@@ -491,7 +490,7 @@ def test_cli_v_logs_the_model_pulled_and_saved_and_each_hub_retry_one_line_each_
     assert main(["-v", "hub", "revisions", "alice/tiny-cnn"]) == 0
     logged = capsys.readouterr().err.splitlines()
     retried = [line for line in logged if ": answered 503; trying again in " in line]
-    assert len(retried) == 2 and f" INFO zoo.hub.operations: GET {server.url}/api/" in retried[0], logged
+    assert len(retried) == 2 and f" INFO zoo.hub.transport: GET {server.url}/api/" in retried[0], logged
 
     monkeypatch.setenv("ZOO_HUB_TIMEOUT", "1")
     server.state.stall_seconds = 600.0

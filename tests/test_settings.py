@@ -23,7 +23,7 @@ from zoo.core.hosting import load_config
 from zoo.core.settings import HOSTED_LIMITS, SETTINGS, load_settings
 from zoo.execution.devices import runs_per_device
 from zoo.execution.local import warm_workers
-from zoo.hub import operations as hub
+from zoo.hub import transport
 from zoo.ml.data import describe_mnist_source
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -160,7 +160,11 @@ def test_a_setting_in_the_file_reaches_the_code_that_uses_it(zoo_home, monkeypat
         f'hub_max_download_mb = 2\nmnist = "{mnist_npz_file}"\n',
     )
     assert (warm_workers(), runs_per_device("cpu")) == (1, 3)
-    assert (hub.timeout_seconds(), hub.connect_timeout_seconds(), hub.default_max_download_bytes()) == (
+    assert (
+        transport.timeout_seconds(),
+        transport.connect_timeout_seconds(),
+        transport.default_max_download_bytes(),
+    ) == (
         4,
         0.5,
         2_000_000,
