@@ -163,6 +163,12 @@ def test_a_storage_within_another_keeps_its_folders_apart(storage):
 
 def test_zoo_model_store_names_the_directory_as_a_path_or_a_file_url(tmp_path, zoo_home, monkeypatch):
     assert open_storage().location() == str(zoo_home)  # by default, ZOO_HOME's folders
+    zoo_home.mkdir(exist_ok=True)
+    (zoo_home / "config.toml").write_text(f'model_store = "{tmp_path / "configured"}"\n')
+    assert open_storage().location("models") == str(tmp_path / "configured" / "models")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ZOO_MODEL_STORE", "~/in-home")  # the environment wins over the file
+    assert open_storage().location() == str(tmp_path / "in-home")
     monkeypatch.setenv("ZOO_MODEL_STORE", str(tmp_path / "shared"))
     assert open_storage().location("models") == str(tmp_path / "shared" / "models")
     monkeypatch.setenv("ZOO_MODEL_STORE", (tmp_path / "shared").as_uri())

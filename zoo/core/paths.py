@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from zoo.core.errors import StorageError
-from zoo.core.settings import home_directory
+from zoo.core.settings import home_directory, load_settings
 
 
 def zoo_home() -> Path:
@@ -53,9 +53,17 @@ def runs_database_path() -> Path:
 
 def model_store_url() -> str:
     """Where the local zoo and the digit sets are kept (``zoo.storage.files.open_storage`` reads it):
-    ``ZOO_MODEL_STORE`` (a directory or ``file://`` URL), default ``ZOO_HOME`` (its folders ``models``
-    and ``digits``)."""
-    return os.environ.get("ZOO_MODEL_STORE") or str(zoo_home())
+    the setting ``ZOO_MODEL_STORE`` (``model_store`` in config.toml; a directory or ``file://`` URL),
+    default ``ZOO_HOME`` (its folders ``models`` and ``digits``).
+
+    Raises:
+        SettingsError: the setting or the configuration file is not valid.
+        StorageError: by default, ``ZOO_HOME`` does not exist and cannot be created.
+    """
+    settings = load_settings()
+    if settings.source("model_store") == "default":
+        return str(zoo_home())  # made here, or one line saying ZOO_HOME cannot be created
+    return settings.model_store
 
 
 def shown_path(path: str | os.PathLike) -> str:

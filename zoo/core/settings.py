@@ -164,7 +164,7 @@ SETTINGS: tuple[Setting, ...] = (
         "ZOO_MODEL_STORE",
         "model_store",
         "$ZOO_HOME",
-        "where the local zoo and digit sets live",
+        "where the local zoo (models/) and digit sets (digits/) live: a directory or file:// URL",
     ),
     Setting(
         "warm_workers", "ZOO_WARM_WORKERS", "warm_workers", "2", "workers each pool keeps waiting (0-16)"
@@ -299,7 +299,7 @@ class Settings:
     executor: str
     host: str
     run_store: str  # a URL
-    model_store: Path
+    model_store: str  # a directory or a URL (zoo.storage.files.open_storage says which kinds it takes)
     warm_workers: int
     runs_per_device: int | None  # None: as the device allows
     mirrored_devices: tuple[str, ...]  # (): every GPU
@@ -444,7 +444,7 @@ def _load(
         executor=reader.read("executor", "local", _choice(EXECUTORS)),
         host=reader.read("host", socket.gethostname(), _text),
         run_store=reader.read("run_store", f"sqlite:///{home / 'runs.sqlite3'}", _store_url),
-        model_store=reader.read("model_store", home, _path),
+        model_store=reader.read("model_store", str(home), _store_location),
         warm_workers=reader.read("warm_workers", 2, _whole(0, 16)),
         runs_per_device=reader.read("runs_per_device", None, _whole(1, 64)),
         mirrored_devices=reader.read("mirrored_devices", (), _names),
@@ -651,6 +651,15 @@ def _path(raw: Any) -> Path:
     if not isinstance(raw, str | Path) or not str(raw).strip():
         raise _Expected("give a path")
     return Path(raw).expanduser()
+
+
+def _store_location(raw: Any) -> str:
+    """A directory (``~`` expanded) or a URL as given: ``zoo.storage.files.open_storage`` says which
+    kinds of store it can use."""
+    if not isinstance(raw, str | Path) or not str(raw).strip():
+        raise _Expected("give a directory, e.g. /data/zoo, or a file:// URL")
+    text = str(raw).strip()
+    return text if "://" in text else str(Path(text).expanduser())
 
 
 def _file_name(raw: Any) -> str:
