@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 from streamlit.errors import StreamlitAuthError
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from zoo.ml.data import PointsData
     from zoo.ml.evaluation import Evaluation
     from zoo.ml.inference import Predictor
+
+Resource = TypeVar("Resource")  # what a cached opener gives: a store, an executor
 
 APP_SESSION_KEY = "zoo.app_session"
 VISITOR_PAGES = ("pages/home.py", "pages/learn.py", "pages/draw.py")  # open without signing in
@@ -395,17 +397,22 @@ def may_manage_owner(owner: str | None) -> bool:
 # --- cached shared resources ----------------------------------------------------------------
 
 
+def _or_stop(open_resource: Callable[[], Resource]) -> Resource:
+    """``open_resource()``; when it cannot be used (a ``ZooError``), the page says why and stops there."""
+    try:
+        return open_resource()
+    except ZooError as error:
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+
+
 def model_store() -> ModelStore:
     """The local zoo of this ``ZOO_MODEL_STORE`` (default ``ZOO_HOME``), shared by every session of this
     server; the shipped starter is in it from the first page on, as in the CLI.
 
     When it cannot be used, the page says why and stops there.
     """
-    try:
-        return _model_store(model_store_url())
-    except StorageError as error:
-        st.error(str(error), icon=":material/error:")
-        st.stop()
+    return _or_stop(lambda: _model_store(model_store_url()))
 
 
 @st.cache_resource(show_spinner=False)
@@ -418,11 +425,7 @@ def digit_store() -> DigitStore:
 
     When it cannot be used, the page says why and stops there.
     """
-    try:
-        return _digit_store(model_store_url())
-    except StorageError as error:
-        st.error(str(error), icon=":material/error:")
-        st.stop()
+    return _or_stop(lambda: _digit_store(model_store_url()))
 
 
 @st.cache_resource(show_spinner=False)
@@ -435,11 +438,7 @@ def run_store() -> RunStore:
 
     When it cannot be used, the page says why and stops there: only pages that need runs call this.
     """
-    try:
-        return open_run_store()
-    except StorageError as error:
-        st.error(str(error), icon=":material/error:")
-        st.stop()
+    return _or_stop(open_run_store)
 
 
 def open_run_store() -> RunStore:
@@ -460,13 +459,10 @@ def _run_store(url: str) -> RunStore:
 def executor() -> Executor:
     """Where this server's runs execute (``open_executor``).
 
-    When it cannot be used (nor its run store), the page says why and stops there, as ``run_store``.
+    When it cannot be used (``ZOO_EXECUTOR`` names no executor, its files or its run store cannot be
+    opened), the page says why and stops there, as ``run_store``.
     """
-    try:
-        return open_executor()
-    except ZooError as error:  # ZOO_EXECUTOR names no executor, or its files cannot be opened
-        st.error(str(error), icon=":material/error:")
-        st.stop()
+    return _or_stop(open_executor)
 
 
 def open_executor() -> Executor:

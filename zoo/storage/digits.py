@@ -45,7 +45,7 @@ from zoo.core.hosting import (
 from zoo.core.names import DEFAULT_SET, SET_NAME_PATTERN, check_set_name
 from zoo.core.paths import unwritable
 from zoo.core.vocabulary import MNIST_IMAGE_SHAPE, NUM_DIGITS
-from zoo.storage.files import FolderTaken, LocalDirectory, Storage, open_storage
+from zoo.storage.files import FolderTaken, Storage, storage_for
 
 DIGITS_FOLDER = "digits"  # of the storage ZOO_MODEL_STORE names: the digit sets
 HOLD_OUT_EVERY = 5  # of each digit's drawings (by time added), the 2nd, 7th, 12th... are held out
@@ -208,11 +208,7 @@ class DigitStore:
     """
 
     def __init__(self, storage: Storage | str | os.PathLike | None = None) -> None:
-        if storage is None:
-            storage = open_storage().within(DIGITS_FOLDER)
-        elif isinstance(storage, str | os.PathLike):
-            storage = LocalDirectory(storage)
-        self.storage: Storage = storage
+        self.storage: Storage = storage_for(storage, DIGITS_FOLDER)
 
     @staticmethod
     def _digit_file(set_name: str, digit_id: str) -> str:

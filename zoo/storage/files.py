@@ -293,6 +293,16 @@ def _stored(name: str, stat: os.stat_result) -> StoredFile:
     return StoredFile(name, stat.st_size, f"{stat.st_ino:x}-{stat.st_mtime_ns:x}")
 
 
+def storage_for(storage: Storage | str | os.PathLike | None, folder: str) -> Storage:
+    """The storage a store keeps its folders in: ``storage`` itself, a directory's, or (None) the
+    ``folder`` of the storage ``ZOO_MODEL_STORE`` names."""
+    if storage is None:
+        return open_storage().within(folder)
+    if isinstance(storage, str | os.PathLike):
+        return LocalDirectory(storage)
+    return storage
+
+
 def open_storage(url: str | None = None) -> Storage:
     """The storage the local zoo and the digit sets are kept in.
 

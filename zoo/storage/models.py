@@ -35,11 +35,10 @@ from zoo.core.spec import Lineage, TrainSpec
 from zoo.core.vocabulary import KIND_SHAPES
 from zoo.storage.files import (
     FolderTaken,
-    LocalDirectory,
     Storage,
     StoredFile,
     folder_version,
-    open_storage,
+    storage_for,
 )
 
 if TYPE_CHECKING:
@@ -227,11 +226,7 @@ class ModelStore:
     """
 
     def __init__(self, storage: Storage | str | os.PathLike | None = None) -> None:
-        if storage is None:
-            storage = open_storage().within(MODELS_FOLDER)
-        elif isinstance(storage, str | os.PathLike):
-            storage = LocalDirectory(storage)
-        self.storage: Storage = storage
+        self.storage: Storage = storage_for(storage, MODELS_FOLDER)
 
     @property
     def location(self) -> str:
