@@ -16,20 +16,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from zoo.core.database import BUSY_WAIT_SECONDS, SqliteFile
 from zoo.core.errors import RunError, StorageError
-from zoo.core.hosting import LOCAL_OWNER, PermissionDenied, User, check_may_manage
+from zoo.core.hosting import LOCAL_OWNER, User, check_may_manage
 from zoo.core.paths import runs_database_path
 from zoo.core.scores import Scores
 from zoo.core.settings import Limits
 from zoo.core.spec import TrainSpec
-from zoo.ml.training import DecisionSurface, Environment, Progress
+from zoo.ml.training import DecisionSurface, Environment
 from zoo.runs.records import (
-    DAMAGED_STATUS,
     FINAL_STATUSES,
-    LANES,
     MetricBatch,
     MetricRow,
     MetricsReport,
@@ -38,7 +35,19 @@ from zoo.runs.records import (
     Run,
     RunEvent,
     StoreDescription,
-    lane_of,
+)
+from zoo.runs.rows import (
+    check_active_caps,
+    metric_rows,
+    no_such_run,
+    of_a_known_run,
+    progress_column,
+    queue_position,
+    run_from_row,
+    scores_column,
+    startable,
+    surface_columns,
+    surface_from_row,
 )
 from zoo.runs.sqlite_schema import MIGRATIONS, SCHEMA_V0_STATEMENTS
 
@@ -108,7 +117,14 @@ class SqliteRunStore:
         executor, host = (placement.executor, placement.host) if placement else (None, None)
         with self._file.transaction() as connection:
             if limits is not None and not owner.is_admin:
-                _check_active_caps(connection, owner.name, limits)
+                (mine,) = connection.execute(
+                    "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
+                    (owner.name,),
+                ).fetchone()
+                (everyone,) = connection.execute(
+                    "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')"
+                ).fetchone()
+                check_active_caps(mine, everyone, limits)
             connection.execute(
                 "INSERT INTO runs (id, kind, status, spec, device, created_at, model_name, owner, executor, "
                 "host) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -134,8 +150,13 @@ class SqliteRunStore:
             ).fetchone():
                 return None
         with self._file.transaction() as connection:
-            startable = _startable(connection, device, slots, placement.host)
-            claimed = next((run_id for run_id, name in startable.items() if name == backend), None)
+            rows = connection.execute(
+                "SELECT id, kind, status, spec, host FROM runs WHERE device = ? "
+                "AND status IN ('queued', 'running') ORDER BY created_at, rowid",
+                (device,),
+            ).fetchall()
+            chosen = startable(rows, slots, placement.host)
+            claimed = next((run_id for run_id, name in chosen.items() if name == backend), None)
             if claimed is None:
                 return None
             now = time.time()
@@ -165,30 +186,24 @@ class SqliteRunStore:
     ) -> None:
         if not reports:
             return
-        rows = [
-            (run_id, report.progress.step, report.progress.epoch, name, value, report.wall_time)
-            for report in reports
-            for name, value in report.metrics.items()
-        ]
         with _of_a_known_run(run_id), self._file.transaction(wait_seconds) as connection:
             connection.executemany(
-                "INSERT INTO metrics (run_id, step, epoch, name, value, wall_time) VALUES (?,?,?,?,?,?)", rows
+                "INSERT INTO metrics (run_id, step, epoch, name, value, wall_time) VALUES (?,?,?,?,?,?)",
+                metric_rows(run_id, reports),
             )
             connection.execute(
                 "UPDATE runs SET progress = ?, heartbeat_at = ? WHERE id = ?",
-                (json.dumps(reports[-1].progress.to_dict()), time.time(), run_id),
+                (progress_column(reports), time.time(), run_id),
             )
 
     def save_surface(
         self, run_id: str, surface: DecisionSurface, *, wait_seconds: float = BUSY_WAIT_SECONDS
     ) -> None:
-        payload = surface.to_dict()
-        step, epoch = payload.pop("step"), payload.pop("epoch")  # they have columns of their own
         with _of_a_known_run(run_id), self._file.connect(wait_seconds=wait_seconds) as connection:
             connection.execute(
                 "INSERT INTO surfaces (run_id, step, epoch, payload) VALUES (?,?,?,?) ON CONFLICT(run_id) "
                 "DO UPDATE SET step = excluded.step, epoch = excluded.epoch, payload = excluded.payload",
-                (run_id, step, epoch, json.dumps(payload)),
+                (run_id, *surface_columns(surface)),
             )
 
     def add_event(self, run_id: str, kind: str, message: str) -> None:
@@ -206,8 +221,7 @@ class SqliteRunStore:
     ) -> bool:
         if status not in FINAL_STATUSES:
             raise RunError(f"status {status!r} is not final: use one of {', '.join(FINAL_STATUSES)}.")
-        # No scores are kept as {}: what older versions read as none (null would be damage to them).
-        scores = json.dumps(final_metrics.to_dict() if final_metrics is not None else {})
+        scores = scores_column(final_metrics)
         # One transaction: a reader that sees the run ended also sees why in its event log.
         with self._file.transaction() as connection:
             closed = connection.execute(
@@ -258,15 +272,15 @@ class SqliteRunStore:
         with self._file.connect() as connection:
             row = connection.execute("SELECT * FROM runs WHERE id = ?", (str(run_id),)).fetchone()
         if row is None:
-            raise _no_such_run(run_id)
-        return _run_from_row(row)
+            raise no_such_run(run_id)
+        return run_from_row(row)
 
     def list_runs(self, limit: int = 500) -> list[Run]:
         with self._file.connect() as connection:
             rows = connection.execute(
                 "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
             ).fetchall()
-        return [_run_from_row(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def active_runs(self, owner: str | None = None) -> list[Run]:
         with self._file.connect() as connection:
@@ -275,7 +289,7 @@ class SqliteRunStore:
                 "ORDER BY created_at, rowid",
                 (owner, owner),
             ).fetchall()
-        return [_run_from_row(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def queue_position(self, run_id: str) -> int | None:
         run = self.get(run_id)
@@ -287,11 +301,7 @@ class SqliteRunStore:
                 "ORDER BY created_at, rowid",
                 (run.device,),
             ).fetchall()
-        lane = [row for row in rows if lane_of(row["kind"]) == lane_of(run.kind)]
-        position = [row["id"] for row in lane].index(run.id)
-        return sum(row["status"] == "running" for row in lane) + sum(
-            row["status"] == "queued" for row in lane[:position]
-        )
+        return queue_position(rows, run)
 
     @contextlib.contextmanager
     def stop_checker(self, run_id: str) -> Iterator[Callable[[], bool]]:
@@ -329,9 +339,7 @@ class SqliteRunStore:
             row = connection.execute("SELECT * FROM surfaces WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return None
-        return DecisionSurface.from_dict(
-            {**json.loads(row["payload"]), "step": row["step"], "epoch": row["epoch"]}
-        )
+        return surface_from_row(row)
 
     def people(self) -> list[Person]:
         with self._file.connect() as connection:
@@ -352,122 +360,12 @@ def _had_runs(path: Path) -> bool:
     return logs.is_dir() and any(logs.glob("*.log"))
 
 
-def _no_such_run(run_id: str) -> RunError:
-    """The one message for a run id the store does not hold."""
-    return RunError(f"there is no run {run_id!r}; `python -m zoo runs` lists the run ids.")
-
-
-@contextlib.contextmanager
-def _of_a_known_run(run_id: str) -> Iterator[None]:
-    """Rows written for ``run_id``: a run the store does not hold (the row's foreign key fails) is a
-    ``RunError`` naming it, not SQLite's bare IntegrityError."""
-    try:
-        yield
-    except sqlite3.IntegrityError as error:
-        raise _no_such_run(run_id) from error
-
-
-def _startable(connection: sqlite3.Connection, device: str, slots: int, host: str | None) -> dict[str, str]:
-    """The queued runs on ``device`` that may start on ``host`` now, with their backends: the first of
-    each lane (oldest first; the queue is shared by every host) whose runs running on ``host`` leave
-    one of its ``slots`` free."""
-    rows = connection.execute(
-        "SELECT id, kind, status, spec, host FROM runs WHERE device = ? AND status IN ('queued', 'running') "
-        "ORDER BY created_at, rowid",
-        (device,),
-    ).fetchall()
-    running = dict.fromkeys(LANES, 0)
-    for row in rows:
-        if row["status"] == "running" and row["host"] == host:
-            running[lane_of(row["kind"])] += 1
-    startable, seen = {}, set()
-    for row in rows:
-        lane = lane_of(row["kind"])
-        if row["status"] == "queued" and lane not in seen:
-            seen.add(lane)  # only the first of a lane may start: each lane keeps its order
-            if running[lane] < slots:
-                startable[row["id"]] = _backend_of(row["spec"])
-    return startable
-
-
-def _backend_of(spec_json: str) -> str:
-    """The backend a run's spec names; ``auto`` (no pool's) for a damaged spec."""
-    try:
-        return json.loads(spec_json).get("backend", "auto")
-    except (ValueError, AttributeError):
-        return "auto"
-
-
-def _check_active_caps(connection: sqlite3.Connection, owner: str, limits: Limits) -> None:
-    (mine,) = connection.execute(
-        "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')", (owner,)
-    ).fetchone()
-    (everyone,) = connection.execute(
-        "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')"
-    ).fetchone()
-    if limits.active_runs_per_owner is not None and mine >= limits.active_runs_per_owner:
-        raise PermissionDenied(
-            f"you have {mine} runs queued or running, this host's limit per person; wait for one to end "
-            "or stop one, then start this run again."
-        )
-    if limits.active_runs is not None and everyone >= limits.active_runs:
-        raise PermissionDenied(
-            f"this host has {everyone} runs queued or running, its limit; start this run again when one ends."
-        )
+def _of_a_known_run(run_id: str) -> contextlib.AbstractContextManager[None]:
+    return of_a_known_run(run_id, sqlite3.IntegrityError)
 
 
 def _insert_event(connection: sqlite3.Connection, run_id: str, kind: str, message: str) -> None:
     connection.execute(
         "INSERT INTO events (run_id, time, kind, message) VALUES (?,?,?,?)",
         (run_id, time.time(), kind, message),
-    )
-
-
-def _run_from_row(row: sqlite3.Row) -> Run:
-    """The run a row records; a row with a column that cannot be read back is a run with status
-    ``damaged`` whose message says which column and how to get rid of it (one bad row never hides
-    the others)."""
-    problems: list[str] = []
-
-    def read(column: str, parse: Callable[[Any], Any], default: Any) -> Any:
-        try:
-            return default if row[column] is None else parse(json.loads(row[column]))
-        except (ValueError, TypeError, AttributeError) as error:  # ZooError is a ValueError too
-            problems.append(f"its {column} is not valid ({error})")
-            return default
-
-    stand_in = TrainSpec.binary() if row["kind"] == "binary" else TrainSpec.cnn()
-    spec = read("spec", TrainSpec.from_dict, stand_in)
-    environment = read("environment", lambda values: Environment.from_dict(values) if values else None, None)
-    progress = read("progress", lambda values: Progress.from_dict(values) if values else None, None)
-    final_metrics = read("final_metrics", lambda values: Scores.from_dict(values) if values else None, None)
-    status, message = row["status"], row["message"]
-    if problems:
-        status = DAMAGED_STATUS
-        message = (
-            f"the record of run {row['id']} in the run store is damaged: {'; '.join(problems)}; the "
-            "other runs are unaffected: delete it on the Runs page."
-        )
-    placement = (
-        Placement(row["executor"], row["host"], row["worker"], row["device"]) if row["executor"] else None
-    )
-    return Run(
-        id=row["id"],
-        kind=row["kind"],
-        status=status,
-        spec=spec,
-        device=row["device"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        placement=placement,
-        data_source=row["data_source"],
-        environment=environment,
-        progress=progress,
-        final_metrics=final_metrics,
-        model_name=row["model_name"],
-        message=message,
-        owner=row["owner"],
-        stop_requested=bool(row["stop_requested"]),
-        heartbeat_at=row["heartbeat_at"],
     )
