@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hub_server import WRITE_TOKEN, start_session_hub
+from postgres_server import PostgresServer
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -100,3 +101,28 @@ def server(monkeypatch):
     yield hub_server
     hub_server.reset()
     assert not hub_server.state.unhandled, "the client called endpoints the test server lacks"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL 15 on 127.0.0.1 (tests/postgres_server.py), started on first use and
+    stopped at the session's end; a server that cannot start fails the tests that need it."""
+    postgres = PostgresServer()
+    try:
+        postgres.start()
+        logging.getLogger(__name__).info("PostgreSQL cold start: %.2f s", postgres.cold_start_seconds)
+        yield postgres
+    finally:
+        postgres.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL: its run-store URL (dropped after the test)."""
+    if not (
+        postgres_server.data / "postmaster.pid"
+    ).exists():  # a test stopped it and failed before restarting
+        postgres_server.start()
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)

@@ -1,5 +1,5 @@
 """The run store's contract (``zoo.runs.store.RunStore``), one suite for every backend: a new backend
-(PostgreSQL next) adds its name to ``BACKENDS`` and a branch to ``run_store``, and must pass all of it.
+(SQLite, PostgreSQL) adds its name to ``BACKENDS`` and a branch to ``run_store``, and must pass all of it.
 
 Real stores, real processes: claims from several processes at once never hand one run to two
 workers, the caps on live runs are checked and reserved in one transaction, metrics keep their order
@@ -23,7 +23,7 @@ from zoo.ml.training import DecisionSurface, Environment, Progress
 from zoo.runs.records import MetricsReport, Person, Placement, RunEvent
 from zoo.runs.store import RunStore, open_run_store
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
 CNN = TrainSpec.cnn(num_epochs=10)
 
@@ -33,6 +33,8 @@ def run_store(request, zoo_home) -> RunStore:
     """A fresh, empty store of each backend."""
     if request.param == "sqlite":
         return open_run_store(f"sqlite:///{zoo_home / 'runs.sqlite3'}")
+    if request.param == "postgresql":  # a fresh database on the session's server (tests/postgres_server.py)
+        return open_run_store(request.getfixturevalue("postgres_url"))
     raise AssertionError(f"no set-up for the {request.param} backend")
 
 

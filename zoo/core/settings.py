@@ -157,7 +157,14 @@ SETTINGS: tuple[Setting, ...] = (
         "ZOO_RUN_STORE",
         "run_store",
         "sqlite:///$ZOO_HOME/runs.sqlite3",
-        "URL of the run store (a password in it is never shown)",
+        "URL of the run store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB (a password is never shown)",
+    ),
+    Setting(
+        "run_store_pool",
+        "ZOO_RUN_STORE_POOL",
+        "run_store_pool",
+        "4",
+        "connections each process keeps to a PostgreSQL run store at most (1-64)",
     ),
     Setting(
         "model_store",
@@ -299,6 +306,7 @@ class Settings:
     executor: str
     host: str
     run_store: str  # a URL
+    run_store_pool: int  # a PostgreSQL run store's connections per process, at most
     model_store: str  # a directory or a URL (zoo.storage.files.open_storage says which kinds it takes)
     warm_workers: int
     runs_per_device: int | None  # None: as the device allows
@@ -445,6 +453,7 @@ def _load(
         host=reader.read("host", socket.gethostname(), _text),
         run_store=reader.read("run_store", f"sqlite:///{home / 'runs.sqlite3'}", _store_url),
         model_store=reader.read("model_store", str(home), _store_location),
+        run_store_pool=reader.read("run_store_pool", 4, _whole(1, 64)),
         warm_workers=reader.read("warm_workers", 2, _whole(0, 16)),
         runs_per_device=reader.read("runs_per_device", None, _whole(1, 64)),
         mirrored_devices=reader.read("mirrored_devices", (), _names),

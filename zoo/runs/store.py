@@ -23,6 +23,8 @@ from zoo.core.scores import Scores
 from zoo.core.settings import Limits, hide_passwords, load_settings
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import DecisionSurface, Environment
+from zoo.runs.postgres import URL_PREFIX as POSTGRES_PREFIX
+from zoo.runs.postgres import PostgresRunStore
 from zoo.runs.records import MetricBatch, MetricsReport, Person, Placement, Run, RunEvent, StoreDescription
 from zoo.runs.sqlite import URL_PREFIX, SqliteRunStore
 
@@ -267,11 +269,15 @@ def open_run_store(url: str | None = None) -> RunStore:
 
     Example:
         >>> store = open_run_store("sqlite:////tmp/zoo/runs.sqlite3")  # doctest: +SKIP
+        >>> store = open_run_store("postgresql://zoo@db.example.org:5432/zoo")  # doctest: +SKIP
     """
     url = url or run_store_url()
     if url.startswith(URL_PREFIX):
         return SqliteRunStore.from_url(url)
+    if url.startswith(POSTGRES_PREFIX):
+        return PostgresRunStore(url)
     raise StorageError(
         f"{RUN_STORE_VARIABLE}={hide_passwords(url)!r} is not a run store this Zoo Studio knows: use "
-        f"{URL_PREFIX}/ABSOLUTE/PATH/runs.sqlite3 (a SQLite file; the default is the one in ZOO_HOME)."
+        f"{URL_PREFIX}/ABSOLUTE/PATH/runs.sqlite3 (a SQLite file; the default is the one in ZOO_HOME) "
+        f"or {POSTGRES_PREFIX}USER@HOST:PORT/DATABASE (a PostgreSQL server)."
     )
