@@ -66,6 +66,7 @@ URL_PREFIX = "postgresql://"
 # Advisory-lock keys (any bigint this database's other users do not take): the schema's migration,
 # and every create_run (the caps are counted and the run inserted while it is held).
 SCHEMA_LOCK, CREATE_LOCK = 7_200_190_001, 7_200_190_002
+CONNECT_WAIT_SECONDS = 5.0  # how long a read or write waits for a connection (the server down: then it fails)
 CLAIM_RETRY_SECONDS = 0.005  # the lane's head is being claimed by another worker: look again after it
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ class PostgresRunStore:
         self.location = (
             f"PostgreSQL database {parts.path.strip('/')} on {parts.hostname}:{parts.port or 5432}"
         )
-        self._pool = _pool(_with_configured_password(url), load_settings().run_store_pool)
+        self._conninfo = _with_configured_password(url)
+        self._pool = _pool(self._conninfo, load_settings().run_store_pool)
         self.schema_version = self._migrate()
 
     def describe(self) -> StoreDescription:
@@ -381,7 +383,7 @@ class PostgresRunStore:
 
     @contextlib.contextmanager
     def _connect(
-        self, wait_seconds: float = BUSY_WAIT_SECONDS, *, retryable: bool = False
+        self, wait_seconds: float = CONNECT_WAIT_SECONDS, *, retryable: bool = False
     ) -> Iterator[Connection]:
         """A connection from the pool (autocommit); the server unreachable or lost is one StorageError
         (``StoreLocked`` when ``retryable``: a worker keeps the rows and writes them after reconnecting)."""
@@ -391,15 +393,25 @@ class PostgresRunStore:
                 yield connection
         except psycopg_pool.PoolTimeout as error:
             raise failure(
-                f"the run store's {self.location} did not answer within {wait_seconds:g} s: start the "
-                "server or check ZOO_RUN_STORE (`pg_isready -h HOST -p PORT` says whether it answers)."
+                self._unusable(self._probe() or f"no connection within {wait_seconds:g} s")
             ) from error
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-            reason = " ".join(str(error).split())
-            raise failure(
-                f"the run store's {self.location} cannot be used ({reason}): start the server or check "
-                "ZOO_RUN_STORE; nothing of this write was kept."
-            ) from error
+            raise failure(self._unusable(error)) from error
+
+    def _unusable(self, reason: object) -> str:
+        """The one line for a server that cannot be used now: where, why, what to do."""
+        return (
+            f"the run store's {self.location} cannot be used ({' '.join(str(reason).split())}): start the "
+            "server or check ZOO_RUN_STORE (`pg_isready -h HOST -p PORT` says whether it answers)."
+        )
+
+    def _probe(self) -> str | None:
+        """Why a new connection fails now (the pool only says it waited); None if one opens."""
+        try:
+            psycopg.connect(self._conninfo, connect_timeout=2).close()
+        except psycopg.Error as error:
+            return str(error)
+        return None
 
     @contextlib.contextmanager
     def _transaction(
@@ -418,7 +430,14 @@ class PostgresRunStore:
         Raises:
             StorageError: a newer Zoo Studio wrote it.
         """
-        with self._transaction() as connection:
+        try:  # its own connection: a server that cannot be reached says why at once
+            with psycopg.connect(self._conninfo, connect_timeout=5, row_factory=dict_row) as connection:
+                return self._migrate_with(connection)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            raise StorageError(self._unusable(error)) from error
+
+    def _migrate_with(self, connection: Connection) -> int:
+        with connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             exists = connection.execute("SELECT to_regclass(%s) AS found", (VERSION_TABLE,)).fetchone()
             version = 0

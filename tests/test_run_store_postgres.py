@@ -1,0 +1,150 @@
+"""The PostgreSQL run store's own behaviour, beyond the contract (tests/test_run_store_contract.py): no
+password shown, schema versions, the server down, and a store that outlives a server restart. Against
+the real PostgreSQL 15 of tests/postgres_server.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from postgres_server import _free_port
+
+from zoo.core.errors import StorageError, StoreLocked
+from zoo.core.spec import TrainSpec
+from zoo.execution.reporter import StoreReporter
+from zoo.ml.training import Progress
+from zoo.runs.postgres import PostgresRunStore
+from zoo.runs.postgres_schema import SCHEMA_VERSION
+from zoo.runs.records import MetricsReport, Placement
+from zoo.runs.store import open_run_store
+
+SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
+
+
+def with_password(url: str, password: str = "s3cret") -> str:
+    return url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@")
+
+
+def report(step: int) -> MetricsReport:
+    return MetricsReport({"batch/loss": 1.0 / step}, Progress(step, 6, 1, 2, 64.0, 1.5, 0.5), time.time())
+
+
+def running(store) -> str:
+    run_id = store.create_run(SPEC, "cpu")
+    assert store.claim_next("cpu", SPEC.backend, 1, Placement("local", "host-a", "1", "cpu")).id == run_id
+    return run_id
+
+
+def schema_version_of(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        return connection.execute("SELECT version FROM zoo_schema").fetchone()[0]
+
+
+def test_zoo_run_store_picks_postgresql_and_its_password_is_never_shown(postgres_url, monkeypatch):
+    secret = with_password(postgres_url)  # the test server trusts loopback: any password opens it
+    monkeypatch.setenv("ZOO_RUN_STORE", secret)
+    store = open_run_store()
+    assert isinstance(store, PostgresRunStore) and store.url == postgres_url
+    described = store.describe()
+    assert "s3cret" not in repr(described) and described.schema_version == SCHEMA_VERSION
+    assert described.location.startswith("PostgreSQL database zoo_test_")
+    assert f"127.0.0.1:{postgres_url.split(':')[2].split('/')[0]}" in described.location
+    run_id = store.create_run(SPEC, "cpu")
+    assert open_run_store(store.url).get(run_id).spec == SPEC  # a worker opens it by its url
+
+
+def test_the_server_down_is_one_line_naming_where_and_how_to_fix_it_without_the_password(zoo_home):
+    port = _free_port()  # nothing listens there
+    began = time.monotonic()
+    with pytest.raises(StorageError) as refused:
+        open_run_store(f"postgresql://zoo:s3cret@127.0.0.1:{port}/zoo")
+    message = str(refused.value)
+    assert "\n" not in message and "s3cret" not in message, message
+    assert f"PostgreSQL database zoo on 127.0.0.1:{port}" in message and "start the server" in message
+    assert "Connection refused" in message
+    assert time.monotonic() - began < 5  # said at once, not after the pool's waits
+
+
+def test_a_fresh_database_gets_the_schema_once_even_when_several_open_it_at_once(postgres_url):
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            PostgresRunStore(postgres_url)
+        except BaseException as error:  # reported below with the test's assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and schema_version_of(postgres_url) == SCHEMA_VERSION
+
+
+def test_a_database_left_at_an_older_version_is_migrated_with_what_it_holds(postgres_url):
+    with psycopg.connect(postgres_url, autocommit=True) as connection:  # version 0: the table, no schema yet
+        connection.execute("CREATE TABLE zoo_schema (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO zoo_schema (version) VALUES (0)")
+    store = open_run_store(postgres_url)
+    assert schema_version_of(postgres_url) == SCHEMA_VERSION == store.describe().schema_version
+    run_id = store.create_run(SPEC, "cpu")
+    assert open_run_store(postgres_url).get(run_id).status == "queued"  # opened again: nothing re-created
+
+
+def test_a_database_from_a_newer_zoo_studio_is_refused_not_touched(postgres_url):
+    run_id = open_run_store(postgres_url).create_run(SPEC, "cpu")
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("UPDATE zoo_schema SET version = %s", (SCHEMA_VERSION + 1,))
+    newer = f"schema version {SCHEMA_VERSION + 1}, newer than this Zoo Studio knows"
+    with pytest.raises(StorageError, match=newer):
+        open_run_store(postgres_url)
+    assert schema_version_of(postgres_url) == SCHEMA_VERSION + 1
+    with psycopg.connect(postgres_url) as connection:
+        assert connection.execute("SELECT id FROM runs").fetchall() == [(run_id,)]
+
+
+def test_a_store_keeps_working_after_the_server_restarts(postgres_server, postgres_url):
+    store = open_run_store(postgres_url)
+    run_id = running(store)
+    store.log_metrics(run_id, [report(1)])
+    postgres_server.restart()  # every connection the pool holds is cut
+    store.log_metrics(run_id, [report(2)])
+    assert [row.step for row in store.metrics_since(run_id).rows] == [1, 2]
+    assert store.get(run_id).progress.step == 2
+
+
+def test_a_write_while_the_server_is_down_fails_in_one_line_and_nothing_is_half_written(
+    postgres_server, postgres_url
+):
+    store = open_run_store(postgres_url)
+    run_id = running(store)
+    store.log_metrics(run_id, [report(1)])
+    postgres_server.stop()
+    try:
+        with pytest.raises(StoreLocked) as refused:  # a worker keeps the rows and writes them later
+            store.log_metrics(run_id, [report(2), report(3)], wait_seconds=0.5)
+        message = str(refused.value)
+        assert "\n" not in message and "127.0.0.1" in message and "start the server" in message, message
+        with pytest.raises(StorageError, match="cannot be used"):
+            store.get(run_id)
+    finally:
+        postgres_server.start()
+    assert [row.step for row in store.metrics_since(run_id).rows] == [1]
+    assert store.get(run_id).progress.step == 1
+
+
+def test_a_worker_s_reports_during_an_outage_are_kept_and_written_after_it(postgres_server, postgres_url):
+    store = open_run_store(postgres_url)
+    run_id = running(store)
+    reporter = StoreReporter(store, run_id)
+    reporter.batch({"loss": 1.0}, Progress(1, 6, 1, 2, 64.0, 1.5, 0.5))
+    postgres_server.stop()
+    try:
+        reporter.batch({"loss": 0.5}, Progress(2, 6, 1, 2, 64.0, 1.5, 0.5))  # kept, not lost, not raised
+    finally:
+        postgres_server.start()
+    reporter.flush()
+    assert [(row.step, row.value) for row in store.metrics_since(run_id).rows] == [(1, 1.0), (2, 0.5)]
