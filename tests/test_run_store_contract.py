@@ -8,6 +8,7 @@ a run."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 import time
@@ -425,3 +426,21 @@ def test_one_store_object_serves_several_threads_writing_at_once(run_store):
 
 def test_the_store_reports_nothing_blocks_a_write_when_nothing_does(run_store):
     assert run_store.write_blocker() is None
+
+
+def test_a_run_imported_from_another_store_is_written_whole_and_only_once(run_store):
+    run_id = running(run_store)
+    run_store.log_metrics(run_id, [report(1, 1, batch_loss=0.9), report(2, 1, batch_loss=0.8)])
+    run_store.save_surface(run_id, surface(2, 1, 0.3))
+    run_store.finish(run_id, "completed", final_metrics=Scores(0.9), model_name="points")
+    run = run_store.get(run_id)
+    metrics, events = run_store.metrics_since(run_id).rows, run_store.events(run_id)
+    copy = dataclasses.replace(run, id="0123456789ab")  # as another store would hand it over
+    assert run_store.import_run(copy, metrics, events, surface(2, 1, 0.3))
+    assert run_store.get(copy.id) == copy and run_store.metrics_since(copy.id).rows == metrics
+    assert run_store.events(copy.id) == events and run_store.surface(copy.id) == surface(2, 1, 0.3)
+    assert not run_store.import_run(dataclasses.replace(copy, status="failed"), metrics, [], None)
+    assert run_store.get(copy.id) == copy and len(run_store.metrics_since(copy.id).rows) == 2  # untouched
+    queued = dataclasses.replace(run_store.get(run_store.create_run(SPEC, "gpu")), id="queued000001")
+    assert run_store.import_run(queued, [], [], None)
+    assert run_store.get(queued.id) == queued and run_store.queue_position(queued.id) == 1  # it queues

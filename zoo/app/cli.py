@@ -150,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("run_id", metavar="RUN_ID")
     stop.set_defaults(handler=command_stop)
 
+    store = commands.add_parser("store", help="the run store: copy it to another (SQLite <-> PostgreSQL)")
+    store_commands = store.add_subparsers(dest="store_command", required=True, parser_class=OneLineParser)
+    copy = store_commands.add_parser(
+        "copy", help="copy every run, metric, event, surface and person from one run store to another"
+    )
+    copy.add_argument("source", metavar="SRC_URL", help="e.g. sqlite:////home/me/.zoo-studio/runs.sqlite3")
+    copy.add_argument("target", metavar="DST_URL", help="e.g. postgresql://zoo@db.example.org:5432/zoo")
+    copy.add_argument("--merge", action="store_true", help="add the runs a non-empty target lacks")
+    copy.set_defaults(handler=command_store_copy)
+
     predict = commands.add_parser("predict", help="read the digit in image files with a CNN of the local zoo")
     predict.add_argument("model_name", metavar="MODEL", help="a CNN of the local zoo, e.g. mnist-cnn")
     predict.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files, one digit each")
@@ -514,6 +524,16 @@ def command_models(arguments: argparse.Namespace) -> int:
 def command_stop(arguments: argparse.Namespace) -> int:
     run = open_executor().stop(arguments.run_id, by=LOCAL_USER)
     print(f"run {run.id}: {run.status} (stop requested)")
+    return 0
+
+
+def command_store_copy(arguments: argparse.Namespace) -> int:
+    from zoo.runs.store import open_run_store as open_store
+    from zoo.runs.transfer import copy_runs
+
+    source, target = open_store(arguments.source), open_store(arguments.target)
+    report = copy_runs(source, target, merge=arguments.merge)
+    print(f"{report.summary()}: {source.url} -> {target.url}")
     return 0
 
 

@@ -48,13 +48,18 @@ from zoo.runs.records import (
     StoreDescription,
 )
 from zoo.runs.rows import (
+    EVENT_COLUMNS,
     METRIC_COLUMNS,
+    RUN_COLUMNS,
     check_active_caps,
+    copied_metric_rows,
+    event_rows,
     metric_rows,
     no_such_run,
     of_a_known_run,
     progress_column,
     queue_position,
+    run_columns,
     run_from_row,
     scores_column,
     startable,
@@ -285,6 +290,35 @@ class PostgresRunStore:
                 "last_seen = GREATEST(people.last_seen, excluded.last_seen)",
                 (user.name, user.email, user.is_admin, time.time() if at is None else at),
             )
+
+    def import_run(
+        self,
+        run: Run,
+        metrics: Sequence[MetricRow],
+        events: Sequence[RunEvent],
+        surface: DecisionSurface | None,
+    ) -> bool:
+        columns = ", ".join(RUN_COLUMNS)
+        with self._transaction() as connection:
+            if not connection.execute(
+                f"INSERT INTO runs ({columns}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))}) "
+                "ON CONFLICT (id) DO NOTHING",
+                run_columns(run),
+            ).rowcount:
+                return False
+            with connection.cursor().copy(f"COPY metrics ({', '.join(METRIC_COLUMNS)}) FROM STDIN") as copy:
+                for row in copied_metric_rows(run.id, metrics):
+                    copy.write_row(row)
+            connection.cursor().executemany(
+                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES (%s,%s,%s,%s)",
+                event_rows(run.id, events),
+            )
+            if surface is not None:
+                connection.execute(
+                    "INSERT INTO surfaces (run_id, step, epoch, payload) VALUES (%s,%s,%s,%s)",
+                    (run.id, *surface_columns(surface)),
+                )
+        return True
 
     # --- reads: they never change a run ---------------------------------------------------------
 

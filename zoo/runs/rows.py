@@ -17,7 +17,16 @@ from zoo.core.scores import Scores
 from zoo.core.settings import Limits
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import DecisionSurface, Environment, Progress
-from zoo.runs.records import DAMAGED_STATUS, LANES, MetricsReport, Placement, Run, lane_of
+from zoo.runs.records import (
+    DAMAGED_STATUS,
+    LANES,
+    MetricRow,
+    MetricsReport,
+    Placement,
+    Run,
+    RunEvent,
+    lane_of,
+)
 
 # The columns of the runs table, as every backend names them (the order of ``Run``'s record).
 RUN_COLUMNS = (
@@ -43,6 +52,7 @@ RUN_COLUMNS = (
     "worker",
 )
 METRIC_COLUMNS = ("run_id", "step", "epoch", "name", "value", "wall_time")
+EVENT_COLUMNS = ("run_id", "time", "kind", "message")
 
 
 class Row(Protocol):
@@ -73,6 +83,43 @@ def metric_rows(run_id: str, reports: Sequence[MetricsReport]) -> list[tuple[Any
         for report in reports
         for name, value in report.metrics.items()
     ]
+
+
+def run_columns(run: Run) -> tuple[Any, ...]:
+    """A run as the runs table keeps it (``RUN_COLUMNS``): what a store copied from another writes."""
+    placement = run.placement
+    return (
+        run.id,
+        run.kind,
+        run.status,
+        json.dumps(run.spec.to_dict()),
+        run.device,
+        run.created_at,
+        run.started_at,
+        run.ended_at,
+        run.heartbeat_at,
+        run.stop_requested,
+        run.data_source,
+        json.dumps(run.environment.to_dict()) if run.environment is not None else None,
+        json.dumps(run.progress.to_dict()) if run.progress is not None else None,
+        scores_column(run.final_metrics),
+        run.model_name,
+        run.message,
+        run.owner,
+        placement.executor if placement else None,
+        placement.host if placement else None,
+        placement.worker if placement else None,
+    )
+
+
+def copied_metric_rows(run_id: str, rows: Sequence[MetricRow]) -> list[tuple[Any, ...]]:
+    """The metrics table's rows (``METRIC_COLUMNS``) of another store's metric rows, in their order."""
+    return [(run_id, row.step, row.epoch, row.name, row.value, row.wall_time) for row in rows]
+
+
+def event_rows(run_id: str, events: Sequence[RunEvent]) -> list[tuple[Any, ...]]:
+    """The events table's rows (``EVENT_COLUMNS``) of a run's event log, oldest first."""
+    return [(run_id, event.time, event.kind, event.message) for event in events]
 
 
 def progress_column(reports: Sequence[MetricsReport]) -> str:

@@ -37,12 +37,18 @@ from zoo.runs.records import (
     StoreDescription,
 )
 from zoo.runs.rows import (
+    EVENT_COLUMNS,
+    METRIC_COLUMNS,
+    RUN_COLUMNS,
     check_active_caps,
+    copied_metric_rows,
+    event_rows,
     metric_rows,
     no_such_run,
     of_a_known_run,
     progress_column,
     queue_position,
+    run_columns,
     run_from_row,
     scores_column,
     startable,
@@ -265,6 +271,36 @@ class SqliteRunStore:
                 "last_seen = MAX(last_seen, excluded.last_seen)",
                 (user.name, user.email, int(user.is_admin), time.time() if at is None else at),
             )
+
+    def import_run(
+        self,
+        run: Run,
+        metrics: Sequence[MetricRow],
+        events: Sequence[RunEvent],
+        surface: DecisionSurface | None,
+    ) -> bool:
+        columns = ", ".join(RUN_COLUMNS)
+        with self._file.transaction() as connection:
+            if not connection.execute(
+                f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
+                "ON CONFLICT(id) DO NOTHING",
+                run_columns(run),
+            ).rowcount:
+                return False
+            connection.executemany(
+                f"INSERT INTO metrics ({', '.join(METRIC_COLUMNS)}) VALUES (?,?,?,?,?,?)",
+                copied_metric_rows(run.id, metrics),
+            )
+            connection.executemany(
+                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES (?,?,?,?)",
+                event_rows(run.id, events),
+            )
+            if surface is not None:
+                connection.execute(
+                    "INSERT INTO surfaces (run_id, step, epoch, payload) VALUES (?,?,?,?)",
+                    (run.id, *surface_columns(surface)),
+                )
+        return True
 
     # --- reads: they never change a run ---------------------------------------------------------
 

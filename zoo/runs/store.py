@@ -25,7 +25,16 @@ from zoo.core.spec import TrainSpec
 from zoo.ml.training import DecisionSurface, Environment
 from zoo.runs.postgres import URL_PREFIX as POSTGRES_PREFIX
 from zoo.runs.postgres import PostgresRunStore
-from zoo.runs.records import MetricBatch, MetricsReport, Person, Placement, Run, RunEvent, StoreDescription
+from zoo.runs.records import (
+    MetricBatch,
+    MetricRow,
+    MetricsReport,
+    Person,
+    Placement,
+    Run,
+    RunEvent,
+    StoreDescription,
+)
 from zoo.runs.sqlite import URL_PREFIX, SqliteRunStore
 
 RUN_STORE_VARIABLE = "ZOO_RUN_STORE"
@@ -195,6 +204,22 @@ class RunStore(Protocol):
     def record_seen(self, user: User, at: float | None = None) -> None:
         """Record that ``user`` was on a page at ``at`` (default: now); nothing for a visitor who is
         not signed in."""
+        ...
+
+    def import_run(
+        self,
+        run: Run,
+        metrics: Sequence[MetricRow],
+        events: Sequence[RunEvent],
+        surface: DecisionSurface | None,
+    ) -> bool:
+        """Write a run read from another store as it stands there (its id, status, times, placement and
+        owner), with its metric rows, event log and latest surface, all of them or none
+        (``zoo.runs.transfer.copy_runs``).
+
+        Returns:
+            Whether it was written (False: this store holds a run with that id already; nothing changed).
+        """
         ...
 
     # --- reads: they never change a run, and never signal a process -----------------------------
