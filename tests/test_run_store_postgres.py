@@ -10,9 +10,13 @@ import time
 import psycopg
 import pytest
 from postgres_server import _free_port
+from test_execution import steps_done, wait_until
 
 from zoo.core.errors import StorageError, StoreLocked
+from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
+from zoo.execution.admission import start
+from zoo.execution.executor import open_executor, wait
 from zoo.execution.reporter import StoreReporter
 from zoo.ml.training import Progress
 from zoo.runs.postgres import PostgresRunStore
@@ -148,3 +152,25 @@ def test_a_worker_s_reports_during_an_outage_are_kept_and_written_after_it(postg
         postgres_server.start()
     reporter.flush()
     assert [(row.step, row.value) for row in store.metrics_since(run_id).rows] == [(1, 1.0), (2, 0.5)]
+
+
+def test_a_run_trained_by_a_worker_rides_out_a_server_restart_and_loses_no_metric(
+    postgres_server, postgres_url, monkeypatch
+):
+    monkeypatch.setenv("ZOO_RUN_STORE", with_password(postgres_url))  # the worker is handed no password
+    executor = open_executor()
+    store = executor.store
+    spec = TrainSpec.binary(num_samples=4_000, batch_size=8, num_epochs=3)
+    run_id = start(spec, by=LOCAL_USER, executor=executor)
+    try:
+        wait_until(lambda: steps_done(store.get(run_id)) >= 20, 240, store, run_id)
+        postgres_server.restart()  # mid-run: every connection of the worker and of this process is cut
+        run = wait(run_id, 240, executor)
+    finally:
+        executor.shutdown()
+    assert run.status == "completed", run.message
+    rows = store.metrics_since(run_id).rows
+    losses = [row.step for row in rows if row.name == "batch/loss"]
+    assert losses == sorted(set(losses)) and run.progress.step == run.progress.total_steps  # none twice
+    assert [row.epoch for row in rows if row.name == "epoch/loss"] == [1, 2, 3]
+    assert run.placement.worker and "s3cret" not in " ".join(event.message for event in store.events(run_id))
