@@ -71,6 +71,16 @@ def test_the_server_down_is_one_line_naming_where_and_how_to_fix_it_without_the_
     assert time.monotonic() - began < 5  # said at once, not after the pool's waits
 
 
+@pytest.mark.parametrize("url", ["postgresql://zoo:s3cret@127.0.0.1", "postgresql://zoo:s3cret@/zoo"])
+def test_a_postgresql_url_without_a_host_or_a_database_is_one_line_with_the_form_to_write(url, zoo_home):
+    with pytest.raises(StorageError) as refused:
+        open_run_store(url)
+    message = str(refused.value)
+    assert (
+        "\n" not in message and "s3cret" not in message and "postgresql://USER@HOST:PORT/DATABASE" in message
+    )
+
+
 def test_a_fresh_database_gets_the_schema_once_even_when_several_open_it_at_once(postgres_url):
     errors: list[BaseException] = []
 

@@ -67,7 +67,6 @@ from zoo.runs.rows import (
     surface_from_row,
 )
 
-URL_PREFIX = "postgresql://"
 # Advisory-lock keys (any bigint this database's other users do not take): the schema's migration,
 # and every create_run (the caps are counted and the run inserted while it is held).
 SCHEMA_LOCK, CREATE_LOCK = 7_200_190_001, 7_200_190_002

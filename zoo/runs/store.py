@@ -23,8 +23,6 @@ from zoo.core.scores import Scores
 from zoo.core.settings import Limits, hide_passwords, load_settings
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import DecisionSurface, Environment
-from zoo.runs.postgres import URL_PREFIX as POSTGRES_PREFIX
-from zoo.runs.postgres import PostgresRunStore
 from zoo.runs.records import (
     MetricBatch,
     MetricRow,
@@ -38,6 +36,7 @@ from zoo.runs.records import (
 from zoo.runs.sqlite import URL_PREFIX, SqliteRunStore
 
 RUN_STORE_VARIABLE = "ZOO_RUN_STORE"
+POSTGRES_URL_PREFIX = "postgresql://"  # then USER@HOST:PORT/DATABASE: zoo.runs.postgres
 
 
 class RunStore(Protocol):
@@ -299,10 +298,12 @@ def open_run_store(url: str | None = None) -> RunStore:
     url = url or run_store_url()
     if url.startswith(URL_PREFIX):
         return SqliteRunStore.from_url(url)
-    if url.startswith(POSTGRES_PREFIX):
+    if url.startswith(POSTGRES_URL_PREFIX):
+        from zoo.runs.postgres import PostgresRunStore  # psycopg takes 0.1 s to import: only when used
+
         return PostgresRunStore(url)
     raise StorageError(
         f"{RUN_STORE_VARIABLE}={hide_passwords(url)!r} is not a run store this Zoo Studio knows: use "
         f"{URL_PREFIX}/ABSOLUTE/PATH/runs.sqlite3 (a SQLite file; the default is the one in ZOO_HOME) "
-        f"or {POSTGRES_PREFIX}USER@HOST:PORT/DATABASE (a PostgreSQL server)."
+        f"or {POSTGRES_URL_PREFIX}USER@HOST:PORT/DATABASE (a PostgreSQL server)."
     )
