@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from zoo.core.hosting import LOCAL_USER
@@ -16,6 +17,7 @@ PAGE_LOAD_TIMEOUT_MS = 90_000  # a cold server imports TensorFlow and compiles t
 READ_TIMEOUT_MS = 30_000
 TRAINING_TIMEOUT_MS = 150_000
 VIEWPORTS = {"laptop": (1280, 800), "wide laptop": (1366, 900), "phone": (390, 844)}
+STROKE_TRIES, STROKE_SHOWN_TIMEOUT_MS = 5, 3_000  # a stroke on a canvas not ready yet is drawn again
 MIN_TOUCH_TARGET_PX = 40  # a finger's width: the size of Streamlit's own buttons' height
 
 # Each digit button's size, whether its digit shows in full (its text box wide enough for the digit, the
@@ -38,17 +40,6 @@ DIGIT_BUTTONS = """() => [...Array(10).keys()].map((digit) => {
 })"""
 
 
-def stroke(page, points) -> None:
-    """One brush stroke through ``points`` (canvas pixels) with real mouse events."""
-    box = page.locator("canvas.upper-canvas").bounding_box()
-    (x, y), *rest = points
-    page.mouse.move(box["x"] + x, box["y"] + y)
-    page.mouse.down()
-    for x, y in rest:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
-    page.mouse.up()
-
-
 # The brightest red value of the canvas's drawing layer: 255 with white ink on it, 0 when it is black.
 BRIGHTEST_RED = """(canvas) => {
     const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -56,6 +47,33 @@ BRIGHTEST_RED = """(canvas) => {
     for (let index = 0; index < pixels.length; index += 4) brightest = Math.max(brightest, pixels[index]);
     return brightest;
 }"""
+
+
+def stroke(page, points) -> None:
+    """One brush stroke through ``points`` (canvas pixels) with real mouse events, drawn again until the
+    canvas shows its ink: a canvas just mounted (the page's first, or a new one after Clear) takes strokes
+    only once it has loaded its initial drawing, a moment after it appears (longer on a busy machine)."""
+    canvas, drawing = page.locator("canvas.upper-canvas"), page.locator("canvas.dc-canvas.lower-canvas")
+    for _ in range(STROKE_TRIES):
+        expect(canvas).to_have_count(1, timeout=READ_TIMEOUT_MS)  # Clear's old canvas is gone
+        expect(canvas).to_be_visible(timeout=READ_TIMEOUT_MS)
+        box = canvas.bounding_box()
+        (x, y), *rest = points
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
+        page.mouse.up()
+        try:
+            page.wait_for_function(
+                f"(canvas) => ({BRIGHTEST_RED})(canvas) === 255",
+                arg=drawing.element_handle(),
+                timeout=STROKE_SHOWN_TIMEOUT_MS,
+            )
+            return
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError(f"the canvas showed no ink after {STROKE_TRIES} strokes")
 
 
 def open_draw_page(page, base_url: str) -> None:
