@@ -25,6 +25,7 @@ from zoo.runs.records import MetricsReport, Placement
 from zoo.runs.store import open_run_store
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
+CUT_SECONDS = 0.5  # many batches of a binary run
 
 
 def with_password(url: str, password: str = "s3cret") -> str:
@@ -162,6 +163,46 @@ def test_a_worker_s_reports_during_an_outage_are_kept_and_written_after_it(postg
         postgres_server.start()
     reporter.flush()
     assert [(row.step, row.value) for row in store.metrics_since(run_id).rows] == [(1, 1.0), (2, 0.5)]
+
+
+def cut_mid_query(url: str, times: int) -> int:
+    """Cut the run store's connections in the middle of their queries (``pg_terminate_backend``: what a
+    restart or a failover does to a query under way), ``times`` times: the runs table is held locked
+    for CUT_SECONDS, so that the worker's next read or write waits inside its query, then every query
+    waiting for it is cut. How many were cut."""
+    cut = 0
+    with psycopg.connect(url, autocommit=True) as admin:
+        for _ in range(times):
+            with admin.transaction():
+                admin.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+                time.sleep(CUT_SECONDS)
+                cut += admin.execute(
+                    "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone()[0]
+            time.sleep(CUT_SECONDS)  # it trains on a little
+    return cut
+
+
+def test_a_run_whose_queries_are_cut_midway_again_and_again_completes_and_loses_no_metric(postgres_url):
+    """A connection may be cut while a query is under way (the pool's check before use cannot see it
+    coming): each of the worker's reads and writes is tried again on a new connection."""
+    executor = open_executor(open_run_store(postgres_url))
+    store = executor.store
+    spec = TrainSpec.binary(num_samples=4_000, batch_size=8, num_epochs=3)
+    run_id = start(spec, by=LOCAL_USER, executor=executor)
+    try:
+        wait_until(lambda: steps_done(store.get(run_id)) >= 5, 240, store, run_id)
+        cuts = cut_mid_query(postgres_url, 3)
+        run = wait(run_id, 240, executor)
+    finally:
+        executor.shutdown()
+    assert run.status == "completed", run.message
+    assert cuts >= 3, f"{cuts} queries were cut"
+    rows = store.metrics_since(run_id).rows
+    steps = [row.step for row in rows if row.name == "batch/loss"]
+    assert steps == sorted(set(steps)) and run.progress.step == run.progress.total_steps  # none twice
+    assert [row.epoch for row in rows if row.name == "epoch/loss"] == [1, 2, 3]
 
 
 def test_a_run_trained_by_a_worker_rides_out_a_server_restart_and_loses_no_metric(

@@ -30,5 +30,10 @@ class StoreLocked(StorageError):
     tried again when it lets go (nothing is wrong with the store)."""
 
 
+class StoreUnreachable(StoreLocked):
+    """The run store's server could not be reached, or cut the connection mid-query (a restart, a
+    failover); like a lock, the read or write can be tried again, on a new connection."""
+
+
 class SettingsError(ZooError):
     """A setting (a ``ZOO_*`` variable or a line of the configuration file) is not what it takes."""

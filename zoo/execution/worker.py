@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from zoo.core.errors import SettingsError, StorageError, ZooError
+from zoo.core.errors import SettingsError, StorageError, StoreLocked, ZooError
 from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import ensure_directory
 from zoo.core.scores import Scores
@@ -103,9 +103,10 @@ def _wait_for_run(pid: int, device: str, backend_name: str, executor: LocalExecu
     placement = Placement(executor.name, executor.host, str(pid), device)
     idle_since = next_sweep = time.monotonic()
     while True:
-        run = store.claim_next(device, backend_name, runs_per_device(device), placement)
-        if run is not None:
-            return run
+        with contextlib.suppress(StoreLocked):  # the store out of reach a moment: look again at the next poll
+            run = store.claim_next(device, backend_name, runs_per_device(device), placement)
+            if run is not None:
+                return run
         now = time.monotonic()
         if now >= next_sweep:
             executor.supervise()
@@ -184,9 +185,9 @@ def _train(
         patiently(lambda: store.set_started(run_id, data.source, environment))
         with store.stop_checker(run_id) as stop_requested:
             reporter = StoreReporter(store, run_id, on_first_report)
-            result = training.fit(run.spec, reporter, stop_requested, data, prepared)
+            result = training.fit(run.spec, reporter, _unless_out_of_reach(stop_requested), data, prepared)
         reporter.flush()
-        if not store.get(run_id).is_active:
+        if not patiently(lambda: store.get(run_id)).is_active:
             return 1  # failed meanwhile by supervision that found this worker silent: that verdict stands
         if result.status == "diverged":
             patiently(lambda: store.finish(run_id, "diverged", message=result.message))
@@ -212,6 +213,19 @@ def _train(
         return 1
     finally:
         finished.set()
+
+
+def _unless_out_of_reach(stop_requested: Callable[[], bool]) -> Callable[[], bool]:
+    """The stop check, answering "no stop known" while the store is out of reach (locked, or its server
+    cut the connection): the fit goes on, its reports kept by the reporter until the store answers."""
+
+    def check() -> bool:
+        try:
+            return stop_requested()
+        except StoreLocked:
+            return False
+
+    return check
 
 
 def _beat_heart(store: RunStore, run_id: str, finished: threading.Event) -> None:

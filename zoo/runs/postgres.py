@@ -29,7 +29,7 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 from zoo.core.database import BUSY_WAIT_SECONDS
-from zoo.core.errors import RunError, StorageError, StoreLocked
+from zoo.core.errors import RunError, StorageError, StoreUnreachable
 from zoo.core.hosting import LOCAL_OWNER, User, check_may_manage
 from zoo.core.scores import Scores
 from zoo.core.settings import Limits, load_settings
@@ -211,7 +211,7 @@ class PostgresRunStore:
     ) -> None:
         if not reports:
             return
-        with self._known(run_id), self._transaction(wait_seconds, retryable=True) as connection:
+        with self._known(run_id), self._transaction(wait_seconds) as connection:
             with connection.cursor().copy(f"COPY metrics ({', '.join(METRIC_COLUMNS)}) FROM STDIN") as copy:
                 for row in metric_rows(run_id, reports):
                     copy.write_row(row)
@@ -223,7 +223,7 @@ class PostgresRunStore:
     def save_surface(
         self, run_id: str, surface: DecisionSurface, *, wait_seconds: float = BUSY_WAIT_SECONDS
     ) -> None:
-        with self._known(run_id), self._connect(wait_seconds, retryable=True) as connection:
+        with self._known(run_id), self._connect(wait_seconds) as connection:
             connection.execute(
                 "INSERT INTO surfaces (run_id, step, epoch, payload) VALUES (%s,%s,%s,%s) "
                 "ON CONFLICT (run_id) DO UPDATE SET step = excluded.step, epoch = excluded.epoch, "
@@ -415,21 +415,19 @@ class PostgresRunStore:
     # --- connections ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _connect(
-        self, wait_seconds: float = CONNECT_WAIT_SECONDS, *, retryable: bool = False
-    ) -> Iterator[Connection]:
-        """A connection from the pool (autocommit); the server unreachable or lost is one StorageError
-        (``StoreLocked`` when ``retryable``: a worker keeps the rows and writes them after reconnecting)."""
-        failure = StoreLocked if retryable else StorageError
+    def _connect(self, wait_seconds: float = CONNECT_WAIT_SECONDS) -> Iterator[Connection]:
+        """A connection from the pool (autocommit). The server unreachable, or the connection cut
+        mid-query, is one ``StoreUnreachable``: whoever can wait (a worker) tries again on a new
+        connection (the pool drops the cut one), a page or the CLI says it in one line."""
         try:
             with self._pool.connection(timeout=wait_seconds) as connection:
                 yield connection
         except psycopg_pool.PoolTimeout as error:
-            raise failure(
+            raise StoreUnreachable(
                 self._unusable(self._probe() or f"no connection within {wait_seconds:g} s")
             ) from error
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-            raise failure(self._unusable(error)) from error
+            raise StoreUnreachable(self._unusable(error)) from error
 
     def _unusable(self, reason: object) -> str:
         """The one line for a server that cannot be used now: where, why, what to do."""
@@ -447,11 +445,9 @@ class PostgresRunStore:
         return None
 
     @contextlib.contextmanager
-    def _transaction(
-        self, wait_seconds: float = BUSY_WAIT_SECONDS, *, retryable: bool = False
-    ) -> Iterator[Connection]:
+    def _transaction(self, wait_seconds: float = BUSY_WAIT_SECONDS) -> Iterator[Connection]:
         """A connection inside one transaction: committed when the block ends, rolled back if it raises."""
-        with self._connect(wait_seconds, retryable=retryable) as connection, connection.transaction():
+        with self._connect(wait_seconds) as connection, connection.transaction():
             yield connection
 
     def _known(self, run_id: str) -> contextlib.AbstractContextManager[None]:
