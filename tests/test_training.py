@@ -27,6 +27,7 @@ from zoo.ml.training import (
     compiled_form,
     decision_surface,
     describe_environment,
+    epoch_orders,
     fit,
     load_training_data,
     prepare_model,
@@ -217,22 +218,88 @@ def test_the_binary_classifier_gets_its_points():
 
 
 def test_fit_stops_after_exactly_the_batch_at_which_a_stop_was_requested():
+    # The CNN trains with model.fit, which checks for a stop after every batch.
+    spec = TrainSpec.cnn(
+        mnist_source="embedded", max_train_samples=160, batch_size=4, num_epochs=5, validation_split=0.0,
+        conv_filters=[4, 4, 4], hidden_units=[8],
+    )  # fmt: skip  # 160 digits: 40 steps/epoch
+    checks = []
+
+    def should_stop() -> bool:
+        checks.append(len(checks) + 1)
+        return len(checks) >= 45  # asked after batch 45, i.e. in the second epoch
+
+    reporter = RecordingReporter()
+    result = fit(spec, reporter, should_stop)
+    assert result.status == "stopped"
+    assert int(result.model.optimizer.iterations) == 45  # the batches really trained
+    assert len(checks) == 45  # checked after every batch, none after the stop
+    assert reporter.batches[-1][:2] == (45, 2)  # the stop is reported with its step
+    assert [(step, epoch) for step, epoch, *_ in reporter.epochs] == [(40, 1), (45, 2)]
+    assert reporter.epochs[-1][3].step == 45 and reporter.epochs[-1][3].total_steps == 200
+    assert [row["epoch"] for row in result.history] == [1, 2]
+
+
+def test_a_binary_fit_stops_after_the_compiled_call_in_progress_and_ends_its_epoch_there():
+    # The binary classifier trains in compiled calls of many steps; a stop is read after each call.
+    # The first call trains FIRST_CALL_STEPS (32) of the 35 steps of the first epoch.
     spec = TrainSpec.binary(num_samples=200, batch_size=4, num_epochs=5)  # 140 points: 35 steps/epoch
     checks = []
 
     def should_stop() -> bool:
         checks.append(len(checks) + 1)
-        return len(checks) >= 40  # asked after batch 40, i.e. in the second epoch
+        return True
 
     reporter = RecordingReporter()
     result = fit(spec, reporter, should_stop)
-    assert result.status == "stopped"
-    assert int(result.model.optimizer.iterations) == 40  # the batches really trained
-    assert len(checks) == 40  # checked after every batch, none after the stop
-    assert reporter.batches[-1][:2] == (40, 2)  # the stop is reported with its step
-    assert [(step, epoch) for step, epoch, *_ in reporter.epochs] == [(35, 1), (40, 2)]
-    assert reporter.epochs[-1][3].step == 40 and reporter.epochs[-1][3].total_steps == 175
-    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert result.status == "stopped" and len(checks) == 1
+    assert int(result.model.optimizer.iterations) == 32  # the batches really trained
+    assert reporter.batches[-1][:2] == (32, 1)
+    # The stopped epoch ends where training did, validated, as model.fit ends a stopped epoch.
+    assert [(step, epoch) for step, epoch, *_ in reporter.epochs] == [(32, 1)]
+    assert reporter.epochs[-1][3].total_steps == 175 and "val_loss" in reporter.epochs[-1][2]
+    assert [row["epoch"] for row in result.history] == [1]
+    assert reporter.surfaces[-1][:2] == (32, 1)
+
+
+def test_a_binary_fit_trains_exactly_as_model_fit_on_the_same_batches():
+    """Compiled calls of many steps are Keras' own train step on the model's variables and optimizer:
+    the same weights and losses as ``model.fit`` given each epoch's points in the same order, here with
+    a last batch of 6 points, a cosine schedule and calls that cross epochs."""
+    import keras
+
+    spec = TrainSpec.binary(
+        num_samples=100, batch_size=8, num_epochs=6, learning_rate=0.05, learning_rate_schedule="cosine"
+    )  # 70 points: 9 steps/epoch, the last of 6 points
+    reporter = RecordingReporter()
+    result = fit(spec, reporter, lambda: False)
+    keras.utils.set_random_seed(spec.seed)
+    data = load_training_data(spec)
+    model = build_model(spec)
+    orders = epoch_orders(spec.seed, len(data.x_train))
+    expected = []
+    for epoch in range(spec.num_epochs):
+        model.optimizer.learning_rate = scheduled_learning_rate(spec, epoch)
+        order = orders(epoch)
+        history = model.fit(
+            data.x_train[order], data.y_train[order].astype(np.float32), batch_size=8, epochs=1,
+            shuffle=False, verbose=0, validation_data=(data.x_test, data.y_test.astype(np.float32)),
+        )  # fmt: skip
+        expected.append({name: values[0] for name, values in history.history.items()})
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert [row[name] for row in result.history] == pytest.approx(
+            [row[name] for row in expected], abs=1e-6
+        )
+    for ours, theirs in zip(result.model.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert int(result.model.optimizer.iterations) == 54
+    assert [step for step, *_ in reporter.epochs] == [9, 18, 27, 36, 45, 54]
+    # The last surface is the trained model's, computed in the same call as its last step.
+    last = reporter.surfaces[-1][2]
+    assert (last.step, last.epoch) == (54, 6)
+    assert np.array(last.probability) == pytest.approx(
+        np.array(decision_surface(result.model, data.x_train, step=54, epoch=6).probability), abs=1e-5
+    )
 
 
 def test_binary_steps_per_epoch_cover_all_training_points_even_with_a_validation_split():
@@ -309,9 +376,10 @@ def test_a_prepared_model_trains_exactly_like_a_new_one_without_compiling_again(
     new = fit(spec, RecordingReporter(), lambda: False)
     prepared = prepare_model(TrainSpec.binary())  # the Playground's default: other data, length, seed
     assert prepared.form == compiled_form(spec) != compiled_form(TrainSpec.binary(hidden_units=(4,)))
-    compiled = prepared.model.train_function
+    assert prepared.steps is not None
+    compilations = prepared.steps.compilations()
     again = fit(spec, RecordingReporter(), lambda: False, prepared=[prepared])
-    assert again.model is prepared.model and prepared.model.train_function is compiled
+    assert again.model is prepared.model and prepared.steps.compilations() == compilations
     assert [row["loss"] for row in again.history] == pytest.approx(
         [row["loss"] for row in new.history], abs=1e-6
     )

@@ -2,8 +2,9 @@
 
 Everything else in Zoo Studio speaks Keras 3 (``import keras``, ``keras.ops``). What Keras does not
 offer in a backend-neutral form lives here: the compiled one-digit predictor and its input gradient
-(Draw's saliency map), the weight gradients of a loss (the Learn page's autodiff check), the
-multi-device scope (TensorFlow ``MirroredStrategy``, JAX ``keras.distribution.DataParallel``),
+(Draw's saliency map), the weight gradients of a loss (the Learn page's autodiff check), many
+training steps of Keras' own ``train_step`` compiled as one call (the Playground's small networks),
+the multi-device scope (TensorFlow ``MirroredStrategy``, JAX ``keras.distribution.DataParallel``),
 device listing and per-run memory limits.
 
 Keras fixes its backend when it is first imported (``KERAS_BACKEND``, else ``keras.json``, else
@@ -38,14 +39,49 @@ MEMORY_MEGABYTES_VARIABLE = "ZOO_GPU_MEMORY_MB"
 
 @dataclass(frozen=True)
 class Compiled:
-    """A compiled call on numpy batches, and how many times the backend has compiled it so far
-    (one per input shape: more would mean it recompiles for every digit)."""
+    """A compiled call on numpy batches (or on a ``StepsRequest``), and how many times the backend has
+    compiled it so far (one per input shape: more would mean it recompiles for every digit)."""
 
-    call: Callable[[np.ndarray], Any]
+    call: Callable[[Any], Any]
     compilations: Callable[[], int]
 
-    def __call__(self, batch: np.ndarray) -> Any:
+    def __call__(self, batch: Any) -> Any:
         return self.call(batch)
+
+
+# What ``Backend.compile_steps`` reports of a model compiled with an accuracy metric
+# (``architectures.compile_classifier``), in this order.
+STEP_METRICS = ("loss", "accuracy")
+
+
+@dataclass(frozen=True)
+class StepsRequest:
+    """The training steps one compiled call trains (``Backend.compile_steps``), numpy throughout.
+
+    Steps are counted from the start of the first epoch of ``orders``: step ``s`` trains batch
+    ``s % steps_per_epoch`` of epoch ``s // steps_per_epoch``, the points ``orders[epoch]`` names there.
+    """
+
+    x: np.ndarray  # (N, features) the training inputs
+    y: np.ndarray  # (N,) their targets
+    x_val: np.ndarray  # the validation inputs, scored at the end of every epoch
+    y_val: np.ndarray
+    grid: np.ndarray  # (G, features) where the probe is evaluated after the last step
+    orders: np.ndarray  # (epochs, N) int32: each epoch's order of the training points
+    rates: np.ndarray  # (epochs,) float32: each epoch's learning rate, set as the epoch begins
+    first: int  # the first step to train
+    last: int  # one past the last step (``first`` when only closing the epoch)
+    close: bool = False  # end the epoch of the last step there, though it has batches left (a stop)
+
+
+@dataclass(frozen=True)
+class StepsResult:
+    """What one compiled call of training steps did, as numpy."""
+
+    losses: np.ndarray  # (last - first,) the epoch's running loss after each step (Keras' batch "loss")
+    epochs: np.ndarray  # (ended, 4) loss, accuracy, val_loss, val_accuracy of every epoch the call ended
+    running: np.ndarray  # (2,) loss and accuracy of the epoch so far after the last step
+    probes: list[np.ndarray]  # the probe's outputs over the grid after the last step
 
 
 @dataclass(frozen=True)
@@ -186,6 +222,19 @@ class Backend:
         """``loss(targets, model(inputs, training=True))`` and its gradient for each trainable variable."""
         raise NotImplementedError
 
+    def compile_steps(self, model: keras.Model, probe: keras.Model, batch_size: int) -> Compiled | None:
+        """Many training steps of a compiled ``model`` as one compiled call on a ``StepsRequest``,
+        returning a ``StepsResult``; None where this backend has none (``model.fit`` trains then).
+
+        Each step is Keras' own ``model.train_step`` on a batch of ``batch_size`` points (the last
+        batch of an epoch holds the rest), on the model's variables and optimizer, so the weights and
+        losses are ``model.fit``'s on the same batches. As ``fit`` does, an epoch begins by setting its
+        learning rate and resetting the metrics, and ends with the metrics of its training steps and
+        then ``model.test_step`` on the validation points (in one batch). After the last step the call
+        evaluates ``probe`` (a model over the same layers) on the grid.
+        """
+        return None
+
     def distribution_scope(self, device_names: list[str]) -> contextlib.AbstractContextManager:
         """A scope that builds and trains a model data-parallel over ``device_names`` (two or more)."""
         raise NotImplementedError
@@ -248,6 +297,63 @@ class TensorFlowBackend(Backend):
             value = loss(targets, model(inputs, training=True))
         gradients = tape.gradient(value, model.trainable_variables)
         return WeightGradients(float(value), [_as_numpy(gradient) for gradient in gradients])
+
+    def compile_steps(self, model: keras.Model, probe: keras.Model, batch_size: int) -> Compiled:
+        import tensorflow as tf
+
+        def metric_values() -> Any:
+            results = model.get_metrics_result()
+            return tf.stack([tf.cast(results[name], tf.float32) for name in STEP_METRICS])
+
+        def end_epoch(x_val, y_val) -> Any:
+            trained = metric_values()
+            model.reset_metrics()
+            model.test_step((x_val, y_val))
+            return tf.concat([trained, metric_values()], axis=0)
+
+        matrix, vector = tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.float32)
+        scalar = tf.TensorSpec([], tf.int32)
+        signature = [
+            matrix, vector, matrix, vector, matrix,
+            tf.TensorSpec([None, None], tf.int32), vector, scalar, scalar, tf.TensorSpec([], tf.bool),
+        ]  # fmt: skip
+
+        # Without jit_compile, as model.fit on a CPU: XLA would compile again for every new shape.
+        @tf.function(input_signature=signature)
+        def train(x, y, x_val, y_val, grid, orders, rates, first, last, close):
+            count = tf.shape(x)[0]
+            steps_per_epoch = (count + batch_size - 1) // batch_size
+            losses = tf.TensorArray(tf.float32, size=last - first, element_shape=[])
+            ended = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[4])
+            running = tf.zeros([len(STEP_METRICS)])
+            for step in tf.range(first, last):
+                epoch, batch = step // steps_per_epoch, step % steps_per_epoch
+                if batch == 0:
+                    model.optimizer.learning_rate = rates[epoch]
+                    model.reset_metrics()
+                chosen = orders[epoch, batch * batch_size : tf.minimum((batch + 1) * batch_size, count)]
+                logs = model.train_step((tf.gather(x, chosen), tf.gather(y, chosen)))
+                running = tf.stack([tf.cast(logs[name], tf.float32) for name in STEP_METRICS])
+                losses = losses.write(step - first, running[0])
+                if batch == steps_per_epoch - 1:
+                    ended = ended.write(ended.size(), end_epoch(x_val, y_val))
+            if close and last % steps_per_epoch != 0:
+                ended = ended.write(ended.size(), end_epoch(x_val, y_val))
+            return losses.stack(), ended.stack(), running, probe(grid, training=False)
+
+        def call(request: StepsRequest) -> StepsResult:
+            losses, ended, running, probes = train(
+                request.x, request.y, request.x_val, request.y_val, request.grid,
+                request.orders, request.rates, request.first, request.last, request.close,
+            )  # fmt: skip
+            return StepsResult(
+                _as_numpy(losses),
+                _as_numpy(ended),
+                _as_numpy(running),
+                [_as_numpy(probe) for probe in probes],
+            )
+
+        return Compiled(call, train.experimental_get_tracing_count)
 
     def distribution_scope(self, device_names: list[str]) -> contextlib.AbstractContextManager:
         import tensorflow as tf

@@ -28,11 +28,12 @@ from zoo.core.spec import Lineage, TrainSpec
 from zoo.core.vocabulary import NUM_DIGITS
 from zoo.ml import data as datasets
 from zoo.ml.architectures import layer_sizes
-from zoo.ml.backend import Device
+from zoo.ml.backend import STEP_METRICS, Device
 
 if TYPE_CHECKING:
     import keras
 
+    from zoo.ml.backend import Compiled, StepsRequest, StepsResult
     from zoo.storage.digits import FineTuningSplit
 
 REPORT_INTERVAL_SECONDS = 0.25
@@ -320,7 +321,8 @@ def check_fine_tuning(spec: TrainSpec, by: User) -> None:
 _NOT_COMPILED = (
     "dataset", "mnist_source", "max_train_samples", "num_samples", "noise", "test_fraction",
     "num_epochs", "seed", "model_name", "keep_model", "device", "backend",
-    "learning_rate_schedule",  # a schedule sets the optimizer's rate variable between epochs
+    # the optimizer's rate is a variable set as each epoch begins (its schedule's value)
+    "learning_rate", "learning_rate_schedule",
 )  # fmt: skip
 
 
@@ -332,11 +334,15 @@ def compiled_form(spec: TrainSpec) -> TrainSpec:
 @dataclass
 class PreparedModel:
     """A compiled model whose training and test steps a warm worker has already traced, kept for
-    the next run with the same ``compiled_form``: tracing is most of a run's start (seconds)."""
+    the next run with the same ``compiled_form``: tracing is most of a run's start (seconds).
+
+    ``steps``: the binary classifier's training steps compiled as one call (``compile_steps``), where
+    the backend has them."""
 
     form: TrainSpec
     model: keras.Model
     optimizer_state: list[np.ndarray]
+    steps: Compiled | None = None
 
     def restart_from(self, fresh: keras.Model) -> keras.Model:
         """This model with ``fresh``'s initial weights and an untouched optimizer: the same start
@@ -368,10 +374,18 @@ def prepare_model(spec: TrainSpec) -> PreparedModel:
     model = build_model(spec)
     model.optimizer.build(model.trainable_variables)
     state = [keras.ops.convert_to_numpy(variable) for variable in model.optimizer.variables]
-    arguments = fit_arguments(sample, data)
-    model.fit(**arguments.inputs, epochs=1, verbose=0, **arguments.validation)
+    steps = compile_steps(spec, model)
+    if steps is not None:
+        orders = np.arange(len(data.x_train))[np.newaxis]
+        steps_per_epoch = math.ceil(len(data.x_train) / spec.batch_size)
+        steps(
+            steps_request(data, surface_grid(data.x_train), orders, [spec.learning_rate], 0, steps_per_epoch)
+        )
+    else:
+        arguments = fit_arguments(sample, data)
+        model.fit(**arguments.inputs, epochs=1, verbose=0, **arguments.validation)
     predict_in_batches(model, data.x_test[: spec.batch_size])
-    return PreparedModel(compiled_form(spec), model, state)
+    return PreparedModel(compiled_form(spec), model, state, steps)
 
 
 def scale_digits(images: np.ndarray) -> np.ndarray:
@@ -429,6 +443,12 @@ class Progress:
     def fraction_done(self) -> float:
         """Steps done as a fraction of all steps, in [0, 1]."""
         return min(self.step / max(self.total_steps, 1), 1.0)
+
+    @property
+    def epochs_per_second(self) -> float:
+        """The run's pace so far: epochs (whole and in part) trained per second since it started."""
+        epochs_done = self.step / max(self.total_steps, 1) * self.num_epochs
+        return epochs_done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, float]:
         """Plain JSON-ready values."""
@@ -502,8 +522,10 @@ def fit(
     ``data`` is what ``load_training_data(spec)`` returns, for a caller that loaded it already.
     ``prepared`` models (``warm_up``) of the same compiled form start training without compiling.
 
-    A stop request ends training after the current batch; a loss that is NaN, infinite or
-    ``DIVERGENCE_FACTOR`` times its first value ends it as diverged.
+    The binary classifier on one device trains in compiled calls of many steps where the backend has
+    them (``fit_in_calls``); everything else with ``model.fit``. A stop request ends training after
+    the current batch (the current call); a loss that is NaN, infinite or ``DIVERGENCE_FACTOR``
+    times its first value ends it as diverged.
     """
     import keras
 
@@ -511,10 +533,11 @@ def fit(
     data = data or load_training_data(spec)
     reporter.event("data", data.source)
     arguments = fit_arguments(spec, data)
+    steps_per_epoch = max(1, math.ceil(math.floor(arguments.train_size) / spec.batch_size))
     callback = make_progress_callback(
         reporter,
         should_stop,
-        steps_per_epoch=max(1, math.ceil(math.floor(arguments.train_size) / spec.batch_size)),
+        steps_per_epoch=steps_per_epoch,
         num_epochs=spec.num_epochs,
         batch_size=spec.batch_size,
         surface_points=data.x_train if spec.kind == "binary" else None,
@@ -524,8 +547,14 @@ def fit(
     with scope:
         model = build_model(spec)
         ready = next((candidate for candidate in prepared if candidate.form == compiled_form(spec)), None)
-        if ready is not None and isinstance(scope, contextlib.nullcontext):  # compiled for one device
+        one_device = isinstance(scope, contextlib.nullcontext)
+        if ready is not None and one_device:  # compiled for one device
             model = ready.restart_from(model)
+        steps = ready.steps if ready is not None and one_device else None
+        if steps is None and one_device:
+            steps = compile_steps(spec, model)
+        if steps is not None:
+            return fit_in_calls(spec, model, steps, data, reporter, should_stop)
         before = read_for_fine_tuning(model, data) if spec.base_model is not None else None
         # The schedule first, so the epoch's learning rate is among the metrics the progress callback reports.
         schedule = keras.callbacks.LearningRateScheduler(lambda epoch: scheduled_learning_rate(spec, epoch))
@@ -542,16 +571,7 @@ def fit(
         for index in range(len(history.epoch))
     ]
     if callback.diverged_step is not None:
-        return FitResult(
-            model,
-            "diverged",
-            rows,
-            diverged_step=callback.diverged_step,
-            message=(
-                f"the loss became {callback.diverged_loss} at step {callback.diverged_step}: the learning "
-                f"rate {spec.learning_rate:g} is too large for this model; try one 10 times smaller."
-            ),
-        )
+        return diverged(spec, model, rows, callback.diverged_step, callback.diverged_loss)
     fine_tuning = (
         None if before is None else fine_tuning_report(data, before, read_for_fine_tuning(model, data))
     )
@@ -559,6 +579,197 @@ def fit(
     if warning:
         reporter.event("warning", warning)
     return FitResult(model, "stopped" if callback.stopped else "completed", rows, fine_tuning=fine_tuning)
+
+
+def diverged(
+    spec: TrainSpec, model: keras.Model, rows: list[dict[str, float]], step: int, loss: str
+) -> FitResult:
+    """The end of a fit whose loss became ``loss`` at ``step``, with what to try."""
+    return FitResult(
+        model,
+        "diverged",
+        rows,
+        diverged_step=step,
+        message=(
+            f"the loss became {loss} at step {step}: the learning rate {spec.learning_rate:g} is too "
+            "large for this model; try one 10 times smaller."
+        ),
+    )
+
+
+def divergence(loss: float, first_loss: float) -> str | None:
+    """How a step's loss says the fit diverged (not finite, or ``DIVERGENCE_FACTOR`` times the first
+    step's), in words for the run's message; None while it has not."""
+    if not math.isfinite(loss):
+        return str(loss)
+    if first_loss > 0 and loss > DIVERGENCE_FACTOR * first_loss:
+        return f"{loss:.3g}, over {DIVERGENCE_FACTOR:,.0f} times its first value {first_loss:.3g},"
+    return None
+
+
+def compile_steps(spec: TrainSpec, model: keras.Model) -> Compiled | None:
+    """The binary classifier's training steps and decision surface compiled as one call
+    (``Backend.compile_steps``), or None: for the CNN, and where the backend has none."""
+    if spec.kind != "binary" or spec.base_model is not None or spec.augment:
+        return None
+    from zoo.ml import backend
+
+    return backend.current().compile_steps(model, surface_probe(model), spec.batch_size)
+
+
+def steps_request(
+    data: TrainingData,
+    grid: SurfaceGrid,
+    orders: np.ndarray,
+    rates: Sequence[float],
+    first: int,
+    last: int,
+    close: bool = False,
+) -> StepsRequest:
+    """A compiled call's work on the binary classifier's points (``compile_steps``): steps ``first``
+    to ``last`` of the epochs ``orders`` and ``rates`` describe, validated on the test points."""
+    from zoo.ml.backend import StepsRequest
+
+    return StepsRequest(
+        x=data.x_train,
+        y=data.y_train.astype(np.float32),
+        x_val=data.x_test,
+        y_val=data.y_test.astype(np.float32),
+        grid=grid.points,
+        orders=orders.astype(np.int32),
+        rates=np.asarray(rates, np.float32),
+        first=first,
+        last=last,
+        close=close,
+    )
+
+
+# A compiled call of the binary classifier's steps trains for about this long, so that its decision
+# surface, computed in the same call, follows the weights about ten times a second (the Playground
+# draws the newest one five times a second). The first call trains at most FIRST_CALL_STEPS, in one
+# epoch, so the first boundary comes at once; later calls are sized by the time a step took.
+CALL_SECONDS = 0.1
+FIRST_CALL_STEPS = 32
+
+
+def fit_in_calls(
+    spec: TrainSpec,
+    model: keras.Model,
+    steps: Compiled,
+    data: TrainingData,
+    reporter: ProgressReporter,
+    should_stop: Callable[[], bool],
+) -> FitResult:
+    """Train the binary classifier in compiled calls of many steps (``compile_steps``), reporting
+    after each call the epochs it ended, its last batch metrics and the decision surface it computed.
+
+    The weights and losses are ``model.fit``'s on the same batches: Keras' own train step on the
+    model's variables and optimizer. Epoch ``e`` trains on the points in the ``e``-th order a
+    generator seeded with the spec's seed draws (``epoch_orders``), at ``scheduled_learning_rate``.
+    A stop request is read after every call and ends the current epoch there (validated and reported,
+    as ``model.fit`` ends a stopped epoch); a diverged loss is found in the call's per-step losses.
+    """
+    count = len(data.x_train)
+    steps_per_epoch = math.ceil(count / spec.batch_size)
+    total_steps = steps_per_epoch * spec.num_epochs
+    orders = epoch_orders(spec.seed, count)
+    rates = [scheduled_learning_rate(spec, epoch) for epoch in range(spec.num_epochs)]
+    grid = surface_grid(data.x_train)
+    reporter.event("started", f"{spec.num_epochs} epochs x {steps_per_epoch} steps")
+    started = time.perf_counter()
+    rows: list[dict[str, float]] = []
+    step, budget, first_loss, stopped = 0, min(FIRST_CALL_STEPS, steps_per_epoch), None, False
+
+    def progress(at_step: int) -> Progress:
+        return fit_progress(
+            at_step,
+            min(max(1, math.ceil(at_step / steps_per_epoch)), spec.num_epochs),
+            steps_per_epoch,
+            spec.num_epochs,
+            spec.batch_size,
+            time.perf_counter() - started,
+        )
+
+    def run(first: int, last: int, close: bool = False) -> StepsResult:
+        # Only the epochs these steps touch, counted from the first of them.
+        epoch = first // steps_per_epoch
+        touched = range(epoch, max(first, last - 1) // steps_per_epoch + 1)
+        offset = epoch * steps_per_epoch
+        request = steps_request(
+            data, grid, np.stack([orders(index) for index in touched]), [rates[index] for index in touched],
+            first - offset, last - offset, close,
+        )  # fmt: skip
+        return steps(request)
+
+    while step < total_steps and not stopped:
+        end = min(step + budget, total_steps)
+        call_started = time.perf_counter()
+        result = run(step, end)
+        budget = max(1, round(CALL_SECONDS * (end - step) / max(time.perf_counter() - call_started, 1e-6)))
+        first_loss = float(result.losses[0]) if first_loss is None else first_loss
+        for index, loss in enumerate(result.losses.tolist()):
+            problem = divergence(loss, first_loss)
+            if problem is not None:
+                diverged_at = step + index + 1
+                rows += report_epochs(
+                    reporter, result, step, diverged_at - 1, steps_per_epoch, rates, progress
+                )
+                return diverged(spec, model, rows, diverged_at, problem)
+        stopped = should_stop()
+        closes = stopped and end % steps_per_epoch != 0 and end < total_steps  # the stopped epoch ends here
+        if closes:
+            result = dataclasses.replace(
+                result, epochs=np.concatenate([result.epochs, run(end, end, True).epochs])
+            )
+        reporter.batch(
+            {name: float(value) for name, value in zip(STEP_METRICS, result.running, strict=True)},
+            progress(end),
+        )
+        rows += report_epochs(reporter, result, step, end, steps_per_epoch, rates, progress, closes=closes)
+        reporter.surface(grid.surface(result.probes, step=end, epoch=progress(end).epoch))
+        step = end
+    return FitResult(model, "stopped" if stopped and step < total_steps else "completed", rows)
+
+
+# What a compiled call of steps reports of each epoch (``StepsResult.epochs``), in this order.
+EPOCH_METRICS = (*STEP_METRICS, *(f"val_{name}" for name in STEP_METRICS))
+
+
+def report_epochs(
+    reporter: ProgressReporter,
+    result: StepsResult,
+    first: int,
+    last: int,
+    steps_per_epoch: int,
+    rates: Sequence[float],
+    progress: Callable[[int], Progress],
+    closes: bool = False,
+) -> list[dict[str, float]]:
+    """Report the epochs that ended in steps ``first`` to ``last`` (and the one a stop ``closes`` at
+    ``last``) with the metrics of ``result``, as ``model.fit``'s history rows."""
+    ends = [end for end in range(first + 1, last + 1) if end % steps_per_epoch == 0]
+    ends += [last] if closes else []
+    rows = []
+    for end, values in zip(ends, result.epochs.tolist(), strict=False):
+        epoch = math.ceil(end / steps_per_epoch)
+        metrics = {**dict(zip(EPOCH_METRICS, values, strict=True)), "learning_rate": rates[epoch - 1]}
+        reporter.epoch(metrics, progress(end))
+        rows.append({"epoch": epoch, **metrics})
+    return rows
+
+
+def epoch_orders(seed: int, count: int) -> Callable[[int], np.ndarray]:
+    """The order of ``count`` training points in each epoch: ``orders(e)`` is the ``e``-th permutation
+    a generator seeded with ``seed`` draws (drawn as asked for, epochs in increasing order)."""
+    generator = np.random.default_rng(seed)
+    drawn: list[np.ndarray] = []
+
+    def orders(epoch: int) -> np.ndarray:
+        while len(drawn) <= epoch:
+            drawn.append(generator.permutation(count))
+        return drawn[epoch]
+
+    return orders
 
 
 @dataclass(frozen=True)
@@ -752,20 +963,77 @@ def make_progress_callback(
                 self.reporter.surface(surface)
 
         def _progress(self, step: int, now: float) -> Progress:
-            elapsed = max(now - self.start_time, 1e-9)
-            total_steps = self.steps_per_epoch * self.num_epochs
-            steps_per_second = step / elapsed
-            return Progress(
-                step=step,
-                total_steps=total_steps,
-                epoch=self.epoch_index + 1,
-                num_epochs=self.num_epochs,
-                samples_per_second=steps_per_second * self.batch_size,
-                eta_seconds=max(total_steps - step, 0) / steps_per_second if steps_per_second else 0.0,
-                elapsed_seconds=elapsed,
+            return fit_progress(
+                step,
+                self.epoch_index + 1,
+                self.steps_per_epoch,
+                self.num_epochs,
+                self.batch_size,
+                now - self.start_time,
             )
 
     return ProgressCallback()
+
+
+def fit_progress(
+    step: int, epoch: int, steps_per_epoch: int, num_epochs: int, batch_size: int, elapsed: float
+) -> Progress:
+    """Where a fit stands after ``step`` batches (in ``epoch``, from 1), ``elapsed`` seconds in."""
+    elapsed = max(elapsed, 1e-9)
+    total_steps = steps_per_epoch * num_epochs
+    steps_per_second = step / elapsed
+    return Progress(
+        step=step,
+        total_steps=total_steps,
+        epoch=epoch,
+        num_epochs=num_epochs,
+        samples_per_second=steps_per_second * batch_size,
+        eta_seconds=max(total_steps - step, 0) / steps_per_second if steps_per_second else 0.0,
+        elapsed_seconds=elapsed,
+    )
+
+
+def surface_grid(points: np.ndarray, resolution: int = SURFACE_RESOLUTION) -> SurfaceGrid:
+    """A ``resolution`` x ``resolution`` grid over ``points`` and half a unit around them."""
+    low, high = points.min(axis=0) - 0.5, points.max(axis=0) + 0.5
+    xs, ys = np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
+    return SurfaceGrid(xs, ys, np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class SurfaceGrid:
+    """Where a decision surface is evaluated: the grid's coordinates and its points, row by row."""
+
+    xs: np.ndarray  # (resolution,)
+    ys: np.ndarray  # (resolution,)
+    points: np.ndarray  # (resolution * resolution, 2) float32; point i is (xs[i % r], ys[i // r])
+
+    def surface(self, outputs: Sequence[np.ndarray], *, step: int, epoch: int) -> DecisionSurface:
+        """The surface of ``surface_probe``'s outputs over these points, at ``step`` (in ``epoch``)."""
+        *hidden_outputs, probability = outputs
+        shape = (len(self.ys), len(self.xs))
+        return DecisionSurface(
+            x=np.round(self.xs, 4).tolist(),
+            y=np.round(self.ys, 4).tolist(),
+            probability=np.asarray(probability, np.float32).reshape(shape).tolist(),
+            hidden=[
+                [
+                    np.asarray(output[:, unit], np.float32).reshape(shape).tolist()
+                    for unit in range(output.shape[1])
+                ]
+                for output in hidden_outputs
+            ],
+            step=step,
+            epoch=epoch,
+        )
+
+
+def surface_probe(model: keras.Model) -> keras.Model:
+    """A model over ``model``'s layers whose outputs are every hidden layer's and the probability."""
+    import keras
+
+    hidden_layers = [layer for layer in model.layers if layer.name.startswith("hidden")]
+    return keras.Model(model.inputs[0], [layer.output for layer in hidden_layers] + [model.outputs[0]])
 
 
 def decision_surface(
@@ -775,25 +1043,9 @@ def decision_surface(
     as the model stands at ``step`` (in ``epoch``)."""
     import keras
 
-    low, high = points.min(axis=0) - 0.5, points.max(axis=0) + 0.5
-    xs, ys = np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
-    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
-    hidden_layers = [layer for layer in model.layers if layer.name.startswith("hidden")]
-    probe = keras.Model(model.inputs[0], [layer.output for layer in hidden_layers] + [model.outputs[0]])
-    outputs = probe(grid, training=False)
-    *hidden_outputs, probability = (keras.ops.convert_to_numpy(output) for output in outputs)
-    shape = (resolution, resolution)
-    return DecisionSurface(
-        x=np.round(xs, 4).tolist(),
-        y=np.round(ys, 4).tolist(),
-        probability=np.round(probability.reshape(shape), 4).tolist(),
-        hidden=[
-            [np.round(output[:, unit].reshape(shape), 4).tolist() for unit in range(output.shape[1])]
-            for output in hidden_outputs
-        ],
-        step=step,
-        epoch=epoch,
-    )
+    grid = surface_grid(points, resolution)
+    outputs = surface_probe(model)(grid.points, training=False)
+    return grid.surface([keras.ops.convert_to_numpy(output) for output in outputs], step=step, epoch=epoch)
 
 
 def distribution_scope(spec: TrainSpec, reporter: ProgressReporter) -> contextlib.AbstractContextManager:
