@@ -357,7 +357,7 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
             if ui.may_manage_owner(current.owner):
                 # In the fragment: a click reruns only the fragment, not the whole page.
                 ui.stop_button(current, key="playground.stop")
-            ui.show_progress(current, "points")
+            ui.show_progress(current, "points", pace=True)
         st.plotly_chart(
             charts.decision_boundary(surface, data.x_train, data.y_train, data.x_test, data.y_test),
             key="boundary",
@@ -373,7 +373,8 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
             st.caption("What each hidden unit computes: its activation at every point of the plane.")
         return current.is_active
 
-    ui.live_fragment(render, live=run is not None and run.is_active, key="playground-live")()
+    live = run is not None and run.is_active
+    ui.live_fragment(render, live=live, key="playground-live", every=ui.BOUNDARY_REFRESH_SECONDS)()
 
 
 def show_scores(scores: Scores) -> None:

@@ -340,6 +340,21 @@ def test_playground_says_the_settings_differ_from_the_runs_only_when_they_do():
     assert differ in texts(app.caption)
 
 
+def test_playground_shows_a_live_runs_pace_in_epochs_per_second():
+    store = open_run_store()
+    run_id = store.create_run(TrainSpec.binary(learning_rate=0.01), "cpu")
+    assert claim(store, run_id)
+    # 30 of 100 epochs of 9 steps in 0.5 s: 60 epochs a second.
+    progress = Progress(
+        step=270, total_steps=900, epoch=30, num_epochs=100, samples_per_second=17_280, eta_seconds=1.2,
+        elapsed_seconds=0.5,
+    )  # fmt: skip
+    store.log_metrics(run_id, [MetricsReport({"batch/loss": 0.5}, progress, time.time())])
+    app = open_page("playground", {"run": run_id})
+    bars = [bar.proto.text for bar in app.main.get("progress")]
+    assert any("Epoch 30/100" in text and "60.0 epochs/s" in text for text in bars), bars
+
+
 def test_playground_shows_why_a_run_diverged():
     spec = TrainSpec.binary(learning_rate=1.0)
     message = (

@@ -56,6 +56,9 @@ _SEEN_AT_KEY = "zoo.seen_at"
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the page that follows a run
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
+# The Playground's boundary redraws five times a second: its worker computes a new one about ten times a
+# second (training.CALL_SECONDS), so the page shows the newest at least four times a second.
+BOUNDARY_REFRESH_SECONDS = 0.2
 SIDEBAR_REFRESH_SECONDS = 1.0  # the sidebar's live-run line: cheaper, in every open tab
 _METRICS_CACHE_KEY = "zoo.metrics_cache"
 _SIGN_IN_PROBLEM_KEY = "zoo.sign_in_problem"  # the key of the Sign in button whose click could not sign in
@@ -682,8 +685,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def show_progress(run: Run, unit: str = "images") -> None:
-    """A progress bar with epoch, step, throughput and ETA, or where a queued run waits."""
+def show_progress(run: Run, unit: str = "images", *, pace: bool = False) -> None:
+    """A progress bar with epoch, step, throughput (and with ``pace``, epochs per second) and ETA, or
+    where a queued run waits."""
     if run.status == "queued":
         ahead = run_store().queue_position(run.id)
         st.info(
@@ -698,7 +702,8 @@ def show_progress(run: Run, unit: str = "images") -> None:
     text = (
         f"Epoch {progress.epoch}/{progress.num_epochs} · "
         f"step {progress.step}/{progress.total_steps} · {progress.samples_per_second:,.0f} {unit}/s · "
-        f"ETA {format_duration(progress.eta_seconds)}"
+        + (f"{progress.epochs_per_second:.1f} epochs/s · " if pace else "")
+        + f"ETA {format_duration(progress.eta_seconds)}"
     )
     st.progress(progress.fraction_done, text=text)
 
