@@ -56,6 +56,7 @@ PROBE_SCRIPT = textwrap.dedent(
         events = []
         def batch(self, *args): pass
         def epoch(self, *args): pass
+        def epochs_ended(self, *args): pass
         def surface(self, *args): pass
         def event(self, kind, message): self.events.append([kind, message])
 

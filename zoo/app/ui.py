@@ -56,7 +56,7 @@ _SEEN_AT_KEY = "zoo.seen_at"
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the page that follows a run
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
-# The Playground's boundary redraws five times a second: its worker computes a new one about ten times a
+# The Playground's boundary redraws five times a second: its worker computes a new one about six times a
 # second (training.CALL_SECONDS), so the page shows the newest at least four times a second.
 BOUNDARY_REFRESH_SECONDS = 0.2
 SIDEBAR_REFRESH_SECONDS = 1.0  # the sidebar's live-run line: cheaper, in every open tab

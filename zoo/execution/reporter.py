@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from zoo.core.errors import StoreLocked
@@ -48,14 +48,25 @@ class StoreReporter:
         self._report(_prefixed("batch", metrics), progress)
 
     def epoch(self, metrics: dict[str, float], progress: Progress) -> None:
-        named = _prefixed("epoch", metrics)
-        named["epoch/samples_per_second"] = progress.samples_per_second
-        self._report(named, progress)
+        self.epochs_ended([(metrics, progress)])
+
+    def epochs_ended(self, reports: Sequence[tuple[dict[str, float], Progress]]) -> None:
+        # One write for them all: a write costs milliseconds, a compiled call ends dozens of epochs.
+        now, waiting = time.time(), bool(self.kept)
+        for metrics, progress in reports:
+            named = _prefixed("epoch", metrics)
+            named["epoch/samples_per_second"] = progress.samples_per_second
+            self.kept.append(MetricsReport(named, progress, now))
+        self._write(now, waiting)
 
     def _report(self, metrics: dict[str, float], progress: Progress) -> None:
-        now = time.time()
+        now, waiting = time.time(), bool(self.kept)
         self.kept.append(MetricsReport(metrics, progress, now))
-        if len(self.kept) > 1 and now - self.last_try < LOCKED_RETRY_SECONDS:
+        self._write(now, waiting)
+
+    def _write(self, now: float, waiting: bool) -> None:
+        """Write the kept reports, unless some were kept already (``waiting``) a moment ago."""
+        if waiting and now - self.last_try < LOCKED_RETRY_SECONDS:
             return  # the store was locked a moment ago: keep this one too
         self.last_try = now
         try:

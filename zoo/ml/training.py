@@ -476,8 +476,9 @@ class DecisionSurface:
     epoch: int
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready values (the record's own lists, not copies: ``dataclasses.asdict`` deep-copied
+        every value of a 4x8 network's maps, most of the worker's time per surface)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DecisionSurface:
@@ -491,6 +492,10 @@ class ProgressReporter(Protocol):
     def batch(self, metrics: dict[str, float], progress: Progress) -> None: ...
 
     def epoch(self, metrics: dict[str, float], progress: Progress) -> None: ...
+
+    def epochs_ended(self, reports: Sequence[tuple[dict[str, float], Progress]]) -> None:
+        """Several epochs' ``epoch`` reports at once (a compiled call of many steps ends dozens)."""
+        ...
 
     def surface(self, surface: DecisionSurface) -> None: ...
 
@@ -645,10 +650,11 @@ def steps_request(
 
 
 # A compiled call of the binary classifier's steps trains for about this long, so that its decision
-# surface, computed in the same call, follows the weights about ten times a second (the Playground
-# draws the newest one five times a second). The first call trains at most FIRST_CALL_STEPS, in one
-# epoch, so the first boundary comes at once; later calls are sized by the time a step took.
-CALL_SECONDS = 0.1
+# surface, computed in the same call, follows the weights about six times a second (the Playground
+# draws the newest one five times a second; a 4x8 network's surface takes ~0.1 s to write, most of it
+# JSON). The first call trains at most FIRST_CALL_STEPS, in one epoch, so the first boundary comes at
+# once; later calls are sized by the time a step took.
+CALL_SECONDS = 0.15
 FIRST_CALL_STEPS = 32
 
 
@@ -746,15 +752,18 @@ def report_epochs(
     closes: bool = False,
 ) -> list[dict[str, float]]:
     """Report the epochs that ended in steps ``first`` to ``last`` (and the one a stop ``closes`` at
-    ``last``) with the metrics of ``result``, as ``model.fit``'s history rows."""
+    ``last``) with the metrics of ``result``, all in one report; return them as ``model.fit``'s
+    history rows."""
     ends = [end for end in range(first + 1, last + 1) if end % steps_per_epoch == 0]
     ends += [last] if closes else []
-    rows = []
+    rows, reports = [], []
     for end, values in zip(ends, result.epochs.tolist(), strict=False):
         epoch = math.ceil(end / steps_per_epoch)
         metrics = {**dict(zip(EPOCH_METRICS, values, strict=True)), "learning_rate": rates[epoch - 1]}
-        reporter.epoch(metrics, progress(end))
+        reports.append((metrics, progress(end)))
         rows.append({"epoch": epoch, **metrics})
+    if reports:
+        reporter.epochs_ended(reports)
     return rows
 
 
@@ -1015,10 +1024,10 @@ class SurfaceGrid:
         return DecisionSurface(
             x=np.round(self.xs, 4).tolist(),
             y=np.round(self.ys, 4).tolist(),
-            probability=np.asarray(probability, np.float32).reshape(shape).tolist(),
+            probability=np.round(np.asarray(probability).reshape(shape), 4).tolist(),
             hidden=[
                 [
-                    np.asarray(output[:, unit], np.float32).reshape(shape).tolist()
+                    np.round(np.asarray(output[:, unit]).reshape(shape), 4).tolist()
                     for unit in range(output.shape[1])
                 ]
                 for output in hidden_outputs
