@@ -52,7 +52,8 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     streamlit_app, browser_page, screenshot, zoo_home
 ):
     page = browser_page
-    page.goto(f"{streamlit_app()}/playground?num_epochs=400&noise=0.25")
+    # 1000 epochs (the most the page allows): at 50-100 epochs/s a run long enough to watch and stop
+    page.goto(f"{streamlit_app()}/playground?num_epochs=1000&noise=0.25")
     start = page.get_by_role("button", name="Start training")
     expect(start).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_role("slider", name="Noise")).to_have_value("0.25")  # set by the link
@@ -63,7 +64,7 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     screenshot(page, "playground-before")
     start.click()
     expect(page).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
-    assert "num_epochs=400" in page.url, "the settings stay in the link"
+    assert "num_epochs=1000" in page.url, "the settings stay in the link"
 
     boundaries, losses = [], []
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -87,7 +88,7 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     )
     run_id = re.search(r"run=([0-9a-f]{12})", page.url).group(1)
     run = open_run_store().get(run_id)
-    assert run.status == "stopped" and run.progress.epoch < 400
+    assert run.status == "stopped" and run.progress.epoch < 1000
     expect(page.locator(".st-key-roc .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_role("button", name="Keep this model")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     page.set_viewport_size({"width": 1400, "height": 2600})  # the whole page, results included

@@ -101,8 +101,9 @@ def test_signed_in_people_manage_only_their_own_runs_and_models_and_an_admin_man
     assert oidc_provider.state.sign_ins == ["bob", "alice", "teacher"]
     assert not oidc_provider.state.refusals
 
-    # alice starts a long run on the Playground (minutes: 500 epochs of 175 batches); hers to stop.
-    alice.goto(f"{base_url}/playground?num_epochs=500&num_samples=1000&batch_size=4")
+    # alice starts a long run on the Playground (a minute or more even at thousands of batches a second:
+    # 500 epochs of 700 batches); hers to stop.
+    alice.goto(f"{base_url}/playground?num_epochs=500&num_samples=1000&batch_size=1")
     alice.get_by_role("button", name="Start training").click(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(alice).to_have_url(re.compile(r"run=[0-9a-f]{12}"), timeout=PAGE_LOAD_TIMEOUT_MS)
     live_run = re.search(r"run=([0-9a-f]{12})", alice.url).group(1)
