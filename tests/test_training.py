@@ -306,6 +306,23 @@ def test_a_binary_fit_trains_exactly_as_model_fit_on_the_same_batches():
     )
 
 
+def test_a_binary_fit_whose_loss_explodes_ends_as_diverged_at_that_step():
+    spec = TrainSpec.binary(
+        num_samples=100, num_epochs=30, optimizer="momentum", learning_rate=10.0, activation="relu",
+        hidden_units=(8, 8, 8, 8),
+    )  # fmt: skip  # 70 points in batches of 32: 3 steps an epoch
+    reporter = RecordingReporter()
+    result = fit(spec, reporter, lambda: False)
+    assert result.status == "diverged" and "try one 10 times smaller" in result.message
+    assert (
+        f"at step {result.diverged_step}:" in result.message
+        and "over 1,000 times its first value" in result.message
+    )
+    # Found in the compiled call's per-step losses: only the epochs that ended before it are reported.
+    assert [step for step, *_ in reporter.epochs] == list(range(3, result.diverged_step, 3))
+    assert [row["epoch"] for row in result.history] == list(range(1, len(reporter.epochs) + 1))
+
+
 def test_binary_steps_per_epoch_cover_all_training_points_even_with_a_validation_split():
     """The binary classifier validates on its test set, so Keras trains on every training point."""
     spec = TrainSpec.binary(num_samples=100, batch_size=10, num_epochs=2, validation_split=0.2)
