@@ -16,7 +16,7 @@ from zoo.ml.training import LimitBound
 from zoo.runs.records import Run
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
-# needs ~10x the epochs) lets the boundary visibly form in a run of 10-20 s on a laptop CPU.
+# needs ~10x the epochs) lets the boundary visibly form within the default 100 epochs.
 # Its model stays out of the zoo's lists until kept ("Keep this model").
 DEFAULTS = TrainSpec.binary(learning_rate=0.01, keep_model=False)
 MAX_LAYERS, MAX_UNITS = 4, 8
