@@ -52,8 +52,9 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     streamlit_app, browser_page, screenshot, zoo_home
 ):
     page = browser_page
-    # 1000 epochs (the most the page allows): at 50-100 epochs/s a run long enough to watch and stop
-    page.goto(f"{streamlit_app()}/playground?num_epochs=1000&noise=0.25")
+    # 1000 epochs of 280 single-point batches: a run long enough to watch and stop (the default's
+    # 1000 epochs of 9 batches end in about 4 s)
+    page.goto(f"{streamlit_app()}/playground?num_epochs=1000&batch_size=1&noise=0.25")
     start = page.get_by_role("button", name="Start training")
     expect(start).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_role("slider", name="Noise")).to_have_value("0.25")  # set by the link
