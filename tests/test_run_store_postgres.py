@@ -25,7 +25,10 @@ from zoo.runs.records import MetricsReport, Placement
 from zoo.runs.store import open_run_store
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
-CUT_SECONDS = 0.5  # many batches of a binary run
+# A run that trains for seconds in compiled calls (56,000 single-point steps), so that its queries are
+# cut, or its server restarted, while it trains.
+LONG_RUN = TrainSpec.binary(num_samples=4_000, batch_size=1, num_epochs=20)
+CUT_SECONDS = 0.5  # a few of LONG_RUN's compiled calls
 
 
 def with_password(url: str, password: str = "s3cret") -> str:
@@ -189,8 +192,7 @@ def test_a_run_whose_queries_are_cut_midway_again_and_again_completes_and_loses_
     coming): each of the worker's reads and writes is tried again on a new connection."""
     executor = open_executor(open_run_store(postgres_url))
     store = executor.store
-    spec = TrainSpec.binary(num_samples=4_000, batch_size=8, num_epochs=3)
-    run_id = start(spec, by=LOCAL_USER, executor=executor)
+    run_id = start(LONG_RUN, by=LOCAL_USER, executor=executor)
     try:
         wait_until(lambda: steps_done(store.get(run_id)) >= 5, 240, store, run_id)
         cuts = cut_mid_query(postgres_url, 3)
@@ -202,7 +204,7 @@ def test_a_run_whose_queries_are_cut_midway_again_and_again_completes_and_loses_
     rows = store.metrics_since(run_id).rows
     steps = [row.step for row in rows if row.name == "batch/loss"]
     assert steps == sorted(set(steps)) and run.progress.step == run.progress.total_steps  # none twice
-    assert [row.epoch for row in rows if row.name == "epoch/loss"] == [1, 2, 3]
+    assert [row.epoch for row in rows if row.name == "epoch/loss"] == list(range(1, LONG_RUN.num_epochs + 1))
 
 
 def test_a_run_trained_by_a_worker_rides_out_a_server_restart_and_loses_no_metric(
@@ -212,8 +214,7 @@ def test_a_run_trained_by_a_worker_rides_out_a_server_restart_and_loses_no_metri
     executor = open_executor()
     store = executor.store
     # 56,000 steps of one point: long enough to be cut mid-run at thousands of steps a second.
-    spec = TrainSpec.binary(num_samples=4_000, batch_size=1, num_epochs=20)
-    run_id = start(spec, by=LOCAL_USER, executor=executor)
+    run_id = start(LONG_RUN, by=LOCAL_USER, executor=executor)
     try:
         wait_until(lambda: steps_done(store.get(run_id)) >= 20, 240, store, run_id)
         postgres_server.restart()  # mid-run: every connection of the worker and of this process is cut
@@ -224,5 +225,5 @@ def test_a_run_trained_by_a_worker_rides_out_a_server_restart_and_loses_no_metri
     rows = store.metrics_since(run_id).rows
     losses = [row.step for row in rows if row.name == "batch/loss"]
     assert losses == sorted(set(losses)) and run.progress.step == run.progress.total_steps  # none twice
-    assert [row.epoch for row in rows if row.name == "epoch/loss"] == list(range(1, 21))
+    assert [row.epoch for row in rows if row.name == "epoch/loss"] == list(range(1, LONG_RUN.num_epochs + 1))
     assert run.placement.worker and "s3cret" not in " ".join(event.message for event in store.events(run_id))
