@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +127,33 @@ def postgres_url(postgres_server) -> Iterator[str]:
     url = postgres_server.create_database()
     yield url
     postgres_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The session's S3-compatible server on 127.0.0.1 (moto's ``ThreadedMotoServer``, on a free port):
+    its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    s3_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    s3_server.start()
+    host, port = s3_server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        s3_server.stop()
+
+
+@pytest.fixture
+def s3_store_url(s3_endpoint, monkeypatch) -> str:
+    """A fresh, empty bucket on the session's S3 server, as ZOO_MODEL_STORE names it
+    (``s3://BUCKET/studio``), with the usual AWS variables pointing at that server."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "zoo-tests")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "zoo-tests-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"zoo-{uuid.uuid4().hex}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/studio"

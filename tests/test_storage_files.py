@@ -1,6 +1,6 @@
 """The storage seam (zoo/storage/files.py): what every kind of storage must do, for the local zoo and the
-digit sets to stay whole, parameterised over the kinds (the local directory today; an object store
-must pass the same tests), and how ZOO_MODEL_STORE picks one."""
+digit sets to stay whole, parameterised over the kinds (a local directory; an S3 bucket on the session's
+S3-compatible server), and how ZOO_MODEL_STORE picks one."""
 
 from __future__ import annotations
 
@@ -10,15 +10,24 @@ from pathlib import Path
 import pytest
 
 from zoo.core.errors import StorageError
-from zoo.storage.files import FolderTaken, LocalDirectory, Storage, folder_version, open_storage
+from zoo.storage.files import FolderTaken, LocalDirectory, ObjectStore, Storage, folder_version, open_storage
 
 FILES = {"model.keras": b"PK" + bytes(range(256)) * 40, "config.json": b'{"kind": "cnn"}', "history.csv": b""}
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "s3"])
 def storage(request, tmp_path) -> Storage:
     """A fresh, empty storage of each kind."""
+    if request.param == "s3":
+        return open_storage(request.getfixturevalue("s3_store_url"))
     return LocalDirectory(tmp_path / "storage")
+
+
+def everything_in(storage: Storage) -> list[str]:
+    """Every file and folder a storage holds, its own hidden ones included."""
+    if isinstance(storage, ObjectStore):
+        return storage.filesystem.find(storage.root)
+    return [path.name for path in Path(storage.location()).iterdir()]
 
 
 def publish(storage: Storage, folder: str, files: dict[str, bytes] = FILES, *, replace: bool = False) -> None:
@@ -59,7 +68,7 @@ def test_a_folder_being_filled_is_never_listed_and_is_gone_when_it_is_not_publis
     publish(storage, "model")
     storage.delete_folder("model")
     assert storage.folders() == []
-    assert [path.name for path in Path(storage.location()).iterdir()] == []  # nothing left behind
+    assert everything_in(storage) == []  # nothing left behind
 
 
 def publish_at_once(
@@ -175,12 +184,26 @@ def test_zoo_model_store_names_the_directory_as_a_path_or_a_file_url(tmp_path, z
     assert open_storage().location("digits") == str(tmp_path / "shared" / "digits")
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/zoo", "https://example.org/zoo", "file://server/zoo"])
+def test_zoo_model_store_names_an_s3_bucket_and_prefix(s3_store_url, monkeypatch):
+    monkeypatch.setenv("ZOO_MODEL_STORE", s3_store_url)
+    storage = open_storage()
+    assert isinstance(storage, ObjectStore)
+    assert (
+        storage.within("models").location("mnist-cnn", "model.keras")
+        == f"{s3_store_url}/models/mnist-cnn/model.keras"
+    )
+    publish(storage.within("models"), "mnist-cnn")
+    assert open_storage(s3_store_url.rstrip("/") + "/").within("models").folders() == ["mnist-cnn"]
+
+
+@pytest.mark.parametrize(
+    "url", ["s3:///zoo", "gs://bucket/zoo", "https://example.org/zoo", "file://server/zoo"]
+)
 def test_a_store_zoo_studio_cannot_use_is_one_line_with_what_it_can(url, monkeypatch):
     monkeypatch.setenv("ZOO_MODEL_STORE", url)
     with pytest.raises(StorageError) as refused:
         open_storage()
     assert str(refused.value) == (
-        f"ZOO_MODEL_STORE={url!r} is not a store Zoo Studio can use: give a directory, e.g. /data/zoo or "
-        "file:///data/zoo (object stores such as s3:// are not supported yet), or unset it to use ZOO_HOME."
+        f"ZOO_MODEL_STORE={url!r} is not a store Zoo Studio can use: give a directory (/data/zoo or "
+        "file:///data/zoo) or an S3 bucket (s3://bucket/prefix), or unset it to use ZOO_HOME."
     )

@@ -581,15 +581,16 @@ def describe_model(entry: ModelEntry) -> str:
 
 def predictor(entry: ModelEntry) -> Predictor:
     """The compiled, warmed-up predictor of a local-zoo CNN, shared by every session and cached
-    per model file and version (a model re-saved under the same name is reloaded)."""
-    return _predictor(str(model_store().model_file(entry.name)), entry.version)
+    per model and stored version (a model replaced under the same name, from this server or another
+    one sharing ZOO_MODEL_STORE, is reloaded); its file is fetched only when it is not cached."""
+    return _predictor(model_store_url(), entry.name, entry.version)
 
 
 @st.cache_resource(show_spinner="Loading the model and compiling it…", max_entries=4)
-def _predictor(model_file: str, version: str) -> Predictor:  # version: part of the cache key
+def _predictor(url: str, name: str, version: str) -> Predictor:  # version: part of the cache key
     from zoo.ml.inference import Predictor
 
-    loaded = Predictor.from_file(model_file)
+    loaded = Predictor.from_file(_model_store(url).model_file(name))
     _heap_state().modules_at_freeze = None  # long-lived: keep_reruns_cheap freezes it with the rest
     return loaded
 

@@ -53,7 +53,7 @@ def runs_database_path() -> Path:
 
 def model_store_url() -> str:
     """Where the local zoo and the digit sets are kept (``zoo.storage.files.open_storage`` reads it):
-    the setting ``ZOO_MODEL_STORE`` (``model_store`` in config.toml; a directory or ``file://`` URL),
+    the setting ``ZOO_MODEL_STORE`` (``model_store`` in config.toml; a directory, a ``file://`` URL or ``s3://BUCKET/PREFIX``),
     default ``ZOO_HOME`` (its folders ``models`` and ``digits``).
 
     Raises:

@@ -171,7 +171,9 @@ SETTINGS: tuple[Setting, ...] = (
         "ZOO_MODEL_STORE",
         "model_store",
         "$ZOO_HOME",
-        "where the local zoo (models/) and digit sets (digits/) live: a directory or file:// URL",
+        "where the local zoo (models/) and digit sets (digits/) live: a directory, a file:// URL or "
+        "s3://BUCKET/PREFIX (credentials: the AWS_* variables or ~/.aws; AWS_ENDPOINT_URL for another "
+        "S3-compatible store)",
     ),
     Setting(
         "warm_workers", "ZOO_WARM_WORKERS", "warm_workers", "2", "workers each pool keeps waiting (0-16)"
@@ -666,7 +668,7 @@ def _store_location(raw: Any) -> str:
     """A directory (``~`` expanded) or a URL as given: ``zoo.storage.files.open_storage`` says which
     kinds of store it can use."""
     if not isinstance(raw, str | Path) or not str(raw).strip():
-        raise _Expected("give a directory, e.g. /data/zoo, or a file:// URL")
+        raise _Expected("give a directory, e.g. /data/zoo, a file:// URL or s3://BUCKET/PREFIX")
     text = str(raw).strip()
     return text if "://" in text else str(Path(text).expanduser())
 

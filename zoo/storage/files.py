@@ -1,10 +1,10 @@
 """The storage seam: where the local zoo's models and the personal digit sets are kept.
 
 A ``Storage`` holds folders of files under one root: ``models/NAME/`` (a model's files) and
-``digits/SET/`` (a set's digits). ``open_storage`` picks one from ``ZOO_MODEL_STORE``; today's only
-kind is ``LocalDirectory`` (the default: ``ZOO_HOME``'s folders). ``ModelStore`` and ``DigitStore``
-read and write through this interface alone, so another kind (an object store: ``s3://bucket/prefix``)
-is one more class behind it, passing tests/test_storage_files.py.
+``digits/SET/`` (a set's digits). ``open_storage`` picks one from ``ZOO_MODEL_STORE``; its
+kinds are ``LocalDirectory`` (the default: ``ZOO_HOME``'s folders, or any directory) and ``ObjectStore``
+(``s3://bucket/prefix``). ``ModelStore`` and ``DigitStore`` read and write through this interface alone;
+every kind passes tests/test_storage_files.py.
 
 What every kind guarantees:
 
@@ -18,11 +18,14 @@ What every kind guarantees:
 - ``local_path`` is a file on this machine for libraries that read paths (Keras): the file itself
   here, a cached download (by etag) for a remote kind.
 
-How an object store would keep these: ``write_bytes`` is one PUT (atomic per object); ``publish``
-uploads the staged files under a fresh version prefix, then writes the folder's marker object last
-with a conditional PUT (``If-None-Match: *``; ``replace``: unconditional), so a folder is listed
-only once it is whole and one name is taken once; ``delete_folder`` deletes the marker first;
-``etag`` is the object's ETag.
+How the object store (``ObjectStore``: ``s3://bucket/prefix``) keeps these: a folder ``F`` is a marker
+object ``F/.folder`` naming a version, and its files are objects under ``.versions/VERSION/``.
+``write_bytes`` is one PUT (atomic per object); ``publish`` uploads the staged files under a fresh
+version, then writes the marker last with a conditional PUT (``If-None-Match: *``; ``replace``:
+unconditional, then the old version is deleted), so a folder is listed only once it is whole and a
+name is taken once; ``rename_folder`` writes the new marker (conditionally) before deleting the old;
+``delete_folder`` deletes the marker first; ``etag`` is the version and the object's ETag; a reader
+that meets a replaced version reads the folder again.
 """
 
 from __future__ import annotations
@@ -32,16 +35,17 @@ import errno
 import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from zoo.core.errors import StorageError, ZooError
-from zoo.core.paths import model_store_url, unwritable
+from zoo.core.paths import model_store_url, unwritable, zoo_home
 
 TEMPORARY_PREFIX = ".tmp-"  # staging folders and files being written: never listed
 RETIRED_PREFIX = ".old-"  # a folder on its way out (replaced or deleted): never listed
@@ -293,6 +297,194 @@ def _stored(name: str, stat: os.stat_result) -> StoredFile:
     return StoredFile(name, stat.st_size, f"{stat.st_ino:x}-{stat.st_mtime_ns:x}")
 
 
+MARKER = ".folder"  # the object that makes a folder of an object store visible: it names its version
+VERSIONS = ".versions"  # where an object store keeps each version's files: never listed
+
+
+class ObjectStore:
+    """Folders of files in an object store (S3, through fsspec's s3fs) under ``bucket/prefix``.
+
+    A folder ``F`` is its marker object ``F/.folder``, whose content names a version; its files are the
+    objects under ``.versions/VERSION/``. Every marker write is one PUT, so a folder appears, changes
+    version or vanishes in one step (see the module's docstring). Listings are never cached: another
+    server may have written since. Credentials are the usual AWS ones (variables, ``~/.aws``, s3fs's
+    config) and never appear in a location or a message.
+    """
+
+    def __init__(self, filesystem: Any, root: str, protocol: str = "s3") -> None:
+        self.filesystem = filesystem
+        self.root = root.rstrip("/")
+        self.protocol = protocol
+
+    def location(self, folder: str | None = None, name: str | None = None) -> str:
+        parts = [self.root, *(part for part in (folder, name) if part is not None)]
+        return f"{self.protocol}://{'/'.join(parts)}"
+
+    def within(self, folder: str) -> ObjectStore:
+        return ObjectStore(self.filesystem, f"{self.root}/{folder}", self.protocol)
+
+    def folders(self) -> list[str]:
+        try:
+            entries = self.filesystem.ls(self.root, detail=True)
+        except FileNotFoundError:
+            return []
+        names = (_basename(entry["name"]) for entry in entries if entry["type"] == "directory")
+        return sorted(name for name in names if not name.startswith("."))
+
+    def exists(self, folder: str, name: str | None = None) -> bool:
+        if name is None:
+            return bool(self.filesystem.exists(self._marker(folder)))
+        try:
+            return bool(self.filesystem.isfile(self._object(folder, name)))
+        except FileNotFoundError:
+            return False
+
+    def files(self, folder: str) -> list[StoredFile]:
+        try:
+            version = self._version(folder)
+            while True:
+                try:
+                    entries = self.filesystem.ls(self._versions(version), detail=True)
+                except FileNotFoundError:
+                    entries = []
+                # A folder replaced meanwhile may have had its old version half deleted: read it again.
+                current = self._version(folder)
+                if current == version:
+                    break
+                version = current
+        except FileNotFoundError:
+            return []
+        found = [
+            StoredFile(
+                _basename(entry["name"]), int(entry["size"]), f"{version}-{entry['ETag'].strip(chr(34))}"
+            )
+            for entry in entries
+            if entry["type"] == "file"
+        ]
+        return sorted(found, key=_name)
+
+    def open(self, folder: str, name: str) -> BinaryIO:
+        return self.filesystem.open(self._object(folder, name), "rb")  # type: ignore[no-any-return]
+
+    def read_bytes(self, folder: str, name: str) -> bytes:
+        return self.filesystem.cat_file(self._object(folder, name))  # type: ignore[no-any-return]
+
+    def write_bytes(self, folder: str, name: str, data: bytes) -> None:
+        try:
+            self.filesystem.pipe_file(self._object(folder, name), data)  # one PUT: whole or not at all
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    def delete_file(self, folder: str, name: str) -> None:
+        path = self._object(folder, name)
+        if not self.filesystem.isfile(path):
+            raise FileNotFoundError(self.location(folder, name))
+        try:
+            self.filesystem.rm_file(path)
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix=TEMPORARY_PREFIX) as staged:
+            yield Path(staged)
+
+    def publish(self, staged: Path, folder: str, *, replace: bool = False) -> None:
+        if staged.parent != Path(tempfile.gettempdir()) or not staged.name.startswith(TEMPORARY_PREFIX):
+            raise ValueError(
+                f"{staged} is not a staging folder of {self.location()}: fill one from staging()."
+            )
+        version = uuid.uuid4().hex
+        try:
+            for path in sorted(staged.rglob("*")):
+                if path.is_file():
+                    relative = path.relative_to(staged).as_posix()
+                    self.filesystem.put_file(str(path), f"{self._versions(version)}/{relative}")
+            if replace:
+                old = self._version_or_none(folder)
+                self.filesystem.pipe_file(self._marker(folder), version.encode())
+                if old is not None and old != version:
+                    self._delete_version(old)
+                return
+            self._take(folder, version)
+        except FolderTaken:
+            self._delete_version(version)
+            raise
+        except OSError as error:
+            self._delete_version(version)
+            raise self._unwritable(error) from None
+
+    def rename_folder(self, folder: str, new_folder: str) -> None:
+        version = self._version(folder)  # FileNotFoundError: no such folder
+        try:
+            self._take(new_folder, version)
+            self.filesystem.rm_file(self._marker(folder))
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    def delete_folder(self, folder: str) -> None:
+        version = self._version(folder)
+        try:
+            self.filesystem.rm_file(self._marker(folder))  # gone for every reader, then its files
+        except OSError as error:
+            raise self._unwritable(error) from None
+        self._delete_version(version)
+
+    def local_path(self, folder: str, name: str) -> Path:
+        path = self._object(folder, name)
+        etag = self.filesystem.info(path)["ETag"].strip('"')
+        key = hashlib.sha256(f"{self.protocol}://{path}\t{etag}".encode()).hexdigest()[:32]
+        cached = zoo_home() / "cache" / "objects" / key / name
+        if not cached.is_file():  # a file of one etag never changes: download it once
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cached.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+            try:
+                self.filesystem.get_file(path, str(temporary))
+                os.replace(temporary, cached)
+            finally:
+                temporary.unlink(missing_ok=True)
+        return cached
+
+    def _take(self, folder: str, version: str) -> None:
+        """Write a folder's marker only if there is none (If-None-Match: *): a name is taken once."""
+        try:
+            self.filesystem.pipe_file(self._marker(folder), version.encode(), mode="create")
+        except FileExistsError:
+            raise FolderTaken(f"{self.location(folder)} exists already.") from None
+
+    def _version(self, folder: str) -> str:
+        return bytes(self.filesystem.cat_file(self._marker(folder))).decode()
+
+    def _version_or_none(self, folder: str) -> str | None:
+        try:
+            return self._version(folder)
+        except FileNotFoundError:
+            return None
+
+    def _delete_version(self, version: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.filesystem.rm(self._versions(version), recursive=True)
+
+    def _marker(self, folder: str) -> str:
+        return f"{self.root}/{folder}/{MARKER}"
+
+    def _versions(self, version: str) -> str:
+        return f"{self.root}/{VERSIONS}/{version}"
+
+    def _object(self, folder: str, name: str) -> str:
+        return f"{self._versions(self._version(folder))}/{name}"
+
+    def _unwritable(self, error: OSError) -> StorageError:
+        return StorageError(
+            f"{self.location()} cannot be written ({error.strerror or error}): check that the bucket exists "
+            "and that the credentials (AWS_* variables or ~/.aws) may write to it."
+        )
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def storage_for(storage: Storage | str | os.PathLike | None, folder: str) -> Storage:
     """The storage a store keeps its folders in: ``storage`` itself, a directory's, or (None) the
     ``folder`` of the storage ``ZOO_MODEL_STORE`` names."""
@@ -307,7 +499,8 @@ def open_storage(url: str | None = None) -> Storage:
     """The storage the local zoo and the digit sets are kept in.
 
     Args:
-        url: a directory (``/data/zoo`` or ``file:///data/zoo``); default ``ZOO_MODEL_STORE``, else
+        url: a directory (``/data/zoo`` or ``file:///data/zoo``) or an S3 bucket
+            (``s3://bucket/prefix``); default ``ZOO_MODEL_STORE``, else
             ``ZOO_HOME``.
 
     Returns:
@@ -326,7 +519,22 @@ def open_storage(url: str | None = None) -> Storage:
         return LocalDirectory(Path(url2pathname(parts.path)))
     if parts.scheme == "":
         return LocalDirectory(Path(url).expanduser().absolute())
+    if parts.scheme == "s3" and parts.netloc:
+        return _object_store(url, parts.netloc, parts.path)
     raise StorageError(
-        f"ZOO_MODEL_STORE={url!r} is not a store Zoo Studio can use: give a directory, e.g. /data/zoo or "
-        "file:///data/zoo (object stores such as s3:// are not supported yet), or unset it to use ZOO_HOME."
+        f"ZOO_MODEL_STORE={url!r} is not a store Zoo Studio can use: give a directory (/data/zoo or "
+        "file:///data/zoo) or an S3 bucket (s3://bucket/prefix), or unset it to use ZOO_HOME."
     )
+
+
+def _object_store(url: str, bucket: str, prefix: str) -> ObjectStore:
+    import fsspec  # only for an object store: s3fs and its botocore take a while to import
+
+    try:
+        # No listings cache: another app server may have published or deleted a folder since.
+        filesystem = fsspec.filesystem("s3", use_listings_cache=False)
+    except ImportError:
+        raise StorageError(
+            f"ZOO_MODEL_STORE={url!r} needs s3fs, which is not installed: pip install -r requirements.txt."
+        ) from None
+    return ObjectStore(filesystem, f"{bucket}/{prefix.strip('/')}".rstrip("/"))

@@ -1,0 +1,131 @@
+"""The local zoo and the digit sets shared by several app servers through ZOO_MODEL_STORE: an S3 bucket (on
+the session's S3-compatible server) or a shared directory (file://). Each "server" here is a store
+opened from the URL on its own, as another process would."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import keras
+import numpy as np
+import pytest
+from test_digits import canvas, digit
+from test_store import forge_keras_config, small_cnn, with_dense_units
+
+from zoo.core.errors import ModelStoreError
+from zoo.core.hosting import LOCAL_USER
+from zoo.storage.digits import DIGITS_FOLDER, DigitStore
+from zoo.storage.files import ObjectStore, open_storage
+from zoo.storage.models import MODEL_FILE, MODELS_FOLDER, ModelConfig, ModelStore
+
+IMAGES = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+
+
+@pytest.fixture(params=["s3", "shared-directory"])
+def store_url(request, tmp_path) -> str:
+    """A fresh, empty ZOO_MODEL_STORE that several servers share."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_store_url")
+    return (tmp_path / "shared").as_uri()
+
+
+def server(url: str) -> ModelStore:
+    """The local zoo as one app server opens it from ZOO_MODEL_STORE."""
+    return ModelStore(open_storage(url).within(MODELS_FOLDER))
+
+
+def cnn(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return small_cnn()
+
+
+def readings(model: keras.Model) -> np.ndarray:
+    return np.asarray(model(IMAGES))
+
+
+def test_a_model_saved_by_one_server_is_listed_loaded_replaced_renamed_and_deleted_by_another(store_url):
+    first, second = server(store_url), server(store_url)
+    first.save(cnn(1), "shared", config=ModelConfig("cnn"))
+    assert [entry.name for entry in second.entries()] == ["shared"]
+    version = second.entry("shared").version
+    assert np.array_equal(readings(second.load("shared").model), readings(cnn(1)))  # bit for bit
+
+    second.save(cnn(2), "shared", config=ModelConfig("cnn"), overwrite=True)
+    assert first.entry("shared").version != version
+    assert np.array_equal(readings(first.load("shared").model), readings(cnn(2)))  # not a stale copy
+
+    first.rename("shared", "renamed", by=LOCAL_USER)
+    assert [entry.name for entry in second.entries()] == ["renamed"]
+    second.delete("renamed", by=LOCAL_USER)
+    assert first.entries() == [] and not first.has("renamed")
+
+
+def test_two_servers_saving_under_one_name_at_once_never_replace_each_others_model(store_url):
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def save(seed: int) -> None:
+        model, store = cnn(seed), server(store_url)
+        barrier.wait(timeout=30)
+        try:
+            store.save(model, "contested", config=ModelConfig("cnn"))
+            outcomes[seed] = "saved"
+        except ModelStoreError as error:
+            assert "a model named 'contested' already exists" in str(error)
+            outcomes[seed] = "taken"
+
+    threads = [threading.Thread(target=save, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["saved", "taken"], outcomes
+    (winner,) = [seed for seed, outcome in outcomes.items() if outcome == "saved"]
+    assert np.array_equal(readings(server(store_url).load("contested").model), readings(cnn(winner)))
+
+
+def test_a_small_model_file_describing_a_huge_layer_is_refused_from_the_object_store(s3_store_url, tmp_path):
+    """Loading stays size-checked and safe_mode=True: the file Keras reads is a download of the object."""
+    store = server(s3_store_url)
+    store.save(small_cnn(), "huge-layer", config=ModelConfig("cnn"))
+    forged = tmp_path / "forged.keras"
+    shutil.copy(store.model_file("huge-layer"), forged)
+    forge_keras_config(forged, with_dense_units(500_000))
+    store.storage.write_bytes("huge-layer", MODEL_FILE, forged.read_bytes())
+    with pytest.raises(
+        ModelStoreError, match="is too big to load: the model's parameter count is 397,500,010"
+    ):
+        server(s3_store_url).load("huge-layer")
+
+
+def test_digit_sets_are_shared_by_the_servers(store_url):
+    first, second = (DigitStore(open_storage(store_url).within(DIGITS_FOLDER)) for _ in range(2))
+    added = [
+        first.add("mine", label, canvas(index), digit(index), by=LOCAL_USER)
+        for index, label in enumerate([3, 5])
+    ]
+    assert second.set_names(by=LOCAL_USER) == ["mine"]
+    assert [kept.label for kept in second.digits("mine", by=LOCAL_USER)] == [3, 5]
+    np.testing.assert_array_equal(second.pixels("mine", added[1].id, by=LOCAL_USER), canvas(1))
+    second.relabel("mine", added[0].id, 8, by=LOCAL_USER)
+    second.delete("mine", added[1].id, by=LOCAL_USER)
+    assert [(kept.id, kept.label) for kept in first.digits("mine", by=LOCAL_USER)] == [(added[0].id, 8)]
+    first.delete_set("mine", by=LOCAL_USER)
+    assert second.set_names(by=LOCAL_USER) == []
+
+
+def test_the_draw_pages_model_is_reloaded_when_another_server_replaces_it(s3_store_url, monkeypatch):
+    from zoo.app import ui
+
+    monkeypatch.setenv("ZOO_MODEL_STORE", s3_store_url)
+    elsewhere = server(s3_store_url)
+    elsewhere.save(cnn(1), "shared", config=ModelConfig("cnn"))
+    loaded = ui.predictor(ui.model_store().entry("shared"))
+    assert ui.predictor(ui.model_store().entry("shared")) is loaded  # kept while the model is unchanged
+    np.testing.assert_allclose(loaded.predict(IMAGES[0, ..., 0]), readings(cnn(1))[0], rtol=1e-5)
+
+    elsewhere.save(cnn(2), "shared", config=ModelConfig("cnn"), overwrite=True)
+    reloaded = ui.predictor(ui.model_store().entry("shared"))
+    assert reloaded is not loaded
+    np.testing.assert_allclose(reloaded.predict(IMAGES[0, ..., 0]), readings(cnn(2))[0], rtol=1e-5)
+    assert isinstance(ui.model_store().storage, ObjectStore)
