@@ -10,6 +10,8 @@ import threading
 import keras
 import numpy as np
 import pytest
+from loopback import closed_port_url
+from test_cli import run_zoo, zoo_environment
 from test_digits import canvas, digit
 from test_store import forge_keras_config, small_cnn, with_dense_units
 
@@ -129,3 +131,32 @@ def test_the_draw_pages_model_is_reloaded_when_another_server_replaces_it(s3_sto
     assert reloaded is not loaded
     np.testing.assert_allclose(reloaded.predict(IMAGES[0, ..., 0]), readings(cnn(2))[0], rtol=1e-5)
     assert isinstance(ui.model_store().storage, ObjectStore)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "endpoint", "said"),
+    [
+        (
+            "no-such-bucket",
+            None,
+            "s3://no-such-bucket/zoo/{folder}: the bucket no-such-bucket does not exist",
+        ),
+        (
+            "any-bucket",
+            closed_port_url(),
+            "s3://any-bucket/zoo/{folder} cannot be reached (Could not connect",
+        ),
+    ],
+)
+def test_an_s3_store_that_cannot_be_used_is_one_line_from_the_cli(
+    s3_store_url, zoo_home, bucket, endpoint, said
+):
+    environment = zoo_environment(zoo_home, ZOO_MODEL_STORE=f"s3://{bucket}/zoo")
+    if endpoint is not None:
+        environment["AWS_ENDPOINT_URL"] = endpoint
+    for command, folder in ((["models"], "models"), (["digits", "list"], "digits")):
+        result = run_zoo(zoo_home, *command, environment=environment, timeout=120)
+        assert result.returncode == 1 and result.stdout == "", result
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: " + said.format(folder=folder)), line
+        assert "zoo-tests-secret" not in line

@@ -32,15 +32,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -297,6 +298,29 @@ def _stored(name: str, stat: os.stat_result) -> StoredFile:
     return StoredFile(name, stat.st_size, f"{stat.st_ino:x}-{stat.st_mtime_ns:x}")
 
 
+Parameters = ParamSpec("Parameters")
+Result = TypeVar("Result")
+
+
+def _reaching(
+    method: Callable[Concatenate[ObjectStore, Parameters], Result],
+) -> Callable[Concatenate[ObjectStore, Parameters], Result]:
+    """An ``ObjectStore`` method whose failure to reach the store (no network, no credentials) is a
+    ``StorageError`` in one line, not the client library's traceback."""
+
+    @functools.wraps(method)
+    def reach(store: ObjectStore, /, *arguments: Parameters.args, **options: Parameters.kwargs) -> Result:
+        try:
+            return method(store, *arguments, **options)
+        except store.unreachable as error:
+            raise StorageError(
+                f"{store.location()} cannot be reached ({error}): check AWS_ENDPOINT_URL (or the region), "
+                "the network and the credentials (AWS_* variables or ~/.aws)."
+            ) from None
+
+    return reach
+
+
 MARKER = ".folder"  # the object that makes a folder of an object store visible: it names its version
 VERSIONS = ".versions"  # where an object store keeps each version's files: never listed
 
@@ -311,26 +335,36 @@ class ObjectStore:
     config) and never appear in a location or a message.
     """
 
-    def __init__(self, filesystem: Any, root: str, protocol: str = "s3") -> None:
+    def __init__(
+        self,
+        filesystem: Any,
+        root: str,
+        protocol: str = "s3",
+        unreachable: tuple[type[Exception], ...] = (),
+    ) -> None:
         self.filesystem = filesystem
         self.root = root.rstrip("/")
         self.protocol = protocol
+        self.unreachable = unreachable  # the client library's errors for a store it cannot reach
 
     def location(self, folder: str | None = None, name: str | None = None) -> str:
         parts = [self.root, *(part for part in (folder, name) if part is not None)]
         return f"{self.protocol}://{'/'.join(parts)}"
 
     def within(self, folder: str) -> ObjectStore:
-        return ObjectStore(self.filesystem, f"{self.root}/{folder}", self.protocol)
+        return ObjectStore(self.filesystem, f"{self.root}/{folder}", self.protocol, self.unreachable)
 
+    @_reaching
     def folders(self) -> list[str]:
         try:
             entries = self.filesystem.ls(self.root, detail=True)
         except FileNotFoundError:
+            self._check_bucket()
             return []
         names = (_basename(entry["name"]) for entry in entries if entry["type"] == "directory")
         return sorted(name for name in names if not name.startswith("."))
 
+    @_reaching
     def exists(self, folder: str, name: str | None = None) -> bool:
         if name is None:
             return bool(self.filesystem.exists(self._marker(folder)))
@@ -339,6 +373,7 @@ class ObjectStore:
         except FileNotFoundError:
             return False
 
+    @_reaching
     def files(self, folder: str) -> list[StoredFile]:
         try:
             version = self._version(folder)
@@ -363,18 +398,22 @@ class ObjectStore:
         ]
         return sorted(found, key=_name)
 
+    @_reaching
     def open(self, folder: str, name: str) -> BinaryIO:
         return self.filesystem.open(self._object(folder, name), "rb")  # type: ignore[no-any-return]
 
+    @_reaching
     def read_bytes(self, folder: str, name: str) -> bytes:
         return self.filesystem.cat_file(self._object(folder, name))  # type: ignore[no-any-return]
 
+    @_reaching
     def write_bytes(self, folder: str, name: str, data: bytes) -> None:
         try:
             self.filesystem.pipe_file(self._object(folder, name), data)  # one PUT: whole or not at all
         except OSError as error:
             raise self._unwritable(error) from None
 
+    @_reaching
     def delete_file(self, folder: str, name: str) -> None:
         path = self._object(folder, name)
         if not self.filesystem.isfile(path):
@@ -389,6 +428,7 @@ class ObjectStore:
         with tempfile.TemporaryDirectory(prefix=TEMPORARY_PREFIX) as staged:
             yield Path(staged)
 
+    @_reaching
     def publish(self, staged: Path, folder: str, *, replace: bool = False) -> None:
         if staged.parent != Path(tempfile.gettempdir()) or not staged.name.startswith(TEMPORARY_PREFIX):
             raise ValueError(
@@ -414,6 +454,7 @@ class ObjectStore:
             self._delete_version(version)
             raise self._unwritable(error) from None
 
+    @_reaching
     def rename_folder(self, folder: str, new_folder: str) -> None:
         version = self._version(folder)  # FileNotFoundError: no such folder
         try:
@@ -422,6 +463,7 @@ class ObjectStore:
         except OSError as error:
             raise self._unwritable(error) from None
 
+    @_reaching
     def delete_folder(self, folder: str) -> None:
         version = self._version(folder)
         try:
@@ -430,6 +472,7 @@ class ObjectStore:
             raise self._unwritable(error) from None
         self._delete_version(version)
 
+    @_reaching
     def local_path(self, folder: str, name: str) -> Path:
         path = self._object(folder, name)
         etag = self.filesystem.info(path)["ETag"].strip('"')
@@ -474,7 +517,17 @@ class ObjectStore:
     def _object(self, folder: str, name: str) -> str:
         return f"{self._versions(self._version(folder))}/{name}"
 
+    def _check_bucket(self) -> None:
+        bucket = self.root.split("/", 1)[0]
+        if not self.filesystem.exists(bucket):
+            raise StorageError(
+                f"{self.location()}: the bucket {bucket} does not exist: create it, or name another in "
+                "ZOO_MODEL_STORE."
+            )
+
     def _unwritable(self, error: OSError) -> StorageError:
+        if isinstance(error, FileNotFoundError):
+            self._check_bucket()
         return StorageError(
             f"{self.location()} cannot be written ({error.strerror or error}): check that the bucket exists "
             "and that the credentials (AWS_* variables or ~/.aws) may write to it."
@@ -531,10 +584,12 @@ def _object_store(url: str, bucket: str, prefix: str) -> ObjectStore:
     import fsspec  # only for an object store: s3fs and its botocore take a while to import
 
     try:
+        from botocore.exceptions import BotoCoreError
+
         # No listings cache: another app server may have published or deleted a folder since.
         filesystem = fsspec.filesystem("s3", use_listings_cache=False)
     except ImportError:
         raise StorageError(
             f"ZOO_MODEL_STORE={url!r} needs s3fs, which is not installed: pip install -r requirements.txt."
         ) from None
-    return ObjectStore(filesystem, f"{bucket}/{prefix.strip('/')}".rstrip("/"))
+    return ObjectStore(filesystem, f"{bucket}/{prefix.strip('/')}".rstrip("/"), unreachable=(BotoCoreError,))
