@@ -4,6 +4,7 @@ opened from the URL on its own, as another process would."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 
@@ -160,3 +161,29 @@ def test_an_s3_store_that_cannot_be_used_is_one_line_from_the_cli(
         (line,) = result.stderr.splitlines()
         assert line.startswith("error: " + said.format(folder=folder)), line
         assert "zoo-tests-secret" not in line
+
+
+def test_a_model_trained_by_a_worker_lands_in_the_s3_store_and_another_host_uses_it(s3_store_url, tmp_path):
+    """A run's worker (another process) saves its model through ZOO_MODEL_STORE; a server with another
+    ZOO_HOME (another host) lists, evaluates and loads it."""
+    trained = run_zoo(
+        tmp_path / "first",
+        "train",
+        "binary",
+        "--epochs",
+        "2",
+        environment=zoo_environment(tmp_path / "first", ZOO_MODEL_STORE=s3_store_url),
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert not (tmp_path / "first" / "models").exists()  # nothing kept on this host's disk
+    (entry,) = [entry for entry in server(s3_store_url).entries() if entry.kind == "binary"]
+    assert f"model saved as '{entry.name}'" in trained.stdout
+    evaluated = run_zoo(
+        tmp_path / "second",
+        "evaluate",
+        entry.name,
+        "--json",
+        environment=zoo_environment(tmp_path / "second", ZOO_MODEL_STORE=s3_store_url),
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == entry.accuracy
