@@ -5,6 +5,7 @@ opened from the URL on its own, as another process would."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 
@@ -187,3 +188,25 @@ def test_a_model_trained_by_a_worker_lands_in_the_s3_store_and_another_host_uses
     )
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["accuracy"] == entry.accuracy
+
+
+def test_doctor_writes_and_reads_back_a_probe_in_the_s3_store_and_shows_no_credential(s3_store_url, zoo_home):
+    found = run_zoo(
+        zoo_home, "-vv", "doctor", environment=zoo_environment(zoo_home, ZOO_MODEL_STORE=s3_store_url)
+    )
+    (line,) = [line for line in found.stdout.splitlines() if "local zoo:" in line]
+    assert re.fullmatch(
+        rf"ok +local zoo: 0 model\(s\) in {re.escape(s3_store_url)}/models, written and read back", line
+    ), line
+    assert "zoo-tests-secret" not in found.stdout + found.stderr
+    storage = open_storage(s3_store_url)
+    assert storage.filesystem.find(storage.root) == []  # the probe, its marker and its files are gone
+
+    missing = run_zoo(
+        zoo_home, "doctor", environment=zoo_environment(zoo_home, ZOO_MODEL_STORE="s3://no-such-bucket/zoo")
+    )
+    assert missing.returncode == 1
+    assert (
+        "local zoo: s3://no-such-bucket/zoo/models: the bucket no-such-bucket does not exist"
+        in missing.stdout
+    )

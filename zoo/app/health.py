@@ -16,10 +16,11 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import StorageError, ZooError
 from zoo.core.hosting import load_config
 from zoo.core.paths import unwritable, zoo_home
 from zoo.core.vocabulary import BACKENDS
@@ -28,6 +29,7 @@ from zoo.ml.backend import check_installed
 from zoo.ml.data import check_mnist_source, describe_mnist_source
 from zoo.runs.records import DAMAGED_STATUS
 from zoo.runs.store import open_run_store
+from zoo.storage.files import Storage
 from zoo.storage.models import ModelStore
 
 MIN_FREE_BYTES = 1_000_000_000  # a few runs' models and metrics, and room for SQLite to grow
@@ -120,13 +122,26 @@ def _check_models() -> tuple[bool, str]:
     try:
         store = ModelStore()
         entries, damaged = store.entries(), store.damaged()
-        with store.storage.staging():
-            pass  # a model can be written there
+        _probe(store.storage)
     except (ZooError, OSError) as error:
         return False, _unwritable(error)
     if damaged:
         return False, " ".join(f"{model.name}: {model.problem}" for model in damaged)
-    return True, f"{len(entries)} model(s) in {store.location}"
+    return True, f"{len(entries)} model(s) in {store.location}, written and read back"
+
+
+def _probe(storage: Storage) -> None:
+    """Publish, read back and delete a hidden folder (never listed: its name starts with '.'), as a
+    save would: the store (a directory, or an object store another server shares) takes models."""
+    probe, content = f".doctor-{uuid.uuid4().hex}", b"zoo doctor"
+    with storage.staging() as staged:
+        (staged / "probe").write_bytes(content)
+        storage.publish(staged, probe)
+    try:
+        if storage.read_bytes(probe, "probe") != content:
+            raise StorageError(f"{storage.location(probe, 'probe')} did not read back as written.")
+    finally:
+        storage.delete_folder(probe)
 
 
 def _check_disk() -> tuple[bool, str]:
