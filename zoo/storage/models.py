@@ -227,6 +227,10 @@ class ModelStore:
 
     def __init__(self, storage: Storage | str | os.PathLike | None = None) -> None:
         self.storage: Storage = storage_for(storage, MODELS_FOLDER)
+        # The entries of the last listing by (name, version): a version changes with any of its files,
+        # so an entry read once holds until then; a listing reads again only what changed (an object
+        # store answers each read over the network, and pages list the models at every full rerun).
+        self._entries: dict[tuple[str, str], ModelEntry] = {}
 
     @property
     def location(self) -> str:
@@ -357,14 +361,17 @@ class ModelStore:
         return self._survey()[1]
 
     def _survey(self) -> tuple[list[ModelEntry], list[DamagedModel]]:
-        found, damaged = [], []
+        found, damaged, known, listed = [], [], self._entries, {}
         for name in self.storage.folders():
             files = self.storage.files(name)
+            key = (name, folder_version(files))
             try:
-                entry = self._entry(name, files)
-                with self._open(name, MODEL_FILE) as model_file:
-                    check_keras_archive(model_file, self.storage.location(name, MODEL_FILE))
+                entry = known.get(key) or self._entry(name, files)
+                if key not in known:
+                    with self._open(name, MODEL_FILE) as model_file:
+                        check_keras_archive(model_file, self.storage.location(name, MODEL_FILE))
                 found.append(entry)
+                listed[key] = entry
             except ModelStoreError as error:
                 if any(file.name in MODEL_FILES for file in files):  # not a foreign folder
                     where = self.storage.location(name)
@@ -373,6 +380,7 @@ class ModelStore:
                         "(or train or pull the model again)"
                     )
                     damaged.append(DamagedModel(name, where, f"{str(error).rstrip('.')}; {fix}."))
+        self._entries = listed  # models gone or changed are forgotten
         found.sort(key=lambda entry: entry.config.created_at or 0, reverse=True)
         return found, damaged
 
