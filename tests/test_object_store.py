@@ -67,9 +67,10 @@ def test_a_model_saved_by_one_server_is_listed_loaded_replaced_renamed_and_delet
 
 def test_two_servers_saving_under_one_name_at_once_never_replace_each_others_model(store_url):
     barrier, outcomes = threading.Barrier(2), {}
+    models = {seed: cnn(seed) for seed in (1, 2)}  # built here: Keras' random seed is one for all threads
 
     def save(seed: int) -> None:
-        model, store = cnn(seed), server(store_url)
+        model, store = models[seed], server(store_url)
         barrier.wait(timeout=30)
         try:
             store.save(model, "contested", config=ModelConfig("cnn"))
@@ -210,3 +211,16 @@ def test_doctor_writes_and_reads_back_a_probe_in_the_s3_store_and_shows_no_crede
         "local zoo: s3://no-such-bucket/zoo/models: the bucket no-such-bucket does not exist"
         in missing.stdout
     )
+
+
+def test_a_model_file_is_downloaded_once_per_version_and_the_replaced_one_is_not_kept(s3_store_url, zoo_home):
+    store = server(s3_store_url)
+    store.save(cnn(1), "shared", config=ModelConfig("cnn"))
+    first = store.model_file("shared")
+    assert first.read_bytes() == store.storage.read_bytes("shared", MODEL_FILE)
+    assert store.model_file("shared") == first and first.is_relative_to(zoo_home)
+    server(s3_store_url).save(cnn(2), "shared", config=ModelConfig("cnn"), overwrite=True)
+    second = store.model_file("shared")
+    assert second != first and second.read_bytes() == store.storage.read_bytes("shared", MODEL_FILE)
+    downloads = sorted(path for path in (zoo_home / "cache").rglob("*") if path.is_file())
+    assert downloads == [second]  # the replaced version's download is gone

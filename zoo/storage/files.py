@@ -476,16 +476,21 @@ class ObjectStore:
     def local_path(self, folder: str, name: str) -> Path:
         path = self._object(folder, name)
         etag = self.filesystem.info(path)["ETag"].strip('"')
-        key = hashlib.sha256(f"{self.protocol}://{path}\t{etag}".encode()).hexdigest()[:32]
-        cached = zoo_home() / "cache" / "objects" / key / name
-        if not cached.is_file():  # a file of one etag never changes: download it once
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cached.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
-            try:
-                self.filesystem.get_file(path, str(temporary))
-                os.replace(temporary, cached)
-            finally:
-                temporary.unlink(missing_ok=True)
+        # One folder per stored file (as its location names it), one download in it per version.
+        downloads = zoo_home() / "cache" / "objects" / _digest(self.location(folder, name))
+        cached = downloads / _digest(f"{path}\t{etag}") / name
+        if cached.is_file():  # a file of one etag never changes: downloaded once
+            return cached
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cached.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+        try:
+            self.filesystem.get_file(path, str(temporary))
+            os.replace(temporary, cached)
+        finally:
+            temporary.unlink(missing_ok=True)
+        for older in downloads.iterdir():  # the versions this one replaced are read no more
+            if older != cached.parent:
+                shutil.rmtree(older, ignore_errors=True)
         return cached
 
     def _take(self, folder: str, version: str) -> None:
@@ -532,6 +537,10 @@ class ObjectStore:
             f"{self.location()} cannot be written ({error.strerror or error}): check that the bucket exists "
             "and that the credentials (AWS_* variables or ~/.aws) may write to it."
         )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _basename(path: str) -> str:
