@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -224,3 +225,32 @@ def test_a_model_file_is_downloaded_once_per_version_and_the_replaced_one_is_not
     assert second != first and second.read_bytes() == store.storage.read_bytes("shared", MODEL_FILE)
     downloads = sorted(path for path in (zoo_home / "cache").rglob("*") if path.is_file())
     assert downloads == [second]  # the replaced version's download is gone
+
+
+@pytest.fixture
+def s3_checking_credentials(s3_store_url, s3_endpoint) -> Iterator[str]:
+    """The session's S3 server checking credentials, as a real one does (the test's are unknown to it)."""
+    import urllib.request
+
+    def unauthorized_requests_allowed(count: str) -> None:
+        request = urllib.request.Request(
+            f"{s3_endpoint}/moto-api/reset-auth", data=count.encode(), headers={"Content-Type": "text/plain"}
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    unauthorized_requests_allowed("0")
+    try:
+        yield s3_store_url
+    finally:
+        unauthorized_requests_allowed("inf")
+
+
+def test_credentials_the_s3_store_refuses_are_one_line_from_the_cli(s3_checking_credentials, zoo_home):
+    environment = zoo_environment(zoo_home, ZOO_MODEL_STORE=s3_checking_credentials)
+    for command, folder in ((["digits", "list"], "digits"), (["models"], "models")):
+        said = f"error: {s3_checking_credentials}/{folder} refused access ("
+        result = run_zoo(zoo_home, *command, environment=environment, timeout=120)
+        assert result.returncode == 1 and result.stdout == "", result
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(said) and "credentials" in line, line
+        assert "zoo-tests-secret" not in line

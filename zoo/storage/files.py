@@ -305,13 +305,18 @@ Result = TypeVar("Result")
 def _reaching(
     method: Callable[Concatenate[ObjectStore, Parameters], Result],
 ) -> Callable[Concatenate[ObjectStore, Parameters], Result]:
-    """An ``ObjectStore`` method whose failure to reach the store (no network, no credentials) is a
-    ``StorageError`` in one line, not the client library's traceback."""
+    """An ``ObjectStore`` method whose failure to reach the store (no network, no credentials) or whose
+    access it refuses is a ``StorageError`` in one line, not the client library's traceback."""
 
     @functools.wraps(method)
     def reach(store: ObjectStore, /, *arguments: Parameters.args, **options: Parameters.kwargs) -> Result:
         try:
             return method(store, *arguments, **options)
+        except PermissionError as error:  # s3fs's word for AccessDenied, InvalidAccessKeyId...
+            raise StorageError(
+                f"{store.location()} refused access ({error}): check the credentials (AWS_* variables or "
+                "~/.aws) and the bucket's policy."
+            ) from None
         except store.unreachable as error:
             raise StorageError(
                 f"{store.location()} cannot be reached ({error}): check AWS_ENDPOINT_URL (or the region), "
