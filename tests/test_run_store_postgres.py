@@ -4,25 +4,30 @@ the real PostgreSQL 15 of tests/postgres_server.py."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
 import psycopg
 import pytest
 from postgres_server import _free_port
-from test_execution import steps_done, wait_until
+from test_execution import steps_done, wait_for_exit, wait_until
 
 from zoo.core.errors import StorageError, StoreLocked
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
 from zoo.execution.admission import start
 from zoo.execution.executor import open_executor, wait
+from zoo.execution.local import LocalExecutor
 from zoo.execution.reporter import StoreReporter
+from zoo.execution.supervisor import Supervisor
 from zoo.ml.training import Progress
 from zoo.runs.postgres import PostgresRunStore
 from zoo.runs.postgres_schema import SCHEMA_VERSION
 from zoo.runs.records import MetricsReport, Placement
 from zoo.runs.store import open_run_store
+from zoo.storage.models import ModelStore
 
 SPEC = TrainSpec.binary(num_epochs=3, model_name="points")
 # A run that trains for seconds in compiled calls (56,000 single-point steps), so that its queries are
@@ -227,3 +232,76 @@ def test_a_run_trained_by_a_worker_rides_out_a_server_restart_and_loses_no_metri
     assert losses == sorted(set(losses)) and run.progress.step == run.progress.total_steps  # none twice
     assert [row.epoch for row in rows if row.name == "epoch/loss"] == list(range(1, LONG_RUN.num_epochs + 1))
     assert run.placement.worker and "s3cret" not in " ".join(event.message for event in store.events(run_id))
+
+
+def ready_pool(executor: LocalExecutor, timeout: float = 240) -> None:
+    """Wait until the executor's host has a worker waiting, its backend and data loaded."""
+    deadline = time.monotonic() + timeout
+    while not executor.pool.ready("cpu"):
+        assert time.monotonic() < deadline, f"{executor.host}'s worker never became ready"
+        time.sleep(0.1)
+
+
+def test_two_worker_hosts_share_the_queue_each_run_trains_once_and_a_killed_worker_s_run_is_failed(
+    postgres_url, tmp_path, monkeypatch
+):
+    """Two hosts on this machine (each its own ZOO_HOME and ZOO_HOST, a warm pool of one worker and a
+    server's supervision thread) on one PostgreSQL queue: runs submitted on either are each claimed and
+    trained by one worker of one host, both hosts take part (one slot per host: while one trains, the
+    next run goes to the other), and a worker of host-b killed mid-run has its run failed by host-b's
+    supervision (its pid gone), while host-a's, judging host-b's runs by their heartbeat, fails none of
+    them."""
+    monkeypatch.setenv("ZOO_WARM_WORKERS", "1")
+    homes, hosts = {}, {}
+    for name in ("host-a", "host-b"):
+        homes[name] = tmp_path / name
+        monkeypatch.setenv("ZOO_HOME", str(homes[name]))
+        # host-a would fail any run of host-b's silent for 10 s (default 120 s): none of them is
+        hosts[name] = LocalExecutor(open_run_store(postgres_url), host=name, heartbeat_timeout=10.0)
+    host_a, host_b = hosts.values()
+    store = host_a.store
+    supervisors = [Supervisor(every=0.5) for _ in hosts]
+    try:
+        for supervisor, executor in zip(supervisors, hosts.values(), strict=True):
+            executor.keep_warm()
+            supervisor.watch(executor)
+        for executor in hosts.values():
+            ready_pool(executor)
+        spec = TrainSpec.binary(num_epochs=5, num_samples=200)
+        run_ids = [start(spec, by=LOCAL_USER, executor=executor) for executor in [host_a, host_b] * 2]
+        runs = [wait(run_id, 240, host_a) for run_id in run_ids]
+        assert [run.status for run in runs] == ["completed"] * 4, [run.message for run in runs]
+        placed = [run.placement.host for run in runs]
+        assert set(placed) == {"host-a", "host-b"}, placed
+        workers = [int(run.placement.worker) for run in runs]
+        assert len(set(workers)) == 4  # each claimed by a worker of its own, which trained it and ended
+        for run, host in zip(runs, placed, strict=True):
+            # Trained once: started once, its steps each reported once, its log and model on one host only.
+            assert [event.kind for event in store.events(run.id)].count("started") == 1
+            steps = [row.step for row in store.metrics_since(run.id).rows if row.name == "batch/loss"]
+            assert steps == sorted(set(steps)) and run.progress.step == run.progress.total_steps
+            assert [name for name in homes if (homes[name] / "logs" / f"{run.id}.log").is_file()] == [host]
+        saved = [entry.name for home in homes.values() for entry in ModelStore(home / "models").entries()]
+        assert sorted(saved) == sorted(run.model_name for run in runs)
+        for pid in workers:
+            assert wait_for_exit(pid, 60)  # each started its replacement first: the pools are full again
+
+        host_a.shutdown()  # host-a's waiting worker ends: host-b's takes the next run
+        run_id = start(LONG_RUN, by=LOCAL_USER, executor=host_b)
+        wait_until(lambda: steps_done(store.get(run_id)) >= 5, 240, store, run_id)
+        run = store.get(run_id)
+        assert run.placement.host == "host-b"
+        pid = int(run.placement.worker)
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for_exit(pid, 30)
+        deadline = time.monotonic() + 10  # within a few sweeps, not host-a's 10 s of silence
+        while (run := store.get(run_id)).is_active:
+            assert time.monotonic() < deadline, "the killed worker's run was left running"
+            time.sleep(0.1)
+        assert run.status == "failed" and f"the worker process {pid} ended without finishing" in run.message
+        assert store.active_runs() == []
+    finally:
+        for supervisor in supervisors:
+            supervisor.stop()
+        for executor in hosts.values():
+            executor.shutdown()
