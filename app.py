@@ -26,7 +26,7 @@ def live_runs_panel(live: bool) -> bool:
     follows it, and how many runs the host has live in all."""
     user = ui.current_user()
     try:
-        everyone = ui.open_run_store().active_runs()
+        everyone = ui.open_run_store().active_runs(wait_seconds=ui.PAGE_STORE_WAIT_SECONDS)
     except StorageError as error:  # the store failed since the page started: say so, keep the page
         st.caption(f"**Runs:** {error}")
         return False
@@ -72,11 +72,12 @@ ui.keep_place_through_sign_in(navigation, pages, user)
 try:
     run_store = ui.open_run_store()
     # a store damaged since it was opened is moved aside here
-    live = bool(run_store.active_runs(owner=user.name))
+    live = bool(run_store.active_runs(owner=user.name, wait_seconds=ui.PAGE_STORE_WAIT_SECONDS))
     ui.note_visit(run_store, user)
     ui.open_executor()  # and supervision of its runs, on the server's own clock
+    store_problem = None
 except ZooError as error:  # Learn, Draw and Hub work without it: say so and go on
-    run_store, live = None, False
+    run_store, live, store_problem = None, False, str(error)
     st.error(f"{error} (Learn, Draw and Hub work without the run store.)", icon=":material/error:")
 notice = run_store.describe().notice if run_store is not None else None
 if notice:
@@ -97,5 +98,6 @@ with st.sidebar:
 try:
     navigation.run()
 except StorageError as error:  # a page that needs the run store, while it cannot be used
-    st.error(str(error), icon=":material/error:")
+    if str(error) != store_problem:  # said once, at the top
+        st.error(str(error), icon=":material/error:")
 ui.keep_reruns_cheap()

@@ -38,6 +38,7 @@ from zoo.core.hosting import LOCAL_USER
 from zoo.core.spec import TrainSpec
 from zoo.execution.executor import open_executor
 from zoo.execution.processes import process_alive
+from zoo.runs.postgres import CONNECT_WAIT_SECONDS
 from zoo.runs.records import Run
 from zoo.runs.sqlite import SqliteRunStore
 from zoo.runs.store import RunStore, open_run_store
@@ -474,6 +475,46 @@ def test_pages_that_need_no_run_store_work_while_it_is_unusable(zoo_home):
         app.switch_page("pages/runs.py")  # a page that needs the store says why, without a traceback
         app.run()
         assert not app.exception and unusable in " ".join(error.value for error in app.error)
+
+
+def app_at(page: str):
+    """A new session's first view of ``page``: through app.py (its run-store check, its sidebar), as a
+    browser opening the page's link; a later ``switch_page`` of AppTest runs the page alone."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(REPOSITORY / "app.py"), default_timeout=90)
+    app.switch_page(f"pages/{page}.py")
+    return app.run()
+
+
+def test_the_database_down_is_one_banner_where_runs_are_needed_and_no_page_waits_for_it(
+    postgres_server, postgres_url, monkeypatch, zoo_home
+):
+    """The app server's PostgreSQL run store stops: Learn and Draw render without waiting the store's
+    5 s for a connection (app.py reads the store on every page), Train, Runs and Playground say it
+    once, naming the database and what to do, and ``python -m zoo runs`` says it in one line."""
+    monkeypatch.setenv("ZOO_RUN_STORE", postgres_url)
+    install_starter_models(ModelStore())
+    for page in ("home", "learn", "draw"):  # the server has opened its store; Draw has loaded its model
+        assert not app_at(page).exception, page
+    database = f"PostgreSQL database {postgres_url.rsplit('/', 1)[1]} on 127.0.0.1:{postgres_server.port}"
+    down = f"the run store's {database} cannot be used"
+    postgres_server.stop()
+    try:
+        for page in ("learn", "draw"):
+            began = time.monotonic()
+            app = app_at(page)
+            took = time.monotonic() - began
+            assert not app.exception, (page, [exception.message for exception in app.exception])
+            assert app.title and took < CONNECT_WAIT_SECONDS, (page, f"{took:.1f} s")  # 6 s before
+        for page in ("train", "runs", "playground"):
+            app = app_at(page)
+            assert not app.exception, (page, [exception.message for exception in app.exception])
+            (banner,) = [error.value for error in app.error if down in error.value]
+            assert "start the server or check ZOO_RUN_STORE" in banner, banner
+        one_error_line(run_zoo(zoo_home, "runs"), down)
+    finally:
+        postgres_server.start()
 
 
 # --- one line, the right cause (issue 21) ---------------------------------------------------------

@@ -335,8 +335,10 @@ class PostgresRunStore:
             ).fetchall()
         return [run_from_row(row) for row in rows]
 
-    def active_runs(self, owner: str | None = None) -> list[Run]:
-        with self._connect() as connection:
+    def active_runs(
+        self, owner: str | None = None, *, wait_seconds: float = CONNECT_WAIT_SECONDS
+    ) -> list[Run]:
+        with self._connect(wait_seconds) as connection:
             rows = connection.execute(
                 "SELECT * FROM runs WHERE status IN ('queued', 'running') "
                 "AND (%s::text IS NULL OR owner = %s) ORDER BY created_at, seq",

@@ -318,8 +318,8 @@ class SqliteRunStore:
             ).fetchall()
         return [run_from_row(row) for row in rows]
 
-    def active_runs(self, owner: str | None = None) -> list[Run]:
-        with self._file.connect() as connection:
+    def active_runs(self, owner: str | None = None, *, wait_seconds: float = BUSY_WAIT_SECONDS) -> list[Run]:
+        with self._file.connect(wait_seconds=wait_seconds) as connection:
             rows = connection.execute(
                 "SELECT * FROM runs WHERE status IN ('queued', 'running') AND (? IS NULL OR owner = ?) "
                 "ORDER BY created_at, rowid",

@@ -235,8 +235,14 @@ class RunStore(Protocol):
         """Up to ``limit`` runs, newest first."""
         ...
 
-    def active_runs(self, owner: str | None = None) -> list[Run]:
-        """Every queued and running run (only ``owner``'s, a ``User.name``, when given), oldest first."""
+    def active_runs(self, owner: str | None = None, *, wait_seconds: float = BUSY_WAIT_SECONDS) -> list[Run]:
+        """Every queued and running run (only ``owner``'s, a ``User.name``, when given), oldest first.
+
+        Args:
+            wait_seconds: how long to wait for the store (a lock another process holds; a connection to
+                a database server): app.py's read on every page waits little, so that a server that is
+                down slows no page.
+        """
         ...
 
     def queue_position(self, run_id: str) -> int | None:
