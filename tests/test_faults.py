@@ -490,18 +490,18 @@ def app_at(page: str):
 def test_the_database_down_is_one_banner_where_runs_are_needed_and_no_page_waits_for_it(
     postgres_server, postgres_url, monkeypatch, zoo_home
 ):
-    """The app server's PostgreSQL run store stops: Learn and Draw render without waiting the store's
+    """The app server's PostgreSQL run store stops: Learn, Draw and Hub render without waiting the store's
     5 s for a connection (app.py reads the store on every page), Train, Runs and Playground say it
     once, naming the database and what to do, and ``python -m zoo runs`` says it in one line."""
     monkeypatch.setenv("ZOO_RUN_STORE", postgres_url)
     install_starter_models(ModelStore())
-    for page in ("home", "learn", "draw"):  # the server has opened its store; Draw has loaded its model
+    for page in ("home", "learn", "draw", "hub"):  # the server has opened its store; Draw has its model
         assert not app_at(page).exception, page
     database = f"PostgreSQL database {postgres_url.rsplit('/', 1)[1]} on 127.0.0.1:{postgres_server.port}"
     down = f"the run store's {database} cannot be used"
     postgres_server.stop()
     try:
-        for page in ("learn", "draw"):
+        for page in ("learn", "draw", "hub"):
             began = time.monotonic()
             app = app_at(page)
             took = time.monotonic() - began
