@@ -78,7 +78,7 @@ def health() -> None:
 
 def recent_runs(user) -> None:
     st.subheader("Recent runs")
-    runs = ui.run_store().list_runs(limit=8)
+    runs = ui.run_store().list_runs(limit=8, wait_seconds=ui.PAGE_STORE_WAIT_SECONDS)
     for run in runs:
         scored = f" · test accuracy {run.final_metrics.accuracy:.1%}" if run.final_metrics is not None else ""
         details = f"{run.status}{scored} · {ui.format_duration(run.duration_seconds)}"

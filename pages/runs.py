@@ -113,7 +113,7 @@ def runs_page() -> None:
     ui.run_through_app()
     user = ui.require_sign_in("see and manage runs")
     st.title("Runs")
-    runs = ui.run_store().list_runs()
+    runs = ui.run_store().list_runs(wait_seconds=ui.PAGE_STORE_WAIT_SECONDS)
     if not runs:
         show_no_runs()
         return

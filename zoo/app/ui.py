@@ -60,8 +60,8 @@ LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
 # second (training.CALL_SECONDS), so the page shows the newest at least four times a second.
 BOUNDARY_REFRESH_SECONDS = 0.2
 SIDEBAR_REFRESH_SECONDS = 1.0  # the sidebar's live-run line: cheaper, in every open tab
-# How long app.py's read of the run store on every page (and the sidebar's) waits for it: a database
-# server that is down costs each page this, not the store's own wait (5 s for a connection).
+# How long the run-store reads of every page (app.py's, the sidebar's) and Home's and Runs' lists wait
+# for it: a database server that is down costs a page this, not the store's own wait (5 s for a connection).
 PAGE_STORE_WAIT_SECONDS = 1.0
 _METRICS_CACHE_KEY = "zoo.metrics_cache"
 _SIGN_IN_PROBLEM_KEY = "zoo.sign_in_problem"  # the key of the Sign in button whose click could not sign in

@@ -328,8 +328,8 @@ class PostgresRunStore:
             raise no_such_run(run_id)
         return run_from_row(row)
 
-    def list_runs(self, limit: int = 500) -> list[Run]:
-        with self._connect() as connection:
+    def list_runs(self, limit: int = 500, *, wait_seconds: float = CONNECT_WAIT_SECONDS) -> list[Run]:
+        with self._connect(wait_seconds) as connection:
             rows = connection.execute(
                 "SELECT * FROM runs ORDER BY created_at DESC, seq DESC LIMIT %s", (limit,)
             ).fetchall()

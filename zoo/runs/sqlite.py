@@ -311,8 +311,8 @@ class SqliteRunStore:
             raise no_such_run(run_id)
         return run_from_row(row)
 
-    def list_runs(self, limit: int = 500) -> list[Run]:
-        with self._file.connect() as connection:
+    def list_runs(self, limit: int = 500, *, wait_seconds: float = BUSY_WAIT_SECONDS) -> list[Run]:
+        with self._file.connect(wait_seconds=wait_seconds) as connection:
             rows = connection.execute(
                 "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
             ).fetchall()

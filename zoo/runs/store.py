@@ -231,8 +231,8 @@ class RunStore(Protocol):
         """
         ...
 
-    def list_runs(self, limit: int = 500) -> list[Run]:
-        """Up to ``limit`` runs, newest first."""
+    def list_runs(self, limit: int = 500, *, wait_seconds: float = BUSY_WAIT_SECONDS) -> list[Run]:
+        """Up to ``limit`` runs, newest first (``wait_seconds``: as for ``active_runs``)."""
         ...
 
     def active_runs(self, owner: str | None = None, *, wait_seconds: float = BUSY_WAIT_SECONDS) -> list[Run]:
