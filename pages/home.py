@@ -9,6 +9,7 @@ import streamlit as st
 
 from zoo.app import ui
 from zoo.app.health import check_health
+from zoo.core.errors import StorageError
 
 PAGE_GUIDE = [
     (
@@ -78,7 +79,11 @@ def health() -> None:
 
 def recent_runs(user) -> None:
     st.subheader("Recent runs")
-    runs = ui.run_store().list_runs(limit=8, wait_seconds=ui.PAGE_STORE_WAIT_SECONDS)
+    try:
+        runs = ui.run_store().list_runs(limit=8, wait_seconds=ui.PAGE_STORE_WAIT_SECONDS)
+    except StorageError as error:  # the run store cannot be read now: the local zoo's models still show
+        st.caption(f"Not listed now: {error}")
+        return
     for run in runs:
         scored = f" · test accuracy {run.final_metrics.accuracy:.1%}" if run.final_metrics is not None else ""
         details = f"{run.status}{scored} · {ui.format_duration(run.duration_seconds)}"

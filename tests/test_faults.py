@@ -491,9 +491,9 @@ def test_the_database_down_is_one_banner_where_runs_are_needed_and_no_page_waits
     postgres_server, postgres_url, monkeypatch, zoo_home
 ):
     """The app server's PostgreSQL run store stops: no page waits the store's 5 s for a connection
-    (app.py reads the store on every page, Home and Runs list runs), Learn, Draw and Hub render, Train,
-    Runs and Playground say it once, naming the database and what to do, and ``python -m zoo runs``
-    says it in one line."""
+    (app.py reads the store on every page, Home and Runs list runs), Learn, Draw, Hub and Home's models
+    render, Train, Runs and Playground say it once, naming the database and what to do, and
+    ``python -m zoo runs`` says it in one line."""
     monkeypatch.setenv("ZOO_RUN_STORE", postgres_url)
     install_starter_models(ModelStore())
     for page in ("home", "learn", "draw", "hub"):  # the server has opened its store; Draw has its model
@@ -508,6 +508,8 @@ def test_the_database_down_is_one_banner_where_runs_are_needed_and_no_page_waits
             took = time.monotonic() - began
             assert not app.exception, (page, [exception.message for exception in app.exception])
             assert app.title and took < CONNECT_WAIT_SECONDS, (page, f"{took:.1f} s")  # 6-10 s before
+            if page == "home":  # the local zoo's models need no run store
+                assert "Models in the local zoo" in [header.value for header in app.subheader]
             if page in ("train", "runs", "playground"):
                 (banner,) = [error.value for error in app.error if down in error.value]
                 assert "start the server or check ZOO_RUN_STORE" in banner, banner
