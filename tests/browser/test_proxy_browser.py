@@ -7,8 +7,10 @@ Screenshots go to test-artifacts/."""
 import re
 
 import pytest
+from PIL import Image
 from playwright.sync_api import expect
 from test_app_browser import RUN_TIMEOUT_S
+from test_draw_browser import READ_TIMEOUT_MS, TRAINING_TIMEOUT_MS
 from test_sign_in_browser import PAGE_LOAD_TIMEOUT_MS, main, sign_in
 
 from zoo.runs.store import open_run_store
@@ -38,8 +40,8 @@ def open_on(page, address: str, server: str) -> None:
     assert response.headers["x-zoo-server"] == server
 
 
-def test_a_run_started_on_one_server_is_followed_counted_and_stopped_on_the_other(
-    proxied_studio, new_page, oidc_provider, screenshot
+def test_a_run_or_model_from_one_server_is_followed_counted_stopped_and_drawn_with_on_the_other(
+    proxied_studio, new_page, oidc_provider, screenshot, a_seven, tmp_path
 ):
     studio = proxied_studio(env={"ZOO_LIMIT_ACTIVE_RUNS_PER_OWNER": "1"})
     store, models = open_run_store(), ModelStore()
@@ -89,5 +91,26 @@ def test_a_run_started_on_one_server_is_followed_counted_and_stopped_on_the_othe
     model = models.names_by_run()[live_run]
     open_on(bob, f"{studio.url}/playground?run={live_run}", other)
     expect(bob.get_by_text(f"The model {model} is alice's")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+
+    # A CNN alice quick-trains on Draw through the first server is drawn with by bob on the other: it
+    # reads his uploaded seven (an upload: held in the memory of the server he is pinned to).
+    pin(alice, studio.url, first)
+    open_on(alice, f"{studio.url}/draw", first)
+    alice.get_by_role("button", name="Quick-train a CNN").click(timeout=PAGE_LOAD_TIMEOUT_MS)
+    use_new_model = alice.get_by_role("button", name=re.compile(r"^Draw with cnn-"))
+    expect(use_new_model).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    cnn_model = use_new_model.inner_text().removeprefix("Draw with ")
+    (cnn_run,) = [run for run, name in models.names_by_run().items() if name == cnn_model]
+    open_on(bob, f"{studio.url}/draw?run={cnn_run}", other)
+    bob.get_by_role("button", name=f"Draw with {cnn_model}").click(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(bob.get_by_role("combobox", name="Model")).to_have_value(
+        re.compile(f"^{cnn_model} · test accuracy")
+    )
+    seven = tmp_path / "seven.png"
+    Image.fromarray(255 - a_seven).resize((140, 140)).save(seven)  # black on white
+    bob.get_by_role("radio", name="Upload an image").click()
+    bob.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(seven))
+    expect(bob.get_by_test_id("stMetricValue")).to_have_text("7", timeout=READ_TIMEOUT_MS)
+    screenshot(bob, "proxy-bob-draws-with-alices-cnn-from-the-other-server")
     assert oidc_provider.state.sign_ins == ["alice", "bob", "teacher"]
     assert not oidc_provider.state.refusals
