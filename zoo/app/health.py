@@ -10,6 +10,7 @@ a failed check in a few seconds, well within Docker's 20 s health-check timeout,
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import shutil
@@ -37,6 +38,12 @@ from zoo.storage.models import ModelStore
 
 MIN_FREE_BYTES = 1_000_000_000  # a few runs' models and metrics, and room for SQLite to grow
 CHECK_SECONDS = 5.0  # each check's deadline (they run at once: doctor takes about this at most)
+NO_COOKIE_SECRET = (
+    "the app servers share a postgresql:// run store but no sign-in cookie secret is set, so a sign-in "
+    "on one server is not honoured on another: give every server the same random one "
+    "(python -c 'import secrets; print(secrets.token_hex(32))') as [auth] cookie_secret in "
+    ".streamlit/secrets.toml, or as ZOO_AUTH_COOKIE_SECRET in the container."
+)
 STORE_LOCK_SECONDS = 2.0  # a write lock held longer than this is reported (a write takes milliseconds)
 
 
@@ -49,9 +56,16 @@ class HealthCheck:
     detail: str
 
 
-def check_health(deadline_seconds: float = CHECK_SECONDS) -> list[HealthCheck]:
+def check_health(
+    deadline_seconds: float = CHECK_SECONDS, server_cookie_secret: bool | None = None
+) -> list[HealthCheck]:
     """Run every check at once, each given ``deadline_seconds`` to answer; the results come in the
     order a person fixes them (the configuration first, the directory before the store in it).
+
+    Args:
+        server_cookie_secret: in an app server (the Home page), whether its own secrets give
+            ``[auth] cookie_secret`` (from any secrets file, ``--secrets.files`` too); None (doctor,
+            another process): look for it in Streamlit's usual secrets files and the environment.
 
     Returns:
         One ``HealthCheck`` per check; a check that did not answer in time is failed, saying so.
@@ -65,7 +79,8 @@ def check_health(deadline_seconds: float = CHECK_SECONDS) -> list[HealthCheck]:
             found[name] = HealthCheck(name, False, f"the check failed: {type(error).__name__}: {error}")
 
     # Daemon threads: one that hangs (a dead network disk) neither holds the others up nor the exit.
-    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in CHECKS.items()]
+    checks = {**CHECKS, "cookie secret": functools.partial(_check_cookie_secret, server_cookie_secret)}
+    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in checks.items()]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + deadline_seconds
@@ -121,7 +136,7 @@ def _check_store() -> tuple[bool, str]:
     return True, f"{found}; note: {described.notice}" if described.notice else found
 
 
-def _check_cookie_secret() -> tuple[bool, str]:
+def _check_cookie_secret(server_cookie_secret: bool | None = None) -> tuple[bool, str]:
     """Several app servers (hosted, sharing a PostgreSQL run store) must sign sign-in cookies with one
     secret: a person's sign-in is a cookie, and the proxy may send them to another server."""
     try:
@@ -131,6 +146,12 @@ def _check_cookie_secret() -> tuple[bool, str]:
     if settings.mode != "hosted" or not settings.run_store.startswith(POSTGRES_URL_PREFIX):
         return True, "not needed: no app servers share sign-ins (hosted mode with a postgresql:// run store)"
     same = "it must be the same on every app server"
+    if server_cookie_secret is not None:
+        return (
+            (True, f"[auth] cookie_secret in this server's secrets; {same}")
+            if server_cookie_secret
+            else (False, NO_COOKIE_SECRET)
+        )
     # Streamlit's secrets files, the later winning key by key: ~/.streamlit's, then the app directory's.
     user_file, app_file = (
         directory / ".streamlit" / "secrets.toml" for directory in (Path.home(), Path.cwd())
@@ -145,12 +166,7 @@ def _check_cookie_secret() -> tuple[bool, str]:
             return True, f"[auth] cookie_secret in {user_file}; {same}"
     except ZooError as error:
         return False, str(error)
-    return False, (
-        "the app servers share a postgresql:// run store but no sign-in cookie secret is set, so a sign-in "
-        "on one server is not honoured on another: give every server the same random one "
-        "(python -c 'import secrets; print(secrets.token_hex(32))') as [auth] cookie_secret in "
-        ".streamlit/secrets.toml, or as ZOO_AUTH_COOKIE_SECRET in the container."
-    )
+    return False, NO_COOKIE_SECRET
 
 
 def _secrets_cookie_secret(path: Path) -> bool:
