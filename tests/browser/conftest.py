@@ -202,7 +202,7 @@ def proxied_studio(
             for name in APP_SERVERS
         }
         addresses = {
-            f"ZOO_APP_SERVER_{index}": url.removeprefix("http://")
+            f"APP_SERVER_{index}": url.removeprefix("http://")
             for index, url in enumerate(servers.values(), start=1)
         }
         log_path = tmp_path / "haproxy.log"
@@ -210,7 +210,7 @@ def proxied_studio(
             proxies.append(
                 subprocess.Popen(
                     [HAPROXY, "-db", "-f", str(HAPROXY_CONFIG)],
-                    env={**os.environ, "ZOO_PROXY_BIND": f"127.0.0.1:{proxy_port}", **addresses},
+                    env={**os.environ, "PROXY_BIND": f"127.0.0.1:{proxy_port}", **addresses},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )

@@ -1,7 +1,7 @@
 """Two app servers behind HAProxy (``deploy/haproxy.cfg`` as shipped), sharing one PostgreSQL run store,
 one S3 model store and one cookie secret: people sign in through the proxy against the loopback OpenID
 Connect provider, and what one server starts, the other shows, stops and counts. Each person's server is
-HAProxy's stickiness cookie (ZOO_SERVER), checked against the server name the proxy answers with.
+HAProxy's stickiness cookie (STUDIO_SERVER), checked against the server name the proxy answers with.
 Screenshots go to test-artifacts/."""
 
 import re
@@ -17,7 +17,7 @@ from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelStore
 
 pytestmark = pytest.mark.browser
-STICKINESS_COOKIE = "ZOO_SERVER"  # deploy/haproxy.cfg's
+STICKINESS_COOKIE = "STUDIO_SERVER"  # deploy/haproxy.cfg's
 LONG_PLAYGROUND_RUN = (
     "num_epochs=500&num_samples=1000&batch_size=1"  # minutes, even at thousands of batches/s
 )
