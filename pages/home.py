@@ -66,7 +66,7 @@ def page_guide(user) -> None:
 
 def health() -> None:
     """The studio's self-checks, open when one fails."""
-    checks = check_health()
+    checks = check_health(server_cookie_secret=ui.cookie_secret_set())
     with st.expander(
         "Health: all checks ok" if all(check.ok for check in checks) else "Health: something needs attention",
         expanded=not all(check.ok for check in checks),

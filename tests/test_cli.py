@@ -33,10 +33,11 @@ def run_zoo(
     timeout: float = 300,
     stdout: int = subprocess.PIPE,
     environment: dict[str, str] | None = None,
+    cwd: Path = REPOSITORY,  # elsewhere: give PYTHONPATH=REPOSITORY in ``environment``
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "zoo", *arguments],
-        cwd=REPOSITORY,
+        cwd=cwd,
         env=environment or zoo_environment(home),
         stdout=stdout,
         stderr=subprocess.PIPE,

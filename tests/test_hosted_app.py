@@ -308,3 +308,21 @@ def test_reset_on_someone_elses_live_run_leaves_it_and_says_so():
     still = open_run_store().get(alices)
     assert still.status == "running" and not still.stop_requested
     assert f"You left alice's run {alices}; it goes on training" in texts(app.info)
+
+
+def test_home_checks_that_servers_sharing_a_postgresql_run_store_have_a_cookie_secret(
+    postgres_url, monkeypatch
+):
+    """The Home page's check reads the server's own secrets (any file it was started with), not only
+    the files doctor looks in."""
+    monkeypatch.setenv("ZOO_RUN_STORE", postgres_url)
+    without = open_as(ALICE)
+    (found,) = [error.value for error in without.error if error.value.startswith("**cookie secret**")]
+    assert "no sign-in cookie secret is set" in found and "[auth] cookie_secret in" in found
+
+    app = AppTest.from_file(str(APP), default_timeout=90)
+    app.user = dict(ALICE)
+    app.secrets["auth"] = {"cookie_secret": "one-for-every-server"}
+    app.run()
+    said = "[auth] cookie_secret in this server's secrets; it must be the same on every app server"
+    assert f"**cookie secret**: {said}" in [success.value for success in app.success]

@@ -12,6 +12,7 @@ import time
 import psycopg
 import pytest
 from postgres_server import _free_port
+from test_cli import REPOSITORY, run_zoo, zoo_environment
 from test_execution import steps_done, wait_for_exit, wait_until
 
 from zoo.core.errors import StorageError, StoreLocked
@@ -305,3 +306,44 @@ def test_two_worker_hosts_share_the_queue_each_run_trains_once_and_a_killed_work
             supervisor.stop()
         for executor in hosts.values():
             executor.shutdown()
+
+
+def test_doctor_on_a_shared_run_store_in_hosted_mode_wants_one_cookie_secret_for_every_server(
+    postgres_url, zoo_home, tmp_path
+):
+    app_directory, user_home = tmp_path / "app", tmp_path / "user"  # where doctor runs; HOME
+    app_directory.mkdir()
+    environment = zoo_environment(
+        zoo_home,
+        ZOO_MODE="hosted",
+        ZOO_RUN_STORE=postgres_url,
+        HOME=str(user_home),
+        PYTHONPATH=str(REPOSITORY),
+    )
+
+    def cookie_check(**overrides: str) -> tuple[int, str]:
+        doctor = run_zoo(zoo_home, "doctor", environment={**environment, **overrides}, cwd=app_directory)
+        assert "Traceback" not in doctor.stderr, doctor.stderr
+        (line,) = [line for line in doctor.stdout.splitlines() if "cookie secret:" in line]
+        assert "a-shared-secret" not in doctor.stdout + doctor.stderr
+        return doctor.returncode, line
+
+    returncode, line = cookie_check()
+    assert returncode == 1
+    assert line.startswith(
+        "FAIL  cookie secret: the app servers share a postgresql:// run store but no sign-in "
+    )
+    assert "give every server the same random one" in line and "[auth] cookie_secret in .streamlit/" in line
+    assert cookie_check(ZOO_AUTH_COOKIE_SECRET="a-shared-secret")[1] == (
+        "ok    cookie secret: ZOO_AUTH_COOKIE_SECRET is set; it must be the same on every app server"
+    )
+    (user_home / ".streamlit").mkdir(parents=True)
+    (user_home / ".streamlit" / "secrets.toml").write_text('[auth]\ncookie_secret = "a-shared-secret"\n')
+    assert cookie_check()[1].startswith(f"ok    cookie secret: [auth] cookie_secret in {user_home}")
+    # the container's own file, with a secret made at each start, is not one secret for every server
+    assert cookie_check(ZOO_AUTH_CLIENT_ID="studio", ZOO_AUTH_CLIENT_SECRET="x")[0] == 1
+    (app_directory / ".streamlit").mkdir()
+    (app_directory / ".streamlit" / "secrets.toml").write_text("[auth\n")
+    assert cookie_check()[1].startswith(
+        f"FAIL  cookie secret: {app_directory}/.streamlit/secrets.toml cannot be read:"
+    )

@@ -5,12 +5,15 @@ otherwise, and its own secrets.toml when ``secrets`` is given) and returns its b
 at the end of the test. ``browser_page`` is a fresh page in Debian's Chromium, driven by Playwright;
 ``new_page()`` opens more, each its own browser context (another visitor). ``oidc_provider`` is a
 loopback OpenID Connect provider (tests/oidc_server.py) to sign in with ``st.login``, and ``hosted`` the
-environment of a hosted studio whose admin is teacher. Screenshots go to ``test-artifacts/``.
+environment of a hosted studio whose admin is teacher. ``proxied_studio()`` starts two such servers sharing
+one PostgreSQL run store, one S3 model store and one cookie secret behind HAProxy, configured by the
+repository's ``deploy/haproxy.cfg``. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -18,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,6 +39,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT_SECONDS = 60
+HAPROXY = "/usr/sbin/haproxy"
+HAPROXY_CONFIG = REPOSITORY / "deploy" / "haproxy.cfg"
+APP_SERVERS = ("app1", "app2")  # the server names deploy/haproxy.cfg gives, in its order
 
 
 def free_port() -> int:
@@ -162,3 +169,67 @@ def screenshot() -> Callable[..., Path]:
         return path
 
     return save
+
+
+@dataclass(frozen=True)
+class ProxiedStudio:
+    """Two app servers behind HAProxy: the address people open, and each server's own."""
+
+    url: str  # the proxy's
+    servers: dict[str, str]  # HAProxy's name of each server (its stickiness cookie's value) -> its address
+
+
+@pytest.fixture
+def proxied_studio(
+    streamlit_app, oidc_provider, hosted, postgres_url, s3_store_url, tmp_path, monkeypatch
+) -> Iterator[Callable[..., ProxiedStudio]]:
+    """``proxied_studio(env=...)``: two hosted ``streamlit run app.py`` servers (each its own ZOO_HOME, as on
+    two hosts) sharing one PostgreSQL run store, one S3 model store and one ``[auth]`` cookie secret, signing
+    in with ``oidc_provider`` through the proxy's address, behind HAProxy on a free loopback port, started
+    with ``deploy/haproxy.cfg`` as it is. This test's own zoo calls use the same stores. The proxy's log is
+    ``tmp_path/haproxy.log``; the proxy stops at the end of the test, then the servers."""
+    monkeypatch.setenv("ZOO_RUN_STORE", postgres_url)
+    monkeypatch.setenv("ZOO_MODEL_STORE", s3_store_url)
+    proxies: list[subprocess.Popen] = []
+
+    def start(env: dict[str, str] | None = None) -> ProxiedStudio:
+        proxy_port = free_port()
+        proxy_url = f"http://127.0.0.1:{proxy_port}"
+        auth = oidc_provider.auth_secrets(f"{proxy_url}/oauth2callback", cookie_secret=secrets.token_hex(32))
+        shared = {**hosted, "ZOO_RUN_STORE": postgres_url, "ZOO_MODEL_STORE": s3_store_url, **(env or {})}
+        servers = {
+            name: streamlit_app(env={**shared, "ZOO_HOME": str(tmp_path / f"home-{name}")}, secrets=auth)
+            for name in APP_SERVERS
+        }
+        addresses = {
+            f"APP_SERVER_{index}": url.removeprefix("http://")
+            for index, url in enumerate(servers.values(), start=1)
+        }
+        log_path = tmp_path / "haproxy.log"
+        with log_path.open("wb") as log:
+            proxies.append(
+                subprocess.Popen(
+                    [HAPROXY, "-db", "-f", str(HAPROXY_CONFIG)],
+                    env={**os.environ, "PROXY_BIND": f"127.0.0.1:{proxy_port}", **addresses},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and proxies[-1].poll() is None:
+            try:
+                with urllib.request.urlopen(f"{proxy_url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        return ProxiedStudio(proxy_url, servers)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.2)
+        pytest.fail(f"haproxy did not answer on {proxy_url}; its log:\n{log_path.read_text()[-3000:]}")
+
+    yield start
+    for proxy in proxies:
+        proxy.terminate()
+        try:
+            proxy.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait()

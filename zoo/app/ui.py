@@ -225,6 +225,14 @@ def require_sign_in(what: str) -> User:
     return user
 
 
+def cookie_secret_set() -> bool:
+    """Whether this server's secrets (every file Streamlit read) give ``[auth] cookie_secret``."""
+    if not st.secrets.load_if_toml_exists():
+        return False
+    auth = st.secrets.get("auth")
+    return auth is not None and bool(auth.get("cookie_secret"))
+
+
 def sign_in_button(key: str) -> None:
     """A Sign in button (``st.login``); under it, after a click on a host whose secrets have no
     usable ``[auth]`` section, one line saying so and how the operator fixes it."""
