@@ -100,12 +100,17 @@ def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
     start.servers = servers  # the started servers' processes, for tests that stop one themselves
     yield start
     for server in servers:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        end(server)
+
+
+def end(process: subprocess.Popen) -> None:
+    """Ask a server the fixtures started to end (SIGTERM), and kill it if it is still there after 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -227,9 +232,4 @@ def proxied_studio(
 
     yield start
     for proxy in proxies:
-        proxy.terminate()
-        try:
-            proxy.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait()
+        end(proxy)
