@@ -13,12 +13,17 @@ its 4,220 steps, the most a run can log) plus 20 finished runs. Then:
    build both Plotly figures, hand them to Streamlit) timed inside the script (Streamlit's
    AppTest), with new rows arriving between refreshes as in a live run.
 
-    python benchmarks/app_speed.py [--repeats 20]
+``--run-store postgresql`` keeps the runs on a PostgreSQL 15 started here as tests/postgres_server.py
+starts it for the tests (loopback, fsync off), filled with the same history and removed at the end;
+the default is the SQLite file in a temporary ``ZOO_HOME``, as shipped.
+
+    python benchmarks/app_speed.py [--repeats 20] [--run-store sqlite|postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -30,6 +35,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -37,6 +43,7 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "tests"))  # the browser tests' conftest imports oidc_server from there
 sys.path.insert(0, str(REPOSITORY / "tests" / "browser"))
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - the browser tests' launch settings
+from postgres_server import PostgresServer  # noqa: E402 - the tests' loopback PostgreSQL
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -97,12 +104,9 @@ def report(metrics: dict[str, float], step: int, epoch: int):
     return MetricsReport(metrics, progress(step, epoch), time.time())
 
 
-def log_one_step(run_id: str, step: int) -> None:
-    from zoo.runs.store import open_run_store
-
-    open_run_store().log_metrics(
-        run_id, [report({"batch/loss": 0.05, "batch/accuracy": 0.99}, step, NUM_EPOCHS)]
-    )
+def log_one_step(store, run_id: str, step: int) -> None:
+    """One batch report, written to ``store`` as the run's worker writes it (its store opened once)."""
+    store.log_metrics(run_id, [report({"batch/loss": 0.05, "batch/accuracy": 0.99}, step, NUM_EPOCHS)])
 
 
 def home_script_seconds(repeats: int) -> list[float]:
@@ -122,6 +126,9 @@ def live_refresh_server_times(run_id: str, repeats: int) -> tuple[float, list[fl
     """(first refresh, later fragment refreshes, later whole-page reruns) in seconds, via AppTest."""
     from streamlit.testing.v1 import AppTest
 
+    from zoo.runs.store import open_run_store
+
+    store = open_run_store()
     app = AppTest.from_file(str(REPOSITORY / "app.py"), default_timeout=120).run()
     app.query_params["run"] = run_id
     app.switch_page("pages/train.py").run()
@@ -132,7 +139,7 @@ def live_refresh_server_times(run_id: str, repeats: int) -> tuple[float, list[fl
     for _ in range(repeats):
         for _ in range(3):  # ~0.5 s of a live run: a few new metric rows between two refreshes
             step += 1
-            log_one_step(run_id, step)
+            log_one_step(store, run_id, step)
         started = time.perf_counter()
         app.run()
         page_times.append(time.perf_counter() - started)
@@ -192,7 +199,8 @@ def metric_to_browser_seconds(browser, url: str, run_id: str, repeats: int) -> l
     page.locator(".st-key-batch_curves .js-plotly-plot").wait_for(timeout=60_000)
     from zoo.runs.store import open_run_store
 
-    step = max(row.step for row in open_run_store().metrics_since(run_id).rows)
+    store = open_run_store()
+    step = max(row.step for row in store.metrics_since(run_id).rows)
     page.wait_for_function(LAST_STEP_ON_CHART, arg=step, timeout=60_000, polling=10)
     rng = random.Random(1)
     latencies = []
@@ -200,11 +208,30 @@ def metric_to_browser_seconds(browser, url: str, run_id: str, repeats: int) -> l
         time.sleep(rng.uniform(0.1, 0.6))  # land anywhere in the refresh period
         step += 1
         started = time.perf_counter()
-        log_one_step(run_id, step)
+        log_one_step(store, run_id, step)
         page.wait_for_function(LAST_STEP_ON_CHART, arg=step, timeout=10_000, polling=10)
         latencies.append(time.perf_counter() - started)
     context.close()
     return latencies
+
+
+@contextlib.contextmanager
+def run_store(backend: str) -> Iterator[None]:
+    """For ``postgresql``: a PostgreSQL 15 on loopback (a fresh database) named by ZOO_RUN_STORE while
+    the block runs, to this process and the Streamlit server it starts, then removed; for ``sqlite``:
+    nothing (the SQLite file in ZOO_HOME)."""
+    if backend == "sqlite":
+        yield
+        return
+    server = PostgresServer()
+    try:
+        server.start()
+        print(f"PostgreSQL 15 started here in {server.cold_start_seconds:.2f} s (initdb + start)")
+        os.environ["ZOO_RUN_STORE"] = server.create_database()
+        yield
+    finally:
+        os.environ.pop("ZOO_RUN_STORE", None)
+        server.remove()
 
 
 def describe_machine() -> str:
@@ -230,11 +257,18 @@ def row(name: str, target: str, values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="measurements per latency row (default 20)")
+    parser.add_argument(
+        "--run-store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="where the runs are kept: the SQLite file in ZOO_HOME (default) or a PostgreSQL 15 started here",
+    )
     arguments = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory(prefix="zoo-app-speed-") as home:
+    with tempfile.TemporaryDirectory(prefix="zoo-app-speed-") as home, run_store(arguments.run_store):
         os.environ["ZOO_HOME"] = home
+        load_at_start = ", ".join(f"{value:.1f}" for value in os.getloadavg())
         started = time.perf_counter()
         run_id = fill_run_store()
         print(f"run store filled in {time.perf_counter() - started:.1f} s: 20 runs + a live 10-epoch CNN run")
@@ -252,9 +286,13 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=20)
+            from zoo.execution.executor import open_executor
+
+            open_executor().shutdown()  # the warm workers the pages started, before their store goes
 
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"\nMachine: {describe_machine()}; load average at the end {load}")
+    print(f"\nMachine: {describe_machine()}; run store: {arguments.run_store}")
+    print(f"load average at the start {load_at_start}, at the end {load}")
     print(f"Python {platform.python_version()}; `streamlit run` ready after {startup:.1f} s (not counted)\n")
     print(f"| {'measurement':<44} | {'target':>9} | {'median ms':>9} | {'max ms':>8} | {'n':>3} |")
     print(f"|{'-' * 46}|{'-' * 11}|{'-' * 11}|{'-' * 10}|{'-' * 5}|")
