@@ -260,7 +260,11 @@ def describe_machine() -> str:
 
 def row(name: str, target: str, values: list[float]) -> str:
     milliseconds = [value * 1000 for value in values]
-    p95 = statistics.quantiles(milliseconds, n=20)[-1] if len(values) > 1 else milliseconds[0]
+    p95 = (
+        milliseconds[0]
+        if len(values) == 1
+        else statistics.quantiles(milliseconds, n=20, method="inclusive")[-1]
+    )
     return (
         f"| {name:<44} | {target:>9} | {statistics.median(milliseconds):>9.0f} | {p95:>6.0f} | "
         f"{max(milliseconds):>8.0f} | {len(values):>3} |"
