@@ -38,6 +38,19 @@ events in it, is the cost of one event. Reported, server side:
 
     python benchmarks/load.py [--visitors 30] [--browsers 1] [--digits 3] [--strokes 3] [--think 2 6]
                               [--arrival 10] [--hosted [--epochs 5] [--drain 900]]
+                              [--replicas 2] [--run-store sqlite|postgresql]
+
+``--run-store postgresql``: the run store is a PostgreSQL server started here (tests/postgres_server.py's,
+as the tests start it), its processes pinned to the server's core too; their CPU time per phase is
+reported on its own line (the server's CPU above it is the app server's alone). ``--replicas 2``: two
+``streamlit run app.py`` servers, both pinned to the one server core, sharing that PostgreSQL run store
+(and one ZOO_HOME: one host), behind HAProxy started with deploy/haproxy.cfg as it is (on the client's
+core, as this client's way in); the visitors go through the proxy and carry its stickiness cookie
+(STUDIO_SERVER) from its first answer on, and every answer, the websocket's included, must come from the
+server the cookie names (the proxy's X-Zoo-Server header), or the visitor was not served. Each server
+gets a first visitor alone (its cold costs); the phases' CPU is the servers' summed, each server's share
+and its CPU per event of its own in a second table; stroke -> reading and memory per session per server
+too; the targets hold for the pooled numbers, memory per session for each server.
 
 Local mode by default (everyone is the one local owner), in a temporary ZOO_HOME; the shipped
 starter CNN reads the digits. ``--hosted``: the server runs with ZOO_MODE=hosted and an ``[auth]``
@@ -83,12 +96,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app_speed import describe_machine, start_server
+from conftest import APP_SERVERS, end, free_port, start_proxy  # the browser tests' proxy
+from postgres_server import PostgresServer
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 READ_TIMEOUT_SECONDS = 120
 FABRIC_VERSION = "7.4.0"  # what the canvas's Fabric.js writes into its JSON, as a browser sent it
+STICKINESS_COOKIE = "STUDIO_SERVER"  # deploy/haproxy.cfg's: which server a browser stays on
 CONTEXT_INFO = {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US", "color_scheme": "light"}
 
 
@@ -144,23 +160,32 @@ def core_busy_seconds(core: int) -> float:
 
 @dataclass
 class CpuMeter:
-    """The server's CPU time, its workers' and its core's between two readings."""
+    """The servers' CPU time, their workers' and their core's between two readings."""
 
-    pid: int
-    server: float = 0.0
+    pids: dict[str, int]  # each server's name (HAProxy's; "" for a lone server) -> its process
+    servers: dict[str, float] = field(default_factory=dict)
     workers: dict[int, float] = field(default_factory=dict)
     core: float = 0.0
+    by_server: dict[str, tuple[float, float]] = field(default_factory=dict)  # the last read's, per server
 
     def read(self) -> tuple[float, float, float]:
-        """(server, workers, the server's core busy with anything) CPU seconds since the last call."""
-        server, core = cpu_seconds(self.pid), core_busy_seconds(SERVER_CORE)
-        workers = {child: cpu_seconds(child) for child in descendants(self.pid)}
+        """(servers, workers, the servers' core busy with anything) CPU seconds since the last call,
+        summed over the servers; ``by_server`` holds each server's (server, workers) share."""
+        core = core_busy_seconds(SERVER_CORE)
+        for name, pid in self.pids.items():
+            server = cpu_seconds(pid)
+            workers = {child: cpu_seconds(child) for child in descendants(pid)}
+            self.by_server[name] = (
+                server - self.servers.get(name, 0.0),
+                sum(seconds - self.workers.get(child, 0.0) for child, seconds in workers.items()),
+            )
+            self.servers[name], self.workers = server, {**self.workers, **workers}
         used = (
-            server - self.server,
-            sum(seconds - self.workers.get(child, 0.0) for child, seconds in workers.items()),
+            sum(server for server, _ in self.by_server.values()),
+            sum(workers for _, workers in self.by_server.values()),
             core - self.core,
         )
-        self.server, self.workers, self.core = server, {**self.workers, **workers}, core
+        self.core = core
         return used
 
 
@@ -288,6 +313,7 @@ class Rerun:
     problems: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # what st.error said
     through_reruns: bool = False  # wait past an st.rerun() to the end of the rerun it asked for
+    server: str = ""  # the server that answered (HAProxy's name for it; "" without a proxy)
 
 
 class Visitor:
@@ -302,6 +328,7 @@ class Visitor:
         self.query = ""  # the page URL's query string, as the app last set it
         self.login_path: str | None = None  # where st.login sent the browser
         self.cookies: dict[str, str] = {}  # hosted mode: the app's cookies once signed in
+        self.server = ""  # behind the proxy: its stickiness cookie's value, from its first answer on
         self.rerun: Rerun | None = None
         self.problems: list[str] = []
         self.static_bytes = 0
@@ -310,8 +337,14 @@ class Visitor:
         """index.html and the scripts, styles and fonts it names, as an empty browser cache does."""
 
         def fetch(path: str) -> bytes:
-            request = urllib.request.Request(f"{self.url}/{path}", headers={"Accept-Encoding": "gzip"})
+            headers = {"Accept-Encoding": "gzip", **self.cookie_header()}
+            request = urllib.request.Request(f"{self.url}/{path}", headers=headers)
             with urllib.request.urlopen(request, timeout=60) as response:
+                for cookie in response.headers.get_all("Set-Cookie") or []:  # the proxy's, on a first answer
+                    name, _, value = cookie.split(";", 1)[0].partition("=")
+                    if name == STICKINESS_COOKIE:
+                        self.server = value
+                self.check_server(response.headers.get("X-Zoo-Server"))
                 return response.read()
 
         index = await asyncio.to_thread(fetch, "")
@@ -319,24 +352,34 @@ class Visitor:
         bodies = await asyncio.gather(*(asyncio.to_thread(fetch, path.decode()) for path in paths))
         self.static_bytes = len(index) + sum(len(body) for body in bodies)
 
+    def cookie_header(self) -> dict[str, str]:
+        """The browser's Cookie header: the proxy's stickiness cookie, and the app's once signed in."""
+        cookies = {**({STICKINESS_COOKIE: self.server} if self.server else {}), **self.cookies}
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
+
     async def connect(self) -> None:
         import websockets
 
         ws_url = self.url.replace("http://", "ws://") + "/_stcore/stream"
-        signed_in = {}
+        subprotocols = ["streamlit"]
         if self.cookies:  # as the browser does: the XSRF cookie's value as the second subprotocol
-            signed_in = {
-                "subprotocols": ["streamlit", self.cookies["_streamlit_xsrf"]],
-                "additional_headers": {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())},
-            }
+            subprotocols.append(self.cookies["_streamlit_xsrf"])
         self.socket = await websockets.connect(
             ws_url,
-            **{"subprotocols": ["streamlit"], **signed_in},
+            subprotocols=subprotocols,
+            additional_headers=self.cookie_header(),
             origin=self.url,
             max_size=None,
             compression=None,
         )
+        self.check_server(self.socket.response.headers.get("X-Zoo-Server"))
         self.reader = asyncio.create_task(self.read_forever())
+
+    def check_server(self, answered: str | None) -> None:
+        """Behind the proxy, every answer must come from the server the stickiness cookie names (the
+        proxy says which in X-Zoo-Server): a visitor moved to another server would lose its session."""
+        if self.server and answered != self.server:
+            self.problems.append(f"visitor {self.number}: answered by {answered}, not by {self.server}")
 
     async def close(self) -> None:
         await self.socket.close()
@@ -409,6 +452,7 @@ class Visitor:
             setattr(state.context_info, name, value)
         state.context_info.url = f"{self.url}/{self.page}" + (f"?{query}" if query else "")
         self.rerun = rerun = Rerun(time.perf_counter(), asyncio.get_running_loop().create_future())
+        rerun.server = self.server
         rerun.through_reruns = expect_error  # a start that is not refused reruns the page
         await self.socket.send(message.SerializeToString())
         await asyncio.wait_for(rerun.finished, READ_TIMEOUT_SECONDS)
@@ -495,6 +539,8 @@ class Phase:
     workers_cpu: float
     core_busy: float  # the server's core, busy with anything (this machine's other work included)
     elements: float  # the median number of elements the server sent for one event: what was rendered
+    by_server: dict[str, tuple[float, float, int]]  # each server's CPU, its workers' CPU and its events
+    database_cpu: float = 0.0  # a PostgreSQL run store's processes (those alive when read)
 
 
 async def strokes_of(visitor: Visitor, strokes: list[Stroke], think: tuple[float, float], rng) -> list[Rerun]:
@@ -511,6 +557,7 @@ class BrowserVisitor:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.server = ""  # behind the proxy: its stickiness cookie's value
 
     async def open(self, playwright) -> None:
         from conftest import CHROMIUM, CHROMIUM_ARGS  # the browser tests' launch settings
@@ -519,6 +566,9 @@ class BrowserVisitor:
         self.page = await self.browser.new_page(viewport={"width": 1400, "height": 1600})
         await self.page.goto(f"{self.url}/draw")
         await self.page.locator("canvas.upper-canvas").wait_for(timeout=READ_TIMEOUT_SECONDS * 1000)
+        for cookie in await self.page.context.cookies():
+            if cookie["name"] == STICKINESS_COOKIE:
+                self.server = cookie["value"]
 
     async def draw(self, digits: int, think: tuple[float, float], rng) -> list[float]:
         """Draw ``digits`` ones (a vertical stroke each, the canvas cleared in between); return the
@@ -588,40 +638,77 @@ async def start_runs_and_drain(visitors: list[Visitor], arguments, phase, meter:
     }
 
 
-async def run_load(url: str, pid: int, arguments, provider_url: str | None = None) -> dict:
-    meter = CpuMeter(pid)
+async def run_load(
+    url: str,
+    pids: dict[str, int],
+    arguments,
+    provider_url: str | None = None,
+    database: PostgresServer | None = None,
+) -> dict:
+    """The phases against ``url``: a lone server, or the proxy in front of the servers ``pids`` names
+    (HAProxy's name of each -> its process); each server gets a first visitor of its own, alone.
+    With a PostgreSQL ``database``, its processes' CPU time is measured per phase too."""
+    meter = CpuMeter(pids)
     meter.read()
+    database_meter = CpuMeter({"postgresql": postmaster(database)}) if database else None
     rng = random.Random(1)
     drawings = visitor_drawings(arguments.visitors, arguments.digits, arguments.strokes)
     phases: list[Phase] = []
 
     async def phase(name: str, events: int, work) -> list:
         meter.read()
+        if database_meter:
+            database_meter.read()
         started = time.perf_counter()
         results = await asyncio.gather(*work)
         server, workers, core = meter.read()
+        database_cpu = sum(database_meter.read()[:2]) if database_meter else 0.0
         reruns = [rerun for result in results for rerun in (result if isinstance(result, list) else [result])]
         reruns = [rerun for rerun in reruns if isinstance(rerun, Rerun)]  # a browser's are its latencies
         elements = statistics.median(rerun.elements for rerun in reruns)
-        phases.append(Phase(name, events, time.perf_counter() - started, server, workers, core, elements))
+        events_of = {name: sum(rerun.server == name for rerun in reruns) for name in pids}
+        for browser in browsers:  # the events that were no protocol visitor's, shared by the browsers
+            events_of[browser.server] += (events - len(reruns)) // len(browsers)
+        by_server = {name: (*meter.by_server[name], events_of[name]) for name in pids}
+        phases.append(
+            Phase(
+                name,
+                events,
+                time.perf_counter() - started,
+                server,
+                workers,
+                core,
+                elements,
+                by_server,
+                database_cpu,
+            )
+        )
         return results
 
-    first = Visitor(0, url)
-    visitors = [first] + [Visitor(number, url) for number in range(1, arguments.visitors)]
-    # The first visitor alone: the cold server's costs (imports, the model's load and compile).
-    await phase("first visitor: Home (cold)", 1, [first.open_home()])
-    if provider_url:
-        await phase("first visitor: sign in (cold)", 1, [first.sign_in(provider_url)])
-    await phase("first visitor: Draw (cold)", 1, [first.open_page("Draw")])
-    first_strokes = await phase(
-        "first visitor: strokes", len(drawings[0]), [strokes_of(first, drawings[0], (0, 0), rng)]
-    )
-    await phase("first visitor: Train (cold)", 1, [first.open_page("Train")])
-    await phase("first visitor: Runs (cold)", 1, [first.open_page("Runs")])
+    visitors = [Visitor(number, url) for number in range(arguments.visitors)]
+    browsers: list[BrowserVisitor] = []
+    first_strokes = []
+    # Each first visitor alone: a cold server's costs (imports, the model's load and compile); behind
+    # the proxy, each new visitor goes to the next server, so each server gets one of its own.
+    for first in visitors[: len(pids)]:
+        who = "first visitor" + (f" {first.number + 1}" if len(pids) > 1 else "")
+        await phase(f"{who}: Home (cold)", 1, [first.open_home()])
+        if provider_url:
+            await phase(f"{who}: sign in (cold)", 1, [first.sign_in(provider_url)])
+        await phase(f"{who}: Draw (cold)", 1, [first.open_page("Draw")])
+        first_strokes += await phase(
+            f"{who}: strokes",
+            len(drawings[first.number]),
+            [strokes_of(first, drawings[first.number], (0, 0), rng)],
+        )
+        await phase(f"{who}: Train (cold)", 1, [first.open_page("Train")])
+        await phase(f"{who}: Runs (cold)", 1, [first.open_page("Runs")])
+    if {first.server for first in visitors[: len(pids)]} != set(pids):
+        raise SystemExit(f"the first visitors did not reach every server: {[v.server for v in visitors]}")
     await workers_settled(meter)
-    rss_first = rss_megabytes(pid)
-    later = visitors[1:]
-    browsers = [BrowserVisitor(url) for _ in range(arguments.browsers)]
+    rss_first = {name: rss_megabytes(pid) for name, pid in pids.items()}
+    later = visitors[len(pids) :]
+    browsers += [BrowserVisitor(url) for _ in range(arguments.browsers)]
     if browsers:  # opened before the phases: its start and static files are not counted
         from playwright.async_api import async_playwright
 
@@ -652,7 +739,7 @@ async def run_load(url: str, pid: int, arguments, provider_url: str | None = Non
         await playwright.stop()
     await phase("Train page view", len(visitors), [visitor.open_page("Train") for visitor in visitors])
     await phase("Runs page view", len(visitors), [visitor.open_page("Runs") for visitor in visitors])
-    rss_all = rss_megabytes(pid)
+    rss_all = {name: rss_megabytes(pid) for name, pid in pids.items()}
     hosted = {}
     if provider_url:
         hosted = await start_runs_and_drain(visitors, arguments, phase, meter)
@@ -666,6 +753,9 @@ async def run_load(url: str, pid: int, arguments, provider_url: str | None = Non
         "browser_readings": [latency for latencies in readings[len(visitors) :] for latency in latencies],
         "rss_first": rss_first,
         "rss_all": rss_all,
+        "sessions": {  # the sessions after each server's first
+            name: sum(visitor.server == name for visitor in later + browsers) for name in pids
+        },
         "problems": [problem for visitor in visitors for problem in visitor.problems],
         "static_bytes": statistics.median(visitor.static_bytes for visitor in later) if later else 0,
     }
@@ -681,6 +771,20 @@ def latency_row(name: str, values: list[float]) -> str:
         f"| {name:<44} | {statistics.median(values):>6.2f} | {percentile(values, 0.95):>6.2f} | "
         f"{max(values):>6.2f} | {len(values):>4} |"
     )
+
+
+def server_lines(results: dict, servers: list[str]) -> None:
+    """Behind the proxy: each server's share of every phase, its CPU seconds per event of its own."""
+    header = "".join(f" {server + ' events':>11} | {server + ' CPU s/event':>16} |" for server in servers)
+    print(f"\n| {'phase, per server':<44} |{header}")
+    print(f"|{'-' * 46}|" + f"{'-' * 13}|{'-' * 18}|" * len(servers))
+    for phase in results["phases"]:
+        cells = ""
+        for server in servers:
+            cpu, _workers, events = phase.by_server[server]
+            per_event = f"{cpu / events:.3f}" if events else f"({cpu:.2f} s)"
+            cells += f" {events:>11} | {per_event:>16} |"
+        print(f"| {phase.name:<44} |{cells}")
 
 
 def hosted_lines(results: dict, visitors: int) -> None:
@@ -705,12 +809,22 @@ def hosted_lines(results: dict, visitors: int) -> None:
     )
 
 
-def report(results: dict, arguments, health: HealthWatch, loads: tuple[str, str], startup: float) -> bool:
-    visitors = arguments.visitors
+def report(
+    results: dict, arguments, health: dict[str, HealthWatch], loads: tuple[str, str], startup: float
+) -> bool:
+    visitors, servers = arguments.visitors, list(health)
     print(f"\nMachine: {describe_machine()}")
+    if len(servers) > 1:
+        print(
+            f"{len(servers)} servers ({', '.join(servers)}) behind HAProxy (deploy/haproxy.cfg), the "
+            f"visitors through the proxy; run store: {arguments.run_store} (shared)"
+        )
+    elif arguments.run_store != "sqlite":
+        print(f"Run store: {arguments.run_store}")
     print(
-        f"Server pinned to core {SERVER_CORE}, this client (all {visitors} visitors) to core {CLIENT_CORE} "
-        f"(os.sched_setaffinity); `streamlit run app.py` ready after {startup:.1f} s (not counted)"
+        f"Server{'s' if len(servers) > 1 else ''} pinned to core {SERVER_CORE}, this client (all {visitors} "
+        f"visitors) to core {CLIENT_CORE} (os.sched_setaffinity); `streamlit run app.py` ready after "
+        f"{startup:.1f} s (not counted)"
     )
     print(f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]}")
     print(
@@ -732,6 +846,18 @@ def report(results: dict, arguments, health: HealthWatch, loads: tuple[str, str]
             f"{per_event:>9.3f} | {phase.elements:>8g} | {phase.workers_cpu:>13.2f} | "
             f"{phase.core_busy / phase.seconds:>9.0%} |"
         )
+    if len(servers) > 1:
+        server_lines(results, servers)
+    if arguments.run_store == "postgresql":
+        print(
+            "\nPostgreSQL's own processes (pinned to the servers' core; not in the servers' CPU above), "
+            "CPU s (per event): "
+            + "; ".join(
+                f"{p.name} {p.database_cpu:.2f} ({p.database_cpu / p.events:.3f})"
+                for p in results["phases"]
+                if not p.name.startswith("first")
+            )
+        )
     readings = results["readings"]
     to_metric = [reading.first_metric - reading.sent for reading in readings if reading.first_metric]
     to_end = [reading.finished.result() - reading.sent for reading in readings]
@@ -741,30 +867,46 @@ def report(results: dict, arguments, health: HealthWatch, loads: tuple[str, str]
     print(latency_row("first visitor alone, to the end of the rerun", alone))
     print(latency_row(f"{visitors} visitors, to 'Predicted digit'", to_metric))
     print(latency_row(f"{visitors} visitors, to the end (every figure sent)", to_end))
+    if len(servers) > 1:
+        for server in servers:
+            on_server = [
+                reading.finished.result() - reading.sent for reading in readings if reading.server == server
+            ]
+            print(latency_row(f"  of them on {server}, to the end", on_server))
     if results["browser_readings"]:
         print(latency_row("Chromium among them: mouse up -> reading", results["browser_readings"]))
-    per_session = (results["rss_all"] - results["rss_first"]) / max(1, visitors - 1 + arguments.browsers)
-    print(
-        f"\nServer RSS: {results['rss_first']:.0f} MB after the first visitor, "
-        f"{results['rss_all']:.0f} MB with all {visitors} connected: {per_session:+.1f} MB per later session"
-    )
+    print()
+    per_session = {}
+    for server in servers:
+        rss_first, rss_all, sessions = (results[key][server] for key in ("rss_first", "rss_all", "sessions"))
+        per_session[server] = (rss_all - rss_first) / max(1, sessions)
+        print(
+            f"Server {server + ' ' if server else ''}RSS: {rss_first:.0f} MB after the first visitor, "
+            f"{rss_all:.0f} MB with all {sessions + 1} connected: "
+            f"{per_session[server]:+.1f} MB per later session"
+        )
     print(f"Static files per new visitor: {results['static_bytes'] / 2**20:.1f} MB (gzip accepted)")
     problems = results["problems"]
     print(f"Every visitor served: {'yes' if not problems else 'NO'} ({len(readings)} strokes read)")
     for problem in problems[:10]:
         print(f"  {problem}")
-    print(
-        f"Server healthy: {'yes' if not health.failures else 'NO'} ({health.checks} checks of "
-        f"/_stcore/health, slowest {health.slowest:.2f} s, {len(health.failures)} failed)"
-    )
+    for server, watch in health.items():
+        print(
+            f"Server {server + ' ' if server else ''}healthy: {'yes' if not watch.failures else 'NO'} "
+            f"({watch.checks} checks of /_stcore/health, slowest {watch.slowest:.2f} s, "
+            f"{len(watch.failures)} failed)"
+        )
     if "runs" in results:
         hosted_lines(results, visitors)
     p95 = percentile(to_end, 0.95)
     targets = [
         ("server CPU per Draw stroke <= 0.1 s", stroke_cpu is not None and stroke_cpu <= 0.1),
-        ("memory per session after the first <= 5 MB", per_session <= 5),
+        ("memory per session after the first <= 5 MB", max(per_session.values()) <= 5),
         (f"p95 stroke -> reading <= 2 s ({p95:.2f} s)", p95 <= 2),
-        ("every visitor served, server healthy", not problems and not health.failures),
+        (
+            "every visitor served, server healthy",
+            not problems and not any(watch.failures for watch in health.values()),
+        ),
     ]
     if "runs" in results:
         completed = all(status == "completed" for status in results["runs"])
@@ -793,6 +935,23 @@ def hosted_setup(visitors: int, home: Path) -> tuple:
     return provider, {"ZOO_MODE": "hosted", "ZOO_LIMIT_ACTIVE_RUNS": active_runs}, secrets
 
 
+def start_database(stack: contextlib.ExitStack) -> PostgresServer:
+    """A PostgreSQL server (tests/postgres_server.py's, as the tests start it), removed when ``stack``
+    closes, its processes pinned to the app servers' core: the run store's work is the servers' side."""
+    database = PostgresServer()
+    stack.callback(database.remove)
+    database.start()
+    for pid in [postmaster(database), *descendants(postmaster(database))]:
+        pin_process(pid, SERVER_CORE)
+    print(f"PostgreSQL {database.url()}, process {postmaster(database)}", flush=True)
+    return database
+
+
+def postmaster(database: PostgresServer) -> int:
+    """The process of a started PostgreSQL server (its other processes are its children)."""
+    return int((database.data / "postmaster.pid").read_text().split()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visitors", type=int, default=30, help="visitors at once (default 30)")
@@ -812,6 +971,14 @@ def main() -> None:
         "--hosted", action="store_true",
         help="hosted mode: each visitor signs in (loopback OpenID Connect provider) and starts runs",
     )  # fmt: skip
+    parser.add_argument(
+        "--replicas", type=int, default=1, choices=range(1, len(APP_SERVERS) + 1),
+        help="app servers behind HAProxy (deploy/haproxy.cfg), sharing a PostgreSQL run store (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--run-store", choices=("sqlite", "postgresql"),
+        help="the run store: SQLite in ZOO_HOME (one server's default) or a PostgreSQL server started here",
+    )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=5, help="hosted: epochs of each run (default 5)")
     parser.add_argument(
         "--drain", type=float, default=900.0, help="hosted: wait at most this for the queue (default 900 s)"
@@ -820,26 +987,52 @@ def main() -> None:
     if len(os.sched_getaffinity(0)) < 2 and os.cpu_count() < 2:
         raise SystemExit("this benchmark needs 2 cores: one for the server, one for its visitors")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with tempfile.TemporaryDirectory(prefix="zoo-load-", ignore_cleanup_errors=True) as home:
+    if arguments.run_store is None:
+        arguments.run_store = "postgresql" if arguments.replicas > 1 else "sqlite"
+    if arguments.replicas > 1 and arguments.run_store == "sqlite":
+        raise SystemExit("several servers share one run store: use --run-store postgresql with --replicas")
+    if arguments.replicas > 1 and arguments.hosted:
+        raise SystemExit("--hosted is measured on one server: leave out --replicas")
+    with (
+        tempfile.TemporaryDirectory(prefix="zoo-load-", ignore_cleanup_errors=True) as home,
+        contextlib.ExitStack() as stack,
+    ):
         os.environ["ZOO_HOME"] = home
         provider, env, secrets = None, {}, None
         if arguments.hosted:
             provider, env, secrets = hosted_setup(arguments.visitors, Path(home))
-        server, url, startup = start_server(Path(home) / "streamlit.log", env, secrets)
-        try:
+            stack.callback(provider.stop)
+        database = None
+        if arguments.run_store == "postgresql":
+            database = start_database(stack)
+            env["ZOO_RUN_STORE"] = os.environ["ZOO_RUN_STORE"] = database.create_database()
+        names = APP_SERVERS[: arguments.replicas] if arguments.replicas > 1 else ("",)
+        servers, startup = {}, 0.0
+        for name in names:
+            server, url, seconds = start_server(
+                Path(home) / f"streamlit{name and '-' + name}.log", env, secrets
+            )
+            stack.callback(stop_server, server)
+            servers[name], startup = (server, url), max(startup, seconds)
             pin_process(server.pid, SERVER_CORE)
-            print(f"server {url}, process {server.pid}", flush=True)
-            os.sched_setaffinity(0, {CLIENT_CORE})
-            loads = [", ".join(f"{value:.1f}" for value in os.getloadavg())]
-            health = HealthWatch(url)
-            health.start()
-            results = asyncio.run(run_load(url, server.pid, arguments, provider and provider.url))
-            health.stopped.set()
-            loads.append(", ".join(f"{value:.1f}" for value in os.getloadavg()))
-        finally:
-            stop_server(server)
-            if provider:
-                provider.stop()
+            print(f"server {name + ' ' if name else ''}{url}, process {server.pid}", flush=True)
+        if arguments.replicas > 1:
+            port = free_port()
+            proxy = start_proxy([url for _, url in servers.values()], port, Path(home) / "haproxy.log")
+            stack.callback(end, proxy)
+            pin_process(proxy.pid, CLIENT_CORE)
+            url = f"http://127.0.0.1:{port}"
+            print(f"HAProxy {url} (deploy/haproxy.cfg), process {proxy.pid}", flush=True)
+        os.sched_setaffinity(0, {CLIENT_CORE})
+        loads = [", ".join(f"{value:.1f}" for value in os.getloadavg())]
+        health = {name: HealthWatch(server_url) for name, (_, server_url) in servers.items()}
+        for watch in health.values():
+            watch.start()
+        pids = {name: server.pid for name, (server, _) in servers.items()}
+        results = asyncio.run(run_load(url, pids, arguments, provider and provider.url, database))
+        for watch in health.values():
+            watch.stopped.set()
+        loads.append(", ".join(f"{value:.1f}" for value in os.getloadavg()))
     met = report(results, arguments, health, tuple(loads), startup)
     sys.exit(0 if met else 1)
 

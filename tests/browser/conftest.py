@@ -184,6 +184,38 @@ class ProxiedStudio:
     servers: dict[str, str]  # HAProxy's name of each server (its stickiness cookie's value) -> its address
 
 
+def start_proxy(servers: list[str], port: int, log_path: Path) -> subprocess.Popen:
+    """HAProxy on 127.0.0.1:``port`` in front of ``servers`` (their base URLs, in ``APP_SERVERS``' order),
+    started with ``deploy/haproxy.cfg`` as it is, its output in ``log_path``; returns once the proxy
+    answers ``/_stcore/health`` with "ok".
+
+    Raises:
+        RuntimeError: the proxy did not answer within START_TIMEOUT_SECONDS (the message has its log).
+    """
+    addresses = {
+        f"APP_SERVER_{index}": url.removeprefix("http://") for index, url in enumerate(servers, start=1)
+    }
+    with log_path.open("wb") as log:
+        proxy = subprocess.Popen(
+            [HAPROXY, "-db", "-f", str(HAPROXY_CONFIG)],
+            env={**os.environ, "PROXY_BIND": f"127.0.0.1:{port}", **addresses},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and proxy.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return proxy
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    end(proxy)
+    raise RuntimeError(
+        f"haproxy did not answer on 127.0.0.1:{port}; its log:\n{log_path.read_text()[-3000:]}"
+    )
+
+
 @pytest.fixture
 def proxied_studio(
     streamlit_app, oidc_provider, hosted, postgres_url, s3_store_url, tmp_path, monkeypatch
@@ -206,29 +238,11 @@ def proxied_studio(
             name: streamlit_app(env={**shared, "ZOO_HOME": str(tmp_path / f"home-{name}")}, secrets=auth)
             for name in APP_SERVERS
         }
-        addresses = {
-            f"APP_SERVER_{index}": url.removeprefix("http://")
-            for index, url in enumerate(servers.values(), start=1)
-        }
-        log_path = tmp_path / "haproxy.log"
-        with log_path.open("wb") as log:
-            proxies.append(
-                subprocess.Popen(
-                    [HAPROXY, "-db", "-f", str(HAPROXY_CONFIG)],
-                    env={**os.environ, "PROXY_BIND": f"127.0.0.1:{proxy_port}", **addresses},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline and proxies[-1].poll() is None:
-            try:
-                with urllib.request.urlopen(f"{proxy_url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        return ProxiedStudio(proxy_url, servers)
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        pytest.fail(f"haproxy did not answer on {proxy_url}; its log:\n{log_path.read_text()[-3000:]}")
+        try:
+            proxies.append(start_proxy(list(servers.values()), proxy_port, tmp_path / "haproxy.log"))
+        except RuntimeError as error:
+            pytest.fail(str(error))
+        return ProxiedStudio(proxy_url, servers)
 
     yield start
     for proxy in proxies:
