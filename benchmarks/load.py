@@ -96,7 +96,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app_speed import describe_machine, start_server
-from conftest import APP_SERVERS, end, free_port, start_proxy  # the browser tests' proxy
+from conftest import APP_SERVERS, STICKINESS_COOKIE, end, free_port, start_proxy  # the browser tests' proxy
 from postgres_server import PostgresServer
 
 SERVER_CORE, CLIENT_CORE = 0, 1
@@ -104,7 +104,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 READ_TIMEOUT_SECONDS = 120
 FABRIC_VERSION = "7.4.0"  # what the canvas's Fabric.js writes into its JSON, as a browser sent it
-STICKINESS_COOKIE = "STUDIO_SERVER"  # deploy/haproxy.cfg's: which server a browser stays on
 CONTEXT_INFO = {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US", "color_scheme": "light"}
 
 

@@ -42,6 +42,7 @@ START_TIMEOUT_SECONDS = 60
 HAPROXY = "/usr/sbin/haproxy"
 HAPROXY_CONFIG = REPOSITORY / "deploy" / "haproxy.cfg"
 APP_SERVERS = ("app1", "app2")  # the server names deploy/haproxy.cfg gives, in its order
+STICKINESS_COOKIE = "STUDIO_SERVER"  # deploy/haproxy.cfg's: which server a browser stays on
 
 
 def free_port() -> int:
@@ -182,6 +183,15 @@ class ProxiedStudio:
 
     url: str  # the proxy's
     servers: dict[str, str]  # HAProxy's name of each server (its stickiness cookie's value) -> its address
+
+    def server_of(self, page) -> str:
+        """The app server the proxy pins ``page``'s visitor to: its stickiness cookie."""
+        (cookie,) = [cookie for cookie in page.context.cookies() if cookie["name"] == STICKINESS_COOKIE]
+        return cookie["value"]
+
+    def pin(self, page, server: str) -> None:
+        """Send ``page``'s visitor to ``server`` from now on, as if it had answered their first request."""
+        page.context.add_cookies([{"name": STICKINESS_COOKIE, "value": server, "url": self.url}])
 
 
 def start_proxy(servers: list[str], port: int, log_path: Path) -> subprocess.Popen:

@@ -17,21 +17,9 @@ from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelStore
 
 pytestmark = pytest.mark.browser
-STICKINESS_COOKIE = "STUDIO_SERVER"  # deploy/haproxy.cfg's
 LONG_PLAYGROUND_RUN = (
     "num_epochs=500&num_samples=1000&batch_size=1"  # minutes, even at thousands of batches/s
 )
-
-
-def server_of(page) -> str:
-    """The app server the proxy pins ``page``'s visitor to: its stickiness cookie."""
-    (cookie,) = [cookie for cookie in page.context.cookies() if cookie["name"] == STICKINESS_COOKIE]
-    return cookie["value"]
-
-
-def pin(page, url: str, server: str) -> None:
-    """Send ``page``'s visitor to ``server`` from now on, as if it had answered their first request."""
-    page.context.add_cookies([{"name": STICKINESS_COOKIE, "value": server, "url": url}])
 
 
 def open_on(page, address: str, server: str) -> None:
@@ -51,7 +39,7 @@ def test_a_run_or_model_from_one_server_is_followed_counted_stopped_and_drawn_wi
     # long Playground run on the server the proxy pinned her to.
     sign_in(alice, studio.url, "alice")
     assert alice.url.startswith(studio.url)
-    first = server_of(alice)
+    first = studio.server_of(alice)
     (other,) = set(studio.servers) - {first}
     open_on(alice, f"{studio.url}/playground?{LONG_PLAYGROUND_RUN}", first)
     alice.get_by_role("button", name="Start training").click(timeout=PAGE_LOAD_TIMEOUT_MS)
@@ -60,9 +48,9 @@ def test_a_run_or_model_from_one_server_is_followed_counted_stopped_and_drawn_wi
     assert store.get(live_run).owner == "alice"
 
     # bob, pinned to the other server, signs in there and follows her run live.
-    pin(bob, studio.url, other)
+    studio.pin(bob, other)
     sign_in(bob, studio.url, "bob")
-    assert server_of(bob) == other
+    assert studio.server_of(bob) == other
     open_on(bob, f"{studio.url}/playground?run={live_run}", other)
     expect(main(bob).get_by_test_id("stProgress").first).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(main(bob).get_by_text(re.compile(rf"alice's run {live_run} \((queued|running)\)"))).to_be_visible()
@@ -70,7 +58,7 @@ def test_a_run_or_model_from_one_server_is_followed_counted_stopped_and_drawn_wi
 
     # alice's sign-in holds on the other server too (one cookie secret), and so does her cap of one live
     # run: her second Start there is refused.
-    pin(alice, studio.url, other)
+    studio.pin(alice, other)
     open_on(alice, f"{studio.url}/playground?{LONG_PLAYGROUND_RUN}", other)
     alice.get_by_role("button", name="Start training").click(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(
@@ -80,7 +68,7 @@ def test_a_run_or_model_from_one_server_is_followed_counted_stopped_and_drawn_wi
 
     # The admin, on the other server, stops it; the model it trained so far, saved in the shared store
     # by the first server's worker, is shown there as alice's.
-    pin(teacher, studio.url, other)
+    studio.pin(teacher, other)
     sign_in(teacher, studio.url, "teacher")
     open_on(teacher, f"{studio.url}/playground?run={live_run}", other)
     main(teacher).get_by_role("button", name="Stop").click(timeout=PAGE_LOAD_TIMEOUT_MS)
@@ -94,7 +82,7 @@ def test_a_run_or_model_from_one_server_is_followed_counted_stopped_and_drawn_wi
 
     # A CNN alice quick-trains on Draw through the first server is drawn with by bob on the other: it
     # reads his uploaded seven (an upload: held in the memory of the server he is pinned to).
-    pin(alice, studio.url, first)
+    studio.pin(alice, first)
     open_on(alice, f"{studio.url}/draw", first)
     alice.get_by_role("button", name="Quick-train a CNN").click(timeout=PAGE_LOAD_TIMEOUT_MS)
     use_new_model = alice.get_by_role("button", name=re.compile(r"^Draw with cnn-"))
