@@ -229,11 +229,10 @@ def test_zoo_model_store_keeps_the_models_and_digits_elsewhere_and_a_bad_one_is_
     assert sorted(path.name for path in shared.iterdir()) == ["digits", "models"]
     assert (shared / "models" / "mnist-cnn" / "model.keras").is_file()
     assert not (home / "models").exists() and not (home / "digits").exists()
-    refused = run_zoo(home, "models", environment=zoo_environment(home, ZOO_MODEL_STORE="s3://bucket/zoo"))
+    refused = run_zoo(home, "models", environment=zoo_environment(home, ZOO_MODEL_STORE="gs://bucket/zoo"))
     assert refused.returncode == 1 and refused.stderr.splitlines() == [
-        "error: ZOO_MODEL_STORE='s3://bucket/zoo' is not a store Zoo Studio can use: give a directory, e.g. "
-        "/data/zoo or file:///data/zoo (object stores such as s3:// are not supported yet), or unset it to "
-        "use ZOO_HOME."
+        "error: ZOO_MODEL_STORE='gs://bucket/zoo' is not a store Zoo Studio can use: give a directory "
+        "(/data/zoo or file:///data/zoo) or an S3 bucket (s3://bucket/prefix), or unset it to use ZOO_HOME."
     ]
 
 
