@@ -130,6 +130,14 @@ def postgres_url(postgres_server) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def app_postgres_url(postgres_server) -> str:
+    """A database on the session's PostgreSQL for pages run in this process (AppTest), kept until the
+    session ends: the app's supervision thread is the process's, as a server's is, and goes on sweeping
+    the store its last page used after the test (a dropped database would fail every sweep from then on)."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """The session's S3-compatible server on 127.0.0.1 (moto's ``ThreadedMotoServer``, on a free port):
     its endpoint URL."""

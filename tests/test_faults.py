@@ -488,17 +488,17 @@ def app_at(page: str):
 
 
 def test_the_database_down_is_one_banner_where_runs_are_needed_and_no_page_waits_for_it(
-    postgres_server, postgres_url, monkeypatch, zoo_home
+    postgres_server, app_postgres_url, monkeypatch, zoo_home
 ):
     """The app server's PostgreSQL run store stops: no page waits the store's 5 s for a connection
     (app.py reads the store on every page, Home and Runs list runs), Learn, Draw, Hub and Home's models
     render, Train, Runs and Playground say it once, naming the database and what to do, and
     ``python -m zoo runs`` says it in one line."""
-    monkeypatch.setenv("ZOO_RUN_STORE", postgres_url)
+    monkeypatch.setenv("ZOO_RUN_STORE", app_postgres_url)
     install_starter_models(ModelStore())
     for page in ("home", "learn", "draw", "hub"):  # the server has opened its store; Draw has its model
         assert not app_at(page).exception, page
-    database = f"PostgreSQL database {postgres_url.rsplit('/', 1)[1]} on 127.0.0.1:{postgres_server.port}"
+    database = f"PostgreSQL database {app_postgres_url.rsplit('/', 1)[1]} on 127.0.0.1:{postgres_server.port}"
     down = f"the run store's {database} cannot be used"
     postgres_server.stop()
     try:

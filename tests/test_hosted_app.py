@@ -311,11 +311,11 @@ def test_reset_on_someone_elses_live_run_leaves_it_and_says_so():
 
 
 def test_home_checks_that_servers_sharing_a_postgresql_run_store_have_a_cookie_secret(
-    postgres_url, monkeypatch
+    app_postgres_url, monkeypatch
 ):
     """The Home page's check reads the server's own secrets (any file it was started with), not only
     the files doctor looks in."""
-    monkeypatch.setenv("ZOO_RUN_STORE", postgres_url)
+    monkeypatch.setenv("ZOO_RUN_STORE", app_postgres_url)
     without = open_as(ALICE)
     (found,) = [error.value for error in without.error if error.value.startswith("**cookie secret**")]
     assert "no sign-in cookie secret is set" in found and "[auth] cookie_secret in" in found

@@ -34,6 +34,7 @@ class Supervisor:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._failing: str | None = None  # why the last sweep failed; None when it worked
 
     def watch(self, executor: Executor) -> None:
         """Sweep ``executor`` from now on (instead of the one watched before), starting the thread
@@ -59,4 +60,10 @@ class Supervisor:
             try:
                 executor.supervise()
             except (ZooError, OSError) as error:  # the store is unusable now: the pages say so; try again
-                logger.warning("supervision sweep failed: %s", error)
+                if str(error) != self._failing:  # once an outage (or a new reason), not every sweep
+                    logger.warning("supervision sweep failed: %s", error)
+                    self._failing = str(error)
+                continue
+            if self._failing is not None:
+                logger.info("supervision sweeps work again")
+                self._failing = None
