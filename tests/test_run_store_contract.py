@@ -166,6 +166,18 @@ def test_a_worker_is_handed_only_runs_of_its_backend_in_the_lane_s_order(run_sto
     assert run_store.claim_next("cpu", "tensorflow", 1, placement()).id == on_tensorflow
 
 
+def test_a_run_handed_to_a_chosen_worker_is_claimed_once_whatever_its_lane_s_order(run_store):
+    first, second = (run_store.create_run(SPEC, "cpu") for _ in range(2))
+    chosen = placement("actor-2", host="node-b")
+    claimed = run_store.claim(second, chosen)  # the executor placed it: the lane's order is not the store's
+    assert claimed.status == "running" and claimed.placement == chosen
+    assert run_store.claim(second, placement("actor-3")) is None  # never to two workers
+    assert run_store.get(first).status == "queued"
+    run_store.request_stop(first, by=LOCAL_USER)
+    assert run_store.claim(first, placement("actor-4")) is None  # stopped while it waited: nobody trains it
+    assert run_store.claim("no-such-run", placement("actor-5")) is None
+
+
 def _claim_until_empty(url: str, worker: int, start, claimed: multiprocessing.Queue) -> None:
     """A worker process: open the store, wait for the others (``start``, a barrier), then claim runs
     until none is left."""

@@ -178,18 +178,22 @@ class PostgresRunStore:
                     "SELECT id FROM runs WHERE id = %s AND status = 'queued' FOR UPDATE SKIP LOCKED",
                     (chosen,),
                 ).fetchone():
-                    now = time.time()
-                    connection.execute(
-                        "UPDATE runs SET status = 'running', started_at = %s, heartbeat_at = %s, "
-                        "executor = %s, host = %s, worker = %s WHERE id = %s",
-                        (now, now, placement.executor, placement.host, placement.worker, chosen),
-                    )
+                    _mark_running(connection, chosen, placement)
                     break
             time.sleep(CLAIM_RETRY_SECONDS)
         else:
             return None
-        logger.info("run %s claimed by worker %s on %s", chosen, placement.worker, placement.host)
-        return self.get(chosen)
+        return self._claimed(chosen, placement)
+
+    def claim(self, run_id: str, placement: Placement) -> Run | None:
+        with self._transaction() as connection:
+            if not _mark_running(connection, run_id, placement):
+                return None
+        return self._claimed(run_id, placement)
+
+    def _claimed(self, run_id: str, placement: Placement) -> Run:
+        logger.info("run %s claimed by worker %s on %s", run_id, placement.worker, placement.host)
+        return self.get(run_id)
 
     def set_started(self, run_id: str, data_source: str, environment: Environment) -> None:
         with self._connect() as connection:
@@ -533,4 +537,17 @@ def _insert_event(connection: Connection, run_id: str, kind: str, message: str) 
     connection.execute(
         "INSERT INTO events (run_id, time, kind, message) VALUES (%s,%s,%s,%s)",
         (run_id, time.time(), kind, message),
+    )
+
+
+def _mark_running(connection: Connection, run_id: str, placement: Placement) -> bool:
+    """Mark a queued run running at ``placement`` (in the caller's transaction); False when it is not
+    queued (a concurrent claim waits for the first one's row lock, then finds it running)."""
+    now = time.time()
+    return bool(
+        connection.execute(
+            "UPDATE runs SET status = 'running', started_at = %s, heartbeat_at = %s, executor = %s, "
+            "host = %s, worker = %s WHERE id = %s AND status = 'queued'",
+            (now, now, placement.executor, placement.host, placement.worker, run_id),
+        ).rowcount
     )

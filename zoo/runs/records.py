@@ -30,8 +30,10 @@ def lane_of(kind: str) -> str:
 class Placement:
     """Where a run executes: which executor, on which host, in which worker, on which device.
 
-    Recorded when the run is submitted (executor and host; no worker yet) and again when a worker
-    claims it (``RunStore.claim_next``). The local executor's worker is a process id.
+    Recorded when the run is submitted (executor and host; the Ray executor also the actor it hands
+    the run to, and no host yet) and again when a worker claims it (``RunStore.claim_next``,
+    ``RunStore.claim``). The local executor's worker is a process id, the Ray executor's an actor's
+    name, its host ``NODE_IP/NODE_ID`` (16 hex digits of Ray's node id).
     """
 
     executor: str  # e.g. "local"
@@ -83,6 +85,9 @@ class Run:
             "dataset": self.spec.dataset,
             "data_source": self.data_source,
             "device": self.device,
+            "executor": self.placement.executor if self.placement else None,
+            "host": self.placement.host if self.placement else None,  # the local pool's host, Ray's node
+            "worker": self.placement.worker if self.placement else None,
             "created_at": self.created_at,
             "duration_seconds": self.duration_seconds,
             "epochs": self.spec.num_epochs,

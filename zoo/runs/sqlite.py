@@ -165,14 +165,18 @@ class SqliteRunStore:
             claimed = next((run_id for run_id, name in chosen.items() if name == backend), None)
             if claimed is None:
                 return None
-            now = time.time()
-            connection.execute(
-                "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, executor = ?, "
-                "host = ?, worker = ? WHERE id = ?",
-                (now, now, placement.executor, placement.host, placement.worker, claimed),
-            )
-        logger.info("run %s claimed by worker %s on %s", claimed, placement.worker, placement.host)
-        return self.get(claimed)
+            _mark_running(connection, claimed, placement)
+        return self._claimed(claimed, placement)
+
+    def claim(self, run_id: str, placement: Placement) -> Run | None:
+        with self._file.transaction() as connection:
+            if not _mark_running(connection, run_id, placement):
+                return None
+        return self._claimed(run_id, placement)
+
+    def _claimed(self, run_id: str, placement: Placement) -> Run:
+        logger.info("run %s claimed by worker %s on %s", run_id, placement.worker, placement.host)
+        return self.get(run_id)
 
     def set_started(self, run_id: str, data_source: str, environment: Environment) -> None:
         with self._file.connect() as connection:
@@ -404,4 +408,17 @@ def _insert_event(connection: sqlite3.Connection, run_id: str, kind: str, messag
     connection.execute(
         "INSERT INTO events (run_id, time, kind, message) VALUES (?,?,?,?)",
         (run_id, time.time(), kind, message),
+    )
+
+
+def _mark_running(connection: sqlite3.Connection, run_id: str, placement: Placement) -> bool:
+    """Mark a queued run running at ``placement`` (in the caller's transaction); False when it is not
+    queued."""
+    now = time.time()
+    return bool(
+        connection.execute(
+            "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, executor = ?, "
+            "host = ?, worker = ? WHERE id = ? AND status = 'queued'",
+            (now, now, placement.executor, placement.host, placement.worker, run_id),
+        ).rowcount
     )

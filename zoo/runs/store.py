@@ -105,6 +105,16 @@ class RunStore(Protocol):
         """
         ...
 
+    def claim(self, run_id: str, placement: Placement) -> Run | None:
+        """Hand one queued run to the worker an executor chose for it (the Ray executor: the actor it
+        placed for that run) and mark it running at ``placement``; never to two workers.
+
+        Returns:
+            The claimed run, already ``running``; None when it is no longer queued (stopped, or
+            claimed meanwhile) or there is no run with that id.
+        """
+        ...
+
     def set_started(self, run_id: str, data_source: str, environment: Environment) -> None:
         """Record the data source and the devices/versions the run trains with (an unknown id
         changes nothing)."""
