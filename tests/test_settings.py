@@ -200,7 +200,7 @@ def test_an_edit_of_the_file_applies_at_the_next_read(zoo_home, monkeypatch):
             "",
             r"^ZOO_HUB_TIMEOUT='0': set a positive number, e\.g\. 30, or unset it\.$",
         ),
-        ({"ZOO_EXECUTOR": "ray"}, "", r"^ZOO_EXECUTOR='ray': choose 'local', or unset it\.$"),
+        ({"ZOO_EXECUTOR": "dask"}, "", r"^ZOO_EXECUTOR='dask': choose 'local' or 'ray', or unset it\.$"),
         (
             {"ZOO_RUN_STORE": "runs.sqlite3"},
             "",

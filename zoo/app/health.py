@@ -29,6 +29,7 @@ from zoo.core.paths import unwritable, zoo_home
 from zoo.core.settings import load_settings
 from zoo.core.vocabulary import BACKENDS
 from zoo.execution.devices import describe_device
+from zoo.execution.executor import open_executor
 from zoo.ml.backend import check_installed
 from zoo.ml.data import check_mnist_source, describe_mnist_source
 from zoo.runs.records import DAMAGED_STATUS
@@ -244,6 +245,14 @@ def _check_data() -> tuple[bool, str]:
     return True, source.description
 
 
+def _check_executor() -> tuple[bool, str]:
+    try:
+        described = open_executor().describe()
+    except ZooError as error:
+        return False, str(error)
+    return True, f"{described.name} ({described.host}): trains on {described.devices}"
+
+
 CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
     "configuration": _check_configuration,
     "zoo directory": _check_directory,
@@ -252,5 +261,6 @@ CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
     "local zoo": _check_models,
     "free disk": _check_disk,
     "backend and device": _check_backend,
+    "executor": _check_executor,
     "data source": _check_data,
 }

@@ -522,12 +522,10 @@ def backend_name() -> str:
     return configured_backend()
 
 
-@st.cache_resource(show_spinner=False)
 def device_description() -> str:
-    """Which GPU(s) this host trains on, or its CPU (asks nvidia-smi once per server)."""
-    from zoo.execution.devices import describe_device
-
-    return describe_device()
+    """What this server's runs train on: this host's GPU(s) or CPU (the local executor asks nvidia-smi
+    once), or the Ray cluster's nodes, GPUs and CPUs."""
+    return executor().describe().devices
 
 
 def points(spec: TrainSpec) -> PointsData:

@@ -45,7 +45,7 @@ from zoo.core.errors import SettingsError
 log = logging.getLogger(__name__)
 
 MODES = ("local", "hosted")
-EXECUTORS = ("local",)  # where runs execute (zoo.execution); a new executor adds its name here
+EXECUTORS = ("local", "ray")  # where runs execute (zoo.execution); a new executor adds its name here
 LOG_LEVELS = ("debug", "info", "warning", "error")
 FLAGS = {
     "1": True,
@@ -143,7 +143,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("datasets", None, "datasets.NAME", "none", "MNIST files admins offer by name: NAME = PATH"),
     Setting(
-        "executor", "ZOO_EXECUTOR", "executor", "local", "where runs execute: local (warm worker processes)"
+        "executor",
+        "ZOO_EXECUTOR",
+        "executor",
+        "local",
+        "where runs execute: local (warm worker processes on this host) or ray (warm actors on the Ray "
+        "cluster RAY_ADDRESS names; pip install -r requirements-ray.txt)",
     ),
     Setting(
         "host",
@@ -382,6 +387,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except OSError:
         version = None
     return _load(variables, environ.get("HOME") or str(Path.home()), version)
+
+
+def shared_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings this process was given as ``ZOO_*`` variables, secrets and Zoo Studio's own internal
+    ones left out: what a worker on another machine is given so that it acts as this process would
+    (the Ray executor's actors)."""
+    environ = os.environ if environ is None else environ
+    return {
+        variable: environ[variable]
+        for setting in SETTINGS
+        if (variable := setting.variable) and variable in environ and not (setting.secret or setting.internal)
+    }
 
 
 def home_directory(environ: Mapping[str, str] | None = None) -> Path:

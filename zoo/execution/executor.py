@@ -3,9 +3,10 @@ a run to end.
 
 A Start goes page -> ``admission.start`` (``admit``, every check) -> ``Executor.submit`` (arrange a
 worker, record the run queued in the run store) -> the run store; a worker claims it there and reports
-to it. The only executor today is ``local`` (``zoo.execution.local``: warm worker processes on this
-host). Supervision, failing runs whose worker died or hung, is each executor's ``supervise``, run on its
-own clock (``zoo.execution.supervisor``), never by reading a run.
+to it. Executors: ``local`` (``zoo.execution.local``: warm worker processes on this host, the default)
+and ``ray`` (``zoo.execution.cluster``: warm actors on a Ray cluster, an optional install).
+Supervision, failing runs whose worker died or hung, is each executor's ``supervise``, run on its own
+clock (``zoo.execution.supervisor``), never by reading a run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from zoo.core.errors import RunError
+from zoo.core.errors import RunError, SettingsError
 from zoo.core.hosting import User
 from zoo.core.settings import load_settings
 from zoo.execution.local import LocalExecutor
@@ -86,8 +87,26 @@ def open_executor(store: RunStore | None = None) -> Executor:
         SettingsError: ``ZOO_EXECUTOR`` names no executor (``settings.EXECUTORS`` lists them).
         StorageError: the run store, or the executor's own files, cannot be opened.
     """
-    executors = {LocalExecutor.name: LocalExecutor}  # the one executor today; the next ones join here
-    return executors[load_settings().executor](store or open_run_store())
+    name, store = load_settings().executor, store or open_run_store()
+    if name == "ray":
+        return _ray_executor(store)
+    return LocalExecutor(store)
+
+
+def _ray_executor(store: RunStore) -> Executor:
+    """The Ray executor, imported only when chosen: Ray is an optional install.
+
+    Raises:
+        SettingsError: Ray is not installed here.
+    """
+    try:
+        from zoo.execution.cluster import RayExecutor
+    except ImportError as error:
+        raise SettingsError(
+            f"ZOO_EXECUTOR=ray, but Ray cannot be imported here ({error}): install it with "
+            "pip install -r requirements-ray.txt, or set ZOO_EXECUTOR=local."
+        ) from error
+    return RayExecutor(store)
 
 
 def wait(run_id: str, timeout: float = 600.0, executor: Executor | None = None, poll: float = 0.2) -> Run:

@@ -23,6 +23,7 @@ someone reads a run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -237,16 +238,20 @@ class LocalExecutor:
         )
 
     def describe(self) -> ExecutorDescription:
-        """This executor, its host and the device(s) it trains on, in words."""
-        return ExecutorDescription(self.name, self.host, describe_device())
+        """This executor, its host and the device(s) it trains on, in words (nvidia-smi asked once)."""
+        return ExecutorDescription(self.name, self.host, self._devices)
+
+    @functools.cached_property
+    def _devices(self) -> str:
+        return describe_device()
 
     def worker_log(self, run: Run) -> str | None:
         """The file the run's worker writes its output to (it may not exist yet)."""
         return str(self.log_path(run.id))
 
     def log_path(self, run_id: str) -> Path:
-        """``$ZOO_HOME/logs/RUN_ID.log``: where the worker of a run writes its stdout and stderr."""
-        return self.home / "logs" / f"{run_id}.log"
+        """Where the worker of a run writes its stdout and stderr (``log_path``)."""
+        return log_path(self.home, run_id)
 
     def last_words(self, run_id: str) -> str | None:
         """The reason a run's worker gave for failing when the store could not record it: the last
@@ -278,17 +283,9 @@ class LocalExecutor:
                     "submission (the submitting process ended first); start the run again.",
                 )
             return Liveness(ALIVE)
-        silent = run.heartbeat_at is not None and now - run.heartbeat_at > self.heartbeat_timeout
         pid = self._worker_pid(run)
         if pid is None:  # another host's, another executor's, or a worker this store did not record
-            if silent:
-                where = f" on {run.placement.host}" if run.placement and run.placement.host else ""
-                return Liveness(
-                    DEAD,
-                    f"its worker{where} stopped reporting for over {self.heartbeat_timeout:.0f} s; "
-                    "start the run again.",
-                )
-            return Liveness(UNKNOWN)
+            return heartbeat_verdict(run, self.heartbeat_timeout, now)
         said = self.last_words(run.id)
         if not process_alive(pid):
             return Liveness(
@@ -299,7 +296,7 @@ class LocalExecutor:
             )
         if said:  # alive, and still trying to record its failure in a store that takes no writes
             return Liveness(DEAD, said)
-        if silent:
+        if is_silent(run, self.heartbeat_timeout, now):
             return Liveness(
                 HUNG,
                 f"the worker process {pid} stopped reporting for over {self.heartbeat_timeout:.0f} s; "
@@ -370,6 +367,28 @@ class LocalExecutor:
             return
         kill_process_group(pid)
         logger.info("worker %s of run %s killed: silent for over %.0f s", pid, run.id, self.heartbeat_timeout)
+
+
+def log_path(home: Path | str, run_id: str) -> Path:
+    """``$ZOO_HOME/logs/RUN_ID.log``: where the worker of a run writes its stdout and stderr (on the
+    machine it trains on)."""
+    return Path(home) / "logs" / f"{run_id}.log"
+
+
+def is_silent(run: Run, timeout: float, now: float) -> bool:
+    """Whether a run's worker has not said it is alive for over ``timeout`` seconds."""
+    return run.heartbeat_at is not None and now - run.heartbeat_at > timeout
+
+
+def heartbeat_verdict(run: Run, timeout: float, now: float) -> Liveness:
+    """A run of another host or executor, judged by its heartbeat only: dead once it has been silent for
+    ``timeout`` seconds, else not this executor's to judge (no process of another host is signalled)."""
+    if not is_silent(run, timeout, now):
+        return Liveness(UNKNOWN)
+    where = f" on {run.placement.host}" if run.placement and run.placement.host else ""
+    return Liveness(
+        DEAD, f"its worker{where} stopped reporting for over {timeout:.0f} s; start the run again."
+    )
 
 
 def pool_owner_alive() -> bool:

@@ -49,16 +49,12 @@ logger = logging.getLogger(__name__)
 def run_pool_worker(device: str, backend_name: str, executor: LocalExecutor) -> int:
     """A pool worker: load the backend and the data, wait in the pool, train the first run it is
     handed, and exit. Returns an exit code."""
-    from zoo.ml import backend, training
+    from zoo.ml import training
 
     pid, run, pool, store = os.getpid(), None, executor.pool, executor.store
     logger.info("worker %s started: %s on %s", pid, backend_name, device)
     try:
-        implementation = backend.current()  # imports Keras and its backend: the bulk of a cold start
-        fraction = os.environ.get(backend.MEMORY_FRACTION_VARIABLE)
-        if fraction:
-            megabytes = int(os.environ.get(backend.MEMORY_MEGABYTES_VARIABLE) or 0)
-            implementation.limit_memory(float(fraction), megabytes)
+        load_backend()
         prepared = []  # a run waits already (or nobody wants the pool): no models prepared first
         if not executor.queued_count(device, backend_name) and pool_owner_alive():
             prepared = training.warm_up(PREPARED_SPECS)
@@ -78,7 +74,7 @@ def run_pool_worker(device: str, backend_name: str, executor: LocalExecutor) -> 
             with contextlib.suppress(StorageError):
                 store.add_event(run.id, "pool", f"no replacement worker could be started: {error}")
 
-    _write_output_to(executor.log_path(run.id))
+    write_output_to(executor.log_path(run.id))
     if executor.queued_count(device, backend_name):
         replace_this_worker()  # a queued run needs a worker now
     # Else, on a GPU, once the run's first metric is in (not before: its start-up would compete with this
@@ -89,6 +85,18 @@ def run_pool_worker(device: str, backend_name: str, executor: LocalExecutor) -> 
     replace_this_worker()  # and at the end, for the next run and for runs queued meanwhile
     logger.info("worker %s ended: run %s done (exit code %s)", pid, run.id, exit_code)
     return exit_code
+
+
+def load_backend() -> None:
+    """Import this worker's Keras backend (the bulk of a cold start) and hold it to its share of GPU
+    memory when its environment gives one (``backend.worker_environment``)."""
+    from zoo.ml import backend
+
+    implementation = backend.current()
+    fraction = os.environ.get(backend.MEMORY_FRACTION_VARIABLE)
+    if fraction:
+        megabytes = int(os.environ.get(backend.MEMORY_MEGABYTES_VARIABLE) or 0)
+        implementation.limit_memory(float(fraction), megabytes)
 
 
 def _wait_for_run(pid: int, device: str, backend_name: str, executor: LocalExecutor) -> Run | None:
@@ -117,7 +125,7 @@ def _wait_for_run(pid: int, device: str, backend_name: str, executor: LocalExecu
         time.sleep(POOL_POLL_SECONDS)
 
 
-def _write_output_to(path: Path) -> None:
+def write_output_to(path: Path) -> None:
     """Send this process's stdout and stderr (Python's and native libraries') to ``path``."""
     sys.stdout.flush()
     sys.stderr.flush()

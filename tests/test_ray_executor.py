@@ -1,0 +1,209 @@
+"""The Ray executor (``ZOO_EXECUTOR=ray``) on a real Ray cluster of this machine: a head node with one
+CPU and a second node with one CPU and one logical GPU (``ray.cluster_utils.Cluster``; a GPU Ray only
+counts: the runs placed on it train on the CPU), shared by the module's tests and shut down after them.
+
+Real actors import Keras, warm up, and train tiny runs into the test's SQLite run store and local zoo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+from test_app import chart_keys, click, open_page, texts
+
+from zoo.app.cli import main
+from zoo.app.health import check_health
+from zoo.core.hosting import LOCAL_USER, PermissionDenied, User
+from zoo.core.settings import Limits
+from zoo.core.spec import TrainSpec
+from zoo.execution.admission import admit, start
+from zoo.execution.cluster import NAMESPACE, RayExecutor
+from zoo.execution.executor import open_executor, wait
+from zoo.execution.records import AdmittedRun
+from zoo.runs.records import Run
+from zoo.runs.store import open_run_store
+from zoo.storage.models import ModelStore
+
+NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
+# Nodes found dead in about a second (Ray's default: tens of seconds), for the node that leaves.
+FAST_HEALTH_CHECKS = {"health_check_period_ms": 300, "health_check_failure_threshold": 3}
+TINY_CNN = {"mnist_source": "embedded", "max_train_samples": 320, "batch_size": 32}
+LONG_CNN = {**TINY_CNN, "num_epochs": 200}  # trains until stopped
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={**NODE, "include_dashboard": False, "_system_config": FAST_HEALTH_CHECKS},
+    )
+    cluster.add_node(**NODE, num_gpus=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_ADDRESS", cluster.address)
+        yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def on_ray(cluster, zoo_home, monkeypatch) -> Iterator[None]:
+    """Every test of the module trains through the Ray executor; its actors end with the test."""
+    monkeypatch.setenv("ZOO_EXECUTOR", "ray")
+    monkeypatch.setenv("ZOO_WARM_WORKERS", "0")
+    yield
+    if ray.is_initialized():
+        for name in ray.util.list_named_actors():
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+
+
+def gpu_node_ids() -> set[str]:
+    return {node["NodeID"][:16] for node in ray.nodes() if node["Alive"] and node["Resources"].get("GPU")}
+
+
+def node_of(run: Run) -> str:
+    return run.placement.host.rpartition("/")[2]
+
+
+def wait_for(condition, what: str, executor: RayExecutor | None = None, timeout: float = TIMEOUT):
+    """Poll ``condition`` (supervising ``executor`` meanwhile) until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if executor is not None:
+            executor.supervise()
+        if found := condition():
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+def test_runs_start_on_warm_actors_placed_by_resources_and_say_where_they_ran(monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_WARM_WORKERS", "1")
+    executor = open_executor()
+    assert isinstance(executor, RayExecutor)
+    executor.keep_warm()  # one CNN actor (the cluster has a GPU: on it) and one Playground actor
+    wait_for(lambda: executor.capacity().waiting_workers == 2, "two warm actors")
+    warm = set(ray.util.list_named_actors())
+
+    cnn = start(TrainSpec.cnn(**TINY_CNN, num_epochs=1), by=LOCAL_USER, executor=executor)
+    playground = start(TrainSpec.binary(num_epochs=5, num_samples=100), by=LOCAL_USER, executor=executor)
+    cnn_run, playground_run = (wait(run_id, TIMEOUT, executor) for run_id in (cnn, playground))
+
+    assert cnn_run.status == playground_run.status == "completed", (cnn_run.message, playground_run.message)
+    assert {cnn_run.placement.worker, playground_run.placement.worker} == warm, "taken by the warm actors"
+    assert cnn_run.device == "gpu" and node_of(cnn_run) in gpu_node_ids(), "the CNN run asked for the GPU"
+    assert playground_run.device == "cpu" and playground_run.placement.executor == "ray"
+    assert {entry.name for entry in ModelStore().entries()} >= {cnn_run.model_name, playground_run.model_name}
+    # and replacements are started for the actors that took the runs
+    wait_for(lambda: executor.capacity().waiting_workers == 2, "the warm actors replaced", executor)
+    assert not warm & set(ray.util.list_named_actors()), "an actor trains one run, then ends"
+
+    capsys.readouterr()
+    assert main(["runs", "--json"]) == 0
+    listed = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert (listed[cnn]["executor"], listed[cnn]["device"]) == ("ray", "gpu")
+    assert listed[cnn]["host"] == cnn_run.placement.host and listed[cnn]["worker"] == cnn_run.placement.worker
+
+
+def test_two_runs_share_the_gpu_a_third_waits_and_the_caps_hold(monkeypatch):
+    monkeypatch.setenv("ZOO_RUNS_PER_DEVICE", "2")  # each CNN run asks half of the GPU
+    executor = open_executor()
+    first, second = (start(TrainSpec.cnn(**LONG_CNN), by=LOCAL_USER, executor=executor) for _ in range(2))
+    store = executor.store
+    wait_for(
+        lambda: all(store.get(run_id).status == "running" for run_id in (first, second)),
+        "both runs training at once on the one GPU",
+        executor,
+    )
+    assert {node_of(store.get(first)), node_of(store.get(second))} <= gpu_node_ids()
+    third = start(TrainSpec.cnn(**TINY_CNN, num_epochs=1), by=LOCAL_USER, executor=executor)
+    time.sleep(3)  # time enough for an actor to start, were there room on the GPU
+    assert store.get(third).status == "queued", "the GPU's two shares are taken"
+
+    # a person at the host's cap: refused, nothing recorded (the store checks the caps whatever executes)
+    admitted = admit(TrainSpec.binary(num_epochs=5, num_samples=100), LOCAL_USER)
+    alices = AdmittedRun(admitted.spec, User("alice"), admitted.device, Limits(active_runs_per_owner=1))
+    executor.submit(alices)
+    before = len(store.list_runs())
+    with pytest.raises(PermissionDenied, match="you have 1 runs queued or running"):
+        executor.submit(alices)
+    assert len(store.list_runs()) == before, "a refused run is not recorded"
+
+    for run_id in (first, second):
+        executor.stop(run_id, by=LOCAL_USER)
+    ended = [wait(run_id, TIMEOUT, executor) for run_id in (first, second, third)]
+    statuses = [run.status for run in ended]
+    assert statuses == ["stopped", "stopped", "completed"], [run.message for run in ended]
+    assert ended[0].model_name and ended[1].model_name, "a stopped run's model is saved as it stood"
+
+
+def _actor_training() -> int:
+    """The process id of the one actor that trains a run now (Ray titles it ray::RunActor.train)."""
+    found = []
+    for process in Path("/proc").iterdir():
+        try:
+            title = (process / "cmdline").read_bytes() if process.name.isdigit() else b""
+        except OSError:
+            continue
+        if title.startswith(b"ray::RunActor.train"):
+            found.append(int(process.name))
+    return found[0] if len(found) == 1 else 0
+
+
+def test_a_run_that_does_not_stop_within_the_grace_period_is_ended_through_ray():
+    executor = RayExecutor(open_run_store(), stop_grace=2.0)
+    run_id = start(TrainSpec.binary(num_epochs=1000, num_samples=400), by=LOCAL_USER, executor=executor)
+    wait_for(lambda: executor.store.get(run_id).progress is not None, "the run training")
+    pid = wait_for(_actor_training, "its actor's process")
+    os.kill(pid, signal.SIGSTOP)  # frozen: it can neither see the stop request nor answer
+    try:
+        executor.stop(run_id, by=LOCAL_USER)
+        executor.supervise()
+        assert executor.store.get(run_id).status == "running", "the grace period first"
+        run = wait_for(lambda: not (now := executor.store.get(run_id)).is_active and now, "ended", executor)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert run.status == "stopped" and "did not stop within 2 s" in run.message
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the actor's process ended")
+
+
+def test_a_run_whose_machine_leaves_the_cluster_fails_with_that_reason_and_the_other_goes_on(cluster):
+    before = gpu_node_ids()
+    leaving = cluster.add_node(**NODE, num_gpus=1)
+    (new_node,) = wait_for(lambda: gpu_node_ids() - before, "the new node")
+    executor = open_executor()
+    runs = [start(TrainSpec.cnn(**LONG_CNN), by=LOCAL_USER, executor=executor) for _ in range(2)]
+    store = executor.store
+    wait_for(lambda: all(store.get(run_id).progress is not None for run_id in runs), "both runs training")
+    (doomed,) = [run_id for run_id in runs if node_of(store.get(run_id)) == new_node]
+    (other,) = set(runs) - {doomed}
+
+    cluster.remove_node(leaving, allow_graceful=False)
+    failed = wait(doomed, 60, executor)
+    assert failed.status == "failed" and "the machine training it left the cluster" in failed.message
+    assert store.get(other).status == "running", "the run on the machine that stayed goes on"
+    executor.stop(other, by=LOCAL_USER)
+    assert wait(other, TIMEOUT, executor).status == "stopped"
+
+
+def test_the_train_page_trains_through_ray_and_the_sidebar_and_doctor_describe_the_cluster():
+    assert "Ray cluster: 2 node(s), 1 GPU(s), 2 CPU(s)" in texts(open_page().sidebar.caption)
+    app = open_page("train")
+    app.radio[0].set_value("embedded")
+    for label, value in (("Epochs", 1), ("Training images to use (0 = all)", 320)):
+        next(widget for widget in app.number_input if widget.label == label).set_value(value)
+    click(app, "Start training")
+    assert {"batch_curves", "epoch_curves"} <= chart_keys(app)
+    run = wait(app.query_params["run"], TIMEOUT)
+    assert run.status == "completed" and run.placement.executor == "ray", run.message
+
+    found = {check.name: check for check in check_health()}["executor"]
+    assert found.ok and found.detail.startswith(f"ray ({os.environ['RAY_ADDRESS']}): trains on Ray cluster")
