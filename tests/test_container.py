@@ -5,6 +5,7 @@ given as environment variables become the secrets.toml that Streamlit reads."""
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import shlex
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from zoo.app.container import DEFAULT_PORT, SPACE_PORT, auth_secrets, serving_port, write_auth_secrets
 from zoo.core.errors import ZooError
@@ -184,3 +186,19 @@ def test_incomplete_auth_variables_are_one_line_and_none_write_nothing(tmp_path)
         auth_secrets({"ZOO_AUTH_CLIENT_ID": "own-client", "ZOO_AUTH_CLIENT_SECRET": "own-secret"})
     assert write_auth_secrets({}, tmp_path).startswith("sign-in: no [auth] from the environment")
     assert not (tmp_path / ".streamlit").exists()
+
+
+def test_the_kuberay_manifest_parses_and_runs_what_the_image_has():
+    documents = list(yaml.safe_load_all((REPOSITORY / "deploy" / "kuberay.yaml").read_text()))
+    by_kind = {document["kind"]: document for document in documents}
+    assert set(by_kind) == {"ConfigMap", "RayCluster", "Deployment", "Service", "Ingress", "StatefulSet"}
+    assert by_kind["ConfigMap"]["data"]["ZOO_EXECUTOR"] == "ray"
+    cluster = by_kind["RayCluster"]["spec"]
+    assert cluster["rayVersion"] == importlib.metadata.version("ray"), "the version requirements-ray.txt pins"
+    (workers,) = cluster["workerGroupSpecs"]
+    assert workers["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    (app,) = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"]
+    head_service = f"{by_kind['RayCluster']['metadata']['name']}-head-svc:6379"  # KubeRay's name for it
+    environment = {variable["name"]: variable.get("value") for variable in app["env"]}
+    assert environment["RAY_ADDRESS"] == head_service and head_service in app["args"][0]
+    assert f"exec {shlex.join(json.loads(instruction('CMD')))}" in app["args"][0], "the image's own CMD"

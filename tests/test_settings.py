@@ -109,7 +109,7 @@ def test_every_zoo_variable_the_code_and_the_docs_name_is_declared():
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 for name in VARIABLE.findall(node.value):
                     named.setdefault(name, set()).add(path.name)
-    for path in (README, REPOSITORY / "Dockerfile"):
+    for path in (README, REPOSITORY / "Dockerfile", *sorted((REPOSITORY / "deploy").iterdir())):
         for name in VARIABLE.findall(path.read_text()):
             named.setdefault(name, set()).add(path.name)
 
