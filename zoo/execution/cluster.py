@@ -46,7 +46,7 @@ from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import zoo_home
 from zoo.core.settings import log_level, shared_variables
 from zoo.core.spec import TrainSpec
-from zoo.execution.devices import gpu_memory_mb, memory_fraction, runs_per_device
+from zoo.execution.devices import GPU_MEMORY_SHARED, gpu_memory_mb, runs_per_device
 from zoo.execution.local import (
     HEARTBEAT_TIMEOUT_SECONDS,
     PACKAGE_PARENT,
@@ -64,6 +64,7 @@ from zoo.runs.store import RunStore, open_run_store
 EXECUTOR_NAME = "ray"
 NAMESPACE = "zoo-studio"  # the actors' names live here, so any process on the cluster finds them
 STOP_GRACE_SECONDS = 30.0  # a run asked to stop that still trains this long after is ended by Ray
+ACTOR_NAMED_SECONDS = 10.0  # a run is recorded with its actor's name just before the actor is made
 LANE_SPECS = {"main": TrainSpec.cnn(), "playground": TrainSpec.binary()}  # what a lane's actors compile
 NODE_LEFT = (
     "the machine training it left the cluster (Ray node {node}); start the run again: the cluster "
@@ -80,14 +81,25 @@ class ActorKind:
     device: str  # cpu or gpu
     backend: str
     lane: str  # main or playground (zoo.runs.records.LANES)
+    gpu_share: float = 0.0  # of one GPU: 1 / ZOO_RUNS_PER_DEVICE as the submitting process reads it
+
+    @classmethod
+    def of(cls, device: str, backend: str, lane: str) -> ActorKind:
+        """The kind for a lane of a device; a GPU's share as this process counts runs per GPU."""
+        return cls(device, backend, lane, 1 / runs_per_device("gpu") if device == "gpu" else 0.0)
 
     def resources(self) -> dict[str, float]:
         """Ray's ``num_cpus`` and ``num_gpus`` for one actor (one run)."""
         if self.lane == "playground":
             return {"num_cpus": 0, "num_gpus": 0}
         if self.device == "gpu":
-            return {"num_cpus": 0, "num_gpus": 1 / runs_per_device("gpu")}
+            return {"num_cpus": 0, "num_gpus": self.gpu_share}
         return {"num_cpus": 1, "num_gpus": 0}
+
+    def memory_fraction(self) -> float | None:
+        """The share of its GPU's memory the actor's framework may take (None on a CPU): the share of
+        the GPU it asked, of the memory runs share (the driver keeps the rest)."""
+        return GPU_MEMORY_SHARED * self.gpu_share if self.device == "gpu" else None
 
     def environment(self, home: str) -> dict[str, str]:
         """The actor process's variables: this process's settings (no secrets), its zoo package, and
@@ -118,7 +130,7 @@ class RunActor:
         from zoo.execution.worker import load_backend
         from zoo.ml import training
 
-        fraction = memory_fraction(kind.device)
+        fraction = kind.memory_fraction()
         os.environ.update(worker_environment(kind.backend, fraction, gpu_memory_mb() if fraction else 0))
         configure_logging(chosen_level(log_level(), "info"))
         self.kind = kind
@@ -146,6 +158,10 @@ class RunActor:
             train_run(run, self.store, None, self.prepared)
         ray.actor.exit_actor()
         return 0  # not reached: exit_actor ends the process
+
+
+def _actor_name(kind: ActorKind) -> str:
+    return f"zoo-{kind.lane}-{uuid.uuid4().hex[:12]}"
 
 
 @functools.cache
@@ -226,7 +242,7 @@ class RayExecutor:
         for the CPU: the CPU)."""
         lane = lane_of(admitted.spec.kind)
         on_cpu = lane == "playground" or admitted.spec.device == "cpu"
-        return ActorKind("cpu" if on_cpu else self.cluster_device(), admitted.spec.backend, lane)
+        return ActorKind.of("cpu" if on_cpu else self.cluster_device(), admitted.spec.backend, lane)
 
     def submit(self, admitted: AdmittedRun) -> str:
         """Hand the run to a warm actor of its kind (a new one when none waits: the run is queued until
@@ -238,34 +254,37 @@ class RayExecutor:
         """
         kind = self.kind_of(admitted)
         with self._lock:
-            actor = self._take(kind)
+            actor = self._take(kind)  # None: none waits, one is started for this run once it is recorded
+            name = actor.name if actor else _actor_name(kind)
             try:
                 run_id = self.store.create_run(
                     admitted.spec,
                     kind.device,
                     owner=admitted.owner,
                     limits=admitted.limits,
-                    placement=Placement(self.name, None, actor.name, kind.device),
+                    placement=Placement(self.name, None, name, kind.device),
                 )
             except BaseException:
-                self._waiting[kind].insert(0, actor)  # still warm, and free
+                if actor:
+                    self._waiting[kind].insert(0, actor)  # still warm, and free
                 raise
+            actor = actor or self._start_actor(kind, name)
             self._training[run_id] = actor.handle.train.remote(run_id)
             self._fill(kind)
         return run_id
 
-    def _take(self, kind: ActorKind) -> _Waiting:
-        """A waiting actor of ``kind``, a warm one first; a new one when none waits."""
+    def _take(self, kind: ActorKind) -> _Waiting | None:
+        """A waiting actor of ``kind``, a warm one first; None when none waits."""
         waiting = self._waiting.setdefault(kind, [])
         ready, _ = ray.wait([actor.started for actor in waiting], num_returns=len(waiting), timeout=0)
         for actor in waiting:
             if actor.started in ready:
                 waiting.remove(actor)
                 return actor
-        return waiting.pop(0) if waiting else self._start_actor(kind)
+        return waiting.pop(0) if waiting else None
 
-    def _start_actor(self, kind: ActorKind) -> _Waiting:
-        name = f"zoo-{kind.lane}-{uuid.uuid4().hex[:12]}"
+    def _start_actor(self, kind: ActorKind, name: str | None = None) -> _Waiting:
+        name = name or _actor_name(kind)
         handle = (
             _actor_class()
             .options(
@@ -300,10 +319,10 @@ class RayExecutor:
         """Make sure warm actors wait for the next CNN and Playground run of this process's backend."""
         from zoo.core.spec import configured_backend
 
-        device = self.cluster_device()
+        device, backend = self.cluster_device(), configured_backend()
         with self._lock:
             for lane in LANE_SPECS:
-                self._fill(ActorKind("cpu" if lane == "playground" else device, configured_backend(), lane))
+                self._fill(ActorKind.of("cpu" if lane == "playground" else device, backend, lane))
 
     # --- what it has, and how its runs are ---------------------------------------------------------------
 
@@ -357,6 +376,8 @@ class RayExecutor:
         if run.status == "running" and node not in self._alive_nodes():
             return Liveness(DEAD, NODE_LEFT.format(node=placement.host))
         if self._actor(placement.worker) is None:
+            if run.status == "queued" and now - run.created_at < ACTOR_NAMED_SECONDS:
+                return Liveness(ALIVE)  # recorded, its actor being made this moment
             if run.status == "queued":
                 return Liveness(
                     DEAD,
