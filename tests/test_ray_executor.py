@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +35,7 @@ from zoo.runs.records import Run
 from zoo.runs.store import open_run_store
 from zoo.storage.models import ModelStore
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
 # Nodes found dead in about a second (Ray's default: tens of seconds), for the node that leaves.
 FAST_HEALTH_CHECKS = {"health_check_period_ms": 300, "health_check_failure_threshold": 3}
@@ -223,3 +227,19 @@ def test_the_train_page_trains_through_ray_and_the_sidebar_and_doctor_describe_t
 
     found = {check.name: check for check in check_health()}["executor"]
     assert found.ok and found.detail.startswith(f"ray ({os.environ['RAY_ADDRESS']}): trains on Ray cluster")
+
+
+def test_a_cluster_that_does_not_answer_is_one_line_from_the_cli_at_once(zoo_home):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+    address = f"127.0.0.1:{closed.getsockname()[1]}"
+    environment = {**os.environ, "RAY_ADDRESS": address, "PYTHONPATH": str(REPOSITORY)}
+    command = [sys.executable, "-m", "zoo", "train", "binary", "--epochs", "2"]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+    closed.close()
+    assert finished.returncode == 1 and finished.stdout == ""
+    assert finished.stderr.splitlines() == [
+        f"error: the Ray cluster at {address} cannot be reached ([Errno 111] Connection refused); start it "
+        "(ray start --head) or set RAY_ADDRESS to its address, host:port."
+    ]
+    assert open_run_store().list_runs() == [], "nothing recorded"

@@ -511,7 +511,7 @@ def _supervisor() -> Supervisor:
 
 def keep_workers_warm() -> None:
     """Make sure warm workers wait for the next run on this host's device (see ``zoo.execution.local``)."""
-    with contextlib.suppress(OSError):  # a run that is started reports it, with the reason
+    with contextlib.suppress(OSError, ZooError):  # a run that is started reports it, with the reason
         executor().keep_warm()
 
 
@@ -524,8 +524,11 @@ def backend_name() -> str:
 
 def device_description() -> str:
     """What this server's runs train on: this host's GPU(s) or CPU (the local executor asks nvidia-smi
-    once), or the Ray cluster's nodes, GPUs and CPUs."""
-    return executor().describe().devices
+    once), or the Ray cluster's nodes, GPUs and CPUs (or why it cannot be reached)."""
+    try:
+        return executor().describe().devices
+    except ZooError as error:
+        return str(error)
 
 
 def points(spec: TrainSpec) -> PointsData:

@@ -31,6 +31,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -64,6 +65,7 @@ from zoo.runs.store import RunStore, open_run_store
 EXECUTOR_NAME = "ray"
 NAMESPACE = "zoo-studio"  # the actors' names live here, so any process on the cluster finds them
 STOP_GRACE_SECONDS = 30.0  # a run asked to stop that still trains this long after is ended by Ray
+CONNECT_SECONDS = 3.0  # for the cluster's head to accept a connection
 ACTOR_NAMED_SECONDS = 10.0  # a run is recorded with its actor's name just before the actor is made
 LANE_SPECS = {"main": TrainSpec.cnn(), "playground": TrainSpec.binary()}  # what a lane's actors compile
 NODE_LEFT = (
@@ -160,6 +162,18 @@ class RunActor:
         return 0  # not reached: exit_actor ends the process
 
 
+def _check_reachable(address: str | None) -> None:
+    """Refuse at once a ``host:port`` where nothing answers (``ray.init`` would wait for it for
+    minutes); ``auto``, ``ray://`` and no address are Ray's to resolve.
+
+    Raises:
+        OSError: nothing accepts a connection there within ``CONNECT_SECONDS``.
+    """
+    host, colon, port = (address or "").rpartition(":")
+    if colon and port.isdigit() and "://" not in host:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+
+
 def _actor_name(kind: ActorKind) -> str:
     return f"zoo-{kind.lane}-{uuid.uuid4().hex[:12]}"
 
@@ -212,8 +226,10 @@ class RayExecutor:
         if ray.is_initialized():
             return
         try:
+            _check_reachable(os.environ.get("RAY_ADDRESS"))
+            logging.getLogger("ray").setLevel(logging.WARNING)  # not its "connecting to ..." lines
             ray.init(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as error:
+        except (OSError, RuntimeError, ValueError) as error:  # ConnectionError is an OSError
             raise RunError(
                 f"the Ray cluster at {self.address()} cannot be reached ({error}); start it "
                 "(ray start --head) or set RAY_ADDRESS to its address, host:port."
@@ -221,10 +237,23 @@ class RayExecutor:
 
     def _connected(self) -> bool:
         """Whether this process is on the cluster, joining it when ``RAY_ADDRESS`` names one (without it,
-        a process that started no cluster has none to look at)."""
+        a process that started no cluster has none to look at).
+
+        Raises:
+            RunError: the cluster ``RAY_ADDRESS`` names cannot be reached.
+        """
         if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
             self.connect()
         return ray.is_initialized()
+
+    def _on_cluster(self) -> bool:
+        """``_connected``, with a cluster out of reach taken as none: supervision then judges runs by
+        their heartbeats, as another host's."""
+        try:
+            return self._connected()
+        except RunError as error:
+            logger.info("supervision without the cluster: %s", error)
+            return False
 
     @staticmethod
     def _alive_nodes() -> set[str]:
@@ -252,6 +281,7 @@ class RayExecutor:
             RunError: the cluster cannot be reached (nothing is recorded).
             PermissionDenied: the owner or the host has as many live runs as the limits allow.
         """
+        self.connect()
         kind = self.kind_of(admitted)
         with self._lock:
             actor = self._take(kind)  # None: none waits, one is started for this run once it is recorded
@@ -345,7 +375,11 @@ class RayExecutor:
 
     def describe(self) -> ExecutorDescription:
         """The cluster in words: its nodes, GPUs and CPUs, its CNN slots and how many train now (a
-        process without ``RAY_ADDRESS`` that has not started its cluster yet says so, and starts none)."""
+        process without ``RAY_ADDRESS`` that has not started its cluster yet says so, and starts none).
+
+        Raises:
+            RunError: the cluster ``RAY_ADDRESS`` names cannot be reached.
+        """
         if not self._connected():
             devices = "a local Ray cluster of its own, started by each app server or command that trains"
             return ExecutorDescription(self.name, "no RAY_ADDRESS", devices)
@@ -363,17 +397,23 @@ class RayExecutor:
         node = run.placement.host if run.placement else None
         return f"{log_path(self.home, run.id)} on Ray node {node}" if node else None
 
-    def liveness(self, run: Run, now: float | None = None) -> Liveness:
-        """Judge an active run from the cluster: its node gone, its actor gone, its heartbeat silent."""
+    def liveness(self, run: Run, now: float | None = None, alive_nodes: set[str] | None = None) -> Liveness:
+        """Judge an active run from the cluster: its node gone, its actor gone, its heartbeat silent.
+
+        Args:
+            alive_nodes: the cluster's live nodes when the caller has just asked (a sweep asks once).
+        """
         now = time.time() if now is None else now
         if not self._ours(run):
             return heartbeat_verdict(run, self.heartbeat_timeout, now)
-        if not self._connected():  # a run of another process's local cluster: its heartbeat tells
+        if not self._on_cluster():  # another process's local cluster, or none reachable: heartbeats tell
             return heartbeat_verdict(run, self.heartbeat_timeout, now)
         placement = run.placement
         assert placement is not None and placement.worker is not None  # _ours
         node = (placement.host or "").rpartition("/")[2]
-        if run.status == "running" and node not in self._alive_nodes():
+        if alive_nodes is None:
+            alive_nodes = self._alive_nodes()
+        if run.status == "running" and node not in alive_nodes:
             return Liveness(DEAD, NODE_LEFT.format(node=placement.host))
         if self._actor(placement.worker) is None:
             if run.status == "queued" and now - run.created_at < ACTOR_NAMED_SECONDS:
@@ -410,14 +450,16 @@ class RayExecutor:
         """
         ended = []
         now = time.time()
-        for run in self.store.active_runs():
-            verdict = self.liveness(run, now)
+        runs = self.store.active_runs()
+        alive_nodes = self._alive_nodes() if runs and self._on_cluster() else set()
+        for run in runs:
+            verdict = self.liveness(run, now, alive_nodes)
             if verdict.failed:
                 if verdict.state == HUNG:
                     self._kill(run)
                 if self._close(run, "failed", verdict.reason):
                     ended.append(run.id)
-            elif run.stop_requested and run.status == "running" and self._ours(run):
+            elif run.stop_requested and run.status == "running" and self._ours(run) and ray.is_initialized():
                 asked = self._stops_seen.setdefault(run.id, now)
                 if now - asked > self.stop_grace:
                     self._kill(run)
