@@ -52,6 +52,8 @@ from zoo.runs.rows import (
     METRIC_COLUMNS,
     RUN_COLUMNS,
     check_active_caps,
+    claim_statement,
+    claimed,
     copied_metric_rows,
     event_rows,
     metric_rows,
@@ -183,17 +185,13 @@ class PostgresRunStore:
             time.sleep(CLAIM_RETRY_SECONDS)
         else:
             return None
-        return self._claimed(chosen, placement)
+        return claimed(self.get, chosen, placement)
 
     def claim(self, run_id: str, placement: Placement) -> Run | None:
         with self._transaction() as connection:
             if not _mark_running(connection, run_id, placement):
                 return None
-        return self._claimed(run_id, placement)
-
-    def _claimed(self, run_id: str, placement: Placement) -> Run:
-        logger.info("run %s claimed by worker %s on %s", run_id, placement.worker, placement.host)
-        return self.get(run_id)
+        return claimed(self.get, run_id, placement)
 
     def set_started(self, run_id: str, data_source: str, environment: Environment) -> None:
         with self._connect() as connection:
@@ -543,11 +541,4 @@ def _insert_event(connection: Connection, run_id: str, kind: str, message: str) 
 def _mark_running(connection: Connection, run_id: str, placement: Placement) -> bool:
     """Mark a queued run running at ``placement`` (in the caller's transaction); False when it is not
     queued (a concurrent claim waits for the first one's row lock, then finds it running)."""
-    now = time.time()
-    return bool(
-        connection.execute(
-            "UPDATE runs SET status = 'running', started_at = %s, heartbeat_at = %s, executor = %s, "
-            "host = %s, worker = %s WHERE id = %s AND status = 'queued'",
-            (now, now, placement.executor, placement.host, placement.worker, run_id),
-        ).rowcount
-    )
+    return bool(connection.execute(*claim_statement(run_id, placement, "%s")).rowcount)

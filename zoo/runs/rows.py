@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -53,6 +55,8 @@ RUN_COLUMNS = (
 )
 METRIC_COLUMNS = ("run_id", "step", "epoch", "name", "value", "wall_time")
 EVENT_COLUMNS = ("run_id", "time", "kind", "message")
+
+logger = logging.getLogger(__name__)
 
 
 class Row(Protocol):
@@ -162,6 +166,23 @@ def startable(rows: Sequence[Row], slots: int, host: str | None) -> dict[str, st
             if running[lane] < slots:
                 chosen[row["id"]] = backend_of(row["spec"])
     return chosen
+
+
+def claim_statement(run_id: str, placement: Placement, marker: str) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE that marks a queued run running at ``placement`` (it changes no row when the run is
+    not queued), with its values, in a backend's parameter marker (``?`` or ``%s``)."""
+    now = time.time()
+    statement = (
+        f"UPDATE runs SET status = 'running', started_at = {marker}, heartbeat_at = {marker}, "
+        f"executor = {marker}, host = {marker}, worker = {marker} WHERE id = {marker} AND status = 'queued'"
+    )
+    return statement, (now, now, placement.executor, placement.host, placement.worker, run_id)
+
+
+def claimed(get: Callable[[str], Run], run_id: str, placement: Placement) -> Run:
+    """The run a worker has just claimed, as the store now has it (``get``), said in the log."""
+    logger.info("run %s claimed by worker %s on %s", run_id, placement.worker, placement.host)
+    return get(run_id)
 
 
 def backend_of(spec_json: str) -> str:

@@ -41,6 +41,8 @@ from zoo.runs.rows import (
     METRIC_COLUMNS,
     RUN_COLUMNS,
     check_active_caps,
+    claim_statement,
+    claimed,
     copied_metric_rows,
     event_rows,
     metric_rows,
@@ -161,22 +163,18 @@ class SqliteRunStore:
                 "AND status IN ('queued', 'running') ORDER BY created_at, rowid",
                 (device,),
             ).fetchall()
-            chosen = startable(rows, slots, placement.host)
-            claimed = next((run_id for run_id, name in chosen.items() if name == backend), None)
-            if claimed is None:
+            startable_now = startable(rows, slots, placement.host)
+            chosen = next((run_id for run_id, name in startable_now.items() if name == backend), None)
+            if chosen is None:
                 return None
-            _mark_running(connection, claimed, placement)
-        return self._claimed(claimed, placement)
+            _mark_running(connection, chosen, placement)
+        return claimed(self.get, chosen, placement)
 
     def claim(self, run_id: str, placement: Placement) -> Run | None:
         with self._file.transaction() as connection:
             if not _mark_running(connection, run_id, placement):
                 return None
-        return self._claimed(run_id, placement)
-
-    def _claimed(self, run_id: str, placement: Placement) -> Run:
-        logger.info("run %s claimed by worker %s on %s", run_id, placement.worker, placement.host)
-        return self.get(run_id)
+        return claimed(self.get, run_id, placement)
 
     def set_started(self, run_id: str, data_source: str, environment: Environment) -> None:
         with self._file.connect() as connection:
@@ -414,11 +412,4 @@ def _insert_event(connection: sqlite3.Connection, run_id: str, kind: str, messag
 def _mark_running(connection: sqlite3.Connection, run_id: str, placement: Placement) -> bool:
     """Mark a queued run running at ``placement`` (in the caller's transaction); False when it is not
     queued."""
-    now = time.time()
-    return bool(
-        connection.execute(
-            "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, executor = ?, "
-            "host = ?, worker = ? WHERE id = ? AND status = 'queued'",
-            (now, now, placement.executor, placement.host, placement.worker, run_id),
-        ).rowcount
-    )
+    return bool(connection.execute(*claim_statement(run_id, placement, "?")).rowcount)
