@@ -215,7 +215,8 @@ def test_a_run_whose_machine_leaves_the_cluster_fails_with_that_reason_and_the_o
 
 
 def test_the_train_page_trains_through_ray_and_the_sidebar_and_doctor_describe_the_cluster():
-    assert "Ray cluster: 2 node(s), 1 GPU(s), 2 CPU(s)" in texts(open_page().sidebar.caption)
+    sidebar = texts(open_page().sidebar.caption)
+    assert "Ray cluster: 2 node(s), 1 GPU(s), 2 CPU(s); CNN slots: 1 free of 1" in sidebar
     app = open_page("train")
     app.radio[0].set_value("embedded")
     for label, value in (("Epochs", 1), ("Training images to use (0 = all)", 320)):

@@ -147,9 +147,9 @@ class RunActor:
         """The node this actor waits on, once it is warm."""
         return self.node
 
-    def train(self, run_id: str) -> int:
-        """Take the run up, train it, close it; then this actor ends (an exit code is never returned:
-        the actor exits). A run stopped while it waited is left as it is."""
+    def train(self, run_id: str) -> None:
+        """Take the run up, train it, close it; then this actor ends. A run stopped while it waited is
+        left as it is."""
         from zoo.execution.worker import train_run, write_output_to
 
         placement = Placement(EXECUTOR_NAME, self.node, self.name, self.kind.device)
@@ -159,7 +159,6 @@ class RunActor:
             write_output_to(log_path(zoo_home(), run_id))
             train_run(run, self.store, None, self.prepared)
         ray.actor.exit_actor()
-        return 0  # not reached: exit_actor ends the process
 
 
 def _check_reachable(address: str | None) -> None:
@@ -374,7 +373,7 @@ class RayExecutor:
         )
 
     def describe(self) -> ExecutorDescription:
-        """The cluster in words: its nodes, GPUs and CPUs, its CNN slots and how many train now (a
+        """The cluster in words: its nodes, GPUs and CPUs, and its CNN slots, how many are free (a
         process without ``RAY_ADDRESS`` that has not started its cluster yet says so, and starts none).
 
         Raises:
@@ -384,11 +383,15 @@ class RayExecutor:
             devices = "a local Ray cluster of its own, started by each app server or command that trains"
             return ExecutorDescription(self.name, "no RAY_ADDRESS", devices)
         capacity = self.capacity()
+        training = sum(
+            run.status == "running" and self._ours(run) and lane_of(run.kind) == "main"
+            for run in self.store.active_runs()
+        )
         nodes = sum(node["Alive"] for node in ray.nodes())
         total = ray.cluster_resources()
         devices = (
             f"Ray cluster: {nodes} node(s), {total.get('GPU', 0):g} GPU(s), {total.get('CPU', 0):g} CPU(s); "
-            f"{capacity.running} run(s) training, {capacity.slots_per_lane} CNN run(s) at once"
+            f"CNN slots: {max(0, capacity.slots_per_lane - training)} free of {capacity.slots_per_lane}"
         )
         return ExecutorDescription(self.name, self.address(), devices)
 
