@@ -108,8 +108,15 @@ def test_runs_start_on_warm_actors_placed_by_resources_and_say_where_they_ran(mo
     assert playground_run.device == "cpu" and playground_run.placement.executor == "ray"
     assert {entry.name for entry in ModelStore().entries()} >= {cnn_run.model_name, playground_run.model_name}
     # an actor trains one run, then ends; each was replaced when it took its run
-    assert len(set(ray.util.list_named_actors()) - warm) == 2
+    replacements = set(ray.util.list_named_actors()) - warm
+    assert len(replacements) == 2
     wait_for(lambda: not warm & set(ray.util.list_named_actors()), "the actors that trained ended")
+    # and a waiting actor that dies (its machine gone, or killed) is replaced at the next sweep
+    gone = replacements.pop()
+    ray.kill(ray.get_actor(gone, namespace=NAMESPACE), no_restart=True)
+    others = replacements | {gone}
+    refilled = wait_for(lambda: set(ray.util.list_named_actors()) - others, "a new one", executor)
+    assert gone not in ray.util.list_named_actors() and len(refilled) == 1
 
     capsys.readouterr()
     assert main(["runs", "--json"]) == 0
