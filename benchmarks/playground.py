@@ -163,7 +163,9 @@ def page_run(browser, url: str, home: Path, settings: str, epochs: int, window: 
     live_until = page.evaluate("performance.now()")
     pace = page.evaluate("window.zooPace")
     if not ended.count():
-        page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
+        # Dispatched, not clicked: the plane's fragment draws the button anew five times a second, and a
+        # click waits for it to stay put (under load it never did, and the script ended there).
+        page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").dispatch_event("click")
         ended.wait_for(timeout=PAGE_TIMEOUT_MS)
     started, frames = page.evaluate("[window.zooStart, window.zooFrames]")
     context.close()
