@@ -375,7 +375,8 @@ def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, us
 def show_training(run: Run | None, spec: TrainSpec | None) -> None:
     """The plane, the loss curves and the hidden units of the followed run (or the bare data of
     ``spec``): redrawn live while the run trains, the plane every ``ui.BOUNDARY_REFRESH_SECONDS`` and
-    the curves and unit maps at the usual pace (a 4x8 network's 32 maps take ~0.3-0.6 s to build)."""
+    the curves and unit maps every ``ui.UNIT_MAPS_REFRESH_SECONDS`` (a 4x8 network's 32 maps take
+    ~0.2-0.6 s to build, and the browser draws them on the thread that draws the plane)."""
 
     def followed() -> Run | None:
         return ui.run_store().get(run.id) if run is not None else None
@@ -417,7 +418,7 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
 
     live = run is not None and run.is_active
     ui.live_fragment(plane, live=live, key="playground-live", every=ui.BOUNDARY_REFRESH_SECONDS)()
-    ui.live_fragment(curves, live=live, key="playground-curves")()
+    ui.live_fragment(curves, live=live, key="playground-curves", every=ui.UNIT_MAPS_REFRESH_SECONDS)()
 
 
 def show_scores(scores: Scores) -> None:
