@@ -59,7 +59,8 @@ NETWORKS = {  # name: (the Playground link's settings, the CLI's options)
     ),
 }
 # In the page: the time of the mouse press on Start, and every boundary drawn (time, title), sampled
-# every 10 ms; a boundary is new when its title (with its epoch) or a row of its values changes.
+# every 10 ms; a boundary is new when its title (with its epoch, markup left out) or a row of its values
+# changes.
 WATCH_BOUNDARY = """() => {
     window.zooStart = null;
     window.zooFrames = [];
@@ -74,7 +75,10 @@ WATCH_BOUNDARY = """() => {
         if (bars.length) window.zooPace = bars[0].innerText;
         const graph = document.querySelector('.st-key-boundary .js-plotly-plot');
         if (!graph || !graph.data || !graph.data.length || graph.data[0].type !== 'heatmap') return;
-        const title = graph.layout && graph.layout.title ? (graph.layout.title.text || '') : '';
+        // Without markup: Streamlit's theme wraps the title in <b> at each render of the chart, so one
+        // boundary read '<b>...</b>' and then '<b><b>...</b></b>' and was counted twice.
+        const shown = graph.layout && graph.layout.title ? (graph.layout.title.text || '') : '';
+        const title = shown.replace(/<[^>]*>/g, '');
         let row = '';
         try { row = Array.from(graph.data[0].z[20]).join(','); } catch (error) { row = ''; }
         const signature = title + '|' + row;
@@ -159,7 +163,9 @@ def page_run(browser, url: str, home: Path, settings: str, epochs: int, window: 
     live_until = page.evaluate("performance.now()")
     pace = page.evaluate("window.zooPace")
     if not ended.count():
-        page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
+        # Dispatched, not clicked: the plane's fragment draws the button anew five times a second, and a
+        # click waits for it to stay put (under load it never did, and the script ended there).
+        page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").dispatch_event("click")
         ended.wait_for(timeout=PAGE_TIMEOUT_MS)
     started, frames = page.evaluate("[window.zooStart, window.zooFrames]")
     context.close()
@@ -220,7 +226,7 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     results: dict[str, list[PageRun]] = {}
     cli: dict[str, tuple[float, float, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="zoo-playground-") as directory:
+    with tempfile.TemporaryDirectory(prefix="zoo-playground-", ignore_cleanup_errors=True) as directory:
         home = Path(directory)
         server, url = start_server(repository, home)
         try:

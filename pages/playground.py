@@ -56,6 +56,7 @@ RANGES = {
 LABELS = {"optimizer": OPTIMIZER_LABELS}  # choices shown (and written in the URL) by these names
 BOUND = {"bind": "query-params"}
 NOTICE_KEY = "playground.notice"  # what Start or Reset did to someone else's run, said after the rerun
+STARTED_KEY = "playground.started"  # Start's callback started the run: "", or why it could not
 IGNORED_KEY = "playground.ignored_link_values"
 LINK_READ_KEY = "playground.link_read"  # the session's first run of the page has read its link
 
@@ -297,29 +298,59 @@ def followed_run_note(run: Run | None, spec: TrainSpec | None, user) -> None:
         )
 
 
+def start_run(spec: TrainSpec, run: Run | None, user) -> str:
+    """Start a run of ``spec`` and follow it, stopping the followed ``run`` first when it is the
+    person's own (someone else's goes on, and the page says so); returns why it could not start, or ""."""
+    own_live_run = run is not None and run.is_active and run.owner == user.name
+    if own_live_run:
+        ui.stop_run(run)
+    try:
+        new_run = start(spec, by=user, executor=ui.executor())
+    except ZooError as error:
+        return str(error)
+    if run is not None and run.is_active and not own_live_run:
+        st.session_state[NOTICE_KEY] = (
+            f"Started run {new_run} of your own. {run.owner}'s run {run.id} goes on training: "
+            f"only {run.owner} or an admin can stop it."
+        )
+    st.session_state.pop(IGNORED_KEY, None)
+    ui.follow_run(new_run)
+    return ""
+
+
+def start_clicked(spec: TrainSpec | None, run: Run | None, user) -> None:
+    """Start's callback: Streamlit runs it before the page's script, so the run started here is in
+    the one rerun the click makes, in the sidebar (drawn before this page) too; started by the script,
+    it needed a second full rerun on the way to the first boundary. Settings changed in the same
+    interaction as the click (a number typed, then Start at once) are not in ``spec`` yet: the script
+    starts that run, with them."""
+    shown = st.session_state
+    if spec is not None and all(shown.get(key) == value for key, value in settings_of_run(spec)[0].items()):
+        st.session_state[STARTED_KEY] = start_run(spec, run, user)
+
+
 def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, user) -> Run | None:
     """Start, Reset and Default settings; returns the run the page follows after them. Start and
     Reset stop the followed run only when it is the person's own; someone else's goes on."""
     own_live_run = run is not None and run.is_active and run.owner == user.name
-    if st.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch"):
-        if spec is None:
-            st.error("Not started: " + " ".join(problems))
-            return run
-        if own_live_run:
-            ui.stop_run(run)
-        try:
-            new_run = start(spec, by=user, executor=ui.executor())
-        except ZooError as error:
-            st.error(str(error))
-            return run
-        if run is not None and run.is_active and not own_live_run:
-            st.session_state[NOTICE_KEY] = (
-                f"Started run {new_run} of your own. {run.owner}'s run {run.id} goes on training: "
-                f"only {run.owner} or an admin can stop it."
-            )
-        st.session_state.pop(IGNORED_KEY, None)
-        ui.follow_run(new_run)
-        st.rerun()  # the sidebar, drawn before this page, shows the new live run too
+    if st.button(
+        "Start training",
+        type="primary",
+        icon=":material/play_arrow:",
+        width="stretch",
+        on_click=start_clicked,
+        args=(spec, run, user),
+    ):
+        problem = st.session_state.pop(STARTED_KEY, None)
+        if problem is None:  # not started by the callback
+            if spec is None:
+                st.error("Not started: " + " ".join(problems))
+                return run
+            problem = start_run(spec, run, user)
+            if not problem:
+                st.rerun()  # the sidebar, drawn before this page, shows the new live run too
+        if problem:
+            st.error(problem)
     reset_column, defaults_column = st.columns(2)
     if reset_column.button(
         "Reset",
@@ -344,7 +375,8 @@ def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, us
 def show_training(run: Run | None, spec: TrainSpec | None) -> None:
     """The plane, the loss curves and the hidden units of the followed run (or the bare data of
     ``spec``): redrawn live while the run trains, the plane every ``ui.BOUNDARY_REFRESH_SECONDS`` and
-    the curves and unit maps at the usual pace (a 4x8 network's 32 maps take ~0.3-0.6 s to build)."""
+    the curves and unit maps every ``ui.UNIT_MAPS_REFRESH_SECONDS`` (a 4x8 network's 32 maps take
+    ~0.2-0.6 s to build, and the browser draws them on the thread that draws the plane)."""
 
     def followed() -> Run | None:
         return ui.run_store().get(run.id) if run is not None else None
@@ -386,7 +418,7 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
 
     live = run is not None and run.is_active
     ui.live_fragment(plane, live=live, key="playground-live", every=ui.BOUNDARY_REFRESH_SECONDS)()
-    ui.live_fragment(curves, live=live, key="playground-curves")()
+    ui.live_fragment(curves, live=live, key="playground-curves", every=ui.UNIT_MAPS_REFRESH_SECONDS)()
 
 
 def show_scores(scores: Scores) -> None:

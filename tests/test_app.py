@@ -18,6 +18,7 @@ import pytest
 from run_helpers import claim
 from streamlit.testing.v1 import AppTest
 
+from zoo.app import ui
 from zoo.core.hosting import LOCAL_USER
 from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
@@ -325,6 +326,33 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     assert [link.label for link in run_links] == [f"binary run {run_id}"]
     assert re.search(r"^completed · test accuracy \d+\.\d% · ", texts(home.caption), re.MULTILINE)
     assert re.search(r"- my-moons · test accuracy \d+\.\d% · moons \(binary\)", texts(home.markdown))
+
+
+def test_playground_start_shows_the_new_run_in_one_run_of_the_page(monkeypatch):
+    """Start starts the run in its callback, before the page's script: the page (its sidebar, drawn
+    first, too) follows the run from the one rerun the click makes; a second full rerun came before
+    the first boundary."""
+    app = open_page("playground", TINY_BINARY)
+    pages_run, followed_run = [], ui.followed_run
+    monkeypatch.setattr(ui, "followed_run", lambda kind: pages_run.append(kind) or followed_run(kind))
+    click(app, "Start training")
+    run_id = app.query_params["run"]
+    assert pages_run == ["binary"]
+    assert "Stop" in [button.label for button in app.button], "the plane follows the live run"
+    assert "boundary" in chart_keys(app) and "Press **Start training**" not in texts(app.info)
+    open_run_store().request_stop(run_id, by=LOCAL_USER)
+
+
+def test_playground_start_trains_with_a_setting_changed_in_the_same_interaction():
+    """A number typed and Start pressed at once reach the page together: the callback's settings are the
+    page's before the number, so the page starts that run itself, with it."""
+    app = open_page("playground", TINY_BINARY)
+    app.number_input(key="num_epochs").set_value(3)
+    click(app, "Start training")
+    store = open_run_store()
+    run_id = app.query_params["run"]
+    assert store.get(run_id).spec.num_epochs == 3 and len(store.list_runs()) == 1
+    store.request_stop(run_id, by=LOCAL_USER)
 
 
 def test_playground_says_the_settings_differ_from_the_runs_only_when_they_do():

@@ -59,6 +59,11 @@ LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
 # The Playground's boundary redraws five times a second: its worker computes a new one about six times a
 # second (training.CALL_SECONDS), so the page shows the newest at least four times a second.
 BOUNDARY_REFRESH_SECONDS = 0.2
+# Its loss curves and hidden units' maps, once a second: the browser draws every chart of the page on one
+# thread, shared on 2 cores with the server and the worker; at twice a second (LIVE_REFRESH_SECONDS) they
+# left the boundary 1.3-1.6 new frames a second, at once 1.7-2.1 (4x8 network: 0.5-0.8 -> 0.8-1.2),
+# interleaved runs of benchmarks/playground.py at load average 6-9.
+UNIT_MAPS_REFRESH_SECONDS = 1.0
 SIDEBAR_REFRESH_SECONDS = 1.0  # the sidebar's live-run line: cheaper, in every open tab
 # How long the run-store reads of every page (app.py's, the sidebar's) and Home's and Runs' lists wait
 # for it: a database server that is down costs a page this, not the store's own wait (5 s for a connection).
