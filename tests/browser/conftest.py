@@ -52,6 +52,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def healthy(base_url: str, process: subprocess.Popen) -> bool:
+    """Whether ``base_url`` answers Streamlit's health check within ``START_TIMEOUT_SECONDS`` while
+    ``process`` (the server, or the proxy in front of it) runs."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    return False
+
+
 @pytest.fixture
 def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
     """Start ``streamlit run app.py`` headless on a free loopback port; returns its base URL.
@@ -86,16 +100,8 @@ def streamlit_app(tmp_path) -> Iterator[Callable[..., str]]:
             )
         servers.append(server)
         base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        return base_url
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
+        if healthy(base_url, server):
+            return base_url
         pytest.fail(f"streamlit did not start on {base_url}; its log:\n{log_path.read_text()[-3000:]}")
 
     start.servers = servers  # the started servers' processes, for tests that stop one themselves
@@ -212,14 +218,8 @@ def start_proxy(servers: list[str], port: int, log_path: Path) -> subprocess.Pop
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline and proxy.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return proxy
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
+    if healthy(f"http://127.0.0.1:{port}", proxy):
+        return proxy
     end(proxy)
     raise RuntimeError(
         f"haproxy did not answer on 127.0.0.1:{port}; its log:\n{log_path.read_text()[-3000:]}"
