@@ -7,9 +7,11 @@ Debian's Chromium (Playwright, the browser tests' launch settings), in a fresh Z
 pool full:
 
 - Start -> first boundary: from the mouse press on **Start training** to the first decision
-  boundary (a probability heatmap) drawn in the page, timed in the page (``performance.now``);
+  boundary drawn in the page (the plane's canvas with a surface on it), timed in the page
+  (``performance.now``);
 - boundary frames/s: how many different boundaries the page draws per second while the run is
-  live (the heatmap's title, with its epoch, and a row of its values, sampled every 10 ms);
+  live (the step of the surface the canvas drew, which it writes on itself, and the plane's title
+  with its epoch, sampled every 10 ms);
 - epochs/s seen on the page: the epochs of the boundaries drawn, per second;
 - the pace the page says (its progress line), when it says one.
 
@@ -59,8 +61,7 @@ NETWORKS = {  # name: (the Playground link's settings, the CLI's options)
     ),
 }
 # In the page: the time of the mouse press on Start, and every boundary drawn (time, title), sampled
-# every 10 ms; a boundary is new when its title (with its epoch, markup left out) or a row of its values
-# changes.
+# every 10 ms; a boundary is new when the step the canvas drew or the title (with its epoch) changes.
 WATCH_BOUNDARY = """() => {
     window.zooStart = null;
     window.zooFrames = [];
@@ -73,15 +74,11 @@ WATCH_BOUNDARY = """() => {
     setInterval(() => {
         const bars = document.querySelectorAll('[data-testid="stMain"] [data-testid="stProgress"]');
         if (bars.length) window.zooPace = bars[0].innerText;
-        const graph = document.querySelector('.st-key-boundary .js-plotly-plot');
-        if (!graph || !graph.data || !graph.data.length || graph.data[0].type !== 'heatmap') return;
-        // Without markup: Streamlit's theme wraps the title in <b> at each render of the chart, so one
-        // boundary read '<b>...</b>' and then '<b><b>...</b></b>' and was counted twice.
-        const shown = graph.layout && graph.layout.title ? (graph.layout.title.text || '') : '';
-        const title = shown.replace(/<[^>]*>/g, '');
-        let row = '';
-        try { row = Array.from(graph.data[0].z[20]).join(','); } catch (error) { row = ''; }
-        const signature = title + '|' + row;
+        // The plane's canvas writes the step of the surface it drew on itself (-1: the points only).
+        const canvas = document.querySelector('.st-key-boundary canvas');
+        if (!canvas || !canvas.dataset.frame || canvas.dataset.frame === '-1') return;
+        const title = document.querySelector('.st-key-boundary .zoo-plane-title').textContent;
+        const signature = canvas.dataset.frame + '|' + title;
         if (signature !== last) {
             last = signature;
             window.zooFrames.push([performance.now(), title]);
@@ -152,7 +149,7 @@ def page_run(browser, url: str, home: Path, settings: str, epochs: int, window: 
     page.goto(f"{url}/playground?num_epochs={epochs}" + (f"&{settings}" if settings else ""))
     start = page.get_by_role("button", name="Start training")
     start.wait_for(timeout=PAGE_TIMEOUT_MS)
-    page.locator(".st-key-boundary .js-plotly-plot").wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.locator(".st-key-boundary canvas").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_for_full_pool(home)
     page.evaluate(WATCH_BOUNDARY)
     start.click()

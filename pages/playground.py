@@ -7,6 +7,7 @@ import streamlit as st
 
 from zoo.app import ui
 from zoo.app.charts import training as charts
+from zoo.app.charts.plane import decision_plane
 from zoo.core.errors import ZooError
 from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
@@ -394,10 +395,7 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
                 # In the fragment: a click reruns only the fragment, not the whole page.
                 ui.stop_button(current, key="playground.stop")
             ui.show_progress(current, "points", pace=True)
-        st.plotly_chart(
-            charts.decision_boundary(surface, data.x_train, data.y_train, data.x_test, data.y_test),
-            key="boundary",
-        )
+        decision_plane(surface, data.x_train, data.y_train, data.x_test, data.y_test, key="boundary")
         if current is None:
             st.info(
                 "Press **Start training** to watch the boundary form. The points are the data it will learn."

@@ -76,14 +76,21 @@ def metric(app: AppTest, label: str) -> str:
     return matches[0]
 
 
+def charts_of(app: AppTest) -> list:
+    """The page's Plotly charts and the components drawing the Playground's plane."""
+    return [*app.get("plotly_chart"), *app.get("bidi_component")]
+
+
 def chart_keys(app: AppTest) -> set[str]:
-    return {chart.proto.id.rsplit("-", 1)[-1] for chart in app.get("plotly_chart")}
+    return {chart.proto.id.rsplit("-", 1)[-1] for chart in charts_of(app)}
 
 
 def chart(app: AppTest, key: str) -> dict:
-    matches = [c for c in app.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
+    """A Plotly chart's figure, or the data a component draws."""
+    matches = [c for c in charts_of(app) if c.proto.id.endswith(f"-{key}")]
     assert len(matches) == 1, f"{key!r} not among {chart_keys(app)}"
-    return json.loads(matches[0].proto.spec)
+    proto = matches[0].proto
+    return json.loads(proto.spec if hasattr(proto, "spec") else proto.json)
 
 
 def ended_run(store: RunStore, spec: TrainSpec, status: str, message: str | None, **final) -> str:
@@ -308,8 +315,9 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     for label in ("Precision", "Recall", "F1", "AUC"):
         assert 0 <= float(metric(app, label)) <= 1
     assert {"roc", "confusion", "hidden_units", "boundary"} <= chart_keys(app)
-    boundary = chart(app, "boundary")
-    assert boundary["data"][0]["type"] == "heatmap", "the decision surface is drawn"
+    plane = chart(app, "boundary")
+    assert plane["surface"] is not None, "the decision surface is drawn"
+    assert plane["title"] == f"Decision boundary · epoch {run.progress.epoch}"
     hidden = [trace for trace in chart(app, "hidden_units")["data"] if trace["type"] == "heatmap"]
     assert len(hidden) == 3, "one heatmap per hidden unit of the 2-3-1 network"
 

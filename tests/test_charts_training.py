@@ -6,9 +6,10 @@ import pytest
 from run_helpers import claim
 
 from zoo.app.charts import training as charts
+from zoo.app.charts.plane import plane_data
 from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
-from zoo.ml.training import DecisionSurface
+from zoo.ml.training import DecisionSurface, surface_grid
 from zoo.runs.store import open_run_store
 
 
@@ -72,21 +73,29 @@ def surface(units_per_layer=(3,), resolution=5):
     )
 
 
-def test_decision_boundary_draws_the_probability_the_half_contour_and_both_splits():
+def test_the_plane_draws_the_surface_over_its_cells_with_both_splits_and_stays_put_from_the_start():
     x_train = np.array([[0, 0], [1, 1], [2, 2]], dtype=np.float32)
     y_train = np.array([0, 1, 1])
     x_test, y_test = np.array([[0.5, 0.5]], dtype=np.float32), np.array([0])
-    before = charts.decision_boundary(None, x_train, y_train, x_test, y_test)
-    assert [trace.type for trace in before.data] == ["scatter"] * 4, "before training: the points only"
-    counts = {trace.name: len(values(trace.x)) for trace in before.data}
-    assert counts == {"train · class 0": 1, "train · class 1": 2, "test · class 0": 1, "test · class 1": 0}
+    before = plane_data(None, x_train, y_train, x_test, y_test)
+    assert (before["surface"], before["frame"], before["title"]) == (None, -1, "Decision boundary")
+    assert before["points"] == {"train": [[0, 0, 0], [1, 1, 1], [2, 2, 1]], "test": [[0.5, 0.5, 0]]}
+    # Before the first surface, the plane spans the grid the surfaces will have: no jump when it comes.
+    grid = surface_grid(x_train)
+    first = surface_of_grid(grid)
+    assert plane_data(first, x_train, y_train, x_test, y_test)["x"] == pytest.approx(before["x"])
+    assert plane_data(first, x_train, y_train, x_test, y_test)["y"] == pytest.approx(before["y"])
 
-    live = charts.decision_boundary(surface(), x_train, y_train, x_test, y_test)
-    heatmap, contour = live.data[0], live.data[1]
-    assert heatmap.type == "heatmap" and (heatmap.zmin, heatmap.zmax) == (0, 1)
-    np.testing.assert_allclose(values(heatmap.z), surface().probability, rtol=1e-6)
-    assert contour.type == "contour" and contour.contours.start == contour.contours.end == 0.5
-    assert "epoch 7" in live.layout.title.text
+    live = plane_data(surface(), x_train, y_train, x_test, y_test)
+    # The grid's points are the cells' centres: the plane reaches half a cell beyond the outer ones.
+    assert (live["x"], live["y"]) == ([-1.25, 1.25], [-2.5, 2.5])
+    assert live["surface"]["probability"] == surface().probability and live["frame"] == 70
+    assert live["title"] == "Decision boundary · epoch 7"
+
+
+def surface_of_grid(grid) -> DecisionSurface:
+    size = (len(grid.ys), len(grid.xs))
+    return grid.surface([np.full(size, 0.5)], step=1, epoch=1)
 
 
 def test_every_hidden_unit_gets_its_own_heatmap_one_row_per_layer():

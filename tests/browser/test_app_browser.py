@@ -32,6 +32,16 @@ CHART_DATA = """([key, trace]) => {
 }"""
 
 
+# The Playground's plane as drawn: the step of the surface on its canvas (-1: the points only) and the
+# colour at its centre (null before the canvas is there).
+PLANE_DRAWN = """() => {
+    const canvas = document.querySelector('.st-key-boundary canvas');
+    if (!canvas) return null;
+    const pixel = canvas.getContext('2d').getImageData(canvas.width / 2, canvas.height / 2, 1, 1).data;
+    return canvas.dataset.frame + '|' + Array.from(pixel).join(',');
+}"""
+
+
 # The names of a chart's traces, once it has more than one (null before).
 TRACE_NAMES = """(key) => {
     const graph = document.querySelector(`.st-key-${key} .js-plotly-plot`);
@@ -58,7 +68,7 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     start = page.get_by_role("button", name="Start training")
     expect(start).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(page.get_by_role("slider", name="Noise")).to_have_value("0.25")  # set by the link
-    expect(page.locator(".st-key-boundary .js-plotly-plot")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(page.locator(".st-key-boundary canvas")).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     page.get_by_label("Seed").fill("3")
     page.get_by_label("Seed").press("Enter")
     expect(page).to_have_url(re.compile(r"seed=3"))  # a changed setting goes into the link
@@ -70,9 +80,8 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     boundaries, losses = [], []
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while (len(boundaries) < 3 or len(losses) < 3) and time.monotonic() < deadline:
-        # trace 0 is the probability heatmap once the first surface has arrived
-        boundary, loss = chart_data(page, "boundary"), chart_data(page, "loss")
-        if boundary and '"heatmap"' in boundary and boundary not in boundaries:
+        boundary, loss = page.evaluate(PLANE_DRAWN), chart_data(page, "loss")
+        if boundary and not boundary.startswith("-1|") and boundary not in boundaries:
             boundaries.append(boundary)
         if loss and loss not in losses and '"y":null' not in loss:
             losses.append(loss)

@@ -106,7 +106,7 @@ def test_playground_keeps_its_plane_in_sight_refuses_bad_numbers_names_bad_link_
     page.set_viewport_size(LAPTOP)
     link = "playground?hidden_layers=2&units_1=8&units_2=8&num_epochs=30&dataset=banana&seed=abc"
     page.goto(f"{streamlit_app()}/{link}")
-    plane = page.locator(".st-key-boundary .js-plotly-plot")
+    plane = page.locator(".st-key-boundary canvas")
     expect(plane).to_be_visible(timeout=PAGE_LOAD_TIMEOUT_MS)
     warning = page.get_by_text(re.compile(r"The link's .* could not be used"))
     expect(warning).to_contain_text("dataset='banana' (choose one of moons, circles, xor, gaussians, spiral)")

@@ -1,5 +1,5 @@
-"""Plotly figures (and table data) for training and evaluation: live curves, the decision boundary
-with its hidden units, confusion matrix, ROC, per-class scores and runs side by side.
+"""Plotly figures (and table data) for training and evaluation: live curves, the hidden units' maps
+(the Playground's plane is ``plane``'s canvas), confusion matrix, ROC, per-class scores and runs side by side.
 
 Pure functions: data in (metric frames made by ``metrics_frame`` from the rows of
 ``RunStore.metrics_since``, surfaces from ``RunStore.surface``, evaluation summaries), figures out.
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from zoo.runs.records import MetricRow, Run
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
-CLASS_COLORS = ("#d62728", "#1f77b4")  # class 0, class 1
-BOUNDARY_COLORSCALE = [[0.0, "#f4a6a6"], [0.5, "#f7f7f7"], [1.0, "#9ecae1"]]
 MAX_CURVE_POINTS = 1500
 CHART_MARGIN = {"l": 50, "r": 20, "t": 40, "b": 40}
 METRIC_COLUMNS = ("step", "epoch", "name", "value", "wall_time")
@@ -121,79 +119,6 @@ def loss_curves(frame: pd.DataFrame) -> go.Figure:
         xaxis_title="epoch",
         yaxis_rangemode="tozero",
         legend=LEGEND_BELOW,
-    )
-    return figure
-
-
-def decision_boundary(
-    surface: DecisionSurface | None,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-) -> go.Figure:
-    """P(class 1) over the plane as a heatmap, with the train points (filled) and test points (open).
-
-    ``surface`` is ``None`` before the first one arrives: the figure then shows the points only.
-    """
-    traces: list[Any] = []
-    if surface is not None:
-        traces.append(
-            go.Heatmap(
-                x=np.asarray(surface.x),
-                y=np.asarray(surface.y),
-                z=np.asarray(surface.probability, dtype=np.float32),
-                zmin=0,
-                zmax=1,
-                colorscale=BOUNDARY_COLORSCALE,
-                colorbar={"title": {"text": "P(1)"}, "thickness": 12},
-                hovertemplate="x=%{x:.2f}<br>y=%{y:.2f}<br>P(1)=%{z:.2f}<extra></extra>",
-            )
-        )
-        traces.append(
-            go.Contour(
-                x=np.asarray(surface.x),
-                y=np.asarray(surface.y),
-                z=np.asarray(surface.probability, dtype=np.float32),
-                contours={"start": 0.5, "end": 0.5, "size": 1, "coloring": "none"},
-                line={"color": "black", "width": 2},
-                showscale=False,
-                hoverinfo="skip",
-                name="P(1) = 0.5",
-            )
-        )
-    for points, labels, split, symbol in (
-        (x_train, y_train, "train", "circle"),
-        (x_test, y_test, "test", "circle-open"),
-    ):
-        labels = np.asarray(labels).astype(int)
-        for label in (0, 1):
-            chosen = points[labels == label]
-            traces.append(
-                go.Scatter(
-                    x=chosen[:, 0],
-                    y=chosen[:, 1],
-                    mode="markers",
-                    name=f"{split} · class {label}",
-                    marker={
-                        "color": CLASS_COLORS[label],
-                        "symbol": symbol,
-                        "size": 7,
-                        "line": {
-                            "width": 1.5 if split == "test" else 0.5,
-                            "color": "white" if split == "train" else CLASS_COLORS[label],
-                        },
-                    },
-                )
-            )
-    figure = go.Figure(traces)
-    title = "Decision boundary" + (f" · epoch {surface.epoch}" if surface else "")
-    figure.update_layout(
-        title=title,
-        height=460,
-        margin=CHART_MARGIN,
-        legend=LEGEND_BELOW,
-        yaxis={"scaleanchor": "x"},
     )
     return figure
 
