@@ -7,7 +7,6 @@ import streamlit as st
 
 from zoo.app import ui
 from zoo.app.charts import training as charts
-from zoo.app.charts.plane import decision_plane
 from zoo.core.errors import ZooError
 from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
@@ -388,14 +387,13 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
         if shown_spec is None:
             st.info("The plane shows the points once the settings are fixed.")
             return False
-        data = ui.points(shown_spec)
         surface = ui.run_store().surface(current.id) if current is not None else None
         if current is not None and current.is_active:
             if ui.may_manage_owner(current.owner):
                 # In the fragment: a click reruns only the fragment, not the whole page.
                 ui.stop_button(current, key="playground.stop")
             ui.show_progress(current, "points", pace=True)
-        decision_plane(surface, data.x_train, data.y_train, data.x_test, data.y_test, key="boundary")
+        ui.decision_plane(surface, shown_spec, key="boundary")
         if current is None:
             st.info(
                 "Press **Start training** to watch the boundary form. The points are the data it will learn."

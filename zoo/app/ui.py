@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, TypeVar
 import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
+from zoo.app.charts import plane
 from zoo.core.errors import RunError, StorageError, ZooError
 from zoo.core.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
 from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import model_store_url, zoo_home
 from zoo.core.settings import load_settings, log_level
 from zoo.core.spec import TrainSpec
-from zoo.ml.training import LimitBound, largest_within_limits
+from zoo.ml.training import DecisionSurface, LimitBound, largest_within_limits
 from zoo.runs.records import Run, lane_of
 from zoo.runs.store import RunStore, run_store_url
 from zoo.runs.store import open_run_store as open_store
@@ -534,6 +535,20 @@ def device_description() -> str:
         return executor().describe().devices
     except ZooError as error:
         return str(error)
+
+
+_PLANE = st.components.v2.component(
+    "zoo.decision_plane", js=plane.SCRIPT, css=plane.STYLE, isolate_styles=False
+)
+
+
+def decision_plane(surface: DecisionSurface | None, spec: TrainSpec, *, key: str) -> None:
+    """The Playground's plane of ``spec``'s points, with ``surface`` when there is one: a component
+    keyed ``key``, kept in the page while it is redrawn, so a new surface redraws its canvas
+    (``charts.plane``)."""
+    data = points(spec)
+    drawn = plane.plane_data(surface, data.x_train, data.y_train, data.x_test, data.y_test)
+    _PLANE(data=drawn, key=key)
 
 
 def points(spec: TrainSpec) -> PointsData:

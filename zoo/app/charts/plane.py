@@ -1,11 +1,12 @@
 """The Playground's plane: the decision surface, its 0.5 boundary and the points, drawn on a canvas
-by a Streamlit component (``plane.js``) that stays in the page while a run trains.
+by a Streamlit component (``SCRIPT``, from ``plane.js``; mounted by ``ui.decision_plane``) that stays
+in the page while a run trains.
 
 Why not a Plotly chart: Streamlit 1.67 gives a ``st.plotly_chart`` an identity made of its figure, so
 each new surface remounted the chart (a new Plotly plot from scratch): measured ~200 ms of the
 browser's one thread per frame, which held the Playground to ~2 boundaries a second on a 2-core
 machine. A keyed component keeps its canvas; a new surface is one redraw (~35 ms with Streamlit's
-own work). ``plane_data`` is the pure part: data in, the JSON the canvas draws out.
+own work). ``plane_data``: data in, the JSON the canvas draws out.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import streamlit as st
 
 if TYPE_CHECKING:
     from zoo.ml.training import DecisionSurface
@@ -22,21 +22,16 @@ if TYPE_CHECKING:
 CLASS_COLORS = ("#d62728", "#1f77b4")  # class 0, class 1
 BOUNDARY_COLORS = ("#f4a6a6", "#f7f7f7", "#9ecae1")  # P(1) = 0, 0.5, 1
 
-_COMPONENT = st.components.v2.component(
-    "zoo.decision_plane",
-    js=(Path(__file__).with_name("plane.js")).read_text(encoding="utf-8"),
-    css="""
-    .zoo-plane { position: relative; font-size: 14px; }
-    .zoo-plane-title { font-weight: 600; margin-bottom: 4px; }
-    .zoo-plane-area { position: relative; }
-    .zoo-plane-hover { position: absolute; pointer-events: none; padding: 2px 6px; font-size: 12px;
-      background: rgba(0, 0, 0, 0.75); color: white; border-radius: 4px; white-space: nowrap; }
-    .zoo-plane-legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
-    .zoo-plane-legend i { display: inline-block; width: 9px; height: 9px; border-radius: 50%;
-      margin-right: 4px; }
-    """,
-    isolate_styles=False,
-)
+SCRIPT = Path(__file__).with_name("plane.js").read_text(encoding="utf-8")
+STYLE = """
+.zoo-plane { position: relative; font-size: 14px; }
+.zoo-plane-title { font-weight: 600; margin-bottom: 4px; }
+.zoo-plane-area { position: relative; }
+.zoo-plane-hover { position: absolute; pointer-events: none; padding: 2px 6px; font-size: 12px;
+  background: rgba(0, 0, 0, 0.75); color: white; border-radius: 4px; white-space: nowrap; }
+.zoo-plane-legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
+.zoo-plane-legend i { display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 4px; }
+"""
 
 
 def plane_data(
@@ -77,17 +72,3 @@ def plane_data(
         "colorscale": list(BOUNDARY_COLORS),
         "frame": surface.step if surface is not None else -1,
     }
-
-
-def decision_plane(
-    surface: DecisionSurface | None,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    *,
-    key: str,
-) -> None:
-    """Draw ``plane_data`` of these in the page, in the component keyed ``key`` (kept while the page
-    redraws it, so each new surface is a redraw of the same canvas)."""
-    _COMPONENT(data=plane_data(surface, x_train, y_train, x_test, y_test), key=key)
