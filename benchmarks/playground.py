@@ -77,7 +77,7 @@ WATCH_BOUNDARY = """() => {
         // The plane's canvas writes the step of the surface it drew on itself (-1: the points only).
         const canvas = document.querySelector('.st-key-boundary canvas');
         if (!canvas || !canvas.dataset.frame || canvas.dataset.frame === '-1') return;
-        const title = document.querySelector('.st-key-boundary .zoo-plane-title').textContent;
+        const title = document.querySelector('.st-key-boundary .zoo-title').textContent;
         const signature = canvas.dataset.frame + '|' + title;
         if (signature !== last) {
             last = signature;

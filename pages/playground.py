@@ -6,6 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from zoo.app import ui
+from zoo.app.charts import playground
 from zoo.app.charts import training as charts
 from zoo.core.errors import ZooError
 from zoo.core.scores import Scores
@@ -393,7 +394,9 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
                 # In the fragment: a click reruns only the fragment, not the whole page.
                 ui.stop_button(current, key="playground.stop")
             ui.show_progress(current, "points", pace=True)
-        ui.decision_plane(surface, shown_spec, key="boundary")
+        data = ui.points(shown_spec)
+        plane = playground.plane_data(surface, data.x_train, data.y_train, data.x_test, data.y_test)
+        ui.playground_canvas(plane, key="boundary")
         if current is None:
             st.info(
                 "Press **Start training** to watch the boundary form. The points are the data it will learn."
@@ -405,10 +408,10 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
         current = followed()
         if current is None:
             return False
-        st.plotly_chart(charts.loss_curves(ui.metrics_frame(current.id)), key="loss")
+        ui.playground_canvas(playground.loss_data(ui.metrics_frame(current.id)), key="loss")
         surface = ui.run_store().surface(current.id)
         if surface is not None:
-            st.plotly_chart(charts.hidden_unit_maps(surface), key="hidden_units")
+            ui.playground_canvas(playground.unit_maps_data(surface), key="hidden_units")
             st.caption("What each hidden unit computes: its activation at every point of the plane.")
         return current.is_active
 

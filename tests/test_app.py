@@ -77,7 +77,7 @@ def metric(app: AppTest, label: str) -> str:
 
 
 def charts_of(app: AppTest) -> list:
-    """The page's Plotly charts and the components drawing the Playground's plane."""
+    """The page's Plotly charts and the components drawing the Playground's plane and unit maps."""
     return [*app.get("plotly_chart"), *app.get("bidi_component")]
 
 
@@ -318,8 +318,7 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     plane = chart(app, "boundary")
     assert plane["surface"] is not None, "the decision surface is drawn"
     assert plane["title"] == f"Decision boundary · epoch {run.progress.epoch}"
-    hidden = [trace for trace in chart(app, "hidden_units")["data"] if trace["type"] == "heatmap"]
-    assert len(hidden) == 3, "one heatmap per hidden unit of the 2-3-1 network"
+    assert [len(units) for units in chart(app, "hidden_units")["layers"]] == [3], "a map per hidden unit"
 
     # A Playground model stays out of the zoo's lists (Home, `models`, Hub) until it is kept.
     assert [entry.name for entry in ModelStore().entries()] == ["mnist-cnn"]  # the shipped starter

@@ -6,7 +6,7 @@ import pytest
 from run_helpers import claim
 
 from zoo.app.charts import training as charts
-from zoo.app.charts.plane import plane_data
+from zoo.app.charts.playground import loss_data, plane_data, unit_maps_data
 from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
 from zoo.ml.training import DecisionSurface, surface_grid
@@ -56,9 +56,12 @@ def test_batch_and_epoch_curves_plot_each_metric_on_its_own_axis():
     named = {(trace.name, trace.xaxis): values(trace.y).tolist() for trace in epochs.data}
     assert named[("train", "x")] == [1.4, 0.9] and named[("validation", "x")] == [1.6, 1.1]
     assert named[("train", "x2")] == [0.5] and named[("validation", "x2")] == [0.45]
-    loss = charts.loss_curves(frame)
-    assert [trace.name for trace in loss.data] == ["train loss", "test loss"]
-    assert values(loss.data[1].x).tolist() == [1, 2]
+    loss = loss_data(frame)
+    assert [(series["name"], series["x"], series["y"]) for series in loss["series"]] == [
+        ("train loss", [1, 2], [1.4, 0.9]),
+        ("test loss", [1, 2], [1.6, 1.1]),
+    ]
+    assert (loss["kind"], loss["frame"]) == ("loss", 2)
 
 
 def surface(units_per_layer=(3,), resolution=5):
@@ -98,14 +101,18 @@ def surface_of_grid(grid) -> DecisionSurface:
     return grid.surface([np.full(size, 0.5)], step=1, epoch=1)
 
 
-def test_every_hidden_unit_gets_its_own_heatmap_one_row_per_layer():
-    figure = charts.hidden_unit_maps(surface(units_per_layer=(4, 2)))
-    heatmaps = [trace for trace in figure.data if trace.type == "heatmap"]
-    assert len(heatmaps) == 6
-    titles = [annotation.text for annotation in figure.layout.annotations]
-    assert titles == [f"unit {unit}" for unit in (1, 2, 3, 4)] + ["unit 1", "unit 2"]
-    assert [figure.layout[f"yaxis{axis}"].title.text for axis in (1, 5)] == ["layer 1", "layer 2"]
-    np.testing.assert_allclose(values(heatmaps[5].z), np.asarray(surface().probability) * 2, rtol=1e-6)
+def test_every_hidden_unit_gets_its_own_map_one_row_per_layer_on_its_own_range():
+    maps = unit_maps_data(surface(units_per_layer=(4, 2)))
+    assert (maps["kind"], maps["frame"]) == ("maps", 70)
+    assert [len(units) for units in maps["layers"]] == [4, 2]
+    # surface()'s unit u is the probability grid (0 to 1 over its 25 points) times u + 1: each map
+    # spans the colours from its own lowest to its highest value, whatever its range.
+    ramp = np.round(np.linspace(0, 255, 25)).astype(int).reshape(5, 5).tolist()
+    assert all(grid == ramp for units in maps["layers"] for grid in units)
+    constant = DecisionSurface(
+        x=[0, 1], y=[0, 1], probability=[[0, 0], [0, 0]], hidden=[[[[2, 2], [2, 2]]]], step=1, epoch=1
+    )
+    assert unit_maps_data(constant)["layers"] == [[[[128, 128], [128, 128]]]]
 
 
 def test_confusion_matrix_cells_carry_true_and_predicted_labels_for_selection():

@@ -80,8 +80,8 @@ def test_stop_on_train_says_so_at_once_and_the_run_ends_where_it_was_clicked(
     )
 
 
-# The boxes of a chart's subplot titles (Plotly draws them as SVG text), in page pixels.
-TITLE_BOXES = """(key) => [...document.querySelectorAll(`.st-key-${key} .annotation-text`)].map((title) => {
+# The boxes of the unit maps' titles ("unit 1", ...), in page pixels.
+TITLE_BOXES = """(key) => [...document.querySelectorAll(`.st-key-${key} figcaption`)].map((title) => {
     const box = title.getBoundingClientRect();
     return {text: title.textContent, left: box.left, right: box.right, top: box.top, bottom: box.bottom};
 })"""
@@ -139,15 +139,17 @@ def test_playground_keeps_its_plane_in_sight_refuses_bad_numbers_names_bad_link_
     expect(plane).to_have_count(1, timeout=10_000)  # the live fragment's copy gives way to the page's
     box = plane.bounding_box()
     assert box["y"] + box["height"] <= LAPTOP["height"], f"the plane ends at {box['y'] + box['height']} px"
-    maps = page.locator(".st-key-hidden_units .js-plotly-plot")
+    maps = page.locator(".st-key-hidden_units .zoo-maps")
     for size, name in ((LAPTOP, "1366"), ({"width": 1280, "height": 800}, "1280"), (PHONE, "390")):
         page.set_viewport_size(size)
         maps.scroll_into_view_if_needed()
         expect(maps).to_be_visible()
-        page.wait_for_timeout(500)  # Plotly redraws at the new width
+        page.wait_for_timeout(500)  # the maps redraw at the new width
         titles = page.evaluate(TITLE_BOXES, "hidden_units")
         assert len(titles) == 16, titles
         assert overlapping(titles) == [], f"at {size['width']} px"
+        widths = maps.locator("canvas").evaluate_all("(canvases) => canvases.map((canvas) => canvas.width)")
+        assert len(widths) == 16 and min(widths) >= 16, f"every map drawn at {size['width']} px: {widths}"
         screenshot(page, f"playground-unit-maps-{name}")
 
 

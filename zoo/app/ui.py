@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, TypeVar
 import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
-from zoo.app.charts import plane
+from zoo.app.charts import playground
 from zoo.core.errors import RunError, StorageError, ZooError
 from zoo.core.hosting import LOCAL_USER, VISITOR, HostingConfig, User, load_config, may_manage
 from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import model_store_url, zoo_home
 from zoo.core.settings import load_settings, log_level
 from zoo.core.spec import TrainSpec
-from zoo.ml.training import DecisionSurface, LimitBound, largest_within_limits
+from zoo.ml.training import LimitBound, largest_within_limits
 from zoo.runs.records import Run, lane_of
 from zoo.runs.store import RunStore, run_store_url
 from zoo.runs.store import open_run_store as open_store
@@ -537,18 +537,16 @@ def device_description() -> str:
         return str(error)
 
 
-_PLANE = st.components.v2.component(
-    "zoo.decision_plane", js=plane.SCRIPT, css=plane.STYLE, isolate_styles=False
+# The Playground's canvases (charts.playground): one component, its data saying what to draw.
+_PLAYGROUND_CANVAS = st.components.v2.component(
+    "zoo.playground_canvas", js=playground.SCRIPT, css=playground.STYLE, isolate_styles=False
 )
 
 
-def decision_plane(surface: DecisionSurface | None, spec: TrainSpec, *, key: str) -> None:
-    """The Playground's plane of ``spec``'s points, with ``surface`` when there is one: a component
-    keyed ``key``, kept in the page while it is redrawn, so a new surface redraws its canvas
-    (``charts.plane``)."""
-    data = points(spec)
-    drawn = plane.plane_data(surface, data.x_train, data.y_train, data.x_test, data.y_test)
-    _PLANE(data=drawn, key=key)
+def playground_canvas(data: dict, *, key: str) -> None:
+    """Draw ``data`` (``charts.playground``'s plane, loss or unit maps) in the component keyed ``key``:
+    kept in the page while it is redrawn, so new data redraws its canvas."""
+    _PLAYGROUND_CANVAS(data=data, key=key)
 
 
 def points(spec: TrainSpec) -> PointsData:

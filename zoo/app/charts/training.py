@@ -1,5 +1,5 @@
-"""Plotly figures (and table data) for training and evaluation: live curves, the hidden units' maps
-(the Playground's plane is ``plane``'s canvas), confusion matrix, ROC, per-class scores and runs side by side.
+"""Plotly figures (and table data) for training and evaluation: live curves (the Playground's live
+views are ``playground``'s canvases), confusion matrix, ROC, per-class scores and runs side by side.
 
 Pure functions: data in (metric frames made by ``metrics_frame`` from the rows of
 ``RunStore.metrics_since``, surfaces from ``RunStore.surface``, evaluation summaries), figures out.
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from zoo.core.scores import ClassScores
     from zoo.core.spec import TrainSpec
-    from zoo.ml.training import DecisionSurface
     from zoo.runs.records import MetricRow, Run
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#ff7f0e"
@@ -101,65 +100,6 @@ def epoch_curves(frame: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(title_text="epoch", rangemode="tozero")
     figure.update_annotations(font_size=SUBPLOT_TITLE_SIZE)
     figure.update_layout(height=320, margin=CHART_MARGIN, legend=LEGEND_BELOW)
-    return figure
-
-
-def loss_curves(frame: pd.DataFrame) -> go.Figure:
-    """The binary classifier's train and test loss per epoch (its validation set is the test set)."""
-    figure = go.Figure(
-        [
-            _line(metric_values(frame, "epoch/loss"), "epoch", "train loss", TRAIN_COLOR),
-            _line(metric_values(frame, "epoch/val_loss"), "epoch", "test loss", TEST_COLOR),
-        ]
-    )
-    figure.update_layout(
-        title="Loss",
-        height=300,
-        margin=CHART_MARGIN,
-        xaxis_title="epoch",
-        yaxis_rangemode="tozero",
-        legend=LEGEND_BELOW,
-    )
-    return figure
-
-
-def hidden_unit_maps(surface: DecisionSurface) -> go.Figure:
-    """What each hidden unit computes: its activation over the plane, one small heatmap per unit
-    (one row per layer, named on its left; each map titled with its unit's number only, so that eight
-    titles side by side stay apart in a narrow column)."""
-    layers = surface.hidden
-    columns = max(len(units) for units in layers)
-    figure = make_subplots(
-        rows=len(layers),
-        cols=columns,
-        subplot_titles=[
-            f"unit {unit + 1}" if unit < len(layers[layer]) else ""
-            for layer in range(len(layers))
-            for unit in range(columns)
-        ],
-        horizontal_spacing=0.02,
-        vertical_spacing=0.12 if len(layers) > 1 else 0.0,
-    )
-    x, y = np.asarray(surface.x), np.asarray(surface.y)
-    for layer, units in enumerate(layers):
-        for unit, grid in enumerate(units):
-            figure.add_trace(
-                go.Heatmap(
-                    x=x,
-                    y=y,
-                    z=np.asarray(grid, dtype=np.float32),
-                    colorscale="RdBu",
-                    showscale=False,
-                    hovertemplate=f"layer {layer + 1} unit {unit + 1}: %{{z:.2f}}<extra></extra>",
-                ),
-                layer + 1,
-                unit + 1,
-            )
-        figure.update_yaxes(title_text=f"layer {layer + 1}", title_standoff=4, row=layer + 1, col=1)
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
-    figure.update_annotations(font_size=11)
-    figure.update_layout(height=150 * len(layers) + 40, margin={"l": 30, "r": 10, "t": 30, "b": 10})
     return figure
 
 

@@ -1,7 +1,9 @@
-// The Playground's plane: P(class 1) over the plane, the 0.5 boundary, the train points (filled) and
-// the test points (open), drawn on a canvas that stays in the page while the run trains, so a new
-// surface costs one redraw (a Plotly chart is remounted at every new figure: ~6x the browser's time).
-// The data comes from zoo/app/charts/plane.py (plane_data); its keys are documented there.
+// The Playground's canvases, kept in the page while a run trains so that a new surface costs one
+// redraw (a Plotly chart is remounted at every new figure: ~6x the browser's time):
+// - the plane (data.kind "plane"): P(class 1) over the plane, the 0.5 boundary, the train points
+//   (filled) and the test points (open);
+// - the hidden units' maps (data.kind "maps"): each unit's activation over the plane, a row per layer.
+// The data comes from zoo/app/charts/playground.py (plane_data, unit_maps_data); its keys are there.
 
 const MARGIN = { left: 40, right: 64, top: 8, bottom: 30 };
 const HEIGHT = 440;
@@ -15,6 +17,60 @@ function hexToRgb(hex) {
 function colorAt(scale, p) {
   const [low, high, t] = p < 0.5 ? [scale[0], scale[1], p * 2] : [scale[1], scale[2], (p - 0.5) * 2];
   return low.map((channel, index) => Math.round(channel + (high[index] - channel) * t));
+}
+
+// A grid's values (row 0 at the bottom) as an image of one pixel per value, coloured on ``scale``
+// from ``low`` to ``high``; drawn stretched with smoothing over its cells, as TensorFlow Playground does.
+function gridImage(grid, scale, low, high) {
+  const rows = grid.length, columns = grid[0].length;
+  const cells = document.createElement("canvas");
+  cells.width = columns;
+  cells.height = rows;
+  const cellContext = cells.getContext("2d");
+  const image = cellContext.createImageData(columns, rows);
+  const span = high - low || 1;
+  grid.forEach((row, i) => row.forEach((value, j) => {
+    image.data.set([...colorAt(scale, (value - low) / span), 255], 4 * ((rows - 1 - i) * columns + j));
+  }));
+  cellContext.putImageData(image, 0, 0);
+  return cells;
+}
+
+// Size ``canvas`` to ``width`` x ``height`` CSS pixels, sharp on this screen; its 2-D context, cleared.
+function sizedContext(canvas, width, height) {
+  const ratio = window.devicePixelRatio || 1;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  const context = canvas.getContext("2d");
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  return context;
+}
+
+// Where the values ``x`` and ``y`` are in the plot box spanning ``xRange`` and ``yRange``.
+function scales(box, xRange, yRange) {
+  return [
+    (x) => box.left + ((x - xRange[0]) / (xRange[1] - xRange[0])) * box.width,
+    (y) => box.top + box.height - ((y - yRange[0]) / (yRange[1] - yRange[0])) * box.height,
+  ];
+}
+
+// A frame around the plot box and the ticks' values of its x range (below) and y range (left).
+function drawAxes(context, box, xRange, yRange, color) {
+  const { left, top, width, height } = box;
+  const [px, py] = scales(box, xRange, yRange);
+  context.fillStyle = color;
+  context.strokeStyle = color;
+  context.lineWidth = 1;
+  context.font = "11px sans-serif";
+  context.strokeRect(left, top, width, height);
+  context.textAlign = "center";
+  context.textBaseline = "top";
+  for (const x of ticks(...xRange, 6)) context.fillText(String(x), px(x), top + height + 6);
+  context.textAlign = "right";
+  context.textBaseline = "middle";
+  for (const y of ticks(...yRange, 5)) context.fillText(String(y), left - 6, py(y));
 }
 
 function ticks(low, high, count) {
@@ -51,10 +107,10 @@ function halfSegments(probability, xs, ys) {
   return segments;
 }
 
-function build(root) {
-  root.innerHTML = `<div class="zoo-plane-title"></div>
+function buildPlane(root) {
+  root.innerHTML = `<div class="zoo-title"></div>
     <div class="zoo-plane-area"><canvas></canvas><div class="zoo-plane-hover" hidden></div></div>
-    <div class="zoo-plane-legend"></div>`;
+    <div class="zoo-legend"></div>`;
   const canvas = root.querySelector("canvas");
   const hover = root.querySelector(".zoo-plane-hover");
   canvas.addEventListener("mousemove", (event) => {
@@ -74,9 +130,8 @@ function build(root) {
   canvas.addEventListener("mouseleave", () => { hover.hidden = true; });
 }
 
-function draw(root, data) {
+function drawPlane(root, data) {
   const canvas = root.querySelector("canvas");
-  const ratio = window.devicePixelRatio || 1;
   const width = Math.max(root.clientWidth, 200);
   // The plot keeps the plane's aspect (one unit is as long on both axes), at most HEIGHT tall.
   const [x0, x1] = data.x, [y0, y1] = data.y;
@@ -85,31 +140,16 @@ function draw(root, data) {
   const plotWidth = unit * (x1 - x0), plotHeight = unit * (y1 - y0);
   const height = plotHeight + MARGIN.top + MARGIN.bottom;
   const left = MARGIN.left + (roomWidth - plotWidth) / 2, top = MARGIN.top;
-  const px = (x) => left + (x - x0) * unit, py = (y) => top + (y1 - y) * unit;
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  const context = canvas.getContext("2d");
-  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  const box = { left, top, width: plotWidth, height: plotHeight };
+  const [px, py] = scales(box, [x0, x1], [y0, y1]);
+  const context = sizedContext(canvas, width, height);
   const textColor = getComputedStyle(root).color;
   const scale = data.colorscale.map(hexToRgb);
-  context.clearRect(0, 0, width, height);
 
   const surface = data.surface;
   if (surface) {
-    // One pixel per grid point, stretched over its cells with smoothing, as TensorFlow Playground does.
     const rows = surface.probability.length, columns = surface.probability[0].length;
-    const cells = document.createElement("canvas");
-    cells.width = columns;
-    cells.height = rows;
-    const cellContext = cells.getContext("2d");
-    const image = cellContext.createImageData(columns, rows);
-    surface.probability.forEach((row, i) => row.forEach((p, j) => {
-      const offset = 4 * ((rows - 1 - i) * columns + j);
-      image.data.set([...colorAt(scale, p), 255], offset);
-    }));
-    cellContext.putImageData(image, 0, 0);
+    const cells = gridImage(surface.probability, scale, 0, 1);
     context.imageSmoothingEnabled = true;
     const dx = (surface.x[columns - 1] - surface.x[0]) / Math.max(columns - 1, 1);
     const dy = (surface.y[rows - 1] - surface.y[0]) / Math.max(rows - 1, 1);
@@ -160,18 +200,7 @@ function draw(root, data) {
     }
   }
 
-  // The axes' ticks.
-  context.fillStyle = textColor;
-  context.strokeStyle = textColor;
-  context.lineWidth = 1;
-  context.font = "11px sans-serif";
-  context.strokeRect(left, top, plotWidth, plotHeight);
-  context.textAlign = "center";
-  context.textBaseline = "top";
-  for (const x of ticks(x0, x1, 6)) context.fillText(String(x), px(x), top + plotHeight + 6);
-  context.textAlign = "right";
-  context.textBaseline = "middle";
-  for (const y of ticks(y0, y1, 6)) context.fillText(String(y), left - 6, py(y));
+  drawAxes(context, box, [x0, x1], [y0, y1], textColor);
 
   root.zooView = {
     x: [x0, x1],
@@ -183,30 +212,88 @@ function draw(root, data) {
       return surface.probability[nearest(surface.y, y)][nearest(surface.x, x)];
     },
   };
-  root.querySelector(".zoo-plane-title").textContent = data.title;
-  root.querySelector(".zoo-plane-legend").innerHTML = data.class_colors.map((color, label) =>
+  root.querySelector(".zoo-title").textContent = data.title;
+  root.querySelector(".zoo-legend").innerHTML = data.class_colors.map((color, label) =>
     `<span><i style="background:${color}"></i>class ${label}</span>`).join("") +
     "<span>filled: train · open: test</span>";
   canvas.dataset.frame = data.frame;
 }
 
+// The maps' elements: a row per layer (its name, then a captioned canvas per unit); made again only
+// when the network's shape changes.
+function drawMaps(root, data) {
+  const shape = data.layers.map((units) => units.length).join(",");
+  if (root.dataset.shape !== shape) {
+    root.dataset.shape = shape;
+    const columns = Math.max(...data.layers.map((units) => units.length));
+    root.innerHTML = data.layers.map((units, layer) => `<div class="zoo-maps-layer">
+      <div class="zoo-maps-name">layer ${layer + 1}</div>
+      <div class="zoo-maps-units" style="grid-template-columns: repeat(${columns}, minmax(0, 1fr))">
+        ${units.map((_, unit) => `<figure><figcaption>unit ${unit + 1}</figcaption><canvas></canvas></figure>`).join("")}
+      </div></div>`).join("");
+  }
+  const scale = data.colorscale.map(hexToRgb);
+  const canvases = root.querySelectorAll("canvas");
+  data.layers.flat().forEach((values, index) => {
+    const canvas = canvases[index];
+    const size = Math.min(Math.max(canvas.parentElement.clientWidth, 16), 150);
+    const context = sizedContext(canvas, size, size);
+    context.imageSmoothingEnabled = true;
+    context.drawImage(gridImage(values, scale, 0, 255), 0, 0, size, size);
+  });
+  root.dataset.frame = data.frame;
+}
+
+// The loss curves: a line per series against the epoch, the y axis from 0, a legend below.
+function drawLoss(root, data) {
+  if (!root.querySelector("canvas")) {
+    root.innerHTML = `<div class="zoo-title"></div><canvas></canvas><div class="zoo-legend"></div>`;
+  }
+  const canvas = root.querySelector("canvas");
+  const width = Math.max(root.clientWidth, 200), height = 260;
+  const context = sizedContext(canvas, width, height);
+  const textColor = getComputedStyle(root).color;
+  const box = { left: 44, top: 8, width: width - 44 - 16, height: height - 8 - 40 };
+  const xs = data.series.flatMap((series) => series.x), ys = data.series.flatMap((series) => series.y);
+  const xRange = xs.length ? [Math.min(...xs), Math.max(Math.max(...xs), Math.min(...xs) + 1)] : [0, 1];
+  const yRange = [0, ys.length ? Math.max(...ys) * 1.05 || 1 : 1];
+  drawAxes(context, box, xRange, yRange, textColor);
+  context.textAlign = "center";
+  context.textBaseline = "bottom";
+  context.fillText(data.x_title, box.left + box.width / 2, height - 2);
+  const [px, py] = scales(box, xRange, yRange);
+  for (const series of data.series) {
+    context.strokeStyle = series.color;
+    context.lineWidth = 2;
+    context.beginPath();
+    series.x.forEach((x, index) => (index ? context.lineTo : context.moveTo).call(context, px(x), py(series.y[index])));
+    context.stroke();
+  }
+  root.querySelector(".zoo-title").textContent = data.title;
+  root.querySelector(".zoo-legend").innerHTML = data.series.map((series) =>
+    `<span><i style="background:${series.color}"></i>${series.name}</span>`).join("");
+  root.dataset.frame = data.frame;
+}
+
+const DRAW = { plane: drawPlane, maps: drawMaps, loss: drawLoss };
+
 export default function (component) {
   const { data, parentElement } = component;
-  let root = parentElement.querySelector(".zoo-plane");
+  let root = parentElement.querySelector(`.zoo-${data.kind}`);
   if (!root) {
     root = document.createElement("div");
-    root.className = "zoo-plane";
+    root.className = `zoo-${data.kind}`;
     parentElement.appendChild(root);
-    build(root);
+    if (data.kind === "plane") buildPlane(root);
   }
   root.zooData = data;
-  draw(root, data);
+  DRAW[data.kind](root, data);
   if (!root.zooResize) {
     let width = root.clientWidth;
     root.zooResize = new ResizeObserver(() => {
       if (root.clientWidth !== width) {
         width = root.clientWidth;
-        draw(root, root.zooData);
+        DRAW[root.zooData.kind](root, root.zooData);
       }
     });
     root.zooResize.observe(root);
