@@ -1,6 +1,7 @@
 """Playground: the article's binary classifier on 2-D points, with its decision boundary and
 every hidden unit drawn live. Every setting is bound to the URL, so a link reproduces the experiment."""
 
+import time
 from dataclasses import replace
 
 import streamlit as st
@@ -13,7 +14,7 @@ from zoo.core.scores import Scores
 from zoo.core.spec import TrainSpec
 from zoo.core.vocabulary import ACTIVATIONS, OPTIMIZER_LABELS, OPTIMIZERS, POINT_DATASETS
 from zoo.execution.admission import start
-from zoo.ml.training import LimitBound
+from zoo.ml.training import DecisionSurface, LimitBound
 from zoo.runs.records import Run
 
 # The article's 2-3-1 sigmoid network and Adam; a learning rate of 0.01 (the article's 0.001
@@ -60,6 +61,11 @@ NOTICE_KEY = "playground.notice"  # what Start or Reset did to someone else's ru
 STARTED_KEY = "playground.started"  # Start's callback started the run: "", or why it could not
 IGNORED_KEY = "playground.ignored_link_values"
 LINK_READ_KEY = "playground.link_read"  # the session's first run of the page has read its link
+# Right after Start, the plane waits this long at most for the run's first surface, so that the
+# click's own rerun shows the first boundary (a warm worker's comes ~0.1-0.2 s after the run is
+# created); the next refresh would come only after the browser has drawn the whole page again.
+FIRST_SURFACE_SECONDS = 1.0
+AWAITED_KEY = "playground.first_surface"  # the run Start just started here, whose first surface is awaited
 
 
 def restore_defaults() -> None:
@@ -315,6 +321,7 @@ def start_run(spec: TrainSpec, run: Run | None, user) -> str:
             f"only {run.owner} or an admin can stop it."
         )
     st.session_state.pop(IGNORED_KEY, None)
+    st.session_state[AWAITED_KEY] = new_run
     ui.follow_run(new_run)
     return ""
 
@@ -382,18 +389,28 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
     def followed() -> Run | None:
         return ui.run_store().get(run.id) if run is not None else None
 
+    def latest_surface(current: Run) -> DecisionSurface | None:
+        """The run's newest surface; in the rerun right after Start, its first one, waited for up to
+        ``FIRST_SURFACE_SECONDS``."""
+        store = ui.run_store()
+        awaited = st.session_state.pop(AWAITED_KEY, None) == current.id
+        deadline = time.monotonic() + (FIRST_SURFACE_SECONDS if awaited else 0.0)
+        while (surface := store.surface(current.id)) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return surface
+
     def plane(live: bool) -> bool:
         current = followed()
         shown_spec = current.spec if current is not None else spec
         if shown_spec is None:
             st.info("The plane shows the points once the settings are fixed.")
             return False
-        surface = ui.run_store().surface(current.id) if current is not None else None
         if current is not None and current.is_active:
             if ui.may_manage_owner(current.owner):
                 # In the fragment: a click reruns only the fragment, not the whole page.
                 ui.stop_button(current, key="playground.stop")
             ui.show_progress(current, "points", pace=True)
+        surface = latest_surface(current) if current is not None else None
         data = ui.points(shown_spec)
         plane = playground.plane_data(surface, data.x_train, data.y_train, data.x_test, data.y_test)
         ui.playground_canvas(plane, key="boundary")

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from zoo.core.hosting import LOCAL_USER
 from zoo.core.scores import ClassScores, Scores
 from zoo.core.spec import TrainSpec
 from zoo.execution.executor import wait
-from zoo.ml.training import Progress
+from zoo.ml.training import DecisionSurface, Progress
 from zoo.runs.records import MetricsReport
 from zoo.runs.store import RunStore, open_run_store
 from zoo.storage.models import ModelStore
@@ -333,6 +334,33 @@ def test_playground_trains_shows_evaluation_and_keeps_the_model_under_a_new_name
     assert [link.label for link in run_links] == [f"binary run {run_id}"]
     assert re.search(r"^completed · test accuracy \d+\.\d% · ", texts(home.caption), re.MULTILINE)
     assert re.search(r"- my-moons · test accuracy \d+\.\d% · moons \(binary\)", texts(home.markdown))
+
+
+def test_playground_start_shows_the_run_s_first_boundary_in_the_click_s_own_rerun():
+    """Right after Start the plane waits (up to a second) for the run's first surface: the rerun the
+    click makes draws the first boundary, where the next refresh would come only after the browser
+    had drawn the whole page again. Here the surface comes 0.3 s after the run is created (the
+    tests' workers start cold: the run's own worker is still loading TensorFlow then)."""
+    store = open_run_store()
+    first = DecisionSurface(
+        x=[-1.0, 1.0], y=[-1.0, 1.0], probability=[[0.2, 0.4], [0.6, 0.8]], hidden=[], step=9, epoch=1
+    )
+
+    def first_surface() -> None:
+        deadline = time.monotonic() + 30
+        while not (runs := store.list_runs()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        store.save_surface(runs[0].id, first)
+
+    app = open_page("playground", TINY_BINARY)
+    writer = threading.Thread(target=first_surface)
+    writer.start()
+    click(app, "Start training")
+    writer.join()
+    plane = chart(app, "boundary")
+    assert plane["surface"]["probability"] == first.probability and plane["frame"] == 9
+    open_run_store().request_stop(app.query_params["run"], by=LOCAL_USER)
 
 
 def test_playground_start_shows_the_new_run_in_one_run_of_the_page(monkeypatch):
