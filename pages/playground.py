@@ -382,9 +382,8 @@ def run_buttons(spec: TrainSpec | None, problems: list[str], run: Run | None, us
 
 def show_training(run: Run | None, spec: TrainSpec | None) -> None:
     """The plane, the loss curves and the hidden units of the followed run (or the bare data of
-    ``spec``): redrawn live while the run trains, the plane every ``ui.BOUNDARY_REFRESH_SECONDS`` and
-    the curves and unit maps every ``ui.UNIT_MAPS_REFRESH_SECONDS`` (a 4x8 network's 32 maps take
-    ~0.2-0.6 s to build, and the browser draws them on the thread that draws the plane)."""
+    ``spec``), on ``charts.playground``'s canvases: redrawn live while the run trains, the plane every
+    ``ui.BOUNDARY_REFRESH_SECONDS`` and the curves and unit maps every ``ui.UNIT_MAPS_REFRESH_SECONDS``."""
 
     def followed() -> Run | None:
         return ui.run_store().get(run.id) if run is not None else None

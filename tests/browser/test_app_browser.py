@@ -86,6 +86,10 @@ def test_playground_boundary_and_loss_change_live_then_stop(
     assert len(boundaries) >= 3, f"the boundary changed {len(boundaries) - 1} time(s) while training"
     assert len(losses) >= 3, f"the loss chart changed {len(losses) - 1} time(s) while training"
     assert "Epoch" in progress_text(page), "the run is still live"
+    page.locator(".st-key-boundary canvas").hover()  # the middle of the plane: what the model says there
+    expect(page.locator(".st-key-boundary .zoo-plane-hover")).to_have_text(
+        re.compile(r"x=-?\d+\.\d\d, y=-?\d+\.\d\d, P\(1\)=[01]\.\d\d")
+    )
     screenshot(page, "playground-live")
 
     # The main area's Stop, not the one in Streamlit's own "running" status widget.

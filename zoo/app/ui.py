@@ -57,13 +57,14 @@ _SEEN_AT_KEY = "zoo.seen_at"
 RUN_QUERY_KEY = "run"  # st.query_params key holding the id of the run a page follows
 PAGE_OF_KIND = {"cnn": "pages/train.py", "binary": "pages/playground.py"}  # the page that follows a run
 LIVE_REFRESH_SECONDS = 0.5  # live charts redraw at least twice a second
-# The Playground's boundary redraws five times a second: its worker computes a new one about six times a
-# second (training.CALL_SECONDS), so the page shows the newest at least four times a second.
-BOUNDARY_REFRESH_SECONDS = 0.2
-# Its loss curves and hidden units' maps, once a second: the browser draws every chart of the page on one
-# thread, shared on 2 cores with the server and the worker; at twice a second (LIVE_REFRESH_SECONDS) they
-# left the boundary 1.3-1.6 new frames a second, at once 1.7-2.1 (4x8 network: 0.5-0.8 -> 0.8-1.2),
-# interleaved runs of benchmarks/playground.py at load average 6-9.
+# The Playground's boundary redraws about seven times a second, as often as its worker computes a new one
+# (a compiled call of training.CALL_SECONDS), so the page shows at least four a second: measured at 0.2 s,
+# 2.5-4.9 boundaries a second for the default network (2 of 7 runs under 4), at 0.15 s 4.6-6.8 (all 7),
+# interleaved runs of benchmarks/playground.py at load average 1.5-3.9.
+BOUNDARY_REFRESH_SECONDS = 0.15
+# Its loss curves and hidden units' maps, once a second: they change slowly to the eye, and each refresh
+# reads the run's whole surface (1 MB for a 4x8 network) besides the new metric rows, on the 2 cores the
+# browser, the server and the worker share.
 UNIT_MAPS_REFRESH_SECONDS = 1.0
 SIDEBAR_REFRESH_SECONDS = 1.0  # the sidebar's live-run line: cheaper, in every open tab
 # How long the run-store reads of every page (app.py's, the sidebar's) and Home's and Runs' lists wait
