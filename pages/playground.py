@@ -1,7 +1,6 @@
 """Playground: the article's binary classifier on 2-D points, with its decision boundary and
 every hidden unit drawn live. Every setting is bound to the URL, so a link reproduces the experiment."""
 
-import time
 from dataclasses import replace
 
 import streamlit as st
@@ -391,12 +390,8 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
     def latest_surface(current: Run) -> DecisionSurface | None:
         """The run's newest surface; in the rerun right after Start, its first one, waited for up to
         ``FIRST_SURFACE_SECONDS``."""
-        store = ui.run_store()
         awaited = st.session_state.pop(AWAITED_KEY, None) == current.id
-        deadline = time.monotonic() + (FIRST_SURFACE_SECONDS if awaited else 0.0)
-        while (surface := store.surface(current.id)) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return surface
+        return ui.surface(current.id, wait_seconds=FIRST_SURFACE_SECONDS if awaited else 0.0)
 
     def plane(live: bool) -> bool:
         current = followed()
@@ -425,7 +420,7 @@ def show_training(run: Run | None, spec: TrainSpec | None) -> None:
         if current is None:
             return False
         ui.playground_canvas(playground.loss_data(ui.metrics_frame(current.id)), key="loss")
-        surface = ui.run_store().surface(current.id)
+        surface = ui.surface(current.id)
         if surface is not None:
             ui.playground_canvas(playground.unit_maps_data(surface), key="hidden_units")
             st.caption("What each hidden unit computes: its activation at every point of the plane.")

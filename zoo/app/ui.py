@@ -28,7 +28,7 @@ from zoo.core.logs import chosen_level, configure_logging
 from zoo.core.paths import model_store_url, zoo_home
 from zoo.core.settings import load_settings, log_level
 from zoo.core.spec import TrainSpec
-from zoo.ml.training import LimitBound, largest_within_limits
+from zoo.ml.training import DecisionSurface, LimitBound, largest_within_limits
 from zoo.runs.records import Run, lane_of
 from zoo.runs.store import RunStore, run_store_url
 from zoo.runs.store import open_run_store as open_store
@@ -536,6 +536,16 @@ def device_description() -> str:
         return executor().describe().devices
     except ZooError as error:
         return str(error)
+
+
+def surface(run_id: str, *, wait_seconds: float = 0.0) -> DecisionSurface | None:
+    """A binary run's newest decision surface; with ``wait_seconds``, waits that long at most for its
+    first one (the run store polled every 20 ms)."""
+    store = run_store()
+    deadline = time.monotonic() + wait_seconds
+    while (newest := store.surface(run_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return newest
 
 
 # The Playground's canvases (charts.playground): one component, its data saying what to draw.
