@@ -1,5 +1,7 @@
 """The training and evaluation figures: what each one draws from the run store's data."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,6 +115,25 @@ def test_every_hidden_unit_gets_its_own_map_one_row_per_layer_on_its_own_range()
         x=[0, 1], y=[0, 1], probability=[[0, 0], [0, 0]], hidden=[[[[2, 2], [2, 2]]]], step=1, epoch=1
     )
     assert unit_maps_data(constant)["layers"] == [[[[128, 128], [128, 128]]]]
+
+
+def test_a_diverged_run_s_canvases_get_strict_json_that_the_browser_can_read():
+    """The browser's JSON has no NaN or Infinity: a non-finite loss is left out of its curve and a
+    non-finite value drawn as the middle of its map's colours."""
+    nan, inf = float("nan"), float("inf")
+    diverged = DecisionSurface(
+        x=[0.0, 1.0], y=[0.0, 1.0], probability=[[0.1, nan], [inf, 0.9]],
+        hidden=[[[[0.0, nan], [2.0, 4.0]]]], step=3, epoch=2,
+    )  # fmt: skip
+    points, labels = np.array([[0.0, 0.0]]), np.array([1])
+    plane = plane_data(diverged, points, labels, points, labels)
+    assert plane["surface"]["probability"] == [[0.1, 0.5], [0.5, 0.9]]
+    assert unit_maps_data(diverged)["layers"] == [[[[0, 128], [128, 255]]]]
+    frame = metrics([(1, 1, "epoch/loss", 0.7), (2, 2, "epoch/loss", nan), (2, 2, "epoch/val_loss", inf)])
+    loss = loss_data(frame)
+    assert [(series["x"], series["y"]) for series in loss["series"]] == [([1], [0.7]), ([], [])]
+    for data in (plane, unit_maps_data(diverged), loss):
+        json.dumps(data, allow_nan=False)
 
 
 def test_confusion_matrix_cells_carry_true_and_predicted_labels_for_selection():

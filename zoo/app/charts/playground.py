@@ -7,7 +7,9 @@ each new surface remounted the chart (a new Plotly plot from scratch): measured 
 browser's one thread per frame, which held the Playground to ~2 boundaries a second on a 2-core
 machine; the first Plotly chart of a page also loads Plotly (~0.8 s of that thread, in the middle of
 a run). A keyed component keeps its canvases; a new surface is one redraw (~35 ms with Streamlit's
-own work). ``plane_data``, ``loss_data`` and ``unit_maps_data``: data in, the JSON drawn out.
+own work). ``plane_data``, ``loss_data`` and ``unit_maps_data``: data in, the JSON drawn out, strict
+JSON even for a run that diverged (the browser cannot read NaN: a value that is not finite is left out
+of a curve, and drawn as "no opinion" on a map, the middle of its colours).
 """
 
 from __future__ import annotations
@@ -77,14 +79,16 @@ def plane_data(
         "title": "Decision boundary" + (f" · epoch {surface.epoch}" if surface is not None else ""),
         "x": [float(xs[0] - half_x), float(xs[-1] + half_x)],
         "y": [float(ys[0] - half_y), float(ys[-1] + half_y)],
-        "surface": None
-        if surface is None
-        else {"x": surface.x, "y": surface.y, "probability": surface.probability},
+        "surface": None if surface is None else drawn_surface(surface),
         "points": {"train": points(x_train, y_train), "test": points(x_test, y_test)},
         "class_colors": list(CLASS_COLORS),
         "colorscale": list(BOUNDARY_COLORS),
         "frame": surface.step if surface is not None else -1,
     }
+
+
+def drawn_surface(surface: DecisionSurface) -> dict[str, Any]:
+    return {"x": surface.x, "y": surface.y, "probability": finite(surface.probability, middle=0.5).tolist()}
 
 
 def unit_maps_data(surface: DecisionSurface) -> dict[str, Any]:
@@ -94,10 +98,11 @@ def unit_maps_data(surface: DecisionSurface) -> dict[str, Any]:
 
     def scaled(grid: list[list[float]]) -> list[list[int]]:
         values = np.asarray(grid, dtype=np.float64)
-        low, high = values.min(), values.max()
-        if high == low:
+        known = values[np.isfinite(values)]
+        if not known.size or known.max() == known.min():
             return np.full(values.shape, 128, dtype=int).tolist()
-        return np.round((values - low) / (high - low) * 255).astype(int).tolist()
+        low, high = known.min(), known.max()
+        return finite(np.round((values - low) / (high - low) * 255), middle=128).astype(int).tolist()
 
     return {
         "kind": "maps",
@@ -117,6 +122,7 @@ def loss_data(frame: pd.DataFrame) -> dict[str, Any]:
         ("epoch/val_loss", "test loss", TEST_COLOR),
     ):
         rows = metric_values(frame, metric)
+        rows = rows[np.isfinite(rows["value"].to_numpy(dtype=np.float64))]
         series.append(
             {"name": name, "color": color, "x": rows["epoch"].tolist(), "y": rows["value"].tolist()}
         )
@@ -127,3 +133,9 @@ def loss_data(frame: pd.DataFrame) -> dict[str, Any]:
         "series": series,
         "frame": max((points["x"][-1] for points in series if points["x"]), default=0),
     }
+
+
+def finite(values: Any, *, middle: float) -> np.ndarray:
+    """``values`` (nested lists or an array) as an array, every value that is not finite made ``middle``."""
+    array = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(array), array, middle)
